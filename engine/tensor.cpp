@@ -1,0 +1,47 @@
+// Shape arithmetic and tensor storage management.
+#include "engine/tensor.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace edgeqc {
+
+Shape::Shape(std::initializer_list<int> dims) {
+    if (dims.size() > kMaxRank) throw std::invalid_argument("Shape: more than 4 dimensions");
+    for (int d : dims) {
+        if (d < 0) throw std::invalid_argument("Shape: negative dimension");
+        dims_[static_cast<std::size_t>(rank_++)] = d;
+    }
+}
+
+std::size_t Shape::elements() const {
+    if (rank_ == 0) return 0;
+    std::size_t n = 1;
+    for (int i = 0; i < rank_; ++i) n *= static_cast<std::size_t>(dims_[static_cast<std::size_t>(i)]);
+    return n;
+}
+
+bool Shape::operator==(const Shape& other) const {
+    if (rank_ != other.rank_) return false;
+    return std::equal(dims_.begin(), dims_.begin() + rank_, other.dims_.begin());
+}
+
+std::string Shape::str() const {
+    std::string s;
+    for (int i = 0; i < rank_; ++i) {
+        if (i) s += 'x';
+        s += std::to_string(dims_[static_cast<std::size_t>(i)]);
+    }
+    return s.empty() ? "scalar" : s;
+}
+
+void TensorView::fill(float value) const { std::fill(data, data + size(), value); }
+
+void Tensor::resize(const Shape& shape) {
+    shape_ = shape;
+    storage_.resize(shape.elements());
+}
+
+void Tensor::fill(float value) { std::fill(storage_.begin(), storage_.end(), value); }
+
+}  // namespace edgeqc
