@@ -1,0 +1,253 @@
+// Image decoding and encoding through stb_image / stb_image_write, and the reference resampler.
+// Files are read into memory first so that missing, unreadable and undecodable files get distinct messages.
+#include "data/image.hpp"
+
+#include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
+
+#include "engine/error.hpp"
+
+namespace edgeqc {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+void check_image(const Image& image, const std::string& operation) {
+    const bool sides_ok = image.width >= 1 && image.height >= 1 && image.width <= kMaxImageSide &&
+                          image.height <= kMaxImageSide;
+    const bool channels_ok = image.channels >= 1 && image.channels <= 4;
+    if (!sides_ok || !channels_ok) {
+        throw Error("cannot " + operation + " an image of " + std::to_string(image.width) + "x" +
+                    std::to_string(image.height) + " pixels with " + std::to_string(image.channels) +
+                    " channels.");
+    }
+    const std::size_t expected = static_cast<std::size_t>(image.width) * static_cast<std::size_t>(image.height) *
+                                 static_cast<std::size_t>(image.channels);
+    if (image.pixels.size() != expected) {
+        throw Error("cannot " + operation + " an image whose pixel buffer holds " +
+                    std::to_string(image.pixels.size()) + " values instead of " + std::to_string(expected) + ".");
+    }
+}
+
+std::string decode_failure(const std::string& name) {
+    const char* reason = stbi_failure_reason();
+    return "cannot decode image '" + name + "': " + (reason ? reason : "unknown format");
+}
+
+// One output sample is the weighted sum of input samples first .. first + weights.size() - 1.
+struct AxisTap {
+    int first = 0;
+    std::vector<float> weights;
+};
+
+std::vector<AxisTap> axis_taps(int in, int out) {
+    std::vector<AxisTap> taps(static_cast<std::size_t>(out));
+    for (int i = 0; i < out; ++i) {
+        AxisTap& tap = taps[static_cast<std::size_t>(i)];
+        if (out == in) {
+            tap = {i, {1.0f}};
+        } else if (out < in) {
+            const double lo = static_cast<double>(i) * in / out;
+            const double hi = static_cast<double>(i + 1) * in / out;
+            const double scale = static_cast<double>(out) / in;
+            const int first = static_cast<int>(std::floor(lo));
+            const int last = std::min(static_cast<int>(std::ceil(hi)), in) - 1;
+            tap.first = first;
+            for (int j = first; j <= last; ++j) {
+                const double overlap = std::min<double>(j + 1, hi) - std::max<double>(j, lo);
+                tap.weights.push_back(static_cast<float>(overlap * scale));
+            }
+        } else {
+            const double src = std::clamp((i + 0.5) * in / out - 0.5, 0.0, static_cast<double>(in - 1));
+            const int j0 = static_cast<int>(std::floor(src));
+            const auto t = static_cast<float>(src - j0);
+            tap.first = j0;
+            tap.weights = {1.0f - t};
+            if (j0 + 1 < in) tap.weights.push_back(t);
+        }
+    }
+    return taps;
+}
+
+std::uint8_t to_byte(float value) {
+    if (!(value > 0.0f)) return 0;  // also maps NaN to black
+    if (value >= 1.0f) return 255;
+    return static_cast<std::uint8_t>(value * 255.0f + 0.5f);
+}
+
+void write_file_atomically(const std::string& path, const std::vector<unsigned char>& bytes) {
+    const std::string temporary = path + ".tmp";
+    {
+        std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
+        if (!file) throw Error("cannot write '" + path + "': the file '" + temporary + "' cannot be created.");
+        file.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+        file.close();
+        if (!file) {
+            std::error_code ignored;
+            fs::remove(temporary, ignored);
+            throw Error("cannot write '" + path + "': writing '" + temporary + "' failed (disk full?).");
+        }
+    }
+    std::error_code error;
+    fs::rename(temporary, path, error);
+    if (error) {
+        std::error_code ignored;
+        fs::remove(temporary, ignored);
+        throw Error("cannot write '" + path + "': " + error.message() + ".");
+    }
+}
+
+}  // namespace
+
+Image decode_image_file(const std::string& path) {
+    std::error_code error;
+    const fs::file_status status = fs::status(path, error);
+    if (!fs::exists(status)) throw Error("cannot read image '" + path + "': the file does not exist.");
+    if (!fs::is_regular_file(status)) throw Error("cannot read image '" + path + "': it is not a regular file.");
+    std::ifstream file(path, std::ios::binary);
+    if (!file) throw Error("cannot read image '" + path + "': the file cannot be opened (permissions?).");
+    const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    if (file.bad()) throw Error("cannot read image '" + path + "': reading the file failed.");
+    return decode_image_memory(bytes.data(), bytes.size(), path);
+}
+
+Image decode_image_memory(const unsigned char* bytes, std::size_t size, const std::string& name_for_errors) {
+    if (size == 0 || bytes == nullptr) throw Error("cannot decode image '" + name_for_errors + "': the file is empty.");
+    if (size > static_cast<std::size_t>(INT_MAX)) {
+        throw Error("cannot decode image '" + name_for_errors + "': the file is larger than 2 GiB.");
+    }
+    const int length = static_cast<int>(size);
+    int width = 0, height = 0, channels = 0;
+    if (!stbi_info_from_memory(bytes, length, &width, &height, &channels)) throw Error(decode_failure(name_for_errors));
+    if (width < 1 || height < 1 || width > kMaxImageSide || height > kMaxImageSide) {
+        throw Error("cannot decode image '" + name_for_errors + "': its size " + std::to_string(width) + "x" +
+                    std::to_string(height) + " exceeds the limit of " + std::to_string(kMaxImageSide) +
+                    " pixels per side.");
+    }
+    const std::unique_ptr<stbi_uc, decltype(&stbi_image_free)> interleaved(
+        stbi_load_from_memory(bytes, length, &width, &height, &channels, 0), &stbi_image_free);
+    if (!interleaved) throw Error(decode_failure(name_for_errors));
+    if (channels < 1 || channels > 4) {
+        throw Error("cannot decode image '" + name_for_errors + "': it has " + std::to_string(channels) +
+                    " channels.");
+    }
+
+    Image image{width, height, channels, {}};
+    const std::size_t plane = static_cast<std::size_t>(width) * static_cast<std::size_t>(height);
+    image.pixels.resize(plane * static_cast<std::size_t>(channels));
+    const auto channel_count = static_cast<std::size_t>(channels);
+    for (std::size_t c = 0; c < channel_count; ++c) {
+        float* out = image.pixels.data() + c * plane;
+        for (std::size_t p = 0; p < plane; ++p) out[p] = interleaved.get()[p * channel_count + c] * (1.0f / 255.0f);
+    }
+    return image;
+}
+
+Image convert_channels(const Image& image, int channels) {
+    check_image(image, "convert");
+    if (channels != 1 && channels != 3) {
+        throw Error("cannot convert an image to " + std::to_string(channels) + " channels; only 1 and 3 are supported.");
+    }
+    const std::size_t plane = static_cast<std::size_t>(image.width) * static_cast<std::size_t>(image.height);
+    const float* source = image.pixels.data();
+    Image result{image.width, image.height, channels, {}};
+    result.pixels.resize(plane * static_cast<std::size_t>(channels));
+    float* out = result.pixels.data();
+    const bool has_colour = image.channels >= 3;
+    if (channels == 1 && has_colour) {
+        const float* red = source;
+        const float* green = source + plane;
+        const float* blue = source + 2 * plane;
+        for (std::size_t p = 0; p < plane; ++p) out[p] = 0.299f * red[p] + 0.587f * green[p] + 0.114f * blue[p];
+    } else {
+        // Grey (or grey + alpha) is replicated; colour keeps its first three planes, dropping alpha.
+        for (int c = 0; c < channels; ++c) {
+            const float* plane_in = source + (has_colour ? static_cast<std::size_t>(c) * plane : 0);
+            std::copy(plane_in, plane_in + plane, out + static_cast<std::size_t>(c) * plane);
+        }
+    }
+    return result;
+}
+
+Image resize_image(const Image& image, int width, int height) {
+    check_image(image, "resize");
+    if (width < 1 || height < 1 || width > kMaxImageSide || height > kMaxImageSide) {
+        throw Error("cannot resize an image to " + std::to_string(width) + "x" + std::to_string(height) +
+                    " pixels; each side must be between 1 and " + std::to_string(kMaxImageSide) + ".");
+    }
+    const std::vector<AxisTap> column_taps = axis_taps(image.width, width);
+    const std::vector<AxisTap> row_taps = axis_taps(image.height, height);
+    const auto in_width = static_cast<std::size_t>(image.width);
+    const auto out_width = static_cast<std::size_t>(width);
+
+    // Width pass: C x H_in x W_out.
+    std::vector<float> narrowed(static_cast<std::size_t>(image.channels) * static_cast<std::size_t>(image.height) *
+                                out_width);
+    const std::size_t rows_in = static_cast<std::size_t>(image.channels) * static_cast<std::size_t>(image.height);
+    for (std::size_t row = 0; row < rows_in; ++row) {
+        const float* in = image.pixels.data() + row * in_width;
+        float* out = narrowed.data() + row * out_width;
+        for (std::size_t x = 0; x < out_width; ++x) {
+            const AxisTap& tap = column_taps[x];
+            const float* window = in + tap.first;
+            float sum = 0.0f;
+            for (std::size_t k = 0; k < tap.weights.size(); ++k) sum += tap.weights[k] * window[k];
+            out[x] = sum;
+        }
+    }
+
+    // Height pass: whole rows at a time, so the inner loop runs along contiguous memory.
+    Image result{width, height, image.channels, {}};
+    result.pixels.assign(static_cast<std::size_t>(image.channels) * static_cast<std::size_t>(height) * out_width, 0.0f);
+    for (std::size_t c = 0; c < static_cast<std::size_t>(image.channels); ++c) {
+        const float* channel_in = narrowed.data() + c * static_cast<std::size_t>(image.height) * out_width;
+        float* channel_out = result.pixels.data() + c * static_cast<std::size_t>(height) * out_width;
+        for (std::size_t y = 0; y < static_cast<std::size_t>(height); ++y) {
+            const AxisTap& tap = row_taps[y];
+            float* out = channel_out + y * out_width;
+            for (std::size_t k = 0; k < tap.weights.size(); ++k) {
+                const float* in = channel_in + (static_cast<std::size_t>(tap.first) + k) * out_width;
+                const float weight = tap.weights[k];
+                for (std::size_t x = 0; x < out_width; ++x) out[x] += weight * in[x];
+            }
+        }
+    }
+    return result;
+}
+
+void write_png(const std::string& path, const Image& image) {
+    check_image(image, "write '" + path + "' from");
+    if (image.channels != 1 && image.channels != 3) {
+        throw Error("cannot write '" + path + "': PNG output supports 1 or 3 channels, not " +
+                    std::to_string(image.channels) + ".");
+    }
+    const std::size_t plane = static_cast<std::size_t>(image.width) * static_cast<std::size_t>(image.height);
+    const auto channels = static_cast<std::size_t>(image.channels);
+    std::vector<std::uint8_t> interleaved(plane * channels);
+    for (std::size_t c = 0; c < channels; ++c) {
+        for (std::size_t p = 0; p < plane; ++p) interleaved[p * channels + c] = to_byte(image.pixels[c * plane + p]);
+    }
+    std::vector<unsigned char> encoded;
+    const auto append = [](void* context, void* data, int size) {
+        auto& sink = *static_cast<std::vector<unsigned char>*>(context);
+        const auto* bytes = static_cast<const unsigned char*>(data);
+        sink.insert(sink.end(), bytes, bytes + size);
+    };
+    if (!stbi_write_png_to_func(append, &encoded, image.width, image.height, image.channels, interleaved.data(),
+                                image.width * image.channels)) {
+        throw Error("cannot write '" + path + "': PNG encoding failed.");
+    }
+    write_file_atomically(path, encoded);
+}
+
+}  // namespace edgeqc

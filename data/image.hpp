@@ -1,0 +1,36 @@
+// Decoded images as planar float arrays, plus the decode, channel conversion, resize and PNG write steps.
+// Deliberately no colour management, EXIF orientation or 16-bit precision: stb_image reduces all to 8 bits.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace edgeqc {
+
+// Larger sides are rejected before decoding, so a hostile header cannot ask for gigabytes.
+inline constexpr int kMaxImageSide = 16384;
+
+struct Image {
+    int width = 0, height = 0, channels = 0;
+    std::vector<float> pixels;  // planar C x H x W, values in [0, 1]
+};
+
+// PNG, JPEG, BMP and PGM/PPM (anything stb_image reads). Throws Error naming the file on any failure.
+Image decode_image_file(const std::string& path);
+Image decode_image_memory(const unsigned char* bytes, std::size_t size, const std::string& name_for_errors);
+
+// To 1 or 3 channels: colour -> grey by luminance 0.299R + 0.587G + 0.114B, grey -> colour by
+// replication; alpha is dropped.
+Image convert_channels(const Image& image, int channels);
+
+// Separable resample, width first then height, each axis on its own: area averaging when shrinking,
+// bilinear with half-pixel centres (edge-clamped) when enlarging, identity when the length is kept.
+// Tools that re-implement it (the Python reference) must follow the weights in image.cpp exactly.
+Image resize_image(const Image& image, int width, int height);
+
+// 8-bit PNG of a 1- or 3-channel image; written to path + ".tmp" and renamed, so readers never see
+// a half-written file.
+void write_png(const std::string& path, const Image& image);
+
+}  // namespace edgeqc

@@ -1,0 +1,106 @@
+// Network-input preprocessing and the estimate of its normalisation constants.
+// The estimate runs serially so that its floating-point sums, and hence the model file, are reproducible.
+#include "data/preprocess.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "engine/error.hpp"
+
+namespace edgeqc {
+
+namespace {
+
+constexpr float kMinStddev = 1e-3f;
+
+Image to_input_geometry(const Image& decoded, const InputFormat& format) {
+    return resize_image(convert_channels(decoded, format.channels), format.width, format.height);
+}
+
+}  // namespace
+
+void validate_input_format(const InputFormat& format) {
+    if (format.channels != 1 && format.channels != 3) {
+        throw Error("the input format needs 1 or 3 channels, not " + std::to_string(format.channels) + ".");
+    }
+    if (format.width < 1 || format.height < 1 || format.width > kMaxImageSide || format.height > kMaxImageSide) {
+        throw Error("the input size " + std::to_string(format.width) + "x" + std::to_string(format.height) +
+                    " is invalid; each side must be between 1 and " + std::to_string(kMaxImageSide) + ".");
+    }
+    const auto channels = static_cast<std::size_t>(format.channels);
+    const bool identity = format.mean.empty() && format.stddev.empty();
+    if (!identity && (format.mean.size() != channels || format.stddev.size() != channels)) {
+        throw Error("the input normalisation needs one mean and one stddev per channel (" + std::to_string(channels) +
+                    "), but has " + std::to_string(format.mean.size()) + " and " +
+                    std::to_string(format.stddev.size()) + ".");
+    }
+    for (std::size_t c = 0; c < format.stddev.size(); ++c) {
+        if (!(format.stddev[c] > 0.0f) || !std::isfinite(format.stddev[c]) || !std::isfinite(format.mean[c])) {
+            throw Error("the input normalisation of channel " + std::to_string(c) +
+                        " is invalid (stddev must be positive, both values finite).");
+        }
+    }
+}
+
+void preprocess_into(const Image& decoded, const InputFormat& format, float* out_chw) {
+    validate_input_format(format);
+    const Image input = to_input_geometry(decoded, format);
+    const std::size_t plane = static_cast<std::size_t>(format.width) * static_cast<std::size_t>(format.height);
+    for (std::size_t c = 0; c < static_cast<std::size_t>(format.channels); ++c) {
+        const float mean = format.mean.empty() ? 0.0f : format.mean[c];
+        const float stddev = format.stddev.empty() ? 1.0f : format.stddev[c];
+        const float* in = input.pixels.data() + c * plane;
+        float* out = out_chw + c * plane;
+        for (std::size_t p = 0; p < plane; ++p) out[p] = (in[p] - mean) / stddev;
+    }
+}
+
+void estimate_normalization(const std::vector<LabelledImage>& images, InputFormat& format, std::size_t max_images) {
+    InputFormat geometry = format;  // format is only changed once the estimate succeeded
+    geometry.mean.clear();
+    geometry.stddev.clear();
+    validate_input_format(geometry);
+    if (images.empty()) throw Error("cannot estimate the input normalisation from an empty image list.");
+    if (max_images == 0) throw Error("cannot estimate the input normalisation from 0 images.");
+
+    const std::size_t sampled = std::min(images.size(), max_images);
+    const auto channels = static_cast<std::size_t>(geometry.channels);
+    std::vector<double> sum(channels, 0.0), sum_of_squares(channels, 0.0);
+    std::size_t decoded_count = 0;
+    std::string first_failure;
+    for (std::size_t k = 0; k < sampled; ++k) {
+        const LabelledImage& item = images[k * images.size() / sampled];
+        Image input;
+        try {
+            input = to_input_geometry(decode_image_file(item.path), geometry);
+        } catch (const Error& error) {
+            if (first_failure.empty()) first_failure = error.what();
+            continue;
+        }
+        ++decoded_count;
+        const std::size_t plane = input.pixels.size() / channels;
+        for (std::size_t c = 0; c < channels; ++c) {
+            const float* values = input.pixels.data() + c * plane;
+            for (std::size_t p = 0; p < plane; ++p) {
+                sum[c] += values[p];
+                sum_of_squares[c] += static_cast<double>(values[p]) * values[p];
+            }
+        }
+    }
+    if (decoded_count == 0) {
+        throw Error("none of the " + std::to_string(sampled) +
+                    " images sampled to estimate the input normalisation could be decoded; the first failure was: " +
+                    first_failure);
+    }
+
+    const double count = static_cast<double>(decoded_count) * geometry.width * geometry.height;
+    for (std::size_t c = 0; c < channels; ++c) {
+        const double mean = sum[c] / count;
+        const double variance = std::max(sum_of_squares[c] / count - mean * mean, 0.0);
+        geometry.mean.push_back(static_cast<float>(mean));
+        geometry.stddev.push_back(std::max(static_cast<float>(std::sqrt(variance)), kMinStddev));
+    }
+    format = std::move(geometry);
+}
+
+}  // namespace edgeqc

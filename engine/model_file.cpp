@@ -1,0 +1,277 @@
+// Encoding and validating decoding of .eqc model files.
+#include "engine/model_file.hpp"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+#include "engine/byte_io.hpp"
+#include "engine/error.hpp"
+
+namespace edgeqc {
+
+namespace {
+
+constexpr char kMagic[8] = {'E', 'Q', 'C', 'M', 'O', 'D', 'E', 'L'};
+constexpr std::uint32_t tag(const char (&name)[5]) {
+    return static_cast<std::uint32_t>(name[0]) | static_cast<std::uint32_t>(name[1]) << 8 |
+           static_cast<std::uint32_t>(name[2]) << 16 | static_cast<std::uint32_t>(name[3]) << 24;
+}
+constexpr std::uint32_t kMetaTag = tag("META");
+constexpr std::uint32_t kTensorsTag = tag("TENS");
+constexpr std::uint32_t kTrainingTag = tag("TRNS");
+constexpr std::uint8_t kFloat32 = 0;
+constexpr std::size_t kMaxText = 1 << 20;
+constexpr std::uint32_t kMaxClasses = 100000;
+constexpr std::uint64_t kMaxFileBytes = std::uint64_t{8} << 30;
+
+void put_float_block(ByteWriter& out, const AlignedFloats& values) {
+    out.put<std::uint64_t>(values.size());
+    out.put_floats(values.data(), values.size());
+}
+
+void get_float_block(ByteReader& in, AlignedFloats& values, std::size_t expected) {
+    const auto count = in.get<std::uint64_t>();
+    if (count != expected) in.fail("optimizer state does not match the network's size");
+    values.resize(expected);
+    in.get_floats(values.data(), expected);
+}
+
+void put_tensors(ByteWriter& out, const ParameterArena& arena) {
+    for (const ParameterSlot& slot : arena.slots()) {
+        out.put_string(slot.name);
+        out.put<std::uint8_t>(kFloat32);
+        out.put<std::uint8_t>(static_cast<std::uint8_t>(slot.shape.rank()));
+        for (int d = 0; d < slot.shape.rank(); ++d) out.put<std::uint32_t>(static_cast<std::uint32_t>(slot.shape[d]));
+        out.put_floats(arena.values() + slot.offset, slot.shape.elements());
+    }
+}
+
+void encode_meta(ByteWriter& out, const ModelDescription& d) {
+    out.put_string(d.architecture);
+    out.put<std::uint32_t>(static_cast<std::uint32_t>(d.class_names.size()));
+    for (const std::string& name : d.class_names) out.put_string(name);
+    out.put<std::int32_t>(d.input.channels);
+    out.put<std::int32_t>(d.input.height);
+    out.put<std::int32_t>(d.input.width);
+    out.put<std::uint32_t>(static_cast<std::uint32_t>(d.input.mean.size()));
+    out.put_floats(d.input.mean.data(), d.input.mean.size());
+    out.put_floats(d.input.stddev.data(), d.input.stddev.size());
+    out.put_string(EDGEQC_VERSION);
+}
+
+ModelDescription decode_meta(ByteReader in) {
+    ModelDescription d;
+    d.architecture = in.get_string(kMaxText);
+    const auto classes = in.get<std::uint32_t>();
+    if (classes < 1 || classes > kMaxClasses) in.fail("implausible class count " + std::to_string(classes));
+    for (std::uint32_t i = 0; i < classes; ++i) d.class_names.push_back(in.get_string(kMaxText));
+    d.input.channels = in.get<std::int32_t>();
+    d.input.height = in.get<std::int32_t>();
+    d.input.width = in.get<std::int32_t>();
+    const auto stats = in.get<std::uint32_t>();
+    if (stats != 0 && stats != static_cast<std::uint32_t>(d.input.channels)) in.fail("normalisation size differs from channels");
+    d.input.mean.resize(stats);
+    d.input.stddev.resize(stats);
+    in.get_floats(d.input.mean.data(), stats);
+    in.get_floats(d.input.stddev.data(), stats);
+    try {
+        validate_input_format(d.input);
+    } catch (const Error& e) {
+        in.fail(e.what());
+    }
+    return d;
+}
+
+void decode_tensors(ByteReader in, Network& network) {
+    std::map<std::string, std::pair<ParameterArena*, std::size_t>> expected;
+    for (ParameterArena* arena : {&network.parameters(), &network.buffers()})
+        for (std::size_t i = 0; i < arena->slots().size(); ++i) expected[arena->slots()[i].name] = {arena, i};
+    const auto count = in.get<std::uint32_t>();
+    if (count != expected.size())
+        in.fail("it holds " + std::to_string(count) + " tensors where its architecture needs " + std::to_string(expected.size()));
+    for (std::uint32_t t = 0; t < count; ++t) {
+        const std::string name = in.get_string(256);
+        const auto found = expected.find(name);
+        if (found == expected.end()) in.fail("unexpected tensor '" + name + "'");
+        const auto type = in.get<std::uint8_t>();
+        if (type != kFloat32) in.fail("tensor '" + name + "' has an element type this build cannot read");
+        const TensorView view = found->second.first->value(found->second.second);
+        const auto rank = in.get<std::uint8_t>();
+        bool same_shape = rank == view.shape.rank();
+        for (int d = 0; d < rank; ++d) {
+            const auto dim = in.get<std::uint32_t>();
+            same_shape = same_shape && d < view.shape.rank() && dim == static_cast<std::uint32_t>(view.shape[d]);
+        }
+        if (!same_shape) in.fail("tensor '" + name + "' does not have the shape " + view.shape.str() + " its architecture needs");
+        in.get_floats(view.data, view.size());
+        expected.erase(found);
+    }
+}
+
+void encode_training_state(ByteWriter& out, const TrainingState& s) {
+    out.put<std::uint32_t>(s.epochs_done);
+    out.put<std::uint64_t>(s.optimizer_steps);
+    out.put<double>(s.best_metric);
+    out.put<std::uint32_t>(s.best_epoch);
+    put_float_block(out, s.first_moment);
+    put_float_block(out, s.second_moment);
+    out.put<std::uint32_t>(static_cast<std::uint32_t>(s.recipe.size()));
+    for (const auto& [key, value] : s.recipe) {
+        out.put_string(key);
+        out.put_string(value);
+    }
+}
+
+TrainingState decode_training_state(ByteReader in, std::size_t arena_floats) {
+    TrainingState s;
+    s.epochs_done = in.get<std::uint32_t>();
+    s.optimizer_steps = in.get<std::uint64_t>();
+    s.best_metric = in.get<double>();
+    s.best_epoch = in.get<std::uint32_t>();
+    get_float_block(in, s.first_moment, arena_floats);
+    const std::size_t second = static_cast<std::size_t>(in.get<std::uint64_t>());
+    if (second != 0 && second != arena_floats) in.fail("optimizer state does not match the network's size");
+    s.second_moment.resize(second);
+    in.get_floats(s.second_moment.data(), second);
+    const auto entries = in.get<std::uint32_t>();
+    if (entries > 1000) in.fail("implausible recipe size");
+    for (std::uint32_t i = 0; i < entries; ++i) {
+        std::string key = in.get_string(kMaxText);
+        s.recipe[key] = in.get_string(kMaxText);
+    }
+    return s;
+}
+
+void add_section(ByteWriter& file, std::uint32_t section_tag, ByteWriter& payload) {
+    file.put<std::uint32_t>(section_tag);
+    file.put<std::uint64_t>(payload.bytes().size());
+    file.put_bytes(payload.bytes());
+}
+
+std::vector<unsigned char> read_whole_file(const std::string& path) {
+    std::error_code error;
+    if (!std::filesystem::exists(path, error)) throw Error("model file '" + path + "' does not exist");
+    if (std::filesystem::is_directory(path, error)) throw Error("'" + path + "' is a folder, not a model file");
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Error("cannot open model file '" + path + "': " + std::strerror(errno));
+    in.seekg(0, std::ios::end);
+    const std::streamoff size = in.tellg();
+    if (size < 0 || static_cast<std::uint64_t>(size) > kMaxFileBytes) throw Error("'" + path + "' is too large to be an edgeqc model");
+    in.seekg(0);
+    std::vector<unsigned char> bytes(static_cast<std::size_t>(size));
+    if (!in.read(reinterpret_cast<char*>(bytes.data()), size)) throw Error("cannot read model file '" + path + "'");
+    return bytes;
+}
+
+}  // namespace
+
+std::unique_ptr<Network> build_network(const ModelDescription& description) {
+    validate_input_format(description.input);
+    return std::make_unique<Network>(
+        description.architecture,
+        Shape{description.input.channels, description.input.height, description.input.width},
+        static_cast<int>(description.class_names.size()));
+}
+
+void write_file_atomically(const std::string& path, const std::vector<unsigned char>& bytes) {
+    const std::string temporary = path + ".tmp" + std::to_string(::getpid());
+    std::FILE* file = std::fopen(temporary.c_str(), "wb");
+    if (!file) throw Error("cannot write '" + path + "': " + std::strerror(errno));
+    const bool written = std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size();
+    const int write_errno = errno;
+    const bool flushed = std::fflush(file) == 0 && ::fsync(::fileno(file)) == 0;
+    const bool closed = std::fclose(file) == 0;
+    if (!written || !flushed || !closed) {
+        std::remove(temporary.c_str());
+        throw Error("cannot write '" + path + "': " + std::strerror(written ? errno : write_errno) +
+                    " (the previous file, if any, is unchanged)");
+    }
+    std::error_code error;
+    std::filesystem::rename(temporary, path, error);
+    if (error) {
+        std::remove(temporary.c_str());
+        throw Error("cannot write '" + path + "': " + error.message());
+    }
+}
+
+void save_model(const std::string& path, const ModelDescription& description, const Network& network,
+                const TrainingState* training_state) {
+    ByteWriter file;
+    for (char c : kMagic) file.put<char>(c);
+    file.put<std::uint32_t>(kModelFormatVersion);
+    file.put<std::uint32_t>(training_state ? 3 : 2);
+
+    ByteWriter meta;
+    encode_meta(meta, description);
+    add_section(file, kMetaTag, meta);
+
+    ByteWriter tensors;
+    tensors.put<std::uint32_t>(static_cast<std::uint32_t>(network.parameters().slots().size() +
+                                                          network.buffers().slots().size()));
+    put_tensors(tensors, network.parameters());
+    put_tensors(tensors, network.buffers());
+    add_section(file, kTensorsTag, tensors);
+
+    if (training_state) {
+        ByteWriter training;
+        encode_training_state(training, *training_state);
+        add_section(file, kTrainingTag, training);
+    }
+    file.put<std::uint32_t>(crc32(file.bytes().data(), file.bytes().size()));
+    write_file_atomically(path, file.bytes());
+}
+
+LoadedModel load_model(const std::string& path) {
+    const std::vector<unsigned char> bytes = read_whole_file(path);
+    const std::string what = "model file '" + path + "'";
+    if (bytes.size() < sizeof kMagic || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
+        throw Error("'" + path + "' is not an edgeqc model file (wrong magic bytes)");
+    ByteReader file(bytes.data(), bytes.size(), what);
+    for (std::size_t i = 0; i < sizeof kMagic; ++i) file.get<char>();
+    const auto version = file.get<std::uint32_t>();
+    if (version > kModelFormatVersion)
+        throw Error(what + " uses model format v" + std::to_string(version) + ", newer than this edgeqc (reads up to v" +
+                    std::to_string(kModelFormatVersion) + "); upgrade edgeqc to load it");
+    if (version == 0) file.fail("format version 0 does not exist");
+    // Header (magic, version, section count) and the CRC trailer.
+    constexpr std::size_t kHeaderBytes = sizeof kMagic + 8;
+    if (bytes.size() < kHeaderBytes + 4) throw Error(what + " is truncated");
+    const std::uint32_t stored_crc = [&] {
+        std::uint32_t crc;
+        std::memcpy(&crc, bytes.data() + bytes.size() - 4, 4);
+        return crc;
+    }();
+    const auto sections = file.get<std::uint32_t>();
+    ByteReader body(bytes.data() + kHeaderBytes, bytes.size() - kHeaderBytes - 4, what);
+    if (sections > 64) file.fail("implausible section count");
+    std::map<std::uint32_t, ByteReader> found;
+    for (std::uint32_t s = 0; s < sections; ++s) {
+        const auto section_tag = body.get<std::uint32_t>();
+        const auto length = body.get<std::uint64_t>();
+        if (length > body.remaining()) throw Error(what + " is truncated or corrupted (a section runs past the end of the file)");
+        found.emplace(section_tag, body.sub_reader(static_cast<std::size_t>(length)));
+    }
+    if (crc32(bytes.data(), bytes.size() - 4) != stored_crc)
+        throw Error(what + " is corrupted (checksum mismatch); re-copy or re-train it");
+    if (!found.count(kMetaTag) || !found.count(kTensorsTag)) file.fail("the META or TENS section is missing");
+
+    LoadedModel model;
+    model.description = decode_meta(found.at(kMetaTag));
+    try {
+        model.network = build_network(model.description);
+    } catch (const Error& e) {
+        file.fail(std::string("its architecture cannot be built: ") + e.what());
+    }
+    decode_tensors(found.at(kTensorsTag), *model.network);
+    if (found.count(kTrainingTag)) {
+        model.training_state = decode_training_state(found.at(kTrainingTag), model.network->parameters().size());
+        model.has_training_state = true;
+    }
+    return model;
+}
+
+}  // namespace edgeqc

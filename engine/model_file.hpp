@@ -1,0 +1,63 @@
+// The .eqc model file: one versioned, self-describing, checksummed file holding the architecture, class
+// names, input format and normalisation, all weights and buffers, and optionally the training state for
+// --resume. Loading validates every field and size before anything is trusted.
+//
+// Layout (little-endian): magic "EQCMODEL", u32 format version, u32 section count, then sections
+// (u32 tag, u64 byte length, payload), then u32 CRC-32 of every byte before it. Sections:
+//   META  architecture spec, class names, input C/H/W, mean and stddev per channel, writer version
+//   TENS  named tensors: name, u8 element type, u8 rank, u32 dims, data. Element type 0 = f32; type 1 is
+//         reserved for int8 with per-output-channel f32 scales (quantization issue)
+//   TRNS  optional training state: progress, optimizer moments, recipe (key=value text)
+// Unknown section tags are skipped, so a later minor addition stays readable; a higher version is refused.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/preprocess.hpp"
+#include "engine/network.hpp"
+#include "engine/tensor.hpp"
+
+namespace edgeqc {
+
+inline constexpr std::uint32_t kModelFormatVersion = 1;
+
+struct ModelDescription {
+    std::string architecture;
+    std::vector<std::string> class_names;
+    InputFormat input;
+};
+
+// What --resume needs to continue a run exactly where the checkpoint left it.
+struct TrainingState {
+    std::uint32_t epochs_done = 0;
+    std::uint64_t optimizer_steps = 0;
+    double best_metric = -1.0;
+    std::uint32_t best_epoch = 0;
+    AlignedFloats first_moment, second_moment;
+    std::map<std::string, std::string> recipe;  // the training options, to check and restore on resume
+};
+
+struct LoadedModel {
+    ModelDescription description;
+    std::unique_ptr<Network> network;  // training form (batch norm not folded), weights loaded
+    bool has_training_state = false;
+    TrainingState training_state;
+};
+
+// Writes atomically (temporary file in the same folder, then rename); throws edgeqc::Error on any failure,
+// leaving an existing file at `path` untouched.
+void save_model(const std::string& path, const ModelDescription& description, const Network& network,
+                const TrainingState* training_state = nullptr);
+LoadedModel load_model(const std::string& path);
+
+// Builds the network a description names (C x H x W from the input format), without weights.
+std::unique_ptr<Network> build_network(const ModelDescription& description);
+
+// Writes bytes to path via a temporary file and rename, so a crash or full disk never leaves a partial file.
+void write_file_atomically(const std::string& path, const std::vector<unsigned char>& bytes);
+
+}  // namespace edgeqc

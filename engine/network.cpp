@@ -1,0 +1,202 @@
+// Building a network from specs, running it forward and backward, and folding batch norm for inference.
+#include "engine/network.hpp"
+
+#include <cmath>
+#include <cstdio>
+
+#include "engine/error.hpp"
+#include "layers/batch_norm.hpp"
+#include "layers/conv2d.hpp"
+#include "layers/dense.hpp"
+#include "layers/dropout.hpp"
+#include "layers/flatten.hpp"
+#include "layers/global_avg_pool.hpp"
+#include "layers/max_pool.hpp"
+#include "layers/relu.hpp"
+
+namespace edgeqc {
+
+namespace {
+
+std::unique_ptr<Layer> make_layer(LayerSpec& spec, const Shape& input, int num_classes) {
+    switch (spec.kind) {
+        case LayerKind::Conv:
+            return std::make_unique<Conv2d>(
+                Conv2dConfig{input[1], spec.units, spec.kernel, spec.stride, spec.padding, spec.bias});
+        case LayerKind::BatchNorm: spec.units = input[1]; return std::make_unique<BatchNorm>(input[1]);
+        case LayerKind::Relu: return std::make_unique<Relu>();
+        case LayerKind::MaxPool: return std::make_unique<MaxPool>(spec.kernel, spec.stride);
+        case LayerKind::GlobalAvgPool: return std::make_unique<GlobalAvgPool>();
+        case LayerKind::Flatten: return std::make_unique<Flatten>();
+        case LayerKind::Dense:
+            if (spec.units == kClassCount) spec.units = num_classes;
+            return std::make_unique<Dense>(input[1], spec.units);
+        case LayerKind::Dropout: return std::make_unique<Dropout>(spec.probability);
+    }
+    throw Error("unknown layer kind");
+}
+
+const char* kind_name(LayerKind kind) {
+    switch (kind) {
+        case LayerKind::Conv: return "conv";
+        case LayerKind::BatchNorm: return "batchnorm";
+        case LayerKind::Relu: return "relu";
+        case LayerKind::MaxPool: return "maxpool";
+        case LayerKind::GlobalAvgPool: return "gap";
+        case LayerKind::Flatten: return "flatten";
+        case LayerKind::Dense: return "dense";
+        case LayerKind::Dropout: return "dropout";
+    }
+    return "?";
+}
+
+}  // namespace
+
+Network::Network(const std::string& architecture, const Shape& input, int num_classes)
+    : Network(parse_architecture(architecture), input, num_classes) {}
+
+Network::Network(std::vector<LayerSpec> layers, const Shape& input, int num_classes)
+    : input_shape_(input),
+      num_classes_(num_classes),
+      parameters_(std::make_unique<ParameterArena>(true)),
+      buffers_(std::make_unique<ParameterArena>(false)) {
+    if (num_classes < 1) throw Error("a network needs at least one class");
+    if (input.rank() != 3 || input[0] < 1 || input[1] < 1 || input[2] < 1)
+        throw Error("network input must be C x H x W with positive sizes, got " + input.str());
+    Shape shape{1, input[0], input[1], input[2]};
+    for (LayerSpec& spec : layers) {
+        if (spec.kind == LayerKind::Dense && shape.rank() == 4) {
+            specs_.push_back({LayerKind::Flatten});
+            layers_.push_back(std::make_unique<Flatten>());
+            shape = layers_.back()->output_shape(shape);
+            output_shapes_.push_back(shape);
+        }
+        layers_.push_back(make_layer(spec, shape, num_classes));
+        specs_.push_back(spec);
+        shape = layers_.back()->output_shape(shape);
+        output_shapes_.push_back(shape);
+        layers_.back()->declare(*parameters_, *buffers_, std::to_string(layers_.size() - 1) + ".");
+    }
+    if (shape.rank() != 2 || shape[1] != num_classes)
+        throw Error("the network's last layer must output one logit per class");
+    parameters_->allocate();
+    buffers_->allocate();
+    activations_.resize(layers_.size());
+}
+
+void Network::initialize(InitScheme scheme, std::uint64_t seed) {
+    Rng rng(seed);
+    for (auto& layer : layers_) layer->initialize(scheme, rng);
+}
+
+void Network::reseed_dropout(std::uint64_t seed) {
+    Rng rng(seed);
+    for (auto& layer : layers_)
+        if (auto* dropout = dynamic_cast<Dropout*>(layer.get())) dropout->initialize(InitScheme::He, rng);
+}
+
+const Tensor& Network::forward(const Tensor& x, Mode mode) {
+    const Shape& s = x.shape();
+    if (s.rank() != 4 || s[1] != input_shape_[0] || s[2] != input_shape_[1] || s[3] != input_shape_[2])
+        throw Error("network expects N x " + input_shape_.str() + " input, got " + s.str());
+    last_input_ = &x;
+    const Tensor* current = &x;
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+        layers_[i]->forward(*current, activations_[i], mode);
+        current = &activations_[i];
+    }
+    return *current;
+}
+
+void Network::backward(const Tensor& dlogits, bool want_input_gradient) {
+    if (!last_input_) throw Error("backward() called before forward()");
+    const Tensor* dy = &dlogits;
+    Tensor* buffers[2] = {&gradient_a_, &gradient_b_};
+    for (std::size_t i = layers_.size(); i-- > 0;) {
+        const Tensor& x = i == 0 ? *last_input_ : activations_[i - 1];
+        Tensor* dx = i == 0 ? (want_input_gradient ? &input_gradient_ : nullptr) : buffers[i % 2];
+        layers_[i]->backward(x, activations_[i], *dy, dx);
+        dy = dx;
+    }
+}
+
+Network Network::folded_for_inference() const {
+    std::vector<LayerSpec> folded_specs;
+    std::vector<std::size_t> source_of;  // folded layer index -> original layer index
+    for (std::size_t i = 0; i < specs_.size(); ++i) {
+        if (specs_[i].kind == LayerKind::BatchNorm && i > 0 && specs_[i - 1].kind == LayerKind::Conv) {
+            folded_specs.back().bias = true;
+            continue;
+        }
+        if (specs_[i].kind == LayerKind::Flatten) continue;  // re-inserted by the constructor
+        folded_specs.push_back(specs_[i]);
+        source_of.push_back(i);
+    }
+    Network folded(folded_specs, input_shape_, num_classes_);
+    std::size_t folded_index = 0;
+    for (std::size_t f = 0; f < folded.layers_.size(); ++f) {
+        if (folded.specs_[f].kind == LayerKind::Flatten) continue;
+        const std::size_t i = source_of[folded_index++];
+        if (auto* conv = dynamic_cast<Conv2d*>(folded.layers_[f].get())) {
+            const auto& source = dynamic_cast<const Conv2d&>(*layers_[i]);
+            const TensorView w = source.weight(), target_w = conv->weight(), target_b = conv->bias();
+            const auto* bn = i + 1 < layers_.size() ? dynamic_cast<const BatchNorm*>(layers_[i + 1].get()) : nullptr;
+            const std::size_t per_output = w.size() / static_cast<std::size_t>(conv->config().out_channels);
+            for (int co = 0; co < conv->config().out_channels; ++co) {
+                const auto c = static_cast<std::size_t>(co);
+                const float bias = source.config().bias ? source.bias()[c] : 0.0f;
+                float scale = 1.0f, shift = bias;
+                if (bn) {
+                    scale = bn->gamma()[c] / std::sqrt(bn->running_variance()[c] + BatchNorm::kEpsilon);
+                    shift = bn->beta()[c] + (bias - bn->running_mean()[c]) * scale;
+                }
+                for (std::size_t k = 0; k < per_output; ++k) target_w[c * per_output + k] = w[c * per_output + k] * scale;
+                target_b[c] = shift;
+            }
+        } else if (auto* dense = dynamic_cast<Dense*>(folded.layers_[f].get())) {
+            const auto& source = dynamic_cast<const Dense&>(*layers_[i]);
+            std::copy(source.weight().data, source.weight().data + source.weight().size(), dense->weight().data);
+            std::copy(source.bias().data, source.bias().data + source.bias().size(), dense->bias().data);
+        }
+    }
+    return folded;
+}
+
+double Network::flops_per_image() const {
+    double flops = 0.0;
+    Shape input{1, input_shape_[0], input_shape_[1], input_shape_[2]};
+    for (std::size_t i = 0; i < specs_.size(); ++i) {
+        const Shape& out = output_shapes_[i];
+        if (specs_[i].kind == LayerKind::Conv)
+            flops += 2.0 * out[1] * out[2] * out[3] * input[1] * specs_[i].kernel * specs_[i].kernel;
+        else if (specs_[i].kind == LayerKind::Dense)
+            flops += 2.0 * out[1] * input[1];
+        input = out;
+    }
+    return flops;
+}
+
+std::string Network::summary() const {
+    std::string text;
+    char line[160];
+    std::snprintf(line, sizeof line, "  %-4s %-10s %-16s %12s\n", "#", "layer", "output", "parameters");
+    text += line;
+    std::snprintf(line, sizeof line, "  %-4s %-10s %-16s %12s\n", "", "input", input_shape_.str().c_str(), "");
+    text += line;
+    for (std::size_t i = 0; i < specs_.size(); ++i) {
+        std::size_t count = 0;
+        const std::string prefix = std::to_string(i) + ".";
+        for (const ParameterSlot& slot : parameters_->slots())
+            if (slot.name.compare(0, prefix.size(), prefix) == 0) count += slot.shape.elements();
+        const Shape& s = output_shapes_[i];
+        const std::string shape = s.rank() == 4 ? Shape{s[1], s[2], s[3]}.str() : Shape{s[1]}.str();
+        std::snprintf(line, sizeof line, "  %-4zu %-10s %-16s %12zu\n", i, kind_name(specs_[i].kind), shape.c_str(), count);
+        text += line;
+    }
+    std::snprintf(line, sizeof line, "  total parameters %zu, %.3f GFLOP per image\n", parameters_->parameter_count(),
+                  flops_per_image() * 1e-9);
+    text += line;
+    return text;
+}
+
+}  // namespace edgeqc

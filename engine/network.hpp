@@ -1,0 +1,66 @@
+// A sequential network built from layer specs: owns its layers, the parameter and buffer arenas and the
+// activations of the last forward pass, which backward reuses. Not thread-safe; one network per thread.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/architecture.hpp"
+#include "engine/parameter_arena.hpp"
+#include "layers/layer.hpp"
+
+namespace edgeqc {
+
+class Network {
+public:
+    // input: C x H x W of one image. Throws edgeqc::Error when the layers do not fit the input (for example
+    // too many pooling layers for a small image) or num_classes < 1.
+    Network(const std::string& architecture, const Shape& input, int num_classes);
+    Network(std::vector<LayerSpec> layers, const Shape& input, int num_classes);
+    Network(Network&&) = default;
+    Network& operator=(Network&&) = default;
+
+    void initialize(InitScheme scheme, std::uint64_t seed);
+    // Restarts the random streams of stochastic layers (dropout), so that a resumed epoch draws the same masks.
+    void reseed_dropout(std::uint64_t seed);
+
+    // x: N x C x H x W -> logits N x K. x must stay alive until backward() has run.
+    const Tensor& forward(const Tensor& x, Mode mode);
+    // Adds dLoss/dparameters to the gradient arena given dLoss/dlogits of the last (training) forward.
+    // With want_input_gradient the gradient w.r.t. the input is kept and returned by input_gradient().
+    void backward(const Tensor& dlogits, bool want_input_gradient = false);
+    const Tensor& input_gradient() const { return input_gradient_; }
+
+    ParameterArena& parameters() { return *parameters_; }
+    const ParameterArena& parameters() const { return *parameters_; }
+    ParameterArena& buffers() { return *buffers_; }
+    const ParameterArena& buffers() const { return *buffers_; }
+    const std::vector<LayerSpec>& layer_specs() const { return specs_; }
+    const Shape& input_shape() const { return input_shape_; }
+    int num_classes() const { return num_classes_; }
+
+    // The same function for inference with every batch norm folded into the conv before it:
+    // w' = w * gamma / sqrt(var + eps), b' = beta + (b - mean) * gamma / sqrt(var + eps).
+    Network folded_for_inference() const;
+
+    // Multiply-adds x 2 for one image's forward pass (convolutions and dense layers only).
+    double flops_per_image() const;
+    // A human-readable table: layer, output shape, parameter count.
+    std::string summary() const;
+
+private:
+    std::vector<LayerSpec> specs_;
+    Shape input_shape_;
+    int num_classes_ = 0;
+    std::vector<Shape> output_shapes_;  // per layer, for batch 1
+    std::vector<std::unique_ptr<Layer>> layers_;
+    // Held by pointer so that layers' references to the arenas survive moving the network.
+    std::unique_ptr<ParameterArena> parameters_;
+    std::unique_ptr<ParameterArena> buffers_;
+    const Tensor* last_input_ = nullptr;
+    std::vector<Tensor> activations_;
+    Tensor gradient_a_, gradient_b_, input_gradient_;
+};
+
+}  // namespace edgeqc

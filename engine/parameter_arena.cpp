@@ -1,0 +1,46 @@
+// Slot bookkeeping and storage of the parameter arena.
+#include "engine/parameter_arena.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace edgeqc {
+
+namespace {
+constexpr std::size_t kSlotAlignmentFloats = kTensorAlignment / sizeof(float);
+}
+
+std::size_t ParameterArena::reserve(const std::string& name, const Shape& shape) {
+    if (allocated_) throw std::logic_error("ParameterArena::reserve after allocate");
+    slots_.push_back({name, shape, total_});
+    const std::size_t n = shape.elements();
+    total_ += (n + kSlotAlignmentFloats - 1) / kSlotAlignmentFloats * kSlotAlignmentFloats;
+    return slots_.size() - 1;
+}
+
+void ParameterArena::allocate() {
+    values_.assign(total_, 0.0f);
+    if (with_gradients_) gradients_.assign(total_, 0.0f);
+    allocated_ = true;
+}
+
+TensorView ParameterArena::value(std::size_t slot) {
+    const ParameterSlot& s = slots_.at(slot);
+    return {values_.data() + s.offset, s.shape};
+}
+
+TensorView ParameterArena::gradient(std::size_t slot) {
+    if (!with_gradients_) throw std::logic_error("ParameterArena: this arena keeps no gradients");
+    const ParameterSlot& s = slots_.at(slot);
+    return {gradients_.data() + s.offset, s.shape};
+}
+
+std::size_t ParameterArena::parameter_count() const {
+    std::size_t n = 0;
+    for (const ParameterSlot& s : slots_) n += s.shape.elements();
+    return n;
+}
+
+void ParameterArena::zero_gradients() { std::fill(gradients_.begin(), gradients_.end(), 0.0f); }
+
+}  // namespace edgeqc

@@ -1,0 +1,55 @@
+// Progress bar drawing.
+#include "engine/progress.hpp"
+
+#include <cstdio>
+#include <unistd.h>
+
+namespace edgeqc {
+
+std::string format_duration(double seconds) {
+    if (!(seconds >= 0) || seconds > 1e7) return "--:--";
+    const long total = static_cast<long>(seconds + 0.5);
+    char text[32];
+    if (total >= 3600) std::snprintf(text, sizeof text, "%ld:%02ld:%02ld", total / 3600, total / 60 % 60, total % 60);
+    else std::snprintf(text, sizeof text, "%ld:%02ld", total / 60, total % 60);
+    return text;
+}
+
+ProgressBar::ProgressBar(std::string label, std::size_t total, std::string unit)
+    : label_(std::move(label)),
+      unit_(std::move(unit)),
+      total_(total),
+      enabled_(::isatty(STDERR_FILENO) == 1),
+      start_(std::chrono::steady_clock::now()),
+      last_draw_(start_) {}
+
+double ProgressBar::seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+}
+
+void ProgressBar::update(std::size_t done, const std::string& detail) {
+    if (!enabled_) return;
+    const auto now = std::chrono::steady_clock::now();
+    // Redrawing more than ~10 times a second only costs time.
+    if (done < total_ && now - last_draw_ < std::chrono::milliseconds(100)) return;
+    last_draw_ = now;
+    constexpr int kWidth = 24;
+    const double fraction = total_ ? static_cast<double>(done) / static_cast<double>(total_) : 1.0;
+    const int filled = static_cast<int>(fraction * kWidth);
+    const double elapsed = seconds();
+    const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0.0;
+    const double eta = rate > 0 ? static_cast<double>(total_ - done) / rate : -1.0;
+    std::string bar(static_cast<std::size_t>(filled), '#');
+    bar.resize(kWidth, '.');
+    std::fprintf(stderr, "\r\033[K%s [%s] %3.0f%% %zu/%zu %s %.1f %s/s ETA %s", label_.c_str(), bar.c_str(),
+                 100.0 * fraction, done, total_, detail.c_str(), rate, unit_.c_str(), format_duration(eta).c_str());
+    std::fflush(stderr);
+}
+
+void ProgressBar::finish() {
+    if (!enabled_) return;
+    std::fprintf(stderr, "\r\033[K");
+    std::fflush(stderr);
+}
+
+}  // namespace edgeqc

@@ -1,0 +1,30 @@
+// A one-line progress bar with rate and ETA on stderr. On a terminal it redraws in place; when stderr is
+// not a terminal (logs, CI) it stays silent so logs are not flooded, and callers print summary lines instead.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+namespace edgeqc {
+
+class ProgressBar {
+public:
+    ProgressBar(std::string label, std::size_t total, std::string unit);
+    // done: items finished so far; detail: extra text such as the running loss.
+    void update(std::size_t done, const std::string& detail = {});
+    // Clears the bar line (the caller prints its own summary).
+    void finish();
+    double seconds() const;
+
+private:
+    std::string label_, unit_;
+    std::size_t total_;
+    bool enabled_;
+    std::chrono::steady_clock::time_point start_, last_draw_;
+};
+
+// "1:05:03" or "4:07".
+std::string format_duration(double seconds);
+
+}  // namespace edgeqc

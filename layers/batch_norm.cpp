@@ -1,0 +1,127 @@
+// Batch normalisation forward (training and inference) and backward; sums run in double per channel.
+#include "layers/batch_norm.hpp"
+
+#include <cmath>
+
+#include "engine/error.hpp"
+
+namespace edgeqc {
+
+namespace {
+// Elements per (image, channel) plane: H*W for 4-D input, 1 for N x C.
+std::size_t plane_size(const Shape& s) { return s.rank() == 4 ? static_cast<std::size_t>(s[2]) * s[3] : 1; }
+}  // namespace
+
+BatchNorm::BatchNorm(int channels) : channels_(channels) {
+    if (channels < 1) throw Error("batch norm needs at least one channel");
+}
+
+Shape BatchNorm::output_shape(const Shape& input) const {
+    if ((input.rank() != 4 && input.rank() != 2) || input[1] != channels_)
+        throw Error("batch norm expects N x " + std::to_string(channels_) + " [x H x W] input, got " + input.str());
+    return input;
+}
+
+void BatchNorm::declare(ParameterArena& parameters, ParameterArena& buffers, const std::string& prefix) {
+    parameters_ = &parameters;
+    buffers_ = &buffers;
+    gamma_slot_ = parameters.reserve(prefix + "gamma", {channels_});
+    beta_slot_ = parameters.reserve(prefix + "beta", {channels_});
+    mean_slot_ = buffers.reserve(prefix + "running_mean", {channels_});
+    variance_slot_ = buffers.reserve(prefix + "running_var", {channels_});
+}
+
+void BatchNorm::initialize(InitScheme, Rng&) {
+    gamma().fill(1.0f);
+    beta().fill(0.0f);
+    running_mean().fill(0.0f);
+    running_variance().fill(1.0f);
+}
+
+void BatchNorm::forward(const Tensor& x, Tensor& y, Mode mode) {
+    y.resize(output_shape(x.shape()));
+    const int batch = x.shape()[0];
+    const std::size_t plane = plane_size(x.shape());
+    const float* g = gamma().data;
+    const float* b = beta().data;
+    if (mode == Mode::Train) {
+        batch_mean_.assign(static_cast<std::size_t>(channels_), 0.0f);
+        batch_inverse_std_.assign(static_cast<std::size_t>(channels_), 0.0f);
+    }
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < channels_; ++c) {
+        float mean, inverse_std;
+        if (mode == Mode::Train) {
+            double sum = 0.0, sum_squares = 0.0;
+            for (int n = 0; n < batch; ++n) {
+                const float* in = x.data() + (static_cast<std::size_t>(n) * channels_ + c) * plane;
+                for (std::size_t i = 0; i < plane; ++i) sum += in[i];
+            }
+            const double count = static_cast<double>(batch) * static_cast<double>(plane);
+            const double batch_mean = sum / count;
+            // Two passes: the centred sum of squares stays accurate where E[x^2] - E[x]^2 would cancel.
+            for (int n = 0; n < batch; ++n) {
+                const float* in = x.data() + (static_cast<std::size_t>(n) * channels_ + c) * plane;
+                for (std::size_t i = 0; i < plane; ++i) sum_squares += (in[i] - batch_mean) * (in[i] - batch_mean);
+            }
+            const double variance = sum_squares / count;
+            mean = static_cast<float>(batch_mean);
+            inverse_std = static_cast<float>(1.0 / std::sqrt(variance + kEpsilon));
+            batch_mean_[static_cast<std::size_t>(c)] = mean;
+            batch_inverse_std_[static_cast<std::size_t>(c)] = inverse_std;
+            const double unbiased = count > 1 ? sum_squares / (count - 1) : variance;
+            float& running_m = running_mean()[static_cast<std::size_t>(c)];
+            float& running_v = running_variance()[static_cast<std::size_t>(c)];
+            running_m = (1.0f - kMomentum) * running_m + kMomentum * mean;
+            running_v = (1.0f - kMomentum) * running_v + kMomentum * static_cast<float>(unbiased);
+        } else {
+            mean = running_mean()[static_cast<std::size_t>(c)];
+            inverse_std = 1.0f / std::sqrt(running_variance()[static_cast<std::size_t>(c)] + kEpsilon);
+        }
+        const float scale = g[c] * inverse_std;
+        const float shift = b[c] - mean * scale;
+        for (int n = 0; n < batch; ++n) {
+            const std::size_t offset = (static_cast<std::size_t>(n) * channels_ + c) * plane;
+            for (std::size_t i = 0; i < plane; ++i) y[offset + i] = x[offset + i] * scale + shift;
+        }
+    }
+}
+
+void BatchNorm::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* dx) {
+    const int batch = x.shape()[0];
+    const std::size_t plane = plane_size(x.shape());
+    const double count = static_cast<double>(batch) * static_cast<double>(plane);
+    float* dgamma = parameters_->gradient(gamma_slot_).data;
+    float* dbeta = parameters_->gradient(beta_slot_).data;
+    const float* g = gamma().data;
+    if (dx) dx->resize(x.shape());
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < channels_; ++c) {
+        const float mean = batch_mean_[static_cast<std::size_t>(c)];
+        const float inverse_std = batch_inverse_std_[static_cast<std::size_t>(c)];
+        double sum_dy = 0.0, sum_dy_xhat = 0.0;
+        for (int n = 0; n < batch; ++n) {
+            const std::size_t offset = (static_cast<std::size_t>(n) * channels_ + c) * plane;
+            for (std::size_t i = 0; i < plane; ++i) {
+                sum_dy += dy[offset + i];
+                sum_dy_xhat += static_cast<double>(dy[offset + i]) * (x[offset + i] - mean) * inverse_std;
+            }
+        }
+        dgamma[c] += static_cast<float>(sum_dy_xhat);
+        dbeta[c] += static_cast<float>(sum_dy);
+        if (!dx) continue;
+        // dx = gamma * inv_std / M * (M * dy - sum(dy) - xhat * sum(dy * xhat))
+        const float mean_dy = static_cast<float>(sum_dy / count);
+        const float mean_dy_xhat = static_cast<float>(sum_dy_xhat / count);
+        const float scale = g[c] * inverse_std;
+        for (int n = 0; n < batch; ++n) {
+            const std::size_t offset = (static_cast<std::size_t>(n) * channels_ + c) * plane;
+            for (std::size_t i = 0; i < plane; ++i) {
+                const float xhat = (x[offset + i] - mean) * inverse_std;
+                (*dx)[offset + i] = scale * (dy[offset + i] - mean_dy - xhat * mean_dy_xhat);
+            }
+        }
+    }
+}
+
+}  // namespace edgeqc

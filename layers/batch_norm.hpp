@@ -1,0 +1,41 @@
+// Batch normalisation over the channel axis (PyTorch BatchNorm2d semantics: biased variance to normalise,
+// unbiased variance in the running estimate). For inference the network folds it into the preceding
+// convolution, so this layer's Infer path is only used before folding (validation during training).
+#pragma once
+
+#include "layers/layer.hpp"
+
+#include <vector>
+
+namespace edgeqc {
+
+class BatchNorm : public Layer {
+public:
+    static constexpr float kEpsilon = 1e-5f;
+    static constexpr float kMomentum = 0.1f;
+
+    explicit BatchNorm(int channels);
+
+    // x: N x C x H x W (or N x C) -> y: same shape
+    Shape output_shape(const Shape& input) const override;
+    void declare(ParameterArena& parameters, ParameterArena& buffers, const std::string& prefix) override;
+    void initialize(InitScheme scheme, Rng& rng) override;
+    void forward(const Tensor& x, Tensor& y, Mode mode) override;
+    void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) override;
+
+    int channels() const { return channels_; }
+    TensorView gamma() const { return parameters_->value(gamma_slot_); }
+    TensorView beta() const { return parameters_->value(beta_slot_); }
+    TensorView running_mean() const { return buffers_->value(mean_slot_); }
+    TensorView running_variance() const { return buffers_->value(variance_slot_); }
+
+private:
+    int channels_;
+    ParameterArena* parameters_ = nullptr;
+    ParameterArena* buffers_ = nullptr;
+    std::size_t gamma_slot_ = 0, beta_slot_ = 0, mean_slot_ = 0, variance_slot_ = 0;
+    // Statistics of the last training forward, needed by backward.
+    std::vector<float> batch_mean_, batch_inverse_std_;
+};
+
+}  // namespace edgeqc

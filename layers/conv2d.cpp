@@ -1,0 +1,224 @@
+// Convolution forward and backward via im2col + GEMM, processing the batch in chunks to bound scratch memory.
+// Column layout: row r = (c * k + ky) * k + kx, column = image_in_chunk * Ho * Wo + oy * Wo + ox, so one GEMM
+// W[Cout x K] * col[K x chunk*Ho*Wo] computes a whole chunk.
+#include "layers/conv2d.hpp"
+
+#include <algorithm>
+
+#include "engine/error.hpp"
+#include "engine/kernels.hpp"
+
+namespace edgeqc {
+
+namespace {
+
+// Upper bound on the im2col buffer (floats); 16 M floats = 64 MiB keeps the largest layer of the reference
+// network at batch 32 in a handful of chunks.
+constexpr std::size_t kMaxColumnFloats = std::size_t{16} << 20;
+
+struct Geometry {
+    int channels, height, width, kernel, stride, padding, out_height, out_width;
+    int rows() const { return channels * kernel * kernel; }
+    int positions() const { return out_height * out_width; }
+};
+
+Geometry geometry_of(const Conv2dConfig& config, const Shape& input, const Shape& output) {
+    return {config.in_channels, input[2], input[3], config.kernel, config.stride, config.padding, output[2], output[3]};
+}
+
+// Scratch buffers reused by every conv layer of this thread; layers run one at a time.
+AlignedFloats& column_scratch() {
+    static thread_local AlignedFloats buffer;
+    return buffer;
+}
+AlignedFloats& product_scratch() {
+    static thread_local AlignedFloats buffer;
+    return buffer;
+}
+
+float* sized(AlignedFloats& buffer, std::size_t floats) {
+    if (buffer.size() < floats) buffer.resize(floats);
+    return buffer.data();
+}
+
+// images: `count` images of channels x height x width starting at `x`; col: rows x (count * positions).
+void im2col(const Geometry& g, const float* x, int count, float* col) {
+    const int positions = g.positions();
+    const std::size_t columns = static_cast<std::size_t>(count) * positions;
+    const std::size_t image_size = static_cast<std::size_t>(g.channels) * g.height * g.width;
+#pragma omp parallel for schedule(static)
+    for (int row = 0; row < g.rows(); ++row) {
+        const int c = row / (g.kernel * g.kernel);
+        const int ky = (row / g.kernel) % g.kernel;
+        const int kx = row % g.kernel;
+        float* out = col + static_cast<std::size_t>(row) * columns;
+        for (int n = 0; n < count; ++n) {
+            const float* plane = x + n * image_size + static_cast<std::size_t>(c) * g.height * g.width;
+            for (int oy = 0; oy < g.out_height; ++oy) {
+                const int iy = oy * g.stride - g.padding + ky;
+                if (iy < 0 || iy >= g.height) {
+                    std::fill(out, out + g.out_width, 0.0f);
+                    out += g.out_width;
+                    continue;
+                }
+                const float* source_row = plane + static_cast<std::size_t>(iy) * g.width;
+                for (int ox = 0; ox < g.out_width; ++ox) {
+                    const int ix = ox * g.stride - g.padding + kx;
+                    *out++ = (ix >= 0 && ix < g.width) ? source_row[ix] : 0.0f;
+                }
+            }
+        }
+    }
+}
+
+// Inverse of im2col: adds every column entry back onto the input position it was read from.
+void col2im_add(const Geometry& g, const float* col, int count, float* dx) {
+    const std::size_t columns = static_cast<std::size_t>(count) * g.positions();
+    // One (image, channel) plane per iteration: its k*k rows touch only that plane, so no two threads collide.
+#pragma omp parallel for schedule(static)
+    for (int plane_index = 0; plane_index < count * g.channels; ++plane_index) {
+        const int n = plane_index / g.channels;
+        const int c = plane_index % g.channels;
+        float* plane = dx + static_cast<std::size_t>(plane_index) * g.height * g.width;
+        for (int ky = 0; ky < g.kernel; ++ky) {
+            for (int kx = 0; kx < g.kernel; ++kx) {
+                const int row = (c * g.kernel + ky) * g.kernel + kx;
+                const float* in = col + static_cast<std::size_t>(row) * columns + static_cast<std::size_t>(n) * g.positions();
+                for (int oy = 0; oy < g.out_height; ++oy) {
+                    const int iy = oy * g.stride - g.padding + ky;
+                    if (iy < 0 || iy >= g.height) continue;
+                    float* target_row = plane + static_cast<std::size_t>(iy) * g.width;
+                    for (int ox = 0; ox < g.out_width; ++ox) {
+                        const int ix = ox * g.stride - g.padding + kx;
+                        if (ix >= 0 && ix < g.width) target_row[ix] += in[oy * g.out_width + ox];
+                    }
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+
+Conv2d::Conv2d(const Conv2dConfig& config) : config_(config) {
+    if (config.in_channels < 1 || config.out_channels < 1 || config.kernel < 1 || config.stride < 1 ||
+        config.padding < 0)
+        throw Error("conv2d: channels, kernel and stride must be positive and padding non-negative");
+}
+
+Shape Conv2d::output_shape(const Shape& input) const {
+    if (input.rank() != 4 || input[1] != config_.in_channels)
+        throw Error("conv2d expects N x " + std::to_string(config_.in_channels) + " x H x W input, got " + input.str());
+    const int out_height = (input[2] + 2 * config_.padding - config_.kernel) / config_.stride + 1;
+    const int out_width = (input[3] + 2 * config_.padding - config_.kernel) / config_.stride + 1;
+    if (input[2] + 2 * config_.padding < config_.kernel || input[3] + 2 * config_.padding < config_.kernel)
+        throw Error("conv2d: input " + input.str() + " is smaller than its " + std::to_string(config_.kernel) + "x" +
+                    std::to_string(config_.kernel) + " kernel");
+    return {input[0], config_.out_channels, out_height, out_width};
+}
+
+void Conv2d::declare(ParameterArena& parameters, ParameterArena&, const std::string& prefix) {
+    parameters_ = &parameters;
+    weight_slot_ = parameters.reserve(prefix + "weight",
+                                      {config_.out_channels, config_.in_channels, config_.kernel, config_.kernel});
+    if (config_.bias) bias_slot_ = parameters.reserve(prefix + "bias", {config_.out_channels});
+}
+
+void Conv2d::initialize(InitScheme scheme, Rng& rng) {
+    const int fan_in = config_.in_channels * config_.kernel * config_.kernel;
+    initialize_weights(weight(), fan_in, scheme, rng);
+    if (config_.bias) initialize_bias(bias(), fan_in, scheme, rng);
+}
+
+int Conv2d::images_per_chunk(const Shape& input) const {
+    const Shape out = output_shape(input);
+    const std::size_t per_image = static_cast<std::size_t>(config_.in_channels) * config_.kernel * config_.kernel *
+                                  static_cast<std::size_t>(out[2]) * out[3];
+    return static_cast<int>(std::clamp<std::size_t>(kMaxColumnFloats / std::max<std::size_t>(per_image, 1), 1,
+                                                    static_cast<std::size_t>(input[0])));
+}
+
+void Conv2d::forward(const Tensor& x, Tensor& y, Mode) {
+    y.resize(output_shape(x.shape()));
+    const Geometry g = geometry_of(config_, x.shape(), y.shape());
+    const int batch = x.shape()[0];
+    const int cout = config_.out_channels;
+    const int positions = g.positions();
+    const int chunk = images_per_chunk(x.shape());
+    const std::size_t in_image = static_cast<std::size_t>(g.channels) * g.height * g.width;
+    const std::size_t out_image = static_cast<std::size_t>(cout) * positions;
+    const float* w = weight().data;
+    const float* b = config_.bias ? bias().data : nullptr;
+    float* col = sized(column_scratch(), static_cast<std::size_t>(g.rows()) * chunk * positions);
+    float* product = sized(product_scratch(), static_cast<std::size_t>(cout) * chunk * positions);
+
+    for (int first = 0; first < batch; first += chunk) {
+        const int count = std::min(chunk, batch - first);
+        const int columns = count * positions;
+        im2col(g, x.data() + first * in_image, count, col);
+        kernels().gemm_f32(false, false, cout, columns, g.rows(), 1.0f, w, g.rows(), col, columns, 0.0f, product, columns);
+        // product is Cout x (count * positions); y wants count x Cout x positions.
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int n = 0; n < count; ++n) {
+            for (int co = 0; co < cout; ++co) {
+                const float* source = product + static_cast<std::size_t>(co) * columns + static_cast<std::size_t>(n) * positions;
+                float* target = y.data() + (first + n) * out_image + static_cast<std::size_t>(co) * positions;
+                const float shift = b ? b[co] : 0.0f;
+                for (int p = 0; p < positions; ++p) target[p] = source[p] + shift;
+            }
+        }
+    }
+}
+
+void Conv2d::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* dx) {
+    const Geometry g = geometry_of(config_, x.shape(), dy.shape());
+    const int batch = x.shape()[0];
+    const int cout = config_.out_channels;
+    const int positions = g.positions();
+    const int chunk = images_per_chunk(x.shape());
+    const std::size_t in_image = static_cast<std::size_t>(g.channels) * g.height * g.width;
+    const std::size_t out_image = static_cast<std::size_t>(cout) * positions;
+    const float* w = weight().data;
+    float* dw = parameters_->gradient(weight_slot_).data;
+    float* col = sized(column_scratch(), static_cast<std::size_t>(g.rows()) * chunk * positions);
+    float* dy_gathered = sized(product_scratch(), static_cast<std::size_t>(cout) * chunk * positions);
+
+    if (config_.bias) {
+        float* db = parameters_->gradient(bias_slot_).data;
+#pragma omp parallel for schedule(static)
+        for (int co = 0; co < cout; ++co) {
+            double sum = 0.0;
+            for (int n = 0; n < batch; ++n) {
+                const float* source = dy.data() + n * out_image + static_cast<std::size_t>(co) * positions;
+                for (int p = 0; p < positions; ++p) sum += source[p];
+            }
+            db[co] += static_cast<float>(sum);
+        }
+    }
+    if (dx) {
+        dx->resize(x.shape());
+        dx->fill(0.0f);
+    }
+    for (int first = 0; first < batch; first += chunk) {
+        const int count = std::min(chunk, batch - first);
+        const int columns = count * positions;
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int co = 0; co < cout; ++co) {
+            for (int n = 0; n < count; ++n) {
+                const float* source = dy.data() + (first + n) * out_image + static_cast<std::size_t>(co) * positions;
+                std::copy(source, source + positions,
+                          dy_gathered + static_cast<std::size_t>(co) * columns + static_cast<std::size_t>(n) * positions);
+            }
+        }
+        im2col(g, x.data() + first * in_image, count, col);
+        // dW[Cout x K] += dY[Cout x columns] * col^T
+        kernels().gemm_f32(false, true, cout, g.rows(), columns, 1.0f, dy_gathered, columns, col, columns, 1.0f, dw, g.rows());
+        if (dx) {
+            // dcol[K x columns] = W^T * dY, written over col (no longer needed), then scattered back.
+            kernels().gemm_f32(true, false, g.rows(), columns, cout, 1.0f, w, g.rows(), dy_gathered, columns, 0.0f, col, columns);
+            col2im_add(g, col, count, dx->data() + first * in_image);
+        }
+    }
+}
+
+}  // namespace edgeqc

@@ -1,0 +1,42 @@
+// 2-D convolution (cross-correlation, as in PyTorch) with square kernel, stride, zero padding and optional bias.
+// Lowered to im2col + one GEMM per chunk of images; it does not fuse the activation (ReLU is its own layer).
+#pragma once
+
+#include "layers/layer.hpp"
+
+namespace edgeqc {
+
+struct Conv2dConfig {
+    int in_channels = 1;
+    int out_channels = 1;
+    int kernel = 3;
+    int stride = 1;
+    int padding = 1;  // zeros on every side; kernel/2 gives 'same' for stride 1
+    bool bias = true;
+};
+
+class Conv2d : public Layer {
+public:
+    explicit Conv2d(const Conv2dConfig& config);
+
+    // x: N x Cin x H x W -> y: N x Cout x Ho x Wo, Ho = (H + 2p - k) / s + 1
+    Shape output_shape(const Shape& input) const override;
+    void declare(ParameterArena& parameters, ParameterArena& buffers, const std::string& prefix) override;
+    void initialize(InitScheme scheme, Rng& rng) override;
+    void forward(const Tensor& x, Tensor& y, Mode mode) override;
+    void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) override;
+
+    const Conv2dConfig& config() const { return config_; }
+    TensorView weight() const { return parameters_->value(weight_slot_); }  // Cout x Cin x k x k
+    TensorView bias() const { return parameters_->value(bias_slot_); }      // Cout (only when config().bias)
+
+private:
+    int images_per_chunk(const Shape& input) const;
+
+    Conv2dConfig config_;
+    ParameterArena* parameters_ = nullptr;
+    std::size_t weight_slot_ = 0;
+    std::size_t bias_slot_ = 0;
+};
+
+}  // namespace edgeqc

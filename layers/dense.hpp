@@ -1,0 +1,30 @@
+// Fully connected layer y = x W^T + b with W stored out x in (PyTorch's Linear layout).
+#pragma once
+
+#include "layers/layer.hpp"
+
+namespace edgeqc {
+
+class Dense : public Layer {
+public:
+    Dense(int inputs, int outputs);
+
+    // x: N x in -> y: N x out
+    Shape output_shape(const Shape& input) const override;
+    void declare(ParameterArena& parameters, ParameterArena& buffers, const std::string& prefix) override;
+    void initialize(InitScheme scheme, Rng& rng) override;
+    void forward(const Tensor& x, Tensor& y, Mode mode) override;
+    void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) override;
+
+    int inputs() const { return inputs_; }
+    int outputs() const { return outputs_; }
+    TensorView weight() const { return parameters_->value(weight_slot_); }  // out x in
+    TensorView bias() const { return parameters_->value(bias_slot_); }      // out
+
+private:
+    int inputs_, outputs_;
+    ParameterArena* parameters_ = nullptr;
+    std::size_t weight_slot_ = 0, bias_slot_ = 0;
+};
+
+}  // namespace edgeqc

@@ -1,0 +1,27 @@
+// Weight initialisation shared by the layers that own weights (conv2d, dense).
+#include "layers/layer.hpp"
+
+#include <cmath>
+
+namespace edgeqc {
+
+void initialize_weights(const TensorView& weights, int fan_in, InitScheme scheme, Rng& rng) {
+    if (scheme == InitScheme::He) {
+        const float stddev = std::sqrt(2.0f / static_cast<float>(fan_in));
+        for (std::size_t i = 0; i < weights.size(); ++i) weights[i] = stddev * rng.normal();
+    } else {
+        const float bound = 1.0f / std::sqrt(static_cast<float>(fan_in));
+        for (std::size_t i = 0; i < weights.size(); ++i) weights[i] = rng.uniform(-bound, bound);
+    }
+}
+
+void initialize_bias(const TensorView& bias, int fan_in, InitScheme scheme, Rng& rng) {
+    if (scheme == InitScheme::He) {
+        bias.fill(0.0f);
+    } else {
+        const float bound = 1.0f / std::sqrt(static_cast<float>(fan_in));
+        for (std::size_t i = 0; i < bias.size(); ++i) bias[i] = rng.uniform(-bound, bound);
+    }
+}
+
+}  // namespace edgeqc

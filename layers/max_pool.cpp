@@ -1,0 +1,66 @@
+// Max-pool forward (recording winners) and backward (routing each gradient to its winner).
+#include "layers/max_pool.hpp"
+
+#include "engine/error.hpp"
+
+namespace edgeqc {
+
+MaxPool::MaxPool(int kernel, int stride) : kernel_(kernel), stride_(stride) {
+    if (kernel < 1 || stride < 1) throw Error("max pool: kernel and stride must be positive");
+}
+
+Shape MaxPool::output_shape(const Shape& input) const {
+    if (input.rank() != 4) throw Error("max pool expects N x C x H x W input, got " + input.str());
+    if (input[2] < kernel_ || input[3] < kernel_)
+        throw Error("max pool: input " + input.str() + " is smaller than its " + std::to_string(kernel_) + "x" +
+                    std::to_string(kernel_) + " window; use a larger --size or fewer pooling layers");
+    return {input[0], input[1], (input[2] - kernel_) / stride_ + 1, (input[3] - kernel_) / stride_ + 1};
+}
+
+void MaxPool::forward(const Tensor& x, Tensor& y, Mode) {
+    y.resize(output_shape(x.shape()));
+    const int planes = x.shape()[0] * x.shape()[1];
+    const int height = x.shape()[2], width = x.shape()[3];
+    const int out_height = y.shape()[2], out_width = y.shape()[3];
+    winner_.resize(y.size());
+#pragma omp parallel for schedule(static)
+    for (int p = 0; p < planes; ++p) {
+        const float* in = x.data() + static_cast<std::size_t>(p) * height * width;
+        const std::size_t out_offset = static_cast<std::size_t>(p) * out_height * out_width;
+        for (int oy = 0; oy < out_height; ++oy) {
+            for (int ox = 0; ox < out_width; ++ox) {
+                std::uint32_t best = static_cast<std::uint32_t>(oy * stride_ * width + ox * stride_);
+                for (int ky = 0; ky < kernel_; ++ky) {
+                    for (int kx = 0; kx < kernel_; ++kx) {
+                        const auto index = static_cast<std::uint32_t>((oy * stride_ + ky) * width + ox * stride_ + kx);
+                        // Strict ">" keeps the first maximum on ties.
+                        if (in[index] > in[best]) best = index;
+                    }
+                }
+                const std::size_t o = out_offset + static_cast<std::size_t>(oy) * out_width + ox;
+                winner_[o] = best;
+                y[o] = in[best];
+            }
+        }
+    }
+}
+
+void MaxPool::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) {
+    if (!dx) return;
+    dx->resize(x.shape());
+    dx->fill(0.0f);
+    const int planes = x.shape()[0] * x.shape()[1];
+    const std::size_t in_plane = static_cast<std::size_t>(x.shape()[2]) * x.shape()[3];
+    const std::size_t out_plane = static_cast<std::size_t>(y.shape()[2]) * y.shape()[3];
+    // Overlapping windows (k > s) can share a winner, so accumulate; planes are independent across threads.
+#pragma omp parallel for schedule(static)
+    for (int p = 0; p < planes; ++p) {
+        float* target = dx->data() + static_cast<std::size_t>(p) * in_plane;
+        for (std::size_t o = 0; o < out_plane; ++o) {
+            const std::size_t k = static_cast<std::size_t>(p) * out_plane + o;
+            target[winner_[k]] += dy[k];
+        }
+    }
+}
+
+}  // namespace edgeqc

@@ -1,0 +1,66 @@
+// Stable softmax and the fused softmax + cross-entropy loss with its gradient.
+#include "layers/softmax_cross_entropy.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "engine/error.hpp"
+
+namespace edgeqc {
+
+namespace {
+// Writes softmax of one row into out and returns log(sum(exp(row - max))) + max, the log-partition.
+double softmax_row(const float* row, int classes, float* out) {
+    const float maximum = *std::max_element(row, row + classes);
+    double sum = 0.0;
+    for (int k = 0; k < classes; ++k) sum += std::exp(static_cast<double>(row[k] - maximum));
+    for (int k = 0; k < classes; ++k) out[k] = static_cast<float>(std::exp(static_cast<double>(row[k] - maximum)) / sum);
+    return std::log(sum) + maximum;
+}
+}  // namespace
+
+void softmax(const Tensor& logits, Tensor& probabilities) {
+    if (logits.shape().rank() != 2) throw Error("softmax expects N x K logits, got " + logits.shape().str());
+    probabilities.resize(logits.shape());
+    const int batch = logits.shape()[0], classes = logits.shape()[1];
+    for (int n = 0; n < batch; ++n)
+        softmax_row(logits.data() + static_cast<std::size_t>(n) * classes, classes,
+                    probabilities.data() + static_cast<std::size_t>(n) * classes);
+}
+
+double softmax_cross_entropy(const Tensor& logits, const std::vector<int>& labels,
+                             const std::vector<float>& class_weights, Tensor* dlogits) {
+    if (logits.shape().rank() != 2) throw Error("cross-entropy expects N x K logits, got " + logits.shape().str());
+    const int batch = logits.shape()[0], classes = logits.shape()[1];
+    if (static_cast<int>(labels.size()) != batch) throw Error("cross-entropy: label count differs from batch size");
+    if (!class_weights.empty() && static_cast<int>(class_weights.size()) != classes)
+        throw Error("cross-entropy: expected " + std::to_string(classes) + " class weights");
+    std::vector<float> probabilities(static_cast<std::size_t>(classes));
+    double weighted_loss = 0.0, total_weight = 0.0;
+    for (int n = 0; n < batch; ++n) {
+        const int label = labels[static_cast<std::size_t>(n)];
+        if (label < 0 || label >= classes) throw Error("cross-entropy: label " + std::to_string(label) + " out of range");
+        const float* row = logits.data() + static_cast<std::size_t>(n) * classes;
+        const double log_partition = softmax_row(row, classes, probabilities.data());
+        const double weight = class_weights.empty() ? 1.0 : class_weights[static_cast<std::size_t>(label)];
+        weighted_loss += weight * (log_partition - row[label]);
+        total_weight += weight;
+    }
+    if (!(total_weight > 0.0)) throw Error("cross-entropy: the class weights of this batch sum to zero");
+    if (dlogits) {
+        dlogits->resize(logits.shape());
+        for (int n = 0; n < batch; ++n) {
+            const int label = labels[static_cast<std::size_t>(n)];
+            const float* row = logits.data() + static_cast<std::size_t>(n) * classes;
+            float* out = dlogits->data() + static_cast<std::size_t>(n) * classes;
+            softmax_row(row, classes, out);
+            out[label] -= 1.0f;
+            const float scale = static_cast<float>(
+                (class_weights.empty() ? 1.0 : class_weights[static_cast<std::size_t>(label)]) / total_weight);
+            for (int k = 0; k < classes; ++k) out[k] *= scale;
+        }
+    }
+    return weighted_loss / total_weight;
+}
+
+}  // namespace edgeqc

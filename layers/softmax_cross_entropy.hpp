@@ -1,0 +1,20 @@
+// Softmax fused with cross-entropy: the loss head of every classifier. Fusing keeps it numerically stable
+// (log-sum-exp with the row maximum subtracted) and makes the gradient the simple p - onehot.
+#pragma once
+
+#include <vector>
+
+#include "engine/tensor.hpp"
+
+namespace edgeqc {
+
+// logits: N x K, labels: N values in [0, K), class_weights: empty (all 1) or K values.
+// Returns the weighted mean loss sum(w_y * l) / sum(w_y) (PyTorch's CrossEntropyLoss(weight=...)).
+// When dlogits is not null it receives dLoss/dlogits (N x K).
+double softmax_cross_entropy(const Tensor& logits, const std::vector<int>& labels,
+                             const std::vector<float>& class_weights, Tensor* dlogits);
+
+// probabilities: N x K, each row the softmax of the matching logits row.
+void softmax(const Tensor& logits, Tensor& probabilities);
+
+}  // namespace edgeqc

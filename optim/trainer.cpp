@@ -1,0 +1,349 @@
+// The training loop and its bookkeeping (checkpoints, logs, resume).
+#include "optim/trainer.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include "data/dataset.hpp"
+#include "data/loader.hpp"
+#include "engine/error.hpp"
+#include "engine/inference.hpp"
+#include "engine/metrics.hpp"
+#include "engine/model_file.hpp"
+#include "engine/progress.hpp"
+#include "layers/softmax_cross_entropy.hpp"
+
+namespace edgeqc {
+
+namespace {
+
+struct EpochRecord {
+    int epoch = 0;
+    double train_loss = 0, train_accuracy = 0;
+    double validation_loss = NAN, validation_accuracy = NAN, validation_macro_f1 = NAN;
+    double learning_rate = 0, seconds = 0, images_per_second = 0;
+};
+
+std::string stem_of(const std::string& output_path) {
+    const std::filesystem::path path(output_path);
+    return (path.parent_path() / path.stem()).string();
+}
+
+void validate_options(const TrainOptions& o) {
+    if (o.epochs < 1) throw Error("--epochs must be at least 1");
+    if (o.batch_size < 1) throw Error("--batch must be at least 1");
+    if (!(o.learning_rate > 0.0f) || !std::isfinite(o.learning_rate)) throw Error("--lr must be a positive number");
+    if (!(o.optimizer.weight_decay >= 0.0f)) throw Error("--weight-decay must not be negative");
+    if (o.warmup_epochs < 0) throw Error("--warmup-epochs must not be negative");
+    if (!(o.validation_split >= 0.0 && o.validation_split < 1.0)) throw Error("--val-split must be in [0, 1)");
+    if (o.output_path.empty()) throw Error("--out is required");
+}
+
+// Fails before any training time is spent when the model could not be saved at the end.
+void check_output_writable(const std::string& output_path) {
+    const std::filesystem::path path(output_path);
+    const std::filesystem::path folder = path.parent_path().empty() ? "." : path.parent_path();
+    std::error_code error;
+    if (!std::filesystem::is_directory(folder, error))
+        throw Error("cannot write the model to '" + output_path + "': folder '" + folder.string() + "' does not exist");
+    if (std::filesystem::is_directory(path, error))
+        throw Error("cannot write the model to '" + output_path + "': it is a folder");
+    const std::string probe = output_path + ".probe" + std::to_string(::getpid());
+    std::FILE* file = std::fopen(probe.c_str(), "wb");
+    if (!file) throw Error("cannot write the model to '" + output_path + "': " + std::strerror(errno));
+    std::fclose(file);
+    std::remove(probe.c_str());
+}
+
+std::map<std::string, std::string> recipe_of(const TrainOptions& o) {
+    return {{"architecture", o.architecture},
+            {"batch", std::to_string(o.batch_size)},
+            {"lr", std::to_string(o.learning_rate)},
+            {"optimizer", optimizer_kind_name(o.optimizer.kind)},
+            {"weight_decay", std::to_string(o.optimizer.weight_decay)},
+            {"schedule", schedule_kind_name(o.schedule)},
+            {"warmup_epochs", std::to_string(o.warmup_epochs)},
+            {"val_split", std::to_string(o.validation_split)},
+            {"validation_dir", o.validation_dir},
+            {"seed", std::to_string(o.seed)},
+            {"init", o.init == InitScheme::He ? "he" : "torch"},
+            {"strict", o.strict ? "1" : "0"}};
+}
+
+// The recipe a resumed run continues with: the checkpoint's, with only the epoch count and paths from now.
+TrainOptions options_from_recipe(const TrainOptions& now, const std::map<std::string, std::string>& recipe) {
+    TrainOptions o = now;
+    try {
+        o.architecture = recipe.at("architecture");
+        o.batch_size = std::stoi(recipe.at("batch"));
+        o.learning_rate = std::stof(recipe.at("lr"));
+        o.optimizer.kind = parse_optimizer_kind(recipe.at("optimizer"));
+        o.optimizer.weight_decay = std::stof(recipe.at("weight_decay"));
+        o.schedule = parse_schedule_kind(recipe.at("schedule"));
+        o.warmup_epochs = std::stoi(recipe.at("warmup_epochs"));
+        o.validation_split = std::stod(recipe.at("val_split"));
+        o.validation_dir = recipe.at("validation_dir");
+        o.seed = std::stoull(recipe.at("seed"));
+        o.init = recipe.at("init") == "he" ? InitScheme::He : InitScheme::Torch;
+        o.strict = recipe.at("strict") == "1";
+    } catch (const std::exception&) {
+        throw Error("the checkpoint's training recipe is incomplete; it cannot be resumed");
+    }
+    return o;
+}
+
+void write_logs(const std::string& output_path, const ModelDescription& description, const std::vector<EpochRecord>& history) {
+    nlohmann::json epochs = nlohmann::json::array();
+    std::string csv = "epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_macro_f1,learning_rate,seconds,images_per_second\n";
+    auto number = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
+    for (const EpochRecord& r : history) {
+        epochs.push_back({{"epoch", r.epoch}, {"train_loss", r.train_loss}, {"train_accuracy", r.train_accuracy},
+                          {"val_loss", number(r.validation_loss)}, {"val_accuracy", number(r.validation_accuracy)},
+                          {"val_macro_f1", number(r.validation_macro_f1)}, {"learning_rate", r.learning_rate},
+                          {"seconds", r.seconds}, {"images_per_second", r.images_per_second}});
+        char row[512];
+        std::snprintf(row, sizeof row, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f,%.2f\n", r.epoch, r.train_loss,
+                      r.train_accuracy, r.validation_loss, r.validation_accuracy, r.validation_macro_f1, r.learning_rate,
+                      r.seconds, r.images_per_second);
+        csv += row;
+    }
+    const nlohmann::json log = {{"architecture", description.architecture},
+                                {"classes", description.class_names},
+                                {"epochs", epochs}};
+    const std::string json_text = log.dump(2) + "\n";
+    write_file_atomically(log_path_for(output_path, "json"), {json_text.begin(), json_text.end()});
+    write_file_atomically(log_path_for(output_path, "csv"), {csv.begin(), csv.end()});
+}
+
+std::vector<EpochRecord> read_history(const std::string& output_path, int epochs_done) {
+    std::vector<EpochRecord> history;
+    std::ifstream in(log_path_for(output_path, "json"));
+    if (!in) return history;
+    try {
+        const nlohmann::json log = nlohmann::json::parse(in);
+        auto number = [](const nlohmann::json& v) { return v.is_null() ? NAN : v.get<double>(); };
+        for (const auto& e : log.at("epochs")) {
+            if (e.at("epoch").get<int>() > epochs_done) break;
+            history.push_back({e.at("epoch").get<int>(), e.at("train_loss").get<double>(),
+                               e.at("train_accuracy").get<double>(), number(e.at("val_loss")),
+                               number(e.at("val_accuracy")), number(e.at("val_macro_f1")),
+                               e.at("learning_rate").get<double>(), e.at("seconds").get<double>(),
+                               e.at("images_per_second").get<double>()});
+        }
+    } catch (const std::exception&) {
+        std::fprintf(stderr, "warning: the previous training log could not be read; it restarts from this epoch\n");
+        history.clear();
+    }
+    return history;
+}
+
+void print_data_summary(const FolderScan& scan, const std::string& root) {
+    std::printf("data: %s: %zu images in %zu classes", root.c_str(), scan.images.size(), scan.class_names.size());
+    if (scan.skipped_hidden || scan.skipped_non_image)
+        std::printf(" (skipped %zu hidden and %zu non-image entries)", scan.skipped_hidden, scan.skipped_non_image);
+    std::printf("\n");
+    for (std::size_t k = 0; k < scan.class_names.size(); ++k)
+        std::printf("  %-24s %6zu\n", scan.class_names[k].c_str(), scan.class_counts[k]);
+}
+
+}  // namespace
+
+std::string checkpoint_path_for(const std::string& output_path) { return stem_of(output_path) + ".last.eqc"; }
+
+std::string log_path_for(const std::string& output_path, const std::string& extension) {
+    return stem_of(output_path) + ".log." + extension;
+}
+
+std::atomic<bool>& training_stop_requested() {
+    static std::atomic<bool> requested{false};
+    return requested;
+}
+
+TrainSummary train(const TrainOptions& requested) {
+    validate_options(requested);
+    check_output_writable(requested.output_path);
+    const std::string checkpoint_path = checkpoint_path_for(requested.output_path);
+
+    LoadedModel checkpoint;
+    if (requested.resume) {
+        if (!std::filesystem::exists(checkpoint_path))
+            throw Error("--resume: no checkpoint '" + checkpoint_path + "' (it is written after each completed epoch)");
+        checkpoint = load_model(checkpoint_path);
+        if (!checkpoint.has_training_state) throw Error("--resume: '" + checkpoint_path + "' holds no training state");
+    }
+    const TrainOptions options =
+        requested.resume ? options_from_recipe(requested, checkpoint.training_state.recipe) : requested;
+
+    const FolderScan scan = scan_labelled_folder(options.data_dir);
+    require_trainable(scan, options.data_dir);
+    print_data_summary(scan, options.data_dir);
+    const int num_classes = static_cast<int>(scan.class_names.size());
+    Split split;
+    if (!options.validation_dir.empty()) {
+        split.train = scan.images;
+        split.validation = scan_with_classes(options.validation_dir, scan.class_names).images;
+        if (split.validation.empty()) throw Error("validation folder '" + options.validation_dir + "' holds no images");
+    } else {
+        split = stratified_split(scan.images, num_classes, options.validation_split);
+    }
+    std::printf("split: %zu training, %zu validation images\n", split.train.size(), split.validation.size());
+
+    ModelDescription description;
+    std::unique_ptr<Network> network;
+    TrainingState state;
+    if (requested.resume) {
+        description = checkpoint.description;
+        if (description.class_names != scan.class_names)
+            throw Error("--resume: the classes in '" + options.data_dir + "' differ from the checkpoint's");
+        network = std::move(checkpoint.network);
+        state = std::move(checkpoint.training_state);
+        if (static_cast<int>(state.epochs_done) >= options.epochs)
+            throw Error("--resume: the checkpoint already completed " + std::to_string(state.epochs_done) +
+                        " epochs; pass a larger --epochs to continue");
+        std::printf("resuming from '%s' after epoch %u of %d (recipe from the checkpoint)\n", checkpoint_path.c_str(),
+                    state.epochs_done, options.epochs);
+    } else {
+        description.architecture = options.architecture;
+        description.class_names = scan.class_names;
+        description.input = options.input;
+        description.input.mean.clear();
+        description.input.stddev.clear();
+        validate_input_format(description.input);
+        estimate_normalization(split.train, description.input);
+        network = build_network(description);
+        network->initialize(options.init, options.seed);
+    }
+    std::printf("model: %s, input %dx%dx%d (CxHxW)\n%s", description.architecture.c_str(), description.input.channels,
+                description.input.height, description.input.width, network->summary().c_str());
+    std::fflush(stdout);
+
+    Optimizer optimizer(options.optimizer, network->parameters().size());
+    if (requested.resume) {
+        optimizer.first_moment() = state.first_moment;
+        optimizer.second_moment() = state.second_moment;
+        optimizer.set_steps(state.optimizer_steps);
+    }
+    state.recipe = recipe_of(options);
+
+    LoaderOptions train_loading{options.batch_size, true, options.seed, options.strict};
+    BatchLoader train_loader(split.train, description.input, train_loading);
+    LoaderOptions validation_loading{options.batch_size, false, options.seed, options.strict};
+    BatchLoader validation_loader(split.validation, description.input, validation_loading);
+
+    const std::uint64_t steps_per_epoch = (split.train.size() + static_cast<std::size_t>(options.batch_size) - 1) /
+                                          static_cast<std::size_t>(options.batch_size);
+    const Schedule schedule{options.schedule, options.learning_rate, steps_per_epoch * static_cast<std::uint64_t>(options.warmup_epochs),
+                            steps_per_epoch * static_cast<std::uint64_t>(options.epochs)};
+
+    std::vector<EpochRecord> history = requested.resume ? read_history(requested.output_path, static_cast<int>(state.epochs_done))
+                                                        : std::vector<EpochRecord>{};
+    TrainSummary summary;
+    summary.epochs_done = static_cast<int>(state.epochs_done);
+    summary.best_epoch = static_cast<int>(state.best_epoch);
+    summary.best_validation_accuracy = state.best_metric;
+    double seconds_so_far = 0.0;
+    for (const EpochRecord& r : history) seconds_so_far += r.seconds;
+
+    Batch batch;
+    Tensor dlogits;
+    for (int epoch = summary.epochs_done + 1; epoch <= options.epochs; ++epoch) {
+        network->reseed_dropout(options.seed * 1000003u + static_cast<std::uint64_t>(epoch));
+        train_loader.start_epoch(epoch);
+        char label[64];
+        std::snprintf(label, sizeof label, "epoch %d/%d", epoch, options.epochs);
+        ProgressBar progress(label, split.train.size(), "img");
+        double loss_sum = 0.0;
+        std::size_t correct = 0, seen = 0;
+        float learning_rate = 0.0f;
+        while (train_loader.next(batch)) {
+            if (training_stop_requested()) break;
+            const Tensor& logits = network->forward(batch.images, Mode::Train);
+            const double loss = softmax_cross_entropy(logits, batch.labels, {}, &dlogits);
+            if (!std::isfinite(loss)) {
+                progress.finish();
+                throw Error("training diverged in epoch " + std::to_string(epoch) + " (the loss became " +
+                            std::to_string(loss) + "); '" + options.output_path +
+                            "' keeps the best model so far; try a lower --lr or more --warmup-epochs");
+            }
+            const int classes = logits.shape()[1];
+            for (std::size_t n = 0; n < batch.labels.size(); ++n) {
+                const float* row = logits.data() + n * static_cast<std::size_t>(classes);
+                correct += (std::max_element(row, row + classes) - row) == batch.labels[n];
+            }
+            network->parameters().zero_gradients();
+            network->backward(dlogits);
+            learning_rate = schedule.learning_rate_at(optimizer.steps());
+            optimizer.step(network->parameters().values(), network->parameters().gradients(), learning_rate);
+            loss_sum += loss * static_cast<double>(batch.labels.size());
+            seen += batch.labels.size();
+            char detail[64];
+            std::snprintf(detail, sizeof detail, "loss %.4f acc %.3f", loss_sum / static_cast<double>(seen),
+                          static_cast<double>(correct) / static_cast<double>(seen));
+            progress.update(seen + train_loader.skipped(), detail);
+        }
+        progress.finish();
+        if (training_stop_requested()) {
+            std::printf("stopped on request during epoch %d; '%s' holds epoch %d, continue with --resume\n", epoch,
+                        checkpoint_path.c_str(), summary.epochs_done);
+            summary.stopped_early = true;
+            return summary;
+        }
+        if (seen == 0) throw Error("no training image could be decoded in epoch " + std::to_string(epoch));
+
+        EpochRecord record;
+        record.epoch = epoch;
+        record.train_loss = loss_sum / static_cast<double>(seen);
+        record.train_accuracy = static_cast<double>(correct) / static_cast<double>(seen);
+        record.learning_rate = learning_rate;
+        const double train_seconds = progress.seconds();
+        record.images_per_second = static_cast<double>(seen) / train_seconds;
+        bool is_best = false;
+        if (!split.validation.empty()) {
+            const InferenceResult validation = run_inference(*network, validation_loader, "validating");
+            const ClassificationReport report = classification_report(validation.labels, validation.probabilities, description.class_names);
+            record.validation_loss = validation.mean_loss;
+            record.validation_accuracy = report.accuracy;
+            record.validation_macro_f1 = report.macro_f1;
+            is_best = report.accuracy > summary.best_validation_accuracy;
+        } else {
+            is_best = true;  // without validation data the latest model is the one kept
+        }
+        record.seconds = progress.seconds();
+        seconds_so_far += record.seconds;
+        history.push_back(record);
+
+        summary.epochs_done = epoch;
+        if (is_best) {
+            summary.best_epoch = epoch;
+            summary.best_validation_accuracy = split.validation.empty() ? -1.0 : record.validation_accuracy;
+            save_model(options.output_path, description, *network);
+        }
+        state.epochs_done = static_cast<std::uint32_t>(epoch);
+        state.optimizer_steps = optimizer.steps();
+        state.best_metric = summary.best_validation_accuracy;
+        state.best_epoch = static_cast<std::uint32_t>(summary.best_epoch);
+        state.first_moment = optimizer.first_moment();
+        state.second_moment = optimizer.second_moment();
+        save_model(checkpoint_path, description, *network, &state);
+        write_logs(options.output_path, description, history);
+
+        const double eta = seconds_so_far / static_cast<double>(history.size()) * (options.epochs - epoch);
+        std::printf("epoch %3d/%d  loss %.4f  acc %.4f", epoch, options.epochs, record.train_loss, record.train_accuracy);
+        if (!split.validation.empty())
+            std::printf("  | val loss %.4f  acc %.4f  macro-F1 %.4f", record.validation_loss,
+                        record.validation_accuracy, record.validation_macro_f1);
+        std::printf("  | lr %.2e  %.1f img/s  %.1fs  ETA %s%s\n", record.learning_rate, record.images_per_second,
+                    record.seconds, format_duration(eta).c_str(), is_best ? "  *best" : "");
+        std::fflush(stdout);
+    }
+    return summary;
+}
+
+}  // namespace edgeqc
