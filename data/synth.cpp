@@ -1,5 +1,6 @@
 // Procedural rendering of the synthetic powder-bed surfaces and the parallel writer of the dataset.
 // Pixel centres sit at integer coordinates; all sizes are in pixels, so defects do not scale with the image.
+// Rng draws never share an expression whose evaluation order C++ leaves open, so all compilers agree.
 #include "data/synth.hpp"
 
 #include <algorithm>
@@ -102,7 +103,9 @@ void apply_dark_mask(Canvas& canvas, float strength) {
 }
 
 // Low-contrast defects are what keep the task from being trivial.
-float defect_strength(Rng& rng) { return rng.uniform() < 0.25f ? rng.uniform(0.18f, 0.4f) : rng.uniform(0.4f, 0.85f); }
+float defect_strength(Rng& rng) {
+    return rng.uniform() < 0.25f ? rng.uniform(0.18f, 0.4f) : rng.uniform(0.4f, 0.85f);
+}
 
 // A random point at least margin pixels from every edge (or the centre, on a very small canvas).
 std::array<float, 2> random_point(const Canvas& canvas, float margin, Rng& rng) {
@@ -138,9 +141,10 @@ void paint_scan_tracks(Canvas& canvas, Rng& rng) {
     // The current layer's tracks, and the previous layer's rotated ones faintly showing through.
     const float angle = rng.uniform(0.0f, kTwoPi / 2.0f);
     const float amplitude = rng.uniform(0.04f, 0.11f);
+    const float previous_angle = angle + rng.uniform(0.6f, 1.4f);
+    const float previous_amplitude = amplitude * rng.uniform(0.0f, 0.35f);
     const std::array<Tracks, 2> layers = {random_tracks(angle, amplitude),
-                                          random_tracks(angle + rng.uniform(0.6f, 1.4f),
-                                                        amplitude * rng.uniform(0.0f, 0.35f))};
+                                          random_tracks(previous_angle, previous_amplitude)};
     // Neighbouring tracks differ slightly in brightness, as with real melt tracks.
     std::vector<float> track_offset(static_cast<std::size_t>(diagonal / 3.0f) + 8);
     for (float& offset : track_offset) offset = 0.015f * rng.normal();
@@ -193,7 +197,8 @@ void paint_crack(Canvas& canvas, Rng& rng) {
     const auto branches = rng.uniform() < 0.45f ? 1 + rng.below(2) : 0;
     for (std::uint64_t b = 0; b < branches && !path.empty(); ++b) {
         const auto& [bx, by, direction] = path[rng.below(path.size())];
-        const float turn = rng.uniform(0.35f, 1.0f) * (rng.uniform() < 0.5f ? -1.0f : 1.0f);
+        const float side = rng.uniform() < 0.5f ? -1.0f : 1.0f;
+        const float turn = side * rng.uniform(0.35f, 1.0f);
         walk_crack(canvas, bx, by, direction + turn, length * rng.uniform(0.2f, 0.5f), radius * 0.7f, rng, nullptr);
     }
     apply_dark_mask(canvas, std::max(defect_strength(rng), 0.3f));
@@ -204,7 +209,8 @@ void paint_pinholes(Canvas& canvas, Rng& rng) {
     const auto count = 1 + rng.below(4);
     for (std::uint64_t p = 0; p < count; ++p) {
         const auto [x, y] = random_point(canvas, 4.0f, rng);
-        stamp_disc(canvas, x, y, rng.uniform(1.0f, 3.0f), rng.uniform(0.8f, 1.0f));
+        const float radius = rng.uniform(1.0f, 3.0f);
+        stamp_disc(canvas, x, y, radius, rng.uniform(0.8f, 1.0f));
     }
     apply_dark_mask(canvas, strength);
 }
@@ -227,7 +233,7 @@ void paint_hole(Canvas& canvas, Rng& rng) {
 
 void paint_spatter(Canvas& canvas, Rng& rng) {
     const float light = rng.uniform(0.0f, kTwoPi);  // shared by all droplets: shadows fall the same way
-    const float brightness = rng.uniform() < 0.25f ? rng.uniform(0.2f, 0.4f) : rng.uniform(0.4f, 0.9f);
+    const float brightness = defect_strength(rng);
     const auto count = 2 + rng.below(5);
     for (std::uint64_t d = 0; d < count; ++d) {
         const float radius = rng.uniform(1.5f, 5.0f);

@@ -1,0 +1,346 @@
+// Gradient checks for every layer and the loss head, on odd shapes, on every kernel path.
+//
+// How to add a new layer to these checks: build it in a CHECK_LAYER_GRADIENTS-style test case below with an
+// odd input shape (13 channels, prime widths, batch 1 and 3), pick inputs away from its non-smooth points
+// (ReLU at 0, max-pool ties), and call check_layer_gradients(); it compares backward() against central
+// differences of L = sum(y * r) for a fixed random r, for the input and for every parameter.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <numeric>
+
+#include "engine/kernels.hpp"
+#include "engine/rng.hpp"
+#include "layers/batch_norm.hpp"
+#include "layers/conv2d.hpp"
+#include "layers/dense.hpp"
+#include "layers/dropout.hpp"
+#include "layers/flatten.hpp"
+#include "layers/global_avg_pool.hpp"
+#include "layers/max_pool.hpp"
+#include "layers/relu.hpp"
+#include "layers/softmax_cross_entropy.hpp"
+
+using namespace edgeqc;
+
+namespace {
+
+// Central-difference step and the mixed tolerance |analytic - numeric| <= kAbsolute + kRelative * |numeric|.
+// float32 forward passes leave about 1e-4 of noise in a difference quotient with this step.
+constexpr float kStep = 1e-2f;
+constexpr double kAbsoluteTolerance = 2e-3;
+constexpr double kRelativeTolerance = 2e-2;
+constexpr int kSampledIndices = 40;
+
+void fill_normal(float* data, std::size_t n, Rng& rng, float scale = 1.0f) {
+    for (std::size_t i = 0; i < n; ++i) data[i] = scale * rng.normal();
+}
+
+// Distinct values at least 0.05 apart and 0.025 away from 0, shuffled: no max-pool ties or ReLU kinks within kStep.
+void fill_spaced(Tensor& t, Rng& rng) {
+    std::vector<float> values(t.size());
+    for (std::size_t i = 0; i < values.size(); ++i)
+        values[i] = (static_cast<float>(i) - static_cast<float>(values.size()) / 2.0f) * 0.05f + 0.025f;
+    rng.shuffle(values);
+    std::copy(values.begin(), values.end(), t.data());
+}
+
+double weighted_sum(const Tensor& y, const Tensor& r) {
+    double sum = 0.0;
+    for (std::size_t i = 0; i < y.size(); ++i) sum += static_cast<double>(y[i]) * r[i];
+    return sum;
+}
+
+void check_close(double analytic, double numeric, const char* what, std::size_t index) {
+    INFO(what << "[" << index << "] analytic " << analytic << " numeric " << numeric);
+    CHECK(std::abs(analytic - numeric) <= kAbsoluteTolerance + kRelativeTolerance * std::abs(numeric));
+}
+
+// Checks dx and every parameter gradient of `layer` at input x (already filled), in `mode`.
+void check_layer_gradients(Layer& layer, ParameterArena& parameters, Tensor& x, Mode mode = Mode::Train) {
+    Rng rng(99);
+    Tensor y, dx;
+    layer.forward(x, y, mode);
+    Tensor r(y.shape());
+    fill_normal(r.data(), r.size(), rng);
+    if (parameters.size()) parameters.zero_gradients();
+    layer.backward(x, y, r, &dx);
+    REQUIRE(dx.shape() == x.shape());
+
+    auto numeric_derivative = [&](float& value) {
+        const float saved = value;
+        Tensor y_probe;
+        value = saved + kStep;
+        layer.forward(x, y_probe, mode);
+        const double plus = weighted_sum(y_probe, r);
+        value = saved - kStep;
+        layer.forward(x, y_probe, mode);
+        const double minus = weighted_sum(y_probe, r);
+        value = saved;
+        return (plus - minus) / (2.0 * kStep);
+    };
+    for (int s = 0; s < kSampledIndices; ++s) {
+        const auto i = static_cast<std::size_t>(rng.below(x.size()));
+        check_close(dx[i], numeric_derivative(x[i]), "dx", i);
+    }
+    for (std::size_t slot = 0; slot < parameters.slots().size(); ++slot) {
+        const TensorView value = parameters.value(slot), gradient = parameters.gradient(slot);
+        for (int s = 0; s < kSampledIndices; ++s) {
+            const auto i = static_cast<std::size_t>(rng.below(value.size()));
+            check_close(gradient[i], numeric_derivative(value[i]), parameters.slots()[slot].name.c_str(), i);
+        }
+    }
+}
+
+// Runs body once per kernel table (optimised and scalar reference), restoring the default afterwards.
+template <class Body>
+void on_every_kernel_path(Body body) {
+    const std::string original = kernels().name;
+    for (const KernelTable* table : available_kernel_tables()) {
+        CAPTURE(table->name);
+        select_kernels(table->name);
+        body();
+    }
+    select_kernels(original);
+}
+
+struct Arenas {
+    ParameterArena parameters{true};
+    ParameterArena buffers{false};
+};
+
+}  // namespace
+
+TEST_CASE("conv2d gradients: same padding, 13 channels, prime width, batch 3") {
+    on_every_kernel_path([] {
+        Conv2d conv({13, 5, 3, 1, 1, true});
+        Arenas a;
+        conv.declare(a.parameters, a.buffers, "0.");
+        a.parameters.allocate();
+        Rng rng(1);
+        conv.initialize(InitScheme::Torch, rng);
+        Tensor x({3, 13, 7, 11});
+        fill_normal(x.data(), x.size(), rng);
+        check_layer_gradients(conv, a.parameters, x);
+    });
+}
+
+TEST_CASE("conv2d gradients: 5x5 stride 2, batch 1, no bias; 3x3 valid stride 2") {
+    on_every_kernel_path([] {
+        for (const Conv2dConfig config : {Conv2dConfig{2, 3, 5, 2, 2, false}, Conv2dConfig{3, 4, 3, 2, 0, true}}) {
+            Conv2d conv(config);
+            Arenas a;
+            conv.declare(a.parameters, a.buffers, "0.");
+            a.parameters.allocate();
+            Rng rng(2);
+            conv.initialize(InitScheme::He, rng);
+            Tensor x({config.padding ? 1 : 3, config.in_channels, 13, 17});
+            fill_normal(x.data(), x.size(), rng);
+            check_layer_gradients(conv, a.parameters, x);
+        }
+    });
+}
+
+TEST_CASE("conv2d forward matches a direct convolution") {
+    const Conv2dConfig config{3, 2, 3, 2, 1, true};
+    Conv2d conv(config);
+    Arenas a;
+    conv.declare(a.parameters, a.buffers, "0.");
+    a.parameters.allocate();
+    Rng rng(3);
+    conv.initialize(InitScheme::Torch, rng);
+    Tensor x({2, 3, 6, 5}), y;
+    fill_normal(x.data(), x.size(), rng);
+    conv.forward(x, y, Mode::Infer);
+    REQUIRE(y.shape() == Shape{2, 2, 3, 3});
+    const TensorView w = conv.weight(), b = conv.bias();
+    for (int n = 0; n < 2; ++n)
+        for (int co = 0; co < 2; ++co)
+            for (int oy = 0; oy < 3; ++oy)
+                for (int ox = 0; ox < 3; ++ox) {
+                    double sum = b[static_cast<std::size_t>(co)];
+                    for (int ci = 0; ci < 3; ++ci)
+                        for (int ky = 0; ky < 3; ++ky)
+                            for (int kx = 0; kx < 3; ++kx) {
+                                const int iy = oy * 2 - 1 + ky, ix = ox * 2 - 1 + kx;
+                                if (iy < 0 || iy >= 6 || ix < 0 || ix >= 5) continue;
+                                sum += w[static_cast<std::size_t>(((co * 3 + ci) * 3 + ky) * 3 + kx)] *
+                                       x[static_cast<std::size_t>(((n * 3 + ci) * 6 + iy) * 5 + ix)];
+                            }
+                    CHECK(y[static_cast<std::size_t>(((n * 2 + co) * 3 + oy) * 3 + ox)] ==
+                          doctest::Approx(sum).epsilon(1e-5));
+                }
+}
+
+TEST_CASE("batch norm gradients in training mode, 4-D and 2-D inputs") {
+    for (const Shape shape : {Shape{3, 13, 5, 7}, Shape{5, 13}}) {
+        BatchNorm bn(13);
+        Arenas a;
+        bn.declare(a.parameters, a.buffers, "0.");
+        a.parameters.allocate();
+        a.buffers.allocate();
+        Rng rng(4);
+        bn.initialize(InitScheme::He, rng);
+        fill_normal(bn.gamma().data, 13, rng);  // non-trivial gamma and beta exercise every term
+        fill_normal(bn.beta().data, 13, rng);
+        Tensor x(shape);
+        fill_normal(x.data(), x.size(), rng, 2.0f);
+        check_layer_gradients(bn, a.parameters, x);
+    }
+}
+
+TEST_CASE("batch norm training statistics and running estimates follow PyTorch's definitions") {
+    BatchNorm bn(1);
+    Arenas a;
+    bn.declare(a.parameters, a.buffers, "0.");
+    a.parameters.allocate();
+    a.buffers.allocate();
+    Rng rng(5);
+    bn.initialize(InitScheme::He, rng);
+    Tensor x({4, 1}), y;
+    const float values[] = {1, 2, 3, 6};  // mean 3, biased variance 3.5, unbiased 14/3
+    std::copy(values, values + 4, x.data());
+    bn.forward(x, y, Mode::Train);
+    CHECK(y[0] == doctest::Approx(-2.0 / std::sqrt(3.5 + 1e-5)));
+    CHECK(bn.running_mean()[0] == doctest::Approx(0.3));
+    CHECK(bn.running_variance()[0] == doctest::Approx(0.9 + 0.1 * 14.0 / 3.0));
+    bn.forward(x, y, Mode::Infer);  // uses the running estimates
+    CHECK(y[0] == doctest::Approx((1.0 - 0.3) / std::sqrt(0.9 + 0.1 * 14.0 / 3.0 + 1e-5)));
+}
+
+TEST_CASE("relu gradients away from the kink, and zero gradient at exactly 0") {
+    Relu relu;
+    Arenas a;
+    Rng rng(6);
+    Tensor x({3, 13, 5});
+    fill_spaced(x, rng);
+    check_layer_gradients(relu, a.parameters, x);
+    Tensor zero({1, 1}), y, dy({1, 1}), dx;
+    zero[0] = 0.0f;
+    dy[0] = 1.0f;
+    relu.forward(zero, y, Mode::Train);
+    relu.backward(zero, y, dy, &dx);
+    CHECK(dx[0] == 0.0f);
+}
+
+TEST_CASE("max pool gradients: 2x2 stride 2 and overlapping 3x3 stride 2 on prime sizes") {
+    for (const auto [kernel, stride] : {std::pair{2, 2}, std::pair{3, 2}}) {
+        MaxPool pool(kernel, stride);
+        Arenas a;
+        Rng rng(7);
+        Tensor x({3, 13, 7, 11});
+        fill_spaced(x, rng);
+        check_layer_gradients(pool, a.parameters, x);
+    }
+}
+
+TEST_CASE("max pool picks the first maximum on ties and floors odd sizes") {
+    MaxPool pool(2, 2);
+    Tensor x({1, 1, 3, 3}), y, dy({1, 1, 1, 1}), dx;
+    x.fill(1.0f);
+    pool.forward(x, y, Mode::Train);
+    REQUIRE(y.shape() == Shape{1, 1, 1, 1});
+    dy[0] = 1.0f;
+    pool.backward(x, y, dy, &dx);
+    CHECK(dx[0] == 1.0f);
+    CHECK(std::accumulate(dx.data(), dx.data() + dx.size(), 0.0f) == 1.0f);
+}
+
+TEST_CASE("global average pool and flatten gradients") {
+    Arenas a;
+    Rng rng(8);
+    Tensor x({3, 13, 5, 7});
+    fill_normal(x.data(), x.size(), rng);
+    GlobalAvgPool gap;
+    check_layer_gradients(gap, a.parameters, x);
+    Flatten flatten;
+    check_layer_gradients(flatten, a.parameters, x);
+}
+
+TEST_CASE("dense gradients, batch 1 and 3, 13 inputs") {
+    on_every_kernel_path([] {
+        for (int batch : {1, 3}) {
+            Dense dense(13, 7);
+            Arenas a;
+            dense.declare(a.parameters, a.buffers, "0.");
+            a.parameters.allocate();
+            Rng rng(9);
+            dense.initialize(InitScheme::Torch, rng);
+            Tensor x({batch, 13});
+            fill_normal(x.data(), x.size(), rng);
+            check_layer_gradients(dense, a.parameters, x);
+        }
+    });
+}
+
+TEST_CASE("dropout: training mask with the right rate and scale, identity at inference") {
+    Dropout dropout(0.25f);
+    Rng rng(10);
+    dropout.initialize(InitScheme::He, rng);
+    Tensor x({4, 1000}), y, dy({4, 1000}), dx;
+    x.fill(2.0f);
+    dy.fill(1.0f);
+    dropout.forward(x, y, Mode::Train);
+    dropout.backward(x, y, dy, &dx);
+    std::size_t zeros = 0;
+    for (std::size_t i = 0; i < y.size(); ++i) {
+        if (y[i] == 0.0f) ++zeros;
+        else CHECK(y[i] == doctest::Approx(2.0f / 0.75f));
+        CHECK(dx[i] == doctest::Approx(y[i] / 2.0f));  // the same mask scales the gradient
+    }
+    CHECK(zeros > 900);
+    CHECK(zeros < 1100);
+    dropout.forward(x, y, Mode::Infer);
+    CHECK(std::all_of(y.data(), y.data() + y.size(), [](float v) { return v == 2.0f; }));
+}
+
+TEST_CASE("softmax cross-entropy: gradient by finite differences, with and without class weights") {
+    Rng rng(11);
+    Tensor logits({3, 5}), dlogits;
+    fill_normal(logits.data(), logits.size(), rng, 3.0f);
+    const std::vector<int> labels{4, 0, 2};
+    for (const std::vector<float>& weights : {std::vector<float>{}, std::vector<float>{1.0f, 2.0f, 0.5f, 1.0f, 3.0f}}) {
+        softmax_cross_entropy(logits, labels, weights, &dlogits);
+        for (std::size_t i = 0; i < logits.size(); ++i) {
+            const float saved = logits[i];
+            logits[i] = saved + 1e-2f;
+            const double plus = softmax_cross_entropy(logits, labels, weights, nullptr);
+            logits[i] = saved - 1e-2f;
+            const double minus = softmax_cross_entropy(logits, labels, weights, nullptr);
+            logits[i] = saved;
+            check_close(dlogits[i], (plus - minus) / 2e-2, "dlogits", i);
+        }
+    }
+}
+
+TEST_CASE("softmax cross-entropy stays finite for huge logits") {
+    Tensor logits({1, 3}), probabilities;
+    logits[0] = 1e4f;
+    logits[1] = -1e4f;
+    logits[2] = 0.0f;
+    CHECK(softmax_cross_entropy(logits, {0}, {}, nullptr) == doctest::Approx(0.0));
+    CHECK(softmax_cross_entropy(logits, {1}, {}, nullptr) == doctest::Approx(2e4));
+    softmax(logits, probabilities);
+    CHECK(probabilities[0] == doctest::Approx(1.0));
+}
+
+TEST_CASE("reference GEMM and the optimised GEMM agree on every transpose and odd sizes") {
+    Rng rng(12);
+    for (const bool ta : {false, true})
+        for (const bool tb : {false, true}) {
+            const int m = 13, n = 17, k = 29;
+            std::vector<float> a(static_cast<std::size_t>(m * k)), b(static_cast<std::size_t>(k * n));
+            fill_normal(a.data(), a.size(), rng);
+            fill_normal(b.data(), b.size(), rng);
+            std::vector<float> expected(static_cast<std::size_t>(m * n), 1.0f), actual = expected;
+            const int lda = ta ? m : k, ldb = tb ? k : n;
+            reference_kernels().gemm_f32(ta, tb, m, n, k, 0.5f, a.data(), lda, b.data(), ldb, 2.0f, expected.data(), n);
+            for (const KernelTable* table : available_kernel_tables()) {
+                std::fill(actual.begin(), actual.end(), 1.0f);
+                table->gemm_f32(ta, tb, m, n, k, 0.5f, a.data(), lda, b.data(), ldb, 2.0f, actual.data(), n);
+                for (std::size_t i = 0; i < actual.size(); ++i) CHECK(actual[i] == doctest::Approx(expected[i]).epsilon(1e-5));
+            }
+        }
+}
