@@ -59,21 +59,21 @@ std::vector<AxisTap> axis_taps(int in, int out) {
         } else if (out < in) {
             const double lo = static_cast<double>(i) * in / out;
             const double hi = static_cast<double>(i + 1) * in / out;
-            const double scale = static_cast<double>(out) / in;
+            const double span = static_cast<double>(in) / out;
             const int first = static_cast<int>(std::floor(lo));
             const int last = std::min(static_cast<int>(std::ceil(hi)), in) - 1;
             tap.first = first;
             for (int j = first; j <= last; ++j) {
                 const double overlap = std::min<double>(j + 1, hi) - std::max<double>(j, lo);
-                tap.weights.push_back(static_cast<float>(overlap * scale));
+                tap.weights.push_back(static_cast<float>(overlap / span));
             }
         } else {
             const double src = std::clamp((i + 0.5) * in / out - 0.5, 0.0, static_cast<double>(in - 1));
             const int j0 = static_cast<int>(std::floor(src));
-            const auto t = static_cast<float>(src - j0);
+            const double t = src - j0;
             tap.first = j0;
-            tap.weights = {1.0f - t};
-            if (j0 + 1 < in) tap.weights.push_back(t);
+            tap.weights = {static_cast<float>(1.0 - t)};
+            if (j0 + 1 < in) tap.weights.push_back(static_cast<float>(t));
         }
     }
     return taps;
@@ -156,7 +156,8 @@ Image decode_image_memory(const unsigned char* bytes, std::size_t size, const st
 Image convert_channels(const Image& image, int channels) {
     check_image(image, "convert");
     if (channels != 1 && channels != 3) {
-        throw Error("cannot convert an image to " + std::to_string(channels) + " channels; only 1 and 3 are supported.");
+        throw Error("cannot convert an image to " + std::to_string(channels) +
+                    " channels; only 1 and 3 are supported.");
     }
     const std::size_t plane = static_cast<std::size_t>(image.width) * static_cast<std::size_t>(image.height);
     const float* source = image.pixels.data();

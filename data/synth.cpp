@@ -19,8 +19,8 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr float kTwoPi = 6.28318530718f;
-constexpr int kMinSide = 8;
-constexpr int kMaxSide = 4096;
+constexpr int kMinSynthSide = 8;
+constexpr int kMaxSynthSide = 4096;
 constexpr int kMaxPerClass = 1000000;
 
 // A single-channel image under construction plus a mask that defects are max-combined into, so
@@ -77,7 +77,9 @@ struct Blob {
         const auto [u, v] = local(x, y);
         const float theta = std::atan2(v, u);
         float r = 1.0f;
-        for (std::size_t k = 0; k < wobble.size(); ++k) r += wobble[k] * std::sin(static_cast<float>(k + 2) * theta + phase[k]);
+        for (std::size_t k = 0; k < wobble.size(); ++k) {
+            r += wobble[k] * std::sin(static_cast<float>(k + 2) * theta + phase[k]);
+        }
         return radius * r;
     }
 
@@ -225,7 +227,7 @@ void paint_hole(Canvas& canvas, Rng& rng) {
         const float outline = hole.outline(px, py), distance = hole.distance(px, py);
         // Deepest (darkest) in the middle; a faint bright lip just outside the edge.
         const float depth_shading = 0.75f + 0.25f * std::max(0.0f, 1.0f - distance / outline);
-        const float lip = (distance - outline - 1.2f) / 1.0f;
+        const float lip = distance - outline - 1.2f;
         canvas.value[i] *= 1.0f - darkness * depth_shading * coverage(outline - distance);
         canvas.value[i] += rim * std::exp(-lip * lip);
     });
@@ -240,7 +242,8 @@ void paint_spatter(Canvas& canvas, Rng& rng) {
         const auto [x, y] = random_point(canvas, radius + 2.0f, rng);
         const Blob droplet(x, y, radius, 0.25f, rng);
         const float shadow_x = -std::cos(light) * radius * 0.7f, shadow_y = -std::sin(light) * radius * 0.7f;
-        const float highlight_x = x + std::cos(light) * radius * 0.35f, highlight_y = y + std::sin(light) * radius * 0.35f;
+        const float highlight_x = x + std::cos(light) * radius * 0.35f;
+        const float highlight_y = y + std::sin(light) * radius * 0.35f;
         const float shadow = rng.uniform(0.25f, 0.5f);
         canvas.near(x, y, droplet.reach() + radius, [&](float px, float py, std::size_t i) {
             const float body = coverage(droplet.depth(px, py));
@@ -254,16 +257,11 @@ void paint_spatter(Canvas& canvas, Rng& rng) {
     }
 }
 
-void paint_defect(int class_index, Canvas& canvas, Rng& rng) {
-    switch (class_index) {
-        case 0: paint_crack(canvas, rng); break;
-        case 1: paint_hole(canvas, rng); break;
-        case 2: break;  // normal
-        case 3: paint_pinholes(canvas, rng); break;
-        case 4: paint_spatter(canvas, rng); break;
-        default: break;
-    }
-}
+void paint_no_defect(Canvas&, Rng&) {}
+
+// In the order of kSynthClasses.
+constexpr std::array<void (*)(Canvas&, Rng&), 5> kDefectPainters = {paint_crack, paint_hole, paint_no_defect,
+                                                                    paint_pinholes, paint_spatter};
 
 // Lighting gradient, vignette, exposure, then sensor/grain noise; the order matches a camera.
 void apply_lighting_and_noise(Canvas& canvas, Rng& rng) {
@@ -287,7 +285,8 @@ void apply_lighting_and_noise(Canvas& canvas, Rng& rng) {
             for (int dy = -1; dy <= 1; ++dy)
                 for (int dx = -1; dx <= 1; ++dx) blurred += grain_at(x + dx, y + dy);
             const float px = x - centre_x, py = y - centre_y;
-            const float along_gradient = (px * std::cos(gradient_angle) + py * std::sin(gradient_angle)) / half_diagonal;
+            const float along_gradient =
+                (px * std::cos(gradient_angle) + py * std::sin(gradient_angle)) / half_diagonal;
             const float radial = std::hypot(px, py) / half_diagonal;
             const float light = 1.0f + gradient * 0.5f * along_gradient - vignette * radial * radial;
             float& v = canvas.value[canvas.index(x, y)];
@@ -299,9 +298,9 @@ void apply_lighting_and_noise(Canvas& canvas, Rng& rng) {
 }
 
 void check_side(int side, const char* name) {
-    if (side < kMinSide || side > kMaxSide) {
-        throw Error("the synthetic image " + std::string(name) + " must be between " + std::to_string(kMinSide) +
-                    " and " + std::to_string(kMaxSide) + " pixels, but is " + std::to_string(side) + ".");
+    if (side < kMinSynthSide || side > kMaxSynthSide) {
+        throw Error("the synthetic image " + std::string(name) + " must be between " + std::to_string(kMinSynthSide) +
+                    " and " + std::to_string(kMaxSynthSide) + " pixels, but is " + std::to_string(side) + ".");
     }
 }
 
@@ -320,15 +319,15 @@ std::string numbered_name(const std::string& class_name, int number, int per_cla
 }  // namespace
 
 Image render_synthetic_surface(int class_index, int width, int height, Rng& rng) {
-    if (class_index < 0 || class_index >= static_cast<int>(kSynthClasses.size())) {
+    if (class_index < 0 || class_index >= static_cast<int>(kDefectPainters.size())) {
         throw Error("synthetic class index " + std::to_string(class_index) + " is outside 0.." +
-                    std::to_string(kSynthClasses.size() - 1) + ".");
+                    std::to_string(kDefectPainters.size() - 1) + ".");
     }
     check_side(width, "width");
     check_side(height, "height");
     Canvas canvas(width, height);
     paint_scan_tracks(canvas, rng);
-    paint_defect(class_index, canvas, rng);
+    kDefectPainters[static_cast<std::size_t>(class_index)](canvas, rng);
     apply_lighting_and_noise(canvas, rng);
     return Image{width, height, 1, std::move(canvas.value)};
 }

@@ -1,0 +1,198 @@
+// Model file round trip and validation: truncated, bit-flipped, foreign and future-version files must each
+// fail with one clear message, never crash or load garbage; batch-norm folding must not change outputs.
+#include <doctest/doctest.h>
+
+#include <cstring>
+
+#include "engine/byte_io.hpp"
+#include "engine/error.hpp"
+#include "engine/model_file.hpp"
+#include "test_support.hpp"
+
+using namespace edgeqc;
+using namespace edgeqc::testing;
+
+namespace {
+
+ModelDescription small_description() {
+    ModelDescription d;
+    d.architecture = "c4bn-p-c6-gap-fc5-drop0.25-fc";
+    d.class_names = {"crack", "hole", "normal"};
+    d.input.channels = 1;
+    d.input.height = 12;
+    d.input.width = 10;
+    d.input.mean = {0.5f};
+    d.input.stddev = {0.25f};
+    return d;
+}
+
+// Writes a model whose batch-norm statistics are not the defaults, so folding has work to do.
+std::unique_ptr<Network> write_small_model(const std::string& path) {
+    const ModelDescription d = small_description();
+    auto network = build_network(d);
+    network->initialize(InitScheme::He, 3);
+    Rng rng(4);
+    for (std::size_t i = 0; i < network->buffers().slots().size(); ++i) {
+        const TensorView v = network->buffers().value(i);
+        for (std::size_t k = 0; k < v.size(); ++k) v[k] = 0.5f + rng.uniform();
+    }
+    save_model(path, d, *network);
+    return network;
+}
+
+std::string load_error(const std::string& path) {
+    try {
+        load_model(path);
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+void patch_crc(std::vector<unsigned char>& bytes) {
+    const std::uint32_t crc = crc32(bytes.data(), bytes.size() - 4);
+    std::memcpy(bytes.data() + bytes.size() - 4, &crc, 4);
+}
+
+}  // namespace
+
+TEST_CASE("a saved model loads back with the same description, weights and buffers") {
+    TempFolder folder;
+    const std::string path = folder.file("m.eqc");
+    const auto original = write_small_model(path);
+    const LoadedModel loaded = load_model(path);
+    const ModelDescription d = small_description();
+    CHECK(loaded.description.architecture == d.architecture);
+    CHECK(loaded.description.class_names == d.class_names);
+    CHECK(loaded.description.input.height == 12);
+    CHECK(loaded.description.input.mean == d.input.mean);
+    CHECK(loaded.description.input.stddev == d.input.stddev);
+    CHECK_FALSE(loaded.has_training_state);
+    for (auto arenas : {std::pair{&original->parameters(), &loaded.network->parameters()},
+                        std::pair{&original->buffers(), &loaded.network->buffers()}}) {
+        REQUIRE(arenas.first->size() == arenas.second->size());
+        CHECK(std::memcmp(arenas.first->values(), arenas.second->values(), arenas.first->size() * sizeof(float)) == 0);
+    }
+    CHECK_FALSE(fs::exists(path + ".tmp" + std::to_string(::getpid())));  // the temporary file was renamed away
+}
+
+TEST_CASE("training state survives a round trip") {
+    TempFolder folder;
+    const ModelDescription d = small_description();
+    auto network = build_network(d);
+    TrainingState state;
+    state.epochs_done = 4;
+    state.optimizer_steps = 123;
+    state.best_metric = 0.75;
+    state.best_epoch = 3;
+    state.first_moment.assign(network->parameters().size(), 0.5f);
+    state.second_moment.assign(network->parameters().size(), 0.25f);
+    state.recipe = {{"lr", "0.001"}, {"architecture", d.architecture}};
+    save_model(folder.file("c.eqc"), d, *network, &state);
+    const LoadedModel loaded = load_model(folder.file("c.eqc"));
+    REQUIRE(loaded.has_training_state);
+    CHECK(loaded.training_state.epochs_done == 4);
+    CHECK(loaded.training_state.optimizer_steps == 123);
+    CHECK(loaded.training_state.best_metric == 0.75);
+    CHECK(loaded.training_state.second_moment[7] == 0.25f);
+    CHECK(loaded.training_state.recipe == state.recipe);
+}
+
+TEST_CASE("every truncation of a model file is refused with a clear message") {
+    TempFolder folder;
+    const std::string path = folder.file("m.eqc");
+    write_small_model(path);
+    const std::vector<unsigned char> bytes = read_bytes(path);
+    const std::string cut = folder.file("cut.eqc");
+    for (std::size_t length = 0; length < bytes.size(); length += 1 + length / 7) {
+        CAPTURE(length);
+        write_bytes(cut, std::vector<unsigned char>(bytes.begin(), bytes.begin() + static_cast<long>(length)));
+        const std::string message = load_error(cut);
+        CHECK(!message.empty());
+        CHECK((message.find("truncated") != std::string::npos || message.find("not an edgeqc model") != std::string::npos ||
+               message.find("corrupt") != std::string::npos));
+    }
+}
+
+TEST_CASE("a flipped bit anywhere in a model file is detected") {
+    TempFolder folder;
+    const std::string path = folder.file("m.eqc");
+    write_small_model(path);
+    const std::vector<unsigned char> bytes = read_bytes(path);
+    const std::string flipped = folder.file("flipped.eqc");
+    for (std::size_t position = 0; position < bytes.size(); position += 1 + position / 5) {
+        CAPTURE(position);
+        std::vector<unsigned char> damaged = bytes;
+        damaged[position] ^= 0x10;
+        write_bytes(flipped, damaged);
+        CHECK(!load_error(flipped).empty());
+    }
+}
+
+TEST_CASE("foreign files, folders, missing files and newer format versions are refused by name") {
+    TempFolder folder;
+    write_bytes(folder.file("image.png"), {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R'});
+    CHECK(load_error(folder.file("image.png")).find("not an edgeqc model file") != std::string::npos);
+    CHECK(load_error(folder.file("missing.eqc")).find("does not exist") != std::string::npos);
+    CHECK(load_error(folder.str()).find("is a folder") != std::string::npos);
+
+    const std::string path = folder.file("m.eqc");
+    write_small_model(path);
+    std::vector<unsigned char> bytes = read_bytes(path);
+    const std::uint32_t future = kModelFormatVersion + 1;
+    std::memcpy(bytes.data() + 8, &future, 4);
+    patch_crc(bytes);
+    write_bytes(folder.file("future.eqc"), bytes);
+    CHECK(load_error(folder.file("future.eqc")).find("newer than this edgeqc") != std::string::npos);
+}
+
+TEST_CASE("a model whose tensors do not fit its architecture is refused even with a valid checksum") {
+    TempFolder folder;
+    ModelDescription d = small_description();
+    auto network = build_network(d);
+    d.architecture = "c5bn-p-c6-gap-fc5-drop0.25-fc";  // claims 5 filters, stores 4
+    save_model(folder.file("m.eqc"), d, *network);
+    CHECK(load_error(folder.file("m.eqc")).find("does not have the shape") != std::string::npos);
+}
+
+TEST_CASE("saving into a missing folder fails cleanly and leaves an existing model untouched") {
+    TempFolder folder;
+    const ModelDescription d = small_description();
+    auto network = build_network(d);
+    CHECK_THROWS_AS(save_model(folder.str() + "/no/such/folder/m.eqc", d, *network), Error);
+    const std::string path = folder.file("m.eqc");
+    write_small_model(path);
+    const std::vector<unsigned char> before = read_bytes(path);
+    fs::create_directories(path + ".tmp" + std::to_string(::getpid()));  // the temporary name is blocked
+    CHECK_THROWS_AS(save_model(path, d, *network), Error);
+    CHECK(read_bytes(path) == before);
+}
+
+TEST_CASE("folding batch norm into the convolutions keeps inference outputs") {
+    TempFolder folder;
+    const auto network = write_small_model(folder.file("m.eqc"));
+    Tensor x({3, 1, 12, 10});
+    Rng rng(5);
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = rng.normal();
+    const Tensor expected = network->forward(x, Mode::Infer);
+    Network folded = network->folded_for_inference();
+    CHECK(folded.buffers().slots().empty());
+    const Tensor& actual = folded.forward(x, Mode::Infer);
+    for (std::size_t i = 0; i < expected.size(); ++i) CHECK(actual[i] == doctest::Approx(expected[i]).epsilon(1e-4));
+}
+
+TEST_CASE("architecture specs: grammar, layer counts and clear errors") {
+    const Network network("c8k5s2vbn-p3s2-c4-gap-fc16-drop0.5-fc", Shape{3, 31, 29}, 4);
+    CHECK(network.layer_specs().front().kind == LayerKind::Conv);
+    CHECK(network.layer_specs().front().kernel == 5);
+    CHECK(network.layer_specs().front().padding == 0);
+    CHECK_FALSE(network.layer_specs().front().bias);
+    CHECK(network.layer_specs().back().units == 4);
+    const Network paper(kPaperArchitecture, Shape{1, 80, 120}, 4);
+    CHECK(paper.flops_per_image() == doctest::Approx(1.24e9).epsilon(0.01));  // the figure the kernels issue quotes
+    for (const char* bad : {"c32-p", "c-fc", "c32x-fc", "q-fc", "fc-c3-fc", "c32--fc", "drop1.5-fc", "p0-fc"}) {
+        CAPTURE(bad);
+        CHECK_THROWS_AS(parse_architecture(bad), Error);
+    }
+    CHECK_THROWS_WITH_AS(Network("c4-p-p-p-p-fc", Shape{1, 8, 8}, 2), doctest::Contains("smaller than"), Error);
+}

@@ -1,0 +1,90 @@
+// Fixtures shared by the test files: a self-deleting temporary folder, raw file I/O, a tiny synthetic
+// dataset, and running the edgeqc binary. Test data is always generated here, never committed.
+#pragma once
+
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <sys/wait.h>
+#include <vector>
+
+#include "data/synth.hpp"
+
+namespace edgeqc::testing {
+
+namespace fs = std::filesystem;
+
+class TempFolder {
+public:
+    TempFolder() {
+        static std::atomic<int> counter{0};
+        path_ = fs::temp_directory_path() /
+                ("edgeqc_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+        fs::remove_all(path_);
+        fs::create_directories(path_);
+    }
+    ~TempFolder() {
+        std::error_code ignored;
+        fs::remove_all(path_, ignored);
+    }
+    TempFolder(const TempFolder&) = delete;
+    TempFolder& operator=(const TempFolder&) = delete;
+
+    // The path of name inside the folder, with its parent folders created.
+    std::string file(const std::string& name) const {
+        const fs::path path = path_ / name;
+        fs::create_directories(path.parent_path());
+        return path.string();
+    }
+    std::string str() const { return path_.string(); }
+
+private:
+    fs::path path_;
+};
+
+inline void write_bytes(const std::string& path, const std::vector<unsigned char>& bytes) {
+    std::ofstream file(path, std::ios::binary);
+    file.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    REQUIRE(file.good());
+}
+
+inline std::vector<unsigned char> read_bytes(const std::string& path) {
+    std::ifstream file(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
+}
+
+// A small synthetic dataset (5 classes) at folder, 16 x 20 pixels: enough to train a tiny net in a second.
+inline void write_tiny_dataset(const std::string& folder, int per_class, std::uint64_t seed = 7) {
+    SynthOptions options;
+    options.per_class = per_class;
+    options.height = 16;
+    options.width = 20;
+    options.seed = seed;
+    write_synthetic_dataset(folder, options);
+}
+
+struct CommandResult {
+    int exit_code = -1;
+    std::string output;  // stdout and stderr together
+};
+
+// Runs the edgeqc binary built beside the tests with the given argument string (shell-quoted by the caller).
+inline CommandResult run_edgeqc(const std::string& arguments) {
+    const std::string command = std::string(EDGEQC_CLI_PATH) + " " + arguments + " 2>&1";
+    CommandResult result;
+    std::FILE* pipe = ::popen(command.c_str(), "r");
+    REQUIRE(pipe != nullptr);
+    char buffer[4096];
+    std::size_t n;
+    while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, n);
+    const int status = ::pclose(pipe);
+    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return result;
+}
+
+}  // namespace edgeqc::testing

@@ -1,0 +1,129 @@
+// The training loop: reproducibility from the seed, exact --resume, clean stop on request, and the failure
+// paths (divergence, unwritable output) that must never destroy a good model.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+
+#include "engine/error.hpp"
+#include "engine/model_file.hpp"
+#include "optim/trainer.hpp"
+#include "test_support.hpp"
+
+using namespace edgeqc;
+using namespace edgeqc::testing;
+
+namespace {
+
+TrainOptions tiny_options(const std::string& data, const std::string& out) {
+    TrainOptions o;
+    o.data_dir = data;
+    o.output_path = out;
+    o.architecture = "c4bn-p-c6-p-fc";
+    o.input.height = 16;
+    o.input.width = 20;
+    o.epochs = 2;
+    o.batch_size = 8;
+    o.learning_rate = 3e-3f;
+    o.seed = 5;
+    return o;
+}
+
+std::vector<float> parameters_of(const std::string& model_path) {
+    const LoadedModel model = load_model(model_path);
+    const ParameterArena& p = model.network->parameters();
+    return {p.values(), p.values() + p.size()};
+}
+
+}  // namespace
+
+TEST_CASE("the same seed gives the same model bit for bit; another seed does not") {
+    TempFolder folder;
+    write_tiny_dataset(folder.file("data"), 6);
+    TrainOptions options = tiny_options(folder.file("data"), folder.file("a.eqc"));
+    train(options);
+    options.output_path = folder.file("b.eqc");
+    train(options);
+    CHECK(read_bytes(folder.file("a.eqc")) == read_bytes(folder.file("b.eqc")));
+    options.output_path = folder.file("c.eqc");
+    options.seed = 6;
+    train(options);
+    CHECK(parameters_of(folder.file("a.eqc")) != parameters_of(folder.file("c.eqc")));
+    CHECK(fs::exists(folder.file("a.log.csv")));
+    CHECK(fs::exists(folder.file("a.log.json")));
+}
+
+TEST_CASE("--resume continues exactly where the checkpoint left off") {
+    TempFolder folder;
+    write_tiny_dataset(folder.file("data"), 6);
+    TrainOptions straight = tiny_options(folder.file("data"), folder.file("straight.eqc"));
+    straight.epochs = 3;
+    train(straight);
+
+    TrainOptions interrupted = tiny_options(folder.file("data"), folder.file("resumed.eqc"));
+    interrupted.epochs = 1;
+    train(interrupted);
+    TrainOptions resumed = interrupted;
+    resumed.epochs = 3;
+    resumed.resume = true;
+    resumed.learning_rate = 1.0f;  // ignored: a resumed run keeps the checkpoint's recipe
+    const TrainSummary summary = train(resumed);
+    CHECK(summary.epochs_done == 3);
+    CHECK(parameters_of(folder.file("straight.last.eqc")) == parameters_of(folder.file("resumed.last.eqc")));
+    const auto lines = [](const std::vector<unsigned char>& text) { return std::count(text.begin(), text.end(), '\n'); };
+    CHECK(lines(read_bytes(folder.file("resumed.log.csv"))) == 4);  // header and all three epochs, resumed or not
+
+    resumed.epochs = 2;  // already done
+    CHECK_THROWS_WITH_AS(train(resumed), doctest::Contains("already completed"), Error);
+}
+
+TEST_CASE("a stop request ends training at a batch boundary and keeps the last complete epoch's checkpoint") {
+    TempFolder folder;
+    write_tiny_dataset(folder.file("data"), 6);
+    TrainOptions options = tiny_options(folder.file("data"), folder.file("m.eqc"));
+    options.epochs = 1;
+    train(options);
+    options.epochs = 3;
+    options.resume = true;
+    training_stop_requested() = true;
+    const TrainSummary summary = train(options);
+    training_stop_requested() = false;
+    CHECK(summary.stopped_early);
+    const LoadedModel checkpoint = load_model(folder.file("m.last.eqc"));
+    CHECK(checkpoint.training_state.epochs_done == 1);
+}
+
+TEST_CASE("a diverging run stops with a clear message and leaves the existing best model intact") {
+    TempFolder folder;
+    write_tiny_dataset(folder.file("data"), 6);
+    TrainOptions options = tiny_options(folder.file("data"), folder.file("m.eqc"));
+    options.epochs = 1;
+    train(options);
+    const std::vector<unsigned char> good = read_bytes(folder.file("m.eqc"));
+    options.learning_rate = 1e30f;
+    options.warmup_epochs = 0;
+    CHECK_THROWS_WITH_AS(train(options), doctest::Contains("diverged"), Error);
+    CHECK(read_bytes(folder.file("m.eqc")) == good);
+}
+
+TEST_CASE("an unwritable output path is reported before any training") {
+    TempFolder folder;
+    write_tiny_dataset(folder.file("data"), 2);
+    TrainOptions options = tiny_options(folder.file("data"), folder.str() + "/missing/m.eqc");
+    CHECK_THROWS_WITH_AS(train(options), doctest::Contains("does not exist"), Error);
+    options.output_path = folder.file("data");
+    CHECK_THROWS_WITH_AS(train(options), doctest::Contains("it is a folder"), Error);
+}
+
+TEST_CASE("bad training options are refused with the option's name") {
+    TempFolder folder;
+    write_tiny_dataset(folder.file("data"), 2);
+    TrainOptions options = tiny_options(folder.file("data"), folder.file("m.eqc"));
+    options.validation_split = 1.5;
+    CHECK_THROWS_WITH_AS(train(options), doctest::Contains("--val-split"), Error);
+    options = tiny_options(folder.file("data"), folder.file("m.eqc"));
+    options.epochs = 0;
+    CHECK_THROWS_WITH_AS(train(options), doctest::Contains("--epochs"), Error);
+    options = tiny_options(folder.file("data"), folder.file("m.eqc"));
+    options.architecture = "c4-p-p-p-p-p-fc";  // pools a 16x20 input away
+    CHECK_THROWS_WITH_AS(train(options), doctest::Contains("smaller than"), Error);
+}
