@@ -22,10 +22,6 @@ struct Geometry {
     int positions() const { return out_height * out_width; }
 };
 
-Geometry geometry_of(const Conv2dConfig& config, const Shape& input, const Shape& output) {
-    return {config.in_channels, input[2], input[3], config.kernel, config.stride, config.padding, output[2], output[3]};
-}
-
 // Scratch buffers reused by every conv layer of this thread; layers run one at a time.
 AlignedFloats& column_scratch() {
     static thread_local AlignedFloats buffer;
@@ -100,6 +96,15 @@ void col2im_add(const Geometry& g, const float* col, int count, float* dx) {
 
 }  // namespace
 
+struct Conv2d::Plan {
+    Geometry g;
+    int batch = 0, out_channels = 0;
+    int chunk = 1;  // images per im2col + GEMM round, bounded by kMaxColumnFloats
+    std::size_t in_image = 0, out_image = 0;  // floats per image of x and of y
+    float* column = nullptr;   // rows x (chunk * positions)
+    float* product = nullptr;  // out_channels x (chunk * positions)
+};
+
 Conv2d::Conv2d(const Conv2dConfig& config) : config_(config) {
     if (config.in_channels < 1 || config.out_channels < 1 || config.kernel < 1 || config.stride < 1 ||
         config.padding < 0)
@@ -130,27 +135,32 @@ void Conv2d::initialize(InitScheme scheme, Rng& rng) {
     if (config_.bias) initialize_bias(bias(), fan_in, scheme, rng);
 }
 
-int Conv2d::images_per_chunk(const Shape& input) const {
+Conv2d::Plan Conv2d::plan(const Shape& input) const {
     const Shape out = output_shape(input);
-    const std::size_t per_image = static_cast<std::size_t>(config_.in_channels) * config_.kernel * config_.kernel *
-                                  static_cast<std::size_t>(out[2]) * out[3];
-    return static_cast<int>(std::clamp<std::size_t>(kMaxColumnFloats / std::max<std::size_t>(per_image, 1), 1,
-                                                    static_cast<std::size_t>(input[0])));
+    Plan p;
+    p.g = {config_.in_channels, input[2], input[3], config_.kernel, config_.stride, config_.padding, out[2], out[3]};
+    p.batch = input[0];
+    p.out_channels = config_.out_channels;
+    p.in_image = static_cast<std::size_t>(p.g.channels) * p.g.height * p.g.width;
+    p.out_image = static_cast<std::size_t>(p.out_channels) * p.g.positions();
+    const std::size_t column_floats_per_image = static_cast<std::size_t>(p.g.rows()) * p.g.positions();
+    p.chunk = static_cast<int>(std::clamp<std::size_t>(kMaxColumnFloats / std::max<std::size_t>(column_floats_per_image, 1),
+                                                       1, static_cast<std::size_t>(p.batch)));
+    p.column = sized(column_scratch(), column_floats_per_image * p.chunk);
+    p.product = sized(product_scratch(), p.out_image * p.chunk);
+    return p;
 }
 
 void Conv2d::forward(const Tensor& x, Tensor& y, Mode) {
     y.resize(output_shape(x.shape()));
-    const Geometry g = geometry_of(config_, x.shape(), y.shape());
-    const int batch = x.shape()[0];
-    const int cout = config_.out_channels;
-    const int positions = g.positions();
-    const int chunk = images_per_chunk(x.shape());
-    const std::size_t in_image = static_cast<std::size_t>(g.channels) * g.height * g.width;
-    const std::size_t out_image = static_cast<std::size_t>(cout) * positions;
+    const Plan p = plan(x.shape());
+    const Geometry& g = p.g;
+    const int batch = p.batch, cout = p.out_channels, chunk = p.chunk, positions = g.positions();
+    const std::size_t in_image = p.in_image, out_image = p.out_image;
     const float* w = weight().data;
     const float* b = config_.bias ? bias().data : nullptr;
-    float* col = sized(column_scratch(), static_cast<std::size_t>(g.rows()) * chunk * positions);
-    float* product = sized(product_scratch(), static_cast<std::size_t>(cout) * chunk * positions);
+    float* col = p.column;
+    float* product = p.product;
 
     for (int first = 0; first < batch; first += chunk) {
         const int count = std::min(chunk, batch - first);
@@ -171,17 +181,14 @@ void Conv2d::forward(const Tensor& x, Tensor& y, Mode) {
 }
 
 void Conv2d::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* dx) {
-    const Geometry g = geometry_of(config_, x.shape(), dy.shape());
-    const int batch = x.shape()[0];
-    const int cout = config_.out_channels;
-    const int positions = g.positions();
-    const int chunk = images_per_chunk(x.shape());
-    const std::size_t in_image = static_cast<std::size_t>(g.channels) * g.height * g.width;
-    const std::size_t out_image = static_cast<std::size_t>(cout) * positions;
+    const Plan p = plan(x.shape());
+    const Geometry& g = p.g;
+    const int batch = p.batch, cout = p.out_channels, chunk = p.chunk, positions = g.positions();
+    const std::size_t in_image = p.in_image, out_image = p.out_image;
     const float* w = weight().data;
     float* dw = parameters_->gradient(weight_slot_).data;
-    float* col = sized(column_scratch(), static_cast<std::size_t>(g.rows()) * chunk * positions);
-    float* dy_gathered = sized(product_scratch(), static_cast<std::size_t>(cout) * chunk * positions);
+    float* col = p.column;
+    float* dy_gathered = p.product;
 
     if (config_.bias) {
         float* db = parameters_->gradient(bias_slot_).data;

@@ -31,7 +31,9 @@ public:
     TensorView bias() const { return parameters_->value(bias_slot_); }      // Cout (only when config().bias)
 
 private:
-    int images_per_chunk(const Shape& input) const;
+    // Sizes of one forward/backward pass and scratch for one chunk of images (see conv2d.cpp).
+    struct Plan;
+    Plan plan(const Shape& input) const;
 
     Conv2dConfig config_;
     ParameterArena* parameters_ = nullptr;

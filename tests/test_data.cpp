@@ -25,53 +25,15 @@
 #include "data/synth.hpp"
 #include "engine/error.hpp"
 #include "engine/rng.hpp"
+#include "test_support.hpp"
 
-namespace fs = std::filesystem;
 using namespace edgeqc;
+using namespace edgeqc::testing;
 
 namespace {
 
 constexpr float kFloatTolerance = 1e-6f;             // float arithmetic on values in [0, 1]
 constexpr float kEightBitTolerance = 0.5f / 255.0f;  // a value that went through an 8-bit file
-
-class TempFolder {
-public:
-    TempFolder() {
-        static std::atomic<int> counter{0};
-        path_ = fs::temp_directory_path() /
-                ("edgeqc_test_data_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::remove_all(path_);
-        fs::create_directories(path_);
-    }
-    ~TempFolder() {
-        std::error_code ignored;
-        fs::remove_all(path_, ignored);
-    }
-    TempFolder(const TempFolder&) = delete;
-    TempFolder& operator=(const TempFolder&) = delete;
-
-    // The path of name inside the folder, with its parent folders created.
-    std::string file(const std::string& name) const {
-        const fs::path path = path_ / name;
-        fs::create_directories(path.parent_path());
-        return path.string();
-    }
-    std::string str() const { return path_.string(); }
-
-private:
-    fs::path path_;
-};
-
-void write_bytes(const std::string& path, const std::vector<unsigned char>& bytes) {
-    std::ofstream file(path, std::ios::binary);
-    file.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    REQUIRE(file.good());
-}
-
-std::vector<unsigned char> read_bytes(const std::string& path) {
-    std::ifstream file(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
-}
 
 Image constant_image(int width, int height, int channels, float value) {
     return Image{width, height, channels,
