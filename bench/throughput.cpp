@@ -1,0 +1,81 @@
+// Throughput benchmark of the reference network: training img/s (forward + backward + Adam) at batch 32,
+// inference img/s at batch 1 and 32, achieved GFLOP/s and peak RSS. Prints figures, asserts nothing;
+// bench/torch_throughput.py measures PyTorch the same way for the ratios in bench/RESULTS.md.
+#include <omp.h>
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "engine/architecture.hpp"
+#include "engine/kernels.hpp"
+#include "engine/network.hpp"
+#include "layers/softmax_cross_entropy.hpp"
+#include "optim/optimizer.hpp"
+
+using namespace edgeqc;
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+double peak_rss_mib() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return static_cast<double>(usage.ru_maxrss) / 1024.0;
+}
+
+// Runs `step` until at least min_seconds have passed (after one warm-up call); returns seconds per call.
+template <class Step>
+double time_per_call(Step step, double min_seconds) {
+    step();
+    int calls = 0;
+    const auto start = std::chrono::steady_clock::now();
+    do {
+        step();
+        ++calls;
+    } while (seconds_since(start) < min_seconds);
+    return seconds_since(start) / calls;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const std::string architecture = argc > 1 ? argv[1] : kDefaultArchitecture;
+    const double min_seconds = argc > 2 ? std::atof(argv[2]) : 10.0;
+    const int classes = 5, batch = 32;
+    Network network(architecture, Shape{1, 80, 120}, classes);
+    network.initialize(InitScheme::He, 1);
+    Rng rng(2);
+    Tensor images({batch, 1, 80, 120}), single({1, 1, 80, 120}), dlogits;
+    for (std::size_t i = 0; i < images.size(); ++i) images[i] = rng.normal();
+    for (std::size_t i = 0; i < single.size(); ++i) single[i] = images[i];
+    std::vector<int> labels(batch);
+    for (int n = 0; n < batch; ++n) labels[static_cast<std::size_t>(n)] = n % classes;
+    Optimizer adam(OptimizerConfig{}, network.parameters().size());
+
+    const double train_seconds = time_per_call([&] {
+        softmax_cross_entropy(network.forward(images, Mode::Train), labels, {}, &dlogits);
+        network.parameters().zero_gradients();
+        network.backward(dlogits);
+        adam.step(network.parameters().values(), network.parameters().gradients(), 1e-4f);
+    }, min_seconds);
+    const double train_rss = peak_rss_mib();
+    Network inference = network.folded_for_inference();
+    const double batch_seconds = time_per_call([&] { inference.forward(images, Mode::Infer); }, min_seconds);
+    const double single_seconds = time_per_call([&] { inference.forward(single, Mode::Infer); }, min_seconds);
+
+    const double gflop = network.flops_per_image() * 1e-9;
+    std::printf("edgeqc throughput: %s, 1x80x120 input, %.3f GFLOP/image forward, kernels %s, %d threads\n",
+                architecture.c_str(), gflop, kernels().name, omp_get_max_threads());
+    std::printf("train_img_per_s %.2f  (%.1f GFLOP/s counting backward as 2x forward)\n", batch / train_seconds,
+                3.0 * gflop * batch / train_seconds);
+    std::printf("infer_b32_img_per_s %.2f  (%.1f GFLOP/s)\n", batch / batch_seconds, gflop * batch / batch_seconds);
+    std::printf("infer_b1_img_per_s %.2f  (%.1f GFLOP/s)\n", 1.0 / single_seconds, gflop / single_seconds);
+    std::printf("peak_rss_mib_after_training %.0f\n", train_rss);
+    return 0;
+}
