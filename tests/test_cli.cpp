@@ -3,6 +3,10 @@
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
 
 #include "data/image.hpp"
 #include "test_support.hpp"
@@ -161,4 +165,45 @@ TEST_CASE("cli: bad option values are refused with the option's name") {
         CHECK(result.exit_code != 0);
         CHECK(result.output.find(message) != std::string::npos);
     }
+}
+
+TEST_CASE("cli: Ctrl-C stops training cleanly with a valid checkpoint and a resume hint") {
+    TempFolder folder;
+    const std::string data = two_class_dataset(folder);
+    const std::string model = folder.file("m.eqc");
+    int output_pipe[2];
+    REQUIRE(::pipe(output_pipe) == 0);
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        ::dup2(output_pipe[1], STDOUT_FILENO);
+        ::dup2(output_pipe[1], STDERR_FILENO);
+        ::close(output_pipe[0]);
+        ::execl(EDGEQC_CLI_PATH, EDGEQC_CLI_PATH, "train", data.c_str(), "--out", model.c_str(), "--arch", "c4bn-p-c6-p-fc",
+                "--size", "16x20", "--epochs", "100000", "--batch", "2", "--threads", "1", static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    ::close(output_pipe[1]);
+    std::string output;
+    char buffer[4096];
+    ssize_t n;
+    bool interrupted = false;
+    while ((n = ::read(output_pipe[0], buffer, sizeof buffer)) > 0) {
+        output.append(buffer, static_cast<std::size_t>(n));
+        // Interrupt once two epochs are done, so a checkpoint exists and an epoch is in flight.
+        if (!interrupted && output.find("epoch   2/") != std::string::npos) {
+            ::kill(child, SIGINT);
+            interrupted = true;
+        }
+    }
+    ::close(output_pipe[0]);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    INFO(output);
+    REQUIRE(interrupted);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 130);
+    CHECK(output.find("continue with --resume") != std::string::npos);
+    const CommandResult resumed = run_edgeqc("eval " + quoted(folder.file("m.last.eqc")) + " " + quoted(data));
+    CHECK(resumed.exit_code == 0);
 }
