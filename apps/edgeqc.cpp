@@ -12,6 +12,7 @@
 #include "engine/architecture.hpp"
 #include "engine/error.hpp"
 #include "engine/inference.hpp"
+#include "engine/json_output.hpp"
 #include "engine/kernels.hpp"
 #include "engine/model_file.hpp"
 #include "engine/progress.hpp"
@@ -32,8 +33,8 @@ void parse_size(const std::string& text, int& height, int& width) {
     } catch (const std::exception&) {
         throw Error("--size must look like 80x120 (height x width), got '" + text + "'");
     }
-    if (height < 8 || width < 8 || height > 4096 || width > 4096)
-        throw Error("--size sides must be between 8 and 4096 pixels, got '" + text + "'");
+    if (height < 8 || width < 8 || height > kMaxInputSide || width > kMaxInputSide)
+        throw Error("--size sides must be between 8 and " + std::to_string(kMaxInputSide) + " pixels, got '" + text + "'");
 }
 
 void apply_threads(int threads) {
@@ -57,10 +58,17 @@ struct TrainArguments {
     TrainOptions options;
     std::string size = "80x120", optimizer = "adam", schedule = "cosine", init = "he";
     int threads = 0;
+    CLI::App* command = nullptr;
 };
+
+// Options that make up the training recipe; a resumed run takes all of them from its checkpoint.
+const char* const kRecipeOptions[] = {"--arch", "--size", "--channels", "--batch", "--lr", "--optimizer",
+                                      "--weight-decay", "--schedule", "--warmup-epochs", "--val-split", "--val",
+                                      "--seed", "--init", "--strict"};
 
 void add_train(CLI::App& app, TrainArguments& a) {
     CLI::App* cmd = app.add_subcommand("train", "Train a classifier on a labelled folder (DATA/<class>/*.png|jpg|...)");
+    a.command = cmd;
     TrainOptions& o = a.options;
     cmd->add_option("data", o.data_dir, "Folder with one subfolder of images per class")->required();
     cmd->add_option("--out,-o", o.output_path, "Model file to write (best epoch); NAME.last.eqc and NAME.log.csv/json go beside it")->required();
@@ -75,22 +83,29 @@ void add_train(CLI::App& app, TrainArguments& a) {
     cmd->add_option("--weight-decay", o.optimizer.weight_decay, "Decoupled (AdamW) for adam, L2 for sgd")->capture_default_str();
     cmd->add_option("--schedule", a.schedule, "Learning-rate decay after warm-up: constant or cosine")->capture_default_str();
     cmd->add_option("--warmup-epochs", o.warmup_epochs, "Epochs of linear learning-rate warm-up")->capture_default_str();
-    cmd->add_option("--val-split", o.validation_split, "Fraction of each class held out for validation")->capture_default_str();
-    cmd->add_option("--val", o.validation_dir, "Validation folder (instead of --val-split)");
+    CLI::Option* split = cmd->add_option("--val-split", o.validation_split, "Fraction of each class held out for validation")
+                             ->capture_default_str();
+    cmd->add_option("--val", o.validation_dir, "Validation folder (instead of --val-split)")->excludes(split);
     cmd->add_option("--seed", o.seed, "Seed for initialisation and shuffling")->capture_default_str();
     cmd->add_option("--init", a.init, "Weight initialisation: he, or torch (PyTorch's default)")->capture_default_str();
     cmd->add_option("--threads", a.threads, "Threads (0 = all cores)")->capture_default_str();
     cmd->add_flag("--strict", o.strict, "Stop on a corrupt image instead of skipping it");
-    cmd->add_flag("--resume", o.resume, "Continue from NAME.last.eqc with its recipe; only --epochs may change");
+    cmd->add_flag("--resume", o.resume,
+                  "Continue from NAME.last.eqc with its recipe and epoch count; only --epochs may be given");
 }
 
 int run_train(TrainArguments& a) {
     apply_threads(a.threads);
+    if (a.options.resume)
+        for (const char* option : kRecipeOptions)
+            if (a.command->count(option))
+                throw Error(std::string("--resume continues the checkpoint's recipe; drop ") + option +
+                            " (only --epochs, --threads and the paths may be given)");
+    a.options.epochs_given = a.command->count("--epochs") > 0;
     parse_size(a.size, a.options.input.height, a.options.input.width);
     a.options.optimizer.kind = parse_optimizer_kind(a.optimizer);
     a.options.schedule = parse_schedule_kind(a.schedule);
-    if (a.init != "he" && a.init != "torch") throw Error("--init must be he or torch");
-    a.options.init = a.init == "he" ? InitScheme::He : InitScheme::Torch;
+    a.options.init = parse_init_scheme(a.init);
     std::signal(SIGINT, on_interrupt);
     const TrainSummary summary = train(a.options);
     if (summary.stopped_early) return 130;
@@ -129,9 +144,10 @@ int run_eval(const EvalArguments& a) {
         out["milliseconds_per_image"] = e.milliseconds_per_image;
         out["batch"] = e.batch_size;
         out["skipped_images"] = e.skipped;
-        std::cout << out.dump(2) << "\n";
+        std::cout << json_text(out, 2) << "\n";
     } else {
-        std::cout << "model " << a.model << " (" << model.description.architecture << ") on " << a.data << "\n\n"
+        std::cout << "model " << a.model << " (" << model.description.architecture << ", written by edgeqc "
+                  << model.description.writer_version << ") on " << a.data << "\n\n"
                   << format_report(e.report);
         std::printf("\nmean inference latency %.2f ms per image (batch %d, %d threads)\n", e.milliseconds_per_image,
                     e.batch_size, omp_get_max_threads());
@@ -168,8 +184,9 @@ int run_predict(const PredictArguments& a) {
             if (a.json) {
                 nlohmann::json probabilities;
                 for (std::size_t c = 0; c < classes.size(); ++c) probabilities[classes[c]] = p.probabilities[c];
-                std::cout << nlohmann::json{{"image", path}, {"class", classes[k]}, {"confidence", p.probabilities[k]},
-                                            {"probabilities", probabilities}}.dump() << "\n";
+                std::cout << json_text({{"image", path}, {"class", classes[k]}, {"confidence", p.probabilities[k]},
+                                        {"probabilities", probabilities}})
+                          << "\n";
             } else {
                 std::printf("%s: %s (%.4f)  [", path.c_str(), classes[k].c_str(), p.probabilities[k]);
                 for (std::size_t c = 0; c < classes.size(); ++c)
@@ -178,7 +195,7 @@ int run_predict(const PredictArguments& a) {
             }
         } catch (const Error& e) {
             ++failures;
-            if (a.json) std::cout << nlohmann::json{{"image", path}, {"error", e.what()}}.dump() << "\n";
+            if (a.json) std::cout << json_text({{"image", path}, {"error", e.what()}}) << "\n";
             else std::fprintf(stderr, "%s: error: %s\n", path.c_str(), e.what());
         }
     }
@@ -223,7 +240,16 @@ int main(int argc, char** argv) {
     add_eval(app, eval_arguments);
     add_predict(app, predict_arguments);
     add_synth(app, synth_arguments);
-    CLI11_PARSE(app, argc, argv);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::fprintf(stderr, "edgeqc: error: %s\nRun with --help for more information.\n", e.what());
+        return 1;
+    }
     try {
         if (show_version) {
             std::cout << version_text();
@@ -240,6 +266,9 @@ int main(int argc, char** argv) {
         return 1;
     } catch (const std::bad_alloc&) {
         std::fprintf(stderr, "edgeqc: error: out of memory (try a smaller --batch or --size)\n");
+        return 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "edgeqc: error: internal error: %s\n", e.what());
         return 1;
     }
 }

@@ -1,6 +1,6 @@
 // Throughput benchmark of the reference network: training img/s (forward + backward + Adam) at batch 32,
-// inference img/s at batch 1 and 32, achieved GFLOP/s and peak RSS. Prints figures, asserts nothing;
-// bench/torch_throughput.py measures PyTorch the same way for the ratios in bench/RESULTS.md.
+// inference img/s at batch 1 and 32, achieved GFLOP/s and peak RSS. Prints figures, asserts nothing.
+// Usage: edgeqc_throughput [ARCH] [SECONDS_PER_FIGURE]; OMP_NUM_THREADS sets the threads.
 #include <omp.h>
 #include <sys/resource.h>
 

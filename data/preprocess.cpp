@@ -23,9 +23,9 @@ void validate_input_format(const InputFormat& format) {
     if (format.channels != 1 && format.channels != 3) {
         throw Error("the input format needs 1 or 3 channels, not " + std::to_string(format.channels) + ".");
     }
-    if (format.width < 1 || format.height < 1 || format.width > kMaxImageSide || format.height > kMaxImageSide) {
-        throw Error("the input size " + std::to_string(format.width) + "x" + std::to_string(format.height) +
-                    " is invalid; each side must be between 1 and " + std::to_string(kMaxImageSide) + ".");
+    if (format.width < 1 || format.height < 1 || format.width > kMaxInputSide || format.height > kMaxInputSide) {
+        throw Error("the input size " + std::to_string(format.height) + "x" + std::to_string(format.width) +
+                    " (height x width) is invalid; each side must be between 1 and " + std::to_string(kMaxInputSide) + ".");
     }
     const auto channels = static_cast<std::size_t>(format.channels);
     const bool identity = format.mean.empty() && format.stddev.empty();

@@ -10,6 +10,10 @@
 
 namespace edgeqc {
 
+// The largest network input side: a 3 x 4096 x 4096 input is already 200 MB per image, so a model file (or
+// option) asking for more is refused before anything is allocated. Decoded images may be larger (kMaxImageSide).
+inline constexpr int kMaxInputSide = 4096;
+
 // Stored in the model file, so inference repeats the training-time preprocessing.
 struct InputFormat {
     int height = 80, width = 120, channels = 1;

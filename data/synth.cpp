@@ -10,6 +10,7 @@
 #include <exception>
 #include <filesystem>
 
+#include "data/preprocess.hpp"
 #include "engine/error.hpp"
 
 namespace edgeqc {
@@ -20,7 +21,7 @@ namespace {
 
 constexpr float kTwoPi = 6.28318530718f;
 constexpr int kMinSynthSide = 8;
-constexpr int kMaxSynthSide = 4096;
+constexpr int kMaxSynthSide = kMaxInputSide;
 constexpr int kMaxPerClass = 1000000;
 
 // A single-channel image under construction plus a mask that defects are max-combined into, so

@@ -26,7 +26,6 @@ InferenceResult run_inference(Network& network, BatchLoader& loader, const std::
         softmax(logits, probabilities);
         loss_sum += softmax_cross_entropy(logits, batch.labels, {}, nullptr) * static_cast<double>(batch.labels.size());
         result.labels.insert(result.labels.end(), batch.labels.begin(), batch.labels.end());
-        result.indices.insert(result.indices.end(), batch.indices.begin(), batch.indices.end());
         result.probabilities.insert(result.probabilities.end(), probabilities.data(),
                                     probabilities.data() + probabilities.size());
         if (!progress_label.empty()) progress.update(result.labels.size() + loader.skipped());

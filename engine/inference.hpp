@@ -14,7 +14,6 @@ namespace edgeqc {
 
 struct InferenceResult {
     std::vector<int> labels;           // N, as the loader provided them
-    std::vector<std::size_t> indices;  // N, into the loader's image list
     std::vector<float> probabilities;  // N x K
     double mean_loss = 0.0;            // cross-entropy against the labels
     double forward_seconds = 0.0;      // time spent in forward passes only (no decoding)

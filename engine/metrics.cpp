@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "engine/error.hpp"
+#include "engine/json_output.hpp"
 
 namespace edgeqc {
 
@@ -41,6 +42,9 @@ ClassificationReport classification_report(const std::vector<int>& labels, const
     const std::size_t classes = class_names.size();
     const std::size_t n = labels.size();
     if (probabilities.size() != n * classes) throw Error("classification_report: probabilities are not N x K");
+    // NaN would break the sorting in roc_auc and every argmax; it only arises from a diverged or damaged model.
+    if (!std::all_of(probabilities.begin(), probabilities.end(), [](float p) { return std::isfinite(p); }))
+        throw Error("the model produced non-finite outputs (its weights diverged or are damaged)");
     ClassificationReport r;
     r.class_names = class_names;
     r.total = n;
@@ -50,7 +54,7 @@ ClassificationReport classification_report(const std::vector<int>& labels, const
         const auto predicted = static_cast<std::size_t>(std::max_element(row, row + classes) - row);
         ++r.confusion[static_cast<std::size_t>(labels[i])][predicted];
     }
-    std::size_t correct = 0, present = 0, auc_defined = 0;
+    std::size_t correct = 0, present = 0, in_f1 = 0, auc_defined = 0;
     double f1_sum = 0.0, recall_sum = 0.0, auc_sum = 0.0;
     for (std::size_t k = 0; k < classes; ++k) {
         std::size_t predicted_k = 0;
@@ -67,8 +71,11 @@ ClassificationReport classification_report(const std::vector<int>& labels, const
         r.support.push_back(support);
         if (support) {
             ++present;
-            f1_sum += f1;
             recall_sum += recall;
+        }
+        if (support || predicted_k) {  // scikit-learn's macro average: labels in the truth or the predictions
+            ++in_f1;
+            f1_sum += f1;
         }
         std::vector<float> scores(n);
         std::vector<bool> positive(n);
@@ -83,7 +90,7 @@ ClassificationReport classification_report(const std::vector<int>& labels, const
         }
     }
     r.accuracy = n ? static_cast<double>(correct) / static_cast<double>(n) : 0.0;
-    r.macro_f1 = present ? f1_sum / static_cast<double>(present) : 0.0;
+    r.macro_f1 = in_f1 ? f1_sum / static_cast<double>(in_f1) : 0.0;
     r.balanced_accuracy = present ? recall_sum / static_cast<double>(present) : 0.0;
     r.macro_roc_auc = auc_defined ? auc_sum / static_cast<double>(auc_defined) : std::numeric_limits<double>::quiet_NaN();
     return r;
@@ -128,14 +135,13 @@ std::string format_report(const ClassificationReport& r) {
 }
 
 nlohmann::json report_to_json(const ClassificationReport& r) {
-    auto number = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
     nlohmann::json per_class = nlohmann::json::array();
     for (std::size_t k = 0; k < r.class_names.size(); ++k)
         per_class.push_back({{"class", r.class_names[k]}, {"precision", r.precision[k]}, {"recall", r.recall[k]},
-                             {"f1", r.f1[k]}, {"support", r.support[k]}, {"roc_auc", number(r.roc_auc[k])}});
+                             {"f1", r.f1[k]}, {"support", r.support[k]}, {"roc_auc", number_or_null(r.roc_auc[k])}});
     return {{"images", r.total},         {"accuracy", r.accuracy},
             {"macro_f1", r.macro_f1},    {"balanced_accuracy", r.balanced_accuracy},
-            {"roc_auc", number(r.macro_roc_auc)}, {"classes", r.class_names},
+            {"roc_auc", number_or_null(r.macro_roc_auc)}, {"classes", r.class_names},
             {"per_class", per_class},    {"confusion", r.confusion}};
 }
 

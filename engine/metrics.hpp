@@ -17,12 +17,12 @@ struct ClassificationReport {
     std::vector<std::size_t> support;
     std::size_t total = 0;
     double accuracy = 0.0;
-    double macro_f1 = 0.0;           // over classes with support > 0
+    double macro_f1 = 0.0;           // over classes that occur in the labels or the predictions (as scikit-learn)
     double balanced_accuracy = 0.0;  // mean recall over classes with support > 0
     double macro_roc_auc = 0.0;      // mean over classes where AUC is defined; NaN if none
 };
 
-// labels: N values in [0, K); probabilities: N x K row-major.
+// labels: N values in [0, K); probabilities: N x K row-major, all finite (else edgeqc::Error).
 ClassificationReport classification_report(const std::vector<int>& labels, const std::vector<float>& probabilities,
                                             const std::vector<std::string>& class_names);
 

@@ -1,11 +1,14 @@
 // Encoding and validating decoding of .eqc model files.
 #include "engine/model_file.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "engine/byte_io.hpp"
@@ -26,7 +29,8 @@ constexpr std::uint32_t kTrainingTag = tag("TRNS");
 constexpr std::uint8_t kFloat32 = 0;
 constexpr std::size_t kMaxText = 1 << 20;
 constexpr std::uint32_t kMaxClasses = 100000;
-constexpr std::uint64_t kMaxFileBytes = std::uint64_t{8} << 30;
+// Far above any model this engine trains (the reference network is 15 MB), far below a Pi's memory.
+constexpr std::uint64_t kMaxFileBytes = std::uint64_t{2} << 30;
 
 void put_float_block(ByteWriter& out, const AlignedFloats& values) {
     out.put<std::uint64_t>(values.size());
@@ -72,6 +76,7 @@ ModelDescription decode_meta(ByteReader in) {
     d.input.channels = in.get<std::int32_t>();
     d.input.height = in.get<std::int32_t>();
     d.input.width = in.get<std::int32_t>();
+    if (d.input.channels != 1 && d.input.channels != 3) in.fail("implausible channel count");
     const auto stats = in.get<std::uint32_t>();
     if (stats != 0 && stats != static_cast<std::uint32_t>(d.input.channels)) in.fail("normalisation size differs from channels");
     d.input.mean.resize(stats);
@@ -83,7 +88,12 @@ ModelDescription decode_meta(ByteReader in) {
     } catch (const Error& e) {
         in.fail(e.what());
     }
+    d.writer_version = in.get_string(256);
     return d;
+}
+
+bool all_finite(const float* values, std::size_t count) {
+    return std::all_of(values, values + count, [](float v) { return std::isfinite(v); });
 }
 
 void decode_tensors(ByteReader in, Network& network) {
@@ -108,6 +118,10 @@ void decode_tensors(ByteReader in, Network& network) {
         }
         if (!same_shape) in.fail("tensor '" + name + "' does not have the shape " + view.shape.str() + " its architecture needs");
         in.get_floats(view.data, view.size());
+        if (!all_finite(view.data, view.size())) in.fail("tensor '" + name + "' holds NaN or infinite values");
+        const bool is_variance = name.size() > 12 && name.compare(name.size() - 12, 12, ".running_var") == 0;
+        if (is_variance && !std::all_of(view.data, view.data + view.size(), [](float v) { return v >= 0.0f; }))
+            in.fail("tensor '" + name + "' holds a negative variance");
         expected.erase(found);
     }
 }
@@ -137,6 +151,9 @@ TrainingState decode_training_state(ByteReader in, std::size_t arena_floats) {
     if (second != 0 && second != arena_floats) in.fail("optimizer state does not match the network's size");
     s.second_moment.resize(second);
     in.get_floats(s.second_moment.data(), second);
+    if (!all_finite(s.first_moment.data(), arena_floats) || !all_finite(s.second_moment.data(), second) ||
+        !std::all_of(s.second_moment.begin(), s.second_moment.end(), [](float v) { return v >= 0.0f; }))
+        in.fail("its optimizer state holds invalid values");
     const auto entries = in.get<std::uint32_t>();
     if (entries > 1000) in.fail("implausible recipe size");
     for (std::uint32_t i = 0; i < entries; ++i) {
@@ -169,12 +186,12 @@ std::vector<unsigned char> read_whole_file(const std::string& path) {
 
 }  // namespace
 
-std::unique_ptr<Network> build_network(const ModelDescription& description) {
+std::unique_ptr<Network> build_network(const ModelDescription& description, bool trainable) {
     validate_input_format(description.input);
     return std::make_unique<Network>(
         description.architecture,
         Shape{description.input.channels, description.input.height, description.input.width},
-        static_cast<int>(description.class_names.size()));
+        static_cast<int>(description.class_names.size()), trainable);
 }
 
 void write_file_atomically(const std::string& path, const std::vector<unsigned char>& bytes) {
@@ -195,6 +212,13 @@ void write_file_atomically(const std::string& path, const std::vector<unsigned c
     if (error) {
         std::remove(temporary.c_str());
         throw Error("cannot write '" + path + "': " + error.message());
+    }
+    // Make the rename itself durable: after a power cut next to the machine the new file must be the one there.
+    const std::filesystem::path folder = std::filesystem::path(path).parent_path();
+    const int folder_fd = ::open(folder.empty() ? "." : folder.c_str(), O_RDONLY | O_DIRECTORY);
+    if (folder_fd >= 0) {
+        ::fsync(folder_fd);
+        ::close(folder_fd);
     }
 }
 
@@ -225,45 +249,60 @@ void save_model(const std::string& path, const ModelDescription& description, co
     write_file_atomically(path, file.bytes());
 }
 
-LoadedModel load_model(const std::string& path) {
+LoadedModel load_model(const std::string& path, bool trainable) {
     const std::vector<unsigned char> bytes = read_whole_file(path);
     const std::string what = "model file '" + path + "'";
     if (bytes.size() < sizeof kMagic || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
         throw Error("'" + path + "' is not an edgeqc model file (wrong magic bytes)");
+    // Header (magic, version, section count) and the CRC trailer.
+    constexpr std::size_t kHeaderBytes = sizeof kMagic + 8;
+    if (bytes.size() < kHeaderBytes + 4) throw Error(what + " is truncated");
     ByteReader file(bytes.data(), bytes.size(), what);
     for (std::size_t i = 0; i < sizeof kMagic; ++i) file.get<char>();
     const auto version = file.get<std::uint32_t>();
+    const auto sections = file.get<std::uint32_t>();
+    std::uint32_t stored_crc;
+    std::memcpy(&stored_crc, bytes.data() + bytes.size() - 4, 4);
+    // The checksum comes first: a flipped bit in the version field must read as damage, not as a newer format.
+    if (crc32(bytes.data(), bytes.size() - 4) != stored_crc) {
+        if (version > kModelFormatVersion)
+            throw Error(what + " is corrupted, or was written by a newer edgeqc (model format v" + std::to_string(version) + ")");
+        ByteReader walk(bytes.data() + kHeaderBytes, bytes.size() - kHeaderBytes - 4, what);
+        for (std::uint32_t s = 0; s < std::min<std::uint32_t>(sections, 64); ++s) {
+            walk.get<std::uint32_t>();
+            const auto length = walk.get<std::uint64_t>();
+            if (length > walk.remaining()) throw Error(what + " is truncated (a section runs past the end of the file)");
+            walk.sub_reader(static_cast<std::size_t>(length));
+        }
+        throw Error(what + " is corrupted (checksum mismatch); re-copy or re-train it");
+    }
     if (version > kModelFormatVersion)
         throw Error(what + " uses model format v" + std::to_string(version) + ", newer than this edgeqc (reads up to v" +
                     std::to_string(kModelFormatVersion) + "); upgrade edgeqc to load it");
     if (version == 0) file.fail("format version 0 does not exist");
-    // Header (magic, version, section count) and the CRC trailer.
-    constexpr std::size_t kHeaderBytes = sizeof kMagic + 8;
-    if (bytes.size() < kHeaderBytes + 4) throw Error(what + " is truncated");
-    const std::uint32_t stored_crc = [&] {
-        std::uint32_t crc;
-        std::memcpy(&crc, bytes.data() + bytes.size() - 4, 4);
-        return crc;
-    }();
-    const auto sections = file.get<std::uint32_t>();
-    ByteReader body(bytes.data() + kHeaderBytes, bytes.size() - kHeaderBytes - 4, what);
     if (sections > 64) file.fail("implausible section count");
+    ByteReader body(bytes.data() + kHeaderBytes, bytes.size() - kHeaderBytes - 4, what);
     std::map<std::uint32_t, ByteReader> found;
     for (std::uint32_t s = 0; s < sections; ++s) {
         const auto section_tag = body.get<std::uint32_t>();
         const auto length = body.get<std::uint64_t>();
-        if (length > body.remaining()) throw Error(what + " is truncated or corrupted (a section runs past the end of the file)");
+        if (length > body.remaining()) file.fail("a section runs past the end of the file");
         found.emplace(section_tag, body.sub_reader(static_cast<std::size_t>(length)));
     }
-    if (crc32(bytes.data(), bytes.size() - 4) != stored_crc)
-        throw Error(what + " is corrupted (checksum mismatch); re-copy or re-train it");
     if (!found.count(kMetaTag) || !found.count(kTensorsTag)) file.fail("the META or TENS section is missing");
 
     LoadedModel model;
     model.description = decode_meta(found.at(kMetaTag));
     try {
-        model.network = build_network(model.description);
+        const ModelDescription& d = model.description;
+        // A tiny file must not make us allocate the gigabytes its architecture string could claim.
+        const std::size_t needed = Network::stored_floats(d.architecture, Shape{d.input.channels, d.input.height, d.input.width},
+                                                          static_cast<int>(d.class_names.size()));
+        if (needed > found.at(kTensorsTag).remaining() / sizeof(float))
+            file.fail("its tensors are smaller than its architecture needs");
+        model.network = build_network(model.description, trainable);
     } catch (const Error& e) {
+        if (std::string(e.what()).rfind(what, 0) == 0) throw;  // already one of ours, naming the file
         file.fail(std::string("its architecture cannot be built: ") + e.what());
     }
     decode_tensors(found.at(kTensorsTag), *model.network);

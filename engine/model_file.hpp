@@ -29,6 +29,7 @@ struct ModelDescription {
     std::string architecture;
     std::vector<std::string> class_names;
     InputFormat input;
+    std::string writer_version;  // the edgeqc version that wrote the file (filled on load; saving writes this build's)
 };
 
 // What --resume needs to continue a run exactly where the checkpoint left it.
@@ -52,10 +53,11 @@ struct LoadedModel {
 // leaving an existing file at `path` untouched.
 void save_model(const std::string& path, const ModelDescription& description, const Network& network,
                 const TrainingState* training_state = nullptr);
-LoadedModel load_model(const std::string& path);
+// trainable: keep a gradient arena (for --resume); inference does without.
+LoadedModel load_model(const std::string& path, bool trainable = false);
 
 // Builds the network a description names (C x H x W from the input format), without weights.
-std::unique_ptr<Network> build_network(const ModelDescription& description);
+std::unique_ptr<Network> build_network(const ModelDescription& description, bool trainable = true);
 
 // Writes bytes to path via a temporary file and rename, so a crash or full disk never leaves a partial file.
 void write_file_atomically(const std::string& path, const std::vector<unsigned char>& bytes);

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <stdexcept>
 
 #include "engine/error.hpp"
 #include "layers/batch_norm.hpp"
@@ -52,13 +53,21 @@ const char* kind_name(LayerKind kind) {
 
 }  // namespace
 
-Network::Network(const std::string& architecture, const Shape& input, int num_classes)
-    : Network(parse_architecture(architecture), input, num_classes) {}
+Network::Network(const std::string& architecture, const Shape& input, int num_classes, bool trainable)
+    : Network(parse_architecture(architecture), input, num_classes, trainable) {}
 
-Network::Network(std::vector<LayerSpec> layers, const Shape& input, int num_classes)
+Network::Network(std::vector<LayerSpec> layers, const Shape& input, int num_classes, bool trainable)
+    : Network(std::move(layers), input, num_classes, trainable ? Storage::Trainable : Storage::InferenceOnly) {}
+
+std::size_t Network::stored_floats(const std::string& architecture, const Shape& input, int num_classes) {
+    const Network probe(parse_architecture(architecture), input, num_classes, Storage::None);
+    return probe.parameters_->parameter_count() + probe.buffers_->parameter_count();
+}
+
+Network::Network(std::vector<LayerSpec> layers, const Shape& input, int num_classes, Storage storage)
     : input_shape_(input),
       num_classes_(num_classes),
-      parameters_(std::make_unique<ParameterArena>(true)),
+      parameters_(std::make_unique<ParameterArena>(storage == Storage::Trainable)),
       buffers_(std::make_unique<ParameterArena>(false)) {
     if (num_classes < 1) throw Error("a network needs at least one class");
     if (input.rank() != 3 || input[0] < 1 || input[1] < 1 || input[2] < 1)
@@ -79,6 +88,7 @@ Network::Network(std::vector<LayerSpec> layers, const Shape& input, int num_clas
     }
     if (shape.rank() != 2 || shape[1] != num_classes)
         throw Error("the network's last layer must output one logit per class");
+    if (storage == Storage::None) return;
     parameters_->allocate();
     buffers_->allocate();
     activations_.resize(layers_.size());
@@ -92,14 +102,14 @@ void Network::initialize(InitScheme scheme, std::uint64_t seed) {
 void Network::reseed_dropout(std::uint64_t seed) {
     Rng rng(seed);
     for (auto& layer : layers_)
-        if (auto* dropout = dynamic_cast<Dropout*>(layer.get())) dropout->initialize(InitScheme::He, rng);
+        if (auto* dropout = dynamic_cast<Dropout*>(layer.get())) dropout->reseed(rng.next_u64());
 }
 
 const Tensor& Network::forward(const Tensor& x, Mode mode) {
     const Shape& s = x.shape();
-    if (s.rank() != 4 || s[1] != input_shape_[0] || s[2] != input_shape_[1] || s[3] != input_shape_[2])
+    if (s.rank() != 4 || s[0] < 1 || s[1] != input_shape_[0] || s[2] != input_shape_[1] || s[3] != input_shape_[2])
         throw Error("network expects N x " + input_shape_.str() + " input, got " + s.str());
-    last_input_ = &x;
+    last_input_ = mode == Mode::Train ? &x : nullptr;
     const Tensor* current = &x;
     for (std::size_t i = 0; i < layers_.size(); ++i) {
         layers_[i]->forward(*current, activations_[i], mode);
@@ -109,7 +119,7 @@ const Tensor& Network::forward(const Tensor& x, Mode mode) {
 }
 
 void Network::backward(const Tensor& dlogits, bool want_input_gradient) {
-    if (!last_input_) throw Error("backward() called before forward()");
+    if (!last_input_) throw std::logic_error("Network::backward needs a preceding training-mode forward");
     const Tensor* dy = &dlogits;
     Tensor* buffers[2] = {&gradient_a_, &gradient_b_};
     for (std::size_t i = layers_.size(); i-- > 0;) {
@@ -124,7 +134,10 @@ Network Network::folded_for_inference() const {
     std::vector<LayerSpec> folded_specs;
     std::vector<std::size_t> source_of;  // folded layer index -> original layer index
     for (std::size_t i = 0; i < specs_.size(); ++i) {
-        if (specs_[i].kind == LayerKind::BatchNorm && i > 0 && specs_[i - 1].kind == LayerKind::Conv) {
+        if (specs_[i].kind == LayerKind::BatchNorm) {
+            // The grammar only puts batch norm right after a conv; anything else would lose its statistics here.
+            if (i == 0 || specs_[i - 1].kind != LayerKind::Conv)
+                throw std::logic_error("folded_for_inference: batch norm must follow a convolution");
             folded_specs.back().bias = true;
             continue;
         }
@@ -132,7 +145,7 @@ Network Network::folded_for_inference() const {
         folded_specs.push_back(specs_[i]);
         source_of.push_back(i);
     }
-    Network folded(folded_specs, input_shape_, num_classes_);
+    Network folded(folded_specs, input_shape_, num_classes_, Storage::InferenceOnly);
     std::size_t folded_index = 0;
     for (std::size_t f = 0; f < folded.layers_.size(); ++f) {
         if (folded.specs_[f].kind == LayerKind::Flatten) continue;

@@ -15,9 +15,14 @@ namespace edgeqc {
 class Network {
 public:
     // input: C x H x W of one image. Throws edgeqc::Error when the layers do not fit the input (for example
-    // too many pooling layers for a small image) or num_classes < 1.
-    Network(const std::string& architecture, const Shape& input, int num_classes);
-    Network(std::vector<LayerSpec> layers, const Shape& input, int num_classes);
+    // too many pooling layers for a small image) or num_classes < 1. A network that is not trainable keeps no
+    // gradient arena (inference on the edge needs one copy of the weights, not two).
+    Network(const std::string& architecture, const Shape& input, int num_classes, bool trainable = true);
+    Network(std::vector<LayerSpec> layers, const Shape& input, int num_classes, bool trainable = true);
+
+    // Floats of parameters and buffers such a network stores, computed without allocating them, so a model
+    // file can be checked against its claimed architecture before memory is committed to it.
+    static std::size_t stored_floats(const std::string& architecture, const Shape& input, int num_classes);
     Network(Network&&) = default;
     Network& operator=(Network&&) = default;
 
@@ -40,7 +45,7 @@ public:
     const Shape& input_shape() const { return input_shape_; }
     int num_classes() const { return num_classes_; }
 
-    // The same function for inference with every batch norm folded into the conv before it:
+    // The same function for inference (not trainable) with every batch norm folded into the conv before it:
     // w' = w * gamma / sqrt(var + eps), b' = beta + (b - mean) * gamma / sqrt(var + eps).
     Network folded_for_inference() const;
 
@@ -50,6 +55,9 @@ public:
     std::string summary() const;
 
 private:
+    enum class Storage { Trainable, InferenceOnly, None };
+    Network(std::vector<LayerSpec> layers, const Shape& input, int num_classes, Storage storage);
+
     std::vector<LayerSpec> specs_;
     Shape input_shape_;
     int num_classes_ = 0;
@@ -58,7 +66,7 @@ private:
     // Held by pointer so that layers' references to the arenas survive moving the network.
     std::unique_ptr<ParameterArena> parameters_;
     std::unique_ptr<ParameterArena> buffers_;
-    const Tensor* last_input_ = nullptr;
+    const Tensor* last_input_ = nullptr;  // input of the last training forward; null after an inference forward
     std::vector<Tensor> activations_;
     Tensor gradient_a_, gradient_b_, input_gradient_;
 };

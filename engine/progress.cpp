@@ -2,6 +2,7 @@
 #include "engine/progress.hpp"
 
 #include <cstdio>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 namespace edgeqc {
@@ -41,15 +42,24 @@ void ProgressBar::update(std::size_t done, const std::string& detail) {
     const double eta = rate > 0 ? static_cast<double>(total_ - done) / rate : -1.0;
     std::string bar(static_cast<std::size_t>(filled), '#');
     bar.resize(kWidth, '.');
-    std::fprintf(stderr, "\r\033[K%s [%s] %3.0f%% %zu/%zu %s %.1f %s/s ETA %s", label_.c_str(), bar.c_str(),
-                 100.0 * fraction, done, total_, detail.c_str(), rate, unit_.c_str(), format_duration(eta).c_str());
+    char line[512];
+    std::snprintf(line, sizeof line, "%s [%s] %3.0f%% %zu/%zu %s %.1f %s/s ETA %s", label_.c_str(), bar.c_str(),
+                  100.0 * fraction, done, total_, detail.c_str(), rate, unit_.c_str(), format_duration(eta).c_str());
+    // A line longer than the terminal wraps, and every redraw would then leave a stale line behind.
+    winsize window{};
+    std::string text = line;
+    if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &window) == 0 && window.ws_col > 1 && text.size() >= window.ws_col)
+        text.resize(window.ws_col - 1u);
+    std::fprintf(stderr, "\r\033[K%s", text.c_str());
     std::fflush(stderr);
+    drawn_ = true;
 }
 
 void ProgressBar::finish() {
-    if (!enabled_) return;
+    if (!drawn_) return;
     std::fprintf(stderr, "\r\033[K");
     std::fflush(stderr);
+    drawn_ = false;
 }
 
 }  // namespace edgeqc

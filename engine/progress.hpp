@@ -11,6 +11,9 @@ namespace edgeqc {
 class ProgressBar {
 public:
     ProgressBar(std::string label, std::size_t total, std::string unit);
+    ~ProgressBar() { finish(); }  // an exception mid-epoch must not leave the bar glued to its error message
+    ProgressBar(const ProgressBar&) = delete;
+    ProgressBar& operator=(const ProgressBar&) = delete;
     // done: items finished so far; detail: extra text such as the running loss.
     void update(std::size_t done, const std::string& detail = {});
     // Clears the bar line (the caller prints its own summary).
@@ -21,6 +24,7 @@ private:
     std::string label_, unit_;
     std::size_t total_;
     bool enabled_;
+    bool drawn_ = false;
     std::chrono::steady_clock::time_point start_, last_draw_;
 };
 

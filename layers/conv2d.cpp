@@ -4,6 +4,7 @@
 #include "layers/conv2d.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include "engine/error.hpp"
 #include "engine/kernels.hpp"
@@ -11,10 +12,6 @@
 namespace edgeqc {
 
 namespace {
-
-// Upper bound on the im2col buffer (floats); 16 M floats = 64 MiB keeps the largest layer of the reference
-// network at batch 32 in a handful of chunks.
-constexpr std::size_t kMaxColumnFloats = std::size_t{16} << 20;
 
 struct Geometry {
     int channels, height, width, kernel, stride, padding, out_height, out_width;
@@ -99,7 +96,7 @@ void col2im_add(const Geometry& g, const float* col, int count, float* dx) {
 struct Conv2d::Plan {
     Geometry g;
     int batch = 0, out_channels = 0;
-    int chunk = 1;  // images per im2col + GEMM round, bounded by kMaxColumnFloats
+    int chunk = 1;  // images per im2col + GEMM round, bounded by the config's column budget
     std::size_t in_image = 0, out_image = 0;  // floats per image of x and of y
     float* column = nullptr;   // rows x (chunk * positions)
     float* product = nullptr;  // out_channels x (chunk * positions)
@@ -144,8 +141,13 @@ Conv2d::Plan Conv2d::plan(const Shape& input) const {
     p.in_image = static_cast<std::size_t>(p.g.channels) * p.g.height * p.g.width;
     p.out_image = static_cast<std::size_t>(p.out_channels) * p.g.positions();
     const std::size_t column_floats_per_image = static_cast<std::size_t>(p.g.rows()) * p.g.positions();
-    p.chunk = static_cast<int>(std::clamp<std::size_t>(kMaxColumnFloats / std::max<std::size_t>(column_floats_per_image, 1),
-                                                       1, static_cast<std::size_t>(p.batch)));
+    p.chunk = static_cast<int>(std::clamp<std::size_t>(
+        config_.column_budget_floats / std::max<std::size_t>(column_floats_per_image, 1), 1,
+        static_cast<std::size_t>(std::max(p.batch, 1))));
+    // GEMM sizes are int: one chunk's columns must fit.
+    if (static_cast<std::size_t>(p.chunk) * static_cast<std::size_t>(p.g.positions()) >
+        static_cast<std::size_t>(std::numeric_limits<int>::max()))
+        throw Error("conv2d: the input " + input.str() + " is too large");
     p.column = sized(column_scratch(), column_floats_per_image * p.chunk);
     p.product = sized(product_scratch(), p.out_image * p.chunk);
     return p;

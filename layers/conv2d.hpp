@@ -13,6 +13,9 @@ struct Conv2dConfig {
     int stride = 1;
     int padding = 1;  // zeros on every side; kernel/2 gives 'same' for stride 1
     bool bias = true;
+    // Upper bound on the im2col scratch in floats: the batch is processed in chunks of images that fit
+    // (a single image that does not fit still gets its full buffer). 16 M floats = 64 MiB.
+    std::size_t column_budget_floats = std::size_t{16} << 20;
 };
 
 class Conv2d : public Layer {

@@ -9,7 +9,7 @@ Dropout::Dropout(float probability) : probability_(probability) {
     if (!(probability >= 0.0f && probability < 1.0f)) throw Error("dropout probability must be in [0, 1)");
 }
 
-void Dropout::initialize(InitScheme, Rng& rng) { rng_.reseed(rng.next_u64()); }
+void Dropout::initialize(InitScheme, Rng& rng) { reseed(rng.next_u64()); }
 
 void Dropout::forward(const Tensor& x, Tensor& y, Mode mode) {
     y.resize(x.shape());

@@ -19,6 +19,8 @@ public:
     void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) override;
 
     float probability() const { return probability_; }
+    // Restarts the mask stream, so that a resumed epoch draws the same masks as an uninterrupted one.
+    void reseed(std::uint64_t seed) { rng_.reseed(seed); }
 
 private:
     float probability_;

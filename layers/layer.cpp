@@ -3,7 +3,17 @@
 
 #include <cmath>
 
+#include "engine/error.hpp"
+
 namespace edgeqc {
+
+InitScheme parse_init_scheme(const std::string& name) {
+    if (name == "he") return InitScheme::He;
+    if (name == "torch") return InitScheme::Torch;
+    throw Error("unknown initialisation '" + name + "' (use he or torch)");
+}
+
+const char* init_scheme_name(InitScheme scheme) { return scheme == InitScheme::He ? "he" : "torch"; }
 
 void initialize_weights(const TensorView& weights, int fan_in, InitScheme scheme, Rng& rng) {
     if (scheme == InitScheme::He) {

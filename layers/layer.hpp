@@ -16,6 +16,8 @@ enum class Mode { Train, Infer };
 // He: weights ~ N(0, sqrt(2/fan_in)), biases 0 (edgeqc's default).
 // Torch: PyTorch's default, weights and biases ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (the paper-exact setting).
 enum class InitScheme { He, Torch };
+InitScheme parse_init_scheme(const std::string& name);  // "he" | "torch"; throws edgeqc::Error
+const char* init_scheme_name(InitScheme scheme);
 
 class Layer {
 public:

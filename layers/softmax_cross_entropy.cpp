@@ -35,28 +35,28 @@ double softmax_cross_entropy(const Tensor& logits, const std::vector<int>& label
     if (static_cast<int>(labels.size()) != batch) throw Error("cross-entropy: label count differs from batch size");
     if (!class_weights.empty() && static_cast<int>(class_weights.size()) != classes)
         throw Error("cross-entropy: expected " + std::to_string(classes) + " class weights");
-    std::vector<float> probabilities(static_cast<std::size_t>(classes));
+    // One softmax per row: into dlogits when the gradient is wanted (it becomes p - onehot), else into scratch.
+    std::vector<float> scratch(dlogits ? 0 : static_cast<std::size_t>(classes));
+    if (dlogits) dlogits->resize(logits.shape());
+    std::vector<double> row_weights(static_cast<std::size_t>(batch));
     double weighted_loss = 0.0, total_weight = 0.0;
     for (int n = 0; n < batch; ++n) {
         const int label = labels[static_cast<std::size_t>(n)];
         if (label < 0 || label >= classes) throw Error("cross-entropy: label " + std::to_string(label) + " out of range");
         const float* row = logits.data() + static_cast<std::size_t>(n) * classes;
-        const double log_partition = softmax_row(row, classes, probabilities.data());
+        float* probabilities = dlogits ? dlogits->data() + static_cast<std::size_t>(n) * classes : scratch.data();
+        const double log_partition = softmax_row(row, classes, probabilities);
         const double weight = class_weights.empty() ? 1.0 : class_weights[static_cast<std::size_t>(label)];
+        row_weights[static_cast<std::size_t>(n)] = weight;
         weighted_loss += weight * (log_partition - row[label]);
         total_weight += weight;
     }
     if (!(total_weight > 0.0)) throw Error("cross-entropy: the class weights of this batch sum to zero");
     if (dlogits) {
-        dlogits->resize(logits.shape());
         for (int n = 0; n < batch; ++n) {
-            const int label = labels[static_cast<std::size_t>(n)];
-            const float* row = logits.data() + static_cast<std::size_t>(n) * classes;
             float* out = dlogits->data() + static_cast<std::size_t>(n) * classes;
-            softmax_row(row, classes, out);
-            out[label] -= 1.0f;
-            const float scale = static_cast<float>(
-                (class_weights.empty() ? 1.0 : class_weights[static_cast<std::size_t>(label)]) / total_weight);
+            out[labels[static_cast<std::size_t>(n)]] -= 1.0f;
+            const auto scale = static_cast<float>(row_weights[static_cast<std::size_t>(n)] / total_weight);
             for (int k = 0; k < classes; ++k) out[k] *= scale;
         }
     }

@@ -13,8 +13,10 @@
 
 #include "data/dataset.hpp"
 #include "data/loader.hpp"
+#include "engine/byte_io.hpp"
 #include "engine/error.hpp"
 #include "engine/inference.hpp"
+#include "engine/json_output.hpp"
 #include "engine/metrics.hpp"
 #include "engine/model_file.hpp"
 #include "engine/progress.hpp"
@@ -40,7 +42,8 @@ void validate_options(const TrainOptions& o) {
     if (o.epochs < 1) throw Error("--epochs must be at least 1");
     if (o.batch_size < 1) throw Error("--batch must be at least 1");
     if (!(o.learning_rate > 0.0f) || !std::isfinite(o.learning_rate)) throw Error("--lr must be a positive number");
-    if (!(o.optimizer.weight_decay >= 0.0f)) throw Error("--weight-decay must not be negative");
+    if (!(o.optimizer.weight_decay >= 0.0f) || !std::isfinite(o.optimizer.weight_decay))
+        throw Error("--weight-decay must be a non-negative number");
     if (o.warmup_epochs < 0) throw Error("--warmup-epochs must not be negative");
     if (!(o.validation_split >= 0.0 && o.validation_split < 1.0)) throw Error("--val-split must be in [0, 1)");
     if (o.output_path.empty()) throw Error("--out is required");
@@ -62,26 +65,46 @@ void check_output_writable(const std::string& output_path) {
     std::remove(probe.c_str());
 }
 
-std::map<std::string, std::string> recipe_of(const TrainOptions& o) {
-    return {{"architecture", o.architecture},
-            {"batch", std::to_string(o.batch_size)},
-            {"lr", std::to_string(o.learning_rate)},
-            {"optimizer", optimizer_kind_name(o.optimizer.kind)},
-            {"weight_decay", std::to_string(o.optimizer.weight_decay)},
-            {"schedule", schedule_kind_name(o.schedule)},
-            {"warmup_epochs", std::to_string(o.warmup_epochs)},
-            {"val_split", std::to_string(o.validation_split)},
-            {"validation_dir", o.validation_dir},
-            {"seed", std::to_string(o.seed)},
-            {"init", o.init == InitScheme::He ? "he" : "torch"},
-            {"strict", o.strict ? "1" : "0"}};
+// Enough digits that the number reads back to the same float or double (std::to_string keeps only six decimals).
+std::string exact_text(double value) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.17g", value);
+    return text;
 }
 
-// The recipe a resumed run continues with: the checkpoint's, with only the epoch count and paths from now.
+// Identifies the training data: the class counts and every image path relative to the data folder. A resumed
+// run on changed data would split it differently and leak validation images into training.
+std::string data_fingerprint(const FolderScan& scan, const std::string& root) {
+    std::uint32_t crc = 0;
+    for (const LabelledImage& image : scan.images) {
+        const std::string relative = std::filesystem::path(image.path).lexically_relative(root).generic_string();
+        crc = crc32(relative.data(), relative.size() + 1, crc);  // with the terminator, so "ab","c" != "a","bc"
+    }
+    return std::to_string(scan.images.size()) + "-" + std::to_string(crc);
+}
+
+std::map<std::string, std::string> recipe_of(const TrainOptions& o, const std::string& fingerprint) {
+    return {{"batch", std::to_string(o.batch_size)},
+            {"epochs", std::to_string(o.epochs)},
+            {"lr", exact_text(o.learning_rate)},
+            {"optimizer", optimizer_kind_name(o.optimizer.kind)},
+            {"weight_decay", exact_text(o.optimizer.weight_decay)},
+            {"schedule", schedule_kind_name(o.schedule)},
+            {"warmup_epochs", std::to_string(o.warmup_epochs)},
+            {"val_split", exact_text(o.validation_split)},
+            {"validation_dir", o.validation_dir},
+            {"seed", std::to_string(o.seed)},
+            {"init", init_scheme_name(o.init)},
+            {"strict", o.strict ? "1" : "0"},
+            {"data", fingerprint}};
+}
+
+// The recipe a resumed run continues with: the checkpoint's, with only the epoch count (when given) and the
+// paths from now. The architecture and input format come from the checkpoint's model description.
 TrainOptions options_from_recipe(const TrainOptions& now, const std::map<std::string, std::string>& recipe) {
     TrainOptions o = now;
     try {
-        o.architecture = recipe.at("architecture");
+        if (!now.epochs_given) o.epochs = std::stoi(recipe.at("epochs"));
         o.batch_size = std::stoi(recipe.at("batch"));
         o.learning_rate = std::stof(recipe.at("lr"));
         o.optimizer.kind = parse_optimizer_kind(recipe.at("optimizer"));
@@ -91,22 +114,24 @@ TrainOptions options_from_recipe(const TrainOptions& now, const std::map<std::st
         o.validation_split = std::stod(recipe.at("val_split"));
         o.validation_dir = recipe.at("validation_dir");
         o.seed = std::stoull(recipe.at("seed"));
-        o.init = recipe.at("init") == "he" ? InitScheme::He : InitScheme::Torch;
+        o.init = parse_init_scheme(recipe.at("init"));
         o.strict = recipe.at("strict") == "1";
+    } catch (const Error&) {
+        throw Error("the checkpoint's training recipe is damaged; it cannot be resumed");
     } catch (const std::exception&) {
         throw Error("the checkpoint's training recipe is incomplete; it cannot be resumed");
     }
+    validate_options(o);
     return o;
 }
 
 void write_logs(const std::string& output_path, const ModelDescription& description, const std::vector<EpochRecord>& history) {
     nlohmann::json epochs = nlohmann::json::array();
     std::string csv = "epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_macro_f1,learning_rate,seconds,images_per_second\n";
-    auto number = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
     for (const EpochRecord& r : history) {
         epochs.push_back({{"epoch", r.epoch}, {"train_loss", r.train_loss}, {"train_accuracy", r.train_accuracy},
-                          {"val_loss", number(r.validation_loss)}, {"val_accuracy", number(r.validation_accuracy)},
-                          {"val_macro_f1", number(r.validation_macro_f1)}, {"learning_rate", r.learning_rate},
+                          {"val_loss", number_or_null(r.validation_loss)}, {"val_accuracy", number_or_null(r.validation_accuracy)},
+                          {"val_macro_f1", number_or_null(r.validation_macro_f1)}, {"learning_rate", r.learning_rate},
                           {"seconds", r.seconds}, {"images_per_second", r.images_per_second}});
         char row[512];
         std::snprintf(row, sizeof row, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f,%.2f\n", r.epoch, r.train_loss,
@@ -117,8 +142,8 @@ void write_logs(const std::string& output_path, const ModelDescription& descript
     const nlohmann::json log = {{"architecture", description.architecture},
                                 {"classes", description.class_names},
                                 {"epochs", epochs}};
-    const std::string json_text = log.dump(2) + "\n";
-    write_file_atomically(log_path_for(output_path, "json"), {json_text.begin(), json_text.end()});
+    const std::string text = json_text(log, 2) + "\n";
+    write_file_atomically(log_path_for(output_path, "json"), {text.begin(), text.end()});
     write_file_atomically(log_path_for(output_path, "csv"), {csv.begin(), csv.end()});
 }
 
@@ -142,6 +167,11 @@ std::vector<EpochRecord> read_history(const std::string& output_path, int epochs
         history.clear();
     }
     return history;
+}
+
+[[noreturn]] void diverged(int epoch, const std::string& what, const std::string& output_path) {
+    throw Error("training diverged in epoch " + std::to_string(epoch) + " (" + what + "); '" + output_path +
+                "' keeps the best model so far; try a lower --lr or more --warmup-epochs");
 }
 
 void print_data_summary(const FolderScan& scan, const std::string& root) {
@@ -175,15 +205,22 @@ TrainSummary train(const TrainOptions& requested) {
     if (requested.resume) {
         if (!std::filesystem::exists(checkpoint_path))
             throw Error("--resume: no checkpoint '" + checkpoint_path + "' (it is written after each completed epoch)");
-        checkpoint = load_model(checkpoint_path);
+        checkpoint = load_model(checkpoint_path, true);
         if (!checkpoint.has_training_state) throw Error("--resume: '" + checkpoint_path + "' holds no training state");
     }
-    const TrainOptions options =
-        requested.resume ? options_from_recipe(requested, checkpoint.training_state.recipe) : requested;
+    TrainOptions options = requested.resume ? options_from_recipe(requested, checkpoint.training_state.recipe) : requested;
+    if (!options.validation_dir.empty())  // stored in the recipe, so it must not depend on the working folder
+        options.validation_dir = std::filesystem::absolute(options.validation_dir).lexically_normal().string();
 
     const FolderScan scan = scan_labelled_folder(options.data_dir);
     require_trainable(scan, options.data_dir);
     print_data_summary(scan, options.data_dir);
+    const std::string fingerprint = data_fingerprint(scan, options.data_dir);
+    if (requested.resume && checkpoint.training_state.recipe["data"] != fingerprint)
+        throw Error("--resume: the images in '" + options.data_dir +
+                    "' are not the ones the checkpoint was trained on; start a new run instead");
+    if (!requested.resume && std::filesystem::exists(checkpoint_path))
+        std::printf("note: this new run replaces the checkpoint '%s' of an earlier run\n", checkpoint_path.c_str());
     const int num_classes = static_cast<int>(scan.class_names.size());
     Split split;
     if (!options.validation_dir.empty()) {
@@ -226,11 +263,14 @@ TrainSummary train(const TrainOptions& requested) {
 
     Optimizer optimizer(options.optimizer, network->parameters().size());
     if (requested.resume) {
+        if (state.first_moment.size() != optimizer.first_moment().size() ||
+            state.second_moment.size() != optimizer.second_moment().size())
+            throw Error("--resume: the checkpoint's optimizer state does not fit its network; it cannot be resumed");
         optimizer.first_moment() = state.first_moment;
         optimizer.second_moment() = state.second_moment;
         optimizer.set_steps(state.optimizer_steps);
     }
-    state.recipe = recipe_of(options);
+    state.recipe = recipe_of(options, fingerprint);
 
     LoaderOptions train_loading{options.batch_size, true, options.seed, options.strict};
     BatchLoader train_loader(split.train, description.input, train_loading);
@@ -268,9 +308,7 @@ TrainSummary train(const TrainOptions& requested) {
             const double loss = softmax_cross_entropy(logits, batch.labels, {}, &dlogits);
             if (!std::isfinite(loss)) {
                 progress.finish();
-                throw Error("training diverged in epoch " + std::to_string(epoch) + " (the loss became " +
-                            std::to_string(loss) + "); '" + options.output_path +
-                            "' keeps the best model so far; try a lower --lr or more --warmup-epochs");
+                diverged(epoch, "the loss became " + std::to_string(loss), options.output_path);
             }
             const int classes = logits.shape()[1];
             for (std::size_t n = 0; n < batch.labels.size(); ++n) {
@@ -290,8 +328,11 @@ TrainSummary train(const TrainOptions& requested) {
         }
         progress.finish();
         if (training_stop_requested()) {
-            std::printf("stopped on request during epoch %d; '%s' holds epoch %d, continue with --resume\n", epoch,
-                        checkpoint_path.c_str(), summary.epochs_done);
+            if (summary.epochs_done == 0)
+                std::printf("stopped on request during epoch %d, before any epoch completed; nothing to resume\n", epoch);
+            else
+                std::printf("stopped on request during epoch %d; '%s' holds epoch %d, continue with --resume\n", epoch,
+                            checkpoint_path.c_str(), summary.epochs_done);
             summary.stopped_early = true;
             return summary;
         }
@@ -302,8 +343,11 @@ TrainSummary train(const TrainOptions& requested) {
         record.train_loss = loss_sum / static_cast<double>(seen);
         record.train_accuracy = static_cast<double>(correct) / static_cast<double>(seen);
         record.learning_rate = learning_rate;
-        const double train_seconds = progress.seconds();
-        record.images_per_second = static_cast<double>(seen) / train_seconds;
+        record.images_per_second = static_cast<double>(seen) / progress.seconds();
+        // The last update can overflow weights without a non-finite loss having been seen; nothing such is saved.
+        const ParameterArena& weights = network->parameters();
+        if (!std::all_of(weights.values(), weights.values() + weights.size(), [](float v) { return std::isfinite(v); }))
+            diverged(epoch, "the weights became non-finite", options.output_path);
         bool is_best = false;
         if (!split.validation.empty()) {
             const InferenceResult validation = run_inference(*network, validation_loader, "validating");

@@ -22,6 +22,7 @@ struct TrainOptions {
     std::string architecture = kDefaultArchitecture;
     InputFormat input;           // height, width, channels; mean/stddev are estimated from the training data
     int epochs = 30;
+    bool epochs_given = false;  // with resume: false continues to the checkpoint's epoch count
     int batch_size = 32;
     float learning_rate = 1e-3f;
     OptimizerConfig optimizer;
@@ -31,7 +32,7 @@ struct TrainOptions {
     std::uint64_t seed = 1;
     InitScheme init = InitScheme::He;
     bool strict = false;  // a corrupt image stops training instead of being skipped
-    bool resume = false;  // continue from the last checkpoint beside output_path
+    bool resume = false;  // continue from the last checkpoint beside output_path, with its recipe
 };
 
 struct TrainSummary {

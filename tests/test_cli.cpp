@@ -158,6 +158,9 @@ TEST_CASE("cli: bad option values are refused with the option's name") {
                                                          {out + " --optimizer rmsprop", "unknown optimizer"},
                                                          {out + " --channels 2", "channels"},
                                                          {out + " --threads -1", "--threads"},
+                                                         {out + " --val-split 0.3 --val " + quoted(data), "excludes"},
+                                                         {out + " --resume --lr 0.1", "drop --lr"},
+                                                         {out + " --epochs", "edgeqc: error: --epochs"},
                                                          {"/nonexistent-folder/m.eqc", "does not exist"}};
     for (const auto& [arguments, message] : cases) {
         const CommandResult result = run_edgeqc(train + arguments);

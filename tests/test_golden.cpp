@@ -174,6 +174,10 @@ void check_net(const GoldenNet& net) {
     for (std::size_t i = 0; i < adam_network.parameters().slots().size(); ++i)
         check_all_close(adam_network.parameters().value(i).data, net.values("adam.final.param." + std::to_string(i)),
                         "adam.final.param." + std::to_string(i));
+    for (std::size_t i = 0; i < adam_network.buffers().slots().size(); ++i) {
+        const std::string bn_name = "adam.final.bn." + std::to_string(i / 2) + (i % 2 ? ".running_var" : ".running_mean");
+        check_all_close(adam_network.buffers().value(i).data, net.values(bn_name), bn_name);
+    }
     Tensor eval_input = tensor_from(net, "input");
     check_all_close(adam_network.forward(eval_input, Mode::Infer).data(), net.values("eval_logits"), "eval logits");
     Network folded = adam_network.folded_for_inference();

@@ -143,6 +143,22 @@ TEST_CASE("conv2d gradients: 5x5 stride 2, batch 1, no bias; 3x3 valid stride 2"
     });
 }
 
+TEST_CASE("conv2d gradients when the batch is processed in several chunks") {
+    on_every_kernel_path([] {
+        Conv2dConfig config{3, 4, 3, 1, 1, true};
+        config.column_budget_floats = 2 * 27 * 7 * 5;  // two images of 3x7x5 per chunk, batch 5 -> chunks 2, 2, 1
+        Conv2d conv(config);
+        Arenas a;
+        conv.declare(a.parameters, a.buffers, "0.");
+        a.parameters.allocate();
+        Rng rng(13);
+        conv.initialize(InitScheme::Torch, rng);
+        Tensor x({5, 3, 7, 5});
+        fill_normal(x.data(), x.size(), rng);
+        check_layer_gradients(conv, a.parameters, x);
+    });
+}
+
 TEST_CASE("conv2d forward matches a direct convolution") {
     const Conv2dConfig config{3, 2, 3, 2, 1, true};
     Conv2d conv(config);

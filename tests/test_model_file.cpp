@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cstring>
+#include <limits>
 
 #include "engine/byte_io.hpp"
 #include "engine/error.hpp"
@@ -150,9 +151,47 @@ TEST_CASE("a model whose tensors do not fit its architecture is refused even wit
     TempFolder folder;
     ModelDescription d = small_description();
     auto network = build_network(d);
-    d.architecture = "c5bn-p-c6-gap-fc5-drop0.25-fc";  // claims 5 filters, stores 4
+    d.architecture = "c3bn-p-c6-gap-fc5-drop0.25-fc";  // claims 3 filters, stores 4
     save_model(folder.file("m.eqc"), d, *network);
     CHECK(load_error(folder.file("m.eqc")).find("does not have the shape") != std::string::npos);
+}
+
+TEST_CASE("well-formed files with hostile contents are refused before any large allocation") {
+    TempFolder folder;
+    const ModelDescription d = small_description();
+    auto network = build_network(d);
+    network->initialize(InitScheme::He, 1);
+
+    ModelDescription huge = d;
+    huge.architecture = "c8192-c8192-c8192-fc";  // gigabytes of weights claimed by a file of a few kilobytes
+    save_model(folder.file("huge.eqc"), huge, *network);
+    CHECK(load_error(folder.file("huge.eqc")).find("smaller than its architecture needs") != std::string::npos);
+
+    ModelDescription channels = d;
+    channels.input.channels = 2;
+    channels.input.mean = {0.5f, 0.5f};
+    channels.input.stddev = {1.0f, 1.0f};
+    save_model(folder.file("channels.eqc"), channels, *network);
+    CHECK(load_error(folder.file("channels.eqc")).find("channel") != std::string::npos);
+
+    network->parameters().value(0)[3] = std::numeric_limits<float>::quiet_NaN();
+    save_model(folder.file("nan.eqc"), d, *network);
+    CHECK(load_error(folder.file("nan.eqc")).find("NaN") != std::string::npos);
+    network->parameters().value(0)[3] = 0.0f;
+
+    network->buffers().value(1)[0] = -1.0f;  // 0.running_var
+    save_model(folder.file("variance.eqc"), d, *network);
+    CHECK(load_error(folder.file("variance.eqc")).find("negative variance") != std::string::npos);
+}
+
+TEST_CASE("a flipped bit in the version field reads as damage, not as a newer format") {
+    TempFolder folder;
+    const std::string path = folder.file("m.eqc");
+    write_small_model(path);
+    std::vector<unsigned char> bytes = read_bytes(path);
+    bytes[8] ^= 0x04;  // version 1 -> 5, checksum left as it was
+    write_bytes(path, bytes);
+    CHECK(load_error(path).find("corrupted") != std::string::npos);
 }
 
 TEST_CASE("saving into a missing folder fails cleanly and leaves an existing model untouched") {

@@ -64,6 +64,7 @@ TEST_CASE("--resume continues exactly where the checkpoint left off") {
     train(interrupted);
     TrainOptions resumed = interrupted;
     resumed.epochs = 3;
+    resumed.epochs_given = true;
     resumed.resume = true;
     resumed.learning_rate = 1.0f;  // ignored: a resumed run keeps the checkpoint's recipe
     const TrainSummary summary = train(resumed);
@@ -83,6 +84,7 @@ TEST_CASE("a stop request ends training at a batch boundary and keeps the last c
     options.epochs = 1;
     train(options);
     options.epochs = 3;
+    options.epochs_given = true;
     options.resume = true;
     training_stop_requested() = true;
     const TrainSummary summary = train(options);
@@ -90,6 +92,38 @@ TEST_CASE("a stop request ends training at a batch boundary and keeps the last c
     CHECK(summary.stopped_early);
     const LoadedModel checkpoint = load_model(folder.file("m.last.eqc"));
     CHECK(checkpoint.training_state.epochs_done == 1);
+}
+
+TEST_CASE("a stop before the first epoch completes says there is nothing to resume") {
+    TempFolder folder;
+    write_tiny_dataset(folder.file("data"), 4);
+    training_stop_requested() = true;
+    const TrainSummary summary = train(tiny_options(folder.file("data"), folder.file("m.eqc")));
+    training_stop_requested() = false;
+    CHECK(summary.stopped_early);
+    CHECK(summary.epochs_done == 0);
+    CHECK_FALSE(fs::exists(folder.file("m.last.eqc")));
+}
+
+TEST_CASE("--resume without --epochs keeps the run's epoch count; changed data is refused") {
+    TempFolder folder;
+    write_tiny_dataset(folder.file("data"), 6);
+    TrainOptions options = tiny_options(folder.file("data"), folder.file("m.eqc"));
+    options.epochs = 1;
+    train(options);
+    options.resume = true;
+    options.epochs = 2;  // given on the command line: the run now lasts 2 epochs
+    options.epochs_given = true;
+    train(options);
+    options.epochs = 30;  // only the default, not given: the checkpoint's 2 epochs stand
+    options.epochs_given = false;
+    CHECK_THROWS_WITH_AS(train(options), doctest::Contains("already completed 2 epochs"), Error);
+
+    write_tiny_dataset(folder.file("more"), 1);
+    fs::copy_file(folder.file("more/crack/crack_0000.png"), folder.file("data/crack/added.png"));
+    options.epochs = 3;
+    options.epochs_given = true;
+    CHECK_THROWS_WITH_AS(train(options), doctest::Contains("not the ones the checkpoint was trained on"), Error);
 }
 
 TEST_CASE("a diverging run stops with a clear message and leaves the existing best model intact") {

@@ -1,6 +1,6 @@
 // GEMM through Eigen's blocked, OpenMP-threaded product: the fast path until edgeqc's own xsimd
-// micro-kernels replace it. Eigen splits the output (never the reduction) across threads, so results
-// do not depend on the thread count.
+// micro-kernels replace it. Eigen picks its blocking (and so its summation order) from the thread count, so
+// results are reproducible for a given thread count, not across thread counts.
 #include <Eigen/Core>
 
 #include "engine/kernels.hpp"

@@ -1,16 +1,19 @@
 // Scalar reference GEMM: the fallback path and the test oracle for every optimised GEMM.
 // Accumulates in double so that it stays a trustworthy oracle on long reductions.
+#include <cstddef>
+
 #include "engine/kernels.hpp"
 
 namespace edgeqc {
 
 void gemm_f32_reference(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha,
                         const float* a, int lda, const float* b, int ldb, float beta, float* c, int ldc) {
+    // Indices in ptrdiff_t: row * stride overflows int for matrices of a few hundred million elements.
 #pragma omp parallel for schedule(static)
-    for (int i = 0; i < m; ++i) {
-        for (int j = 0; j < n; ++j) {
+    for (std::ptrdiff_t i = 0; i < m; ++i) {
+        for (std::ptrdiff_t j = 0; j < n; ++j) {
             double sum = 0.0;
-            for (int p = 0; p < k; ++p) {
+            for (std::ptrdiff_t p = 0; p < k; ++p) {
                 const float av = transpose_a ? a[p * lda + i] : a[i * lda + p];
                 const float bv = transpose_b ? b[j * ldb + p] : b[p * ldb + j];
                 sum += static_cast<double>(av) * bv;
