@@ -5,7 +5,8 @@
 #
 # Usage: bench/accuracy.sh [SET...]          (default sets: neu_steel magnetic_tile in713c_slm_defects)
 # Environment (defaults in brackets; relative paths are relative to the repository root):
-#   EPOCHS [30]  THREADS [2]  DATASETS [../shared/datasets]  BUILD [build]  OUT [bench/out]  PYTHON [/usr/bin/python3]
+#   EPOCHS [30]  THREADS [2]  SEED [1]  DATASETS [../shared/datasets]  BUILD [build]  OUT [bench/out]
+#   PYTHON [/usr/bin/python3]
 #   EDGEQC_ARGS  extra arguments for `edgeqc train`, e.g. a different --arch
 #   TORCH_ARGS   extra arguments for torch_ref.py; they come last, so they override the recipe below
 # torch_ref.py defaults to a constant learning rate without warm-up, whereas edgeqc defaults to one warm-up
@@ -21,6 +22,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 EPOCHS=${EPOCHS:-30}
 THREADS=${THREADS:-2}
+SEED=${SEED:-1}
 DATASETS=${DATASETS:-../shared/datasets}
 BUILD=${BUILD:-build}
 OUT=${OUT:-bench/out}
@@ -47,7 +49,7 @@ for set in "${sets[@]}"; do
 
     echo "== $set: edgeqc train ($EPOCHS epochs, $THREADS threads) ${EDGEQC_ARGS:-}"
     start=$EPOCHREALTIME
-    "$BUILD/edgeqc" train "$data/train" --out "$OUT/$set.eqc" --epochs "$EPOCHS" --threads "$THREADS" --seed 1 \
+    "$BUILD/edgeqc" train "$data/train" --out "$OUT/$set.eqc" --epochs "$EPOCHS" --threads "$THREADS" --seed "$SEED" \
         "${edgeqc_args[@]}" 2>&1 | tee "$OUT/$set.train.txt"
     echo "== $set: edgeqc train took $(seconds_since "$start") s"
 
@@ -59,14 +61,14 @@ for set in "${sets[@]}"; do
 
     echo "== $set: torch_ref.py ($EPOCHS epochs, $THREADS threads) $TORCH_RECIPE ${TORCH_ARGS:-}"
     start=$EPOCHREALTIME
-    "$PYTHON" bench/torch_ref.py "$data" --epochs "$EPOCHS" --threads "$THREADS" --json "$OUT/$set.torch.json" \
+    "$PYTHON" bench/torch_ref.py "$data" --epochs "$EPOCHS" --threads "$THREADS" --seed "$SEED" --json "$OUT/$set.torch.json" \
         "${torch_recipe[@]}" "${torch_args[@]}" 2>&1 | tee "$OUT/$set.torch.txt"
     echo "== $set: torch_ref.py took $(seconds_since "$start") s"
     ran+=("$set")
 done
 
 echo
-echo "epochs $EPOCHS, threads $THREADS, edgeqc args: ${EDGEQC_ARGS:-(defaults)}, torch args: $TORCH_RECIPE ${TORCH_ARGS:-}"
+echo "epochs $EPOCHS, threads $THREADS, seed $SEED, edgeqc args: ${EDGEQC_ARGS:-(defaults)}, torch args: $TORCH_RECIPE ${TORCH_ARGS:-}"
 echo
 "$PYTHON" -c '
 import json, os, sys

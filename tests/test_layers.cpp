@@ -111,35 +111,28 @@ struct Arenas {
     ParameterArena buffers{false};
 };
 
+void check_conv_gradients(const Conv2dConfig& config, const Shape& input) {
+    Conv2d conv(config);
+    Arenas a;
+    conv.declare(a.parameters, a.buffers, "0.");
+    a.parameters.allocate();
+    Rng rng(1);
+    conv.initialize(InitScheme::Torch, rng);
+    Tensor x(input);
+    fill_normal(x.data(), x.size(), rng);
+    check_layer_gradients(conv, a.parameters, x);
+}
+
 }  // namespace
 
 TEST_CASE("conv2d gradients: same padding, 13 channels, prime width, batch 3") {
-    on_every_kernel_path([] {
-        Conv2d conv({13, 5, 3, 1, 1, true});
-        Arenas a;
-        conv.declare(a.parameters, a.buffers, "0.");
-        a.parameters.allocate();
-        Rng rng(1);
-        conv.initialize(InitScheme::Torch, rng);
-        Tensor x({3, 13, 7, 11});
-        fill_normal(x.data(), x.size(), rng);
-        check_layer_gradients(conv, a.parameters, x);
-    });
+    on_every_kernel_path([] { check_conv_gradients({13, 5, 3, 1, 1, true}, {3, 13, 7, 11}); });
 }
 
 TEST_CASE("conv2d gradients: 5x5 stride 2, batch 1, no bias; 3x3 valid stride 2") {
     on_every_kernel_path([] {
-        for (const Conv2dConfig config : {Conv2dConfig{2, 3, 5, 2, 2, false}, Conv2dConfig{3, 4, 3, 2, 0, true}}) {
-            Conv2d conv(config);
-            Arenas a;
-            conv.declare(a.parameters, a.buffers, "0.");
-            a.parameters.allocate();
-            Rng rng(2);
-            conv.initialize(InitScheme::He, rng);
-            Tensor x({config.padding ? 1 : 3, config.in_channels, 13, 17});
-            fill_normal(x.data(), x.size(), rng);
-            check_layer_gradients(conv, a.parameters, x);
-        }
+        check_conv_gradients({2, 3, 5, 2, 2, false}, {1, 2, 13, 17});
+        check_conv_gradients({3, 4, 3, 2, 0, true}, {3, 3, 13, 17});
     });
 }
 
@@ -147,15 +140,7 @@ TEST_CASE("conv2d gradients when the batch is processed in several chunks") {
     on_every_kernel_path([] {
         Conv2dConfig config{3, 4, 3, 1, 1, true};
         config.column_budget_floats = 2 * 27 * 7 * 5;  // two images of 3x7x5 per chunk, batch 5 -> chunks 2, 2, 1
-        Conv2d conv(config);
-        Arenas a;
-        conv.declare(a.parameters, a.buffers, "0.");
-        a.parameters.allocate();
-        Rng rng(13);
-        conv.initialize(InitScheme::Torch, rng);
-        Tensor x({5, 3, 7, 5});
-        fill_normal(x.data(), x.size(), rng);
-        check_layer_gradients(conv, a.parameters, x);
+        check_conv_gradients(config, {5, 3, 7, 5});
     });
 }
 
