@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash apps/setup.sh
 
-EPOCHS=${EPOCHS:-8}
-PER_CLASS=${PER_CLASS:-100}
+EPOCHS=${EPOCHS:-10}
+PER_CLASS=${PER_CLASS:-200}
 THREADS=${THREADS:-0}
 demo=out/demo
 rm -rf "$demo"
