@@ -106,16 +106,21 @@ void on_every_kernel_path(Body body) {
     select_kernels(original);
 }
 
+// The arenas a layer under test declares its parameters and buffers in, as a Network would provide them.
 struct Arenas {
     ParameterArena parameters{true};
     ParameterArena buffers{false};
+
+    explicit Arenas(Layer* layer = nullptr) {
+        if (layer) layer->declare(parameters, buffers, "0.");
+        parameters.allocate();
+        buffers.allocate();
+    }
 };
 
 void check_conv_gradients(const Conv2dConfig& config, const Shape& input) {
     Conv2d conv(config);
-    Arenas a;
-    conv.declare(a.parameters, a.buffers, "0.");
-    a.parameters.allocate();
+    Arenas a(&conv);
     Rng rng(1);
     conv.initialize(InitScheme::Torch, rng);
     Tensor x(input);
@@ -147,9 +152,7 @@ TEST_CASE("conv2d gradients when the batch is processed in several chunks") {
 TEST_CASE("conv2d forward matches a direct convolution") {
     const Conv2dConfig config{3, 2, 3, 2, 1, true};
     Conv2d conv(config);
-    Arenas a;
-    conv.declare(a.parameters, a.buffers, "0.");
-    a.parameters.allocate();
+    Arenas a(&conv);
     Rng rng(3);
     conv.initialize(InitScheme::Torch, rng);
     Tensor x({2, 3, 6, 5}), y;
@@ -178,10 +181,7 @@ TEST_CASE("conv2d forward matches a direct convolution") {
 TEST_CASE("batch norm gradients in training mode, 4-D and 2-D inputs") {
     for (const Shape shape : {Shape{3, 13, 5, 7}, Shape{5, 13}}) {
         BatchNorm bn(13);
-        Arenas a;
-        bn.declare(a.parameters, a.buffers, "0.");
-        a.parameters.allocate();
-        a.buffers.allocate();
+        Arenas a(&bn);
         Rng rng(4);
         bn.initialize(InitScheme::He, rng);
         fill_normal(bn.gamma().data, 13, rng);  // non-trivial gamma and beta exercise every term
@@ -194,10 +194,7 @@ TEST_CASE("batch norm gradients in training mode, 4-D and 2-D inputs") {
 
 TEST_CASE("batch norm training statistics and running estimates follow PyTorch's definitions") {
     BatchNorm bn(1);
-    Arenas a;
-    bn.declare(a.parameters, a.buffers, "0.");
-    a.parameters.allocate();
-    a.buffers.allocate();
+    Arenas a(&bn);
     Rng rng(5);
     bn.initialize(InitScheme::He, rng);
     Tensor x({4, 1}), y;
@@ -264,9 +261,7 @@ TEST_CASE("dense gradients, batch 1 and 3, 13 inputs") {
     on_every_kernel_path([] {
         for (int batch : {1, 3}) {
             Dense dense(13, 7);
-            Arenas a;
-            dense.declare(a.parameters, a.buffers, "0.");
-            a.parameters.allocate();
+            Arenas a(&dense);
             Rng rng(9);
             dense.initialize(InitScheme::Torch, rng);
             Tensor x({batch, 13});
