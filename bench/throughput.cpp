@@ -2,9 +2,7 @@
 // inference img/s at batch 1 and 32, achieved GFLOP/s and peak RSS. Prints figures, asserts nothing.
 // Usage: edgeqc_throughput [ARCH] [SECONDS_PER_FIGURE]; OMP_NUM_THREADS sets the threads.
 #include <omp.h>
-#include <sys/resource.h>
 
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -14,35 +12,10 @@
 #include "engine/network.hpp"
 #include "layers/softmax_cross_entropy.hpp"
 #include "optim/optimizer.hpp"
+#include "timing.hpp"
 
 using namespace edgeqc;
-
-namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-double peak_rss_mib() {
-    rusage usage{};
-    getrusage(RUSAGE_SELF, &usage);
-    return static_cast<double>(usage.ru_maxrss) / 1024.0;
-}
-
-// Runs `step` until at least min_seconds have passed (after one warm-up call); returns seconds per call.
-template <class Step>
-double time_per_call(Step step, double min_seconds) {
-    step();
-    int calls = 0;
-    const auto start = std::chrono::steady_clock::now();
-    do {
-        step();
-        ++calls;
-    } while (seconds_since(start) < min_seconds);
-    return seconds_since(start) / calls;
-}
-
-}  // namespace
+using namespace edgeqc::bench;
 
 int main(int argc, char** argv) {
     const std::string architecture = argc > 1 ? argv[1] : kDefaultArchitecture;

@@ -1,18 +1,51 @@
-// The kernel tables this build carries and the one-time choice between them.
+// The kernel tables this build carries and the one-time choice between them: the only place that asks the
+// CPU what it supports.
 #include "engine/kernels.hpp"
 
+#include <array>
 #include <cstdlib>
 
 #include "engine/error.hpp"
+#include "engine/kernels/fma_peak_f32.hpp"
+#include "engine/kernels/gemm_f32.hpp"
+#include "engine/tensor.hpp"
 
 namespace edgeqc {
 
-void gemm_f32_reference(bool, bool, int, int, int, float, const float*, int, const float*, int, float, float*, int);
-void gemm_f32_eigen(bool, bool, int, int, int, float, const float*, int, const float*, int, float, float*, int);
+void gemm_f32_reference(bool, bool, int, int, int, float, const float*, int, const float*, int, float, float*, int,
+                        const GemmEpilogue&);
+FmaPeakResult fma_peak_f32_reference(long iterations, float start);
 
 namespace {
-const KernelTable kScalarTable{"scalar", gemm_f32_reference};
-const KernelTable kEigenTable{"eigen", gemm_f32_eigen};
+
+template <class Arch>
+void packed_gemm_f32(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha, const float* a, int lda,
+                     const float* b, int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue) {
+    PackedGemmF32<Arch>{}(transpose_a, transpose_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue);
+}
+
+template <class Arch>
+FmaPeakResult fma_peak_f32(long iterations, float start) {
+    return FmaChainsF32<Arch>{}(iterations, start);
+}
+
+bool any_cpu() { return true; }
+
+const KernelTable kScalarTable{"scalar", any_cpu, gemm_f32_reference, fma_peak_f32_reference};
+#if defined(__x86_64__)
+bool cpu_has_avx2_fma() { return xsimd::available_architectures().fma3_avx2; }
+const KernelTable kAvx2Table{"avx2", cpu_has_avx2_fma, packed_gemm_f32<xsimd::fma3<xsimd::avx2>>,
+                             fma_peak_f32<xsimd::fma3<xsimd::avx2>>};
+const KernelTable kSse2Table{"sse2", any_cpu, packed_gemm_f32<xsimd::sse2>,
+                             fma_peak_f32<xsimd::sse2>};
+const KernelTable* const kBuiltTables[] = {&kAvx2Table, &kSse2Table, &kScalarTable};
+#elif defined(__aarch64__)
+const KernelTable kNeon64Table{"neon64", any_cpu, packed_gemm_f32<xsimd::neon64>,
+                             fma_peak_f32<xsimd::neon64>};
+const KernelTable* const kBuiltTables[] = {&kNeon64Table, &kScalarTable};
+#else
+const KernelTable* const kBuiltTables[] = {&kScalarTable};
+#endif
 
 const KernelTable* find_table(const std::string& name) {
     for (const KernelTable* table : available_kernel_tables())
@@ -24,7 +57,7 @@ const KernelTable* initial_table() {
     const char* forced = std::getenv("EDGEQC_ARCH");
     if (forced && *forced) {
         if (const KernelTable* table = find_table(forced)) return table;
-        throw Error(std::string("EDGEQC_ARCH='") + forced + "' names no kernel set of this build");
+        throw Error(std::string("EDGEQC_ARCH='") + forced + "' names no kernel set this build can run here");
     }
     return available_kernel_tables().front();
 }
@@ -38,7 +71,12 @@ const KernelTable*& active_table() {
 const KernelTable& reference_kernels() { return kScalarTable; }
 
 const std::vector<const KernelTable*>& available_kernel_tables() {
-    static const std::vector<const KernelTable*> tables{&kEigenTable, &kScalarTable};
+    static const std::vector<const KernelTable*> tables = [] {
+        std::vector<const KernelTable*> runnable;
+        for (const KernelTable* table : kBuiltTables)
+            if (table->cpu_supports()) runnable.push_back(table);
+        return runnable;
+    }();
     return tables;
 }
 
@@ -46,8 +84,15 @@ const KernelTable& kernels() { return *active_table(); }
 
 void select_kernels(const std::string& name) {
     const KernelTable* table = find_table(name);
-    if (!table) throw Error("no kernel set named '" + name + "' in this build");
+    if (!table) throw Error("no kernel set named '" + name + "' in this build for this CPU");
     active_table() = table;
+}
+
+float* kernel_workspace(KernelWorkspace slot, std::size_t floats) {
+    thread_local std::array<AlignedFloats, static_cast<std::size_t>(KernelWorkspace::Count)> buffers;
+    AlignedFloats& buffer = buffers[static_cast<std::size_t>(slot)];
+    if (buffer.size() < floats) buffer.resize(floats);
+    return buffer.data();
 }
 
 }  // namespace edgeqc

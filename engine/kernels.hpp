@@ -1,30 +1,62 @@
 // The narrow interface through which layers reach their compute kernels, chosen once at start-up.
 // Layers call kernels() and never look at CPU features; a faster implementation is added by filling
 // another KernelTable, not by touching layer code.
+//
+// Kernel files live in engine/kernels/ and are named <op>_<type>_<arch>: <op>_<type>.hpp holds the one generic
+// body written against xsimd::batch<T, Arch>, <op>_<type>_<arch>.cpp only instantiates it for one arch (built with
+// that arch's compiler flags), and <op>_<type>_reference.cpp is the plain scalar oracle.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
 namespace edgeqc {
 
-// C = alpha * op(A) * op(B) + beta * C, all row-major. op(A) is m x k, op(B) is k x n, C is m x n.
-// lda/ldb/ldc are the row strides of A, B and C as stored (before the transpose is applied).
-using GemmF32 = void (*)(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha,
-                         const float* a, int lda, const float* b, int ldb, float beta, float* c, int ldc);
+// Applied to C after the product: c = relu(alpha * op(A) * op(B) + beta * c + row_bias[i]).
+struct GemmEpilogue {
+    const float* row_bias = nullptr;  // m values, one per row of C; null for none
+    bool relu = false;
+};
+
+// C = alpha * op(A) * op(B) + beta * C, all row-major, then the epilogue. op(A) is m x k, op(B) is k x n, C is
+// m x n. lda/ldb/ldc are the row strides of A, B and C as stored (before the transpose is applied). With
+// beta == 0, C is not read (it may hold garbage).
+using GemmF32 = void (*)(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha, const float* a,
+                         int lda, const float* b, int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue);
+
+// The FMA peak probe: `iterations` rounds of kFmaPeakChains independent chains x <- x * kFmaPeakMultiplier +
+// kFmaPeakAddend from x = fma_peak_chain_start(start, chain), no memory traffic. `value` is the mean final x
+// over all chains and lanes, `flops` the work done; a benchmark divides flops by the time taken.
+struct FmaPeakResult {
+    double value;
+    double flops;
+};
+inline constexpr int kFmaPeakChains = 12;
+inline constexpr float kFmaPeakMultiplier = 0.9999f;  // with the addend, x converges to 1 and never underflows
+inline constexpr float kFmaPeakAddend = 1e-4f;
+inline constexpr float fma_peak_chain_start(float start, int chain) { return start + 0.01f * chain; }
+using FmaPeakF32 = FmaPeakResult (*)(long iterations, float start);
 
 struct KernelTable {
-    const char* name;     // shown by `edgeqc --version`
+    const char* name;          // shown by `edgeqc --version`, selected by EDGEQC_ARCH
+    bool (*cpu_supports)();    // whether this CPU can run the table
     GemmF32 gemm_f32;
+    FmaPeakF32 fma_peak_f32;
 };
 
 // The reference table: plain loops, the oracle every faster kernel is tested against.
 const KernelTable& reference_kernels();
-// Every table this build carries, best first; the first one the CPU can run is the default.
+// Every table this build carries that this CPU can run, best first; the first one is the default.
 const std::vector<const KernelTable*>& available_kernel_tables();
 // The active table. EDGEQC_ARCH=<name> in the environment forces a table (e.g. EDGEQC_ARCH=scalar).
 const KernelTable& kernels();
 // Switches the active table by name (tests use it to run both paths); throws edgeqc::Error if unknown.
 void select_kernels(const std::string& name);
+
+// Scratch memory for kernels, one buffer per slot and calling thread, 64-byte aligned, grown on demand and
+// kept for reuse. Kernels get it from here so that no per-arch object file instantiates allocator code.
+enum class KernelWorkspace { GemmA, GemmB, Count };
+float* kernel_workspace(KernelWorkspace slot, std::size_t floats);
 
 }  // namespace edgeqc

@@ -1,13 +1,15 @@
 // Scalar reference GEMM: the fallback path and the test oracle for every optimised GEMM.
 // Accumulates in double so that it stays a trustworthy oracle on long reductions.
+#include <algorithm>
 #include <cstddef>
 
 #include "engine/kernels.hpp"
 
 namespace edgeqc {
 
-void gemm_f32_reference(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha,
-                        const float* a, int lda, const float* b, int ldb, float beta, float* c, int ldc) {
+void gemm_f32_reference(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha, const float* a,
+                        int lda, const float* b, int ldb, float beta, float* c, int ldc,
+                        const GemmEpilogue& epilogue) {
     // Indices in ptrdiff_t: row * stride overflows int for matrices of a few hundred million elements.
 #pragma omp parallel for schedule(static)
     for (std::ptrdiff_t i = 0; i < m; ++i) {
@@ -19,7 +21,9 @@ void gemm_f32_reference(bool transpose_a, bool transpose_b, int m, int n, int k,
                 sum += static_cast<double>(av) * bv;
             }
             float& out = c[i * ldc + j];
-            out = static_cast<float>(alpha * sum) + (beta == 0.0f ? 0.0f : beta * out);
+            float value = static_cast<float>(alpha * sum) + (beta == 0.0f ? 0.0f : beta * out);
+            if (epilogue.row_bias) value += epilogue.row_bias[i];
+            out = epilogue.relu ? std::max(value, 0.0f) : value;
         }
     }
 }

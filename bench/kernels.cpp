@@ -1,0 +1,117 @@
+// Kernel micro-benchmark: the machine's FMA peak (measured here, per kernel table), then the GEMM and every conv
+// layer of the reference network as GFLOP/s and % of that peak, with Eigen's GEMM as the outside reference.
+// Prints figures, asserts nothing. Usage: edgeqc_kernels [SECONDS_PER_FIGURE]; OMP_NUM_THREADS sets the threads.
+#include <omp.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "engine/kernels.hpp"
+#include "engine/rng.hpp"
+#include "layers/conv2d.hpp"
+#include "timing.hpp"
+
+using namespace edgeqc;
+using namespace edgeqc::bench;
+
+namespace edgeqc {
+void gemm_f32_eigen(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha, const float* a, int lda,
+                    const float* b, int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue);
+}
+
+namespace {
+
+// The conv layers of the reference network at 1 x 80 x 120: input channels, filters, input height and width.
+struct ConvLayerShape {
+    int in_channels, out_channels, height, width;
+};
+constexpr ConvLayerShape kReferenceConvLayers[] = {
+    {1, 32, 80, 120}, {32, 64, 40, 60}, {64, 512, 20, 30}, {512, 512, 10, 15}, {512, 256, 5, 7}};
+
+// FLOP/s of the table's FMA probe with every OpenMP thread running it at once.
+double fma_peak(const KernelTable& table, double min_seconds) {
+    const long iterations = 20'000'000;
+    double flops = 0.0;
+    const double seconds = time_per_call([&] {
+        double total = 0.0;
+#pragma omp parallel reduction(+ : total)
+        total += table.fma_peak_f32(iterations, 0.5f + 0.01f * omp_get_thread_num()).flops;
+        flops = total;
+    }, min_seconds);
+    return flops / seconds;
+}
+
+std::vector<float> random_floats(std::size_t n, Rng& rng) {
+    std::vector<float> values(n);
+    for (float& v : values) v = rng.normal();
+    return values;
+}
+
+void report(const char* what, double flops, double seconds, double peak) {
+    const double rate = flops / seconds;
+    std::printf("%-44s %8.1f GFLOP/s  %5.1f %% of peak  %9.3f ms\n", what, rate * 1e-9, 100.0 * rate / peak,
+                seconds * 1e3);
+}
+
+// The GEMM a conv layer's forward runs, W[Cout x Cin*9] * columns[Cin*9 x positions].
+void bench_gemm(const char* name, GemmF32 gemm, const ConvLayerShape& layer, int images, double peak,
+                double min_seconds, Rng& rng) {
+    const int m = layer.out_channels, k = layer.in_channels * 9, n = images * layer.height * layer.width;
+    const std::vector<float> a = random_floats(static_cast<std::size_t>(m) * k, rng);
+    const std::vector<float> b = random_floats(static_cast<std::size_t>(k) * n, rng);
+    std::vector<float> c(static_cast<std::size_t>(m) * n);
+    const double seconds = time_per_call(
+        [&] { gemm(false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, c.data(), n, {}); }, min_seconds);
+    const std::string what = std::string("gemm ") + name + " " + std::to_string(m) + "x" + std::to_string(n) + "x" +
+                             std::to_string(k);
+    report(what.c_str(), 2.0 * m * n * k, seconds, peak);
+}
+
+void bench_conv(const ConvLayerShape& layer, int batch, double peak, double min_seconds, Rng& rng) {
+    Conv2dConfig config;
+    config.in_channels = layer.in_channels;
+    config.out_channels = layer.out_channels;
+    Conv2d conv(config);
+    ParameterArena parameters(true), buffers(false);
+    conv.declare(parameters, buffers, "conv.");
+    parameters.allocate();
+    buffers.allocate();
+    conv.initialize(InitScheme::He, rng);
+    Tensor x({batch, layer.in_channels, layer.height, layer.width}), y, dy, dx;
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = rng.normal();
+    const double flops = 2.0 * batch * layer.out_channels * layer.in_channels * 9.0 * layer.height * layer.width;
+    const std::string shape = std::to_string(layer.in_channels) + "->" + std::to_string(layer.out_channels) + " " +
+                              std::to_string(layer.height) + "x" + std::to_string(layer.width) + " batch " +
+                              std::to_string(batch);
+    report(("conv forward  " + shape).c_str(), flops,
+           time_per_call([&] { conv.forward(x, y, Mode::Infer); }, min_seconds), peak);
+    dy.resize(y.shape());
+    for (std::size_t i = 0; i < dy.size(); ++i) dy[i] = rng.normal();
+    // The first layer never needs its input gradient; the others need both products.
+    const bool input_gradient = layer.in_channels > 1;
+    report(("conv backward " + shape).c_str(), flops * (input_gradient ? 2.0 : 1.0),
+           time_per_call([&] { conv.backward(x, y, dy, input_gradient ? &dx : nullptr); }, min_seconds), peak);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const double min_seconds = argc > 1 ? std::atof(argv[1]) : 2.0;
+    Rng rng(1);
+    std::printf("edgeqc kernel benchmark, %d threads\n", omp_get_max_threads());
+    for (const KernelTable* table : available_kernel_tables()) {
+        if (table == &reference_kernels()) continue;
+        select_kernels(table->name);
+        const double peak = fma_peak(*table, min_seconds);
+        std::printf("\n[%s] FMA peak %.1f GFLOP/s (%d threads)\n", table->name, peak * 1e-9, omp_get_max_threads());
+        for (const ConvLayerShape& layer : kReferenceConvLayers) {
+            bench_gemm(table->name, table->gemm_f32, layer, 1, peak, min_seconds, rng);
+            bench_gemm("eigen", gemm_f32_eigen, layer, 1, peak, min_seconds, rng);
+        }
+        for (const int batch : {1, 32})
+            for (const ConvLayerShape& layer : kReferenceConvLayers) bench_conv(layer, batch, peak, min_seconds, rng);
+    }
+    return 0;
+}

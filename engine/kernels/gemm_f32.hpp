@@ -1,0 +1,224 @@
+// Packed, register-blocked f32 GEMM written once against xsimd::batch<float, Arch>; the per-arch sources
+// (gemm_f32_avx2.cpp, gemm_f32_sse2.cpp, gemm_f32_neon64.cpp) only instantiate it with their own compiler flags.
+// Blocking follows Goto/BLIS: B is packed into kc x NR micro-panels that stay in L1, A into MR x kc micro-panels
+// streamed from L2, and the micro-kernel keeps an MR x NR tile of C in registers. Nothing here tests CPU flags.
+#pragma once
+
+#include <xsimd/xsimd.hpp>
+
+#include <algorithm>
+#include <cstddef>
+
+#include "engine/kernels.hpp"
+
+namespace edgeqc {
+
+// Register tile per arch: `rows` of A times `vectors` SIMD vectors of B, all accumulators held in registers.
+// 16 vector registers (x86): 6 x 2 = 12 accumulators + 2 B vectors + 1 broadcast A.
+template <class Arch>
+struct GemmTileShape {
+    static constexpr int rows = 6, vectors = 2;
+};
+// 32 vector registers (AArch64): 8 x 3 = 24 accumulators + 3 B vectors + broadcasts.
+template <>
+struct GemmTileShape<xsimd::neon64> {
+    static constexpr int rows = 8, vectors = 3;
+};
+
+template <class Arch>
+struct PackedGemmF32 {
+    void operator()(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha, const float* a, int lda,
+                    const float* b, int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue) const;
+};
+
+namespace gemm_detail {
+
+constexpr int kDepthBlock = 256;        // kc: a kc x NR micro-panel of B (16 KiB on AVX2) stays in L1
+constexpr int kRowBlockTarget = 144;    // mc: an mc x kc block of A (144 KiB) stays in L2
+constexpr int kColumnBlock = 4096;      // nc: a kc x nc block of B (4 MiB) stays in the shared L3
+constexpr double kParallelMinFlops = 2e6;  // smaller products lose more to thread start-up than they gain
+
+inline int round_up(int value, int multiple) { return (value + multiple - 1) / multiple * multiple; }
+
+// Packs rows [row, row + rows) x depth [depth, depth + kc) of op(A) as kc groups of `tile_rows` floats, zero-padded.
+// Each loop runs along the stored rows so reads are sequential; the strided writes land in a buffer that fits L1.
+inline void pack_a(const float* a, int lda, bool transposed, int row, int rows, int depth, int kc, int tile_rows,
+                   float* packed) {
+    if (rows < tile_rows) std::fill_n(packed, static_cast<std::ptrdiff_t>(kc) * tile_rows, 0.0f);
+    if (transposed) {
+        for (int p = 0; p < kc; ++p)
+            std::copy_n(a + static_cast<std::ptrdiff_t>(depth + p) * lda + row, rows,
+                        packed + static_cast<std::ptrdiff_t>(p) * tile_rows);
+        return;
+    }
+    for (int i = 0; i < rows; ++i) {
+        const float* source = a + static_cast<std::ptrdiff_t>(row + i) * lda + depth;
+        for (int p = 0; p < kc; ++p) packed[static_cast<std::ptrdiff_t>(p) * tile_rows + i] = source[p];
+    }
+}
+
+// Packs depth [depth, depth + kc) x columns [column, column + columns) of op(B) as kc groups of `tile_columns`,
+// zero-padded, reading along the stored rows as pack_a does.
+inline void pack_b(const float* b, int ldb, bool transposed, int depth, int kc, int column, int columns,
+                   int tile_columns, float* packed) {
+    if (columns < tile_columns) std::fill_n(packed, static_cast<std::ptrdiff_t>(kc) * tile_columns, 0.0f);
+    if (!transposed) {
+        for (int p = 0; p < kc; ++p)
+            std::copy_n(b + static_cast<std::ptrdiff_t>(depth + p) * ldb + column, columns,
+                        packed + static_cast<std::ptrdiff_t>(p) * tile_columns);
+        return;
+    }
+    for (int j = 0; j < columns; ++j) {
+        const float* source = b + static_cast<std::ptrdiff_t>(column + j) * ldb + depth;
+        for (int p = 0; p < kc; ++p) packed[static_cast<std::ptrdiff_t>(p) * tile_columns + j] = source[p];
+    }
+}
+
+// How one depth block's partial product is merged into C: c = alpha * product + beta * c, then, on the last
+// depth block only, + row_bias and ReLU. beta is the caller's on the first block and 1 afterwards.
+struct TileMerge {
+    float alpha, beta;
+    const float* row_bias;  // indexed by the tile's first row; null when absent or not the last block
+    bool relu;
+
+    float apply(float product, const float* old, int row) const {
+        float value = alpha * product;
+        if (beta != 0.0f) value += beta * *old;
+        if (row_bias) value += row_bias[row];
+        return relu ? std::max(value, 0.0f) : value;
+    }
+};
+
+// One MR x NR tile: C[rows x columns] (at most MR x NR) merged with the product of two packed micro-panels.
+template <class Arch>
+inline void micro_kernel(int kc, const float* a_panel, const float* b_panel, float* c, int ldc, int rows, int columns,
+                         const TileMerge& merge) {
+    using Batch = xsimd::batch<float, Arch>;
+    constexpr int kRows = GemmTileShape<Arch>::rows, kVectors = GemmTileShape<Arch>::vectors;
+    constexpr int kWidth = static_cast<int>(Batch::size), kColumns = kVectors * kWidth;
+
+    Batch acc[kRows][kVectors];
+#pragma GCC unroll 16
+    for (int i = 0; i < kRows; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < kVectors; ++v) acc[i][v] = Batch(0.0f);
+    for (int p = 0; p < kc; ++p) {
+        Batch b_row[kVectors];
+#pragma GCC unroll 4
+        for (int v = 0; v < kVectors; ++v) b_row[v] = Batch::load_aligned(b_panel + v * kWidth);
+#pragma GCC unroll 16
+        for (int i = 0; i < kRows; ++i) {
+            const Batch a_value(a_panel[i]);
+#pragma GCC unroll 4
+            for (int v = 0; v < kVectors; ++v) acc[i][v] = xsimd::fma(a_value, b_row[v], acc[i][v]);
+        }
+        a_panel += kRows;
+        b_panel += kColumns;
+    }
+
+    if (rows == kRows && columns == kColumns) {
+        const Batch alpha(merge.alpha), beta(merge.beta), zero(0.0f);
+#pragma GCC unroll 16
+        for (int i = 0; i < kRows; ++i) {
+            float* c_row = c + static_cast<std::ptrdiff_t>(i) * ldc;
+#pragma GCC unroll 4
+            for (int v = 0; v < kVectors; ++v) {
+                Batch value = merge.alpha == 1.0f ? acc[i][v] : acc[i][v] * alpha;
+                if (merge.beta != 0.0f) value = xsimd::fma(beta, Batch::load_unaligned(c_row + v * kWidth), value);
+                if (merge.row_bias) value += Batch(merge.row_bias[i]);
+                if (merge.relu) value = xsimd::max(value, zero);
+                value.store_unaligned(c_row + v * kWidth);
+            }
+        }
+        return;
+    }
+    // Edge tile: spill the registers and merge only the valid part.
+    alignas(64) float tile[kRows * kColumns];
+    for (int i = 0; i < kRows; ++i)
+        for (int v = 0; v < kVectors; ++v) acc[i][v].store_aligned(tile + i * kColumns + v * kWidth);
+    for (int i = 0; i < rows; ++i) {
+        float* c_row = c + static_cast<std::ptrdiff_t>(i) * ldc;
+        for (int j = 0; j < columns; ++j) c_row[j] = merge.apply(tile[i * kColumns + j], c_row + j, i);
+    }
+}
+
+}  // namespace gemm_detail
+
+template <class Arch>
+void PackedGemmF32<Arch>::operator()(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha,
+                                     const float* a, int lda, const float* b, int ldb, float beta, float* c, int ldc,
+                                     const GemmEpilogue& epilogue) const {
+    using namespace gemm_detail;
+    constexpr int kRows = GemmTileShape<Arch>::rows;
+    constexpr int kColumns = GemmTileShape<Arch>::vectors * static_cast<int>(xsimd::batch<float, Arch>::size);
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {  // no product: only beta, bias and ReLU
+        const TileMerge merge{alpha, beta, epilogue.row_bias, epilogue.relu};
+        for (int i = 0; i < m; ++i)
+            for (int j = 0; j < n; ++j) {
+                float* out = c + static_cast<std::ptrdiff_t>(i) * ldc + j;
+                *out = merge.apply(0.0f, out, i);
+            }
+        return;
+    }
+
+    const int row_block = round_up(std::min(kRowBlockTarget, m), kRows);
+    const int depth_block = std::min(kDepthBlock, k);
+    const int column_block = std::min(round_up(n, kColumns), kColumnBlock);
+    float* a_packed = kernel_workspace(KernelWorkspace::GemmA,
+                                       static_cast<std::size_t>(round_up(m, kRows)) * depth_block);
+    float* b_packed = kernel_workspace(KernelWorkspace::GemmB, static_cast<std::size_t>(column_block) * depth_block);
+    const bool parallel = 2.0 * m * n * k >= kParallelMinFlops;
+
+#pragma omp parallel if (parallel)
+    for (int jc = 0; jc < n; jc += column_block) {
+        const int nc = std::min(column_block, n - jc);
+        const int column_panels = (nc + kColumns - 1) / kColumns;
+        const int row_panels = (m + kRows - 1) / kRows;
+        const int row_blocks = (m + row_block - 1) / row_block;
+        for (int pc = 0; pc < k; pc += depth_block) {
+            const int kc = std::min(depth_block, k - pc);
+            const bool last = pc + kc == k;
+            const TileMerge merge{alpha, pc == 0 ? beta : 1.0f, last ? epilogue.row_bias : nullptr,
+                                  last && epilogue.relu};
+#pragma omp for schedule(static)
+            for (int panel = 0; panel < column_panels; ++panel)
+                pack_b(b, ldb, transpose_b, pc, kc, jc + panel * kColumns, std::min(kColumns, nc - panel * kColumns),
+                       kColumns, b_packed + static_cast<std::ptrdiff_t>(panel) * kColumns * kc);
+#pragma omp for schedule(static)
+            for (int panel = 0; panel < row_panels; ++panel)
+                pack_a(a, lda, transpose_a, panel * kRows, std::min(kRows, m - panel * kRows), pc, kc, kRows,
+                       a_packed + static_cast<std::ptrdiff_t>(panel) * kRows * kc);
+            // Each task is one B micro-panel against one block of A: the B panel stays in L1 while the A
+            // micro-panels of the block stream past it.
+#pragma omp for collapse(2) schedule(static)
+            for (int block = 0; block < row_blocks; ++block) {
+                for (int panel = 0; panel < column_panels; ++panel) {
+                    const int column = panel * kColumns;
+                    const int columns = std::min(kColumns, nc - column);
+                    const float* b_panel = b_packed + static_cast<std::ptrdiff_t>(panel) * kColumns * kc;
+                    const int block_end = std::min(m, (block + 1) * row_block);
+                    for (int row = block * row_block; row < block_end; row += kRows) {
+                        TileMerge tile_merge = merge;
+                        if (tile_merge.row_bias) tile_merge.row_bias += row;
+                        micro_kernel<Arch>(kc, a_packed + static_cast<std::ptrdiff_t>(row) * kc, b_panel,
+                                           c + static_cast<std::ptrdiff_t>(row) * ldc + jc + column, ldc,
+                                           std::min(kRows, m - row), columns, tile_merge);
+                    }
+                }
+            }
+        }
+    }
+}
+
+}  // namespace edgeqc
+
+// Instantiated once per arch in gemm_f32_<arch>.cpp; everyone else only links against those.
+namespace edgeqc {
+#if defined(__x86_64__)
+extern template struct PackedGemmF32<xsimd::fma3<xsimd::avx2>>;
+extern template struct PackedGemmF32<xsimd::sse2>;
+#elif defined(__aarch64__)
+extern template struct PackedGemmF32<xsimd::neon64>;
+#endif
+}  // namespace edgeqc

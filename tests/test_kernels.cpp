@@ -1,0 +1,141 @@
+// Every fast kernel of every table this CPU can run, checked against the scalar reference on odd shapes.
+//
+// How to add a kernel: write its generic body in engine/kernels/<op>_<type>.hpp and a scalar reference beside
+// it, instantiate it per arch in <op>_<type>_<arch>.cpp, list the op in engine/CMakeLists.txt
+// (EDGEQC_SIMD_KERNELS) and give KernelTable a member for it. Then add a test case here that runs it through
+// for_each_fast_table() on shapes that hit the SIMD tails (13 channels, prime sizes, batch 1 and 33) and
+// compares with reference_kernels() using the named tolerances below.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "engine/kernels.hpp"
+#include "engine/rng.hpp"
+
+using namespace edgeqc;
+
+namespace {
+
+// |fast - reference| <= kAbsolute + kRelative * |reference|: the fast kernels sum in float in another order,
+// the reference in double.
+constexpr double kGemmAbsoluteTolerance = 1e-4;
+constexpr double kGemmRelativeTolerance = 1e-4;
+
+std::vector<float> normal_values(std::size_t n, Rng& rng) {
+    std::vector<float> values(n);
+    for (float& v : values) v = rng.normal();
+    return values;
+}
+
+// Runs body(table) for every table except the reference itself.
+template <class Body>
+void for_each_fast_table(Body body) {
+    for (const KernelTable* table : available_kernel_tables()) {
+        if (table == &reference_kernels()) continue;
+        CAPTURE(table->name);
+        body(*table);
+    }
+}
+
+struct GemmCase {
+    int m, n, k;
+    bool transpose_a, transpose_b;
+    float alpha, beta;
+    bool bias, relu;
+};
+
+// Checks one GEMM case with padded leading dimensions (so row strides differ from widths) against the reference.
+void check_gemm(const KernelTable& table, const GemmCase& t, Rng& rng) {
+    CAPTURE(t.m);
+    CAPTURE(t.n);
+    CAPTURE(t.k);
+    CAPTURE(t.transpose_a);
+    CAPTURE(t.transpose_b);
+    CAPTURE(t.beta);
+    const int lda = (t.transpose_a ? t.m : t.k) + 3, ldb = (t.transpose_b ? t.k : t.n) + 5, ldc = t.n + 2;
+    const std::vector<float> a = normal_values(static_cast<std::size_t>(lda) * (t.transpose_a ? t.k : t.m), rng);
+    const std::vector<float> b = normal_values(static_cast<std::size_t>(ldb) * (t.transpose_b ? t.n : t.k), rng);
+    const std::vector<float> bias = normal_values(static_cast<std::size_t>(t.m), rng);
+    std::vector<float> expected = normal_values(static_cast<std::size_t>(ldc) * t.m, rng);
+    std::vector<float> actual = expected;
+    if (t.beta == 0.0f)  // C must not be read when beta is 0: garbage in it must not leak out
+        for (float& v : actual) v = std::numeric_limits<float>::quiet_NaN();
+    const GemmEpilogue epilogue{t.bias ? bias.data() : nullptr, t.relu};
+    reference_kernels().gemm_f32(t.transpose_a, t.transpose_b, t.m, t.n, t.k, t.alpha, a.data(), lda, b.data(), ldb,
+                                 t.beta, expected.data(), ldc, epilogue);
+    table.gemm_f32(t.transpose_a, t.transpose_b, t.m, t.n, t.k, t.alpha, a.data(), lda, b.data(), ldb, t.beta,
+                   actual.data(), ldc, epilogue);
+    int mismatches = 0;
+    for (int i = 0; i < t.m; ++i)
+        for (int j = 0; j < t.n; ++j) {
+            const double want = expected[static_cast<std::size_t>(i) * ldc + j];
+            const double got = actual[static_cast<std::size_t>(i) * ldc + j];
+            // The magnitude of a dot product of length k grows like sqrt(k): scale the absolute part with it.
+            const double tolerance = kGemmAbsoluteTolerance * std::sqrt(t.k + 1.0) + kGemmRelativeTolerance * std::abs(want);
+            if (!(std::abs(got - want) <= tolerance) && mismatches++ < 5)
+                FAIL_CHECK("C[" << i << "][" << j << "] = " << got << ", reference " << want);
+        }
+    CHECK(mismatches == 0);
+    // Padding between rows of C is outside the product and must be left alone.
+    for (int i = 0; i < t.m; ++i)
+        for (int j = t.n; j < ldc; ++j) {
+            const std::size_t index = static_cast<std::size_t>(i) * ldc + j;
+            if (t.beta != 0.0f) CHECK(actual[index] == expected[index]);
+            else CHECK(std::isnan(actual[index]));
+        }
+}
+
+}  // namespace
+
+TEST_CASE("GEMM: every table matches the reference on tails, transposes, blocking edges and the epilogue") {
+    Rng rng(12);
+    // Sizes around the register tile (6 or 8 rows, 16 or 12 columns), the row block (144), the depth block
+    // (256) and the column block (4096), plus the shapes of the reference network's layers.
+    const int sizes[][3] = {{1, 1, 1},   {13, 17, 29}, {6, 16, 256}, {7, 33, 257}, {145, 31, 5},
+                            {32, 300, 9}, {64, 97, 288}, {5, 4103, 3},  {289, 19, 520}, {1, 1, 700}};
+    for_each_fast_table([&](const KernelTable& table) {
+        for (const auto& size : sizes)
+            for (const bool transpose_a : {false, true})
+                for (const bool transpose_b : {false, true})
+                    check_gemm(table, {size[0], size[1], size[2], transpose_a, transpose_b, 0.5f, 2.0f, false, false},
+                               rng);
+        for (const auto& size : sizes) {
+            check_gemm(table, {size[0], size[1], size[2], false, false, 1.0f, 0.0f, true, true}, rng);
+            check_gemm(table, {size[0], size[1], size[2], true, false, 1.0f, 1.0f, true, false}, rng);
+            check_gemm(table, {size[0], size[1], size[2], false, true, 1.0f, 0.0f, false, true}, rng);
+        }
+    });
+}
+
+TEST_CASE("GEMM: an empty product leaves only beta, bias and ReLU") {
+    Rng rng(3);
+    for_each_fast_table([&](const KernelTable& table) {
+        check_gemm(table, {7, 18, 0, false, false, 1.0f, 0.5f, true, true}, rng);
+        check_gemm(table, {7, 18, 0, false, false, 1.0f, 0.0f, true, false}, rng);
+    });
+}
+
+TEST_CASE("FMA peak probe: every table does the work it claims and reaches the closed-form value") {
+    const long iterations = 2000;
+    const float start = 0.25f;
+    // x_T = 1 + (x_0 - 1) * m^T for x <- m x + a with a = 1 - m (the fixed point is 1), averaged over the chains.
+    double mean_start = 0.0;
+    for (int chain = 0; chain < kFmaPeakChains; ++chain) mean_start += fma_peak_chain_start(start, chain);
+    mean_start /= kFmaPeakChains;
+    const double expected = 1.0 + (mean_start - 1.0) * std::pow(static_cast<double>(kFmaPeakMultiplier), iterations);
+    for (const KernelTable* table : available_kernel_tables()) {
+        CAPTURE(table->name);
+        const FmaPeakResult result = table->fma_peak_f32(iterations, start);
+        CHECK(result.value == doctest::Approx(expected).epsilon(1e-3));
+        CHECK(result.flops >= 2.0 * iterations * kFmaPeakChains);
+    }
+}
+
+TEST_CASE("kernel tables: the scalar reference is always available and listed last") {
+    const auto& tables = available_kernel_tables();
+    REQUIRE_FALSE(tables.empty());
+    CHECK(tables.back() == &reference_kernels());
+    for (const KernelTable* table : tables) CHECK(table->cpu_supports());
+}
