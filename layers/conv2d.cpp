@@ -168,7 +168,7 @@ void Conv2d::forward(const Tensor& x, Tensor& y, Mode) {
         const int count = std::min(chunk, batch - first);
         const int columns = count * positions;
         im2col(g, x.data() + first * in_image, count, col);
-        kernels().gemm_f32(false, false, cout, columns, g.rows(), 1.0f, w, g.rows(), col, columns, 0.0f, product, columns);
+        kernels().gemm_f32(false, false, cout, columns, g.rows(), 1.0f, w, g.rows(), col, columns, 0.0f, product, columns, {});
         // product is Cout x (count * positions); y wants count x Cout x positions.
 #pragma omp parallel for collapse(2) schedule(static)
         for (int n = 0; n < count; ++n) {
@@ -221,10 +221,10 @@ void Conv2d::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* 
         }
         im2col(g, x.data() + first * in_image, count, col);
         // dW[Cout x K] += dY[Cout x columns] * col^T
-        kernels().gemm_f32(false, true, cout, g.rows(), columns, 1.0f, dy_gathered, columns, col, columns, 1.0f, dw, g.rows());
+        kernels().gemm_f32(false, true, cout, g.rows(), columns, 1.0f, dy_gathered, columns, col, columns, 1.0f, dw, g.rows(), {});
         if (dx) {
             // dcol[K x columns] = W^T * dY, written over col (no longer needed), then scattered back.
-            kernels().gemm_f32(true, false, g.rows(), columns, cout, 1.0f, w, g.rows(), dy_gathered, columns, 0.0f, col, columns);
+            kernels().gemm_f32(true, false, g.rows(), columns, cout, 1.0f, w, g.rows(), dy_gathered, columns, 0.0f, col, columns, {});
             col2im_add(g, col, count, dx->data() + first * in_image);
         }
     }
