@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
-# Installs the Debian packages edgeqc needs (only those missing) and builds it in ./build (Release).
-# Sourced or run by apps/demo.sh and apps/test.sh; safe to run again: it only does what is not done yet.
+# Installs the Debian packages edgeqc needs (only those missing) and builds it (Release).
+#   apps/setup.sh          native build in ./build
+#   apps/setup.sh aarch64  cross build of the CLI and the tests in ./build-aarch64 (run them under qemu-aarch64)
+# Run by apps/demo.sh and apps/test.sh; safe to run again: it only does what is not done yet.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+target=${1:-native}
 packages=(g++ cmake make pkg-config libeigen3-dev libstb-dev libcli11-dev libxsimd-dev doctest-dev nlohmann-json3-dev)
+case "$target" in
+  native) build=build; configure=(); targets=() ;;
+  aarch64)
+    build=build-aarch64
+    packages+=(g++-aarch64-linux-gnu qemu-user)
+    configure=(-DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake)
+    targets=(--target edgeqc edgeqc_tests) ;;
+  *) echo "setup: unknown target '$target' (expected native or aarch64)" >&2; exit 2 ;;
+esac
+
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -17,6 +30,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive "${sudo_if_needed[@]}" apt-get install -y -qq "${missing[@]}"
 fi
 
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release > build.log 2>&1 || { cat build.log; exit 1; }
-cmake --build build -j"$(nproc)" >> build.log 2>&1 || { tail -50 build.log; exit 1; }
-echo "setup: built build/edgeqc and build/tests/edgeqc_tests (log: build.log)"
+log=$build.log
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release "${configure[@]}" > "$log" 2>&1 || { cat "$log"; exit 1; }
+cmake --build "$build" -j"$(nproc)" "${targets[@]}" >> "$log" 2>&1 || { tail -50 "$log"; exit 1; }
+echo "setup: built $build/edgeqc and $build/tests/edgeqc_tests (log: $log)"

@@ -182,8 +182,10 @@ TEST_CASE("cli: Ctrl-C stops training cleanly with a valid checkpoint and a resu
         ::dup2(output_pipe[1], STDOUT_FILENO);
         ::dup2(output_pipe[1], STDERR_FILENO);
         ::close(output_pipe[0]);
-        ::execl(EDGEQC_CLI_PATH, EDGEQC_CLI_PATH, "train", data.c_str(), "--out", model.c_str(), "--arch", "c4bn-p-c6-p-fc",
-                "--size", "16x20", "--epochs", "100000", "--batch", "2", "--threads", "1", static_cast<char*>(nullptr));
+        // exec, so that the signal reaches edgeqc (or the emulator running it), not an intermediate shell.
+        const std::string command = "exec " + edgeqc_command() + " train " + quoted(data) + " --out " + quoted(model) +
+                                    " --arch c4bn-p-c6-p-fc --size 16x20 --epochs 100000 --batch 2 --threads 1";
+        ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
         ::_exit(127);
     }
     ::close(output_pipe[1]);

@@ -73,9 +73,12 @@ struct CommandResult {
     std::string output;  // stdout and stderr together
 };
 
+// The shell command that starts the edgeqc binary built beside the tests (under the emulator in cross builds).
+inline std::string edgeqc_command() { return EDGEQC_CLI_LAUNCHER " " EDGEQC_CLI_PATH; }
+
 // Runs the edgeqc binary built beside the tests with the given argument string (shell-quoted by the caller).
 inline CommandResult run_edgeqc(const std::string& arguments) {
-    const std::string command = std::string(EDGEQC_CLI_PATH) + " " + arguments + " 2>&1";
+    const std::string command = edgeqc_command() + " " + arguments + " 2>&1";
     CommandResult result;
     std::FILE* pipe = ::popen(command.c_str(), "r");
     REQUIRE(pipe != nullptr);
