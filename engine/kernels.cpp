@@ -14,6 +14,9 @@ namespace edgeqc {
 
 void gemm_f32_reference(bool, bool, int, int, int, float, const float*, int, const float*, int, float, float*, int,
                         const GemmEpilogue&);
+std::size_t gemm_pack_a_f32_reference(bool, int, int, const float*, int, float*);
+void gemm_packed_a_f32_reference(bool, int, int, int, float, const float*, const float*, int, float, float*, int,
+                                 const GemmEpilogue&);
 FmaPeakResult fma_peak_f32_reference(long iterations, float start);
 
 namespace {
@@ -25,23 +28,40 @@ void packed_gemm_f32(bool transpose_a, bool transpose_b, int m, int n, int k, fl
 }
 
 template <class Arch>
+std::size_t gemm_pack_a_f32(bool transpose_a, int m, int k, const float* a, int lda, float* packed) {
+    return PackedGemmF32<Arch>{}.pack_a(transpose_a, m, k, a, lda, packed);
+}
+
+template <class Arch>
+void gemm_packed_a_f32(bool transpose_b, int m, int n, int k, float alpha, const float* packed_a, const float* b,
+                       int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue) {
+    PackedGemmF32<Arch>{}.multiply(false, transpose_b, m, n, k, alpha, nullptr, 0, packed_a, b, ldb, beta, c, ldc,
+                                   epilogue);
+}
+
+template <class Arch>
 FmaPeakResult fma_peak_f32(long iterations, float start) {
     return FmaChainsF32<Arch>{}(iterations, start);
 }
 
 bool any_cpu() { return true; }
 
-const KernelTable kScalarTable{"scalar", any_cpu, gemm_f32_reference, fma_peak_f32_reference};
+// Every SIMD table is the same set of generic kernels instantiated for one arch.
+template <class Arch>
+constexpr KernelTable simd_kernel_table(const char* name, bool (*cpu_supports)()) {
+    return {name, cpu_supports, packed_gemm_f32<Arch>, gemm_pack_a_f32<Arch>, gemm_packed_a_f32<Arch>,
+            fma_peak_f32<Arch>};
+}
+
+const KernelTable kScalarTable{"scalar", any_cpu, gemm_f32_reference, gemm_pack_a_f32_reference,
+                               gemm_packed_a_f32_reference, fma_peak_f32_reference};
 #if defined(__x86_64__)
 bool cpu_has_avx2_fma() { return xsimd::available_architectures().fma3_avx2; }
-const KernelTable kAvx2Table{"avx2", cpu_has_avx2_fma, packed_gemm_f32<xsimd::fma3<xsimd::avx2>>,
-                             fma_peak_f32<xsimd::fma3<xsimd::avx2>>};
-const KernelTable kSse2Table{"sse2", any_cpu, packed_gemm_f32<xsimd::sse2>,
-                             fma_peak_f32<xsimd::sse2>};
+const KernelTable kAvx2Table = simd_kernel_table<xsimd::fma3<xsimd::avx2>>("avx2", cpu_has_avx2_fma);
+const KernelTable kSse2Table = simd_kernel_table<xsimd::sse2>("sse2", any_cpu);
 const KernelTable* const kBuiltTables[] = {&kAvx2Table, &kSse2Table, &kScalarTable};
 #elif defined(__aarch64__)
-const KernelTable kNeon64Table{"neon64", any_cpu, packed_gemm_f32<xsimd::neon64>,
-                             fma_peak_f32<xsimd::neon64>};
+const KernelTable kNeon64Table = simd_kernel_table<xsimd::neon64>("neon64", any_cpu);
 const KernelTable* const kBuiltTables[] = {&kNeon64Table, &kScalarTable};
 #else
 const KernelTable* const kBuiltTables[] = {&kScalarTable};

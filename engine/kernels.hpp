@@ -25,6 +25,14 @@ struct GemmEpilogue {
 using GemmF32 = void (*)(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha, const float* a,
                          int lda, const float* b, int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue);
 
+// Packs op(A) (m x k, as GemmF32 reads it) once into the layout gemm_f32_packed_a reads, so a GEMM whose A does
+// not change (inference weights) skips re-packing it on every call. Returns the floats the packed matrix needs;
+// with packed == nullptr it only computes that. A packed matrix is only valid for the table that packed it.
+using GemmPackAF32 = std::size_t (*)(bool transpose_a, int m, int k, const float* a, int lda, float* packed);
+// GemmF32 with op(A) already packed by the same table's gemm_pack_a_f32.
+using GemmPackedAF32 = void (*)(bool transpose_b, int m, int n, int k, float alpha, const float* packed_a,
+                                const float* b, int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue);
+
 // The FMA peak probe: `iterations` rounds of kFmaPeakChains independent chains x <- x * kFmaPeakMultiplier +
 // kFmaPeakAddend from x = fma_peak_chain_start(start, chain), no memory traffic. `value` is the mean final x
 // over all chains and lanes, `flops` the work done; a benchmark divides flops by the time taken.
@@ -42,6 +50,8 @@ struct KernelTable {
     const char* name;          // shown by `edgeqc --version`, selected by EDGEQC_ARCH
     bool (*cpu_supports)();    // whether this CPU can run the table
     GemmF32 gemm_f32;
+    GemmPackAF32 gemm_pack_a_f32;
+    GemmPackedAF32 gemm_packed_a_f32;
     FmaPeakF32 fma_peak_f32;
 };
 

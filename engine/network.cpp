@@ -88,7 +88,19 @@ Network::Network(std::vector<LayerSpec> layers, const Shape& input, int num_clas
     }
     if (shape.rank() != 2 || shape[1] != num_classes)
         throw Error("the network's last layer must output one logit per class");
+    fused_into_previous_.assign(layers_.size(), false);
     if (storage == Storage::None) return;
+    if (storage == Storage::InferenceOnly) {
+        // Inference weights never change after loading or folding, so convolutions may pack them once and fuse
+        // the ReLU that follows them into their GEMM.
+        for (std::size_t i = 0; i < layers_.size(); ++i) {
+            auto* conv = dynamic_cast<Conv2d*>(layers_[i].get());
+            if (!conv) continue;
+            const bool relu_follows = i + 1 < layers_.size() && specs_[i + 1].kind == LayerKind::Relu;
+            conv->freeze_for_inference(relu_follows);
+            if (relu_follows) fused_into_previous_[i + 1] = true;
+        }
+    }
     parameters_->allocate();
     buffers_->allocate();
     activations_.resize(layers_.size());
@@ -112,6 +124,7 @@ const Tensor& Network::forward(const Tensor& x, Mode mode) {
     last_input_ = mode == Mode::Train ? &x : nullptr;
     const Tensor* current = &x;
     for (std::size_t i = 0; i < layers_.size(); ++i) {
+        if (fused_into_previous_[i]) continue;
         layers_[i]->forward(*current, activations_[i], mode);
         current = &activations_[i];
     }

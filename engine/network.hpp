@@ -63,6 +63,7 @@ private:
     int num_classes_ = 0;
     std::vector<Shape> output_shapes_;  // per layer, for batch 1
     std::vector<std::unique_ptr<Layer>> layers_;
+    std::vector<bool> fused_into_previous_;  // per layer: a ReLU an inference-only conv before it already applies
     // Held by pointer so that layers' references to the arenas survive moving the network.
     std::unique_ptr<ParameterArena> parameters_;
     std::unique_ptr<ParameterArena> buffers_;

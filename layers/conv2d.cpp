@@ -132,7 +132,7 @@ void Conv2d::initialize(InitScheme scheme, Rng& rng) {
     if (config_.bias) initialize_bias(bias(), fan_in, scheme, rng);
 }
 
-Conv2d::Plan Conv2d::plan(const Shape& input) const {
+Conv2d::Plan Conv2d::plan(const Shape& input, bool one_image) const {
     const Shape out = output_shape(input);
     Plan p;
     p.g = {config_.in_channels, input[2], input[3], config_.kernel, config_.stride, config_.padding, out[2], out[3]};
@@ -141,20 +141,49 @@ Conv2d::Plan Conv2d::plan(const Shape& input) const {
     p.in_image = static_cast<std::size_t>(p.g.channels) * p.g.height * p.g.width;
     p.out_image = static_cast<std::size_t>(p.out_channels) * p.g.positions();
     const std::size_t column_floats_per_image = static_cast<std::size_t>(p.g.rows()) * p.g.positions();
-    p.chunk = static_cast<int>(std::clamp<std::size_t>(
-        config_.column_budget_floats / std::max<std::size_t>(column_floats_per_image, 1), 1,
-        static_cast<std::size_t>(std::max(p.batch, 1))));
+    p.chunk = one_image ? 1
+                        : static_cast<int>(std::clamp<std::size_t>(
+                              config_.column_budget_floats / std::max<std::size_t>(column_floats_per_image, 1), 1,
+                              static_cast<std::size_t>(std::max(p.batch, 1))));
     // GEMM sizes are int: one chunk's columns must fit.
     if (static_cast<std::size_t>(p.chunk) * static_cast<std::size_t>(p.g.positions()) >
         static_cast<std::size_t>(std::numeric_limits<int>::max()))
         throw Error("conv2d: the input " + input.str() + " is too large");
     p.column = sized(column_scratch(), column_floats_per_image * p.chunk);
-    p.product = sized(product_scratch(), p.out_image * p.chunk);
+    if (!one_image) p.product = sized(product_scratch(), p.out_image * p.chunk);
     return p;
+}
+
+void Conv2d::freeze_for_inference(bool fuse_relu) {
+    frozen_ = true;
+    fused_relu_ = fuse_relu;
+    packed_for_ = nullptr;
+}
+
+void Conv2d::forward_frozen(const Tensor& x, Tensor& y) {
+    const KernelTable& table = kernels();
+    const Plan p = plan(x.shape(), true);
+    const Geometry& g = p.g;
+    if (packed_for_ != &table) {
+        packed_weights_.resize(table.gemm_pack_a_f32(false, p.out_channels, g.rows(), nullptr, g.rows(), nullptr));
+        table.gemm_pack_a_f32(false, p.out_channels, g.rows(), weight().data, g.rows(), packed_weights_.data());
+        packed_for_ = &table;
+    }
+    // One image per GEMM: its columns fit in cache, and C is the image's output itself, bias and ReLU included.
+    const GemmEpilogue epilogue{config_.bias ? bias().data : nullptr, fused_relu_};
+    for (int n = 0; n < p.batch; ++n) {
+        im2col(g, x.data() + n * p.in_image, 1, p.column);
+        table.gemm_packed_a_f32(false, p.out_channels, g.positions(), g.rows(), 1.0f, packed_weights_.data(), p.column,
+                                g.positions(), 0.0f, y.data() + n * p.out_image, g.positions(), epilogue);
+    }
 }
 
 void Conv2d::forward(const Tensor& x, Tensor& y, Mode) {
     y.resize(output_shape(x.shape()));
+    if (frozen_) {
+        forward_frozen(x, y);
+        return;
+    }
     const Plan p = plan(x.shape());
     const Geometry& g = p.g;
     const int batch = p.batch, cout = p.out_channels, chunk = p.chunk, positions = g.positions();

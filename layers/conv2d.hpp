@@ -2,6 +2,7 @@
 // Lowered to im2col + one GEMM per chunk of images; it does not fuse the activation (ReLU is its own layer).
 #pragma once
 
+#include "engine/kernels.hpp"
 #include "layers/layer.hpp"
 
 namespace edgeqc {
@@ -29,6 +30,10 @@ public:
     void forward(const Tensor& x, Tensor& y, Mode mode) override;
     void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) override;
 
+    // Marks the weights as fixed from the next forward on (inference-only networks): forward then packs them once
+    // for the GEMM and reuses them, one image at a time, and with fuse_relu applies the following ReLU itself.
+    void freeze_for_inference(bool fuse_relu);
+
     const Conv2dConfig& config() const { return config_; }
     TensorView weight() const { return parameters_->value(weight_slot_); }  // Cout x Cin x k x k
     TensorView bias() const { return parameters_->value(bias_slot_); }      // Cout (only when config().bias)
@@ -36,9 +41,16 @@ public:
 private:
     // Sizes of one forward/backward pass and scratch for one chunk of images (see conv2d.cpp).
     struct Plan;
-    Plan plan(const Shape& input) const;
+    // one_image: scratch for a single image (the frozen path) instead of a budget-sized chunk and no product buffer.
+    Plan plan(const Shape& input, bool one_image = false) const;
+
+    void forward_frozen(const Tensor& x, Tensor& y);
 
     Conv2dConfig config_;
+    bool frozen_ = false;
+    bool fused_relu_ = false;
+    AlignedFloats packed_weights_;                 // for packed_for_'s GEMM, filled by the first frozen forward
+    const KernelTable* packed_for_ = nullptr;
     ParameterArena* parameters_ = nullptr;
     std::size_t weight_slot_ = 0;
     std::size_t bias_slot_ = 0;

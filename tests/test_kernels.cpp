@@ -46,7 +46,8 @@ struct GemmCase {
     bool bias, relu;
 };
 
-// Checks one GEMM case with padded leading dimensions (so row strides differ from widths) against the reference.
+// Checks one GEMM case with padded leading dimensions (so row strides differ from widths) against the reference,
+// through both GEMM entry points of the table.
 void check_gemm(const KernelTable& table, const GemmCase& t, Rng& rng) {
     CAPTURE(t.m);
     CAPTURE(t.n);
@@ -58,33 +59,46 @@ void check_gemm(const KernelTable& table, const GemmCase& t, Rng& rng) {
     const std::vector<float> a = normal_values(static_cast<std::size_t>(lda) * (t.transpose_a ? t.k : t.m), rng);
     const std::vector<float> b = normal_values(static_cast<std::size_t>(ldb) * (t.transpose_b ? t.n : t.k), rng);
     const std::vector<float> bias = normal_values(static_cast<std::size_t>(t.m), rng);
-    std::vector<float> expected = normal_values(static_cast<std::size_t>(ldc) * t.m, rng);
-    std::vector<float> actual = expected;
-    if (t.beta == 0.0f)  // C must not be read when beta is 0: garbage in it must not leak out
-        for (float& v : actual) v = std::numeric_limits<float>::quiet_NaN();
+    const std::vector<float> initial_c = normal_values(static_cast<std::size_t>(ldc) * t.m, rng);
+    std::vector<float> expected = initial_c;
     const GemmEpilogue epilogue{t.bias ? bias.data() : nullptr, t.relu};
     reference_kernels().gemm_f32(t.transpose_a, t.transpose_b, t.m, t.n, t.k, t.alpha, a.data(), lda, b.data(), ldb,
                                  t.beta, expected.data(), ldc, epilogue);
-    table.gemm_f32(t.transpose_a, t.transpose_b, t.m, t.n, t.k, t.alpha, a.data(), lda, b.data(), ldb, t.beta,
-                   actual.data(), ldc, epilogue);
-    int mismatches = 0;
-    for (int i = 0; i < t.m; ++i)
-        for (int j = 0; j < t.n; ++j) {
-            const double want = expected[static_cast<std::size_t>(i) * ldc + j];
-            const double got = actual[static_cast<std::size_t>(i) * ldc + j];
-            // The magnitude of a dot product of length k grows like sqrt(k): scale the absolute part with it.
-            const double tolerance = kGemmAbsoluteTolerance * std::sqrt(t.k + 1.0) + kGemmRelativeTolerance * std::abs(want);
-            if (!(std::abs(got - want) <= tolerance) && mismatches++ < 5)
-                FAIL_CHECK("C[" << i << "][" << j << "] = " << got << ", reference " << want);
+    // Both entry points: A packed on the fly, and A packed once beforehand.
+    for (const bool prepacked : {false, true}) {
+        CAPTURE(prepacked);
+        std::vector<float> actual = initial_c;
+        if (t.beta == 0.0f)  // C must not be read when beta is 0: garbage in it must not leak out
+            for (float& v : actual) v = std::numeric_limits<float>::quiet_NaN();
+        if (prepacked) {
+            std::vector<float> packed(table.gemm_pack_a_f32(t.transpose_a, t.m, t.k, a.data(), lda, nullptr));
+            table.gemm_pack_a_f32(t.transpose_a, t.m, t.k, a.data(), lda, packed.data());
+            table.gemm_packed_a_f32(t.transpose_b, t.m, t.n, t.k, t.alpha, packed.data(), b.data(), ldb, t.beta,
+                                    actual.data(), ldc, epilogue);
+        } else {
+            table.gemm_f32(t.transpose_a, t.transpose_b, t.m, t.n, t.k, t.alpha, a.data(), lda, b.data(), ldb, t.beta,
+                           actual.data(), ldc, epilogue);
         }
-    CHECK(mismatches == 0);
-    // Padding between rows of C is outside the product and must be left alone.
-    for (int i = 0; i < t.m; ++i)
-        for (int j = t.n; j < ldc; ++j) {
-            const std::size_t index = static_cast<std::size_t>(i) * ldc + j;
-            if (t.beta != 0.0f) CHECK(actual[index] == expected[index]);
-            else CHECK(std::isnan(actual[index]));
-        }
+        int mismatches = 0;
+        for (int i = 0; i < t.m; ++i)
+            for (int j = 0; j < t.n; ++j) {
+                const double want = expected[static_cast<std::size_t>(i) * ldc + j];
+                const double got = actual[static_cast<std::size_t>(i) * ldc + j];
+                // The magnitude of a dot product of length k grows like sqrt(k): scale the absolute part with it.
+                const double tolerance =
+                    kGemmAbsoluteTolerance * std::sqrt(t.k + 1.0) + kGemmRelativeTolerance * std::abs(want);
+                if (!(std::abs(got - want) <= tolerance) && mismatches++ < 5)
+                    FAIL_CHECK("C[" << i << "][" << j << "] = " << got << ", reference " << want);
+            }
+        CHECK(mismatches == 0);
+        // Padding between rows of C is outside the product and must be left alone.
+        for (int i = 0; i < t.m; ++i)
+            for (int j = t.n; j < ldc; ++j) {
+                const std::size_t index = static_cast<std::size_t>(i) * ldc + j;
+                if (t.beta != 0.0f) CHECK(actual[index] == expected[index]);
+                else CHECK(std::isnan(actual[index]));
+            }
+    }
 }
 
 }  // namespace

@@ -178,6 +178,29 @@ TEST_CASE("conv2d forward matches a direct convolution") {
                 }
 }
 
+TEST_CASE("conv2d frozen for inference (packed weights, fused ReLU) equals the training path followed by ReLU") {
+    for (const Conv2dConfig config : {Conv2dConfig{13, 7, 3, 1, 1, true}, Conv2dConfig{5, 19, 3, 2, 0, false}}) {
+        CAPTURE(config.stride);
+        Conv2d trained(config), frozen(config);
+        Arenas trained_arenas(&trained), frozen_arenas(&frozen);
+        Rng rng(8);
+        trained.initialize(InitScheme::Torch, rng);
+        std::copy_n(trained.weight().data, trained.weight().size(), frozen.weight().data);
+        if (config.bias) std::copy_n(trained.bias().data, trained.bias().size(), frozen.bias().data);
+        frozen.freeze_for_inference(true);
+        Tensor x({3, config.in_channels, 11, 17}), expected, actual;
+        fill_normal(x.data(), x.size(), rng);
+        // One frozen layer across every kernel table: switching tables must re-pack its weights.
+        on_every_kernel_path([&] {
+            trained.forward(x, expected, Mode::Infer);
+            frozen.forward(x, actual, Mode::Infer);
+            REQUIRE(actual.shape() == expected.shape());
+            for (std::size_t i = 0; i < actual.size(); ++i)
+                CHECK(actual[i] == doctest::Approx(std::max(expected[i], 0.0f)).epsilon(1e-5));
+        });
+    }
+}
+
 TEST_CASE("batch norm gradients in training mode, 4-D and 2-D inputs") {
     for (const Shape shape : {Shape{3, 13, 5, 7}, Shape{5, 13}}) {
         BatchNorm bn(13);

@@ -27,8 +27,17 @@ struct GemmTileShape<xsimd::neon64> {
 
 template <class Arch>
 struct PackedGemmF32 {
+    // The GemmF32 contract: packs op(A) and op(B) block by block as it goes.
     void operator()(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha, const float* a, int lda,
-                    const float* b, int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue) const;
+                    const float* b, int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue) const {
+        multiply(transpose_a, transpose_b, m, n, k, alpha, a, lda, nullptr, b, ldb, beta, c, ldc, epilogue);
+    }
+    // The GemmPackAF32 contract: every depth block of op(A), one after the other, each as multiply() packs it.
+    std::size_t pack_a(bool transpose_a, int m, int k, const float* a, int lda, float* packed) const;
+    // With prepacked_a (from pack_a), a and lda are unused and A is not packed again.
+    void multiply(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha, const float* a, int lda,
+                  const float* prepacked_a, const float* b, int ldb, float beta, float* c, int ldc,
+                  const GemmEpilogue& epilogue) const;
 };
 
 namespace gemm_detail {
@@ -102,6 +111,7 @@ inline void micro_kernel(int kc, const float* a_panel, const float* b_panel, flo
     for (int i = 0; i < kRows; ++i)
 #pragma GCC unroll 4
         for (int v = 0; v < kVectors; ++v) acc[i][v] = Batch(0.0f);
+#pragma GCC unroll 4
     for (int p = 0; p < kc; ++p) {
         Batch b_row[kVectors];
 #pragma GCC unroll 4
@@ -145,9 +155,27 @@ inline void micro_kernel(int kc, const float* a_panel, const float* b_panel, flo
 }  // namespace gemm_detail
 
 template <class Arch>
-void PackedGemmF32<Arch>::operator()(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha,
-                                     const float* a, int lda, const float* b, int ldb, float beta, float* c, int ldc,
-                                     const GemmEpilogue& epilogue) const {
+std::size_t PackedGemmF32<Arch>::pack_a(bool transpose_a, int m, int k, const float* a, int lda,
+                                        float* packed) const {
+    using namespace gemm_detail;
+    constexpr int kRows = GemmTileShape<Arch>::rows;
+    const std::size_t padded_rows = static_cast<std::size_t>(round_up(std::max(m, 0), kRows));
+    if (!packed || m <= 0 || k <= 0) return padded_rows * static_cast<std::size_t>(std::max(k, 0));
+    const int depth_block = std::min(kDepthBlock, k);
+    for (int pc = 0; pc < k; pc += depth_block) {
+        const int kc = std::min(depth_block, k - pc);
+        float* block = packed + padded_rows * pc;
+        for (int row = 0; row < m; row += kRows)
+            gemm_detail::pack_a(a, lda, transpose_a, row, std::min(kRows, m - row), pc, kc, kRows,
+                                block + static_cast<std::ptrdiff_t>(row) * kc);
+    }
+    return padded_rows * k;
+}
+
+template <class Arch>
+void PackedGemmF32<Arch>::multiply(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha,
+                                   const float* a, int lda, const float* prepacked_a, const float* b, int ldb,
+                                   float beta, float* c, int ldc, const GemmEpilogue& epilogue) const {
     using namespace gemm_detail;
     constexpr int kRows = GemmTileShape<Arch>::rows;
     constexpr int kColumns = GemmTileShape<Arch>::vectors * static_cast<int>(xsimd::batch<float, Arch>::size);
@@ -165,8 +193,9 @@ void PackedGemmF32<Arch>::operator()(bool transpose_a, bool transpose_b, int m, 
     const int row_block = round_up(std::min(kRowBlockTarget, m), kRows);
     const int depth_block = std::min(kDepthBlock, k);
     const int column_block = std::min(round_up(n, kColumns), kColumnBlock);
-    float* a_packed = kernel_workspace(KernelWorkspace::GemmA,
-                                       static_cast<std::size_t>(round_up(m, kRows)) * depth_block);
+    const std::ptrdiff_t padded_rows = round_up(m, kRows);
+    float* a_workspace =
+        prepacked_a ? nullptr : kernel_workspace(KernelWorkspace::GemmA, static_cast<std::size_t>(padded_rows) * depth_block);
     float* b_packed = kernel_workspace(KernelWorkspace::GemmB, static_cast<std::size_t>(column_block) * depth_block);
     const bool parallel = 2.0 * m * n * k >= kParallelMinFlops;
 
@@ -185,10 +214,13 @@ void PackedGemmF32<Arch>::operator()(bool transpose_a, bool transpose_b, int m, 
             for (int panel = 0; panel < column_panels; ++panel)
                 pack_b(b, ldb, transpose_b, pc, kc, jc + panel * kColumns, std::min(kColumns, nc - panel * kColumns),
                        kColumns, b_packed + static_cast<std::ptrdiff_t>(panel) * kColumns * kc);
+            const float* a_packed = prepacked_a ? prepacked_a + padded_rows * pc : a_workspace;
+            if (!prepacked_a) {
 #pragma omp for schedule(static)
-            for (int panel = 0; panel < row_panels; ++panel)
-                pack_a(a, lda, transpose_a, panel * kRows, std::min(kRows, m - panel * kRows), pc, kc, kRows,
-                       a_packed + static_cast<std::ptrdiff_t>(panel) * kRows * kc);
+                for (int panel = 0; panel < row_panels; ++panel)
+                    gemm_detail::pack_a(a, lda, transpose_a, panel * kRows, std::min(kRows, m - panel * kRows), pc,
+                                        kc, kRows, a_workspace + static_cast<std::ptrdiff_t>(panel) * kRows * kc);
+            }
             // Each task is one B micro-panel against one block of A: the B panel stays in L1 while the A
             // micro-panels of the block stream past it.
 #pragma omp for collapse(2) schedule(static)

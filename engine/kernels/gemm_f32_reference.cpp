@@ -28,4 +28,17 @@ void gemm_f32_reference(bool transpose_a, bool transpose_b, int m, int n, int k,
     }
 }
 
+// The reference "packed" layout is plain op(A), row-major m x k.
+std::size_t gemm_pack_a_f32_reference(bool transpose_a, int m, int k, const float* a, int lda, float* packed) {
+    if (!packed || m <= 0 || k <= 0) return static_cast<std::size_t>(std::max(m, 0)) * std::max(k, 0);
+    for (std::ptrdiff_t i = 0; i < m; ++i)
+        for (std::ptrdiff_t p = 0; p < k; ++p) packed[i * k + p] = transpose_a ? a[p * lda + i] : a[i * lda + p];
+    return static_cast<std::size_t>(m) * k;
+}
+
+void gemm_packed_a_f32_reference(bool transpose_b, int m, int n, int k, float alpha, const float* packed_a,
+                                 const float* b, int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue) {
+    gemm_f32_reference(false, transpose_b, m, n, k, alpha, packed_a, k, b, ldb, beta, c, ldc, epilogue);
+}
+
 }  // namespace edgeqc
