@@ -66,7 +66,7 @@ void select_kernels(const std::string& name);
 
 // Scratch memory for kernels, one buffer per slot and calling thread, 64-byte aligned, grown on demand and
 // kept for reuse. Kernels get it from here so that no per-arch object file instantiates allocator code.
-enum class KernelWorkspace { GemmA, GemmB, Count };
+enum class KernelWorkspace { GemmA, GemmB, WinogradInput, WinogradProduct, Count };
 float* kernel_workspace(KernelWorkspace slot, std::size_t floats);
 
 }  // namespace edgeqc

@@ -158,10 +158,20 @@ void Conv2d::freeze_for_inference(bool fuse_relu) {
     frozen_ = true;
     fused_relu_ = fuse_relu;
     packed_for_ = nullptr;
+    use_winograd_ = config_.winograd && config_.kernel == 3 && config_.stride == 1 &&
+                    config_.in_channels >= kWinogradMinInputChannels;
 }
 
 void Conv2d::forward_frozen(const Tensor& x, Tensor& y) {
     const KernelTable& table = kernels();
+    const float* b = config_.bias ? bias().data : nullptr;
+    if (use_winograd_) {
+        if (winograd_.prepared_for() != &table)
+            winograd_.prepare(table, weight().data, config_.out_channels, config_.in_channels);
+        const Shape& s = x.shape();
+        winograd_.forward(x.data(), s[0], s[2], s[3], config_.padding, b, fused_relu_, y.data());
+        return;
+    }
     const Plan p = plan(x.shape(), true);
     const Geometry& g = p.g;
     if (packed_for_ != &table) {
@@ -170,7 +180,7 @@ void Conv2d::forward_frozen(const Tensor& x, Tensor& y) {
         packed_for_ = &table;
     }
     // One image per GEMM: its columns fit in cache, and C is the image's output itself, bias and ReLU included.
-    const GemmEpilogue epilogue{config_.bias ? bias().data : nullptr, fused_relu_};
+    const GemmEpilogue epilogue{b, fused_relu_};
     for (int n = 0; n < p.batch; ++n) {
         im2col(g, x.data() + n * p.in_image, 1, p.column);
         table.gemm_packed_a_f32(false, p.out_channels, g.positions(), g.rows(), 1.0f, packed_weights_.data(), p.column,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "engine/kernels.hpp"
+#include "layers/conv2d_winograd.hpp"
 #include "layers/layer.hpp"
 
 namespace edgeqc {
@@ -17,7 +18,13 @@ struct Conv2dConfig {
     // Upper bound on the im2col scratch in floats: the batch is processed in chunks of images that fit
     // (a single image that does not fit still gets its full buffer). 16 M floats = 64 MiB.
     std::size_t column_budget_floats = std::size_t{16} << 20;
+    // Frozen (inference) 3x3 stride-1 layers with at least kWinogradMinInputChannels inputs use Winograd F(2x2, 3x3);
+    // false keeps im2col + GEMM (the benchmark compares both).
+    bool winograd = true;
 };
+
+// Below this many input channels the Winograd transforms cost more than the multiplications they save.
+inline constexpr int kWinogradMinInputChannels = 16;
 
 class Conv2d : public Layer {
 public:
@@ -30,8 +37,8 @@ public:
     void forward(const Tensor& x, Tensor& y, Mode mode) override;
     void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) override;
 
-    // Marks the weights as fixed from the next forward on (inference-only networks): forward then packs them once
-    // for the GEMM and reuses them, one image at a time, and with fuse_relu applies the following ReLU itself.
+    // Marks the weights as fixed from the next forward on (inference-only networks): forward then transforms and
+    // packs them once (Winograd or GEMM) and reuses them, and with fuse_relu applies the following ReLU itself.
     void freeze_for_inference(bool fuse_relu);
 
     const Conv2dConfig& config() const { return config_; }
@@ -49,8 +56,10 @@ private:
     Conv2dConfig config_;
     bool frozen_ = false;
     bool fused_relu_ = false;
+    bool use_winograd_ = false;
     AlignedFloats packed_weights_;                 // for packed_for_'s GEMM, filled by the first frozen forward
     const KernelTable* packed_for_ = nullptr;
+    WinogradConv3x3 winograd_;                     // prepared by the first frozen forward when use_winograd_
     ParameterArena* parameters_ = nullptr;
     std::size_t weight_slot_ = 0;
     std::size_t bias_slot_ = 0;
