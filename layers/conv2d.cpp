@@ -29,6 +29,13 @@ AlignedFloats& product_scratch() {
     return buffer;
 }
 
+// Winograd while training: the weights change every step, so one instance per thread is re-prepared on every call
+// rather than each layer keeping its own transformed copy.
+WinogradConv3x3& training_winograd() {
+    static thread_local WinogradConv3x3 winograd;
+    return winograd;
+}
+
 float* sized(AlignedFloats& buffer, std::size_t floats) {
     if (buffer.size() < floats) buffer.resize(floats);
     return buffer.data();
@@ -158,14 +165,24 @@ void Conv2d::freeze_for_inference(bool fuse_relu) {
     frozen_ = true;
     fused_relu_ = fuse_relu;
     packed_for_ = nullptr;
-    use_winograd_ = config_.winograd && config_.kernel == 3 && config_.stride == 1 &&
-                    config_.in_channels >= kWinogradMinInputChannels;
+}
+
+bool Conv2d::winograd_forward() const {
+    return config_.winograd && config_.kernel == 3 && config_.stride == 1 &&
+           config_.in_channels >= kWinogradMinInputChannels;
+}
+
+// The input gradient of a 3x3 stride-1 convolution is itself one: dy convolved with the flipped, transposed
+// weights and padding 2 - p, so it goes through Winograd too when dy has enough channels.
+bool Conv2d::winograd_input_gradient() const {
+    return config_.winograd && config_.kernel == 3 && config_.stride == 1 && config_.padding <= 2 &&
+           config_.out_channels >= kWinogradMinInputChannels;
 }
 
 void Conv2d::forward_frozen(const Tensor& x, Tensor& y) {
     const KernelTable& table = kernels();
     const float* b = config_.bias ? bias().data : nullptr;
-    if (use_winograd_) {
+    if (winograd_forward()) {
         if (winograd_.prepared_for() != &table)
             winograd_.prepare(table, weight().data, config_.out_channels, config_.in_channels);
         const Shape& s = x.shape();
@@ -194,12 +211,19 @@ void Conv2d::forward(const Tensor& x, Tensor& y, Mode) {
         forward_frozen(x, y);
         return;
     }
+    const float* w = weight().data;
+    const float* b = config_.bias ? bias().data : nullptr;
+    if (winograd_forward()) {
+        WinogradConv3x3& winograd = training_winograd();
+        winograd.prepare(kernels(), w, config_.out_channels, config_.in_channels);
+        const Shape& s = x.shape();
+        winograd.forward(x.data(), s[0], s[2], s[3], config_.padding, b, false, y.data());
+        return;
+    }
     const Plan p = plan(x.shape());
     const Geometry& g = p.g;
     const int batch = p.batch, cout = p.out_channels, chunk = p.chunk, positions = g.positions();
     const std::size_t in_image = p.in_image, out_image = p.out_image;
-    const float* w = weight().data;
-    const float* b = config_.bias ? bias().data : nullptr;
     float* col = p.column;
     float* product = p.product;
 
@@ -243,9 +267,11 @@ void Conv2d::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* 
             db[co] += static_cast<float>(sum);
         }
     }
+    const bool gemm_input_gradient = dx && !winograd_input_gradient();
     if (dx) {
         dx->resize(x.shape());
-        dx->fill(0.0f);
+        if (gemm_input_gradient) dx->fill(0.0f);
+        else input_gradient_winograd(dy, *dx);
     }
     for (int first = 0; first < batch; first += chunk) {
         const int count = std::min(chunk, batch - first);
@@ -261,12 +287,28 @@ void Conv2d::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* 
         im2col(g, x.data() + first * in_image, count, col);
         // dW[Cout x K] += dY[Cout x columns] * col^T
         kernels().gemm_f32(false, true, cout, g.rows(), columns, 1.0f, dy_gathered, columns, col, columns, 1.0f, dw, g.rows(), {});
-        if (dx) {
+        if (gemm_input_gradient) {
             // dcol[K x columns] = W^T * dY, written over col (no longer needed), then scattered back.
             kernels().gemm_f32(true, false, g.rows(), columns, cout, 1.0f, w, g.rows(), dy_gathered, columns, 0.0f, col, columns, {});
             col2im_add(g, col, count, dx->data() + first * in_image);
         }
     }
+}
+
+void Conv2d::input_gradient_winograd(const Tensor& dy, Tensor& dx) const {
+    const int cin = config_.in_channels, cout = config_.out_channels;
+    static thread_local AlignedFloats flipped;  // Cin x Cout x 3 x 3
+    flipped.resize(static_cast<std::size_t>(cin) * cout * 9);
+    const float* w = weight().data;
+    for (int ci = 0; ci < cin; ++ci)
+        for (int co = 0; co < cout; ++co)
+            for (int tap = 0; tap < 9; ++tap)
+                flipped[(static_cast<std::size_t>(ci) * cout + co) * 9 + tap] =
+                    w[(static_cast<std::size_t>(co) * cin + ci) * 9 + (8 - tap)];
+    WinogradConv3x3& winograd = training_winograd();
+    winograd.prepare(kernels(), flipped.data(), cin, cout);
+    const Shape& s = dy.shape();
+    winograd.forward(dy.data(), s[0], s[2], s[3], 2 - config_.padding, nullptr, false, dx.data());
 }
 
 }  // namespace edgeqc

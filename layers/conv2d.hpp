@@ -16,10 +16,10 @@ struct Conv2dConfig {
     int padding = 1;  // zeros on every side; kernel/2 gives 'same' for stride 1
     bool bias = true;
     // Upper bound on the im2col scratch in floats: the batch is processed in chunks of images that fit
-    // (a single image that does not fit still gets its full buffer). 16 M floats = 64 MiB.
-    std::size_t column_budget_floats = std::size_t{16} << 20;
-    // Frozen (inference) 3x3 stride-1 layers with at least kWinogradMinInputChannels inputs use Winograd F(2x2, 3x3);
-    // false keeps im2col + GEMM (the benchmark compares both).
+    // (a single image that does not fit still gets its full buffer). 4 M floats = 16 MiB.
+    std::size_t column_budget_floats = std::size_t{4} << 20;
+    // 3x3 stride-1 layers with at least kWinogradMinInputChannels inputs compute forward (and, with as many
+    // outputs, the input gradient) with Winograd F(2x2, 3x3); false keeps im2col + GEMM (benchmarks compare both).
     bool winograd = true;
 };
 
@@ -52,14 +52,17 @@ private:
     Plan plan(const Shape& input, bool one_image = false) const;
 
     void forward_frozen(const Tensor& x, Tensor& y);
+    bool winograd_forward() const;
+    bool winograd_input_gradient() const;
+    // dx = full convolution of dy with the flipped weights, through Winograd (see winograd_input_gradient()).
+    void input_gradient_winograd(const Tensor& dy, Tensor& dx) const;
 
     Conv2dConfig config_;
     bool frozen_ = false;
     bool fused_relu_ = false;
-    bool use_winograd_ = false;
     AlignedFloats packed_weights_;                 // for packed_for_'s GEMM, filled by the first frozen forward
     const KernelTable* packed_for_ = nullptr;
-    WinogradConv3x3 winograd_;                     // prepared by the first frozen forward when use_winograd_
+    WinogradConv3x3 winograd_;                     // prepared by the first frozen forward when winograd_forward()
     ParameterArena* parameters_ = nullptr;
     std::size_t weight_slot_ = 0;
     std::size_t bias_slot_ = 0;

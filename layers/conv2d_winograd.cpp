@@ -12,8 +12,8 @@ namespace {
 
 constexpr int kPositions = 16;  // a 4x4 transformed tile
 // Bound on the floats of transformed inputs and products held at once; batches are processed in chunks of images
-// that fit (16 M floats = 64 MiB).
-constexpr std::size_t kScratchBudgetFloats = std::size_t{16} << 20;
+// that fit (4 M floats = 16 MiB: enough columns for an efficient GEMM, little memory).
+constexpr std::size_t kScratchBudgetFloats = std::size_t{4} << 20;
 
 // V = B^T d B with B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
 void transform_input_tile(const float (&d)[4][4], float (&v)[kPositions]) {
@@ -129,7 +129,9 @@ void WinogradConv3x3::forward(const float* x, int batch, int height, int width, 
                 }
             }
         }
-        // M = U V for each of the 16 positions: Cout x tiles.
+        // M = U V for each of the 16 positions: Cout x tiles. One whole GEMM per thread: no barriers inside them,
+        // and each thread's packed panels stay in its own cache.
+#pragma omp parallel for schedule(dynamic)
         for (int position = 0; position < kPositions; ++position)
             table_->gemm_packed_a_f32(false, out_channels_, static_cast<int>(tiles), in_channels_, 1.0f,
                                       packed_weights_.data() + position * packed_floats_,

@@ -134,6 +134,14 @@ TEST_CASE("conv2d gradients: same padding, 13 channels, prime width, batch 3") {
     on_every_kernel_path([] { check_conv_gradients({13, 5, 3, 1, 1, true}, {3, 13, 7, 11}); });
 }
 
+TEST_CASE("conv2d gradients through Winograd (16+ channels): same and valid padding, odd sizes, batch 1 and 3") {
+    on_every_kernel_path([] {
+        check_conv_gradients({17, 16, 3, 1, 1, true}, {3, 17, 7, 11});  // forward and input gradient
+        check_conv_gradients({16, 19, 3, 1, 0, false}, {1, 16, 6, 9});  // both, padding 0 (input gradient pads 2)
+        check_conv_gradients({16, 5, 3, 1, 1, true}, {3, 16, 5, 7});     // forward only; input gradient via GEMM
+    });
+}
+
 TEST_CASE("conv2d gradients: 5x5 stride 2, batch 1, no bias; 3x3 valid stride 2") {
     on_every_kernel_path([] {
         check_conv_gradients({2, 3, 5, 2, 2, false}, {1, 2, 13, 17});

@@ -4,6 +4,7 @@
 // streamed from L2, and the micro-kernel keeps an MR x NR tile of C in registers. Nothing here tests CPU flags.
 #pragma once
 
+#include <omp.h>
 #include <xsimd/xsimd.hpp>
 
 #include <algorithm>
@@ -197,7 +198,8 @@ void PackedGemmF32<Arch>::multiply(bool transpose_a, bool transpose_b, int m, in
     float* a_workspace =
         prepacked_a ? nullptr : kernel_workspace(KernelWorkspace::GemmA, static_cast<std::size_t>(padded_rows) * depth_block);
     float* b_packed = kernel_workspace(KernelWorkspace::GemmB, static_cast<std::size_t>(column_block) * depth_block);
-    const bool parallel = 2.0 * m * n * k >= kParallelMinFlops;
+    // Inside an outer parallel loop (e.g. one GEMM per thread) the GEMM runs on its caller's thread alone.
+    const bool parallel = 2.0 * m * n * k >= kParallelMinFlops && !omp_in_parallel();
 
 #pragma omp parallel if (parallel)
     for (int jc = 0; jc < n; jc += column_block) {
