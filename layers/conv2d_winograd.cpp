@@ -15,23 +15,6 @@ constexpr int kPositions = 16;  // a 4x4 transformed tile
 // that fit (4 M floats = 16 MiB: enough columns for an efficient GEMM, little memory).
 constexpr std::size_t kScratchBudgetFloats = std::size_t{4} << 20;
 
-// V = B^T d B with B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
-void transform_input_tile(const float (&d)[4][4], float (&v)[kPositions]) {
-    float t[4][4];
-    for (int j = 0; j < 4; ++j) {
-        t[0][j] = d[0][j] - d[2][j];
-        t[1][j] = d[1][j] + d[2][j];
-        t[2][j] = d[2][j] - d[1][j];
-        t[3][j] = d[1][j] - d[3][j];
-    }
-    for (int i = 0; i < 4; ++i) {
-        v[i * 4 + 0] = t[i][0] - t[i][2];
-        v[i * 4 + 1] = t[i][1] + t[i][2];
-        v[i * 4 + 2] = t[i][2] - t[i][1];
-        v[i * 4 + 3] = t[i][1] - t[i][3];
-    }
-}
-
 // U = G g G^T with G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
 void transform_weight(const float* g, float (&u)[kPositions]) {
     float s[4][3];
@@ -49,16 +32,85 @@ void transform_weight(const float* g, float (&u)[kPositions]) {
     }
 }
 
-// Y = A^T m A with A^T = [1 1 1 0; 0 1 -1 -1].
-void transform_output_tile(const float (&m)[kPositions], float (&y)[2][2]) {
-    float q[2][4];
-    for (int j = 0; j < 4; ++j) {
-        q[0][j] = m[j] + m[4 + j] + m[8 + j];
-        q[1][j] = m[4 + j] - m[8 + j] - m[12 + j];
+// Scratch rows of one thread, grown on demand.
+float* row_scratch(std::size_t floats) {
+    static thread_local AlignedFloats buffer;
+    if (buffer.size() < floats) buffer.resize(floats);
+    return buffer.data();
+}
+
+// V = B^T d B (B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]) for one row of tiles of one input plane, computed a
+// whole row at a time so the compiler vectorises it: first B^T over the 4 input rows, then B along each row.
+// out + position * position_stride + tx receives position `position` of tile tx.
+void transform_input_row(const float* plane, int height, int width, int first_row, int first_column,
+                         int tile_columns, std::ptrdiff_t position_stride, float* out) {
+    const int row_width = 2 * tile_columns + 2;  // input columns the row of tiles reads
+    float* rows = row_scratch(8 * static_cast<std::size_t>(row_width));
+    float* d[4] = {rows, rows + row_width, rows + 2 * row_width, rows + 3 * row_width};
+    for (int i = 0; i < 4; ++i) {
+        const int iy = first_row + i;
+        for (int xx = 0; xx < row_width; ++xx) {
+            const int ix = first_column + xx;
+            d[i][xx] = iy >= 0 && iy < height && ix >= 0 && ix < width ? plane[static_cast<std::ptrdiff_t>(iy) * width + ix]
+                                                                       : 0.0f;
+        }
     }
+    float* t[4] = {rows + 4 * row_width, rows + 5 * row_width, rows + 6 * row_width, rows + 7 * row_width};
+    for (int xx = 0; xx < row_width; ++xx) {
+        t[0][xx] = d[0][xx] - d[2][xx];
+        t[1][xx] = d[1][xx] + d[2][xx];
+        t[2][xx] = d[2][xx] - d[1][xx];
+        t[3][xx] = d[1][xx] - d[3][xx];
+    }
+    for (int i = 0; i < 4; ++i) {
+        const float* r = t[i];
+        float* v0 = out + (4 * i) * position_stride;
+        float* v1 = v0 + position_stride;
+        float* v2 = v1 + position_stride;
+        float* v3 = v2 + position_stride;
+        for (int tx = 0; tx < tile_columns; ++tx) {
+            const float a = r[2 * tx], b = r[2 * tx + 1], c = r[2 * tx + 2], e = r[2 * tx + 3];
+            v0[tx] = a - c;
+            v1[tx] = b + c;
+            v2[tx] = c - b;
+            v3[tx] = b - e;
+        }
+    }
+}
+
+// Y = A^T m A (A^T = [1 1 1 0; 0 1 -1 -1]) for one row of tiles of one output plane, plus shift and ReLU, cropped
+// to the plane. m + position * position_stride + tx holds position `position` of tile tx.
+void transform_output_row(const float* m, std::ptrdiff_t position_stride, int tile_columns, float shift, bool relu,
+                          float* plane, int out_height, int out_width, int first_row) {
+    float* scratch = row_scratch(8 * static_cast<std::size_t>(tile_columns) + 2 * (2 * static_cast<std::size_t>(tile_columns)));
+    float* q[2][4];
+    for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 4; ++j) q[i][j] = scratch + (4 * i + j) * tile_columns;
+    for (int j = 0; j < 4; ++j) {
+        const float* m0 = m + j * position_stride;
+        const float* m1 = m0 + 4 * position_stride;
+        const float* m2 = m1 + 4 * position_stride;
+        const float* m3 = m2 + 4 * position_stride;
+        for (int tx = 0; tx < tile_columns; ++tx) {
+            q[0][j][tx] = m0[tx] + m1[tx] + m2[tx];
+            q[1][j][tx] = m1[tx] - m2[tx] - m3[tx];
+        }
+    }
+    float* row = scratch + 8 * tile_columns;
     for (int i = 0; i < 2; ++i) {
-        y[i][0] = q[i][0] + q[i][1] + q[i][2];
-        y[i][1] = q[i][1] - q[i][2] - q[i][3];
+        const int oy = first_row + i;
+        if (oy >= out_height) break;
+        for (int tx = 0; tx < tile_columns; ++tx) {
+            float left = q[i][0][tx] + q[i][1][tx] + q[i][2][tx] + shift;
+            float right = q[i][1][tx] - q[i][2][tx] - q[i][3][tx] + shift;
+            if (relu) {
+                left = std::max(left, 0.0f);
+                right = std::max(right, 0.0f);
+            }
+            row[2 * tx] = left;
+            row[2 * tx + 1] = right;
+        }
+        std::copy_n(row, out_width, plane + static_cast<std::ptrdiff_t>(oy) * out_width);
     }
 }
 
@@ -108,25 +160,9 @@ void WinogradConv3x3::forward(const float* x, int batch, int height, int width, 
             for (int c = 0; c < in_channels_; ++c) {
                 const float* plane = x + (static_cast<std::size_t>(first + n) * in_channels_ + c) * in_plane;
                 float* out = transformed_input + static_cast<std::ptrdiff_t>(c) * tiles + n * tiles_per_image;
-                for (int ty = 0; ty < tile_rows; ++ty) {
-                    for (int tx = 0; tx < tile_columns; ++tx) {
-                        float d[4][4];
-                        for (int i = 0; i < 4; ++i) {
-                            const int iy = 2 * ty - padding + i;
-                            for (int j = 0; j < 4; ++j) {
-                                const int ix = 2 * tx - padding + j;
-                                d[i][j] = iy >= 0 && iy < height && ix >= 0 && ix < width
-                                              ? plane[static_cast<std::size_t>(iy) * width + ix]
-                                              : 0.0f;
-                            }
-                        }
-                        float v[kPositions];
-                        transform_input_tile(d, v);
-                        const int tile = ty * tile_columns + tx;
-                        for (int position = 0; position < kPositions; ++position)
-                            out[position * in_channels_ * tiles + tile] = v[position];
-                    }
-                }
+                for (int ty = 0; ty < tile_rows; ++ty)
+                    transform_input_row(plane, height, width, 2 * ty - padding, -padding, tile_columns,
+                                        static_cast<std::ptrdiff_t>(in_channels_) * tiles, out + ty * tile_columns);
             }
         }
         // M = U V for each of the 16 positions: Cout x tiles. One whole GEMM per thread: no barriers inside them,
@@ -143,27 +179,10 @@ void WinogradConv3x3::forward(const float* x, int batch, int height, int width, 
             for (int co = 0; co < out_channels_; ++co) {
                 const float* in = products + static_cast<std::ptrdiff_t>(co) * tiles + n * tiles_per_image;
                 float* plane = y + (static_cast<std::size_t>(first + n) * out_channels_ + co) * out_plane;
-                const float shift = bias ? bias[co] : 0.0f;
-                for (int ty = 0; ty < tile_rows; ++ty) {
-                    for (int tx = 0; tx < tile_columns; ++tx) {
-                        const int tile = ty * tile_columns + tx;
-                        float m[kPositions];
-                        for (int position = 0; position < kPositions; ++position)
-                            m[position] = in[position * out_channels_ * tiles + tile];
-                        float out[2][2];
-                        transform_output_tile(m, out);
-                        for (int i = 0; i < 2; ++i) {
-                            const int oy = 2 * ty + i;
-                            if (oy >= out_height) break;
-                            for (int j = 0; j < 2; ++j) {
-                                const int ox = 2 * tx + j;
-                                if (ox >= out_width) break;
-                                const float value = out[i][j] + shift;
-                                plane[static_cast<std::size_t>(oy) * out_width + ox] = relu ? std::max(value, 0.0f) : value;
-                            }
-                        }
-                    }
-                }
+                for (int ty = 0; ty < tile_rows; ++ty)
+                    transform_output_row(in + ty * tile_columns, static_cast<std::ptrdiff_t>(out_channels_) * tiles,
+                                         tile_columns, bias ? bias[co] : 0.0f, relu, plane, out_height, out_width,
+                                         2 * ty);
             }
         }
     }
