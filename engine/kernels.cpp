@@ -6,8 +6,10 @@
 #include <cstdlib>
 
 #include "engine/error.hpp"
+#include "engine/kernels/adam_f32.hpp"
 #include "engine/kernels/fma_peak_f32.hpp"
 #include "engine/kernels/gemm_f32.hpp"
+#include "engine/kernels/max_pool_f32.hpp"
 #include "engine/tensor.hpp"
 
 namespace edgeqc {
@@ -17,6 +19,8 @@ void gemm_f32_reference(bool, bool, int, int, int, float, const float*, int, con
 std::size_t gemm_pack_a_f32_reference(bool, int, int, const float*, int, float*);
 void gemm_packed_a_f32_reference(bool, int, int, int, float, const float*, const float*, int, float, float*, int,
                                  const GemmEpilogue&);
+void max_pool_2x2_f32_reference(const float*, int, int, int, float*, std::uint32_t*);
+void adam_f32_reference(const AdamStepF32&, std::ptrdiff_t, float*, const float*, float*, float*);
 FmaPeakResult fma_peak_f32_reference(long iterations, float start);
 
 namespace {
@@ -40,6 +44,17 @@ void gemm_packed_a_f32(bool transpose_b, int m, int n, int k, float alpha, const
 }
 
 template <class Arch>
+void max_pool_2x2_f32(const float* x, int planes, int height, int width, float* y, std::uint32_t* winners) {
+    SimdMaxPool2x2F32<Arch>{}(x, planes, height, width, y, winners);
+}
+
+template <class Arch>
+void adam_f32(const AdamStepF32& step, std::ptrdiff_t n, float* parameters, const float* gradients, float* m,
+              float* v) {
+    SimdAdamF32<Arch>{}(step, n, parameters, gradients, m, v);
+}
+
+template <class Arch>
 FmaPeakResult fma_peak_f32(long iterations, float start) {
     return FmaChainsF32<Arch>{}(iterations, start);
 }
@@ -49,12 +64,18 @@ bool any_cpu() { return true; }
 // Every SIMD table is the same set of generic kernels instantiated for one arch.
 template <class Arch>
 constexpr KernelTable simd_kernel_table(const char* name, bool (*cpu_supports)()) {
-    return {name, cpu_supports, packed_gemm_f32<Arch>, gemm_pack_a_f32<Arch>, gemm_packed_a_f32<Arch>,
-            fma_peak_f32<Arch>};
+    return {name,           cpu_supports,         packed_gemm_f32<Arch>, gemm_pack_a_f32<Arch>, gemm_packed_a_f32<Arch>,
+            max_pool_2x2_f32<Arch>, adam_f32<Arch>, fma_peak_f32<Arch>};
 }
 
-const KernelTable kScalarTable{"scalar", any_cpu, gemm_f32_reference, gemm_pack_a_f32_reference,
-                               gemm_packed_a_f32_reference, fma_peak_f32_reference};
+const KernelTable kScalarTable{"scalar",
+                               any_cpu,
+                               gemm_f32_reference,
+                               gemm_pack_a_f32_reference,
+                               gemm_packed_a_f32_reference,
+                               max_pool_2x2_f32_reference,
+                               adam_f32_reference,
+                               fma_peak_f32_reference};
 #if defined(__x86_64__)
 bool cpu_has_avx2_fma() { return xsimd::available_architectures().fma3_avx2; }
 const KernelTable kAvx2Table = simd_kernel_table<xsimd::fma3<xsimd::avx2>>("avx2", cpu_has_avx2_fma);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,21 @@ using GemmPackAF32 = std::size_t (*)(bool transpose_a, int m, int k, const float
 using GemmPackedAF32 = void (*)(bool transpose_b, int m, int n, int k, float alpha, const float* packed_a,
                                 const float* b, int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue);
 
+// 2x2 stride-2 max pooling of `planes` planes of height x width into planes of (height / 2) x (width / 2) (a last odd
+// row or column is dropped). winners, when not null, receives per output the index within its input plane of the
+// first (row-major) maximum, which backward routes the gradient to.
+using MaxPool2x2F32 = void (*)(const float* x, int planes, int height, int width, float* y, std::uint32_t* winners);
+
+// One Adam (AdamW) step over n parameters; the scalars that depend on the step count come precomputed.
+struct AdamStepF32 {
+    float beta1, beta2, epsilon;
+    float step_size;         // learning rate / (1 - beta1^t)
+    float root_correction2;  // sqrt(1 - beta2^t)
+    float keep;              // 1 - learning rate * decoupled weight decay
+};
+using AdamF32 = void (*)(const AdamStepF32& step, std::ptrdiff_t n, float* parameters, const float* gradients,
+                         float* first_moment, float* second_moment);
+
 // The FMA peak probe: `iterations` rounds of kFmaPeakChains independent chains x <- x * kFmaPeakMultiplier +
 // kFmaPeakAddend from x = fma_peak_chain_start(start, chain), no memory traffic. `value` is the mean final x
 // over all chains and lanes, `flops` the work done; a benchmark divides flops by the time taken.
@@ -52,6 +68,8 @@ struct KernelTable {
     GemmF32 gemm_f32;
     GemmPackAF32 gemm_pack_a_f32;
     GemmPackedAF32 gemm_packed_a_f32;
+    MaxPool2x2F32 max_pool_2x2_f32;
+    AdamF32 adam_f32;
     FmaPeakF32 fma_peak_f32;
 };
 

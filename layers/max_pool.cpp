@@ -2,6 +2,7 @@
 #include "layers/max_pool.hpp"
 
 #include "engine/error.hpp"
+#include "engine/kernels.hpp"
 
 namespace edgeqc {
 
@@ -17,12 +18,18 @@ Shape MaxPool::output_shape(const Shape& input) const {
     return {input[0], input[1], (input[2] - kernel_) / stride_ + 1, (input[3] - kernel_) / stride_ + 1};
 }
 
-void MaxPool::forward(const Tensor& x, Tensor& y, Mode) {
+void MaxPool::forward(const Tensor& x, Tensor& y, Mode mode) {
     y.resize(output_shape(x.shape()));
     const int planes = x.shape()[0] * x.shape()[1];
     const int height = x.shape()[2], width = x.shape()[3];
     const int out_height = y.shape()[2], out_width = y.shape()[3];
-    winner_.resize(y.size());
+    // Only training needs the winners (for backward).
+    winner_.resize(mode == Mode::Train ? y.size() : 0);
+    if (kernel_ == 2 && stride_ == 2) {  // the reference network's pool: a SIMD kernel
+        kernels().max_pool_2x2_f32(x.data(), planes, height, width, y.data(),
+                                   mode == Mode::Train ? winner_.data() : nullptr);
+        return;
+    }
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < planes; ++p) {
         const float* in = x.data() + static_cast<std::size_t>(p) * height * width;
@@ -38,7 +45,7 @@ void MaxPool::forward(const Tensor& x, Tensor& y, Mode) {
                     }
                 }
                 const std::size_t o = out_offset + static_cast<std::size_t>(oy) * out_width + ox;
-                winner_[o] = best;
+                if (mode == Mode::Train) winner_[o] = best;
                 y[o] = in[best];
             }
         }

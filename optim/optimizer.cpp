@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "engine/error.hpp"
+#include "engine/kernels.hpp"
 
 namespace edgeqc {
 
@@ -26,20 +27,14 @@ void Optimizer::step(float* parameters, const float* gradients, float learning_r
     float* m = first_moment_.data();
     const float decay = config_.weight_decay;
     if (config_.kind == OptimizerKind::Adam) {
-        float* v = second_moment_.data();
-        const float beta1 = config_.beta1, beta2 = config_.beta2, epsilon = config_.epsilon;
         const double t = static_cast<double>(steps_);
-        const float step_size = static_cast<float>(learning_rate / (1.0 - std::pow(beta1, t)));
-        const float root_correction2 = static_cast<float>(std::sqrt(1.0 - std::pow(beta2, t)));
-        const float keep = 1.0f - learning_rate * decay;
-#pragma omp parallel for simd schedule(static)
-        for (std::ptrdiff_t i = 0; i < n; ++i) {
-            const float g = gradients[i];
-            m[i] = beta1 * m[i] + (1.0f - beta1) * g;
-            v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
-            const float p = parameters[i] * keep;
-            parameters[i] = p - step_size * m[i] / (std::sqrt(v[i]) / root_correction2 + epsilon);
-        }
+        const AdamStepF32 step{config_.beta1,
+                               config_.beta2,
+                               config_.epsilon,
+                               static_cast<float>(learning_rate / (1.0 - std::pow(config_.beta1, t))),
+                               static_cast<float>(std::sqrt(1.0 - std::pow(config_.beta2, t))),
+                               1.0f - learning_rate * decay};
+        kernels().adam_f32(step, n, parameters, gradients, m, second_moment_.data());
     } else {
         const float momentum = config_.momentum;
 #pragma omp parallel for simd schedule(static)

@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "engine/kernels.hpp"
@@ -34,7 +35,8 @@ template <class Body>
 void for_each_fast_table(Body body) {
     for (const KernelTable* table : available_kernel_tables()) {
         if (table == &reference_kernels()) continue;
-        CAPTURE(table->name);
+        const std::string table_name = table->name;
+        CAPTURE(table_name);
         body(*table);
     }
 }
@@ -128,6 +130,58 @@ TEST_CASE("GEMM: an empty product leaves only beta, bias and ReLU") {
     for_each_fast_table([&](const KernelTable& table) {
         check_gemm(table, {7, 18, 0, false, false, 1.0f, 0.5f, true, true}, rng);
         check_gemm(table, {7, 18, 0, false, false, 1.0f, 0.0f, true, false}, rng);
+    });
+}
+
+TEST_CASE("2x2 max pooling: every table matches the reference, winners and ties included, odd sizes") {
+    Rng rng(5);
+    // Widths around the SIMD widths (4 and 8 outputs per step) and odd sizes whose last row/column is dropped.
+    const int sizes[][3] = {{1, 2, 2}, {13, 7, 11}, {3, 9, 33}, {2, 16, 34}, {5, 3, 17}, {1, 80, 120}};
+    for_each_fast_table([&](const KernelTable& table) {
+        for (const auto& size : sizes) {
+            const int planes = size[0], height = size[1], width = size[2];
+            CAPTURE(height);
+            CAPTURE(width);
+            std::vector<float> x = normal_values(static_cast<std::size_t>(planes) * height * width, rng);
+            // Coarse values make ties common, so the first-maximum rule is exercised.
+            for (std::size_t i = 0; i < x.size(); i += 2) x[i] = std::round(x[i]);
+            const std::size_t outputs = static_cast<std::size_t>(planes) * (height / 2) * (width / 2);
+            std::vector<float> expected(outputs), actual(outputs), inference(outputs);
+            std::vector<std::uint32_t> expected_winners(outputs), actual_winners(outputs);
+            reference_kernels().max_pool_2x2_f32(x.data(), planes, height, width, expected.data(),
+                                                 expected_winners.data());
+            table.max_pool_2x2_f32(x.data(), planes, height, width, actual.data(), actual_winners.data());
+            table.max_pool_2x2_f32(x.data(), planes, height, width, inference.data(), nullptr);
+            CHECK(actual == expected);
+            CHECK(inference == expected);
+            CHECK(actual_winners == expected_winners);
+        }
+    });
+}
+
+TEST_CASE("Adam update: every table matches the reference over odd lengths and several steps") {
+    constexpr double kAdamTolerance = 1e-6;  // the SIMD path fuses multiply-adds the reference rounds twice
+    Rng rng(6);
+    for_each_fast_table([&](const KernelTable& table) {
+        for (const std::ptrdiff_t n : {1, 7, 8, 33, 1001}) {
+            CAPTURE(n);
+            std::vector<float> expected = normal_values(static_cast<std::size_t>(n), rng), actual = expected;
+            std::vector<float> m_expected(static_cast<std::size_t>(n)), v_expected(m_expected.size());
+            std::vector<float> m_actual = m_expected, v_actual = v_expected;
+            for (int t = 1; t <= 3; ++t) {
+                const std::vector<float> gradients = normal_values(static_cast<std::size_t>(n), rng);
+                const AdamStepF32 step{0.9f, 0.999f, 1e-8f, static_cast<float>(1e-2 / (1.0 - std::pow(0.9, t))),
+                                       static_cast<float>(std::sqrt(1.0 - std::pow(0.999, t))), 1.0f - 1e-4f};
+                reference_kernels().adam_f32(step, n, expected.data(), gradients.data(), m_expected.data(),
+                                             v_expected.data());
+                table.adam_f32(step, n, actual.data(), gradients.data(), m_actual.data(), v_actual.data());
+            }
+            for (std::size_t i = 0; i < expected.size(); ++i) {
+                CHECK(actual[i] == doctest::Approx(expected[i]).epsilon(kAdamTolerance));
+                CHECK(m_actual[i] == doctest::Approx(m_expected[i]).epsilon(kAdamTolerance));
+                CHECK(v_actual[i] == doctest::Approx(v_expected[i]).epsilon(kAdamTolerance));
+            }
+        }
     });
 }
 

@@ -1,0 +1,90 @@
+// 2x2 stride-2 max pooling written once against xsimd::batch<float, Arch>: V outputs per step from 2V input columns
+// of two rows, split into even and odd columns. Other window sizes stay in the layer's plain loops.
+#pragma once
+
+#include <xsimd/xsimd.hpp>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "engine/kernels.hpp"
+
+namespace edgeqc {
+
+// One 2x2 window, first (row-major) maximum wins: the plain definition both paths share for their tails.
+inline void max_pool_2x2_window(const float* row0, const float* row1, int column, int width, int row, float* out,
+                                std::uint32_t* winner) {
+    const float candidates[4] = {row0[column], row0[column + 1], row1[column], row1[column + 1]};
+    int best = 0;
+    for (int i = 1; i < 4; ++i)
+        if (candidates[i] > candidates[best]) best = i;  // strict ">" keeps the first maximum on ties, as PyTorch
+    *out = candidates[best];
+    if (winner) *winner = static_cast<std::uint32_t>((row + best / 2) * width + column + best % 2);
+}
+
+template <class Arch>
+struct SimdMaxPool2x2F32 {
+    void operator()(const float* x, int planes, int height, int width, float* y, std::uint32_t* winners) const {
+        using Batch = xsimd::batch<float, Arch>;
+        constexpr int kWidth = static_cast<int>(Batch::size);
+        const int out_height = height / 2, out_width = width / 2;
+#pragma omp parallel for schedule(static)
+        for (int plane = 0; plane < planes; ++plane) {
+            const float* in = x + static_cast<std::size_t>(plane) * height * width;
+            const std::size_t out_offset = static_cast<std::size_t>(plane) * out_height * out_width;
+            for (int oy = 0; oy < out_height; ++oy) {
+                const float* row0 = in + static_cast<std::size_t>(2 * oy) * width;
+                const float* row1 = row0 + width;
+                float* out = y + out_offset + static_cast<std::size_t>(oy) * out_width;
+                std::uint32_t* winner = winners ? winners + out_offset + static_cast<std::size_t>(oy) * out_width : nullptr;
+                int ox = 0;
+                for (; ox + kWidth <= out_width; ox += kWidth) {
+                    Batch candidates[4];
+                    split_even_odd(row0 + 2 * ox, candidates[0], candidates[1]);
+                    split_even_odd(row1 + 2 * ox, candidates[2], candidates[3]);
+                    Batch best = candidates[0], which(0.0f);
+                    for (int i = 1; i < 4; ++i) {
+                        const auto better = candidates[i] > best;
+                        best = xsimd::select(better, candidates[i], best);
+                        which = xsimd::select(better, Batch(static_cast<float>(i)), which);
+                    }
+                    best.store_unaligned(out + ox);
+                    if (!winner) continue;
+                    alignas(64) float chosen[kWidth];
+                    which.store_aligned(chosen);
+                    for (int i = 0; i < kWidth; ++i) {
+                        const int candidate = static_cast<int>(chosen[i]);
+                        winner[ox + i] = static_cast<std::uint32_t>((2 * oy + candidate / 2) * width + 2 * (ox + i) +
+                                                                    candidate % 2);
+                    }
+                }
+                for (; ox < out_width; ++ox)
+                    max_pool_2x2_window(row0, row1, 2 * ox, width, 2 * oy, out + ox, winner ? winner + ox : nullptr);
+            }
+        }
+    }
+
+private:
+    // Splits 2V consecutive floats into their even and odd elements. Through memory on purpose: xsimd 8's zip_lo /
+    // zip_hi interleave within 128-bit lanes on AVX, so a zip-based split would scramble the order there; the
+    // compiler turns this copy into shuffles anyway.
+    template <class Batch>
+    static void split_even_odd(const float* source, Batch& even, Batch& odd) {
+        alignas(64) float evens[Batch::size], odds[Batch::size];
+        for (std::size_t i = 0; i < Batch::size; ++i) {
+            evens[i] = source[2 * i];
+            odds[i] = source[2 * i + 1];
+        }
+        even = Batch::load_aligned(evens);
+        odd = Batch::load_aligned(odds);
+    }
+};
+
+#if defined(__x86_64__)
+extern template struct SimdMaxPool2x2F32<xsimd::fma3<xsimd::avx2>>;
+extern template struct SimdMaxPool2x2F32<xsimd::sse2>;
+#elif defined(__aarch64__)
+extern template struct SimdMaxPool2x2F32<xsimd::neon64>;
+#endif
+
+}  // namespace edgeqc

@@ -1,0 +1,4 @@
+// avx2 instantiation of the 2x2 max pooling (see max_pool_f32.hpp).
+#include "engine/kernels/max_pool_f32.hpp"
+
+template struct edgeqc::SimdMaxPool2x2F32<xsimd::fma3<xsimd::avx2>>;
