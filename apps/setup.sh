@@ -2,6 +2,7 @@
 # Installs the Debian packages edgeqc needs (only those missing) and builds it (Release).
 #   apps/setup.sh          native build in ./build
 #   apps/setup.sh aarch64  cross build of the CLI and the tests in ./build-aarch64 (run them under qemu-aarch64)
+#   apps/setup.sh sanitize the CLI and the tests with AddressSanitizer and UBSan in ./build-sanitize
 # Run by apps/demo.sh and apps/test.sh; safe to run again: it only does what is not done yet.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -15,7 +16,11 @@ case "$target" in
     packages+=(g++-aarch64-linux-gnu qemu-user)
     configure=(-DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake)
     targets=(--target edgeqc edgeqc_tests) ;;
-  *) echo "setup: unknown target '$target' (expected native or aarch64)" >&2; exit 2 ;;
+  sanitize)
+    build=build-sanitize
+    configure=(-DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer")
+    targets=(--target edgeqc edgeqc_tests) ;;
+  *) echo "setup: unknown target '$target' (expected native, aarch64 or sanitize)" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, builds, and runs the whole doctest suite through CTest, natively
-# and then cross-built for aarch64 under qemu-aarch64 (so the NEON kernels meet the scalar reference too).
+# The test command: installs what is missing, builds, and runs the whole doctest suite through CTest: natively,
+# then with AddressSanitizer + UBSan (kernels index packed buffers by hand), then cross-built for aarch64 under
+# qemu-aarch64 (so the NEON kernels meet the scalar reference too).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash apps/setup.sh
 (cd build && ctest --output-on-failure -j1)
+bash apps/setup.sh sanitize
+(cd build-sanitize && ctest --output-on-failure -j1)
 bash apps/setup.sh aarch64
 (cd build-aarch64 && ctest --output-on-failure -j1)

@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -51,7 +52,7 @@ std::vector<float> random_floats(std::size_t n, Rng& rng) {
 
 void report(const char* what, double flops, double seconds, double peak) {
     const double rate = flops / seconds;
-    std::printf("%-44s %8.1f GFLOP/s  %5.1f %% of peak  %9.3f ms\n", what, rate * 1e-9, 100.0 * rate / peak,
+    std::printf("%-52s %8.1f GFLOP/s  %5.1f %% of peak  %9.3f ms\n", what, rate * 1e-9, 100.0 * rate / peak,
                 seconds * 1e3);
 }
 
@@ -69,30 +70,38 @@ void bench_gemm(const char* name, GemmF32 gemm, const ConvLayerShape& layer, int
     report(what.c_str(), 2.0 * m * n * k, seconds, peak);
 }
 
-void bench_conv(const ConvLayerShape& layer, int batch, double peak, double min_seconds, Rng& rng) {
+// One conv layer of the reference network: training forward and backward (input gradient except for the first
+// layer, which never needs one) and the frozen inference forward, with Winograd on or off. GFLOP/s count the
+// direct convolution's multiply-adds, so Winograd's figures are effective rates and may exceed the FMA peak.
+void bench_conv(const ConvLayerShape& layer, int batch, bool winograd, double peak, double min_seconds, Rng& rng) {
     Conv2dConfig config;
     config.in_channels = layer.in_channels;
     config.out_channels = layer.out_channels;
-    Conv2d conv(config);
-    ParameterArena parameters(true), buffers(false);
+    config.winograd = winograd;
+    Conv2d conv(config), frozen(config);
+    ParameterArena parameters(true), buffers(false), frozen_parameters(false), frozen_buffers(false);
     conv.declare(parameters, buffers, "conv.");
-    parameters.allocate();
-    buffers.allocate();
+    frozen.declare(frozen_parameters, frozen_buffers, "conv.");
+    for (ParameterArena* arena : {&parameters, &buffers, &frozen_parameters, &frozen_buffers}) arena->allocate();
     conv.initialize(InitScheme::He, rng);
+    std::copy_n(conv.weight().data, conv.weight().size(), frozen.weight().data);
+    std::copy_n(conv.bias().data, conv.bias().size(), frozen.bias().data);
+    frozen.freeze_for_inference(true);
     Tensor x({batch, layer.in_channels, layer.height, layer.width}), y, dy, dx;
     for (std::size_t i = 0; i < x.size(); ++i) x[i] = rng.normal();
     const double flops = 2.0 * batch * layer.out_channels * layer.in_channels * 9.0 * layer.height * layer.width;
     const std::string shape = std::to_string(layer.in_channels) + "->" + std::to_string(layer.out_channels) + " " +
-                              std::to_string(layer.height) + "x" + std::to_string(layer.width) + " batch " +
-                              std::to_string(batch);
-    report(("conv forward  " + shape).c_str(), flops,
-           time_per_call([&] { conv.forward(x, y, Mode::Infer); }, min_seconds), peak);
+                              std::to_string(layer.height) + "x" + std::to_string(layer.width) + " b" +
+                              std::to_string(batch) + (winograd ? " winograd" : " im2col");
+    report(("conv train forward  " + shape).c_str(), flops,
+           time_per_call([&] { conv.forward(x, y, Mode::Train); }, min_seconds), peak);
     dy.resize(y.shape());
     for (std::size_t i = 0; i < dy.size(); ++i) dy[i] = rng.normal();
-    // The first layer never needs its input gradient; the others need both products.
     const bool input_gradient = layer.in_channels > 1;
-    report(("conv backward " + shape).c_str(), flops * (input_gradient ? 2.0 : 1.0),
+    report(("conv train backward " + shape).c_str(), flops * (input_gradient ? 2.0 : 1.0),
            time_per_call([&] { conv.backward(x, y, dy, input_gradient ? &dx : nullptr); }, min_seconds), peak);
+    report(("conv inference      " + shape).c_str(), flops,
+           time_per_call([&] { frozen.forward(x, y, Mode::Infer); }, min_seconds), peak);
 }
 
 }  // namespace
@@ -111,7 +120,9 @@ int main(int argc, char** argv) {
             bench_gemm("eigen", gemm_f32_eigen, layer, 1, peak, min_seconds, rng);
         }
         for (const int batch : {1, 32})
-            for (const ConvLayerShape& layer : kReferenceConvLayers) bench_conv(layer, batch, peak, min_seconds, rng);
+            for (const bool winograd : {false, true})
+                for (const ConvLayerShape& layer : kReferenceConvLayers)
+                    bench_conv(layer, batch, winograd, peak, min_seconds, rng);
     }
     return 0;
 }

@@ -179,6 +179,11 @@ bool Conv2d::winograd_input_gradient() const {
            config_.out_channels >= kWinogradMinInputChannels;
 }
 
+bool Conv2d::winograd_pays_while_training(const Shape& output) const {
+    return static_cast<long>(output[0]) * ((output[2] + 1) / 2) * ((output[3] + 1) / 2) >=
+           config_.winograd_training_min_tiles;
+}
+
 void Conv2d::forward_frozen(const Tensor& x, Tensor& y) {
     const KernelTable& table = kernels();
     const float* b = config_.bias ? bias().data : nullptr;
@@ -213,7 +218,7 @@ void Conv2d::forward(const Tensor& x, Tensor& y, Mode) {
     }
     const float* w = weight().data;
     const float* b = config_.bias ? bias().data : nullptr;
-    if (winograd_forward()) {
+    if (winograd_forward() && winograd_pays_while_training(y.shape())) {
         WinogradConv3x3& winograd = training_winograd();
         winograd.prepare(kernels(), w, config_.out_channels, config_.in_channels);
         const Shape& s = x.shape();
@@ -267,7 +272,7 @@ void Conv2d::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* 
             db[co] += static_cast<float>(sum);
         }
     }
-    const bool gemm_input_gradient = dx && !winograd_input_gradient();
+    const bool gemm_input_gradient = dx && !(winograd_input_gradient() && winograd_pays_while_training(x.shape()));
     if (dx) {
         dx->resize(x.shape());
         if (gemm_input_gradient) dx->fill(0.0f);

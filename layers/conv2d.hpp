@@ -21,6 +21,10 @@ struct Conv2dConfig {
     // 3x3 stride-1 layers with at least kWinogradMinInputChannels inputs compute forward (and, with as many
     // outputs, the input gradient) with Winograd F(2x2, 3x3); false keeps im2col + GEMM (benchmarks compare both).
     bool winograd = true;
+    // While training, Winograd re-transforms the weights on every call, which pays only over enough 2x2 output
+    // tiles in the batch (bench/kernels.cpp: the 5x7 layer at batch 32, 384 tiles, is slower; 10x15 at batch 32,
+    // 1280 tiles, is 1.7x faster; at batch 1 every layer is slower). Frozen layers transform once and always use it.
+    long winograd_training_min_tiles = 1024;
 };
 
 // Below this many input channels the Winograd transforms cost more than the multiplications they save.
@@ -54,6 +58,7 @@ private:
     void forward_frozen(const Tensor& x, Tensor& y);
     bool winograd_forward() const;
     bool winograd_input_gradient() const;
+    bool winograd_pays_while_training(const Shape& output) const;  // output: N x C x H x W of the Winograd conv
     // dx = full convolution of dy with the flipped weights, through Winograd (see winograd_input_gradient()).
     void input_gradient_winograd(const Tensor& dy, Tensor& dx) const;
 

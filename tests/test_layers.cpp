@@ -135,10 +135,15 @@ TEST_CASE("conv2d gradients: same padding, 13 channels, prime width, batch 3") {
 }
 
 TEST_CASE("conv2d gradients through Winograd (16+ channels): same and valid padding, odd sizes, batch 1 and 3") {
-    on_every_kernel_path([] {
-        check_conv_gradients({17, 16, 3, 1, 1, true}, {3, 17, 7, 11});  // forward and input gradient
-        check_conv_gradients({16, 19, 3, 1, 0, false}, {1, 16, 6, 9});  // both, padding 0 (input gradient pads 2)
-        check_conv_gradients({16, 5, 3, 1, 1, true}, {3, 16, 5, 7});     // forward only; input gradient via GEMM
+    // Small inputs: Winograd forced on (it normally waits for 1024 output tiles per batch).
+    const auto winograd = [](Conv2dConfig config) {
+        config.winograd_training_min_tiles = 0;
+        return config;
+    };
+    on_every_kernel_path([&] {
+        check_conv_gradients(winograd({17, 16, 3, 1, 1, true}), {3, 17, 7, 11});  // forward and input gradient
+        check_conv_gradients(winograd({16, 19, 3, 1, 0, false}), {1, 16, 6, 9});  // both, padding 0 (dx pads 2)
+        check_conv_gradients(winograd({16, 5, 3, 1, 1, true}), {3, 16, 5, 7});     // forward; dx via GEMM
     });
 }
 
