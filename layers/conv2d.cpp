@@ -272,12 +272,18 @@ void Conv2d::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* 
             db[co] += static_cast<float>(sum);
         }
     }
+    // Weight gradient and input gradient each through Winograd where it pays, else through im2col + GEMM.
+    const bool winograd_weights = winograd_forward() && winograd_pays_while_training(dy.shape());
     const bool gemm_input_gradient = dx && !(winograd_input_gradient() && winograd_pays_while_training(x.shape()));
     if (dx) {
         dx->resize(x.shape());
         if (gemm_input_gradient) dx->fill(0.0f);
         else input_gradient_winograd(dy, *dx);
     }
+    if (winograd_weights)
+        winograd_weight_gradient(kernels(), x.data(), dy.data(), batch, g.height, g.width, g.padding, cout,
+                                 g.channels, dw);
+    if (winograd_weights && !gemm_input_gradient) return;
     for (int first = 0; first < batch; first += chunk) {
         const int count = std::min(chunk, batch - first);
         const int columns = count * positions;
@@ -289,12 +295,16 @@ void Conv2d::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* 
                           dy_gathered + static_cast<std::size_t>(co) * columns + static_cast<std::size_t>(n) * positions);
             }
         }
-        im2col(g, x.data() + first * in_image, count, col);
-        // dW[Cout x K] += dY[Cout x columns] * col^T
-        kernels().gemm_f32(false, true, cout, g.rows(), columns, 1.0f, dy_gathered, columns, col, columns, 1.0f, dw, g.rows(), {});
+        if (!winograd_weights) {
+            im2col(g, x.data() + first * in_image, count, col);
+            // dW[Cout x K] += dY[Cout x columns] * col^T
+            kernels().gemm_f32(false, true, cout, g.rows(), columns, 1.0f, dy_gathered, columns, col, columns, 1.0f, dw,
+                               g.rows(), {});
+        }
         if (gemm_input_gradient) {
-            // dcol[K x columns] = W^T * dY, written over col (no longer needed), then scattered back.
-            kernels().gemm_f32(true, false, g.rows(), columns, cout, 1.0f, w, g.rows(), dy_gathered, columns, 0.0f, col, columns, {});
+            // dcol[K x columns] = W^T * dY, written over col, then scattered back.
+            kernels().gemm_f32(true, false, g.rows(), columns, cout, 1.0f, w, g.rows(), dy_gathered, columns, 0.0f, col,
+                               columns, {});
             col2im_add(g, col, count, dx->data() + first * in_image);
         }
     }

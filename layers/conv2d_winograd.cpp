@@ -114,6 +114,77 @@ void transform_output_row(const float* m, std::ptrdiff_t position_stride, int ti
     }
 }
 
+// dM = A dy A^T (A = [1 0; 1 1; 1 -1; 0 -1], the transpose of the output transform) for one row of tiles of one
+// output-gradient plane; entries outside the plane count as 0, as the forward pass cropped them.
+void transform_output_gradient_row(const float* plane, int out_height, int out_width, int first_row, int tile_columns,
+                                   std::ptrdiff_t position_stride, float* out) {
+    for (int tx = 0; tx < tile_columns; ++tx) {
+        float g[2][2];
+        for (int i = 0; i < 2; ++i)
+            for (int j = 0; j < 2; ++j) {
+                const int oy = first_row + i, ox = 2 * tx + j;
+                g[i][j] = oy < out_height && ox < out_width ? plane[static_cast<std::ptrdiff_t>(oy) * out_width + ox] : 0.0f;
+            }
+        const float rows[4][2] = {{g[0][0], g[0][1]},
+                                  {g[0][0] + g[1][0], g[0][1] + g[1][1]},
+                                  {g[0][0] - g[1][0], g[0][1] - g[1][1]},
+                                  {-g[1][0], -g[1][1]}};
+        for (int i = 0; i < 4; ++i) {
+            float* m = out + (4 * i) * position_stride + tx;
+            m[0] = rows[i][0];
+            m[position_stride] = rows[i][0] + rows[i][1];
+            m[2 * position_stride] = rows[i][0] - rows[i][1];
+            m[3 * position_stride] = -rows[i][1];
+        }
+    }
+}
+
+// dW += G^T dU G (G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1]) for one channel pair: 4x4 -> 3x3.
+void accumulate_weight_gradient(const float (&du)[kPositions], float* dw) {
+    float s[3][4];
+    for (int j = 0; j < 4; ++j) {
+        s[0][j] = du[j] + 0.5f * (du[4 + j] + du[8 + j]);
+        s[1][j] = 0.5f * (du[4 + j] - du[8 + j]);
+        s[2][j] = 0.5f * (du[4 + j] + du[8 + j]) + du[12 + j];
+    }
+    for (int i = 0; i < 3; ++i) {
+        dw[i * 3 + 0] += s[i][0] + 0.5f * (s[i][1] + s[i][2]);
+        dw[i * 3 + 1] += 0.5f * (s[i][1] - s[i][2]);
+        dw[i * 3 + 2] += 0.5f * (s[i][1] + s[i][2]) + s[i][3];
+    }
+}
+
+// The 2x2 output tiles of a convolution with `padding` on a height x width input.
+struct TileGrid {
+    int height, width, padding, out_height, out_width, tile_rows, tile_columns;
+    TileGrid(int height_, int width_, int padding_)
+        : height(height_), width(width_), padding(padding_), out_height(height_ + 2 * padding_ - 2),
+          out_width(width_ + 2 * padding_ - 2), tile_rows((out_height + 1) / 2), tile_columns((out_width + 1) / 2) {}
+    int tiles_per_image() const { return tile_rows * tile_columns; }
+    // Images per round so that `floats_per_tile` floats of scratch per tile stay within the budget.
+    int chunk(int batch, std::size_t floats_per_tile) const {
+        return static_cast<int>(std::clamp<std::size_t>(
+            kScratchBudgetFloats / (floats_per_tile * static_cast<std::size_t>(tiles_per_image())), 1,
+            static_cast<std::size_t>(batch)));
+    }
+};
+
+// V for images [first, first + count) of x (batch x channels x H x W): 16 matrices of channels x tiles.
+void transform_input_chunk(const TileGrid& grid, const float* x, int channels, int first, int count, float* v) {
+    const std::ptrdiff_t tiles = static_cast<std::ptrdiff_t>(count) * grid.tiles_per_image();
+    const std::size_t plane_size = static_cast<std::size_t>(grid.height) * grid.width;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int n = 0; n < count; ++n) {
+        for (int c = 0; c < channels; ++c) {
+            const float* plane = x + (static_cast<std::size_t>(first + n) * channels + c) * plane_size;
+            float* out = v + static_cast<std::ptrdiff_t>(c) * tiles + n * grid.tiles_per_image();
+            for (int ty = 0; ty < grid.tile_rows; ++ty)
+                transform_input_row(plane, grid.height, grid.width, 2 * ty - grid.padding, -grid.padding,
+                                    grid.tile_columns, channels * tiles, out + ty * grid.tile_columns);
+        }
+    }
+}
+
 }  // namespace
 
 void WinogradConv3x3::prepare(const KernelTable& table, const float* weights, int out_channels, int in_channels) {
@@ -137,34 +208,20 @@ void WinogradConv3x3::prepare(const KernelTable& table, const float* weights, in
 
 void WinogradConv3x3::forward(const float* x, int batch, int height, int width, int padding, const float* bias,
                               bool relu, float* y) const {
-    const int out_height = height + 2 * padding - 2, out_width = width + 2 * padding - 2;
-    const int tile_rows = (out_height + 1) / 2, tile_columns = (out_width + 1) / 2;
-    const int tiles_per_image = tile_rows * tile_columns;
-    const std::size_t floats_per_image =
-        static_cast<std::size_t>(kPositions) * (in_channels_ + out_channels_) * tiles_per_image;
-    const int chunk = static_cast<int>(
-        std::clamp<std::size_t>(kScratchBudgetFloats / floats_per_image, 1, static_cast<std::size_t>(batch)));
+    const TileGrid grid(height, width, padding);
+    const int tiles_per_image = grid.tiles_per_image(), tile_rows = grid.tile_rows, tile_columns = grid.tile_columns;
+    const int out_height = grid.out_height, out_width = grid.out_width;
+    const int chunk = grid.chunk(batch, static_cast<std::size_t>(kPositions) * (in_channels_ + out_channels_));
     float* transformed_input = kernel_workspace(KernelWorkspace::WinogradInput,
                                                 static_cast<std::size_t>(kPositions) * in_channels_ * tiles_per_image * chunk);
     float* products = kernel_workspace(KernelWorkspace::WinogradProduct,
                                        static_cast<std::size_t>(kPositions) * out_channels_ * tiles_per_image * chunk);
-    const std::size_t in_plane = static_cast<std::size_t>(height) * width;
     const std::size_t out_plane = static_cast<std::size_t>(out_height) * out_width;
 
     for (int first = 0; first < batch; first += chunk) {
         const int count = std::min(chunk, batch - first);
         const std::ptrdiff_t tiles = static_cast<std::ptrdiff_t>(count) * tiles_per_image;
-        // V: 16 matrices of Cin x tiles.
-#pragma omp parallel for collapse(2) schedule(static)
-        for (int n = 0; n < count; ++n) {
-            for (int c = 0; c < in_channels_; ++c) {
-                const float* plane = x + (static_cast<std::size_t>(first + n) * in_channels_ + c) * in_plane;
-                float* out = transformed_input + static_cast<std::ptrdiff_t>(c) * tiles + n * tiles_per_image;
-                for (int ty = 0; ty < tile_rows; ++ty)
-                    transform_input_row(plane, height, width, 2 * ty - padding, -padding, tile_columns,
-                                        static_cast<std::ptrdiff_t>(in_channels_) * tiles, out + ty * tile_columns);
-            }
-        }
+        transform_input_chunk(grid, x, in_channels_, first, count, transformed_input);
         // M = U V for each of the 16 positions: Cout x tiles. One whole GEMM per thread: no barriers inside them,
         // and each thread's packed panels stay in its own cache.
 #pragma omp parallel for schedule(dynamic)
@@ -185,6 +242,53 @@ void WinogradConv3x3::forward(const float* x, int batch, int height, int width, 
                                          2 * ty);
             }
         }
+    }
+}
+
+void winograd_weight_gradient(const KernelTable& table, const float* x, const float* dy, int batch, int height,
+                              int width, int padding, int out_channels, int in_channels, float* dw) {
+    const TileGrid grid(height, width, padding);
+    const int tiles_per_image = grid.tiles_per_image();
+    const int chunk = grid.chunk(batch, static_cast<std::size_t>(kPositions) * (in_channels + out_channels));
+    float* transformed_input = kernel_workspace(KernelWorkspace::WinogradInput,
+                                                static_cast<std::size_t>(kPositions) * in_channels * tiles_per_image * chunk);
+    float* transformed_gradient = kernel_workspace(
+        KernelWorkspace::WinogradProduct, static_cast<std::size_t>(kPositions) * out_channels * tiles_per_image * chunk);
+    const std::size_t pairs = static_cast<std::size_t>(out_channels) * in_channels;
+    // 16 matrices of Cout x Cin, summed over every chunk. Reached through a plain pointer: inside the parallel
+    // loops below the name of a thread_local would mean each worker thread's own (empty) copy.
+    static thread_local AlignedFloats du_storage;
+    du_storage.resize(kPositions * pairs);
+    float* du = du_storage.data();
+    const std::size_t out_plane = static_cast<std::size_t>(grid.out_height) * grid.out_width;
+
+    for (int first = 0; first < batch; first += chunk) {
+        const int count = std::min(chunk, batch - first);
+        const std::ptrdiff_t tiles = static_cast<std::ptrdiff_t>(count) * tiles_per_image;
+        transform_input_chunk(grid, x, in_channels, first, count, transformed_input);
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int n = 0; n < count; ++n) {
+            for (int co = 0; co < out_channels; ++co) {
+                const float* plane = dy + (static_cast<std::size_t>(first + n) * out_channels + co) * out_plane;
+                float* out = transformed_gradient + static_cast<std::ptrdiff_t>(co) * tiles + n * tiles_per_image;
+                for (int ty = 0; ty < grid.tile_rows; ++ty)
+                    transform_output_gradient_row(plane, grid.out_height, grid.out_width, 2 * ty, grid.tile_columns,
+                                                  out_channels * tiles, out + ty * grid.tile_columns);
+            }
+        }
+        // dU[position] (+)= dM[position] (Cout x tiles) * V[position]^T (tiles x Cin), one GEMM per thread.
+#pragma omp parallel for schedule(dynamic)
+        for (int position = 0; position < kPositions; ++position)
+            table.gemm_f32(false, true, out_channels, in_channels, static_cast<int>(tiles), 1.0f,
+                           transformed_gradient + position * out_channels * tiles, static_cast<int>(tiles),
+                           transformed_input + position * in_channels * tiles, static_cast<int>(tiles),
+                           first == 0 ? 0.0f : 1.0f, du + position * pairs, in_channels, {});
+    }
+#pragma omp parallel for schedule(static)
+    for (std::ptrdiff_t pair = 0; pair < static_cast<std::ptrdiff_t>(pairs); ++pair) {
+        float gathered[kPositions];
+        for (int position = 0; position < kPositions; ++position) gathered[position] = du[position * pairs + pair];
+        accumulate_weight_gradient(gathered, dw + pair * 9);
     }
 }
 

@@ -107,7 +107,7 @@ void check_gemm(const KernelTable& table, const GemmCase& t, Rng& rng) {
 
 TEST_CASE("GEMM: every table matches the reference on tails, transposes, blocking edges and the epilogue") {
     Rng rng(12);
-    // Sizes around the register tile (4 or 8 rows, 24 or 12 columns), the row block (144), the depth block
+    // Sizes around the register tile (6 or 8 rows, 16 or 12 columns), the row block (144), the depth block
     // (256) and the column block (about 4096, two and more of them), plus shapes of the reference network.
     const int sizes[][3] = {{1, 1, 1},    {13, 17, 29}, {6, 16, 256}, {7, 33, 257},  {145, 31, 5},     {32, 300, 9},
                             {64, 97, 288}, {5, 4103, 3}, {3, 8200, 2}, {289, 19, 520}, {1, 1, 700}};

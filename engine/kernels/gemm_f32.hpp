@@ -15,11 +15,11 @@
 namespace edgeqc {
 
 // Register tile per arch: `rows` of A times `vectors` SIMD vectors of B, all accumulators held in registers.
-// 16 vector registers (x86): 4 x 3 = 12 accumulators + 3 B vectors + 1 broadcast A (measured a little faster here
-// than 6 x 2, which needs 6 broadcasts per 2 loads).
+// 16 vector registers (x86): 6 x 2 = 12 accumulators + 2 B vectors + 1 broadcast A. (4 x 3 measured the same on
+// large products and 2.5 % slower at batch-1 inference, whose Winograd products are only 12-40 columns wide.)
 template <class Arch>
 struct GemmTileShape {
-    static constexpr int rows = 4, vectors = 3;
+    static constexpr int rows = 6, vectors = 2;
 };
 // 32 vector registers (AArch64): 8 x 3 = 24 accumulators + 3 B vectors + broadcasts.
 template <>
@@ -44,7 +44,7 @@ struct PackedGemmF32 {
 
 namespace gemm_detail {
 
-constexpr int kDepthBlock = 256;        // kc: a kc x NR micro-panel of B (24 KiB on AVX2) stays in L1
+constexpr int kDepthBlock = 256;        // kc: a kc x NR micro-panel of B (16 KiB on AVX2) stays in L1
 constexpr int kRowBlockTarget = 144;    // mc: an mc x kc block of A (144 KiB) stays in L2
 constexpr int kColumnBlock = 4096;      // nc: a kc x nc block of B (4 MiB) stays in the shared L3
 constexpr double kParallelMinFlops = 2e6;  // smaller products lose more to thread start-up than they gain
