@@ -115,26 +115,39 @@ void transform_output_row(const float* m, std::ptrdiff_t position_stride, int ti
 }
 
 // dM = A dy A^T (A = [1 0; 1 1; 1 -1; 0 -1], the transpose of the output transform) for one row of tiles of one
-// output-gradient plane; entries outside the plane count as 0, as the forward pass cropped them.
+// output-gradient plane, a whole row at a time as in transform_input_row; entries outside the plane count as 0,
+// as the forward pass cropped them.
 void transform_output_gradient_row(const float* plane, int out_height, int out_width, int first_row, int tile_columns,
                                    std::ptrdiff_t position_stride, float* out) {
-    for (int tx = 0; tx < tile_columns; ++tx) {
-        float g[2][2];
-        for (int i = 0; i < 2; ++i)
-            for (int j = 0; j < 2; ++j) {
-                const int oy = first_row + i, ox = 2 * tx + j;
-                g[i][j] = oy < out_height && ox < out_width ? plane[static_cast<std::ptrdiff_t>(oy) * out_width + ox] : 0.0f;
-            }
-        const float rows[4][2] = {{g[0][0], g[0][1]},
-                                  {g[0][0] + g[1][0], g[0][1] + g[1][1]},
-                                  {g[0][0] - g[1][0], g[0][1] - g[1][1]},
-                                  {-g[1][0], -g[1][1]}};
-        for (int i = 0; i < 4; ++i) {
-            float* m = out + (4 * i) * position_stride + tx;
-            m[0] = rows[i][0];
-            m[position_stride] = rows[i][0] + rows[i][1];
-            m[2 * position_stride] = rows[i][0] - rows[i][1];
-            m[3 * position_stride] = -rows[i][1];
+    const int row_width = 2 * tile_columns;
+    float* rows = row_scratch(4 * static_cast<std::size_t>(row_width));
+    float* g[2] = {rows, rows + row_width};
+    for (int i = 0; i < 2; ++i) {
+        const int oy = first_row + i;
+        std::fill_n(g[i], row_width, 0.0f);
+        if (oy < out_height) std::copy_n(plane + static_cast<std::ptrdiff_t>(oy) * out_width, out_width, g[i]);
+    }
+    // A applied down the columns: rows g0, g0 + g1, g0 - g1, -g1 (the last is negated in the loop below).
+    float* r[2] = {rows + 2 * row_width, rows + 3 * row_width};
+    for (int xx = 0; xx < row_width; ++xx) {
+        r[0][xx] = g[0][xx] + g[1][xx];
+        r[1][xx] = g[0][xx] - g[1][xx];
+    }
+    const float* combined[4] = {g[0], r[0], r[1], g[1]};
+    const float sign[4] = {1.0f, 1.0f, 1.0f, -1.0f};
+    for (int i = 0; i < 4; ++i) {
+        const float* source = combined[i];
+        const float s = sign[i];
+        float* m0 = out + (4 * i) * position_stride;
+        float* m1 = m0 + position_stride;
+        float* m2 = m1 + position_stride;
+        float* m3 = m2 + position_stride;
+        for (int tx = 0; tx < tile_columns; ++tx) {
+            const float left = s * source[2 * tx], right = s * source[2 * tx + 1];
+            m0[tx] = left;
+            m1[tx] = left + right;
+            m2[tx] = left - right;
+            m3[tx] = -right;
         }
     }
 }

@@ -5,22 +5,26 @@
 
 namespace edgeqc {
 
+// Plain pointers and branch-free selects, so that the compiler vectorises both loops (signs are random: a branch
+// per element mispredicts half the time).
 void Relu::forward(const Tensor& x, Tensor& y, Mode) {
     y.resize(x.shape());
     const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(x.size());
-#pragma omp parallel for schedule(static)
-    for (std::ptrdiff_t i = 0; i < n; ++i) y[static_cast<std::size_t>(i)] = std::max(x[static_cast<std::size_t>(i)], 0.0f);
+    const float* in = x.data();
+    float* out = y.data();
+#pragma omp parallel for simd schedule(static)
+    for (std::ptrdiff_t i = 0; i < n; ++i) out[i] = std::max(in[i], 0.0f);
 }
 
 void Relu::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* dx) {
     if (!dx) return;
     dx->resize(x.shape());
     const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(x.size());
-#pragma omp parallel for schedule(static)
-    for (std::ptrdiff_t i = 0; i < n; ++i) {
-        const auto k = static_cast<std::size_t>(i);
-        (*dx)[k] = x[k] > 0.0f ? dy[k] : 0.0f;
-    }
+    const float* in = x.data();
+    const float* upstream = dy.data();
+    float* out = dx->data();
+#pragma omp parallel for simd schedule(static)
+    for (std::ptrdiff_t i = 0; i < n; ++i) out[i] = in[i] > 0.0f ? upstream[i] : 0.0f;
 }
 
 }  // namespace edgeqc
