@@ -13,7 +13,7 @@ void Relu::forward(const Tensor& x, Tensor& y, Mode) {
     const float* in = x.data();
     float* out = y.data();
 #pragma omp parallel for simd schedule(static)
-    for (std::ptrdiff_t i = 0; i < n; ++i) out[i] = std::max(in[i], 0.0f);
+    for (std::ptrdiff_t i = 0; i < n; ++i) out[i] = in[i] < 0.0f ? 0.0f : in[i];  // NaN passes through, as in PyTorch
 }
 
 void Relu::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* dx) {
