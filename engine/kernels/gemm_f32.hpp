@@ -100,13 +100,16 @@ struct TileMerge {
     }
 };
 
-// One MR x NR tile: C[rows x columns] (at most MR x NR) merged with the product of two packed micro-panels.
-template <class Arch>
+// One MR x (kVectors SIMD vectors) tile: C[rows x columns] merged with the product of two packed micro-panels.
+// kVectors is the arch's full tile width, or fewer for a last panel that narrow (a 40-column product then costs
+// 40 columns of work, not 48); b_panel rows are always the full packed width apart.
+template <class Arch, int kVectors = GemmTileShape<Arch>::vectors>
 inline void micro_kernel(int kc, const float* a_panel, const float* b_panel, float* c, int ldc, int rows, int columns,
                          const TileMerge& merge) {
     using Batch = xsimd::batch<float, Arch>;
-    constexpr int kRows = GemmTileShape<Arch>::rows, kVectors = GemmTileShape<Arch>::vectors;
+    constexpr int kRows = GemmTileShape<Arch>::rows;
     constexpr int kWidth = static_cast<int>(Batch::size), kColumns = kVectors * kWidth;
+    constexpr int kPackedColumns = GemmTileShape<Arch>::vectors * kWidth;
 
     Batch acc[kRows][kVectors];
 #pragma GCC unroll 16
@@ -125,7 +128,7 @@ inline void micro_kernel(int kc, const float* a_panel, const float* b_panel, flo
             for (int v = 0; v < kVectors; ++v) acc[i][v] = xsimd::fma(a_value, b_row[v], acc[i][v]);
         }
         a_panel += kRows;
-        b_panel += kColumns;
+        b_panel += kPackedColumns;
     }
 
     if (rows == kRows && columns == kColumns) {
@@ -180,7 +183,8 @@ void PackedGemmF32<Arch>::multiply(bool transpose_a, bool transpose_b, int m, in
                                    float beta, float* c, int ldc, const GemmEpilogue& epilogue) const {
     using namespace gemm_detail;
     constexpr int kRows = GemmTileShape<Arch>::rows;
-    constexpr int kColumns = GemmTileShape<Arch>::vectors * static_cast<int>(xsimd::batch<float, Arch>::size);
+    constexpr int kWidth = static_cast<int>(xsimd::batch<float, Arch>::size);
+    constexpr int kColumns = GemmTileShape<Arch>::vectors * kWidth;
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {  // no product: only beta, bias and ReLU
         const TileMerge merge{alpha, beta, epilogue.row_bias, epilogue.relu};
@@ -237,9 +241,13 @@ void PackedGemmF32<Arch>::multiply(bool transpose_a, bool transpose_b, int m, in
                     for (int row = block * row_block; row < block_end; row += kRows) {
                         TileMerge tile_merge = merge;
                         if (tile_merge.row_bias) tile_merge.row_bias += row;
-                        micro_kernel<Arch>(kc, a_packed + static_cast<std::ptrdiff_t>(row) * kc, b_panel,
-                                           c + static_cast<std::ptrdiff_t>(row) * ldc + jc + column, ldc,
-                                           std::min(kRows, m - row), columns, tile_merge);
+                        const float* a_panel = a_packed + static_cast<std::ptrdiff_t>(row) * kc;
+                        float* c_tile = c + static_cast<std::ptrdiff_t>(row) * ldc + jc + column;
+                        const int rows = std::min(kRows, m - row);
+                        if (columns <= kWidth)
+                            micro_kernel<Arch, 1>(kc, a_panel, b_panel, c_tile, ldc, rows, columns, tile_merge);
+                        else
+                            micro_kernel<Arch>(kc, a_panel, b_panel, c_tile, ldc, rows, columns, tile_merge);
                     }
                 }
             }
