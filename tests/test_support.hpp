@@ -58,13 +58,13 @@ inline std::vector<unsigned char> read_bytes(const std::string& path) {
     return {std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
 }
 
-// A small synthetic dataset (5 classes) at folder, 16 x 20 pixels: enough to train a tiny net in a second.
-inline void write_tiny_dataset(const std::string& folder, int per_class, std::uint64_t seed = 7) {
+// A small synthetic dataset (5 classes) at folder, 16 x 20 pixels unless asked: enough to train a tiny net in a second.
+inline void write_tiny_dataset(const std::string& folder, int per_class, int height = 16, int width = 20) {
     SynthOptions options;
     options.per_class = per_class;
-    options.height = 16;
-    options.width = 20;
-    options.seed = seed;
+    options.height = height;
+    options.width = width;
+    options.seed = 7;
     write_synthetic_dataset(folder, options);
 }
 

@@ -1,6 +1,7 @@
 // The training loop: reproducibility from the seed, exact --resume, clean stop on request, and the failure
 // paths (divergence, unwritable output) that must never destroy a good model.
 #include <doctest/doctest.h>
+#include <omp.h>
 
 #include <algorithm>
 
@@ -50,6 +51,27 @@ TEST_CASE("the same seed gives the same model bit for bit; another seed does not
     CHECK(parameters_of(folder.file("a.eqc")) != parameters_of(folder.file("c.eqc")));
     CHECK(fs::exists(folder.file("a.log.csv")));
     CHECK(fs::exists(folder.file("a.log.json")));
+}
+
+TEST_CASE("the model does not depend on the thread count, Winograd layers included") {
+    // Every kernel fixes its summation order independently of the threads (GEMM depth blocks, one Winograd GEMM per
+    // thread, per-channel batch-norm sums). 40x60 input and batch 8 put the second conv (16 -> 16 channels at
+    // 20x30, 1200 tiles per batch) on the Winograd training path.
+    TempFolder folder;
+    write_tiny_dataset(folder.file("data"), 6, 40, 60);
+    std::vector<std::string> models;
+    for (const int threads : {1, 2}) {
+        TrainOptions options = tiny_options(folder.file("data"), folder.file("t" + std::to_string(threads) + ".eqc"));
+        options.architecture = "c16-p-c16-p-fc";
+        options.input.height = 40;
+        options.input.width = 60;
+        const int default_threads = omp_get_max_threads();
+        omp_set_num_threads(threads);
+        train(options);
+        omp_set_num_threads(default_threads);
+        models.push_back(options.output_path);
+    }
+    CHECK(read_bytes(models[0]) == read_bytes(models[1]));
 }
 
 TEST_CASE("--resume continues exactly where the checkpoint left off") {
