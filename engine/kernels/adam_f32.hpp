@@ -8,6 +8,7 @@
 #include <cstddef>
 
 #include "engine/kernels.hpp"
+#include "engine/kernels/simd_arch.hpp"
 
 namespace edgeqc {
 
@@ -44,11 +45,6 @@ struct SimdAdamF32 {
     }
 };
 
-#if defined(__x86_64__)
-extern template struct SimdAdamF32<xsimd::fma3<xsimd::avx2>>;
-extern template struct SimdAdamF32<xsimd::sse2>;
-#elif defined(__aarch64__)
-extern template struct SimdAdamF32<xsimd::neon64>;
-#endif
+EDGEQC_EXTERN_SIMD_KERNEL(SimdAdamF32)
 
 }  // namespace edgeqc

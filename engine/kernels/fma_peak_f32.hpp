@@ -6,6 +6,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "engine/kernels.hpp"
+#include "engine/kernels/simd_arch.hpp"
 
 namespace edgeqc {
 
@@ -30,11 +31,6 @@ struct FmaChainsF32 {
     }
 };
 
-#if defined(__x86_64__)
-extern template struct FmaChainsF32<xsimd::fma3<xsimd::avx2>>;
-extern template struct FmaChainsF32<xsimd::sse2>;
-#elif defined(__aarch64__)
-extern template struct FmaChainsF32<xsimd::neon64>;
-#endif
+EDGEQC_EXTERN_SIMD_KERNEL(FmaChainsF32)
 
 }  // namespace edgeqc

@@ -11,6 +11,7 @@
 #include <cstddef>
 
 #include "engine/kernels.hpp"
+#include "engine/kernels/simd_arch.hpp"
 
 namespace edgeqc {
 
@@ -255,14 +256,6 @@ void PackedGemmF32<Arch>::multiply(bool transpose_a, bool transpose_b, int m, in
     }
 }
 
-}  // namespace edgeqc
+EDGEQC_EXTERN_SIMD_KERNEL(PackedGemmF32)
 
-// Instantiated once per arch in gemm_f32_<arch>.cpp; everyone else only links against those.
-namespace edgeqc {
-#if defined(__x86_64__)
-extern template struct PackedGemmF32<xsimd::fma3<xsimd::avx2>>;
-extern template struct PackedGemmF32<xsimd::sse2>;
-#elif defined(__aarch64__)
-extern template struct PackedGemmF32<xsimd::neon64>;
-#endif
 }  // namespace edgeqc

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "engine/kernels.hpp"
+#include "engine/kernels/simd_arch.hpp"
 
 namespace edgeqc {
 
@@ -80,11 +81,6 @@ private:
     }
 };
 
-#if defined(__x86_64__)
-extern template struct SimdMaxPool2x2F32<xsimd::fma3<xsimd::avx2>>;
-extern template struct SimdMaxPool2x2F32<xsimd::sse2>;
-#elif defined(__aarch64__)
-extern template struct SimdMaxPool2x2F32<xsimd::neon64>;
-#endif
+EDGEQC_EXTERN_SIMD_KERNEL(SimdMaxPool2x2F32)
 
 }  // namespace edgeqc

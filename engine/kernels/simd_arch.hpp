@@ -1,0 +1,15 @@
+// The SIMD architectures this build instantiates its generic kernels for, named once: the per-arch sources
+// instantiate them and everyone else declares them extern, so no other file compiles a body with the wrong flags.
+#pragma once
+
+#include <xsimd/xsimd.hpp>
+
+#if defined(__x86_64__)
+#define EDGEQC_EXTERN_SIMD_KERNEL(Functor)                    \
+    extern template struct Functor<xsimd::fma3<xsimd::avx2>>; \
+    extern template struct Functor<xsimd::sse2>;
+#elif defined(__aarch64__)
+#define EDGEQC_EXTERN_SIMD_KERNEL(Functor) extern template struct Functor<xsimd::neon64>;
+#else
+#define EDGEQC_EXTERN_SIMD_KERNEL(Functor)
+#endif
