@@ -133,6 +133,7 @@ const Tensor& Network::forward(const Tensor& x, Mode mode) {
 
 void Network::backward(const Tensor& dlogits, bool want_input_gradient) {
     if (!last_input_) throw std::logic_error("Network::backward needs a preceding training-mode forward");
+    if (!parameters_->has_gradients()) throw std::logic_error("Network::backward on an inference-only network");
     const Tensor* dy = &dlogits;
     Tensor* buffers[2] = {&gradient_a_, &gradient_b_};
     for (std::size_t i = layers_.size(); i-- > 0;) {

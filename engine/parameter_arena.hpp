@@ -31,6 +31,7 @@ public:
     float* values() { return values_.data(); }
     const float* values() const { return values_.data(); }
     float* gradients() { return gradients_.data(); }
+    bool has_gradients() const { return with_gradients_; }
     std::size_t size() const { return values_.size(); }  // floats, padding included (0 before allocate)
     std::size_t parameter_count() const;                  // floats, padding excluded
     void zero_gradients();

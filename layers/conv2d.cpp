@@ -137,6 +137,12 @@ void Conv2d::initialize(InitScheme scheme, Rng& rng) {
     const int fan_in = config_.in_channels * config_.kernel * config_.kernel;
     initialize_weights(weight(), fan_in, scheme, rng);
     if (config_.bias) initialize_bias(bias(), fan_in, scheme, rng);
+    forget_packed_weights();
+}
+
+void Conv2d::forget_packed_weights() {
+    packed_for_ = nullptr;
+    winograd_.reset();
 }
 
 Conv2d::Plan Conv2d::plan(const Shape& input, bool one_image) const {
@@ -164,7 +170,7 @@ Conv2d::Plan Conv2d::plan(const Shape& input, bool one_image) const {
 void Conv2d::freeze_for_inference(bool fuse_relu) {
     frozen_ = true;
     fused_relu_ = fuse_relu;
-    packed_for_ = nullptr;
+    forget_packed_weights();
 }
 
 bool Conv2d::winograd_forward() const {

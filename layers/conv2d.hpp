@@ -43,7 +43,9 @@ public:
 
     // Marks the weights as fixed from the next forward on (inference-only networks): forward then transforms and
     // packs them once (Winograd or GEMM) and reuses them, and with fuse_relu applies the following ReLU itself.
+    // Weights written after that forward by anything but initialize() must be followed by forget_packed_weights().
     void freeze_for_inference(bool fuse_relu);
+    void forget_packed_weights();
 
     const Conv2dConfig& config() const { return config_; }
     TensorView weight() const { return parameters_->value(weight_slot_); }  // Cout x Cin x k x k

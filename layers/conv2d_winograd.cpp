@@ -103,9 +103,9 @@ void transform_output_row(const float* m, std::ptrdiff_t position_stride, int ti
         for (int tx = 0; tx < tile_columns; ++tx) {
             float left = q[i][0][tx] + q[i][1][tx] + q[i][2][tx] + shift;
             float right = q[i][1][tx] - q[i][2][tx] - q[i][3][tx] + shift;
-            if (relu) {
-                left = std::max(left, 0.0f);
-                right = std::max(right, 0.0f);
+            if (relu) {  // NaN passes through, as in PyTorch
+                left = left < 0.0f ? 0.0f : left;
+                right = right < 0.0f ? 0.0f : right;
             }
             row[2 * tx] = left;
             row[2 * tx + 1] = right;
@@ -221,6 +221,7 @@ void WinogradConv3x3::prepare(const KernelTable& table, const float* weights, in
 
 void WinogradConv3x3::forward(const float* x, int batch, int height, int width, int padding, const float* bias,
                               bool relu, float* y) const {
+    if (batch <= 0) return;
     const TileGrid grid(height, width, padding);
     const int tiles_per_image = grid.tiles_per_image(), tile_rows = grid.tile_rows, tile_columns = grid.tile_columns;
     const int out_height = grid.out_height, out_width = grid.out_width;
@@ -260,6 +261,7 @@ void WinogradConv3x3::forward(const float* x, int batch, int height, int width, 
 
 void winograd_weight_gradient(const KernelTable& table, const float* x, const float* dy, int batch, int height,
                               int width, int padding, int out_channels, int in_channels, float* dw) {
+    if (batch <= 0) return;  // no tiles: nothing to add (and the scratch below would hold an old sum)
     const TileGrid grid(height, width, padding);
     const int tiles_per_image = grid.tiles_per_image();
     const int chunk = grid.chunk(batch, static_cast<std::size_t>(kPositions) * (in_channels + out_channels));

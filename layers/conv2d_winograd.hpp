@@ -13,6 +13,8 @@ public:
     // Transforms and packs weights (out_channels x in_channels x 3 x 3) for `table`'s GEMM.
     void prepare(const KernelTable& table, const float* weights, int out_channels, int in_channels);
     const KernelTable* prepared_for() const { return table_; }
+    // Forgets the prepared weights (they changed): prepared_for() is null until prepare() runs again.
+    void reset() { table_ = nullptr; }
 
     // x: batch x Cin x height x width -> y: batch x Cout x (height + 2p - 2) x (width + 2p - 2), then + bias (Cout
     // values, may be null) and ReLU when asked.

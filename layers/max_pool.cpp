@@ -1,6 +1,8 @@
 // Max-pool forward (recording winners) and backward (routing each gradient to its winner).
 #include "layers/max_pool.hpp"
 
+#include <stdexcept>
+
 #include "engine/error.hpp"
 #include "engine/kernels.hpp"
 
@@ -54,6 +56,8 @@ void MaxPool::forward(const Tensor& x, Tensor& y, Mode mode) {
 
 void MaxPool::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) {
     if (!dx) return;
+    if (winner_.size() != dy.size())
+        throw std::logic_error("MaxPool::backward needs the winners of a preceding training-mode forward");
     dx->resize(x.shape());
     dx->fill(0.0f);
     const int planes = x.shape()[0] * x.shape()[1];

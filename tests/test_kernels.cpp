@@ -108,9 +108,10 @@ void check_gemm(const KernelTable& table, const GemmCase& t, Rng& rng) {
 TEST_CASE("GEMM: every table matches the reference on tails, transposes, blocking edges and the epilogue") {
     Rng rng(12);
     // Sizes around the register tile (6 or 8 rows, 16 or 12 columns), the row block (144), the depth block
-    // (256) and the column block (about 4096, two and more of them), plus shapes of the reference network.
-    const int sizes[][3] = {{1, 1, 1},    {13, 17, 29}, {6, 16, 256}, {7, 33, 257},  {145, 31, 5},     {32, 300, 9},
-                            {64, 97, 288}, {5, 4103, 3}, {3, 8200, 2}, {289, 19, 520}, {1, 1, 700}};
+    // (256) and the column block (about 4096, two and more of them, threaded and not), plus shapes of the
+    // reference network.
+    const int sizes[][3] = {{1, 1, 1},    {13, 17, 29}, {6, 16, 256}, {7, 33, 257},   {145, 31, 5},   {32, 300, 9},
+                            {64, 97, 288}, {5, 4103, 3}, {3, 8200, 2}, {32, 8200, 17}, {289, 19, 520}, {1, 1, 700}};
     for_each_fast_table([&](const KernelTable& table) {
         for (const auto& size : sizes)
             for (const bool transpose_a : {false, true})
@@ -119,9 +120,46 @@ TEST_CASE("GEMM: every table matches the reference on tails, transposes, blockin
                                rng);
         for (const auto& size : sizes) {
             check_gemm(table, {size[0], size[1], size[2], false, false, 1.0f, 0.0f, true, true}, rng);
+            check_gemm(table, {size[0], size[1], size[2], true, true, 0.5f, 2.0f, true, true}, rng);
             check_gemm(table, {size[0], size[1], size[2], true, false, 1.0f, 1.0f, true, false}, rng);
             check_gemm(table, {size[0], size[1], size[2], false, true, 1.0f, 0.0f, false, true}, rng);
         }
+    });
+}
+
+TEST_CASE("GEMM: NaN passes through the fused ReLU on every table, as in the reference") {
+    Rng rng(4);
+    for_each_fast_table([&](const KernelTable& table) {
+        const int m = 13, n = 37, k = 5;  // full tiles and edge tiles
+        std::vector<float> a = normal_values(static_cast<std::size_t>(m) * k, rng);
+        const std::vector<float> b = normal_values(static_cast<std::size_t>(k) * n, rng);
+        a[0] = std::numeric_limits<float>::quiet_NaN();               // row 0 of C: NaN everywhere
+        a[static_cast<std::size_t>(12) * k] = std::numeric_limits<float>::quiet_NaN();  // row 12: an edge tile
+        std::vector<float> expected(static_cast<std::size_t>(m) * n), actual(expected.size());
+        reference_kernels().gemm_f32(false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, expected.data(), n,
+                                     {nullptr, true});
+        table.gemm_f32(false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, actual.data(), n, {nullptr, true});
+        for (std::size_t i = 0; i < actual.size(); ++i) CHECK(std::isnan(actual[i]) == std::isnan(expected[i]));
+        CHECK(std::isnan(actual[5]));
+    });
+}
+
+TEST_CASE("GEMM: called from inside a parallel loop (one GEMM per thread) it matches the reference") {
+    Rng rng(9);
+    for_each_fast_table([&](const KernelTable& table) {
+        const int m = 70, n = 301, k = 129, copies = 4;
+        const std::vector<float> a = normal_values(static_cast<std::size_t>(m) * k, rng);
+        const std::vector<float> b = normal_values(static_cast<std::size_t>(k) * n, rng);
+        std::vector<float> expected(static_cast<std::size_t>(m) * n);
+        reference_kernels().gemm_f32(false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, expected.data(), n, {});
+        std::vector<std::vector<float>> results(copies, std::vector<float>(expected.size()));
+#pragma omp parallel for schedule(static)
+        for (int copy = 0; copy < copies; ++copy)
+            table.gemm_f32(false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f,
+                           results[static_cast<std::size_t>(copy)].data(), n, {});
+        for (const std::vector<float>& result : results)
+            for (std::size_t i = 0; i < result.size(); ++i)
+                CHECK(result[i] == doctest::Approx(expected[i]).epsilon(1e-4).scale(1.0));
     });
 }
 

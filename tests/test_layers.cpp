@@ -144,6 +144,8 @@ TEST_CASE("conv2d gradients through Winograd (16+ channels): same and valid padd
         check_conv_gradients(winograd({17, 16, 3, 1, 1, true}), {3, 17, 7, 11});  // forward and input gradient
         check_conv_gradients(winograd({16, 19, 3, 1, 0, false}), {1, 16, 6, 9});  // both, padding 0 (dx pads 2)
         check_conv_gradients(winograd({16, 5, 3, 1, 1, true}), {3, 16, 5, 7});     // forward; dx via GEMM
+        check_conv_gradients(winograd({16, 16, 3, 1, 2, true}), {1, 16, 5, 6});    // padding 2: dx pads 0
+        check_conv_gradients(winograd({8, 16, 3, 1, 1, true}), {2, 8, 6, 7});      // GEMM forward; dx Winograd
     });
 }
 
@@ -223,6 +225,29 @@ TEST_CASE("conv2d frozen for inference (Winograd or packed GEMM, fused ReLU) equ
             }
             CHECK(mismatches == 0);
         });
+    }
+}
+
+TEST_CASE("a frozen conv re-packs its weights after initialize() gives it new ones") {
+    for (const Conv2dConfig config : {Conv2dConfig{16, 5, 3, 1, 1, true}, Conv2dConfig{3, 5, 3, 1, 1, true}}) {
+        CAPTURE(config.in_channels);  // Winograd and packed GEMM
+        Conv2d trained(config), frozen(config);
+        Arenas trained_arenas(&trained), frozen_arenas(&frozen);
+        frozen.freeze_for_inference(false);
+        Rng rng(10);
+        Tensor x({2, config.in_channels, 6, 7}), first, second, expected;
+        fill_normal(x.data(), x.size(), rng);
+        frozen.initialize(InitScheme::Torch, rng);
+        frozen.forward(x, first, Mode::Infer);
+        Rng same(11), again(11);
+        frozen.initialize(InitScheme::Torch, same);
+        trained.initialize(InitScheme::Torch, again);
+        frozen.forward(x, second, Mode::Infer);
+        trained.forward(x, expected, Mode::Infer);
+        REQUIRE(second.size() == expected.size());
+        CHECK(second[0] != first[0]);
+        for (std::size_t i = 0; i < second.size(); ++i)
+            CHECK(second[i] == doctest::Approx(expected[i]).epsilon(1e-4).scale(1.0));
     }
 }
 

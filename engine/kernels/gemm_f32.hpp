@@ -97,7 +97,7 @@ struct TileMerge {
         float value = alpha * product;
         if (beta != 0.0f) value += beta * *old;
         if (row_bias) value += row_bias[row];
-        return relu ? std::max(value, 0.0f) : value;
+        return relu && value < 0.0f ? 0.0f : value;  // NaN passes through, as in PyTorch
     }
 };
 
@@ -142,7 +142,8 @@ inline void micro_kernel(int kc, const float* a_panel, const float* b_panel, flo
                 Batch value = merge.alpha == 1.0f ? acc[i][v] : acc[i][v] * alpha;
                 if (merge.beta != 0.0f) value = xsimd::fma(beta, Batch::load_unaligned(c_row + v * kWidth), value);
                 if (merge.row_bias) value += Batch(merge.row_bias[i]);
-                if (merge.relu) value = xsimd::max(value, zero);
+                // Not xsimd::max: x86's max returns its second operand for NaN; NaN must pass, as in PyTorch.
+                if (merge.relu) value = xsimd::select(value < zero, zero, value);
                 value.store_unaligned(c_row + v * kWidth);
             }
         }

@@ -23,7 +23,7 @@ void gemm_f32_reference(bool transpose_a, bool transpose_b, int m, int n, int k,
             float& out = c[i * ldc + j];
             float value = static_cast<float>(alpha * sum) + (beta == 0.0f ? 0.0f : beta * out);
             if (epilogue.row_bias) value += epilogue.row_bias[i];
-            out = epilogue.relu ? std::max(value, 0.0f) : value;
+            out = epilogue.relu && value < 0.0f ? 0.0f : value;  // NaN passes through, as in PyTorch
         }
     }
 }

@@ -25,45 +25,7 @@ inline void max_pool_2x2_window(const float* row0, const float* row1, int column
 
 template <class Arch>
 struct SimdMaxPool2x2F32 {
-    void operator()(const float* x, int planes, int height, int width, float* y, std::uint32_t* winners) const {
-        using Batch = xsimd::batch<float, Arch>;
-        constexpr int kWidth = static_cast<int>(Batch::size);
-        const int out_height = height / 2, out_width = width / 2;
-#pragma omp parallel for schedule(static)
-        for (int plane = 0; plane < planes; ++plane) {
-            const float* in = x + static_cast<std::size_t>(plane) * height * width;
-            const std::size_t out_offset = static_cast<std::size_t>(plane) * out_height * out_width;
-            for (int oy = 0; oy < out_height; ++oy) {
-                const float* row0 = in + static_cast<std::size_t>(2 * oy) * width;
-                const float* row1 = row0 + width;
-                float* out = y + out_offset + static_cast<std::size_t>(oy) * out_width;
-                std::uint32_t* winner = winners ? winners + out_offset + static_cast<std::size_t>(oy) * out_width : nullptr;
-                int ox = 0;
-                for (; ox + kWidth <= out_width; ox += kWidth) {
-                    Batch candidates[4];
-                    split_even_odd(row0 + 2 * ox, candidates[0], candidates[1]);
-                    split_even_odd(row1 + 2 * ox, candidates[2], candidates[3]);
-                    Batch best = candidates[0], which(0.0f);
-                    for (int i = 1; i < 4; ++i) {
-                        const auto better = candidates[i] > best;
-                        best = xsimd::select(better, candidates[i], best);
-                        which = xsimd::select(better, Batch(static_cast<float>(i)), which);
-                    }
-                    best.store_unaligned(out + ox);
-                    if (!winner) continue;
-                    alignas(64) float chosen[kWidth];
-                    which.store_aligned(chosen);
-                    for (int i = 0; i < kWidth; ++i) {
-                        const int candidate = static_cast<int>(chosen[i]);
-                        winner[ox + i] = static_cast<std::uint32_t>((2 * oy + candidate / 2) * width + 2 * (ox + i) +
-                                                                    candidate % 2);
-                    }
-                }
-                for (; ox < out_width; ++ox)
-                    max_pool_2x2_window(row0, row1, 2 * ox, width, 2 * oy, out + ox, winner ? winner + ox : nullptr);
-            }
-        }
-    }
+    void operator()(const float* x, int planes, int height, int width, float* y, std::uint32_t* winners) const;
 
 private:
     // Splits 2V consecutive floats into their even and odd elements. Through memory on purpose: xsimd 8's zip_lo /
@@ -80,6 +42,49 @@ private:
         odd = Batch::load_aligned(odds);
     }
 };
+
+// Defined outside the class so that it is not implicitly inline: only the per-arch sources instantiate it.
+template <class Arch>
+void SimdMaxPool2x2F32<Arch>::operator()(const float* x, int planes, int height, int width, float* y,
+                                         std::uint32_t* winners) const {
+    using Batch = xsimd::batch<float, Arch>;
+    constexpr int kWidth = static_cast<int>(Batch::size);
+    const int out_height = height / 2, out_width = width / 2;
+#pragma omp parallel for schedule(static)
+    for (int plane = 0; plane < planes; ++plane) {
+        const float* in = x + static_cast<std::size_t>(plane) * height * width;
+        const std::size_t out_offset = static_cast<std::size_t>(plane) * out_height * out_width;
+        for (int oy = 0; oy < out_height; ++oy) {
+            const float* row0 = in + static_cast<std::size_t>(2 * oy) * width;
+            const float* row1 = row0 + width;
+            float* out = y + out_offset + static_cast<std::size_t>(oy) * out_width;
+            std::uint32_t* winner = winners ? winners + out_offset + static_cast<std::size_t>(oy) * out_width : nullptr;
+            int ox = 0;
+            for (; ox + kWidth <= out_width; ox += kWidth) {
+                Batch candidates[4];
+                split_even_odd(row0 + 2 * ox, candidates[0], candidates[1]);
+                split_even_odd(row1 + 2 * ox, candidates[2], candidates[3]);
+                Batch best = candidates[0], which(0.0f);
+                for (int i = 1; i < 4; ++i) {
+                    const auto better = candidates[i] > best;
+                    best = xsimd::select(better, candidates[i], best);
+                    which = xsimd::select(better, Batch(static_cast<float>(i)), which);
+                }
+                best.store_unaligned(out + ox);
+                if (!winner) continue;
+                alignas(64) float chosen[kWidth];
+                which.store_aligned(chosen);
+                for (int i = 0; i < kWidth; ++i) {
+                    const int candidate = static_cast<int>(chosen[i]);
+                    winner[ox + i] = static_cast<std::uint32_t>((2 * oy + candidate / 2) * width + 2 * (ox + i) +
+                                                                candidate % 2);
+                }
+            }
+            for (; ox < out_width; ++ox)
+                max_pool_2x2_window(row0, row1, 2 * ox, width, 2 * oy, out + ox, winner ? winner + ox : nullptr);
+        }
+    }
+}
 
 EDGEQC_EXTERN_SIMD_KERNEL(SimdMaxPool2x2F32)
 
