@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "data/image_filters.hpp"
 #include "engine/error.hpp"
 
 namespace edgeqc {
@@ -13,11 +14,43 @@ namespace {
 
 constexpr float kMinStddev = 1e-3f;
 
-Image to_input_geometry(const Image& decoded, const InputFormat& format) {
-    return resize_image(convert_channels(decoded, format.channels), format.width, format.height);
+// Everything before normalisation.
+Image to_network_image(const Image& decoded, const InputFormat& format) {
+    Image image = resize_image(convert_channels(decoded, format.channels), format.width, format.height);
+    const Enhancement& e = format.enhancement;
+    if (e.denoise == Denoise::Median) image = median_filter(image, e.denoise_size);
+    if (e.denoise == Denoise::Gaussian) image = gaussian_blur(image, e.denoise_size);
+    if (e.clahe_clip > 0.0f) image = clahe(image, e.clahe_clip, e.clahe_tiles);
+    return image;
+}
+
+void validate_enhancement(const Enhancement& e) {
+    if (e.denoise != Denoise::None && e.denoise != Denoise::Median && e.denoise != Denoise::Gaussian)
+        throw Error("the input format names an unknown denoising filter.");
+    if (e.denoise != Denoise::None && (e.denoise_size < 3 || e.denoise_size > 9 || e.denoise_size % 2 == 0))
+        throw Error("the denoising window must be an odd size from 3 to 9, not " + std::to_string(e.denoise_size) + ".");
+    if (e.clahe_clip != 0.0f && !(e.clahe_clip >= 1.0f && e.clahe_clip <= 1000.0f))
+        throw Error("the CLAHE clip limit must be 0 (off) or from 1 to 1000.");
+    if (e.clahe_tiles < 1 || e.clahe_tiles > 64)
+        throw Error("the CLAHE grid must have 1 to 64 tiles per side, not " + std::to_string(e.clahe_tiles) + ".");
 }
 
 }  // namespace
+
+Denoise parse_denoise(const std::string& name) {
+    if (name == "none") return Denoise::None;
+    if (name == "median") return Denoise::Median;
+    if (name == "gaussian") return Denoise::Gaussian;
+    throw Error("unknown denoising filter '" + name + "' (use none, median or gaussian)");
+}
+
+const char* denoise_name(Denoise denoise) {
+    switch (denoise) {
+        case Denoise::Median: return "median";
+        case Denoise::Gaussian: return "gaussian";
+        default: return "none";
+    }
+}
 
 void validate_input_format(const InputFormat& format) {
     if (format.channels != 1 && format.channels != 3) {
@@ -40,11 +73,12 @@ void validate_input_format(const InputFormat& format) {
                         " is invalid (stddev must be positive, both values finite).");
         }
     }
+    validate_enhancement(format.enhancement);
 }
 
 void preprocess_into(const Image& decoded, const InputFormat& format, float* out_chw) {
     validate_input_format(format);
-    const Image input = to_input_geometry(decoded, format);
+    const Image input = to_network_image(decoded, format);
     const std::size_t plane = static_cast<std::size_t>(format.width) * static_cast<std::size_t>(format.height);
     for (std::size_t c = 0; c < static_cast<std::size_t>(format.channels); ++c) {
         const float mean = format.mean.empty() ? 0.0f : format.mean[c];
@@ -72,7 +106,7 @@ void estimate_normalization(const std::vector<LabelledImage>& images, InputForma
         const LabelledImage& item = images[k * images.size() / sampled];
         Image input;
         try {
-            input = to_input_geometry(decode_image_file(item.path), geometry);
+            input = to_network_image(decode_image_file(item.path), geometry);
         } catch (const Error& error) {
             if (first_failure.empty()) first_failure = error.what();
             continue;

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <string>
 #include <vector>
 
 #include "data/dataset.hpp"
@@ -14,14 +16,29 @@ namespace edgeqc {
 // option) asking for more is refused before anything is allocated. Decoded images may be larger (kMaxImageSide).
 inline constexpr int kMaxInputSide = 4096;
 
-// Stored in the model file, so inference repeats the training-time preprocessing.
-struct InputFormat {
-    int height = 80, width = 120, channels = 1;
-    std::vector<float> mean, stddev;  // per channel; both empty means mean 0, stddev 1
+enum class Denoise : std::uint8_t { None = 0, Median = 1, Gaussian = 2 };
+Denoise parse_denoise(const std::string& name);  // "none" | "median" | "gaussian"; throws edgeqc::Error
+const char* denoise_name(Denoise denoise);
+
+// Enhancement after resizing, before normalisation: on network-sized images it costs the same for every
+// source resolution, and a denoiser before an area-averaging shrink would have little left to remove.
+struct Enhancement {
+    Denoise denoise = Denoise::None;
+    int denoise_size = 3;     // odd window side, 3..9
+    float clahe_clip = 0.0f;  // 0 = no CLAHE, else the clip limit (>= 1; OpenCV's default is 2)
+    int clahe_tiles = 8;      // regions per side
+    bool operator==(const Enhancement&) const = default;
 };
 
-// Throws Error unless channels is 1 or 3, the sides are within the image limits and mean/stddev
-// are empty or hold one positive stddev per channel.
+// Stored in the model file, so inference repeats the training-time preprocessing.
+struct InputFormat {
+    int height = 80, width = 120, channels = 1;  // channels 1 = converted to grayscale
+    std::vector<float> mean, stddev;  // per channel; both empty means mean 0, stddev 1
+    Enhancement enhancement;
+};
+
+// Throws Error unless channels is 1 or 3, the sides are within the image limits, mean/stddev
+// are empty or hold one positive stddev per channel, and the enhancement settings are in range.
 void validate_input_format(const InputFormat& format);
 
 inline std::size_t input_floats(const InputFormat& format) {
@@ -29,10 +46,11 @@ inline std::size_t input_floats(const InputFormat& format) {
            static_cast<std::size_t>(format.width);
 }
 
-// convert_channels -> resize_image -> (x - mean[c]) / stddev[c]; writes input_floats(format) floats.
+// convert_channels -> resize_image -> denoise -> CLAHE -> (x - mean[c]) / stddev[c]; writes
+// input_floats(format) floats.
 void preprocess_into(const Image& decoded, const InputFormat& format, float* out_chw);
 
-// Per-channel mean and standard deviation after convert + resize, over at most max_images evenly
+// Per-channel mean and standard deviation after convert + resize + enhancement, over at most max_images evenly
 // spaced images; images that fail to decode are skipped, stddev is floored at 1e-3.
 void estimate_normalization(const std::vector<LabelledImage>& images, InputFormat& format,
                             std::size_t max_images = 512);

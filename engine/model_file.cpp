@@ -26,6 +26,7 @@ constexpr std::uint32_t tag(const char (&name)[5]) {
 constexpr std::uint32_t kMetaTag = tag("META");
 constexpr std::uint32_t kTensorsTag = tag("TENS");
 constexpr std::uint32_t kTrainingTag = tag("TRNS");
+constexpr std::uint32_t kPreprocessingTag = tag("PREP");
 constexpr std::uint8_t kFloat32 = 0;
 constexpr std::size_t kMaxText = 1 << 20;
 constexpr std::uint32_t kMaxClasses = 100000;
@@ -92,6 +93,41 @@ ModelDescription decode_meta(ByteReader in) {
     return d;
 }
 
+void encode_enhancement(ByteWriter& out, const Enhancement& e) {
+    out.put<std::uint8_t>(static_cast<std::uint8_t>(e.denoise));
+    out.put<std::uint8_t>(static_cast<std::uint8_t>(e.denoise_size));
+    out.put<float>(e.clahe_clip);
+    out.put<std::uint8_t>(static_cast<std::uint8_t>(e.clahe_tiles));
+}
+
+Enhancement decode_enhancement(ByteReader in) {
+    Enhancement e;
+    e.denoise = static_cast<Denoise>(in.get<std::uint8_t>());
+    e.denoise_size = in.get<std::uint8_t>();
+    e.clahe_clip = in.get<float>();
+    e.clahe_tiles = in.get<std::uint8_t>();
+    return e;
+}
+
+void put_text_map(ByteWriter& out, const std::map<std::string, std::string>& entries) {
+    out.put<std::uint32_t>(static_cast<std::uint32_t>(entries.size()));
+    for (const auto& [key, value] : entries) {
+        out.put_string(key);
+        out.put_string(value);
+    }
+}
+
+std::map<std::string, std::string> get_text_map(ByteReader& in, const char* what) {
+    std::map<std::string, std::string> entries;
+    const auto count = in.get<std::uint32_t>();
+    if (count > 1000) in.fail(std::string("implausible ") + what + " size");
+    for (std::uint32_t i = 0; i < count; ++i) {
+        std::string key = in.get_string(kMaxText);
+        entries[key] = in.get_string(kMaxText);
+    }
+    return entries;
+}
+
 bool all_finite(const float* values, std::size_t count) {
     return std::all_of(values, values + count, [](float v) { return std::isfinite(v); });
 }
@@ -133,14 +169,11 @@ void encode_training_state(ByteWriter& out, const TrainingState& s) {
     out.put<std::uint32_t>(s.best_epoch);
     put_float_block(out, s.first_moment);
     put_float_block(out, s.second_moment);
-    out.put<std::uint32_t>(static_cast<std::uint32_t>(s.recipe.size()));
-    for (const auto& [key, value] : s.recipe) {
-        out.put_string(key);
-        out.put_string(value);
-    }
+    put_text_map(out, s.recipe);
+    put_text_map(out, s.callbacks);
 }
 
-TrainingState decode_training_state(ByteReader in, std::size_t arena_floats) {
+TrainingState decode_training_state(ByteReader in, std::size_t arena_floats, std::uint32_t version) {
     TrainingState s;
     s.epochs_done = in.get<std::uint32_t>();
     s.optimizer_steps = in.get<std::uint64_t>();
@@ -154,12 +187,8 @@ TrainingState decode_training_state(ByteReader in, std::size_t arena_floats) {
     if (!all_finite(s.first_moment.data(), arena_floats) || !all_finite(s.second_moment.data(), second) ||
         !std::all_of(s.second_moment.begin(), s.second_moment.end(), [](float v) { return v >= 0.0f; }))
         in.fail("its optimizer state holds invalid values");
-    const auto entries = in.get<std::uint32_t>();
-    if (entries > 1000) in.fail("implausible recipe size");
-    for (std::uint32_t i = 0; i < entries; ++i) {
-        std::string key = in.get_string(kMaxText);
-        s.recipe[key] = in.get_string(kMaxText);
-    }
+    s.recipe = get_text_map(in, "recipe");
+    if (version >= 2) s.callbacks = get_text_map(in, "callback state");
     return s;
 }
 
@@ -227,11 +256,15 @@ void save_model(const std::string& path, const ModelDescription& description, co
     ByteWriter file;
     for (char c : kMagic) file.put<char>(c);
     file.put<std::uint32_t>(kModelFormatVersion);
-    file.put<std::uint32_t>(training_state ? 3 : 2);
+    file.put<std::uint32_t>(training_state ? 4 : 3);
 
     ByteWriter meta;
     encode_meta(meta, description);
     add_section(file, kMetaTag, meta);
+
+    ByteWriter preprocessing;
+    encode_enhancement(preprocessing, description.input.enhancement);
+    add_section(file, kPreprocessingTag, preprocessing);
 
     ByteWriter tensors;
     tensors.put<std::uint32_t>(static_cast<std::uint32_t>(network.parameters().slots().size() +
@@ -291,8 +324,18 @@ LoadedModel load_model(const std::string& path, bool trainable) {
     }
     if (!found.count(kMetaTag) || !found.count(kTensorsTag)) file.fail("the META or TENS section is missing");
 
+    if (version >= 2 && !found.count(kPreprocessingTag)) file.fail("the PREP section is missing");
+
     LoadedModel model;
     model.description = decode_meta(found.at(kMetaTag));
+    if (found.count(kPreprocessingTag)) {
+        model.description.input.enhancement = decode_enhancement(found.at(kPreprocessingTag));
+        try {
+            validate_input_format(model.description.input);
+        } catch (const Error& e) {
+            file.fail(e.what());
+        }
+    }
     try {
         const ModelDescription& d = model.description;
         // A tiny file must not make us allocate the gigabytes its architecture string could claim.
@@ -307,7 +350,7 @@ LoadedModel load_model(const std::string& path, bool trainable) {
     }
     decode_tensors(found.at(kTensorsTag), *model.network);
     if (found.count(kTrainingTag)) {
-        model.training_state = decode_training_state(found.at(kTrainingTag), model.network->parameters().size());
+        model.training_state = decode_training_state(found.at(kTrainingTag), model.network->parameters().size(), version);
         model.has_training_state = true;
     }
     return model;

@@ -7,8 +7,12 @@
 //   META  architecture spec, class names, input C/H/W, mean and stddev per channel, writer version
 //   TENS  named tensors: name, u8 element type, u8 rank, u32 dims, data. Element type 0 = f32; type 1 is
 //         reserved for int8 with per-output-channel f32 scales (quantization issue)
-//   TRNS  optional training state: progress, optimizer moments, recipe (key=value text)
+//   PREP  (v2) enhancement before normalisation: u8 denoise kind, u8 window, f32 CLAHE clip, u8 CLAHE tiles
+//   TRNS  optional training state: progress, optimizer moments, recipe (key=value text), and (v2) the
+//         callbacks' state (key=value text)
 // Unknown section tags are skipped, so a later minor addition stays readable; a higher version is refused.
+// v2 added PREP and is required for it: a v1 reader skipping PREP would silently preprocess differently.
+// v1 files still load (no enhancement, no callback state).
 #pragma once
 
 #include <cstdint>
@@ -23,7 +27,7 @@
 
 namespace edgeqc {
 
-inline constexpr std::uint32_t kModelFormatVersion = 1;
+inline constexpr std::uint32_t kModelFormatVersion = 2;
 
 struct ModelDescription {
     std::string architecture;
@@ -40,6 +44,7 @@ struct TrainingState {
     std::uint32_t best_epoch = 0;
     AlignedFloats first_moment, second_moment;
     std::map<std::string, std::string> recipe;  // the training options, to check and restore on resume
+    std::map<std::string, std::string> callbacks;  // early stopping / plateau counters and the lr scale
 };
 
 struct LoadedModel {

@@ -24,6 +24,7 @@ ModelDescription small_description() {
     d.input.width = 10;
     d.input.mean = {0.5f};
     d.input.stddev = {0.25f};
+    d.input.enhancement = {Denoise::Median, 5, 2.5f, 4};
     return d;
 }
 
@@ -55,6 +56,30 @@ void patch_crc(std::vector<unsigned char>& bytes) {
     std::memcpy(bytes.data() + bytes.size() - 4, &crc, 4);
 }
 
+// The file with the section whose four-letter tag is given cut out, version and section count set, CRC
+// patched: how an older writer's file or a damaged newer one looks.
+std::vector<unsigned char> without_section(std::vector<unsigned char> bytes, const char (&tag)[5], std::uint32_t version) {
+    constexpr std::size_t kHeaderBytes = 16;
+    std::uint32_t sections = 0;
+    std::memcpy(&sections, bytes.data() + 12, 4);
+    std::size_t at = kHeaderBytes;
+    for (std::uint32_t s = 0; s < sections; ++s) {
+        std::uint64_t length = 0;
+        std::memcpy(&length, bytes.data() + at + 4, 8);
+        const std::size_t end = at + 12 + static_cast<std::size_t>(length);
+        if (std::memcmp(bytes.data() + at, tag, 4) == 0) {
+            bytes.erase(bytes.begin() + static_cast<long>(at), bytes.begin() + static_cast<long>(end));
+            --sections;
+            break;
+        }
+        at = end;
+    }
+    std::memcpy(bytes.data() + 8, &version, 4);
+    std::memcpy(bytes.data() + 12, &sections, 4);
+    patch_crc(bytes);
+    return bytes;
+}
+
 }  // namespace
 
 TEST_CASE("a saved model loads back with the same description, weights and buffers") {
@@ -68,6 +93,7 @@ TEST_CASE("a saved model loads back with the same description, weights and buffe
     CHECK(loaded.description.input.height == 12);
     CHECK(loaded.description.input.mean == d.input.mean);
     CHECK(loaded.description.input.stddev == d.input.stddev);
+    CHECK(loaded.description.input.enhancement == d.input.enhancement);
     CHECK_FALSE(loaded.has_training_state);
     for (auto arenas : {std::pair{&original->parameters(), &loaded.network->parameters()},
                         std::pair{&original->buffers(), &loaded.network->buffers()}}) {
@@ -89,6 +115,7 @@ TEST_CASE("training state survives a round trip") {
     state.first_moment.assign(network->parameters().size(), 0.5f);
     state.second_moment.assign(network->parameters().size(), 0.25f);
     state.recipe = {{"lr", "0.001"}, {"architecture", d.architecture}};
+    state.callbacks = {{"plateau_scale", "0.25"}, {"plateau_wait", "2"}};
     save_model(folder.file("c.eqc"), d, *network, &state);
     const LoadedModel loaded = load_model(folder.file("c.eqc"));
     REQUIRE(loaded.has_training_state);
@@ -97,6 +124,36 @@ TEST_CASE("training state survives a round trip") {
     CHECK(loaded.training_state.best_metric == 0.75);
     CHECK(loaded.training_state.second_moment[7] == 0.25f);
     CHECK(loaded.training_state.recipe == state.recipe);
+    CHECK(loaded.training_state.callbacks == state.callbacks);
+}
+
+TEST_CASE("a v1 model file (before preprocessing was stored) loads without enhancement; v2 needs PREP") {
+    TempFolder folder;
+    const std::string path = folder.file("m.eqc");
+    const auto original = write_small_model(path);
+    write_bytes(folder.file("v1.eqc"), without_section(read_bytes(path), "PREP", 1));
+    const LoadedModel v1 = load_model(folder.file("v1.eqc"));
+    CHECK(v1.description.input.enhancement == Enhancement{});
+    CHECK(v1.description.input.mean == small_description().input.mean);
+    CHECK(std::memcmp(v1.network->parameters().values(), original->parameters().values(),
+                      original->parameters().size() * sizeof(float)) == 0);
+
+    write_bytes(folder.file("v2.eqc"), without_section(read_bytes(path), "PREP", 2));
+    CHECK(load_error(folder.file("v2.eqc")).find("PREP section is missing") != std::string::npos);
+}
+
+TEST_CASE("out-of-range preprocessing settings in a model file are refused") {
+    TempFolder folder;
+    auto network = build_network(small_description());
+    for (const Enhancement& bad : {Enhancement{static_cast<Denoise>(7), 3, 0.0f, 8}, Enhancement{Denoise::Median, 4, 0.0f, 8},
+                                   Enhancement{Denoise::None, 3, 0.5f, 8}, Enhancement{Denoise::None, 3, 2.0f, 0}}) {
+        ModelDescription d = small_description();
+        d.input.enhancement = bad;
+        save_model(folder.file("bad.eqc"), d, *network);
+        const std::string message = load_error(folder.file("bad.eqc"));
+        CAPTURE(message);
+        CHECK((message.find("denois") != std::string::npos || message.find("CLAHE") != std::string::npos));
+    }
 }
 
 TEST_CASE("every truncation of a model file is refused with a clear message") {
@@ -189,7 +246,7 @@ TEST_CASE("a flipped bit in the version field reads as damage, not as a newer fo
     const std::string path = folder.file("m.eqc");
     write_small_model(path);
     std::vector<unsigned char> bytes = read_bytes(path);
-    bytes[8] ^= 0x04;  // version 1 -> 5, checksum left as it was
+    bytes[8] ^= 0x04;  // version 2 -> 6, checksum left as it was
     write_bytes(path, bytes);
     CHECK(load_error(path).find("corrupted") != std::string::npos);
 }
