@@ -8,6 +8,9 @@
 #include <iostream>
 #include <string>
 
+#include "data/augment.hpp"
+#include "data/dataset.hpp"
+#include "data/image.hpp"
 #include "data/synth.hpp"
 #include "engine/architecture.hpp"
 #include "engine/error.hpp"
@@ -54,17 +57,84 @@ std::string version_text() {
     return text;
 }
 
+// The network input and its preprocessing, shared by train and augment-preview.
+struct InputArguments {
+    std::string size = "80x120", denoise = "none";
+    InputFormat format;
+};
+
+void add_input_options(CLI::App* cmd, InputArguments& a) {
+    Enhancement& e = a.format.enhancement;
+    cmd->add_option("--size", a.size, "Input height x width the images are resized to")->capture_default_str();
+    cmd->add_option("--channels", a.format.channels, "1 (converted to grayscale) or 3 (RGB)")->capture_default_str();
+    cmd->add_option("--denoise", a.denoise, "Noise reduction after resizing: none, median or gaussian")->capture_default_str();
+    cmd->add_option("--denoise-size", e.denoise_size, "Denoising window side (odd, 3-9)")->capture_default_str();
+    cmd->add_option("--clahe", e.clahe_clip, "CLAHE contrast enhancement with this clip limit (0 = off; 2 is typical)")
+        ->capture_default_str();
+    cmd->add_option("--clahe-tiles", e.clahe_tiles, "CLAHE regions per side")->capture_default_str();
+}
+
+InputFormat input_format_from(InputArguments& a) {
+    parse_size(a.size, a.format.height, a.format.width);
+    a.format.enhancement.denoise = parse_denoise(a.denoise);
+    validate_input_format(a.format);
+    return a.format;
+}
+
+// Augmentation flags: --augment turns on the default set, each flag given overrides its part of it.
+struct AugmentArguments {
+    bool defaults = false;
+    AugmentOptions given;
+    CLI::App* command = nullptr;
+};
+
+void add_augment_options(CLI::App* cmd, AugmentArguments& a) {
+    a.command = cmd;
+    const AugmentOptions d = default_augmentation();
+    auto with_default = [](const char* text, float value) {
+        char help[160];
+        std::snprintf(help, sizeof help, text, value);
+        return std::string(help);
+    };
+    cmd->add_flag("--augment", a.defaults, "Augment training images with the default set: " + describe_augmentation(d));
+    cmd->add_flag("--hflip,!--no-hflip", a.given.horizontal_flip, "Random horizontal flips");
+    cmd->add_flag("--vflip,!--no-vflip", a.given.vertical_flip, "Random vertical flips");
+    cmd->add_option("--rotation", a.given.rotation_degrees, with_default("Random rotation up to +-DEG degrees (0-180; --augment: %g)", d.rotation_degrees));
+    cmd->add_option("--zoom", a.given.zoom, with_default("Random zoom by up to +-F (0-0.9; --augment: %g)", d.zoom));
+    cmd->add_option("--translate", a.given.translate, with_default("Random shift up to +-F of each side (0-0.5; --augment: %g)", d.translate));
+    cmd->add_option("--brightness", a.given.brightness, with_default("Random brightness factor in 1 +- F (0-1; --augment: %g)", d.brightness));
+    cmd->add_option("--noise", a.given.noise, with_default("Gaussian noise of this stddev on [0, 1] intensities (0-1; --augment: %g)", d.noise));
+}
+
+AugmentOptions augment_options_from(const AugmentArguments& a) {
+    AugmentOptions options = a.defaults ? default_augmentation() : AugmentOptions{};
+    auto given = [&](const char* flag) { return a.command->count(flag) > 0; };
+    if (given("--hflip")) options.horizontal_flip = a.given.horizontal_flip;
+    if (given("--vflip")) options.vertical_flip = a.given.vertical_flip;
+    if (given("--rotation")) options.rotation_degrees = a.given.rotation_degrees;
+    if (given("--zoom")) options.zoom = a.given.zoom;
+    if (given("--translate")) options.translate = a.given.translate;
+    if (given("--brightness")) options.brightness = a.given.brightness;
+    if (given("--noise")) options.noise = a.given.noise;
+    validate_augment_options(options);
+    return options;
+}
+
 struct TrainArguments {
     TrainOptions options;
-    std::string size = "80x120", optimizer = "adam", schedule = "cosine", init = "he";
+    InputArguments input;
+    AugmentArguments augment;
+    std::string optimizer = "adam", schedule = "cosine", init = "he", balance = "none";
     int threads = 0;
     CLI::App* command = nullptr;
 };
 
 // Options that make up the training recipe; a resumed run takes all of them from its checkpoint.
-const char* const kRecipeOptions[] = {"--arch", "--size", "--channels", "--batch", "--lr", "--optimizer",
-                                      "--weight-decay", "--schedule", "--warmup-epochs", "--val-split", "--val",
-                                      "--seed", "--init", "--strict"};
+const char* const kRecipeOptions[] = {"--arch", "--size", "--channels", "--denoise", "--denoise-size", "--clahe",
+                                      "--clahe-tiles", "--batch", "--lr", "--optimizer", "--weight-decay",
+                                      "--schedule", "--warmup-epochs", "--val-split", "--val", "--seed", "--init",
+                                      "--strict", "--balance", "--augment", "--hflip", "--vflip", "--rotation",
+                                      "--zoom", "--translate", "--brightness", "--noise"};
 
 void add_train(CLI::App& app, TrainArguments& a) {
     CLI::App* cmd = app.add_subcommand("train", "Train a classifier on a labelled folder (DATA/<class>/*.png|jpg|...)");
@@ -74,8 +144,7 @@ void add_train(CLI::App& app, TrainArguments& a) {
     cmd->add_option("--out,-o", o.output_path, "Model file to write (best epoch); NAME.last.eqc and NAME.log.csv/json go beside it")->required();
     cmd->add_option("--arch", o.architecture, "Network spec, e.g. c32bn-p-c64bn-p-fc; the paper's exact network is " +
                                                   std::string(kPaperArchitecture))->capture_default_str();
-    cmd->add_option("--size", a.size, "Input height x width the images are resized to")->capture_default_str();
-    cmd->add_option("--channels", o.input.channels, "1 (grayscale) or 3 (RGB)")->capture_default_str();
+    add_input_options(cmd, a.input);
     cmd->add_option("--epochs", o.epochs, "Number of passes over the training images")->capture_default_str();
     cmd->add_option("--batch", o.batch_size, "Images per optimizer step")->capture_default_str();
     cmd->add_option("--lr", o.learning_rate, "Peak learning rate")->capture_default_str();
@@ -89,6 +158,10 @@ void add_train(CLI::App& app, TrainArguments& a) {
     cmd->add_option("--seed", o.seed, "Seed for initialisation and shuffling")->capture_default_str();
     cmd->add_option("--init", a.init, "Weight initialisation: he, or torch (PyTorch's default)")->capture_default_str();
     cmd->add_option("--threads", a.threads, "Threads (0 = all cores)")->capture_default_str();
+    cmd->add_option("--balance", a.balance, "Imbalanced classes: none, oversample (minority classes repeated up to the "
+                                            "largest each epoch) or weights (inverse-frequency loss weights)")
+        ->capture_default_str();
+    add_augment_options(cmd, a.augment);
     cmd->add_flag("--strict", o.strict, "Stop on a corrupt image instead of skipping it");
     cmd->add_flag("--resume", o.resume,
                   "Continue from NAME.last.eqc with its recipe and epoch count; only --epochs may be given");
@@ -102,7 +175,9 @@ int run_train(TrainArguments& a) {
                 throw Error(std::string("--resume continues the checkpoint's recipe; drop ") + option +
                             " (only --epochs, --threads and the paths may be given)");
     a.options.epochs_given = a.command->count("--epochs") > 0;
-    parse_size(a.size, a.options.input.height, a.options.input.width);
+    a.options.input = input_format_from(a.input);
+    a.options.augment = augment_options_from(a.augment);
+    a.options.balance = parse_balance(a.balance);
     a.options.optimizer.kind = parse_optimizer_kind(a.optimizer);
     a.options.schedule = parse_schedule_kind(a.schedule);
     a.options.init = parse_init_scheme(a.init);
@@ -225,6 +300,45 @@ int run_synth(SynthArguments& a) {
     return 0;
 }
 
+struct PreviewArguments {
+    std::string data, out;
+    InputArguments input;
+    AugmentArguments augment;
+    int images = 6, variants = 7;
+    std::uint64_t seed = 1;
+};
+
+void add_preview(CLI::App& app, PreviewArguments& a) {
+    CLI::App* cmd = app.add_subcommand("augment-preview", "Write a PNG grid of augmented training images to check the "
+                                                          "augmentation settings by eye (first column: unaugmented)");
+    cmd->add_option("data", a.data, "Labelled folder (DATA/<class>/*) to take images from")->required();
+    cmd->add_option("out", a.out, "PNG file to write")->required();
+    cmd->add_option("--images", a.images, "Rows: images taken in turn from each class")->capture_default_str();
+    cmd->add_option("--variants", a.variants, "Augmented versions per image")->capture_default_str();
+    cmd->add_option("--seed", a.seed, "Seed of the random augmentations")->capture_default_str();
+    add_input_options(cmd, a.input);
+    add_augment_options(cmd, a.augment);
+}
+
+int run_preview(PreviewArguments& a) {
+    const InputFormat format = input_format_from(a.input);
+    AugmentOptions options = augment_options_from(a.augment);
+    if (!options.enabled()) options = default_augmentation();  // nothing chosen: show what --augment would do
+    if (a.images < 1 || a.images > 256) throw Error("--images must be between 1 and 256");
+    const FolderScan scan = scan_labelled_folder(a.data);
+    // Round robin over the classes, so every class shows up in a small grid.
+    std::vector<std::vector<std::string>> by_class(scan.class_names.size());
+    for (const LabelledImage& image : scan.images) by_class[static_cast<std::size_t>(image.label)].push_back(image.path);
+    std::vector<std::string> chosen;
+    for (std::size_t round = 0; chosen.size() < static_cast<std::size_t>(a.images) && chosen.size() < scan.images.size(); ++round)
+        for (const auto& paths : by_class)
+            if (round < paths.size() && chosen.size() < static_cast<std::size_t>(a.images)) chosen.push_back(paths[round]);
+    write_png(a.out, augmentation_grid(chosen, format, options, a.variants, a.seed));
+    std::printf("wrote %zu images x %d augmented versions (%s) to '%s'\n", chosen.size(), a.variants,
+                describe_augmentation(options).c_str(), a.out.c_str());
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -236,10 +350,12 @@ int main(int argc, char** argv) {
     EvalArguments eval_arguments;
     PredictArguments predict_arguments;
     SynthArguments synth_arguments;
+    PreviewArguments preview_arguments;
     add_train(app, train_arguments);
     add_eval(app, eval_arguments);
     add_predict(app, predict_arguments);
     add_synth(app, synth_arguments);
+    add_preview(app, preview_arguments);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -259,6 +375,7 @@ int main(int argc, char** argv) {
         if (app.got_subcommand("eval")) return run_eval(eval_arguments);
         if (app.got_subcommand("predict")) return run_predict(predict_arguments);
         if (app.got_subcommand("synth")) return run_synth(synth_arguments);
+        if (app.got_subcommand("augment-preview")) return run_preview(preview_arguments);
         std::cout << app.help();
         return 2;
     } catch (const Error& e) {

@@ -4,12 +4,12 @@
 
 #include <algorithm>
 #include <iostream>
-#include <numeric>
 #include <stdexcept>
 #include <string>
 #include <utility>
 
 #include "engine/error.hpp"
+#include "data/sampling.hpp"
 #include "engine/rng.hpp"
 
 namespace edgeqc {
@@ -24,7 +24,14 @@ const InputFormat& validated(const InputFormat& format) {
     return format;
 }
 
+std::vector<int> labels_of(const std::vector<LabelledImage>& images) {
+    std::vector<int> labels;
+    for (const LabelledImage& image : images) labels.push_back(image.label);
+    return labels;
+}
+
 const LoaderOptions& validated(const LoaderOptions& options) {
+    validate_augment_options(options.augment);
     if (options.batch_size < 1) {
         throw Error("the batch size must be at least 1, but is " + std::to_string(options.batch_size) + ".");
     }
@@ -42,6 +49,8 @@ BatchLoader::BatchLoader(std::vector<LabelledImage> images, InputFormat format, 
       format_(validated(format)),
       options_(validated(options)),
       sample_floats_(input_floats(format_)),
+      labels_(labels_of(images_)),
+      epoch_length_(epoch_order(labels_, false, options_.oversample, 0, 0).size()),
       cache_(images_.size()),
       use_cache_(images_.size() * sample_floats_ * sizeof(float) <= kMaxCacheBytes),
       known_corrupt_(images_.size(), false),
@@ -58,15 +67,11 @@ BatchLoader::~BatchLoader() {
 
 void BatchLoader::start_epoch(int epoch) {
     if (epoch < 0) throw std::invalid_argument("BatchLoader::start_epoch: negative epoch");
-    std::vector<std::size_t> order(images_.size());
-    std::iota(order.begin(), order.end(), std::size_t{0});
-    if (options_.shuffle) {
-        Rng rng(options_.seed + 0x9E3779B97F4A7C15ull * (static_cast<std::uint64_t>(epoch) + 1));
-        rng.shuffle(order);
-    }
+    std::vector<std::size_t> order = epoch_order(labels_, options_.shuffle, options_.oversample, options_.seed, epoch);
     {
         const std::lock_guard lock(mutex_);
         order_ = std::move(order);
+        epoch_ = epoch;
         queue_.clear();
         epoch_finished_ = false;
         error_ = nullptr;
@@ -98,15 +103,16 @@ void BatchLoader::worker_loop() {
         if (stop_) return;
         served = generation_;
         const std::vector<std::size_t> order = order_;  // start_epoch may replace order_ while this epoch runs
+        const int epoch = epoch_;
         lock.unlock();
-        fill_epoch(order, served);
+        fill_epoch(order, epoch, served);
         lock.lock();
     }
 }
 
 bool BatchLoader::cancelled(std::uint64_t generation) const { return stop_ || generation_ != generation; }
 
-void BatchLoader::fill_epoch(const std::vector<std::size_t>& order, std::uint64_t generation) {
+void BatchLoader::fill_epoch(const std::vector<std::size_t>& order, int epoch, std::uint64_t generation) {
     const auto batch_size = static_cast<std::size_t>(options_.batch_size);
     std::size_t position = 0;
     while (position < order.size()) {
@@ -117,7 +123,7 @@ void BatchLoader::fill_epoch(const std::vector<std::size_t>& order, std::uint64_
             const std::size_t index = order[position++];
             if (known_corrupt_[index]) continue;
             try {
-                produce_sample(index, batch.images.data() + batch.labels.size() * sample_floats_);
+                produce_sample(index, epoch, position - 1, batch.images.data() + batch.labels.size() * sample_floats_);
             } catch (const Error& error) {
                 if (options_.strict) {
                     finish_epoch(generation, std::current_exception());
@@ -160,11 +166,14 @@ void BatchLoader::finish_epoch(std::uint64_t generation, std::exception_ptr erro
     batch_ready_.notify_all();
 }
 
-// The one place a sample is produced. A per-sample augmentation step belongs here, after the copy,
-// so that the cache keeps the unaugmented image.
-void BatchLoader::produce_sample(std::size_t index, float* out) {
+// The one place a sample is produced: augmentation works on the copy, so the cache keeps the unaugmented image.
+void BatchLoader::produce_sample(std::size_t index, int epoch, std::size_t position, float* out) {
     const std::vector<float>& sample = preprocessed_sample(index);
     std::copy(sample.begin(), sample.end(), out);
+    if (options_.augment.enabled()) {
+        Rng rng = augmentation_rng(options_.seed, epoch, position);
+        augment_sample(out, format_, options_.augment, rng, augment_scratch_);
+    }
 }
 
 const std::vector<float>& BatchLoader::preprocessed_sample(std::size_t index) {

@@ -40,7 +40,7 @@ Evaluation evaluate_folder(const LoadedModel& model, const std::string& data_dir
     const FolderScan scan = scan_with_classes(data_dir, model.description.class_names);
     if (scan.images.empty()) throw Error("'" + data_dir + "' holds no images in folders named after the model's classes");
     Network network = model.network->folded_for_inference();
-    BatchLoader loader(scan.images, model.description.input, {batch_size, false, 0, strict});
+    BatchLoader loader(scan.images, model.description.input, {.batch_size = batch_size, .shuffle = false, .strict = strict, .augment = {}});
     const InferenceResult result = run_inference(network, loader, "evaluating");
     if (result.labels.empty()) throw Error("no image in '" + data_dir + "' could be decoded");
     Evaluation evaluation;

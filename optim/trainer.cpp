@@ -47,6 +47,7 @@ void validate_options(const TrainOptions& o) {
     if (o.warmup_epochs < 0) throw Error("--warmup-epochs must not be negative");
     if (!(o.validation_split >= 0.0 && o.validation_split < 1.0)) throw Error("--val-split must be in [0, 1)");
     if (o.output_path.empty()) throw Error("--out is required");
+    validate_augment_options(o.augment);
 }
 
 // Fails before any training time is spent when the model could not be saved at the end.
@@ -96,6 +97,14 @@ std::map<std::string, std::string> recipe_of(const TrainOptions& o, const std::s
             {"seed", std::to_string(o.seed)},
             {"init", init_scheme_name(o.init)},
             {"strict", o.strict ? "1" : "0"},
+            {"balance", balance_name(o.balance)},
+            {"augment_hflip", o.augment.horizontal_flip ? "1" : "0"},
+            {"augment_vflip", o.augment.vertical_flip ? "1" : "0"},
+            {"augment_rotation", exact_text(o.augment.rotation_degrees)},
+            {"augment_zoom", exact_text(o.augment.zoom)},
+            {"augment_translate", exact_text(o.augment.translate)},
+            {"augment_brightness", exact_text(o.augment.brightness)},
+            {"augment_noise", exact_text(o.augment.noise)},
             {"data", fingerprint}};
 }
 
@@ -116,6 +125,19 @@ TrainOptions options_from_recipe(const TrainOptions& now, const std::map<std::st
         o.seed = std::stoull(recipe.at("seed"));
         o.init = parse_init_scheme(recipe.at("init"));
         o.strict = recipe.at("strict") == "1";
+        // Keys added after the first release; an older checkpoint ran without these features.
+        auto added = [&](const char* key, const char* fallback) {
+            const auto found = recipe.find(key);
+            return found == recipe.end() ? std::string(fallback) : found->second;
+        };
+        o.balance = parse_balance(added("balance", "none"));
+        o.augment.horizontal_flip = added("augment_hflip", "0") == "1";
+        o.augment.vertical_flip = added("augment_vflip", "0") == "1";
+        o.augment.rotation_degrees = std::stof(added("augment_rotation", "0"));
+        o.augment.zoom = std::stof(added("augment_zoom", "0"));
+        o.augment.translate = std::stof(added("augment_translate", "0"));
+        o.augment.brightness = std::stof(added("augment_brightness", "0"));
+        o.augment.noise = std::stof(added("augment_noise", "0"));
     } catch (const Error&) {
         throw Error("the checkpoint's training recipe is damaged; it cannot be resumed");
     } catch (const std::exception&) {
@@ -183,6 +205,35 @@ void print_data_summary(const FolderScan& scan, const std::string& root) {
         std::printf("  %-24s %6zu\n", scan.class_names[k].c_str(), scan.class_counts[k]);
 }
 
+std::vector<std::size_t> class_counts(const std::vector<LabelledImage>& images, std::size_t num_classes) {
+    std::vector<std::size_t> counts(num_classes, 0);
+    for (const LabelledImage& image : images) ++counts[static_cast<std::size_t>(image.label)];
+    return counts;
+}
+
+// Prints what --balance does to this training split; returns the loss's class weights (empty unless "weights").
+std::vector<float> report_balancing(const std::vector<LabelledImage>& train, const std::vector<std::string>& classes,
+                                    Balance balance) {
+    const std::vector<std::size_t> counts = class_counts(train, classes.size());
+    if (balance == Balance::None) {
+        std::printf("balance: none\n");
+        return {};
+    }
+    if (balance == Balance::Oversample) {
+        const std::size_t largest = *std::max_element(counts.begin(), counts.end());
+        std::printf("balance: oversample, every class drawn %zu times per epoch:", largest);
+        for (std::size_t k = 0; k < classes.size(); ++k)
+            std::printf(" %s x%.2f", classes[k].c_str(), counts[k] ? static_cast<double>(largest) / counts[k] : 0.0);
+        std::printf("\n");
+        return {};
+    }
+    const std::vector<float> weights = inverse_frequency_weights(counts);
+    std::printf("balance: class weights in the loss (n / (K n_k)):");
+    for (std::size_t k = 0; k < classes.size(); ++k) std::printf(" %s %.3f", classes[k].c_str(), weights[k]);
+    std::printf("\n");
+    return weights;
+}
+
 }  // namespace
 
 std::string checkpoint_path_for(const std::string& output_path) { return stem_of(output_path) + ".last.eqc"; }
@@ -231,6 +282,8 @@ TrainSummary train(const TrainOptions& requested) {
         split = stratified_split(scan.images, num_classes, options.validation_split);
     }
     std::printf("split: %zu training, %zu validation images\n", split.train.size(), split.validation.size());
+    const std::vector<float> class_weights = report_balancing(split.train, scan.class_names, options.balance);
+    std::printf("augmentation: %s\n", describe_augmentation(options.augment).c_str());
 
     ModelDescription description;
     std::unique_ptr<Network> network;
@@ -272,12 +325,15 @@ TrainSummary train(const TrainOptions& requested) {
     }
     state.recipe = recipe_of(options, fingerprint);
 
-    LoaderOptions train_loading{options.batch_size, true, options.seed, options.strict};
+    const LoaderOptions train_loading{.batch_size = options.batch_size, .shuffle = true, .seed = options.seed,
+                                      .strict = options.strict, .oversample = options.balance == Balance::Oversample,
+                                      .augment = options.augment};
     BatchLoader train_loader(split.train, description.input, train_loading);
-    LoaderOptions validation_loading{options.batch_size, false, options.seed, options.strict};
+    const LoaderOptions validation_loading{.batch_size = options.batch_size, .shuffle = false, .strict = options.strict,
+                                           .augment = {}};
     BatchLoader validation_loader(split.validation, description.input, validation_loading);
 
-    const std::uint64_t steps_per_epoch = (split.train.size() + static_cast<std::size_t>(options.batch_size) - 1) /
+    const std::uint64_t steps_per_epoch = (train_loader.epoch_length() + static_cast<std::size_t>(options.batch_size) - 1) /
                                           static_cast<std::size_t>(options.batch_size);
     const Schedule schedule{options.schedule, options.learning_rate, steps_per_epoch * static_cast<std::uint64_t>(options.warmup_epochs),
                             steps_per_epoch * static_cast<std::uint64_t>(options.epochs)};
@@ -298,14 +354,14 @@ TrainSummary train(const TrainOptions& requested) {
         train_loader.start_epoch(epoch);
         char label[64];
         std::snprintf(label, sizeof label, "epoch %d/%d", epoch, options.epochs);
-        ProgressBar progress(label, split.train.size(), "img");
+        ProgressBar progress(label, train_loader.epoch_length(), "img");
         double loss_sum = 0.0;
         std::size_t correct = 0, seen = 0;
         float learning_rate = 0.0f;
         while (train_loader.next(batch)) {
             if (training_stop_requested()) break;
             const Tensor& logits = network->forward(batch.images, Mode::Train);
-            const double loss = softmax_cross_entropy(logits, batch.labels, {}, &dlogits);
+            const double loss = softmax_cross_entropy(logits, batch.labels, class_weights, &dlogits);
             if (!std::isfinite(loss)) {
                 progress.finish();
                 diverged(epoch, "the loss became " + std::to_string(loss), options.output_path);

@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <string>
 
+#include "data/augment.hpp"
 #include "data/preprocess.hpp"
+#include "data/sampling.hpp"
 #include "engine/architecture.hpp"
 #include "layers/layer.hpp"
 #include "optim/optimizer.hpp"
@@ -20,7 +22,9 @@ struct TrainOptions {
     std::string validation_dir;  // empty: split validation off data_dir
     std::string output_path;     // best model; the last checkpoint and logs sit beside it
     std::string architecture = kDefaultArchitecture;
-    InputFormat input;           // height, width, channels; mean/stddev are estimated from the training data
+    InputFormat input;           // height, width, channels, enhancement; mean/stddev are estimated from the data
+    AugmentOptions augment;      // training batches only
+    Balance balance = Balance::None;
     int epochs = 30;
     bool epochs_given = false;  // with resume: false continues to the checkpoint's epoch count
     int batch_size = 32;
