@@ -124,7 +124,7 @@ struct TrainArguments {
     TrainOptions options;
     InputArguments input;
     AugmentArguments augment;
-    std::string optimizer = "adam", schedule = "cosine", init = "he", balance = "none";
+    std::string optimizer = "adam", schedule = "cosine", init = "he", balance = "none", monitor = "val_accuracy";
     int threads = 0;
     CLI::App* command = nullptr;
 };
@@ -134,7 +134,12 @@ const char* const kRecipeOptions[] = {"--arch", "--size", "--channels", "--denoi
                                       "--clahe-tiles", "--batch", "--lr", "--optimizer", "--weight-decay",
                                       "--schedule", "--warmup-epochs", "--val-split", "--val", "--seed", "--init",
                                       "--strict", "--balance", "--augment", "--hflip", "--vflip", "--rotation",
-                                      "--zoom", "--translate", "--brightness", "--noise"};
+                                      "--zoom", "--translate", "--brightness", "--noise", "--step-epochs",
+                                      "--step-gamma", "--monitor", "--early-stop", "--plateau-patience",
+                                      "--plateau-factor", "--min-lr", "--freeze", "--phase2-epochs", "--phase2-lr",
+                                      "--unfreeze"};
+// Options a start model (--init MODEL) decides: its features expect its own input and layers.
+const char* const kModelOptions[] = {"--arch", "--size", "--channels", "--denoise", "--denoise-size", "--clahe", "--clahe-tiles"};
 
 void add_train(CLI::App& app, TrainArguments& a) {
     CLI::App* cmd = app.add_subcommand("train", "Train a classifier on a labelled folder (DATA/<class>/*.png|jpg|...)");
@@ -150,13 +155,34 @@ void add_train(CLI::App& app, TrainArguments& a) {
     cmd->add_option("--lr", o.learning_rate, "Peak learning rate")->capture_default_str();
     cmd->add_option("--optimizer", a.optimizer, "adam or sgd (momentum 0.9)")->capture_default_str();
     cmd->add_option("--weight-decay", o.optimizer.weight_decay, "Decoupled (AdamW) for adam, L2 for sgd")->capture_default_str();
-    cmd->add_option("--schedule", a.schedule, "Learning-rate decay after warm-up: constant or cosine")->capture_default_str();
+    cmd->add_option("--schedule", a.schedule, "Learning-rate decay after warm-up: constant, cosine or step")->capture_default_str();
+    cmd->add_option("--step-epochs", o.step_epochs, "--schedule step: epochs between two decays")->capture_default_str();
+    cmd->add_option("--step-gamma", o.step_gamma, "--schedule step: factor of each decay")->capture_default_str();
     cmd->add_option("--warmup-epochs", o.warmup_epochs, "Epochs of linear learning-rate warm-up")->capture_default_str();
     CLI::Option* split = cmd->add_option("--val-split", o.validation_split, "Fraction of each class held out for validation")
                              ->capture_default_str();
     cmd->add_option("--val", o.validation_dir, "Validation folder (instead of --val-split)")->excludes(split);
     cmd->add_option("--seed", o.seed, "Seed for initialisation and shuffling")->capture_default_str();
-    cmd->add_option("--init", a.init, "Weight initialisation: he, or torch (PyTorch's default)")->capture_default_str();
+    cmd->add_option("--init", a.init, "Weight initialisation: he, torch (PyTorch's default), or a model file (.eqc) to "
+                                      "fine-tune: its architecture, input format and weights are used, and its head "
+                                      "is re-initialised when the classes differ")->capture_default_str();
+    cmd->add_option("--freeze", o.freeze_blocks, "Leading conv blocks (conv + batch norm + ReLU + pool) kept frozen")
+        ->capture_default_str();
+    cmd->add_option("--phase2-epochs", o.phase2_epochs, "Epochs of a second, fine-tuning phase after --epochs "
+                                                        "(fresh optimizer, --phase2-lr, blocks unfrozen)")
+        ->capture_default_str();
+    cmd->add_option("--phase2-lr", o.phase2_learning_rate, "Peak learning rate of phase 2")->capture_default_str();
+    cmd->add_option("--unfreeze", o.unfreeze_blocks, "Frozen blocks released for phase 2, counted from the last one "
+                                                     "(default: all)");
+    cmd->add_option("--monitor", a.monitor, "Validation metric that picks the best model and drives the callbacks: "
+                                            "val_accuracy, val_loss or val_macro_f1")->capture_default_str();
+    cmd->add_option("--early-stop", o.callbacks.early_stop_patience, "Stop after this many epochs without a better "
+                                                                       "--monitor value (0 = off)")->capture_default_str();
+    cmd->add_option("--plateau-patience", o.callbacks.plateau_patience, "Reduce the learning rate after this many epochs "
+                                                                          "without improvement (0 = off)")->capture_default_str();
+    cmd->add_option("--plateau-factor", o.callbacks.plateau_factor, "Factor of each plateau reduction")->capture_default_str();
+    cmd->add_option("--min-lr", o.callbacks.min_learning_rate, "Lowest learning rate plateau reductions go to")
+        ->capture_default_str();
     cmd->add_option("--threads", a.threads, "Threads (0 = all cores)")->capture_default_str();
     cmd->add_option("--balance", a.balance, "Imbalanced classes: none, oversample (minority classes repeated up to the "
                                             "largest each epoch) or weights (inverse-frequency loss weights)")
@@ -180,13 +206,21 @@ int run_train(TrainArguments& a) {
     a.options.balance = parse_balance(a.balance);
     a.options.optimizer.kind = parse_optimizer_kind(a.optimizer);
     a.options.schedule = parse_schedule_kind(a.schedule);
-    a.options.init = parse_init_scheme(a.init);
+    if (a.init == "he" || a.init == "torch") {
+        a.options.init = parse_init_scheme(a.init);
+    } else {
+        for (const char* option : kModelOptions)
+            if (a.command->count(option))
+                throw Error(std::string(option) + " comes from the start model given to --init; drop it");
+        a.options.init_model = a.init;
+    }
+    a.options.callbacks.monitor = parse_monitor(a.monitor);
     std::signal(SIGINT, on_interrupt);
     const TrainSummary summary = train(a.options);
-    if (summary.stopped_early) return 130;
-    if (summary.best_validation_accuracy >= 0)
-        std::printf("best validation accuracy %.4f at epoch %d; model written to '%s'\n",
-                    summary.best_validation_accuracy, summary.best_epoch, a.options.output_path.c_str());
+    if (summary.interrupted) return 130;
+    if (summary.validated)
+        std::printf("best %s %.4f at epoch %d; model written to '%s'\n", monitor_name(summary.monitor),
+                    summary.best_value, summary.best_epoch, a.options.output_path.c_str());
     else
         std::printf("model written to '%s' (no validation set: the last epoch is kept)\n", a.options.output_path.c_str());
     return 0;

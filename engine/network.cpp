@@ -1,9 +1,11 @@
 // Building a network from specs, running it forward and backward, and folding batch norm for inference.
 #include "engine/network.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
+#include <string>
 
 #include "engine/error.hpp"
 #include "layers/batch_norm.hpp"
@@ -111,6 +113,35 @@ void Network::initialize(InitScheme scheme, std::uint64_t seed) {
     for (auto& layer : layers_) layer->initialize(scheme, rng);
 }
 
+void Network::freeze_leading_layers(std::size_t layers) {
+    if (layers > layers_.size()) throw std::logic_error("Network::freeze_leading_layers: more layers than the network has");
+    frozen_layers_ = layers;
+}
+
+int Network::conv_blocks() const {
+    return static_cast<int>(std::count_if(specs_.begin(), specs_.end(), [](const LayerSpec& s) { return s.kind == LayerKind::Conv; }));
+}
+
+std::size_t Network::layers_in_conv_blocks(int blocks) const {
+    if (blocks < 0 || blocks > conv_blocks())
+        throw Error("cannot freeze " + std::to_string(blocks) + " conv blocks: the network has " + std::to_string(conv_blocks()));
+    if (blocks == 0) return 0;
+    int seen = 0;
+    for (std::size_t i = 0; i < specs_.size(); ++i) {
+        const bool block_ends = specs_[i].kind == LayerKind::Conv || specs_[i].kind == LayerKind::Dense ||
+                                specs_[i].kind == LayerKind::Flatten || specs_[i].kind == LayerKind::GlobalAvgPool;
+        if (specs_[i].kind == LayerKind::Conv) ++seen;
+        if (seen > blocks || (seen == blocks && block_ends && specs_[i].kind != LayerKind::Conv)) return i;
+    }
+    return specs_.size();
+}
+
+std::size_t Network::first_trainable_parameter() const {
+    for (const ParameterSlot& slot : parameters_->slots())
+        if (std::stoul(slot.name.substr(0, slot.name.find('.'))) >= frozen_layers_) return slot.offset;
+    return parameters_->size();
+}
+
 void Network::reseed_dropout(std::uint64_t seed) {
     Rng rng(seed);
     for (auto& layer : layers_)
@@ -125,7 +156,7 @@ const Tensor& Network::forward(const Tensor& x, Mode mode) {
     const Tensor* current = &x;
     for (std::size_t i = 0; i < layers_.size(); ++i) {
         if (fused_into_previous_[i]) continue;
-        layers_[i]->forward(*current, activations_[i], mode);
+        layers_[i]->forward(*current, activations_[i], i < frozen_layers_ ? Mode::Infer : mode);
         current = &activations_[i];
     }
     return *current;
@@ -134,11 +165,13 @@ const Tensor& Network::forward(const Tensor& x, Mode mode) {
 void Network::backward(const Tensor& dlogits, bool want_input_gradient) {
     if (!last_input_) throw std::logic_error("Network::backward needs a preceding training-mode forward");
     if (!parameters_->has_gradients()) throw std::logic_error("Network::backward on an inference-only network");
+    if (want_input_gradient && frozen_layers_ > 0)
+        throw std::logic_error("Network::backward: no input gradient through frozen layers");
     const Tensor* dy = &dlogits;
     Tensor* buffers[2] = {&gradient_a_, &gradient_b_};
-    for (std::size_t i = layers_.size(); i-- > 0;) {
+    for (std::size_t i = layers_.size(); i-- > frozen_layers_;) {
         const Tensor& x = i == 0 ? *last_input_ : activations_[i - 1];
-        Tensor* dx = i == 0 ? (want_input_gradient ? &input_gradient_ : nullptr) : buffers[i % 2];
+        Tensor* dx = i == frozen_layers_ ? (want_input_gradient ? &input_gradient_ : nullptr) : buffers[i % 2];
         layers_[i]->backward(x, activations_[i], *dy, dx);
         dy = dx;
     }

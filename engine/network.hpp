@@ -30,6 +30,19 @@ public:
     // Restarts the random streams of stochastic layers (dropout), so that a resumed epoch draws the same masks.
     void reseed_dropout(std::uint64_t seed);
 
+    // Freezes the first `layers` layers for transfer learning: a training forward runs them in inference mode
+    // (batch norm uses and keeps its running statistics, dropout is off) and backward stops above them, so
+    // they get no gradient and cost no backward time. 0 unfreezes everything.
+    void freeze_leading_layers(std::size_t layers);
+    std::size_t frozen_layers() const { return frozen_layers_; }
+    // Layers of the first `blocks` conv blocks; a block is a conv and every layer up to the next conv (or up
+    // to the first dense layer). Throws Error when the network has fewer conv blocks.
+    std::size_t layers_in_conv_blocks(int blocks) const;
+    int conv_blocks() const;
+    // First parameter float of the layers that train: the arena holds the layers' parameters in order, so
+    // an optimizer that starts here leaves the frozen ones untouched.
+    std::size_t first_trainable_parameter() const;
+
     // x: N x C x H x W -> logits N x K. x must stay alive until backward() has run.
     const Tensor& forward(const Tensor& x, Mode mode);
     // Adds dLoss/dparameters to the gradient arena given dLoss/dlogits of the last (training) forward.
@@ -64,6 +77,7 @@ private:
     std::vector<Shape> output_shapes_;  // per layer, for batch 1
     std::vector<std::unique_ptr<Layer>> layers_;
     std::vector<bool> fused_into_previous_;  // per layer: a ReLU an inference-only conv before it already applies
+    std::size_t frozen_layers_ = 0;
     // Held by pointer so that layers' references to the arenas survive moving the network.
     std::unique_ptr<ParameterArena> parameters_;
     std::unique_ptr<ParameterArena> buffers_;

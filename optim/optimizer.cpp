@@ -2,6 +2,7 @@
 #include "optim/optimizer.hpp"
 
 #include <cmath>
+#include <stdexcept>
 
 #include "engine/error.hpp"
 #include "engine/kernels.hpp"
@@ -21,10 +22,13 @@ Optimizer::Optimizer(const OptimizerConfig& config, std::size_t parameter_floats
     if (config.kind == OptimizerKind::Adam) second_moment_.assign(parameter_floats, 0.0f);
 }
 
-void Optimizer::step(float* parameters, const float* gradients, float learning_rate) {
+void Optimizer::step(float* parameters, const float* gradients, float learning_rate, std::size_t first) {
+    if (first > first_moment_.size()) throw std::logic_error("Optimizer::step: first parameter beyond the arena");
     ++steps_;
-    const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(first_moment_.size());
-    float* m = first_moment_.data();
+    const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(first_moment_.size() - first);
+    parameters += first;
+    gradients += first;
+    float* m = first_moment_.data() + first;
     const float decay = config_.weight_decay;
     if (config_.kind == OptimizerKind::Adam) {
         const double t = static_cast<double>(steps_);
@@ -34,7 +38,7 @@ void Optimizer::step(float* parameters, const float* gradients, float learning_r
                                static_cast<float>(learning_rate / (1.0 - std::pow(config_.beta1, t))),
                                static_cast<float>(std::sqrt(1.0 - std::pow(config_.beta2, t))),
                                1.0f - learning_rate * decay};
-        kernels().adam_f32(step, n, parameters, gradients, m, second_moment_.data());
+        kernels().adam_f32(step, n, parameters, gradients, m, second_moment_.data() + first);
     } else {
         const float momentum = config_.momentum;
 #pragma omp parallel for simd schedule(static)

@@ -29,8 +29,9 @@ class Optimizer {
 public:
     Optimizer(const OptimizerConfig& config, std::size_t parameter_floats);
 
-    // One update of all parameters with the given learning rate; counts one step.
-    void step(float* parameters, const float* gradients, float learning_rate);
+    // One update of the parameters from float `first` on (the ones before it are frozen) with the given
+    // learning rate; counts one step.
+    void step(float* parameters, const float* gradients, float learning_rate, std::size_t first = 0);
 
     const OptimizerConfig& config() const { return config_; }
     std::uint64_t steps() const { return steps_; }

@@ -48,6 +48,14 @@ void validate_options(const TrainOptions& o) {
     if (!(o.validation_split >= 0.0 && o.validation_split < 1.0)) throw Error("--val-split must be in [0, 1)");
     if (o.output_path.empty()) throw Error("--out is required");
     validate_augment_options(o.augment);
+    validate_callback_options(o.callbacks);
+    if (o.step_epochs < 1) throw Error("--step-epochs must be at least 1");
+    if (!(o.step_gamma > 0.0f && o.step_gamma <= 1.0f)) throw Error("--step-gamma must be in (0, 1]");
+    if (o.freeze_blocks < 0) throw Error("--freeze must not be negative");
+    if (o.phase2_epochs < 0) throw Error("--phase2-epochs must not be negative");
+    if (!(o.phase2_learning_rate > 0.0f) || !std::isfinite(o.phase2_learning_rate))
+        throw Error("--phase2-lr must be a positive number");
+    if (o.unfreeze_blocks < -1) throw Error("--unfreeze must be a number of blocks (or omitted for all)");
 }
 
 // Fails before any training time is spent when the model could not be saved at the end.
@@ -105,6 +113,18 @@ std::map<std::string, std::string> recipe_of(const TrainOptions& o, const std::s
             {"augment_translate", exact_text(o.augment.translate)},
             {"augment_brightness", exact_text(o.augment.brightness)},
             {"augment_noise", exact_text(o.augment.noise)},
+            {"step_epochs", std::to_string(o.step_epochs)},
+            {"step_gamma", exact_text(o.step_gamma)},
+            {"monitor", monitor_name(o.callbacks.monitor)},
+            {"early_stop", std::to_string(o.callbacks.early_stop_patience)},
+            {"plateau_patience", std::to_string(o.callbacks.plateau_patience)},
+            {"plateau_factor", exact_text(o.callbacks.plateau_factor)},
+            {"min_lr", exact_text(o.callbacks.min_learning_rate)},
+            {"init_model", o.init_model},
+            {"freeze", std::to_string(o.freeze_blocks)},
+            {"phase2_epochs", std::to_string(o.phase2_epochs)},
+            {"phase2_lr", exact_text(o.phase2_learning_rate)},
+            {"unfreeze", std::to_string(o.unfreeze_blocks)},
             {"data", fingerprint}};
 }
 
@@ -138,6 +158,18 @@ TrainOptions options_from_recipe(const TrainOptions& now, const std::map<std::st
         o.augment.translate = std::stof(added("augment_translate", "0"));
         o.augment.brightness = std::stof(added("augment_brightness", "0"));
         o.augment.noise = std::stof(added("augment_noise", "0"));
+        o.step_epochs = std::stoi(added("step_epochs", "10"));
+        o.step_gamma = std::stof(added("step_gamma", "0.1"));
+        o.callbacks.monitor = parse_monitor(added("monitor", "val_accuracy"));
+        o.callbacks.early_stop_patience = std::stoi(added("early_stop", "0"));
+        o.callbacks.plateau_patience = std::stoi(added("plateau_patience", "0"));
+        o.callbacks.plateau_factor = std::stof(added("plateau_factor", "0.5"));
+        o.callbacks.min_learning_rate = std::stof(added("min_lr", "1e-6"));
+        o.init_model = added("init_model", "");
+        o.freeze_blocks = std::stoi(added("freeze", "0"));
+        o.phase2_epochs = std::stoi(added("phase2_epochs", "0"));
+        o.phase2_learning_rate = std::stof(added("phase2_lr", "1e-4"));
+        o.unfreeze_blocks = std::stoi(added("unfreeze", "-1"));
     } catch (const Error&) {
         throw Error("the checkpoint's training recipe is damaged; it cannot be resumed");
     } catch (const std::exception&) {
@@ -234,6 +266,32 @@ std::vector<float> report_balancing(const std::vector<LabelledImage>& train, con
     return weights;
 }
 
+// Copies every parameter and buffer tensor of source whose name and shape target shares (all but a head whose
+// class count changed); returns the tensors copied and the tensors target has.
+std::pair<std::size_t, std::size_t> copy_matching_tensors(Network& source, Network& target) {
+    std::size_t copied = 0, total = 0;
+    for (auto [from, to] : {std::pair{&source.parameters(), &target.parameters()}, std::pair{&source.buffers(), &target.buffers()}}) {
+        for (std::size_t t = 0; t < to->slots().size(); ++t) {
+            ++total;
+            for (std::size_t f = 0; f < from->slots().size(); ++f) {
+                if (from->slots()[f].name != to->slots()[t].name || from->slots()[f].shape.str() != to->slots()[t].shape.str()) continue;
+                const TensorView in = from->value(f), out = to->value(t);
+                std::copy(in.data, in.data + in.size(), out.data);
+                ++copied;
+            }
+        }
+    }
+    return {copied, total};
+}
+
+double monitored_value(Monitor monitor, const EpochRecord& record) {
+    switch (monitor) {
+        case Monitor::ValLoss: return record.validation_loss;
+        case Monitor::ValMacroF1: return record.validation_macro_f1;
+        default: return record.validation_accuracy;
+    }
+}
+
 }  // namespace
 
 std::string checkpoint_path_for(const std::string& output_path) { return stem_of(output_path) + ".last.eqc"; }
@@ -260,6 +318,8 @@ TrainSummary train(const TrainOptions& requested) {
         if (!checkpoint.has_training_state) throw Error("--resume: '" + checkpoint_path + "' holds no training state");
     }
     TrainOptions options = requested.resume ? options_from_recipe(requested, checkpoint.training_state.recipe) : requested;
+    if (requested.resume && requested.epochs_given && options.phase2_epochs > 0)
+        throw Error("--resume of a two-phase run continues with its own epoch counts; drop --epochs");
     if (!options.validation_dir.empty())  // stored in the recipe, so it must not depend on the working folder
         options.validation_dir = std::filesystem::absolute(options.validation_dir).lexically_normal().string();
 
@@ -281,6 +341,8 @@ TrainSummary train(const TrainOptions& requested) {
     } else {
         split = stratified_split(scan.images, num_classes, options.validation_split);
     }
+    if (split.validation.empty() && (options.callbacks.early_stop_patience > 0 || options.callbacks.plateau_patience > 0))
+        throw Error("--early-stop and --plateau-patience watch the validation set; give --val-split > 0 or --val");
     std::printf("split: %zu training, %zu validation images\n", split.train.size(), split.validation.size());
     const std::vector<float> class_weights = report_balancing(split.train, scan.class_names, options.balance);
     std::printf("augmentation: %s\n", describe_augmentation(options.augment).c_str());
@@ -294,11 +356,28 @@ TrainSummary train(const TrainOptions& requested) {
             throw Error("--resume: the classes in '" + options.data_dir + "' differ from the checkpoint's");
         network = std::move(checkpoint.network);
         state = std::move(checkpoint.training_state);
-        if (static_cast<int>(state.epochs_done) >= options.epochs)
+        if (static_cast<int>(state.epochs_done) >= options.epochs + options.phase2_epochs)
             throw Error("--resume: the checkpoint already completed " + std::to_string(state.epochs_done) +
                         " epochs; pass a larger --epochs to continue");
         std::printf("resuming from '%s' after epoch %u of %d (recipe from the checkpoint)\n", checkpoint_path.c_str(),
-                    state.epochs_done, options.epochs);
+                    state.epochs_done, options.epochs + options.phase2_epochs);
+    } else if (!options.init_model.empty()) {
+        LoadedModel start;
+        try {
+            start = load_model(options.init_model, true);
+        } catch (const Error& e) {
+            throw Error(std::string("--init: ") + e.what());
+        }
+        // The start model's input format (size, preprocessing, normalisation) is what its features expect.
+        description = start.description;
+        description.class_names = scan.class_names;
+        network = build_network(description);
+        network->initialize(options.init, options.seed);
+        const auto [copied, total] = copy_matching_tensors(*start.network, *network);
+        std::printf("initialised from '%s': %zu of %zu tensors copied", options.init_model.c_str(), copied, total);
+        if (start.description.class_names != scan.class_names)
+            std::printf("; its classes differ from these, so the head is re-initialised for %d classes", num_classes);
+        std::printf("\n");
     } else {
         description.architecture = options.architecture;
         description.class_names = scan.class_names;
@@ -310,6 +389,7 @@ TrainSummary train(const TrainOptions& requested) {
         network = build_network(description);
         network->initialize(options.init, options.seed);
     }
+    network->layers_in_conv_blocks(options.freeze_blocks);  // throws now, not after the first phase, when too many
     std::printf("model: %s, input %dx%dx%d (CxHxW)\n%s", description.architecture.c_str(), description.input.channels,
                 description.input.height, description.input.width, network->summary().c_str());
     std::fflush(stdout);
@@ -323,6 +403,15 @@ TrainSummary train(const TrainOptions& requested) {
         optimizer.second_moment() = state.second_moment;
         optimizer.set_steps(state.optimizer_steps);
     }
+    TrainingCallbacks callbacks(options.callbacks, options.learning_rate);
+    bool phase1_stopped = false;
+    if (requested.resume && !state.callbacks.empty()) {
+        callbacks.restore(state.callbacks);
+        phase1_stopped = state.callbacks["phase1_stopped"] == "1";
+    } else if (requested.resume && state.best_epoch > 0) {  // a checkpoint from before the callbacks: accuracy was kept
+        callbacks.restore({{"has_best", "1"}, {"best", exact_text(state.best_metric)}, {"epochs_without_improvement", "0"},
+                           {"plateau_wait", "0"}, {"lr_scale", "1"}});
+    }
     state.recipe = recipe_of(options, fingerprint);
 
     const LoaderOptions train_loading{.batch_size = options.batch_size, .shuffle = true, .seed = options.seed,
@@ -335,25 +424,56 @@ TrainSummary train(const TrainOptions& requested) {
 
     const std::uint64_t steps_per_epoch = (train_loader.epoch_length() + static_cast<std::size_t>(options.batch_size) - 1) /
                                           static_cast<std::size_t>(options.batch_size);
-    const Schedule schedule{options.schedule, options.learning_rate, steps_per_epoch * static_cast<std::uint64_t>(options.warmup_epochs),
-                            steps_per_epoch * static_cast<std::uint64_t>(options.epochs)};
+    const auto steps_of = [&](int epochs) { return steps_per_epoch * static_cast<std::uint64_t>(epochs); };
+    // Phase 2 restarts the optimizer, so its schedule counts from the optimizer's step 0 again, without warm-up.
+    const auto schedule_of_phase = [&](int phase) {
+        return phase == 1 ? Schedule{options.schedule, options.learning_rate, steps_of(options.warmup_epochs),
+                                     steps_of(options.epochs), steps_of(options.step_epochs), options.step_gamma}
+                          : Schedule{options.schedule, options.phase2_learning_rate, 0, steps_of(options.phase2_epochs),
+                                     steps_of(options.step_epochs), options.step_gamma};
+    };
+    const auto frozen_blocks_of_phase = [&](int phase) {
+        if (phase == 1) return options.freeze_blocks;
+        return options.unfreeze_blocks < 0 ? 0 : std::max(0, options.freeze_blocks - options.unfreeze_blocks);
+    };
+    const int total_epochs = options.epochs + options.phase2_epochs;
 
     std::vector<EpochRecord> history = requested.resume ? read_history(requested.output_path, static_cast<int>(state.epochs_done))
                                                         : std::vector<EpochRecord>{};
     TrainSummary summary;
     summary.epochs_done = static_cast<int>(state.epochs_done);
     summary.best_epoch = static_cast<int>(state.best_epoch);
-    summary.best_validation_accuracy = state.best_metric;
+    summary.validated = !split.validation.empty();
+    summary.monitor = options.callbacks.monitor;
+    summary.best_value = callbacks.best();
     double seconds_so_far = 0.0;
     for (const EpochRecord& r : history) seconds_so_far += r.seconds;
 
     Batch batch;
     Tensor dlogits;
-    for (int epoch = summary.epochs_done + 1; epoch <= options.epochs; ++epoch) {
+    Schedule schedule;
+    int current_phase = 0;
+    int epoch = summary.epochs_done + 1;
+    if (phase1_stopped && epoch <= options.epochs) epoch = options.epochs + 1;
+    for (; epoch <= total_epochs; ++epoch) {
+        const int phase = epoch > options.epochs ? 2 : 1;
+        if (phase != current_phase) {
+            if (phase == 2 && summary.epochs_done <= options.epochs) {  // entering phase 2 (not resuming inside it)
+                optimizer = Optimizer(options.optimizer, network->parameters().size());
+                callbacks.start_phase(options.phase2_learning_rate);
+                std::printf("phase 2: fine-tuning for %d epochs at lr %g with %d of %d conv blocks frozen\n",
+                            options.phase2_epochs, static_cast<double>(options.phase2_learning_rate),
+                            frozen_blocks_of_phase(2), network->conv_blocks());
+            }
+            network->freeze_leading_layers(network->layers_in_conv_blocks(frozen_blocks_of_phase(phase)));
+            schedule = schedule_of_phase(phase);
+            current_phase = phase;
+        }
+        const std::size_t first_trainable = network->first_trainable_parameter();
         network->reseed_dropout(options.seed * 1000003u + static_cast<std::uint64_t>(epoch));
         train_loader.start_epoch(epoch);
         char label[64];
-        std::snprintf(label, sizeof label, "epoch %d/%d", epoch, options.epochs);
+        std::snprintf(label, sizeof label, "epoch %d/%d", epoch, total_epochs);
         ProgressBar progress(label, train_loader.epoch_length(), "img");
         double loss_sum = 0.0;
         std::size_t correct = 0, seen = 0;
@@ -373,8 +493,8 @@ TrainSummary train(const TrainOptions& requested) {
             }
             network->parameters().zero_gradients();
             network->backward(dlogits);
-            learning_rate = schedule.learning_rate_at(optimizer.steps());
-            optimizer.step(network->parameters().values(), network->parameters().gradients(), learning_rate);
+            learning_rate = schedule.learning_rate_at(optimizer.steps()) * callbacks.learning_rate_scale();
+            optimizer.step(network->parameters().values(), network->parameters().gradients(), learning_rate, first_trainable);
             loss_sum += loss * static_cast<double>(batch.labels.size());
             seen += batch.labels.size();
             char detail[64];
@@ -389,7 +509,7 @@ TrainSummary train(const TrainOptions& requested) {
             else
                 std::printf("stopped on request during epoch %d; '%s' holds epoch %d, continue with --resume\n", epoch,
                             checkpoint_path.c_str(), summary.epochs_done);
-            summary.stopped_early = true;
+            summary.interrupted = true;
             return summary;
         }
         if (seen == 0) throw Error("no training image could be decoded in epoch " + std::to_string(epoch));
@@ -404,44 +524,56 @@ TrainSummary train(const TrainOptions& requested) {
         const ParameterArena& weights = network->parameters();
         if (!std::all_of(weights.values(), weights.values() + weights.size(), [](float v) { return std::isfinite(v); }))
             diverged(epoch, "the weights became non-finite", options.output_path);
-        bool is_best = false;
+        EpochDecision decision;
         if (!split.validation.empty()) {
             const InferenceResult validation = run_inference(*network, validation_loader, "validating");
             const ClassificationReport report = classification_report(validation.labels, validation.probabilities, description.class_names);
             record.validation_loss = validation.mean_loss;
             record.validation_accuracy = report.accuracy;
             record.validation_macro_f1 = report.macro_f1;
-            is_best = report.accuracy > summary.best_validation_accuracy;
+            decision = callbacks.end_epoch(monitored_value(options.callbacks.monitor, record));
         } else {
-            is_best = true;  // without validation data the latest model is the one kept
+            decision.improved = true;  // without validation data the latest model is the one kept
         }
         record.seconds = progress.seconds();
         seconds_so_far += record.seconds;
         history.push_back(record);
 
         summary.epochs_done = epoch;
-        if (is_best) {
+        if (decision.improved) {
             summary.best_epoch = epoch;
-            summary.best_validation_accuracy = split.validation.empty() ? -1.0 : record.validation_accuracy;
+            summary.best_value = callbacks.best();
             save_model(options.output_path, description, *network);
         }
+        const bool ends_phase1 = decision.stop && phase == 1 && options.phase2_epochs > 0;
+        phase1_stopped = phase1_stopped || ends_phase1;
         state.epochs_done = static_cast<std::uint32_t>(epoch);
         state.optimizer_steps = optimizer.steps();
-        state.best_metric = summary.best_validation_accuracy;
+        state.best_metric = summary.validated ? callbacks.best() : -1.0;
         state.best_epoch = static_cast<std::uint32_t>(summary.best_epoch);
         state.first_moment = optimizer.first_moment();
         state.second_moment = optimizer.second_moment();
+        state.callbacks = callbacks.state();
+        state.callbacks["phase1_stopped"] = phase1_stopped ? "1" : "0";
         save_model(checkpoint_path, description, *network, &state);
         write_logs(options.output_path, description, history);
 
-        const double eta = seconds_so_far / static_cast<double>(history.size()) * (options.epochs - epoch);
-        std::printf("epoch %3d/%d  loss %.4f  acc %.4f", epoch, options.epochs, record.train_loss, record.train_accuracy);
+        const double eta = seconds_so_far / static_cast<double>(history.size()) * (total_epochs - epoch);
+        std::printf("epoch %3d/%d  loss %.4f  acc %.4f", epoch, total_epochs, record.train_loss, record.train_accuracy);
         if (!split.validation.empty())
             std::printf("  | val loss %.4f  acc %.4f  macro-F1 %.4f", record.validation_loss,
                         record.validation_accuracy, record.validation_macro_f1);
-        std::printf("  | lr %.2e  %.1f img/s  %.1fs  ETA %s%s\n", record.learning_rate, record.images_per_second,
-                    record.seconds, format_duration(eta).c_str(), is_best ? "  *best" : "");
+        std::printf("  | lr %.2e  %.1f img/s  %.1fs  ETA %s%s%s\n", record.learning_rate, record.images_per_second,
+                    record.seconds, format_duration(eta).c_str(), decision.improved ? "  *best" : "",
+                    decision.reduced_lr ? "  lr reduced" : "");
         std::fflush(stdout);
+        if (decision.stop) {
+            summary.early_stopped = true;
+            std::printf("early stopping: no better %s for %d epochs%s\n", monitor_name(options.callbacks.monitor),
+                        options.callbacks.early_stop_patience, ends_phase1 ? "; phase 1 ends here" : "");
+            if (!ends_phase1) break;
+            epoch = options.epochs;  // the loop's increment enters phase 2
+        }
     }
     return summary;
 }

@@ -1,6 +1,7 @@
-// The training loop behind `edgeqc train`: data split, normalisation, epochs with validation, best-model
-// and last-checkpoint saving, per-epoch CSV/JSON logs, clean stop on request and exact --resume.
-// It prints progress but parses no command line; apps/ does that.
+// The training loop behind `edgeqc train`: data split, normalisation, balancing, epochs with validation,
+// callbacks (best model, early stopping, reduce-on-plateau), transfer learning (start from a model, frozen
+// conv blocks, a second fine-tuning phase), per-epoch CSV/JSON logs, clean stop on request and exact
+// --resume. It prints progress but parses no command line; apps/ does that.
 #pragma once
 
 #include <atomic>
@@ -12,6 +13,7 @@
 #include "data/sampling.hpp"
 #include "engine/architecture.hpp"
 #include "layers/layer.hpp"
+#include "optim/callbacks.hpp"
 #include "optim/optimizer.hpp"
 #include "optim/schedule.hpp"
 
@@ -32,6 +34,16 @@ struct TrainOptions {
     OptimizerConfig optimizer;
     ScheduleKind schedule = ScheduleKind::Cosine;
     int warmup_epochs = 1;
+    int step_epochs = 10;      // --schedule step: epochs between decays
+    float step_gamma = 0.1f;   // --schedule step: factor of each decay
+    CallbackOptions callbacks;
+    // Transfer learning. epochs above is phase 1; phase 2 (when phase2_epochs > 0) restarts the optimizer
+    // with phase2_learning_rate and releases unfreeze_blocks of the frozen blocks (-1 = all).
+    std::string init_model;    // start from this model's weights; its architecture and input format are used
+    int freeze_blocks = 0;     // leading conv blocks that do not train in phase 1
+    int phase2_epochs = 0;
+    float phase2_learning_rate = 1e-4f;
+    int unfreeze_blocks = -1;
     double validation_split = 0.2;
     std::uint64_t seed = 1;
     InitScheme init = InitScheme::He;
@@ -41,9 +53,12 @@ struct TrainOptions {
 
 struct TrainSummary {
     int epochs_done = 0;
-    int best_epoch = 0;               // 0 when no epoch completed
-    double best_validation_accuracy = -1.0;  // -1 without a validation set
-    bool stopped_early = false;       // a stop was requested (Ctrl-C)
+    int best_epoch = 0;          // 0 when no epoch completed
+    bool validated = false;      // false without a validation set: the last epoch is kept
+    Monitor monitor = Monitor::ValAccuracy;  // the run's (a resumed run's from its checkpoint)
+    double best_value = 0.0;     // of the monitored metric at best_epoch
+    bool early_stopped = false;  // the early-stopping callback ended training
+    bool interrupted = false;    // a stop was requested (Ctrl-C)
 };
 
 // Paths derived from the output path "dir/name.eqc": "dir/name.last.eqc", "dir/name.log.csv", "dir/name.log.json".

@@ -111,7 +111,7 @@ TEST_CASE("a stop request ends training at a batch boundary and keeps the last c
     training_stop_requested() = true;
     const TrainSummary summary = train(options);
     training_stop_requested() = false;
-    CHECK(summary.stopped_early);
+    CHECK(summary.interrupted);
     const LoadedModel checkpoint = load_model(folder.file("m.last.eqc"));
     CHECK(checkpoint.training_state.epochs_done == 1);
 }
@@ -122,7 +122,7 @@ TEST_CASE("a stop before the first epoch completes says there is nothing to resu
     training_stop_requested() = true;
     const TrainSummary summary = train(tiny_options(folder.file("data"), folder.file("m.eqc")));
     training_stop_requested() = false;
-    CHECK(summary.stopped_early);
+    CHECK(summary.interrupted);
     CHECK(summary.epochs_done == 0);
     CHECK_FALSE(fs::exists(folder.file("m.last.eqc")));
 }
