@@ -12,6 +12,7 @@
 #include "data/dataset.hpp"
 #include "data/image.hpp"
 #include "data/synth.hpp"
+#include "data/voc_import.hpp"
 #include "engine/architecture.hpp"
 #include "engine/error.hpp"
 #include "engine/inference.hpp"
@@ -373,6 +374,50 @@ int run_preview(PreviewArguments& a) {
     return 0;
 }
 
+struct ImportVocArguments {
+    std::string images, annotations, out;
+    VocImportOptions options;
+};
+
+void add_import_voc(CLI::App& app, ImportVocArguments& a) {
+    CLI::App* cmd = app.add_subcommand("import-voc", "Crop the boxes of Pascal VOC / LabelImg annotations into a labelled "
+                                                     "folder (OUT/<label>/*.png) for train");
+    cmd->add_option("images", a.images, "Folder with the annotated images (searched recursively by file name)")->required();
+    cmd->add_option("annotations", a.annotations, "Folder with the VOC .xml files")->required();
+    cmd->add_option("out", a.out, "Output folder")->required();
+    cmd->add_option("--pad", a.options.pad, "Pixels added around every box (clipped to the image)")->capture_default_str();
+    cmd->add_option("--min-size", a.options.min_size, "Skip boxes narrower or lower than this many pixels")->capture_default_str();
+    cmd->add_flag("--strict", a.options.strict, "Stop at the first malformed file, missing image or bad box");
+}
+
+int run_import_voc(const ImportVocArguments& a) {
+    ProgressBar progress("import-voc", 0, "files");
+    std::size_t warnings = 0;
+    const VocImportReport r = import_voc(
+        a.images, a.annotations, a.out, a.options,
+        [&](const std::string& message) {
+            if (++warnings <= 20) std::fprintf(stderr, "\rwarning: %s\n", message.c_str());
+            else if (warnings == 21) std::fprintf(stderr, "\rwarning: further warnings are only counted\n");
+        },
+        [&](std::size_t done, std::size_t total) {
+            progress.set_total(total);
+            progress.update(done);
+        });
+    progress.finish();
+    std::printf("read %zu annotation files with %zu boxes; wrote %zu crops to '%s':\n", r.annotations, r.boxes,
+                r.crops_written, a.out.c_str());
+    for (const auto& [label, count] : r.crops_per_label) std::printf("  %-24s %6zu\n", label.c_str(), count);
+    const std::pair<const char*, std::size_t> skipped[] = {
+        {"malformed annotation files", r.malformed_annotations}, {"annotations without their image", r.missing_images},
+        {"unreadable images", r.unreadable_images}, {"boxes outside their image", r.boxes_outside},
+        {"boxes with unusable labels", r.bad_labels}, {"boxes below --min-size", r.boxes_too_small},
+        {"boxes clipped to their image (written)", r.boxes_clipped}};
+    for (const auto& [what, count] : skipped)
+        if (count) std::printf("  %zu %s\n", count, what);
+    if (r.crops_written == 0) throw Error("no crops were written");
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -385,11 +430,13 @@ int main(int argc, char** argv) {
     PredictArguments predict_arguments;
     SynthArguments synth_arguments;
     PreviewArguments preview_arguments;
+    ImportVocArguments import_voc_arguments;
     add_train(app, train_arguments);
     add_eval(app, eval_arguments);
     add_predict(app, predict_arguments);
     add_synth(app, synth_arguments);
     add_preview(app, preview_arguments);
+    add_import_voc(app, import_voc_arguments);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -410,6 +457,7 @@ int main(int argc, char** argv) {
         if (app.got_subcommand("predict")) return run_predict(predict_arguments);
         if (app.got_subcommand("synth")) return run_synth(synth_arguments);
         if (app.got_subcommand("augment-preview")) return run_preview(preview_arguments);
+        if (app.got_subcommand("import-voc")) return run_import_voc(import_voc_arguments);
         std::cout << app.help();
         return 2;
     } catch (const Error& e) {

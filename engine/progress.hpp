@@ -16,6 +16,8 @@ public:
     ProgressBar& operator=(const ProgressBar&) = delete;
     // done: items finished so far; detail: extra text such as the running loss.
     void update(std::size_t done, const std::string& detail = {});
+    // For work whose size is known only once it has started (e.g. after a folder scan).
+    void set_total(std::size_t total) { total_ = total; }
     // Clears the bar line (the caller prints its own summary).
     void finish();
     double seconds() const;
