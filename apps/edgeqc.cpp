@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <csignal>
+#include <filesystem>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -15,6 +16,7 @@
 #include "data/voc_import.hpp"
 #include "engine/architecture.hpp"
 #include "engine/error.hpp"
+#include "engine/html_report.hpp"
 #include "engine/inference.hpp"
 #include "engine/json_output.hpp"
 #include "engine/kernels.hpp"
@@ -189,6 +191,7 @@ void add_train(CLI::App& app, TrainArguments& a) {
                                             "largest each epoch) or weights (inverse-frequency loss weights)")
         ->capture_default_str();
     add_augment_options(cmd, a.augment);
+    cmd->add_option("--report", o.report_path, "Write an HTML report (curves, validation metrics, ROC, worst mistakes)");
     cmd->add_flag("--strict", o.strict, "Stop on a corrupt image instead of skipping it");
     cmd->add_flag("--resume", o.resume,
                   "Continue from NAME.last.eqc with its recipe and epoch count; only --epochs may be given");
@@ -228,7 +231,7 @@ int run_train(TrainArguments& a) {
 }
 
 struct EvalArguments {
-    std::string model, data;
+    std::string model, data, report;
     int batch = 1, threads = 0;
     bool json = false, strict = false;
 };
@@ -240,13 +243,34 @@ void add_eval(CLI::App& app, EvalArguments& a) {
     cmd->add_option("--batch", a.batch, "Images per forward pass (latency is reported per image)")->capture_default_str();
     cmd->add_option("--threads", a.threads, "Threads (0 = all cores)")->capture_default_str();
     cmd->add_flag("--json", a.json, "Print the metrics as JSON instead of text");
+    cmd->add_option("--report", a.report, "Also write an HTML report (with the training curves when the model's log is beside it)");
     cmd->add_flag("--strict", a.strict, "Stop on a corrupt image instead of skipping it");
+}
+
+void write_evaluation_report(const EvalArguments& a, const LoadedModel& model, const Evaluation& e) {
+    ReportContent content;
+    content.title = "edgeqc evaluation report: " + std::filesystem::path(a.model).filename().string();
+    content.facts = {{"model file", a.model},
+                     {"architecture", model.description.architecture},
+                     {"input", describe_input_format(model.description.input)},
+                     {"written by", "edgeqc " + model.description.writer_version},
+                     {"latency", std::to_string(e.milliseconds_per_image) + " ms per image (batch " + std::to_string(e.batch_size) + ")"}};
+    content.history = training_curves(a.model);
+    content.has_evaluation = true;
+    content.evaluated_on = a.data + " (" + std::to_string(e.labels.size()) + " images" +
+                           (e.skipped ? ", " + std::to_string(e.skipped) + " corrupt skipped" : "") + ")";
+    content.report = e.report;
+    content.image_paths = e.image_paths;
+    content.labels = e.labels;
+    content.probabilities = e.probabilities;
+    write_html_report(a.report, content);
 }
 
 int run_eval(const EvalArguments& a) {
     apply_threads(a.threads);
     const LoadedModel model = load_model(a.model);
     const Evaluation e = evaluate_folder(model, a.data, a.batch, a.strict);
+    if (!a.report.empty()) write_evaluation_report(a, model, e);
     if (a.json) {
         nlohmann::json out = report_to_json(e.report);
         out["model"] = a.model;
@@ -262,6 +286,7 @@ int run_eval(const EvalArguments& a) {
         std::printf("\nmean inference latency %.2f ms per image (batch %d, %d threads)\n", e.milliseconds_per_image,
                     e.batch_size, omp_get_max_threads());
         if (e.skipped) std::printf("skipped %zu corrupt images\n", e.skipped);
+        if (!a.report.empty()) std::printf("report written to '%s'\n", a.report.c_str());
     }
     return 0;
 }

@@ -226,10 +226,10 @@ Image resize_image(const Image& image, int width, int height) {
     return result;
 }
 
-void write_png(const std::string& path, const Image& image) {
-    check_image(image, "write '" + path + "' from");
+std::vector<unsigned char> encode_png(const Image& image, const std::string& what) {
+    check_image(image, "write " + what + " from");
     if (image.channels != 1 && image.channels != 3) {
-        throw Error("cannot write '" + path + "': PNG output supports 1 or 3 channels, not " +
+        throw Error("cannot write " + what + ": PNG output supports 1 or 3 channels, not " +
                     std::to_string(image.channels) + ".");
     }
     const std::size_t plane = static_cast<std::size_t>(image.width) * static_cast<std::size_t>(image.height);
@@ -246,9 +246,13 @@ void write_png(const std::string& path, const Image& image) {
     };
     if (!stbi_write_png_to_func(append, &encoded, image.width, image.height, image.channels, interleaved.data(),
                                 image.width * image.channels)) {
-        throw Error("cannot write '" + path + "': PNG encoding failed.");
+        throw Error("cannot write " + what + ": PNG encoding failed.");
     }
-    write_file_atomically(path, encoded);
+    return encoded;
+}
+
+void write_png(const std::string& path, const Image& image) {
+    write_file_atomically(path, encode_png(image, "'" + path + "'"));
 }
 
 }  // namespace edgeqc

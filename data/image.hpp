@@ -32,5 +32,7 @@ Image resize_image(const Image& image, int width, int height);
 // 8-bit PNG of a 1- or 3-channel image; written to path + ".tmp" and renamed, so readers never see
 // a half-written file.
 void write_png(const std::string& path, const Image& image);
+// The same PNG bytes in memory (for reports that embed images); errors name `what`.
+std::vector<unsigned char> encode_png(const Image& image, const std::string& what);
 
 }  // namespace edgeqc

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "data/image_filters.hpp"
 #include "engine/error.hpp"
@@ -50,6 +51,26 @@ const char* denoise_name(Denoise denoise) {
         case Denoise::Gaussian: return "gaussian";
         default: return "none";
     }
+}
+
+std::string describe_input_format(const InputFormat& format) {
+    char text[256];
+    std::snprintf(text, sizeof text, "%dx%dx%d (CxHxW)", format.channels, format.height, format.width);
+    std::string description = text;
+    for (std::size_t c = 0; c < format.mean.size(); ++c) {
+        std::snprintf(text, sizeof text, "%s mean %.4g stddev %.4g", c ? ";" : ",", format.mean[c], format.stddev[c]);
+        description += text;
+    }
+    const Enhancement& e = format.enhancement;
+    if (e.denoise != Denoise::None) {
+        std::snprintf(text, sizeof text, ", %s %dx%d", denoise_name(e.denoise), e.denoise_size, e.denoise_size);
+        description += text;
+    }
+    if (e.clahe_clip > 0.0f) {
+        std::snprintf(text, sizeof text, ", CLAHE clip %g on %dx%d tiles", e.clahe_clip, e.clahe_tiles, e.clahe_tiles);
+        description += text;
+    }
+    return description;
 }
 
 void validate_input_format(const InputFormat& format) {

@@ -46,6 +46,9 @@ inline std::size_t input_floats(const InputFormat& format) {
            static_cast<std::size_t>(format.width);
 }
 
+// "1x80x120 (CxHxW), mean 0.362 stddev 0.136, median 3x3, CLAHE clip 2 on 8x8 tiles" for logs and reports.
+std::string describe_input_format(const InputFormat& format);
+
 // convert_channels -> resize_image -> denoise -> CLAHE -> (x - mean[c]) / stddev[c]; writes
 // input_floats(format) floats.
 void preprocess_into(const Image& decoded, const InputFormat& format, float* out_chw);

@@ -26,6 +26,7 @@ InferenceResult run_inference(Network& network, BatchLoader& loader, const std::
         softmax(logits, probabilities);
         loss_sum += softmax_cross_entropy(logits, batch.labels, {}, nullptr) * static_cast<double>(batch.labels.size());
         result.labels.insert(result.labels.end(), batch.labels.begin(), batch.labels.end());
+        result.indices.insert(result.indices.end(), batch.indices.begin(), batch.indices.end());
         result.probabilities.insert(result.probabilities.end(), probabilities.data(),
                                     probabilities.data() + probabilities.size());
         if (!progress_label.empty()) progress.update(result.labels.size() + loader.skipped());
@@ -36,15 +37,23 @@ InferenceResult run_inference(Network& network, BatchLoader& loader, const std::
 }
 
 Evaluation evaluate_folder(const LoadedModel& model, const std::string& data_dir, int batch_size, bool strict) {
-    if (batch_size < 1) throw Error("--batch must be at least 1");
     const FolderScan scan = scan_with_classes(data_dir, model.description.class_names);
     if (scan.images.empty()) throw Error("'" + data_dir + "' holds no images in folders named after the model's classes");
+    return evaluate_images(model, scan.images, batch_size, strict, "'" + data_dir + "'");
+}
+
+Evaluation evaluate_images(const LoadedModel& model, const std::vector<LabelledImage>& images, int batch_size, bool strict,
+                           const std::string& what) {
+    if (batch_size < 1) throw Error("--batch must be at least 1");
     Network network = model.network->folded_for_inference();
-    BatchLoader loader(scan.images, model.description.input, {.batch_size = batch_size, .shuffle = false, .strict = strict, .augment = {}});
+    BatchLoader loader(images, model.description.input, {.batch_size = batch_size, .shuffle = false, .strict = strict, .augment = {}});
     const InferenceResult result = run_inference(network, loader, "evaluating");
-    if (result.labels.empty()) throw Error("no image in '" + data_dir + "' could be decoded");
+    if (result.labels.empty()) throw Error("no image in " + what + " could be decoded");
     Evaluation evaluation;
     evaluation.report = classification_report(result.labels, result.probabilities, model.description.class_names);
+    for (std::size_t index : result.indices) evaluation.image_paths.push_back(images[index].path);
+    evaluation.labels = result.labels;
+    evaluation.probabilities = result.probabilities;
     evaluation.milliseconds_per_image = 1000.0 * result.forward_seconds / static_cast<double>(result.labels.size());
     evaluation.batch_size = batch_size;
     evaluation.skipped = loader.skipped();

@@ -37,6 +37,26 @@ double roc_auc(const std::vector<float>& scores, const std::vector<bool>& is_pos
     return u / (static_cast<double>(positives) * static_cast<double>(negatives));
 }
 
+std::vector<std::pair<double, double>> roc_curve(const std::vector<float>& scores, const std::vector<bool>& is_positive) {
+    const auto positives = static_cast<std::size_t>(std::count(is_positive.begin(), is_positive.end(), true));
+    const std::size_t negatives = scores.size() - positives;
+    if (positives == 0 || negatives == 0) return {};
+    std::vector<std::size_t> order(scores.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return scores[a] > scores[b]; });
+    std::vector<std::pair<double, double>> curve{{0.0, 0.0}};
+    std::size_t true_positives = 0, false_positives = 0;
+    for (std::size_t start = 0; start < order.size();) {
+        std::size_t end = start;
+        for (; end < order.size() && scores[order[end]] == scores[order[start]]; ++end)
+            (is_positive[order[end]] ? true_positives : false_positives) += 1;
+        curve.emplace_back(static_cast<double>(false_positives) / static_cast<double>(negatives),
+                           static_cast<double>(true_positives) / static_cast<double>(positives));
+        start = end;
+    }
+    return curve;
+}
+
 ClassificationReport classification_report(const std::vector<int>& labels, const std::vector<float>& probabilities,
                                             const std::vector<std::string>& class_names) {
     const std::size_t classes = class_names.size();

@@ -29,6 +29,11 @@ ClassificationReport classification_report(const std::vector<int>& labels, const
 // Area under the ROC curve for scores of positives vs negatives (Mann-Whitney U, ties counted half).
 double roc_auc(const std::vector<float>& scores, const std::vector<bool>& is_positive);
 
+// The ROC curve of the same scores: (false positive rate, true positive rate) points from (0, 0) to (1, 1),
+// one per distinct score (ties move diagonally), so the trapezoids under it add up to roc_auc. Empty when
+// there are no positives or no negatives.
+std::vector<std::pair<double, double>> roc_curve(const std::vector<float>& scores, const std::vector<bool>& is_positive);
+
 // The per-class table, summary lines and confusion matrix as aligned text.
 std::string format_report(const ClassificationReport& report);
 // The same as JSON: accuracy, macro_f1, balanced_accuracy, roc_auc, per_class[], confusion (undefined AUC is null).

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
@@ -58,18 +59,18 @@ void validate_options(const TrainOptions& o) {
     if (o.unfreeze_blocks < -1) throw Error("--unfreeze must be a number of blocks (or omitted for all)");
 }
 
-// Fails before any training time is spent when the model could not be saved at the end.
-void check_output_writable(const std::string& output_path) {
+// Fails before any training time is spent when the model (or report) could not be saved at the end.
+void check_output_writable(const std::string& output_path, const char* what = "the model") {
     const std::filesystem::path path(output_path);
     const std::filesystem::path folder = path.parent_path().empty() ? "." : path.parent_path();
+    const std::string cannot = std::string("cannot write ") + what + " to '" + output_path + "': ";
     std::error_code error;
     if (!std::filesystem::is_directory(folder, error))
-        throw Error("cannot write the model to '" + output_path + "': folder '" + folder.string() + "' does not exist");
-    if (std::filesystem::is_directory(path, error))
-        throw Error("cannot write the model to '" + output_path + "': it is a folder");
+        throw Error(cannot + "folder '" + folder.string() + "' does not exist");
+    if (std::filesystem::is_directory(path, error)) throw Error(cannot + "it is a folder");
     const std::string probe = output_path + ".probe" + std::to_string(::getpid());
     std::FILE* file = std::fopen(probe.c_str(), "wb");
-    if (!file) throw Error("cannot write the model to '" + output_path + "': " + std::strerror(errno));
+    if (!file) throw Error(cannot + std::strerror(errno));
     std::fclose(file);
     std::remove(probe.c_str());
 }
@@ -292,7 +293,52 @@ double monitored_value(Monitor monitor, const EpochRecord& record) {
     }
 }
 
+std::vector<ReportEpoch> curves_of(const std::vector<EpochRecord>& history) {
+    std::vector<ReportEpoch> curves;
+    for (const EpochRecord& r : history)
+        curves.push_back({r.epoch, r.train_loss, r.train_accuracy, r.validation_loss, r.validation_accuracy, r.learning_rate});
+    return curves;
+}
+
+// The report of a finished run: its recipe, its curves and the kept model on the validation split.
+void write_training_report(const TrainOptions& o, const ModelDescription& description, const Split& split,
+                           const std::vector<EpochRecord>& history, const TrainSummary& summary) {
+    ReportContent content;
+    content.title = "edgeqc training report: " + std::filesystem::path(o.output_path).filename().string();
+    content.facts = {{"model file", o.output_path},
+                     {"training data", o.data_dir},
+                     {"classes", std::to_string(description.class_names.size())},
+                     {"architecture", description.architecture},
+                     {"input", describe_input_format(description.input)},
+                     {"augmentation", describe_augmentation(o.augment)},
+                     {"balance", balance_name(o.balance)},
+                     {"optimizer", std::string(optimizer_kind_name(o.optimizer.kind)) + ", lr " + exact_text(o.learning_rate) +
+                                       ", batch " + std::to_string(o.batch_size) + ", schedule " + schedule_kind_name(o.schedule)},
+                     {"epochs", std::to_string(summary.epochs_done) + (summary.early_stopped ? " (stopped early)" : "")},
+                     {"kept epoch", std::to_string(summary.best_epoch) + " (best " + monitor_name(summary.monitor) + ")"},
+                     {"seed", std::to_string(o.seed)}};
+    if (!o.init_model.empty()) content.facts.emplace_back("started from", o.init_model);
+    content.history = curves_of(history);
+    if (!split.validation.empty()) {
+        const LoadedModel kept = load_model(o.output_path);
+        const Evaluation evaluation = evaluate_images(kept, split.validation, o.batch_size, o.strict, "the validation split");
+        content.has_evaluation = true;
+        content.evaluated_on = "the validation split (" + std::to_string(evaluation.labels.size()) + " images), kept epoch " +
+                               std::to_string(summary.best_epoch);
+        content.report = evaluation.report;
+        content.image_paths = evaluation.image_paths;
+        content.labels = evaluation.labels;
+        content.probabilities = evaluation.probabilities;
+    }
+    write_html_report(o.report_path, content);
+    std::printf("report written to '%s'\n", o.report_path.c_str());
+}
+
 }  // namespace
+
+std::vector<ReportEpoch> training_curves(const std::string& output_path) {
+    return curves_of(read_history(output_path, std::numeric_limits<int>::max()));
+}
 
 std::string checkpoint_path_for(const std::string& output_path) { return stem_of(output_path) + ".last.eqc"; }
 
@@ -308,6 +354,7 @@ std::atomic<bool>& training_stop_requested() {
 TrainSummary train(const TrainOptions& requested) {
     validate_options(requested);
     check_output_writable(requested.output_path);
+    if (!requested.report_path.empty()) check_output_writable(requested.report_path, "the report");
     const std::string checkpoint_path = checkpoint_path_for(requested.output_path);
 
     LoadedModel checkpoint;
@@ -575,6 +622,7 @@ TrainSummary train(const TrainOptions& requested) {
             epoch = options.epochs;  // the loop's increment enters phase 2
         }
     }
+    if (!options.report_path.empty()) write_training_report(options, description, split, history, summary);
     return summary;
 }
 

@@ -12,6 +12,7 @@
 #include "data/preprocess.hpp"
 #include "data/sampling.hpp"
 #include "engine/architecture.hpp"
+#include "engine/html_report.hpp"
 #include "layers/layer.hpp"
 #include "optim/callbacks.hpp"
 #include "optim/optimizer.hpp"
@@ -49,6 +50,7 @@ struct TrainOptions {
     InitScheme init = InitScheme::He;
     bool strict = false;  // a corrupt image stops training instead of being skipped
     bool resume = false;  // continue from the last checkpoint beside output_path, with its recipe
+    std::string report_path;  // when set, an HTML report of the run (curves, validation metrics) is written
 };
 
 struct TrainSummary {
@@ -64,6 +66,10 @@ struct TrainSummary {
 // Paths derived from the output path "dir/name.eqc": "dir/name.last.eqc", "dir/name.log.csv", "dir/name.log.json".
 std::string checkpoint_path_for(const std::string& output_path);
 std::string log_path_for(const std::string& output_path, const std::string& extension);
+
+// The per-epoch curves of the training log beside a model written by train() (empty when there is none), for
+// `edgeqc eval --report`.
+std::vector<ReportEpoch> training_curves(const std::string& output_path);
 
 // Set from a signal handler; the loop stops at the next batch and keeps the last complete epoch's checkpoint.
 std::atomic<bool>& training_stop_requested();
