@@ -140,7 +140,8 @@ const char* const kRecipeOptions[] = {"--arch", "--size", "--channels", "--denoi
                                       "--zoom", "--translate", "--brightness", "--noise", "--step-epochs",
                                       "--step-gamma", "--monitor", "--early-stop", "--plateau-patience",
                                       "--plateau-factor", "--min-lr", "--freeze", "--phase2-epochs", "--phase2-lr",
-                                      "--unfreeze"};
+                                      "--unfreeze", "--unlabelled", "--pseudo-threshold", "--pseudo-start",
+                                      "--pseudo-rampup"};
 // Options a start model (--init MODEL) decides: its features expect its own input and layers.
 const char* const kModelOptions[] = {"--arch", "--size", "--channels", "--denoise", "--denoise-size", "--clahe", "--clahe-tiles"};
 
@@ -191,6 +192,12 @@ void add_train(CLI::App& app, TrainArguments& a) {
                                             "largest each epoch) or weights (inverse-frequency loss weights)")
         ->capture_default_str();
     add_augment_options(cmd, a.augment);
+    cmd->add_option("--unlabelled", o.unlabelled_dir, "Folder of unlabelled images for pseudo-labelling: each epoch the "
+                                                      "model's confident guesses join training");
+    cmd->add_option("--pseudo-threshold", o.pseudo.threshold, "Confidence a guess needs to be used")->capture_default_str();
+    cmd->add_option("--pseudo-start", o.pseudo.start_epoch, "First epoch that uses pseudo-labels")->capture_default_str();
+    cmd->add_option("--pseudo-rampup", o.pseudo.rampup_epochs, "Epochs over which their loss weight grows to 1")
+        ->capture_default_str();
     cmd->add_option("--report", o.report_path, "Write an HTML report (curves, validation metrics, ROC, worst mistakes)");
     cmd->add_flag("--strict", o.strict, "Stop on a corrupt image instead of skipping it");
     cmd->add_flag("--resume", o.resume,

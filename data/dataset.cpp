@@ -59,13 +59,25 @@ std::size_t collect_class_images(const fs::path& class_folder, int label, Folder
     return paths.size();
 }
 
-}  // namespace
-
-FolderScan scan_labelled_folder(const std::string& root) {
+void require_folder(const std::string& root) {
     std::error_code error;
     const fs::file_status status = fs::status(root, error);
     if (!fs::exists(status)) throw Error("dataset folder '" + root + "' does not exist.");
     if (!fs::is_directory(status)) throw Error("dataset path '" + root + "' is not a folder.");
+}
+
+}  // namespace
+
+FolderScan scan_image_folder(const std::string& root) {
+    require_folder(root);
+    FolderScan scan;
+    collect_class_images(root, 0, scan);
+    return scan;
+}
+
+FolderScan scan_labelled_folder(const std::string& root) {
+    require_folder(root);
+    std::error_code error;
 
     FolderScan scan;
     std::error_code type_unknown;

@@ -32,6 +32,10 @@ void require_trainable(const FolderScan& scan, const std::string& root);
 // class is an Error, a model class without a folder just counts 0.
 FolderScan scan_with_classes(const std::string& root, const std::vector<std::string>& model_classes);
 
+// Every image below root at any depth (label 0, no classes): the unlabelled images of pseudo-labelling.
+// Throws Error for a missing or unreadable root.
+FolderScan scan_image_folder(const std::string& root);
+
 struct Split {
     std::vector<LabelledImage> train, validation;
 };

@@ -29,12 +29,15 @@ void softmax(const Tensor& logits, Tensor& probabilities) {
 }
 
 double softmax_cross_entropy(const Tensor& logits, const std::vector<int>& labels,
-                             const std::vector<float>& class_weights, Tensor* dlogits) {
+                             const std::vector<float>& class_weights, Tensor* dlogits,
+                             const std::vector<float>& sample_weights) {
     if (logits.shape().rank() != 2) throw Error("cross-entropy expects N x K logits, got " + logits.shape().str());
     const int batch = logits.shape()[0], classes = logits.shape()[1];
     if (static_cast<int>(labels.size()) != batch) throw Error("cross-entropy: label count differs from batch size");
     if (!class_weights.empty() && static_cast<int>(class_weights.size()) != classes)
         throw Error("cross-entropy: expected " + std::to_string(classes) + " class weights");
+    if (!sample_weights.empty() && static_cast<int>(sample_weights.size()) != batch)
+        throw Error("cross-entropy: expected " + std::to_string(batch) + " sample weights");
     // One softmax per row: into dlogits when the gradient is wanted (it becomes p - onehot), else into scratch.
     std::vector<float> scratch(dlogits ? 0 : static_cast<std::size_t>(classes));
     if (dlogits) dlogits->resize(logits.shape());
@@ -46,12 +49,13 @@ double softmax_cross_entropy(const Tensor& logits, const std::vector<int>& label
         const float* row = logits.data() + static_cast<std::size_t>(n) * classes;
         float* probabilities = dlogits ? dlogits->data() + static_cast<std::size_t>(n) * classes : scratch.data();
         const double log_partition = softmax_row(row, classes, probabilities);
-        const double weight = class_weights.empty() ? 1.0 : class_weights[static_cast<std::size_t>(label)];
+        const double weight = (class_weights.empty() ? 1.0 : class_weights[static_cast<std::size_t>(label)]) *
+                              (sample_weights.empty() ? 1.0 : sample_weights[static_cast<std::size_t>(n)]);
         row_weights[static_cast<std::size_t>(n)] = weight;
         weighted_loss += weight * (log_partition - row[label]);
         total_weight += weight;
     }
-    if (!(total_weight > 0.0)) throw Error("cross-entropy: the class weights of this batch sum to zero");
+    if (!(total_weight > 0.0)) throw Error("cross-entropy: the class and sample weights of this batch sum to zero");
     if (dlogits) {
         for (int n = 0; n < batch; ++n) {
             float* out = dlogits->data() + static_cast<std::size_t>(n) * classes;

@@ -32,6 +32,7 @@ struct EpochRecord {
     double train_loss = 0, train_accuracy = 0;
     double validation_loss = NAN, validation_accuracy = NAN, validation_macro_f1 = NAN;
     double learning_rate = 0, seconds = 0, images_per_second = 0;
+    std::size_t pseudo_labelled = 0;  // unlabelled images used this epoch
 };
 
 std::string stem_of(const std::string& output_path) {
@@ -57,6 +58,7 @@ void validate_options(const TrainOptions& o) {
     if (!(o.phase2_learning_rate > 0.0f) || !std::isfinite(o.phase2_learning_rate))
         throw Error("--phase2-lr must be a positive number");
     if (o.unfreeze_blocks < -1) throw Error("--unfreeze must be a number of blocks (or omitted for all)");
+    validate_pseudo_label_options(o.pseudo);
 }
 
 // Fails before any training time is spent when the model (or report) could not be saved at the end.
@@ -126,6 +128,10 @@ std::map<std::string, std::string> recipe_of(const TrainOptions& o, const std::s
             {"phase2_epochs", std::to_string(o.phase2_epochs)},
             {"phase2_lr", exact_text(o.phase2_learning_rate)},
             {"unfreeze", std::to_string(o.unfreeze_blocks)},
+            {"unlabelled_dir", o.unlabelled_dir},
+            {"pseudo_threshold", exact_text(o.pseudo.threshold)},
+            {"pseudo_start", std::to_string(o.pseudo.start_epoch)},
+            {"pseudo_rampup", std::to_string(o.pseudo.rampup_epochs)},
             {"data", fingerprint}};
 }
 
@@ -171,6 +177,10 @@ TrainOptions options_from_recipe(const TrainOptions& now, const std::map<std::st
         o.phase2_epochs = std::stoi(added("phase2_epochs", "0"));
         o.phase2_learning_rate = std::stof(added("phase2_lr", "1e-4"));
         o.unfreeze_blocks = std::stoi(added("unfreeze", "-1"));
+        o.unlabelled_dir = added("unlabelled_dir", "");
+        o.pseudo.threshold = std::stof(added("pseudo_threshold", "0.95"));
+        o.pseudo.start_epoch = std::stoi(added("pseudo_start", "2"));
+        o.pseudo.rampup_epochs = std::stoi(added("pseudo_rampup", "5"));
     } catch (const Error&) {
         throw Error("the checkpoint's training recipe is damaged; it cannot be resumed");
     } catch (const std::exception&) {
@@ -182,16 +192,18 @@ TrainOptions options_from_recipe(const TrainOptions& now, const std::map<std::st
 
 void write_logs(const std::string& output_path, const ModelDescription& description, const std::vector<EpochRecord>& history) {
     nlohmann::json epochs = nlohmann::json::array();
-    std::string csv = "epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_macro_f1,learning_rate,seconds,images_per_second\n";
+    std::string csv =
+        "epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_macro_f1,learning_rate,seconds,images_per_second,pseudo_labelled\n";
     for (const EpochRecord& r : history) {
         epochs.push_back({{"epoch", r.epoch}, {"train_loss", r.train_loss}, {"train_accuracy", r.train_accuracy},
                           {"val_loss", number_or_null(r.validation_loss)}, {"val_accuracy", number_or_null(r.validation_accuracy)},
                           {"val_macro_f1", number_or_null(r.validation_macro_f1)}, {"learning_rate", r.learning_rate},
-                          {"seconds", r.seconds}, {"images_per_second", r.images_per_second}});
+                          {"seconds", r.seconds}, {"images_per_second", r.images_per_second},
+                          {"pseudo_labelled", r.pseudo_labelled}});
         char row[512];
-        std::snprintf(row, sizeof row, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f,%.2f\n", r.epoch, r.train_loss,
+        std::snprintf(row, sizeof row, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f,%.2f,%zu\n", r.epoch, r.train_loss,
                       r.train_accuracy, r.validation_loss, r.validation_accuracy, r.validation_macro_f1, r.learning_rate,
-                      r.seconds, r.images_per_second);
+                      r.seconds, r.images_per_second, r.pseudo_labelled);
         csv += row;
     }
     const nlohmann::json log = {{"architecture", description.architecture},
@@ -215,7 +227,7 @@ std::vector<EpochRecord> read_history(const std::string& output_path, int epochs
                                e.at("train_accuracy").get<double>(), number(e.at("val_loss")),
                                number(e.at("val_accuracy")), number(e.at("val_macro_f1")),
                                e.at("learning_rate").get<double>(), e.at("seconds").get<double>(),
-                               e.at("images_per_second").get<double>()});
+                               e.at("images_per_second").get<double>(), e.value("pseudo_labelled", std::size_t{0})});
         }
     } catch (const std::exception&) {
         std::fprintf(stderr, "warning: the previous training log could not be read; it restarts from this epoch\n");
@@ -367,8 +379,9 @@ TrainSummary train(const TrainOptions& requested) {
     TrainOptions options = requested.resume ? options_from_recipe(requested, checkpoint.training_state.recipe) : requested;
     if (requested.resume && requested.epochs_given && options.phase2_epochs > 0)
         throw Error("--resume of a two-phase run continues with its own epoch counts; drop --epochs");
-    if (!options.validation_dir.empty())  // stored in the recipe, so it must not depend on the working folder
-        options.validation_dir = std::filesystem::absolute(options.validation_dir).lexically_normal().string();
+    // Stored in the recipe, so they must not depend on the working folder.
+    for (std::string* folder : {&options.validation_dir, &options.unlabelled_dir})
+        if (!folder->empty()) *folder = std::filesystem::absolute(*folder).lexically_normal().string();
 
     const FolderScan scan = scan_labelled_folder(options.data_dir);
     require_trainable(scan, options.data_dir);
@@ -469,8 +482,25 @@ TrainSummary train(const TrainOptions& requested) {
                                            .augment = {}};
     BatchLoader validation_loader(split.validation, description.input, validation_loading);
 
-    const std::uint64_t steps_per_epoch = (train_loader.epoch_length() + static_cast<std::size_t>(options.batch_size) - 1) /
-                                          static_cast<std::size_t>(options.batch_size);
+    // Pseudo-labelling: the unlabelled images keep one loader (and cache) for the whole run; each epoch that
+    // uses them trains on a fresh loader over the labelled images followed by the selected ones.
+    FolderScan unlabelled;
+    std::unique_ptr<BatchLoader> unlabelled_loader;
+    if (!options.unlabelled_dir.empty()) {
+        unlabelled = scan_image_folder(options.unlabelled_dir);
+        if (unlabelled.images.empty()) throw Error("--unlabelled: '" + options.unlabelled_dir + "' holds no images");
+        unlabelled_loader = std::make_unique<BatchLoader>(unlabelled.images, description.input, validation_loading);
+        std::printf("unlabelled: %zu images in '%s', pseudo-labels from epoch %d at confidence >= %g\n",
+                    unlabelled.images.size(), options.unlabelled_dir.c_str(), options.pseudo.start_epoch,
+                    static_cast<double>(options.pseudo.threshold));
+    }
+
+    const auto batches_in = [&](const BatchLoader& loader) {
+        return (loader.epoch_length() + static_cast<std::size_t>(options.batch_size) - 1) / static_cast<std::size_t>(options.batch_size);
+    };
+    // The schedule runs on the labelled epoch's step count; an epoch with pseudo-labels has more batches, and
+    // maps them onto the same stretch of the schedule.
+    const std::uint64_t steps_per_epoch = batches_in(train_loader);
     const auto steps_of = [&](int epochs) { return steps_per_epoch * static_cast<std::uint64_t>(epochs); };
     // Phase 2 restarts the optimizer, so its schedule counts from the optimizer's step 0 again, without warm-up.
     const auto schedule_of_phase = [&](int phase) {
@@ -517,18 +547,42 @@ TrainSummary train(const TrainOptions& requested) {
             current_phase = phase;
         }
         const std::size_t first_trainable = network->first_trainable_parameter();
+        BatchLoader* loader = &train_loader;
+        std::unique_ptr<BatchLoader> with_pseudo_labels;
+        const float pseudo_weight = unlabelled_loader ? pseudo_label_weight(options.pseudo, epoch) : 0.0f;
+        std::size_t pseudo_labelled = 0;
+        if (pseudo_weight > 0.0f) {
+            const InferenceResult guesses = run_inference(*network, *unlabelled_loader, "pseudo-labelling");
+            std::vector<LabelledImage> images = split.train;
+            const std::vector<LabelledImage> selected =
+                select_pseudo_labels(unlabelled.images, guesses.indices, guesses.probabilities, num_classes, options.pseudo.threshold);
+            pseudo_labelled = selected.size();
+            images.insert(images.end(), selected.begin(), selected.end());
+            if (pseudo_labelled > 0) {
+                with_pseudo_labels = std::make_unique<BatchLoader>(images, description.input, train_loading);
+                loader = with_pseudo_labels.get();
+            }
+        }
+        const std::uint64_t phase_first_epoch = phase == 2 ? static_cast<std::uint64_t>(options.epochs) + 1 : 1;
+        const std::uint64_t epoch_start_step = (static_cast<std::uint64_t>(epoch) - phase_first_epoch) * steps_per_epoch;
+        const std::uint64_t batches_this_epoch = batches_in(*loader);
+        std::uint64_t batch_number = 0;
+        std::vector<float> sample_weights;
         network->reseed_dropout(options.seed * 1000003u + static_cast<std::uint64_t>(epoch));
-        train_loader.start_epoch(epoch);
+        loader->start_epoch(epoch);
         char label[64];
         std::snprintf(label, sizeof label, "epoch %d/%d", epoch, total_epochs);
-        ProgressBar progress(label, train_loader.epoch_length(), "img");
+        ProgressBar progress(label, loader->epoch_length(), "img");
         double loss_sum = 0.0;
         std::size_t correct = 0, seen = 0;
         float learning_rate = 0.0f;
-        while (train_loader.next(batch)) {
+        while (loader->next(batch)) {
             if (training_stop_requested()) break;
+            sample_weights.clear();
+            if (pseudo_labelled > 0)
+                for (std::size_t index : batch.indices) sample_weights.push_back(index >= split.train.size() ? pseudo_weight : 1.0f);
             const Tensor& logits = network->forward(batch.images, Mode::Train);
-            const double loss = softmax_cross_entropy(logits, batch.labels, class_weights, &dlogits);
+            const double loss = softmax_cross_entropy(logits, batch.labels, class_weights, &dlogits, sample_weights);
             if (!std::isfinite(loss)) {
                 progress.finish();
                 diverged(epoch, "the loss became " + std::to_string(loss), options.output_path);
@@ -540,14 +594,15 @@ TrainSummary train(const TrainOptions& requested) {
             }
             network->parameters().zero_gradients();
             network->backward(dlogits);
-            learning_rate = schedule.learning_rate_at(optimizer.steps()) * callbacks.learning_rate_scale();
+            const std::uint64_t schedule_step = epoch_start_step + batch_number++ * steps_per_epoch / batches_this_epoch;
+            learning_rate = schedule.learning_rate_at(schedule_step) * callbacks.learning_rate_scale();
             optimizer.step(network->parameters().values(), network->parameters().gradients(), learning_rate, first_trainable);
             loss_sum += loss * static_cast<double>(batch.labels.size());
             seen += batch.labels.size();
             char detail[64];
             std::snprintf(detail, sizeof detail, "loss %.4f acc %.3f", loss_sum / static_cast<double>(seen),
                           static_cast<double>(correct) / static_cast<double>(seen));
-            progress.update(seen + train_loader.skipped(), detail);
+            progress.update(seen + loader->skipped(), detail);
         }
         progress.finish();
         if (training_stop_requested()) {
@@ -567,6 +622,7 @@ TrainSummary train(const TrainOptions& requested) {
         record.train_accuracy = static_cast<double>(correct) / static_cast<double>(seen);
         record.learning_rate = learning_rate;
         record.images_per_second = static_cast<double>(seen) / progress.seconds();
+        record.pseudo_labelled = pseudo_labelled;
         // The last update can overflow weights without a non-finite loss having been seen; nothing such is saved.
         const ParameterArena& weights = network->parameters();
         if (!std::all_of(weights.values(), weights.values() + weights.size(), [](float v) { return std::isfinite(v); }))
@@ -610,6 +666,7 @@ TrainSummary train(const TrainOptions& requested) {
         if (!split.validation.empty())
             std::printf("  | val loss %.4f  acc %.4f  macro-F1 %.4f", record.validation_loss,
                         record.validation_accuracy, record.validation_macro_f1);
+        if (unlabelled_loader) std::printf("  | pseudo %zu (w %.2f)", pseudo_labelled, static_cast<double>(pseudo_weight));
         std::printf("  | lr %.2e  %.1f img/s  %.1fs  ETA %s%s%s\n", record.learning_rate, record.images_per_second,
                     record.seconds, format_duration(eta).c_str(), decision.improved ? "  *best" : "",
                     decision.reduced_lr ? "  lr reduced" : "");

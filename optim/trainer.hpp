@@ -16,6 +16,7 @@
 #include "layers/layer.hpp"
 #include "optim/callbacks.hpp"
 #include "optim/optimizer.hpp"
+#include "optim/pseudo_label.hpp"
 #include "optim/schedule.hpp"
 
 namespace edgeqc {
@@ -45,6 +46,8 @@ struct TrainOptions {
     int phase2_epochs = 0;
     float phase2_learning_rate = 1e-4f;
     int unfreeze_blocks = -1;
+    std::string unlabelled_dir;  // pseudo-labelling: images without labels (any layout below the folder)
+    PseudoLabelOptions pseudo;
     double validation_split = 0.2;
     std::uint64_t seed = 1;
     InitScheme init = InitScheme::He;
