@@ -6,8 +6,10 @@
 # Usage: bench/ablation.sh [SET...]    (default: magnetic_tile pblm_lpbf)
 # Environment (defaults in brackets): EPOCHS [20]  THREADS [2]  SEED [1]  DATASETS [../shared/datasets]
 #   BUILD [build]  OUT [bench/out/ablation]  ARMS ["baseline balance augment both"]  EXTRA (arguments for every arm)
-# The arms: baseline = the default recipe; balance = --balance oversample; augment = --augment; both = both.
-# Each arm runs the same number of epochs; oversampled epochs hold more images (reported in the table).
+# The arms: baseline = the default recipe; balance = --balance oversample; augment = --augment; both = both;
+# weights = --balance weights. Every arm gets the same number of optimizer steps: an oversampled epoch holds
+# K x (largest class) images instead of all of them once, so the oversampled arms run proportionally fewer
+# epochs (EPOCHS x plain / oversampled, rounded; the table shows each arm's epochs and images per epoch).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -40,12 +42,26 @@ for set in "${sets[@]}"; do
         echo "skip $set: no folder $data"
         continue
     fi
+    # Training images per epoch without and with oversampling, from the folder counts and the trainer's split
+    # (floor(0.2 n) of each class's n images are held out for validation).
+    oversampled_epochs=$(/usr/bin/python3 - "$data/train" "$EPOCHS" <<'PY'
+import os, sys
+root, epochs = sys.argv[1], int(sys.argv[2])
+def images(folder):
+    return sum(1 for _, dirs, files in os.walk(folder) for f in files
+               if not f.startswith(".") and os.path.splitext(f)[1].lower() in {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".pnm"})
+train = [n - int(0.2 * n) for n in (images(os.path.join(root, c)) for c in sorted(os.listdir(root)) if not c.startswith("."))]
+print(max(1, round(epochs * sum(train) / (len(train) * max(train)))))
+PY
+)
     for arm in "${arms[@]}"; do
         read -r -a arm_args <<< "$(arm_arguments "$arm")"
+        epochs=$EPOCHS
+        case "$arm" in balance|both) epochs=$oversampled_epochs ;; esac
         name="$OUT/$set.$arm"
         rm -f "$name".{eqc,last.eqc,log.json,log.csv,eval.json,train.txt}
-        echo "== $set / $arm: edgeqc train ${arm_args[*]} ${extra[*]}"
-        "$BUILD/edgeqc" train "$data/train" --out "$name.eqc" --epochs "$EPOCHS" --threads "$THREADS" --seed "$SEED" \
+        echo "== $set / $arm: edgeqc train --epochs $epochs ${arm_args[*]} ${extra[*]}"
+        "$BUILD/edgeqc" train "$data/train" --out "$name.eqc" --epochs "$epochs" --threads "$THREADS" --seed "$SEED" \
             "${arm_args[@]}" "${extra[@]}" 2>&1 | tee "$name.train.txt"
         "$BUILD/edgeqc" eval "$name.eqc" "$data/test" --threads "$THREADS" --json > "$name.eval.json"
     done
@@ -58,8 +74,8 @@ echo
 import json, os, re, sys
 out, count = sys.argv[1], int(sys.argv[2])
 arms, sets = sys.argv[3:3 + count], sys.argv[3 + count:]
-print("| set | arm | test accuracy | test macro-F1 | test balanced accuracy | images per epoch | kept epoch |")
-print("|---|---|---:|---:|---:|---:|---:|")
+print("| set | arm | test accuracy | test macro-F1 | test balanced accuracy | epochs | images per epoch | kept epoch |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
 for s in sets:
     for arm in arms:
         base = os.path.join(out, s + "." + arm)
@@ -73,5 +89,7 @@ for s in sets:
         classes = len(ev["per_class"])
         images = int(per_epoch.group(1)) * classes if per_epoch else int(split.group(1)) if split else 0
         kept = re.search(r"at epoch (\d+)", text)
-        print(f"| {s} | {arm} | {ev['accuracy']:.4f} | {ev['macro_f1']:.4f} | {ev['balanced_accuracy']:.4f} | {images} | {kept.group(1) if kept else '?'} |")
+        epochs = len(re.findall(r"^epoch +\d+/", text, re.M))
+        print(f"| {s} | {arm} | {ev['accuracy']:.4f} | {ev['macro_f1']:.4f} | {ev['balanced_accuracy']:.4f} | {epochs} | {images} | "
+              f"{kept.group(1) if kept else '?'} |")
 PY

@@ -118,6 +118,27 @@ def init_he_(model):
                 module.bias.zero_()
 
 
+def replay_streams(prefix, model, train_count, epochs):
+    """Loads edgeqc's initial weights into model (arena order = parameter order) and returns its epoch orders."""
+    entries = [line.split() for line in open(prefix + ".init.txt") if line.strip()]
+    values = np.fromfile(prefix + ".init.f32", dtype="<f4")
+    parameters = list(model.parameters())
+    if len(entries) != len(parameters) or sum(int(count) for _, count in entries) != len(values):
+        raise SystemExit(f"{prefix}: {len(entries)} tensors do not fit the network's {len(parameters)}")
+    offset = 0
+    with torch.no_grad():
+        for (name, count), parameter in zip(entries, parameters):
+            count = int(count)
+            if count != parameter.numel():
+                raise SystemExit(f"{prefix}: tensor {name} has {count} values, the network's has {parameter.numel()}")
+            parameter.copy_(torch.from_numpy(values[offset:offset + count].copy()).view_as(parameter))
+            offset += count
+    orders = [[int(i) for i in line.split()] for line in open(prefix + ".orders.txt") if line.strip()]
+    if len(orders) < epochs or any(sorted(order) != list(range(train_count)) for order in orders):
+        raise SystemExit(f"{prefix}: needs {epochs} orders, each a permutation of the {train_count} training images")
+    return orders
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Data: listing, decoding, resizing, split and normalisation exactly as edgeqc's data/ does it
 # ---------------------------------------------------------------------------------------------------------------
@@ -319,6 +340,9 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", help="write arguments, history and test metrics to this file")
+    parser.add_argument("--replay-streams", metavar="PREFIX",
+                        help="start from edgeqc's initial weights and use its epoch orders, as written by "
+                             "build/edgeqc_streams (PREFIX.init.txt, PREFIX.init.f32, PREFIX.orders.txt)")
     return parser.parse_args(argv)
 
 
@@ -348,6 +372,7 @@ def main(argv):
     model = build_network(args.arch, (args.channels, height, width), len(classes))
     if args.init == "he":
         init_he_(model)
+    epoch_orders = replay_streams(args.replay_streams, model, len(train_x), args.epochs) if args.replay_streams else None
     optimizer = make_optimizer(args, model.parameters())
     shuffler = torch.Generator().manual_seed(args.seed)
     steps_per_epoch = math.ceil(len(train_x) / args.batch)
@@ -359,7 +384,9 @@ def main(argv):
         epoch_start = time.perf_counter()
         model.train()
         loss_sum, correct = 0.0, 0
-        for batch_indices in torch.randperm(len(train_x), generator=shuffler).split(args.batch):
+        order = (torch.tensor(epoch_orders[epoch - 1]) if epoch_orders is not None
+                 else torch.randperm(len(train_x), generator=shuffler))
+        for batch_indices in order.split(args.batch):
             lr = learning_rate(step, args.lr, warmup_steps, total_steps, args.schedule)
             for group in optimizer.param_groups:
                 group["lr"] = lr
