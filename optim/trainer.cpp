@@ -315,6 +315,8 @@ std::vector<ReportEpoch> curves_of(const std::vector<EpochRecord>& history) {
 // The report of a finished run: its recipe, its curves and the kept model on the validation split.
 void write_training_report(const TrainOptions& o, const ModelDescription& description, const Split& split,
                            const std::vector<EpochRecord>& history, const TrainSummary& summary) {
+    char learning_rate[32];
+    std::snprintf(learning_rate, sizeof learning_rate, "%g", static_cast<double>(o.learning_rate));
     ReportContent content;
     content.title = "edgeqc training report: " + std::filesystem::path(o.output_path).filename().string();
     content.facts = {{"model file", o.output_path},
@@ -324,7 +326,7 @@ void write_training_report(const TrainOptions& o, const ModelDescription& descri
                      {"input", describe_input_format(description.input)},
                      {"augmentation", describe_augmentation(o.augment)},
                      {"balance", balance_name(o.balance)},
-                     {"optimizer", std::string(optimizer_kind_name(o.optimizer.kind)) + ", lr " + exact_text(o.learning_rate) +
+                     {"optimizer", std::string(optimizer_kind_name(o.optimizer.kind)) + ", lr " + learning_rate +
                                        ", batch " + std::to_string(o.batch_size) + ", schedule " + schedule_kind_name(o.schedule)},
                      {"epochs", std::to_string(summary.epochs_done) + (summary.early_stopped ? " (stopped early)" : "")},
                      {"kept epoch", std::to_string(summary.best_epoch) + " (best " + monitor_name(summary.monitor) + ")"},
