@@ -25,20 +25,6 @@ namespace {
 
 constexpr const char* kTinyArchitecture = "c4bn-p-c6-p-fc";  // conv bn relu pool | conv relu pool | flatten dense
 
-TrainOptions tiny_options(const std::string& data, const std::string& out) {
-    TrainOptions o;
-    o.data_dir = data;
-    o.output_path = out;
-    o.architecture = kTinyArchitecture;
-    o.input.height = 16;
-    o.input.width = 20;
-    o.epochs = 2;
-    o.batch_size = 8;
-    o.learning_rate = 3e-3f;
-    o.seed = 5;
-    return o;
-}
-
 std::vector<double> logged_learning_rates(const std::string& model_path) {
     std::ifstream in(log_path_for(model_path, "json"));
     const nlohmann::json log = nlohmann::json::parse(in);
@@ -169,7 +155,7 @@ TEST_CASE("training: early stopping and plateau reductions, and --resume restore
     write_tiny_dataset(folder.file("data"), 6);
     // A learning rate too small to change any prediction, and no batch norm whose running statistics would:
     // validation accuracy stays put after epoch 1.
-    TrainOptions options = tiny_options(folder.file("data"), folder.file("stop.eqc"));
+    TrainOptions options = tiny_train_options(folder.file("data"), folder.file("stop.eqc"));
     options.architecture = "c4-p-c6-p-fc";
     options.learning_rate = 1e-9f;
     options.schedule = ScheduleKind::Constant;
@@ -204,7 +190,7 @@ TEST_CASE("training: early stopping and plateau reductions, and --resume restore
     train(options);
     CHECK(logged_learning_rates(options.output_path) == rates);
 
-    TrainOptions no_validation = tiny_options(folder.file("data"), folder.file("nv.eqc"));
+    TrainOptions no_validation = tiny_train_options(folder.file("data"), folder.file("nv.eqc"));
     no_validation.validation_split = 0.0;
     no_validation.callbacks.early_stop_patience = 2;
     CHECK_THROWS_WITH_AS(train(no_validation), doctest::Contains("validation"), Error);
@@ -213,7 +199,7 @@ TEST_CASE("training: early stopping and plateau reductions, and --resume restore
 TEST_CASE("training: --init copies a model's weights, re-initialises a changed head, and --freeze keeps blocks") {
     TempFolder folder;
     write_tiny_dataset(folder.file("data"), 6);
-    TrainOptions base = tiny_options(folder.file("data"), folder.file("base.eqc"));
+    TrainOptions base = tiny_train_options(folder.file("data"), folder.file("base.eqc"));
     base.input.enhancement.clahe_clip = 2.0f;
     train(base);
     const LoadedModel start = load_model(folder.file("base.eqc"));
@@ -222,7 +208,7 @@ TEST_CASE("training: --init copies a model's weights, re-initialises a changed h
     fs::create_directories(folder.file("two"));
     fs::copy(folder.file("data/crack"), folder.file("two/crack"));
     fs::copy(folder.file("data/normal"), folder.file("two/normal"));
-    TrainOptions tuned = tiny_options(folder.file("two"), folder.file("tuned.eqc"));
+    TrainOptions tuned = tiny_train_options(folder.file("two"), folder.file("tuned.eqc"));
     tuned.architecture = "c8-fc";  // ignored: the start model decides the architecture
     tuned.init_model = folder.file("base.eqc");
     tuned.freeze_blocks = 2;

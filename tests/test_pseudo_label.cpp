@@ -37,15 +37,9 @@ void write_semi_supervised_fixture(const TempFolder& folder) {
 }
 
 TrainOptions tiny_options(const TempFolder& folder, const std::string& name) {
-    TrainOptions o;
-    o.data_dir = folder.file("data");
-    o.output_path = folder.file(name);
-    o.architecture = "c4bn-p-c6-p-fc";
-    o.input.height = 16;
-    o.input.width = 20;
+    TrainOptions o = tiny_train_options(folder.file("data"), folder.file(name));
+    o.learning_rate = 1e-3f;
     o.epochs = 3;
-    o.batch_size = 8;
-    o.seed = 5;
     o.unlabelled_dir = folder.file("unlabelled");
     o.pseudo.start_epoch = 2;
     o.pseudo.rampup_epochs = 2;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "data/synth.hpp"
+#include "optim/trainer.hpp"
 
 namespace edgeqc::testing {
 
@@ -66,6 +67,22 @@ inline void write_tiny_dataset(const std::string& folder, int per_class, int hei
     options.width = width;
     options.seed = 7;
     write_synthetic_dataset(folder, options);
+}
+
+// Training options for write_tiny_dataset's images: a two-block net (conv + batch norm, conv) at 16 x 20,
+// 2 epochs of batch 8, seed 5: a full run takes a fraction of a second.
+inline TrainOptions tiny_train_options(const std::string& data, const std::string& out) {
+    TrainOptions o;
+    o.data_dir = data;
+    o.output_path = out;
+    o.architecture = "c4bn-p-c6-p-fc";
+    o.input.height = 16;
+    o.input.width = 20;
+    o.epochs = 2;
+    o.batch_size = 8;
+    o.learning_rate = 3e-3f;
+    o.seed = 5;
+    return o;
 }
 
 struct CommandResult {

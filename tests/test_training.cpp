@@ -15,20 +15,6 @@ using namespace edgeqc::testing;
 
 namespace {
 
-TrainOptions tiny_options(const std::string& data, const std::string& out) {
-    TrainOptions o;
-    o.data_dir = data;
-    o.output_path = out;
-    o.architecture = "c4bn-p-c6-p-fc";
-    o.input.height = 16;
-    o.input.width = 20;
-    o.epochs = 2;
-    o.batch_size = 8;
-    o.learning_rate = 3e-3f;
-    o.seed = 5;
-    return o;
-}
-
 std::vector<float> parameters_of(const std::string& model_path) {
     const LoadedModel model = load_model(model_path);
     const ParameterArena& p = model.network->parameters();
@@ -40,7 +26,7 @@ std::vector<float> parameters_of(const std::string& model_path) {
 TEST_CASE("the same seed gives the same model bit for bit; another seed does not") {
     TempFolder folder;
     write_tiny_dataset(folder.file("data"), 6);
-    TrainOptions options = tiny_options(folder.file("data"), folder.file("a.eqc"));
+    TrainOptions options = tiny_train_options(folder.file("data"), folder.file("a.eqc"));
     train(options);
     options.output_path = folder.file("b.eqc");
     train(options);
@@ -61,7 +47,7 @@ TEST_CASE("the model does not depend on the thread count, Winograd layers includ
     write_tiny_dataset(folder.file("data"), 6, 40, 60);
     std::vector<std::string> models;
     for (const int threads : {1, 2}) {
-        TrainOptions options = tiny_options(folder.file("data"), folder.file("t" + std::to_string(threads) + ".eqc"));
+        TrainOptions options = tiny_train_options(folder.file("data"), folder.file("t" + std::to_string(threads) + ".eqc"));
         options.architecture = "c16-p-c16-p-fc";
         options.input.height = 40;
         options.input.width = 60;
@@ -77,11 +63,11 @@ TEST_CASE("the model does not depend on the thread count, Winograd layers includ
 TEST_CASE("--resume continues exactly where the checkpoint left off") {
     TempFolder folder;
     write_tiny_dataset(folder.file("data"), 6);
-    TrainOptions straight = tiny_options(folder.file("data"), folder.file("straight.eqc"));
+    TrainOptions straight = tiny_train_options(folder.file("data"), folder.file("straight.eqc"));
     straight.epochs = 3;
     train(straight);
 
-    TrainOptions interrupted = tiny_options(folder.file("data"), folder.file("resumed.eqc"));
+    TrainOptions interrupted = tiny_train_options(folder.file("data"), folder.file("resumed.eqc"));
     interrupted.epochs = 1;
     train(interrupted);
     TrainOptions resumed = interrupted;
@@ -102,7 +88,7 @@ TEST_CASE("--resume continues exactly where the checkpoint left off") {
 TEST_CASE("a stop request ends training at a batch boundary and keeps the last complete epoch's checkpoint") {
     TempFolder folder;
     write_tiny_dataset(folder.file("data"), 6);
-    TrainOptions options = tiny_options(folder.file("data"), folder.file("m.eqc"));
+    TrainOptions options = tiny_train_options(folder.file("data"), folder.file("m.eqc"));
     options.epochs = 1;
     train(options);
     options.epochs = 3;
@@ -120,7 +106,7 @@ TEST_CASE("a stop before the first epoch completes says there is nothing to resu
     TempFolder folder;
     write_tiny_dataset(folder.file("data"), 4);
     training_stop_requested() = true;
-    const TrainSummary summary = train(tiny_options(folder.file("data"), folder.file("m.eqc")));
+    const TrainSummary summary = train(tiny_train_options(folder.file("data"), folder.file("m.eqc")));
     training_stop_requested() = false;
     CHECK(summary.interrupted);
     CHECK(summary.epochs_done == 0);
@@ -130,7 +116,7 @@ TEST_CASE("a stop before the first epoch completes says there is nothing to resu
 TEST_CASE("--resume without --epochs keeps the run's epoch count; changed data is refused") {
     TempFolder folder;
     write_tiny_dataset(folder.file("data"), 6);
-    TrainOptions options = tiny_options(folder.file("data"), folder.file("m.eqc"));
+    TrainOptions options = tiny_train_options(folder.file("data"), folder.file("m.eqc"));
     options.epochs = 1;
     train(options);
     options.resume = true;
@@ -151,7 +137,7 @@ TEST_CASE("--resume without --epochs keeps the run's epoch count; changed data i
 TEST_CASE("a diverging run stops with a clear message and leaves the existing best model intact") {
     TempFolder folder;
     write_tiny_dataset(folder.file("data"), 6);
-    TrainOptions options = tiny_options(folder.file("data"), folder.file("m.eqc"));
+    TrainOptions options = tiny_train_options(folder.file("data"), folder.file("m.eqc"));
     options.epochs = 1;
     train(options);
     const std::vector<unsigned char> good = read_bytes(folder.file("m.eqc"));
@@ -164,7 +150,7 @@ TEST_CASE("a diverging run stops with a clear message and leaves the existing be
 TEST_CASE("an unwritable output path is reported before any training") {
     TempFolder folder;
     write_tiny_dataset(folder.file("data"), 2);
-    TrainOptions options = tiny_options(folder.file("data"), folder.str() + "/missing/m.eqc");
+    TrainOptions options = tiny_train_options(folder.file("data"), folder.str() + "/missing/m.eqc");
     CHECK_THROWS_WITH_AS(train(options), doctest::Contains("does not exist"), Error);
     options.output_path = folder.file("data");
     CHECK_THROWS_WITH_AS(train(options), doctest::Contains("it is a folder"), Error);
@@ -173,13 +159,13 @@ TEST_CASE("an unwritable output path is reported before any training") {
 TEST_CASE("bad training options are refused with the option's name") {
     TempFolder folder;
     write_tiny_dataset(folder.file("data"), 2);
-    TrainOptions options = tiny_options(folder.file("data"), folder.file("m.eqc"));
+    TrainOptions options = tiny_train_options(folder.file("data"), folder.file("m.eqc"));
     options.validation_split = 1.5;
     CHECK_THROWS_WITH_AS(train(options), doctest::Contains("--val-split"), Error);
-    options = tiny_options(folder.file("data"), folder.file("m.eqc"));
+    options = tiny_train_options(folder.file("data"), folder.file("m.eqc"));
     options.epochs = 0;
     CHECK_THROWS_WITH_AS(train(options), doctest::Contains("--epochs"), Error);
-    options = tiny_options(folder.file("data"), folder.file("m.eqc"));
+    options = tiny_train_options(folder.file("data"), folder.file("m.eqc"));
     options.architecture = "c4-p-p-p-p-p-fc";  // pools a 16x20 input away
     CHECK_THROWS_WITH_AS(train(options), doctest::Contains("smaller than"), Error);
 }
