@@ -139,7 +139,7 @@ const char* const kRecipeOptions[] = {"--arch", "--size", "--channels", "--denoi
                                       "--strict", "--balance", "--augment", "--hflip", "--vflip", "--rotation",
                                       "--zoom", "--translate", "--brightness", "--noise", "--step-epochs",
                                       "--step-gamma", "--monitor", "--early-stop", "--plateau-patience",
-                                      "--plateau-factor", "--min-lr", "--freeze", "--phase2-epochs", "--phase2-lr",
+                                      "--plateau-factor", "--min-lr", "--freeze", "--phase2-lr",
                                       "--unfreeze", "--unlabelled", "--pseudo-threshold", "--pseudo-start",
                                       "--pseudo-rampup"};
 // Options a start model (--init MODEL) decides: its features expect its own input and layers.
@@ -160,7 +160,7 @@ void add_train(CLI::App& app, TrainArguments& a) {
     cmd->add_option("--optimizer", a.optimizer, "adam or sgd (momentum 0.9)")->capture_default_str();
     cmd->add_option("--weight-decay", o.optimizer.weight_decay, "Decoupled (AdamW) for adam, L2 for sgd")->capture_default_str();
     cmd->add_option("--schedule", a.schedule, "Learning-rate decay after warm-up: constant, cosine or step")->capture_default_str();
-    cmd->add_option("--step-epochs", o.step_epochs, "--schedule step: epochs between two decays")->capture_default_str();
+    cmd->add_option("--step-epochs", o.step_epochs, "--schedule step: epochs between two decays, counted from the end of warm-up")->capture_default_str();
     cmd->add_option("--step-gamma", o.step_gamma, "--schedule step: factor of each decay")->capture_default_str();
     cmd->add_option("--warmup-epochs", o.warmup_epochs, "Epochs of linear learning-rate warm-up")->capture_default_str();
     CLI::Option* split = cmd->add_option("--val-split", o.validation_split, "Fraction of each class held out for validation")
@@ -201,7 +201,8 @@ void add_train(CLI::App& app, TrainArguments& a) {
     cmd->add_option("--report", o.report_path, "Write an HTML report (curves, validation metrics, ROC, worst mistakes)");
     cmd->add_flag("--strict", o.strict, "Stop on a corrupt image instead of skipping it");
     cmd->add_flag("--resume", o.resume,
-                  "Continue from NAME.last.eqc with its recipe and epoch count; only --epochs may be given");
+                  "Continue from NAME.last.eqc with its recipe and epoch counts; only --epochs (or, in a two-phase run, "
+                  "--phase2-epochs) may be given to extend it");
 }
 
 int run_train(TrainArguments& a) {
@@ -210,8 +211,9 @@ int run_train(TrainArguments& a) {
         for (const char* option : kRecipeOptions)
             if (a.command->count(option))
                 throw Error(std::string("--resume continues the checkpoint's recipe; drop ") + option +
-                            " (only --epochs, --threads and the paths may be given)");
+                            " (only --epochs, --phase2-epochs, --threads and the paths may be given)");
     a.options.epochs_given = a.command->count("--epochs") > 0;
+    a.options.phase2_epochs_given = a.command->count("--phase2-epochs") > 0;
     a.options.input = input_format_from(a.input);
     a.options.augment = augment_options_from(a.augment);
     a.options.balance = parse_balance(a.balance);
@@ -442,7 +444,8 @@ int run_import_voc(const ImportVocArguments& a) {
     const std::pair<const char*, std::size_t> skipped[] = {
         {"malformed annotation files", r.malformed_annotations}, {"annotations without their image", r.missing_images},
         {"unreadable images", r.unreadable_images}, {"boxes outside their image", r.boxes_outside},
-        {"boxes with unusable labels", r.bad_labels}, {"boxes below --min-size", r.boxes_too_small},
+        {"boxes with unusable labels", r.bad_labels}, {"boxes whose crop name was taken", r.name_collisions},
+        {"boxes below --min-size", r.boxes_too_small},
         {"boxes clipped to their image (written)", r.boxes_clipped}};
     for (const auto& [what, count] : skipped)
         if (count) std::printf("  %zu %s\n", count, what);

@@ -16,7 +16,7 @@ namespace {
 constexpr int kHistogramBins = 256;
 
 void require_filter_size(int size, const char* filter) {
-    if (size < 3 || size > 9 || size % 2 == 0)
+    if (size < kMinFilterSize || size > kMaxFilterSize || size % 2 == 0)
         throw Error(std::string(filter) + " size must be an odd number from 3 to 9, not " + std::to_string(size));
 }
 
@@ -112,9 +112,9 @@ Image gaussian_blur(const Image& image, int size) {
 }
 
 Image clahe(const Image& image, float clip_limit, int tiles) {
-    if (!(clip_limit >= 1.0f) || !std::isfinite(clip_limit))
-        throw Error("the CLAHE clip limit must be a number of at least 1");
-    if (tiles < 1 || tiles > 64) throw Error("the CLAHE tile grid must be 1 to 64 tiles per side, not " + std::to_string(tiles));
+    if (!(clip_limit >= 1.0f && clip_limit <= kMaxClaheClip))
+        throw Error("the CLAHE clip limit must be a number from 1 to 1000");
+    if (tiles < 1 || tiles > kMaxClaheTiles) throw Error("the CLAHE tile grid must be 1 to 64 tiles per side, not " + std::to_string(tiles));
     // A region needs at least one pixel, so a tiny image gets fewer, one-pixel regions.
     const int tiles_x = std::min(tiles, image.width), tiles_y = std::min(tiles, image.height);
     const float tile_width = static_cast<float>(image.width) / tiles_x;

@@ -7,6 +7,11 @@
 
 namespace edgeqc {
 
+// The ranges every filter accepts (the model file's preprocessing is checked against the same ones).
+inline constexpr int kMinFilterSize = 3, kMaxFilterSize = 9;
+inline constexpr float kMaxClaheClip = 1000.0f;
+inline constexpr int kMaxClaheTiles = 64;
+
 // Median of each size x size window (size odd, 3..9), edges replicated.
 Image median_filter(const Image& image, int size);
 
@@ -17,7 +22,8 @@ Image gaussian_blur(const Image& image, int size);
 // CLAHE as in Zuiderveld (1994) and OpenCV: the image is cut into tiles x tiles regions, each gets a
 // 256-bin histogram clipped at clip_limit times the mean bin count (excess spread over all bins),
 // and each pixel is mapped by bilinear interpolation between the four nearest regions' CDFs.
-// clip_limit >= 1 (1 = plain histogram equalisation without contrast gain), tiles 1..64.
+// clip_limit in [1, 1000]: 1 flattens every histogram to its mean count, which leaves the image nearly as it
+// was; the larger the limit, the closer to plain histogram equalisation (OpenCV's default is 2). tiles 1..64.
 Image clahe(const Image& image, float clip_limit, int tiles);
 
 }  // namespace edgeqc

@@ -28,11 +28,12 @@ Image to_network_image(const Image& decoded, const InputFormat& format) {
 void validate_enhancement(const Enhancement& e) {
     if (e.denoise != Denoise::None && e.denoise != Denoise::Median && e.denoise != Denoise::Gaussian)
         throw Error("the input format names an unknown denoising filter.");
-    if (e.denoise != Denoise::None && (e.denoise_size < 3 || e.denoise_size > 9 || e.denoise_size % 2 == 0))
+    if (e.denoise != Denoise::None &&
+        (e.denoise_size < kMinFilterSize || e.denoise_size > kMaxFilterSize || e.denoise_size % 2 == 0))
         throw Error("the denoising window must be an odd size from 3 to 9, not " + std::to_string(e.denoise_size) + ".");
-    if (e.clahe_clip != 0.0f && !(e.clahe_clip >= 1.0f && e.clahe_clip <= 1000.0f))
+    if (e.clahe_clip != 0.0f && !(e.clahe_clip >= 1.0f && e.clahe_clip <= kMaxClaheClip))
         throw Error("the CLAHE clip limit must be 0 (off) or from 1 to 1000.");
-    if (e.clahe_tiles < 1 || e.clahe_tiles > 64)
+    if (e.clahe_tiles < 1 || e.clahe_tiles > kMaxClaheTiles)
         throw Error("the CLAHE grid must have 1 to 64 tiles per side, not " + std::to_string(e.clahe_tiles) + ".");
 }
 

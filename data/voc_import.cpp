@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "data/image.hpp"
@@ -21,6 +22,8 @@ namespace fs = std::filesystem;
 
 constexpr std::size_t kMaxXmlBytes = std::size_t{16} << 20;
 constexpr int kMaxXmlDepth = 64;
+constexpr std::size_t kMaxXmlElements = 100000;  // a VOC file has a few dozen; this bounds memory and time
+constexpr double kMaxCoordinate = 1e7;           // beyond any image edgeqc decodes (kMaxImageSide)
 
 struct XmlElement {
     std::string name, text;
@@ -56,9 +59,18 @@ public:
     }
 
 private:
-    [[noreturn]] void fail(const std::string& what) const {
-        const auto line = std::count(text_.begin(), text_.begin() + static_cast<std::ptrdiff_t>(std::min(pos_, text_.size())), '\n') + 1;
-        throw Error(source_ + ": malformed XML at line " + std::to_string(line) + ": " + what);
+    [[noreturn]] void fail(const std::string& what) {
+        throw Error(source_ + ": malformed XML at line " + std::to_string(line()) + ": " + what);
+    }
+
+    // The line of pos_. pos_ only moves forward, so counting from the last call keeps the whole parse linear.
+    std::size_t line() {
+        const std::size_t end = std::min(pos_, text_.size());
+        if (end > counted_to_)
+            counted_line_ += static_cast<std::size_t>(std::count(text_.begin() + static_cast<std::ptrdiff_t>(counted_to_),
+                                                                 text_.begin() + static_cast<std::ptrdiff_t>(end), '\n'));
+        counted_to_ = std::max(counted_to_, end);
+        return counted_line_;
     }
 
     bool at(const char* token) const { return text_.compare(pos_, std::char_traits<char>::length(token), token) == 0; }
@@ -126,12 +138,12 @@ private:
             if (named.count(entity)) {
                 out += named.at(entity);
             } else if (entity.size() > 1 && entity[0] == '#') {
-                long code = 0;
-                try {
-                    code = entity[1] == 'x' ? std::stol(entity.substr(2), nullptr, 16) : std::stol(entity.substr(1));
-                } catch (const std::exception&) {
-                    fail("bad character reference '&" + entity + ";'");
-                }
+                const bool hex = entity[1] == 'x';
+                const std::string digits = entity.substr(hex ? 2 : 1);
+                const bool well_formed = !digits.empty() && std::all_of(digits.begin(), digits.end(), [hex](char c) {
+                    return hex ? std::isxdigit(static_cast<unsigned char>(c)) != 0 : std::isdigit(static_cast<unsigned char>(c)) != 0;
+                });
+                const long code = well_formed ? std::stol(digits, nullptr, hex ? 16 : 10) : 0;  // at most 8 digits: no overflow
                 if (code <= 0 || code > 0x10FFFF) fail("bad character reference '&" + entity + ";'");
                 if (code < 0x80) {
                     out += static_cast<char>(code);
@@ -158,8 +170,9 @@ private:
 
     XmlElement element(int depth) {
         if (depth >= kMaxXmlDepth) fail("elements nested deeper than 64");
+        if (++elements_ > kMaxXmlElements) fail("more than 100000 elements; not an annotation file");
         XmlElement e;
-        e.line = static_cast<std::size_t>(std::count(text_.begin(), text_.begin() + static_cast<std::ptrdiff_t>(pos_), '\n') + 1);
+        e.line = line();
         ++pos_;  // '<'
         e.name = name();
         skip_attributes();
@@ -200,6 +213,8 @@ private:
     const std::string& text_;
     const std::string& source_;
     std::size_t pos_ = 0;
+    std::size_t counted_to_ = 0, counted_line_ = 1;
+    std::size_t elements_ = 0;
 };
 
 double coordinate(const XmlElement& box, const char* name, const std::string& source) {
@@ -215,6 +230,8 @@ double coordinate(const XmlElement& box, const char* name, const std::string& so
     }
     if (used != text.size() || !std::isfinite(value))
         throw Error(source + ": <" + name + "> at line " + std::to_string(field->line) + " is not a number: '" + text + "'");
+    if (std::fabs(value) > kMaxCoordinate)
+        throw Error(source + ": <" + name + "> at line " + std::to_string(field->line) + " is out of any image: '" + text + "'");
     return value;
 }
 
@@ -302,8 +319,11 @@ VocImportReport import_voc(const std::string& images_dir, const std::string& ann
     std::sort(xml_files.begin(), xml_files.end());
     if (xml_files.empty()) throw Error("annotation folder '" + annotations_dir + "' holds no .xml files");
 
+    if (const bool is_empty = fs::is_empty(out_dir, error); !is_empty && !error)
+        warn("the output folder '" + out_dir + "' is not empty; crops of earlier imports stay next to the new ones");
     VocImportReport report;
     std::map<std::string, std::size_t> per_label;
+    std::set<std::string> written;
     auto problem = [&](std::size_t& counter, const std::string& message) {
         if (options.strict) throw Error(message);
         ++counter;
@@ -341,7 +361,9 @@ VocImportReport import_voc(const std::string& images_dir, const std::string& ann
         }
         Image image;
         try {
-            image = decode_image_file(found->front());
+            // PNG crops hold grey or RGB; an alpha channel is dropped as everywhere else in edgeqc.
+            const Image decoded = decode_image_file(found->front());
+            image = convert_channels(decoded, decoded.channels >= 3 ? 3 : 1);
         } catch (const Error& e) {
             problem(report.unreadable_images, std::string(e.what()) + "; its boxes are skipped");
             continue;
@@ -382,7 +404,12 @@ VocImportReport import_voc(const std::string& images_dir, const std::string& ann
             fs::create_directories(folder, error);
             if (error) throw Error("cannot create the output folder '" + folder.string() + "': " + error.message());
             const std::string name = fs::path(found->front()).stem().string() + "_" + std::to_string(b + 1) + ".png";
-            write_png((folder / name).string(), crop(image, px0, py0, px1, py1));
+            const std::string crop_path = (folder / name).string();
+            if (!written.insert(crop_path).second) {  // e.g. a.jpg and a.png, or two XML files naming one image
+                problem(report.name_collisions, where + ": its crop '" + crop_path + "' was already written by another box; skipped");
+                continue;
+            }
+            write_png(crop_path, crop(image, px0, py0, px1, py1));
             ++report.crops_written;
             ++per_label[box.label];
         }

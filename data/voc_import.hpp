@@ -23,7 +23,8 @@ struct VocAnnotation {
 
 // Parses one annotation document. Throws Error naming `source` and the line for malformed XML (unclosed or
 // mismatched tags, bad entities, nesting deeper than 64, more than 16 MiB) and for VOC content that cannot be
-// used (no <annotation> root, an <object> without <name> or a complete <bndbox>, a non-numeric coordinate).
+// used (no <annotation> root, an <object> without <name> or a complete <bndbox>, a non-numeric coordinate or
+// one beyond 10^7).
 VocAnnotation parse_voc_annotation(const std::string& xml, const std::string& source);
 
 struct VocImportOptions {
@@ -35,7 +36,7 @@ struct VocImportOptions {
 struct VocImportReport {
     std::size_t annotations = 0, boxes = 0, crops_written = 0;
     std::size_t malformed_annotations = 0, missing_images = 0, unreadable_images = 0;
-    std::size_t boxes_outside = 0, boxes_clipped = 0, boxes_too_small = 0, bad_labels = 0;
+    std::size_t boxes_outside = 0, boxes_clipped = 0, boxes_too_small = 0, bad_labels = 0, name_collisions = 0;
     std::vector<std::pair<std::string, std::size_t>> crops_per_label;  // sorted by label
 };
 

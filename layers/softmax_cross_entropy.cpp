@@ -49,13 +49,13 @@ double softmax_cross_entropy(const Tensor& logits, const std::vector<int>& label
         const float* row = logits.data() + static_cast<std::size_t>(n) * classes;
         float* probabilities = dlogits ? dlogits->data() + static_cast<std::size_t>(n) * classes : scratch.data();
         const double log_partition = softmax_row(row, classes, probabilities);
-        const double weight = (class_weights.empty() ? 1.0 : class_weights[static_cast<std::size_t>(label)]) *
-                              (sample_weights.empty() ? 1.0 : sample_weights[static_cast<std::size_t>(n)]);
+        const double class_weight = class_weights.empty() ? 1.0 : class_weights[static_cast<std::size_t>(label)];
+        const double weight = class_weight * (sample_weights.empty() ? 1.0 : sample_weights[static_cast<std::size_t>(n)]);
         row_weights[static_cast<std::size_t>(n)] = weight;
         weighted_loss += weight * (log_partition - row[label]);
-        total_weight += weight;
+        total_weight += class_weight;
     }
-    if (!(total_weight > 0.0)) throw Error("cross-entropy: the class and sample weights of this batch sum to zero");
+    if (!(total_weight > 0.0)) throw Error("cross-entropy: the class weights of this batch sum to zero");
     if (dlogits) {
         for (int n = 0; n < batch; ++n) {
             float* out = dlogits->data() + static_cast<std::size_t>(n) * classes;

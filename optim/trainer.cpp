@@ -174,7 +174,7 @@ TrainOptions options_from_recipe(const TrainOptions& now, const std::map<std::st
         o.callbacks.min_learning_rate = std::stof(added("min_lr", "1e-6"));
         o.init_model = added("init_model", "");
         o.freeze_blocks = std::stoi(added("freeze", "0"));
-        o.phase2_epochs = std::stoi(added("phase2_epochs", "0"));
+        if (!now.phase2_epochs_given) o.phase2_epochs = std::stoi(added("phase2_epochs", "0"));
         o.phase2_learning_rate = std::stof(added("phase2_lr", "1e-4"));
         o.unfreeze_blocks = std::stoi(added("unfreeze", "-1"));
         o.unlabelled_dir = added("unlabelled_dir", "");
@@ -279,13 +279,16 @@ std::vector<float> report_balancing(const std::vector<LabelledImage>& train, con
     return weights;
 }
 
-// Copies every parameter and buffer tensor of source whose name and shape target shares (all but a head whose
-// class count changed); returns the tensors copied and the tensors target has.
-std::pair<std::size_t, std::size_t> copy_matching_tensors(Network& source, Network& target) {
+// Copies every parameter and buffer tensor of source whose name and shape target shares, except the head (the
+// last layer) when the classes differ: even with the same class count its outputs would mean other classes.
+// Returns the tensors copied and the tensors target has.
+std::pair<std::size_t, std::size_t> copy_matching_tensors(Network& source, Network& target, bool same_classes) {
+    const std::string head = std::to_string(target.layer_specs().size() - 1) + ".";
     std::size_t copied = 0, total = 0;
     for (auto [from, to] : {std::pair{&source.parameters(), &target.parameters()}, std::pair{&source.buffers(), &target.buffers()}}) {
         for (std::size_t t = 0; t < to->slots().size(); ++t) {
             ++total;
+            if (!same_classes && to->slots()[t].name.rfind(head, 0) == 0) continue;
             for (std::size_t f = 0; f < from->slots().size(); ++f) {
                 if (from->slots()[f].name != to->slots()[t].name || from->slots()[f].shape.str() != to->slots()[t].shape.str()) continue;
                 const TensorView in = from->value(f), out = to->value(t);
@@ -380,7 +383,7 @@ TrainSummary train(const TrainOptions& requested) {
     }
     TrainOptions options = requested.resume ? options_from_recipe(requested, checkpoint.training_state.recipe) : requested;
     if (requested.resume && requested.epochs_given && options.phase2_epochs > 0)
-        throw Error("--resume of a two-phase run continues with its own epoch counts; drop --epochs");
+        throw Error("--resume of a two-phase run cannot change phase 1's length; drop --epochs (--phase2-epochs extends phase 2)");
     // Stored in the recipe, so they must not depend on the working folder.
     for (std::string* folder : {&options.validation_dir, &options.unlabelled_dir})
         if (!folder->empty()) *folder = std::filesystem::absolute(*folder).lexically_normal().string();
@@ -435,9 +438,10 @@ TrainSummary train(const TrainOptions& requested) {
         description.class_names = scan.class_names;
         network = build_network(description);
         network->initialize(options.init, options.seed);
-        const auto [copied, total] = copy_matching_tensors(*start.network, *network);
+        const bool same_classes = start.description.class_names == scan.class_names;
+        const auto [copied, total] = copy_matching_tensors(*start.network, *network, same_classes);
         std::printf("initialised from '%s': %zu of %zu tensors copied", options.init_model.c_str(), copied, total);
-        if (start.description.class_names != scan.class_names)
+        if (!same_classes)
             std::printf("; its classes differ from these, so the head is re-initialised for %d classes", num_classes);
         std::printf("\n");
     } else {
@@ -452,6 +456,8 @@ TrainSummary train(const TrainOptions& requested) {
         network->initialize(options.init, options.seed);
     }
     network->layers_in_conv_blocks(options.freeze_blocks);  // throws now, not after the first phase, when too many
+    if (options.freeze_blocks > 0 && options.init_model.empty() && !requested.resume)
+        std::printf("warning: --freeze %d without --init MODEL keeps randomly initialised blocks fixed\n", options.freeze_blocks);
     std::printf("model: %s, input %dx%dx%d (CxHxW)\n%s", description.architecture.c_str(), description.input.channels,
                 description.input.height, description.input.width, network->summary().c_str());
     std::fflush(stdout);
@@ -465,9 +471,13 @@ TrainSummary train(const TrainOptions& requested) {
         optimizer.second_moment() = state.second_moment;
         optimizer.set_steps(state.optimizer_steps);
     }
-    TrainingCallbacks callbacks(options.callbacks, options.learning_rate);
+    const bool resuming_in_phase2 = requested.resume && static_cast<int>(state.epochs_done) > options.epochs;
+    TrainingCallbacks callbacks(options.callbacks, resuming_in_phase2 ? options.phase2_learning_rate : options.learning_rate);
     bool phase1_stopped = false;
     if (requested.resume && !state.callbacks.empty()) {
+        if (state.callbacks["early_stopped"] == "1")
+            throw Error("--resume: the run ended by early stopping after epoch " + std::to_string(state.epochs_done) +
+                        "; '" + requested.output_path + "' holds its best model. Start a new run to train further");
         callbacks.restore(state.callbacks);
         phase1_stopped = state.callbacks["phase1_stopped"] == "1";
     } else if (requested.resume && state.best_epoch > 0) {  // a checkpoint from before the callbacks: accuracy was kept
@@ -651,6 +661,7 @@ TrainSummary train(const TrainOptions& requested) {
             save_model(options.output_path, description, *network);
         }
         const bool ends_phase1 = decision.stop && phase == 1 && options.phase2_epochs > 0;
+        const bool ends_run = decision.stop && !ends_phase1;
         phase1_stopped = phase1_stopped || ends_phase1;
         state.epochs_done = static_cast<std::uint32_t>(epoch);
         state.optimizer_steps = optimizer.steps();
@@ -660,6 +671,7 @@ TrainSummary train(const TrainOptions& requested) {
         state.second_moment = optimizer.second_moment();
         state.callbacks = callbacks.state();
         state.callbacks["phase1_stopped"] = phase1_stopped ? "1" : "0";
+        state.callbacks["early_stopped"] = ends_run ? "1" : "0";
         save_model(checkpoint_path, description, *network, &state);
         write_logs(options.output_path, description, history);
 
@@ -674,10 +686,14 @@ TrainSummary train(const TrainOptions& requested) {
                     decision.reduced_lr ? "  lr reduced" : "");
         std::fflush(stdout);
         if (decision.stop) {
-            summary.early_stopped = true;
             std::printf("early stopping: no better %s for %d epochs%s\n", monitor_name(options.callbacks.monitor),
                         options.callbacks.early_stop_patience, ends_phase1 ? "; phase 1 ends here" : "");
-            if (!ends_phase1) break;
+            if (ends_run) {
+                summary.early_stopped = true;
+                break;
+            }
+            // Phase 2 continues from the last phase-1 weights, as Keras' fit() does after EarlyStopping
+            // without restore_best_weights; the best model so far stays saved either way.
             epoch = options.epochs;  // the loop's increment enters phase 2
         }
     }

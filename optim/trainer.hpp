@@ -44,6 +44,7 @@ struct TrainOptions {
     std::string init_model;    // start from this model's weights; its architecture and input format are used
     int freeze_blocks = 0;     // leading conv blocks that do not train in phase 1
     int phase2_epochs = 0;
+    bool phase2_epochs_given = false;  // with resume: true extends phase 2 to phase2_epochs
     float phase2_learning_rate = 1e-4f;
     int unfreeze_blocks = -1;
     std::string unlabelled_dir;  // pseudo-labelling: images without labels (any layout below the folder)

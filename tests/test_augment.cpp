@@ -309,7 +309,9 @@ TEST_CASE("cli: augmentation and balancing flags train, report and reject bad va
         CHECK(refused.output.find("error") != std::string::npos);
         CHECK(refused.output.find("epoch") == std::string::npos);  // refused before training
     }
-    CHECK(run_edgeqc("train " + data + " --out '" + folder.file("m.eqc") + "' --resume --augment").exit_code != 0);
+    const CommandResult resumed = run_edgeqc("train " + data + " --out '" + folder.file("m.eqc") + "' --resume --augment --epochs 3");
+    CHECK(resumed.exit_code != 0);
+    CHECK(resumed.output.find("drop --augment") != std::string::npos);
 }
 
 TEST_CASE("cli: augment-preview writes a grid of one row per image and one column per version") {

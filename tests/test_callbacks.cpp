@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 
 #include "engine/error.hpp"
@@ -166,6 +167,11 @@ TEST_CASE("training: early stopping and plateau reductions, and --resume restore
     CHECK(stopped.early_stopped);
     CHECK(stopped.epochs_done == 3);
     CHECK(stopped.best_epoch == 1);
+    TrainOptions after_stop = options;
+    after_stop.resume = true;
+    after_stop.epochs = 30;
+    after_stop.epochs_given = true;
+    CHECK_THROWS_WITH_AS(train(after_stop), doctest::Contains("ended by early stopping"), Error);
 
     options.callbacks.early_stop_patience = 0;
     options.callbacks.plateau_patience = 1;
@@ -236,11 +242,62 @@ TEST_CASE("training: --init copies a model's weights, re-initialises a changed h
     CHECK(tensor_of(last, "0.weight") == tensor_of(start, "0.weight"));
     CHECK(tensor_of(last, "4.weight") != tensor_of(start, "4.weight"));
 
+    // The same number of classes under other names: the head must not be copied. At a learning rate that barely
+    // moves it, a copied head would still equal the start model's.
+    fs::create_directories(folder.file("renamed"));
+    for (const char* name : {"crack", "hole", "normal", "pinhole", "spatter"})
+        fs::copy(folder.file(std::string("data/") + name), folder.file(std::string("renamed/") + name + "_v2"));
+    TrainOptions renamed = tiny_train_options(folder.file("renamed"), folder.file("renamed.eqc"));
+    renamed.init_model = folder.file("base.eqc");
+    renamed.learning_rate = 1e-12f;
+    renamed.epochs = 1;
+    train(renamed);
+    const std::vector<float> new_head = tensor_of(load_model(folder.file("renamed.eqc")), "8.weight");
+    const std::vector<float> old_head = tensor_of(start, "8.weight");
+    REQUIRE(new_head.size() == old_head.size());
+    double largest_change = 0.0;
+    for (std::size_t i = 0; i < new_head.size(); ++i) largest_change = std::max(largest_change, std::fabs(double(new_head[i]) - old_head[i]));
+    CHECK(largest_change > 1e-3);
+    CHECK(tensor_of(load_model(folder.file("renamed.eqc")), "0.weight") == tensor_of(start, "0.weight"));
+
     tuned.freeze_blocks = 3;
     CHECK_THROWS_WITH_AS(train(tuned), doctest::Contains("conv blocks"), Error);
     tuned.freeze_blocks = 0;
     tuned.init_model = folder.file("missing.eqc");
     CHECK_THROWS_WITH_AS(train(tuned), doctest::Contains("--init"), Error);
+}
+
+TEST_CASE("training: resuming inside phase 2 keeps phase 2's plateau floor and extends it with --phase2-epochs") {
+    TempFolder folder;
+    write_tiny_dataset(folder.file("data"), 6);
+    // No batch norm and rates too small to change a prediction: every phase-2 epoch is a plateau. The floor
+    // min_lr / phase2_lr = 0.5 stops the 0.1 reductions; measured against phase 1's rate it would be 0.005.
+    TrainOptions options = tiny_train_options(folder.file("data"), folder.file("straight.eqc"));
+    options.architecture = "c4-p-c6-p-fc";
+    options.learning_rate = 1e-9f;
+    options.schedule = ScheduleKind::Constant;
+    options.warmup_epochs = 0;
+    options.epochs = 1;
+    options.phase2_epochs = 3;
+    options.phase2_learning_rate = 1e-10f;
+    options.callbacks.plateau_patience = 1;
+    options.callbacks.plateau_factor = 0.1f;
+    options.callbacks.min_learning_rate = 0.5e-10f;
+    train(options);
+    const std::vector<double> rates = logged_learning_rates(options.output_path);
+    REQUIRE(rates.size() == 4);
+    CHECK(rates[1] == doctest::Approx(1e-10));
+    CHECK(rates[2] == doctest::Approx(0.5e-10));
+    CHECK(rates[3] == doctest::Approx(0.5e-10));
+
+    options.output_path = folder.file("resumed.eqc");
+    options.phase2_epochs = 2;
+    train(options);
+    options.phase2_epochs = 3;
+    options.phase2_epochs_given = true;
+    options.resume = true;
+    train(options);
+    CHECK(logged_learning_rates(options.output_path) == rates);
 }
 
 TEST_CASE("cli: callback, schedule and transfer flags reject bad values before training") {

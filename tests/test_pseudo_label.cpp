@@ -82,21 +82,24 @@ TEST_CASE("pseudo-labels: the weight ramps from the start epoch, and bad setting
     CHECK_THROWS_WITH_AS(validate_pseudo_label_options(options), doctest::Contains("--pseudo-rampup"), Error);
 }
 
-TEST_CASE("cross-entropy with sample weights: a weighted mean, each row's gradient scaled by w_n / sum w") {
+TEST_CASE("cross-entropy with sample weights: rows scaled by their weight, not renormalised") {
     Tensor logits({2, 2});  // all zero: p = (0.5, 0.5), loss ln 2 per row
     std::fill(logits.data(), logits.data() + 4, 0.0f);
     Tensor dlogits;
+    // (1 ln 2 + 0.5 ln 2) / 2 rows.
     const double loss = softmax_cross_entropy(logits, {0, 1}, {}, &dlogits, {1.0f, 0.5f});
-    CHECK(loss == doctest::Approx(std::log(2.0)));
-    // Row 0 (label 0): (p - onehot) = (-0.5, 0.5) times 1 / 1.5; row 1 (label 1): (0.5, -0.5) times 0.5 / 1.5.
-    CHECK(dlogits.data()[0] == doctest::Approx(-1.0 / 3.0));
-    CHECK(dlogits.data()[1] == doctest::Approx(1.0 / 3.0));
-    CHECK(dlogits.data()[2] == doctest::Approx(1.0 / 6.0));
-    CHECK(dlogits.data()[3] == doctest::Approx(-1.0 / 6.0));
-    // Class and sample weights multiply: class 1 weighs 3, so row 1 weighs 1.5 against row 0's 1 (sum 2.5).
+    CHECK(loss == doctest::Approx(0.75 * std::log(2.0)));
+    // Row 0 (label 0): (p - onehot) = (-0.5, 0.5) times 1 / 2; row 1 (label 1): (0.5, -0.5) times 0.5 / 2.
+    CHECK(dlogits.data()[0] == doctest::Approx(-0.25));
+    CHECK(dlogits.data()[1] == doctest::Approx(0.25));
+    CHECK(dlogits.data()[2] == doctest::Approx(0.125));
+    CHECK(dlogits.data()[3] == doctest::Approx(-0.125));
+    // A batch of pseudo-labels only, at weight 0.2, counts 0.2 of a labelled batch.
+    CHECK(softmax_cross_entropy(logits, {0, 1}, {}, nullptr, {0.2f, 0.2f}) == doctest::Approx(0.2 * std::log(2.0)));
+    // Class weights still normalise: class 1 weighs 3 (sum 4); row 1 is scaled by 3 x 0.5.
     softmax_cross_entropy(logits, {0, 1}, {1.0f, 3.0f}, &dlogits, {1.0f, 0.5f});
-    CHECK(dlogits.data()[0] == doctest::Approx(-0.5 / 2.5));
-    CHECK(dlogits.data()[3] == doctest::Approx(-0.5 * 1.5 / 2.5));
+    CHECK(dlogits.data()[0] == doctest::Approx(-0.5 / 4.0));
+    CHECK(dlogits.data()[3] == doctest::Approx(-0.5 * 1.5 / 4.0));
     CHECK_THROWS_AS(softmax_cross_entropy(logits, {0, 1}, {}, &dlogits, {1.0f}), Error);
 }
 
