@@ -151,9 +151,11 @@ void add_train(CLI::App& app, TrainArguments& a) {
     TrainOptions& o = a.options;
     cmd->add_option("data", o.data_dir, "Folder with one subfolder of images per class")->required();
     cmd->add_option("--out,-o", o.output_path, "Model file to write (best epoch); NAME.last.eqc and NAME.log.csv/json go beside it")->required();
+    cmd->option_defaults()->group("Network and preprocessing");
     cmd->add_option("--arch", o.architecture, "Network spec, e.g. c32bn-p-c64bn-p-fc; the paper's exact network is " +
                                                   std::string(kPaperArchitecture))->capture_default_str();
     add_input_options(cmd, a.input);
+    cmd->option_defaults()->group("Optimisation");
     cmd->add_option("--epochs", o.epochs, "Number of passes over the training images")->capture_default_str();
     cmd->add_option("--batch", o.batch_size, "Images per optimizer step")->capture_default_str();
     cmd->add_option("--lr", o.learning_rate, "Peak learning rate")->capture_default_str();
@@ -163,10 +165,12 @@ void add_train(CLI::App& app, TrainArguments& a) {
     cmd->add_option("--step-epochs", o.step_epochs, "--schedule step: epochs between two decays, counted from the end of warm-up")->capture_default_str();
     cmd->add_option("--step-gamma", o.step_gamma, "--schedule step: factor of each decay")->capture_default_str();
     cmd->add_option("--warmup-epochs", o.warmup_epochs, "Epochs of linear learning-rate warm-up")->capture_default_str();
+    cmd->option_defaults()->group("Data and output");
     CLI::Option* split = cmd->add_option("--val-split", o.validation_split, "Fraction of each class held out for validation")
                              ->capture_default_str();
     cmd->add_option("--val", o.validation_dir, "Validation folder (instead of --val-split)")->excludes(split);
     cmd->add_option("--seed", o.seed, "Seed for initialisation and shuffling")->capture_default_str();
+    cmd->option_defaults()->group("Transfer learning");
     cmd->add_option("--init", a.init, "Weight initialisation: he, torch (PyTorch's default), or a model file (.eqc) to "
                                       "fine-tune: its architecture, input format and weights are used, and its head "
                                       "is re-initialised when the classes differ")->capture_default_str();
@@ -178,6 +182,7 @@ void add_train(CLI::App& app, TrainArguments& a) {
     cmd->add_option("--phase2-lr", o.phase2_learning_rate, "Peak learning rate of phase 2")->capture_default_str();
     cmd->add_option("--unfreeze", o.unfreeze_blocks, "Frozen blocks released for phase 2, counted from the last one "
                                                      "(default: all)");
+    cmd->option_defaults()->group("Model selection and callbacks");
     cmd->add_option("--monitor", a.monitor, "Validation metric that picks the best model and drives the callbacks: "
                                             "val_accuracy, val_loss or val_macro_f1")->capture_default_str();
     cmd->add_option("--early-stop", o.callbacks.early_stop_patience, "Stop after this many epochs without a better "
@@ -187,17 +192,21 @@ void add_train(CLI::App& app, TrainArguments& a) {
     cmd->add_option("--plateau-factor", o.callbacks.plateau_factor, "Factor of each plateau reduction")->capture_default_str();
     cmd->add_option("--min-lr", o.callbacks.min_learning_rate, "Lowest learning rate plateau reductions go to")
         ->capture_default_str();
+    cmd->option_defaults()->group("Data and output");
     cmd->add_option("--threads", a.threads, "Threads (0 = all cores)")->capture_default_str();
+    cmd->option_defaults()->group("Imbalance and augmentation");
     cmd->add_option("--balance", a.balance, "Imbalanced classes: none, oversample (minority classes repeated up to the "
                                             "largest each epoch) or weights (inverse-frequency loss weights)")
         ->capture_default_str();
     add_augment_options(cmd, a.augment);
+    cmd->option_defaults()->group("Semi-supervised (pseudo-labels)");
     cmd->add_option("--unlabelled", o.unlabelled_dir, "Folder of unlabelled images for pseudo-labelling: each epoch the "
                                                       "model's confident guesses join training");
     cmd->add_option("--pseudo-threshold", o.pseudo.threshold, "Confidence a guess needs to be used")->capture_default_str();
     cmd->add_option("--pseudo-start", o.pseudo.start_epoch, "First epoch that uses pseudo-labels")->capture_default_str();
     cmd->add_option("--pseudo-rampup", o.pseudo.rampup_epochs, "Epochs over which their loss weight grows to 1")
         ->capture_default_str();
+    cmd->option_defaults()->group("Data and output");
     cmd->add_option("--report", o.report_path, "Write an HTML report (curves, validation metrics, ROC, worst mistakes)");
     cmd->add_flag("--strict", o.strict, "Stop on a corrupt image instead of skipping it");
     cmd->add_flag("--resume", o.resume,
