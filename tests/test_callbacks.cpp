@@ -43,6 +43,17 @@ std::vector<float> tensor_of(const LoadedModel& model, const std::string& name) 
     return {};
 }
 
+// A recipe under which validation never improves after epoch 1: a learning rate too small to change any
+// prediction, a constant schedule, and no batch norm whose running statistics would move.
+TrainOptions plateau_options(const TempFolder& folder, const std::string& name) {
+    TrainOptions options = tiny_train_options(folder.file("data"), folder.file(name));
+    options.architecture = "c4-p-c6-p-fc";
+    options.learning_rate = 1e-9f;
+    options.schedule = ScheduleKind::Constant;
+    options.warmup_epochs = 0;
+    return options;
+}
+
 }  // namespace
 
 TEST_CASE("callbacks: best epoch, plateau reductions and early stopping on accuracy") {
@@ -154,13 +165,7 @@ TEST_CASE("frozen leading layers get no gradient, keep their statistics and are 
 TEST_CASE("training: early stopping and plateau reductions, and --resume restores their state") {
     TempFolder folder;
     write_tiny_dataset(folder.file("data"), 6);
-    // A learning rate too small to change any prediction, and no batch norm whose running statistics would:
-    // validation accuracy stays put after epoch 1.
-    TrainOptions options = tiny_train_options(folder.file("data"), folder.file("stop.eqc"));
-    options.architecture = "c4-p-c6-p-fc";
-    options.learning_rate = 1e-9f;
-    options.schedule = ScheduleKind::Constant;
-    options.warmup_epochs = 0;
+    TrainOptions options = plateau_options(folder, "stop.eqc");
     options.epochs = 20;
     options.callbacks.early_stop_patience = 2;
     const TrainSummary stopped = train(options);
@@ -270,13 +275,9 @@ TEST_CASE("training: --init copies a model's weights, re-initialises a changed h
 TEST_CASE("training: resuming inside phase 2 keeps phase 2's plateau floor and extends it with --phase2-epochs") {
     TempFolder folder;
     write_tiny_dataset(folder.file("data"), 6);
-    // No batch norm and rates too small to change a prediction: every phase-2 epoch is a plateau. The floor
-    // min_lr / phase2_lr = 0.5 stops the 0.1 reductions; measured against phase 1's rate it would be 0.005.
-    TrainOptions options = tiny_train_options(folder.file("data"), folder.file("straight.eqc"));
-    options.architecture = "c4-p-c6-p-fc";
-    options.learning_rate = 1e-9f;
-    options.schedule = ScheduleKind::Constant;
-    options.warmup_epochs = 0;
+    // Every phase-2 epoch is a plateau. The floor min_lr / phase2_lr = 0.5 stops the 0.1 reductions; measured
+    // against phase 1's rate it would be 0.005.
+    TrainOptions options = plateau_options(folder, "straight.eqc");
     options.epochs = 1;
     options.phase2_epochs = 3;
     options.phase2_learning_rate = 1e-10f;
