@@ -141,7 +141,7 @@ const char* const kRecipeOptions[] = {"--arch", "--size", "--channels", "--denoi
                                       "--step-gamma", "--monitor", "--early-stop", "--plateau-patience",
                                       "--plateau-factor", "--min-lr", "--freeze", "--phase2-lr",
                                       "--unfreeze", "--unlabelled", "--pseudo-threshold", "--pseudo-start",
-                                      "--pseudo-rampup"};
+                                      "--pseudo-rampup", "--pseudo-balance"};
 // Options a start model (--init MODEL) decides: its features expect its own input and layers.
 const char* const kModelOptions[] = {"--arch", "--size", "--channels", "--denoise", "--denoise-size", "--clahe", "--clahe-tiles"};
 
@@ -206,6 +206,9 @@ void add_train(CLI::App& app, TrainArguments& a) {
     cmd->add_option("--pseudo-start", o.pseudo.start_epoch, "First epoch that uses pseudo-labels")->capture_default_str();
     cmd->add_option("--pseudo-rampup", o.pseudo.rampup_epochs, "Epochs over which their loss weight grows to 1")
         ->capture_default_str();
+    cmd->add_flag("--pseudo-balance", o.pseudo.class_balanced,
+                  "Cap each class's pseudo-labels at its share of the labelled images (most confident first), so "
+                  "an over-predicted class cannot take over");
     cmd->option_defaults()->group("Data and output");
     cmd->add_option("--report", o.report_path, "Write an HTML report (curves, validation metrics, ROC, worst mistakes)");
     cmd->add_flag("--strict", o.strict, "Stop on a corrupt image instead of skipping it");

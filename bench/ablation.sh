@@ -7,7 +7,8 @@
 # Environment (defaults in brackets): EPOCHS [20]  THREADS [2]  SEED [1]  DATASETS [../shared/datasets]
 #   BUILD [build]  OUT [bench/out/ablation]  ARMS ["baseline balance augment both"]  EXTRA (arguments for every arm)
 # The arms: baseline = the default recipe; balance = --balance oversample; augment = --augment; both = both;
-# weights = --balance weights. Every arm gets the same number of optimizer steps: an oversampled epoch holds
+# weights = --balance weights; flips, rotation, zoom, translate, brightness and noise = that one part of --augment
+# alone, at its --augment default. Every arm gets the same number of optimizer steps: an oversampled epoch holds
 # K x (largest class) images instead of all of them once, so the oversampled arms run proportionally fewer
 # epochs (EPOCHS x plain / oversampled, rounded; the table shows each arm's epochs and images per epoch).
 set -euo pipefail
@@ -31,7 +32,14 @@ arm_arguments() {
         augment) echo "--augment" ;;
         both) echo "--balance oversample --augment" ;;
         weights) echo "--balance weights" ;;
-        *) echo "unknown arm '$1' (use baseline, balance, augment, both or weights)" >&2; exit 2 ;;
+        flips) echo "--hflip --vflip" ;;
+        rotation) echo "--rotation 20" ;;
+        zoom) echo "--zoom 0.1" ;;
+        translate) echo "--translate 0.05" ;;
+        brightness) echo "--brightness 0.2" ;;
+        noise) echo "--noise 0.02" ;;
+        *) echo "unknown arm '$1' (use baseline, balance, augment, both, weights or one augmentation part:" \
+                "flips, rotation, zoom, translate, brightness, noise)" >&2; exit 2 ;;
     esac
 }
 

@@ -118,8 +118,20 @@ def init_he_(model):
                 module.bias.zero_()
 
 
-def replay_streams(prefix, model, train_count, epochs):
-    """Loads edgeqc's initial weights into model (arena order = parameter order) and returns its epoch orders."""
+def replay_streams(prefix, model, train_count, epochs, parts):
+    """Loads edgeqc's initial weights into model (arena order = parameter order) and returns its epoch orders,
+    each only if named in parts ("init", "orders"); None instead of orders when they are not replayed."""
+    if "init" in parts:
+        load_initial_weights(prefix, model)
+    if "orders" not in parts:
+        return None
+    orders = [[int(i) for i in line.split()] for line in open(prefix + ".orders.txt") if line.strip()]
+    if len(orders) < epochs or any(sorted(order) != list(range(train_count)) for order in orders):
+        raise SystemExit(f"{prefix}: needs {epochs} orders, each a permutation of the {train_count} training images")
+    return orders
+
+
+def load_initial_weights(prefix, model):
     entries = [line.split() for line in open(prefix + ".init.txt") if line.strip()]
     values = np.fromfile(prefix + ".init.f32", dtype="<f4")
     parameters = list(model.parameters())
@@ -133,10 +145,6 @@ def replay_streams(prefix, model, train_count, epochs):
                 raise SystemExit(f"{prefix}: tensor {name} has {count} values, the network's has {parameter.numel()}")
             parameter.copy_(torch.from_numpy(values[offset:offset + count].copy()).view_as(parameter))
             offset += count
-    orders = [[int(i) for i in line.split()] for line in open(prefix + ".orders.txt") if line.strip()]
-    if len(orders) < epochs or any(sorted(order) != list(range(train_count)) for order in orders):
-        raise SystemExit(f"{prefix}: needs {epochs} orders, each a permutation of the {train_count} training images")
-    return orders
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -343,6 +351,8 @@ def parse_args(argv):
     parser.add_argument("--replay-streams", metavar="PREFIX",
                         help="start from edgeqc's initial weights and use its epoch orders, as written by "
                              "build/edgeqc_streams (PREFIX.init.txt, PREFIX.init.f32, PREFIX.orders.txt)")
+    parser.add_argument("--replay-only", choices=("init", "orders"),
+                        help="replay only edgeqc's initial weights or only its epoch orders (PyTorch draws the other)")
     return parser.parse_args(argv)
 
 
@@ -372,7 +382,11 @@ def main(argv):
     model = build_network(args.arch, (args.channels, height, width), len(classes))
     if args.init == "he":
         init_he_(model)
-    epoch_orders = replay_streams(args.replay_streams, model, len(train_x), args.epochs) if args.replay_streams else None
+    if args.replay_only and not args.replay_streams:
+        raise SystemExit("--replay-only needs --replay-streams PREFIX")
+    replayed = (args.replay_only,) if args.replay_only else ("init", "orders")
+    epoch_orders = (replay_streams(args.replay_streams, model, len(train_x), args.epochs, replayed)
+                    if args.replay_streams else None)
     optimizer = make_optimizer(args, model.parameters())
     shuffler = torch.Generator().manual_seed(args.seed)
     steps_per_epoch = math.ceil(len(train_x) / args.batch)

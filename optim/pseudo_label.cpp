@@ -15,18 +15,46 @@ void validate_pseudo_label_options(const PseudoLabelOptions& o) {
     if (o.rampup_epochs < 1) throw Error("--pseudo-rampup must be at least 1 epoch");
 }
 
+std::vector<std::size_t> class_balanced_caps(const std::vector<LabelledImage>& labelled, int num_classes,
+                                             std::size_t unlabelled_count) {
+    std::vector<std::size_t> counts(static_cast<std::size_t>(num_classes), 0);
+    for (const LabelledImage& image : labelled) ++counts.at(static_cast<std::size_t>(image.label));
+    std::vector<std::size_t> caps(counts.size(), 0);
+    if (labelled.empty()) return caps;
+    for (std::size_t k = 0; k < counts.size(); ++k)
+        caps[k] = (unlabelled_count * counts[k] + labelled.size() - 1) / labelled.size();
+    return caps;
+}
+
 std::vector<LabelledImage> select_pseudo_labels(const std::vector<LabelledImage>& unlabelled,
                                                 const std::vector<std::size_t>& indices,
                                                 const std::vector<float>& probabilities, int num_classes,
-                                                float threshold) {
+                                                float threshold, const std::vector<std::size_t>& caps) {
     const auto classes = static_cast<std::size_t>(num_classes);
     if (probabilities.size() != indices.size() * classes) throw std::logic_error("select_pseudo_labels: sizes disagree");
-    std::vector<LabelledImage> selected;
+    if (!caps.empty() && caps.size() != classes) throw std::logic_error("select_pseudo_labels: one cap per class");
+    struct Candidate {
+        std::size_t row;
+        int label;
+        float confidence;
+    };
+    std::vector<Candidate> candidates;
     for (std::size_t n = 0; n < indices.size(); ++n) {
         const float* row = probabilities.data() + n * classes;
         const float* top = std::max_element(row, row + classes);
-        if (*top >= threshold) selected.push_back({unlabelled.at(indices[n]).path, static_cast<int>(top - row)});
+        if (*top >= threshold) candidates.push_back({n, static_cast<int>(top - row), *top});
     }
+    if (!caps.empty()) {
+        // Most confident first (ties by position, so the choice is deterministic), then back to unlabelled order.
+        std::stable_sort(candidates.begin(), candidates.end(),
+                         [](const Candidate& a, const Candidate& b) { return a.confidence > b.confidence; });
+        std::vector<std::size_t> taken(classes, 0);
+        std::erase_if(candidates, [&](const Candidate& c) { return taken[static_cast<std::size_t>(c.label)]++ >= caps[static_cast<std::size_t>(c.label)]; });
+        std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) { return a.row < b.row; });
+    }
+    std::vector<LabelledImage> selected;
+    selected.reserve(candidates.size());
+    for (const Candidate& c : candidates) selected.push_back({unlabelled.at(indices[c.row]).path, c.label});
     return selected;
 }
 

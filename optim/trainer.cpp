@@ -132,6 +132,7 @@ std::map<std::string, std::string> recipe_of(const TrainOptions& o, const std::s
             {"pseudo_threshold", exact_text(o.pseudo.threshold)},
             {"pseudo_start", std::to_string(o.pseudo.start_epoch)},
             {"pseudo_rampup", std::to_string(o.pseudo.rampup_epochs)},
+            {"pseudo_balance", o.pseudo.class_balanced ? "1" : "0"},
             {"data", fingerprint}};
 }
 
@@ -181,6 +182,7 @@ TrainOptions options_from_recipe(const TrainOptions& now, const std::map<std::st
         o.pseudo.threshold = std::stof(added("pseudo_threshold", "0.95"));
         o.pseudo.start_epoch = std::stoi(added("pseudo_start", "2"));
         o.pseudo.rampup_epochs = std::stoi(added("pseudo_rampup", "5"));
+        o.pseudo.class_balanced = added("pseudo_balance", "0") == "1";
     } catch (const Error&) {
         throw Error("the checkpoint's training recipe is damaged; it cannot be resumed");
     } catch (const std::exception&) {
@@ -502,10 +504,14 @@ TrainSummary train(const TrainOptions& requested) {
         unlabelled = scan_image_folder(options.unlabelled_dir);
         if (unlabelled.images.empty()) throw Error("--unlabelled: '" + options.unlabelled_dir + "' holds no images");
         unlabelled_loader = std::make_unique<BatchLoader>(unlabelled.images, description.input, validation_loading);
-        std::printf("unlabelled: %zu images in '%s', pseudo-labels from epoch %d at confidence >= %g\n",
+        std::printf("unlabelled: %zu images in '%s', pseudo-labels from epoch %d at confidence >= %g%s\n",
                     unlabelled.images.size(), options.unlabelled_dir.c_str(), options.pseudo.start_epoch,
-                    static_cast<double>(options.pseudo.threshold));
+                    static_cast<double>(options.pseudo.threshold),
+                    options.pseudo.class_balanced ? ", each class capped at its labelled share" : "");
     }
+    const std::vector<std::size_t> pseudo_caps =
+        options.pseudo.class_balanced ? class_balanced_caps(split.train, num_classes, unlabelled.images.size())
+                                      : std::vector<std::size_t>{};
 
     const auto batches_in = [&](const BatchLoader& loader) {
         return (loader.epoch_length() + static_cast<std::size_t>(options.batch_size) - 1) / static_cast<std::size_t>(options.batch_size);
@@ -567,7 +573,8 @@ TrainSummary train(const TrainOptions& requested) {
             const InferenceResult guesses = run_inference(*network, *unlabelled_loader, "pseudo-labelling");
             std::vector<LabelledImage> images = split.train;
             const std::vector<LabelledImage> selected =
-                select_pseudo_labels(unlabelled.images, guesses.indices, guesses.probabilities, num_classes, options.pseudo.threshold);
+                select_pseudo_labels(unlabelled.images, guesses.indices, guesses.probabilities, num_classes,
+                                     options.pseudo.threshold, pseudo_caps);
             pseudo_labelled = selected.size();
             images.insert(images.end(), selected.begin(), selected.end());
             if (pseudo_labelled > 0) {

@@ -61,6 +61,30 @@ TEST_CASE("pseudo-labels: confident guesses are kept with their class, by the un
     CHECK(select_pseudo_labels(unlabelled, {0, 2, 3}, probabilities, 3, 1.0f).empty());
 }
 
+TEST_CASE("pseudo-labels: class-balanced caps follow the labelled mix and keep each class's most confident") {
+    // Labelled: three of class 0, one of class 1; eight unlabelled images -> caps ceil(8 x 3/4) = 6, ceil(8 / 4) = 2.
+    const std::vector<LabelledImage> labelled = {{"l0", 0}, {"l1", 0}, {"l2", 1}, {"l3", 0}};
+    CHECK(class_balanced_caps(labelled, 3, 8) == std::vector<std::size_t>{6, 2, 0});
+    CHECK(class_balanced_caps(labelled, 2, 5) == std::vector<std::size_t>{4, 2});
+    // Five confident guesses of class 1 (cap 2): the two most confident stay, in unlabelled order; class 0's one
+    // guess is under its cap; nothing may go to class 2 (no labelled image).
+    const std::vector<LabelledImage> unlabelled = {{"a", 0}, {"b", 0}, {"c", 0}, {"d", 0}, {"e", 0}, {"f", 0}, {"g", 0}};
+    const std::vector<float> probabilities = {0.0f, 0.96f, 0.04f,  0.0f,  0.99f, 0.01f, 0.97f, 0.03f, 0.0f,
+                                              0.0f, 0.95f, 0.05f,  0.0f,  0.98f, 0.02f, 0.0f,  0.97f, 0.03f,
+                                              0.0f, 0.01f, 0.99f};
+    const std::vector<std::size_t> indices = {0, 1, 2, 3, 4, 5, 6};
+    const std::vector<LabelledImage> capped =
+        select_pseudo_labels(unlabelled, indices, probabilities, 3, 0.9f, class_balanced_caps(labelled, 3, 8));
+    REQUIRE(capped.size() == 3);
+    CHECK(capped[0].path == "b");
+    CHECK(capped[0].label == 1);
+    CHECK(capped[1].path == "c");
+    CHECK(capped[1].label == 0);
+    CHECK(capped[2].path == "e");
+    CHECK(capped[2].label == 1);
+    CHECK(select_pseudo_labels(unlabelled, indices, probabilities, 3, 0.9f).size() == 7);
+}
+
 TEST_CASE("pseudo-labels: the weight ramps from the start epoch, and bad settings name their flag") {
     PseudoLabelOptions options;
     options.start_epoch = 3;
@@ -153,6 +177,13 @@ TEST_CASE("cli: --unlabelled reports its images per epoch; bad pseudo-label valu
     CHECK(run.exit_code == 0);
     CHECK(run.output.find("unlabelled: 10 images") != std::string::npos);
     CHECK(run.output.find("pseudo 10 (w 0.20)") != std::string::npos);  // epoch 1 of a 5-epoch ramp
+    // Five labelled classes of equal size: with caps each class takes at most ceil(10 / 5) = 2 guesses, and a
+    // model after one epoch does not split its guesses evenly, so fewer than all 10 are used.
+    const CommandResult balanced = run_edgeqc(common + " --pseudo-start 1 --pseudo-threshold 0.000001 --pseudo-balance");
+    INFO(balanced.output);
+    CHECK(balanced.exit_code == 0);
+    CHECK(balanced.output.find("each class capped at its labelled share") != std::string::npos);
+    CHECK(balanced.output.find("pseudo 10 (w") == std::string::npos);
     for (const char* bad : {" --pseudo-threshold 2", " --pseudo-start 0", " --pseudo-rampup -1"}) {
         CAPTURE(bad);
         const CommandResult refused = run_edgeqc(common + bad);
