@@ -148,6 +148,15 @@ void Network::reseed_dropout(std::uint64_t seed) {
         if (auto* dropout = dynamic_cast<Dropout*>(layer.get())) dropout->reseed(rng.next_u64());
 }
 
+void Network::set_batch_norm_momentum(float momentum) {
+    for (auto& layer : layers_)
+        if (auto* batch_norm = dynamic_cast<BatchNorm*>(layer.get())) batch_norm->set_momentum(momentum);
+}
+
+bool Network::has_batch_norm() const {
+    return std::any_of(specs_.begin(), specs_.end(), [](const LayerSpec& spec) { return spec.kind == LayerKind::BatchNorm; });
+}
+
 const Tensor& Network::forward(const Tensor& x, Mode mode) {
     const Shape& s = x.shape();
     if (s.rank() != 4 || s[0] < 1 || s[1] != input_shape_[0] || s[2] != input_shape_[1] || s[3] != input_shape_[2])

@@ -29,6 +29,9 @@ public:
     void initialize(InitScheme scheme, std::uint64_t seed);
     // Restarts the random streams of stochastic layers (dropout), so that a resumed epoch draws the same masks.
     void reseed_dropout(std::uint64_t seed);
+    // The momentum of every batch-norm layer's running statistics (BatchNorm::kMomentum in normal training).
+    void set_batch_norm_momentum(float momentum);
+    bool has_batch_norm() const;
 
     // Freezes the first `layers` layers for transfer learning: a training forward runs them in inference mode
     // (batch norm uses and keeps its running statistics, dropout is off) and backward stops above them, so

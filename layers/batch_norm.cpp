@@ -102,8 +102,8 @@ void BatchNorm::forward(const Tensor& x, Tensor& y, Mode mode) {
             const double unbiased = count > 1 ? sum_squares / (count - 1) : variance;
             float& running_m = running_mean()[static_cast<std::size_t>(c)];
             float& running_v = running_variance()[static_cast<std::size_t>(c)];
-            running_m = (1.0f - kMomentum) * running_m + kMomentum * mean;
-            running_v = (1.0f - kMomentum) * running_v + kMomentum * static_cast<float>(unbiased);
+            running_m = (1.0f - momentum_) * running_m + momentum_ * mean;
+            running_v = (1.0f - momentum_) * running_v + momentum_ * static_cast<float>(unbiased);
         } else {
             mean = running_mean()[static_cast<std::size_t>(c)];
             inverse_std = 1.0f / std::sqrt(running_variance()[static_cast<std::size_t>(c)] + kEpsilon);

@@ -24,6 +24,9 @@ public:
     void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) override;
 
     int channels() const { return channels_; }
+    // Weight of the current batch in the running statistics of a training forward; 1 / k for the k-th batch
+    // makes them the plain average over a pass (re-estimating them, see Network::set_batch_norm_momentum).
+    void set_momentum(float momentum) { momentum_ = momentum; }
     TensorView gamma() const { return parameters_->value(gamma_slot_); }
     TensorView beta() const { return parameters_->value(beta_slot_); }
     TensorView running_mean() const { return buffers_->value(mean_slot_); }
@@ -31,6 +34,7 @@ public:
 
 private:
     int channels_;
+    float momentum_ = kMomentum;
     ParameterArena* parameters_ = nullptr;
     ParameterArena* buffers_ = nullptr;
     std::size_t gamma_slot_ = 0, beta_slot_ = 0, mean_slot_ = 0, variance_slot_ = 0;

@@ -21,6 +21,7 @@
 #include "engine/metrics.hpp"
 #include "engine/model_file.hpp"
 #include "engine/progress.hpp"
+#include "layers/batch_norm.hpp"
 #include "layers/softmax_cross_entropy.hpp"
 
 namespace edgeqc {
@@ -353,6 +354,19 @@ void write_training_report(const TrainOptions& o, const ModelDescription& descri
     std::printf("report written to '%s'\n", o.report_path.c_str());
 }
 
+// One training-mode forward pass over clean_training with batch norm averaging its statistics over the pass
+// (momentum 1 / k for the k-th batch) instead of tracking recent batches; frozen layers keep theirs.
+void reestimate_batch_norm(Network& network, BatchLoader& clean_training, int epoch) {
+    Batch batch;
+    int batches = 0;
+    clean_training.start_epoch(epoch);
+    while (clean_training.next(batch)) {
+        network.set_batch_norm_momentum(1.0f / static_cast<float>(++batches));
+        network.forward(batch.images, Mode::Train);
+    }
+    network.set_batch_norm_momentum(BatchNorm::kMomentum);
+}
+
 }  // namespace
 
 std::vector<ReportEpoch> training_curves(const std::string& output_path) {
@@ -495,6 +509,15 @@ TrainSummary train(const TrainOptions& requested) {
     const LoaderOptions validation_loading{.batch_size = options.batch_size, .shuffle = false, .strict = options.strict,
                                            .augment = {}};
     BatchLoader validation_loader(split.validation, description.input, validation_loading);
+    // Running statistics gathered on augmented batches do not fit the clean images that validation and
+    // inference see (added noise, for one, inflates the first layers' variance), so after each augmented epoch
+    // they are re-estimated on the unaugmented training images ("precise BN", Wu & Johnson 2021).
+    std::unique_ptr<BatchLoader> clean_training_loader;
+    if (options.augment.enabled() && network->has_batch_norm()) {
+        clean_training_loader = std::make_unique<BatchLoader>(split.train, description.input, validation_loading);
+        std::printf("batch norm: running statistics re-estimated on the %zu unaugmented training images after each epoch\n",
+                    split.train.size());
+    }
 
     // Pseudo-labelling: the unlabelled images keep one loader (and cache) for the whole run; each epoch that
     // uses them trains on a fresh loader over the labelled images followed by the selected ones.
@@ -634,6 +657,7 @@ TrainSummary train(const TrainOptions& requested) {
             return summary;
         }
         if (seen == 0) throw Error("no training image could be decoded in epoch " + std::to_string(epoch));
+        if (clean_training_loader) reestimate_batch_norm(*network, *clean_training_loader, epoch);
 
         EpochRecord record;
         record.epoch = epoch;

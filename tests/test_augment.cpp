@@ -15,6 +15,9 @@
 #include "data/loader.hpp"
 #include "data/sampling.hpp"
 #include "engine/error.hpp"
+#include "engine/model_file.hpp"
+#include "engine/network.hpp"
+#include "optim/trainer.hpp"
 #include "test_support.hpp"
 
 using namespace edgeqc;
@@ -283,6 +286,34 @@ TEST_CASE("loader: augmented batches are the cached samples augmented by (seed, 
         }
     }
     CHECK(position == order.size());
+}
+
+TEST_CASE("training with augmentation re-estimates batch norm on the unaugmented training images") {
+    TempFolder folder;
+    write_tiny_dataset(folder.file("data"), 6);
+    TrainOptions o = tiny_train_options(folder.file("data"), folder.file("m.eqc"));
+    o.augment.noise = 0.5f;  // heavy noise: running statistics tracked on these batches would be far off
+    train(o);
+    LoadedModel model = load_model(folder.file("m.eqc"), true);
+    Network& network = *model.network;
+    const std::vector<float> saved(network.buffers().values(), network.buffers().values() + network.buffers().size());
+
+    // Averaging the statistics over one pass of the clean training split must leave the saved ones unchanged.
+    const FolderScan scan = scan_labelled_folder(folder.file("data"));
+    const Split split = stratified_split(scan.images, static_cast<int>(scan.class_names.size()), o.validation_split);
+    BatchLoader clean(split.train, model.description.input, LoaderOptions{.batch_size = o.batch_size, .shuffle = false, .augment = {}});
+    clean.start_epoch(1);
+    Batch batch;
+    int batches = 0;
+    while (clean.next(batch)) {
+        network.set_batch_norm_momentum(1.0f / static_cast<float>(++batches));
+        network.forward(batch.images, Mode::Train);
+    }
+    CHECK(batches == 4);  // 25 training images in batches of 8
+    for (std::size_t i = 0; i < saved.size(); ++i) {
+        CAPTURE(i);
+        CHECK(network.buffers().values()[i] == doctest::Approx(saved[i]).epsilon(1e-4));
+    }
 }
 
 TEST_CASE("cli: augmentation and balancing flags train, report and reject bad values") {

@@ -281,6 +281,24 @@ TEST_CASE("batch norm training statistics and running estimates follow PyTorch's
     CHECK(y[0] == doctest::Approx((1.0 - 0.3) / std::sqrt(0.9 + 0.1 * 14.0 / 3.0 + 1e-5)));
 }
 
+TEST_CASE("batch norm with momentum 1 / k for the k-th batch averages the statistics of a pass") {
+    BatchNorm bn(1);
+    Arenas a(&bn);
+    Rng rng(5);
+    bn.initialize(InitScheme::He, rng);
+    Tensor first({4, 1}), second({2, 1}), y;
+    const float first_values[] = {1, 2, 3, 6};  // mean 3, unbiased variance 14/3
+    const float second_values[] = {0, 4};       // mean 2, unbiased variance 8
+    std::copy(first_values, first_values + 4, first.data());
+    std::copy(second_values, second_values + 2, second.data());
+    bn.set_momentum(1.0f);  // the first batch replaces whatever was there
+    bn.forward(first, y, Mode::Train);
+    bn.set_momentum(0.5f);
+    bn.forward(second, y, Mode::Train);
+    CHECK(bn.running_mean()[0] == doctest::Approx(2.5));
+    CHECK(bn.running_variance()[0] == doctest::Approx((14.0 / 3.0 + 8.0) / 2.0));
+}
+
 TEST_CASE("relu gradients away from the kink, and zero gradient at exactly 0") {
     Relu relu;
     Arenas a;
