@@ -49,7 +49,10 @@ std::vector<LabelledImage> select_pseudo_labels(const std::vector<LabelledImage>
         std::stable_sort(candidates.begin(), candidates.end(),
                          [](const Candidate& a, const Candidate& b) { return a.confidence > b.confidence; });
         std::vector<std::size_t> taken(classes, 0);
-        std::erase_if(candidates, [&](const Candidate& c) { return taken[static_cast<std::size_t>(c.label)]++ >= caps[static_cast<std::size_t>(c.label)]; });
+        std::erase_if(candidates, [&](const Candidate& c) {
+            const auto k = static_cast<std::size_t>(c.label);
+            return taken[k]++ >= caps[k];
+        });
         std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) { return a.row < b.row; });
     }
     std::vector<LabelledImage> selected;
