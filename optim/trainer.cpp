@@ -354,8 +354,8 @@ void write_training_report(const TrainOptions& o, const ModelDescription& descri
     std::printf("report written to '%s'\n", o.report_path.c_str());
 }
 
-// One training-mode forward pass over clean_training with batch norm averaging its statistics over the pass
-// (momentum 1 / k for the k-th batch) instead of tracking recent batches; frozen layers keep theirs.
+}  // namespace
+
 void reestimate_batch_norm(Network& network, BatchLoader& clean_training, int epoch) {
     Batch batch;
     int batches = 0;
@@ -366,8 +366,6 @@ void reestimate_batch_norm(Network& network, BatchLoader& clean_training, int ep
     }
     network.set_batch_norm_momentum(BatchNorm::kMomentum);
 }
-
-}  // namespace
 
 std::vector<ReportEpoch> training_curves(const std::string& output_path) {
     return curves_of(read_history(output_path, std::numeric_limits<int>::max()));

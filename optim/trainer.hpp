@@ -78,6 +78,15 @@ std::vector<ReportEpoch> training_curves(const std::string& output_path);
 // Set from a signal handler; the loop stops at the next batch and keeps the last complete epoch's checkpoint.
 std::atomic<bool>& training_stop_requested();
 
+class Network;
+class BatchLoader;
+
+// One training-mode forward pass over clean_training (from its epoch `epoch`) with batch norm averaging its
+// statistics over the pass (momentum 1 / k for the k-th batch) instead of tracking recent batches; frozen layers
+// keep theirs. Training runs it after each augmented epoch, so validation and inference see statistics of
+// unaugmented images.
+void reestimate_batch_norm(Network& network, BatchLoader& clean_training, int epoch);
+
 // Throws edgeqc::Error for bad data, options or files, and when the loss becomes NaN or infinite (the best
 // model file written so far is left intact).
 TrainSummary train(const TrainOptions& options);
