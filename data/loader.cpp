@@ -189,6 +189,7 @@ const std::vector<float>& BatchLoader::preprocessed_sample(std::size_t index) {
 void BatchLoader::skip_corrupt(std::size_t index, const std::string& message) {
     known_corrupt_[index] = true;
     ++skipped_;
+    if (!options_.warn_on_skip) return;
     // Decode errors already name the file; the warning names it once.
     const std::string& path = images_[index].path;
     const std::string named = "'" + path + "': ";

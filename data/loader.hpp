@@ -34,6 +34,8 @@ struct LoaderOptions {
     int prefetch_batches = 3;
     bool oversample = false;  // bring every class up to the largest one's count each epoch (epoch_order)
     AugmentOptions augment;   // applied to each sample after the cache, seeded per (seed, epoch, position)
+    // False for a second loader over images another loader already warns about (they are still skipped).
+    bool warn_on_skip = true;
 };
 
 class BatchLoader {

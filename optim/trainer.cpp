@@ -512,7 +512,9 @@ TrainSummary train(const TrainOptions& requested) {
     // they are re-estimated on the unaugmented training images ("precise BN", Wu & Johnson 2021).
     std::unique_ptr<BatchLoader> clean_training_loader;
     if (options.augment.enabled() && network->has_batch_norm()) {
-        clean_training_loader = std::make_unique<BatchLoader>(split.train, description.input, validation_loading);
+        LoaderOptions clean_loading = validation_loading;
+        clean_loading.warn_on_skip = false;  // train_loader already warns about the same images
+        clean_training_loader = std::make_unique<BatchLoader>(split.train, description.input, clean_loading);
         std::printf("batch norm: running statistics re-estimated on the %zu unaugmented training images after each epoch\n",
                     split.train.size());
     }

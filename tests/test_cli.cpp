@@ -109,6 +109,15 @@ TEST_CASE("cli: corrupt images are skipped and counted, or fatal with --strict; 
     CHECK(lenient.output.find("broken.png") != std::string::npos);
     CHECK(lenient.output.find("skipped 1 hidden and 1 non-image") != std::string::npos);
 
+    // With augmentation a second, unaugmented pass re-estimates batch norm over the same images: still one warning.
+    const CommandResult augmented = run_edgeqc("train " + quoted(data) + " --out " + model + kTinyTraining + " --val-split 0 --noise 0.05");
+    INFO(augmented.output);
+    CHECK(augmented.exit_code == 0);
+    CHECK(augmented.output.find("re-estimated") != std::string::npos);
+    const std::size_t first_warning = augmented.output.find("skipping image");
+    REQUIRE(first_warning != std::string::npos);
+    CHECK(augmented.output.find("skipping image", first_warning + 1) == std::string::npos);
+
     const CommandResult evaluated = run_edgeqc("eval " + model + " " + quoted(data));
     CHECK(evaluated.exit_code == 0);
     CHECK(evaluated.output.find("skipped 1 corrupt image") != std::string::npos);
