@@ -713,7 +713,7 @@ TrainSummary train(const TrainOptions& requested) {
                         record.validation_accuracy, record.validation_macro_f1);
         if (unlabelled_loader) std::printf("  | pseudo %zu (w %.2f)", pseudo_labelled, static_cast<double>(pseudo_weight));
         std::printf("  | lr %.2e  %.1f img/s  %.1fs  ETA %s%s%s\n", record.learning_rate, record.images_per_second,
-                    record.seconds, format_duration(eta).c_str(), decision.improved ? "  *best" : "",
+                    record.seconds, format_duration(eta).c_str(), decision.improved && summary.validated ? "  *best" : "",
                     decision.reduced_lr ? "  lr reduced" : "");
         std::fflush(stdout);
         if (decision.stop) {

@@ -108,6 +108,9 @@ TEST_CASE("cli: corrupt images are skipped and counted, or fatal with --strict; 
     CHECK(lenient.output.find("skipping image") != std::string::npos);
     CHECK(lenient.output.find("broken.png") != std::string::npos);
     CHECK(lenient.output.find("skipped 1 hidden and 1 non-image") != std::string::npos);
+    // Without a validation split no epoch is called the best one; the last is kept.
+    CHECK(lenient.output.find("*best") == std::string::npos);
+    CHECK(lenient.output.find("the last epoch is kept") != std::string::npos);
 
     // With augmentation a second, unaugmented pass re-estimates batch norm over the same images: still one warning.
     const CommandResult augmented = run_edgeqc("train " + quoted(data) + " --out " + model + kTinyTraining + " --val-split 0 --noise 0.05");
