@@ -16,6 +16,8 @@
 #   TORCH_ARGS="$EDGEQC_ARGS" bench/accuracy.sh magnetic_tile
 # Outputs per set in $OUT: SET.eqc, SET.log.json/.csv (edgeqc train log), SET.eval.json, SET.torch.json and the
 # console logs SET.train.txt, SET.torch.txt. Earlier outputs of a set are deleted before it is run again.
+# One seed cannot separate the engines on a small test set: run several (SEED=N OUT=bench/out/seedN ...) and compare
+# them with bench/seed_compare.py SET bench/out/seed*.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Compares edgeqc and PyTorch over independent seeds of bench/accuracy.sh: per-seed table, means, a rank test and
+a bootstrap interval for the difference of the means.
+
+Seed N of edgeqc and seed N of PyTorch share no random draws, so the runs are two independent samples: the rank
+test is Mann-Whitney's (exact, by enumerating every split of the pooled runs), not a sign test over seed pairs.
+
+Usage: /usr/bin/python3 bench/seed_compare.py SET OUT_DIR... [--metric macro_f1|accuracy|balanced_accuracy]
+Each OUT_DIR is an accuracy.sh output folder holding SET.eval.json (edgeqc) and SET.torch.json (PyTorch).
+"""
+import argparse
+import itertools
+import json
+import os
+import sys
+
+import numpy as np
+
+
+def load_runs(data_set, out_dirs, metric):
+    rows = []
+    for out_dir in out_dirs:
+        edgeqc_path = os.path.join(out_dir, data_set + ".eval.json")
+        torch_path = os.path.join(out_dir, data_set + ".torch.json")
+        if not (os.path.isfile(edgeqc_path) and os.path.isfile(torch_path)):
+            print(f"skip {out_dir}: needs {data_set}.eval.json and {data_set}.torch.json", file=sys.stderr)
+            continue
+        with open(edgeqc_path) as edgeqc_file, open(torch_path) as torch_file:
+            edgeqc_run, torch_run = json.load(edgeqc_file), json.load(torch_file)
+        rows.append((out_dir, torch_run["arguments"]["seed"], edgeqc_run[metric], torch_run["test"][metric]))
+    return rows
+
+
+def mann_whitney_exact(a, b):
+    """Two-sided exact p-value of the rank-sum statistic (mid-ranks for ties) over all splits of the pooled runs."""
+    pooled = np.concatenate([a, b])
+    order = pooled.argsort(kind="stable")
+    ranks = np.empty(len(pooled))
+    ranks[order] = np.arange(1, len(pooled) + 1)
+    for value in np.unique(pooled):  # mid-ranks for tied values
+        tied = pooled == value
+        ranks[tied] = ranks[tied].mean()
+    observed = ranks[: len(a)].sum()
+    expected = len(a) * (len(pooled) + 1) / 2
+    splits = itertools.combinations(range(len(pooled)), len(a))
+    sums = np.array([ranks[list(split)].sum() for split in splits])
+    p_value = np.mean(np.abs(sums - expected) >= abs(observed - expected) - 1e-9)
+    u_statistic = observed - len(a) * (len(a) + 1) / 2
+    return u_statistic, p_value
+
+
+def bootstrap_interval(a, b, resamples=20000, seed=0):
+    rng = np.random.default_rng(seed)
+    differences = (rng.choice(a, (resamples, len(a))).mean(axis=1) - rng.choice(b, (resamples, len(b))).mean(axis=1))
+    return np.percentile(differences, [2.5, 97.5])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data_set")
+    parser.add_argument("out_dirs", nargs="+")
+    parser.add_argument("--metric", default="macro_f1", choices=("macro_f1", "accuracy", "balanced_accuracy"))
+    args = parser.parse_args()
+
+    rows = load_runs(args.data_set, args.out_dirs, args.metric)
+    if len(rows) < 2:
+        raise SystemExit("need at least two seeds with both engines' results")
+    print(f"| seed | edgeqc {args.metric} | PyTorch {args.metric} | folder |")
+    print("|---:|---:|---:|---|")
+    for out_dir, seed, edgeqc_value, torch_value in sorted(rows, key=lambda row: row[1]):
+        print(f"| {seed} | {edgeqc_value:.4f} | {torch_value:.4f} | {out_dir} |")
+    edgeqc_values = np.array([row[2] for row in rows])
+    torch_values = np.array([row[3] for row in rows])
+    u_statistic, p_value = mann_whitney_exact(edgeqc_values, torch_values)
+    low, high = bootstrap_interval(edgeqc_values, torch_values)
+    print(f"\n{len(rows)} seeds per engine")
+    print(f"edgeqc  mean {edgeqc_values.mean():.4f}  sd {edgeqc_values.std(ddof=1):.4f}")
+    print(f"PyTorch mean {torch_values.mean():.4f}  sd {torch_values.std(ddof=1):.4f}")
+    print(f"edgeqc - PyTorch: {edgeqc_values.mean() - torch_values.mean():+.4f}, "
+          f"bootstrap 95 % interval [{low:+.4f}, {high:+.4f}]")
+    print(f"Mann-Whitney U (edgeqc) = {u_statistic:.1f} of {len(rows) ** 2}, exact two-sided p = {p_value:.3f}")
+
+
+if __name__ == "__main__":
+    main()
