@@ -3,9 +3,17 @@
 a bootstrap interval for the difference of the means.
 
 Seed N of edgeqc and seed N of PyTorch share no random draws, so the runs are two independent samples: the rank
-test is Mann-Whitney's (exact, by enumerating every split of the pooled runs, up to 11 seeds per engine), not a sign test over seed pairs.
+test is Mann-Whitney's (exact, by enumerating every split of the pooled runs, up to 11 seeds per engine), not a sign
+test over seed pairs.
+
+With --replay STREAMS_DIR it also pairs each edgeqc run with PyTorch trained from that run's own draws
+(STREAMS_DIR/replayN.json from torch_ref.py --replay-streams, see bench/RESULTS.md): those pairs share every random
+draw, so their differences measure the engines alone (Wilcoxon signed-rank test, exact, and a bootstrap interval of
+the mean difference). Comparing the replays with PyTorch's own runs then measures the draws alone: same engine,
+edgeqc's initialisation and shuffling against PyTorch's.
 
 Usage: /usr/bin/python3 bench/seed_compare.py SET OUT_DIR... [--metric macro_f1|accuracy|balanced_accuracy]
+           [--replay STREAMS_DIR]
 Each OUT_DIR is an accuracy.sh output folder holding SET.eval.json (edgeqc) and SET.torch.json (PyTorch).
 """
 import argparse
@@ -36,16 +44,21 @@ def load_runs(data_set, out_dirs, metric):
 MAX_EXACT_SPLITS = 200_000
 
 
+def mid_ranks(values):
+    """Ranks from 1, tied values sharing the mean of their ranks."""
+    ranks = np.empty(len(values))
+    ranks[values.argsort(kind="stable")] = np.arange(1, len(values) + 1)
+    for value in np.unique(values):
+        tied = values == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
 def mann_whitney(a, b):
     """Two-sided p-value of the rank-sum statistic (mid-ranks for ties) over the splits of the pooled runs: all of
     them (exact) up to MAX_EXACT_SPLITS, otherwise that many seeded random ones. Returns U, p and whether exact."""
     pooled = np.concatenate([a, b])
-    order = pooled.argsort(kind="stable")
-    ranks = np.empty(len(pooled))
-    ranks[order] = np.arange(1, len(pooled) + 1)
-    for value in np.unique(pooled):  # mid-ranks for tied values
-        tied = pooled == value
-        ranks[tied] = ranks[tied].mean()
+    ranks = mid_ranks(pooled)
     observed = ranks[: len(a)].sum()
     expected = len(a) * (len(pooled) + 1) / 2
     exact = math.comb(len(pooled), len(a)) <= MAX_EXACT_SPLITS
@@ -60,10 +73,59 @@ def mann_whitney(a, b):
     return u_statistic, p_value, exact
 
 
+def wilcoxon_signed_rank(differences):
+    """Two-sided exact p-value of the signed-rank statistic (zero differences dropped, mid-ranks for ties) over all
+    2^n sign assignments. Returns W+ (rank sum of the positive differences) and p."""
+    differences = differences[differences != 0]
+    ranks = mid_ranks(np.abs(differences))
+    observed = ranks[differences > 0].sum()
+    expected = ranks.sum() / 2
+    signs = (np.arange(2 ** len(ranks))[:, None] >> np.arange(len(ranks))) & 1
+    sums = signs @ ranks
+    return observed, np.mean(np.abs(sums - expected) >= abs(observed - expected) - 1e-9)
+
+
 def bootstrap_interval(a, b, resamples=20000, seed=0):
     rng = np.random.default_rng(seed)
     differences = (rng.choice(a, (resamples, len(a))).mean(axis=1) - rng.choice(b, (resamples, len(b))).mean(axis=1))
     return np.percentile(differences, [2.5, 97.5])
+
+
+def paired_bootstrap_interval(differences, resamples=20000, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.percentile(rng.choice(differences, (resamples, len(differences))).mean(axis=1), [2.5, 97.5])
+
+
+def compare_with_replays(rows, streams_dir, metric):
+    """Prints the paired comparison (edgeqc against PyTorch from the same draws) and the draws comparison (PyTorch
+    from edgeqc's draws against PyTorch from its own) over the seeds that have a replay."""
+    pairs = []
+    for _, seed, edgeqc_value, torch_value in sorted(rows, key=lambda row: row[1]):
+        replay_path = os.path.join(streams_dir, f"replay{seed}.json")
+        if not os.path.isfile(replay_path):
+            print(f"skip seed {seed} in the paired test: no {replay_path}", file=sys.stderr)
+            continue
+        with open(replay_path) as replay_file:
+            pairs.append((seed, edgeqc_value, json.load(replay_file)["test"][metric], torch_value))
+    if len(pairs) < 2:
+        raise SystemExit(f"--replay: need at least two seeds with a replay in {streams_dir}")
+    print("\n| seed | edgeqc | PyTorch from edgeqc's draws | edgeqc - replay | PyTorch from its own draws |")
+    print("|---:|---:|---:|---:|---:|")
+    for seed, edgeqc_value, replay_value, torch_value in pairs:
+        print(f"| {seed} | {edgeqc_value:.4f} | {replay_value:.4f} | {edgeqc_value - replay_value:+.4f} | {torch_value:.4f} |")
+    edgeqc_values, replay_values, torch_values = (np.array([pair[i] for pair in pairs]) for i in (1, 2, 3))
+    differences = edgeqc_values - replay_values
+    low, high = paired_bootstrap_interval(differences)
+    w_statistic, p_value = wilcoxon_signed_rank(differences)
+    print(f"\nengines, same draws ({len(pairs)} seeds): edgeqc - PyTorch mean {differences.mean():+.4f}  "
+          f"sd {differences.std(ddof=1):.4f}, bootstrap 95 % interval [{low:+.4f}, {high:+.4f}], "
+          f"Wilcoxon W+ = {w_statistic:.1f}, exact two-sided p = {p_value:.3f}")
+    low, high = bootstrap_interval(replay_values, torch_values)
+    u_statistic, p_value, exact = mann_whitney(replay_values, torch_values)
+    print(f"draws, same engine (PyTorch): edgeqc's draws mean {replay_values.mean():.4f} (sd {replay_values.std(ddof=1):.4f}) "
+          f"- its own draws mean {torch_values.mean():.4f} (sd {torch_values.std(ddof=1):.4f}) = "
+          f"{replay_values.mean() - torch_values.mean():+.4f}, bootstrap 95 % interval [{low:+.4f}, {high:+.4f}], "
+          f"Mann-Whitney U = {u_statistic:.1f}, {'exact' if exact else 'sampled'} two-sided p = {p_value:.3f}")
 
 
 def main():
@@ -71,6 +133,8 @@ def main():
     parser.add_argument("data_set")
     parser.add_argument("out_dirs", nargs="+")
     parser.add_argument("--metric", default="macro_f1", choices=("macro_f1", "accuracy", "balanced_accuracy"))
+    parser.add_argument("--replay", metavar="STREAMS_DIR",
+                        help="pair each edgeqc run with STREAMS_DIR/replayN.json, PyTorch trained from its draws")
     args = parser.parse_args()
 
     rows = load_runs(args.data_set, args.out_dirs, args.metric)
@@ -90,6 +154,8 @@ def main():
     print(f"edgeqc - PyTorch: {edgeqc_values.mean() - torch_values.mean():+.4f}, "
           f"bootstrap 95 % interval [{low:+.4f}, {high:+.4f}]")
     print(f"Mann-Whitney U (edgeqc) = {u_statistic:.1f} of {len(rows) ** 2}, {'exact' if exact else 'sampled'} two-sided p = {p_value:.3f}")
+    if args.replay:
+        compare_with_replays(rows, args.replay, args.metric)
 
 
 if __name__ == "__main__":
