@@ -214,7 +214,7 @@ void add_train(CLI::App& app, TrainArguments& a) {
     cmd->add_flag("--strict", o.strict, "Stop on a corrupt image instead of skipping it");
     cmd->add_flag("--resume", o.resume,
                   "Continue from NAME.last.eqc with its recipe and epoch counts; only --epochs (or, in a two-phase run, "
-                  "--phase2-epochs) may be given to extend it");
+                  "--phase2-epochs) to extend it, --threads and the paths may be given");
 }
 
 int run_train(TrainArguments& a) {

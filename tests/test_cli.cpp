@@ -76,6 +76,24 @@ TEST_CASE("cli: synth, train, eval and predict on generated data") {
     CHECK(prediction.at("confidence").get<double>() > 0.2);
 }
 
+TEST_CASE("cli: --val DIR trains on every image of DATA and validates on DIR, whose classes must be the model's") {
+    TempFolder folder;
+    write_tiny_dataset(folder.file("train"), 6);
+    write_tiny_dataset(folder.file("val"), 2);
+    const std::string train = "train " + quoted(folder.file("train")) + " --out " + quoted(folder.file("m.eqc")) +
+                              " --val " + quoted(folder.file("val")) + kTinyTraining;
+    const CommandResult trained = run_edgeqc(train);
+    INFO(trained.output);
+    CHECK(trained.exit_code == 0);
+    CHECK(trained.output.find("split: 30 training, 10 validation images") != std::string::npos);
+
+    fs::create_directories(folder.file("val/scratch"));
+    fs::copy_file(folder.file("val/crack/crack_0000.png"), folder.file("val/scratch/a.png"));
+    const CommandResult foreign_class = run_edgeqc(train);
+    CHECK(foreign_class.exit_code == 1);
+    CHECK(foreign_class.output.find("scratch' is not one of the model's classes") != std::string::npos);
+}
+
 TEST_CASE("cli: a missing folder, a single class and an empty class folder are refused") {
     TempFolder folder;
     const std::string model = quoted(folder.file("m.eqc"));

@@ -7,11 +7,13 @@
 // from the code under test.
 #include <doctest/doctest.h>
 
+#include <stb/stb_image_write.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -95,6 +97,56 @@ TEST_CASE("write_png rejects an unwritable folder and unsupported channel counts
     CHECK_THROWS_AS(write_png(folder.str() + "/missing/sub/out.png", constant_image(4, 4, 1, 0.5f)), Error);
     CHECK_THROWS_AS(write_png(folder.file("two.png"), constant_image(4, 4, 2, 0.5f)), Error);
     CHECK_THROWS_AS(write_png(folder.file("short.png"), Image{4, 4, 1, std::vector<float>(3)}), Error);
+}
+
+TEST_CASE("BMP, PGM, PPM and JPEG files decode to their pixels, planar and in [0, 1]") {
+    TempFolder folder;
+    const auto little_endian = [](std::vector<unsigned char>& bytes, std::uint32_t value, int size) {
+        for (int i = 0; i < size; ++i) bytes.push_back(static_cast<unsigned char>(value >> (8 * i)));
+    };
+    // 24-bit BMP, 2 x 2: top row red, green; bottom row blue, white. Rows are stored bottom-up as B, G, R and
+    // padded to 4 bytes (6 + 2).
+    std::vector<unsigned char> bmp{'B', 'M'};
+    little_endian(bmp, 54 + 16, 4);
+    little_endian(bmp, 0, 4);
+    little_endian(bmp, 54, 4);  // pixel data offset: 14-byte file header + 40-byte info header
+    // Info header: its size, width, height (positive: bottom-up), planes, bits per pixel, no compression, pixel
+    // bytes, 72 dpi in pixels per metre, no palette.
+    const std::pair<std::uint32_t, int> info_header[] = {{40, 4}, {2, 4}, {2, 4}, {1, 2}, {24, 2}, {0, 4},
+                                                         {16, 4}, {2835, 4}, {2835, 4}, {0, 4}, {0, 4}};
+    for (const auto& [value, size] : info_header) little_endian(bmp, value, size);
+    for (const unsigned char byte : {255, 0, 0, 255, 255, 255, 0, 0, 0, 0, 255, 0, 255, 0, 0, 0}) bmp.push_back(byte);
+    write_bytes(folder.file("a.bmp"), bmp);
+    const Image decoded_bmp = decode_image_file(folder.file("a.bmp"));
+    CHECK(decoded_bmp.channels == 3);
+    CHECK(decoded_bmp.width == 2);
+    check_pixels(decoded_bmp, {1, 0, 0, 1, /* green */ 0, 1, 0, 1, /* blue */ 0, 0, 1, 1});
+
+    const std::string pgm_header = "P5\n3 2\n255\n";
+    std::vector<unsigned char> pgm(pgm_header.begin(), pgm_header.end());
+    for (const unsigned char value : {0, 51, 102, 153, 204, 255}) pgm.push_back(value);
+    write_bytes(folder.file("a.pgm"), pgm);
+    const Image decoded_pgm = decode_image_file(folder.file("a.pgm"));
+    CHECK(decoded_pgm.channels == 1);
+    CHECK(decoded_pgm.width == 3);
+    CHECK(decoded_pgm.height == 2);
+    check_pixels(decoded_pgm, {0.0f, 0.2f, 0.4f, 0.6f, 0.8f, 1.0f});
+
+    const std::string ppm_header = "P6\n2 1\n255\n";
+    std::vector<unsigned char> ppm(ppm_header.begin(), ppm_header.end());
+    for (const unsigned char value : {51, 102, 153, 204, 255, 0}) ppm.push_back(value);
+    write_bytes(folder.file("a.ppm"), ppm);
+    check_pixels(decode_image_file(folder.file("a.ppm")), {0.2f, 0.8f, /* green */ 0.4f, 1.0f, /* blue */ 0.6f, 0.0f});
+
+    // JPEG is lossy: a flat grey encoded by stb_image_write at quality 100 comes back within two levels, in three
+    // channels because that encoder always writes YCbCr.
+    const std::vector<unsigned char> grey(16 * 8, 128);
+    REQUIRE(stbi_write_jpg(folder.file("a.jpg").c_str(), 16, 8, 1, grey.data(), 100) != 0);
+    const Image decoded_jpeg = decode_image_file(folder.file("a.jpg"));
+    CHECK(decoded_jpeg.channels == 3);
+    CHECK(decoded_jpeg.width == 16);
+    CHECK(decoded_jpeg.height == 8);
+    for (const float value : decoded_jpeg.pixels) CHECK(std::abs(value - 128.0f / 255.0f) <= 2.0f / 255.0f);
 }
 
 TEST_CASE("corrupt, truncated, empty and missing image files throw Error naming the file") {

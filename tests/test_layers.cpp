@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <numeric>
 
@@ -58,10 +59,14 @@ void check_close(double analytic, double numeric, const char* what, std::size_t 
     CHECK(std::abs(analytic - numeric) <= kAbsoluteTolerance + kRelativeTolerance * std::abs(numeric));
 }
 
-// Checks dx and every parameter gradient of `layer` at input x (already filled), in `mode`.
-void check_layer_gradients(Layer& layer, ParameterArena& parameters, Tensor& x, Mode mode = Mode::Train) {
+// Checks dx and every parameter gradient of `layer` at input x (already filled), in `mode`. A layer that draws
+// random numbers in forward (dropout) passes before_each_forward to restart its stream, so that every probe sees
+// the same draws as the pass that is differentiated.
+void check_layer_gradients(Layer& layer, ParameterArena& parameters, Tensor& x, Mode mode = Mode::Train,
+                           const std::function<void()>& before_each_forward = [] {}) {
     Rng rng(99);
     Tensor y, dx;
+    before_each_forward();
     layer.forward(x, y, mode);
     Tensor r(y.shape());
     fill_normal(r.data(), r.size(), rng);
@@ -73,9 +78,11 @@ void check_layer_gradients(Layer& layer, ParameterArena& parameters, Tensor& x, 
         const float saved = value;
         Tensor y_probe;
         value = saved + kStep;
+        before_each_forward();
         layer.forward(x, y_probe, mode);
         const double plus = weighted_sum(y_probe, r);
         value = saved - kStep;
+        before_each_forward();
         layer.forward(x, y_probe, mode);
         const double minus = weighted_sum(y_probe, r);
         value = saved;
@@ -251,8 +258,9 @@ TEST_CASE("a frozen conv re-packs its weights after initialize() gives it new on
     }
 }
 
-TEST_CASE("batch norm gradients in training mode, 4-D and 2-D inputs") {
-    for (const Shape shape : {Shape{3, 13, 5, 7}, Shape{5, 13}}) {
+TEST_CASE("batch norm gradients in training mode, 4-D inputs of batch 1 and 3, 2-D inputs") {
+    // A 2-D batch of 1 has no variance to normalise by (PyTorch refuses it too), so 2-D starts at batch 5.
+    for (const Shape shape : {Shape{1, 13, 5, 7}, Shape{3, 13, 5, 7}, Shape{5, 13}}) {
         BatchNorm bn(13);
         Arenas a(&bn);
         Rng rng(4);
@@ -303,9 +311,11 @@ TEST_CASE("relu gradients away from the kink, and zero gradient at exactly 0") {
     Relu relu;
     Arenas a;
     Rng rng(6);
-    Tensor x({3, 13, 5});
-    fill_spaced(x, rng);
-    check_layer_gradients(relu, a.parameters, x);
+    for (const Shape shape : {Shape{1, 13, 5}, Shape{3, 13, 5}}) {
+        Tensor x(shape);
+        fill_spaced(x, rng);
+        check_layer_gradients(relu, a.parameters, x);
+    }
     Tensor zero({1, 1}), y, dy({1, 1}), dx;
     zero[0] = 0.0f;
     dy[0] = 1.0f;
@@ -314,14 +324,16 @@ TEST_CASE("relu gradients away from the kink, and zero gradient at exactly 0") {
     CHECK(dx[0] == 0.0f);
 }
 
-TEST_CASE("max pool gradients: 2x2 stride 2 and overlapping 3x3 stride 2 on prime sizes") {
+TEST_CASE("max pool gradients: 2x2 stride 2 and overlapping 3x3 stride 2 on prime sizes, batch 1 and 3") {
     for (const auto [kernel, stride] : {std::pair{2, 2}, std::pair{3, 2}}) {
-        MaxPool pool(kernel, stride);
-        Arenas a;
-        Rng rng(7);
-        Tensor x({3, 13, 7, 11});
-        fill_spaced(x, rng);
-        check_layer_gradients(pool, a.parameters, x);
+        for (int batch : {1, 3}) {
+            MaxPool pool(kernel, stride);
+            Arenas a;
+            Rng rng(7);
+            Tensor x({batch, 13, 7, 11});
+            fill_spaced(x, rng);
+            check_layer_gradients(pool, a.parameters, x);
+        }
     }
 }
 
@@ -337,15 +349,17 @@ TEST_CASE("max pool picks the first maximum on ties and floors odd sizes") {
     CHECK(std::accumulate(dx.data(), dx.data() + dx.size(), 0.0f) == 1.0f);
 }
 
-TEST_CASE("global average pool and flatten gradients") {
+TEST_CASE("global average pool and flatten gradients, batch 1 and 3") {
     Arenas a;
     Rng rng(8);
-    Tensor x({3, 13, 5, 7});
-    fill_normal(x.data(), x.size(), rng);
-    GlobalAvgPool gap;
-    check_layer_gradients(gap, a.parameters, x);
-    Flatten flatten;
-    check_layer_gradients(flatten, a.parameters, x);
+    for (int batch : {1, 3}) {
+        Tensor x({batch, 13, 5, 7});
+        fill_normal(x.data(), x.size(), rng);
+        GlobalAvgPool gap;
+        check_layer_gradients(gap, a.parameters, x);
+        Flatten flatten;
+        check_layer_gradients(flatten, a.parameters, x);
+    }
 }
 
 TEST_CASE("dense gradients, batch 1 and 3, 13 inputs") {
@@ -383,21 +397,34 @@ TEST_CASE("dropout: training mask with the right rate and scale, identity at inf
     CHECK(std::all_of(y.data(), y.data() + y.size(), [](float v) { return v == 2.0f; }));
 }
 
-TEST_CASE("softmax cross-entropy: gradient by finite differences, with and without class weights") {
+TEST_CASE("dropout gradients by finite differences under a fixed mask, batch 1 and 3") {
+    for (int batch : {1, 3}) {
+        Dropout dropout(0.3f);
+        Arenas a;
+        Rng rng(12);
+        Tensor x({batch, 13, 7});
+        fill_normal(x.data(), x.size(), rng);
+        check_layer_gradients(dropout, a.parameters, x, Mode::Train, [&] { dropout.reseed(42); });
+    }
+}
+
+TEST_CASE("softmax cross-entropy: gradient by finite differences, batch 1 and 3, with and without class weights") {
     Rng rng(11);
-    Tensor logits({3, 5}), dlogits;
-    fill_normal(logits.data(), logits.size(), rng, 3.0f);
-    const std::vector<int> labels{4, 0, 2};
-    for (const std::vector<float>& weights : {std::vector<float>{}, std::vector<float>{1.0f, 2.0f, 0.5f, 1.0f, 3.0f}}) {
-        softmax_cross_entropy(logits, labels, weights, &dlogits);
-        for (std::size_t i = 0; i < logits.size(); ++i) {
-            const float saved = logits[i];
-            logits[i] = saved + 1e-2f;
-            const double plus = softmax_cross_entropy(logits, labels, weights, nullptr);
-            logits[i] = saved - 1e-2f;
-            const double minus = softmax_cross_entropy(logits, labels, weights, nullptr);
-            logits[i] = saved;
-            check_close(dlogits[i], (plus - minus) / 2e-2, "dlogits", i);
+    const std::vector<float> class_weights{1.0f, 2.0f, 0.5f, 1.0f, 3.0f};
+    for (const std::vector<int>& labels : {std::vector<int>{3}, std::vector<int>{4, 0, 2}}) {
+        for (const std::vector<float>& weights : {std::vector<float>{}, class_weights}) {
+            Tensor logits({static_cast<int>(labels.size()), 5}), dlogits;
+            fill_normal(logits.data(), logits.size(), rng, 3.0f);
+            softmax_cross_entropy(logits, labels, weights, &dlogits);
+            for (std::size_t i = 0; i < logits.size(); ++i) {
+                const float saved = logits[i];
+                logits[i] = saved + 1e-2f;
+                const double plus = softmax_cross_entropy(logits, labels, weights, nullptr);
+                logits[i] = saved - 1e-2f;
+                const double minus = softmax_cross_entropy(logits, labels, weights, nullptr);
+                logits[i] = saved;
+                check_close(dlogits[i], (plus - minus) / 2e-2, "dlogits", i);
+            }
         }
     }
 }
