@@ -3,9 +3,9 @@
 // Prints figures, asserts nothing. Usage: edgeqc_kernels [SECONDS_PER_FIGURE]; OMP_NUM_THREADS sets the threads.
 #include <omp.h>
 
-#include <cstdio>
 #include <algorithm>
-#include <cstdlib>
+#include <cstdio>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -107,7 +107,19 @@ void bench_conv(const ConvLayerShape& layer, int batch, bool winograd, double pe
 }  // namespace
 
 int main(int argc, char** argv) {
-    const double min_seconds = argc > 1 ? std::atof(argv[1]) : 2.0;
+    if (wants_help(argc, argv) || argc > 2) {
+        std::fputs("usage: edgeqc_kernels [SECONDS_PER_FIGURE]\n  GEMM and conv kernels of every SIMD table against "
+                   "Eigen and the FMA peak (default 2 seconds per figure); OMP_NUM_THREADS sets the threads\n",
+                   wants_help(argc, argv) ? stdout : stderr);
+        return wants_help(argc, argv) ? 0 : 2;
+    }
+    double min_seconds = 2.0;
+    try {
+        if (argc > 1) min_seconds = seconds_argument(argv[1]);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "edgeqc_kernels: error: %s\n", e.what());
+        return 1;
+    }
     Rng rng(1);
     std::printf("edgeqc kernel benchmark, %d threads\n", omp_get_max_threads());
     for (const KernelTable* table : available_kernel_tables()) {

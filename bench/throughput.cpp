@@ -1,10 +1,10 @@
 // Throughput benchmark of the reference network: training img/s (forward + backward + Adam) at batch 32,
 // inference img/s at batch 1 and 32, achieved GFLOP/s and peak RSS. Prints figures, asserts nothing.
-// Usage: edgeqc_throughput [ARCH] [SECONDS_PER_FIGURE]; OMP_NUM_THREADS sets the threads.
+// Usage: edgeqc_throughput [ARCH] [SECONDS_PER_FIGURE] [HEIGHTxWIDTH]; OMP_NUM_THREADS sets the threads.
 #include <omp.h>
 
 #include <cstdio>
-#include <cstdlib>
+#include <exception>
 #include <string>
 
 #include "engine/architecture.hpp"
@@ -17,14 +17,19 @@
 using namespace edgeqc;
 using namespace edgeqc::bench;
 
-int main(int argc, char** argv) {
-    const std::string architecture = argc > 1 ? argv[1] : kDefaultArchitecture;
-    const double min_seconds = argc > 2 ? std::atof(argv[2]) : 10.0;
+namespace {
+
+constexpr const char* kUsage =
+    "usage: edgeqc_throughput [ARCH] [SECONDS_PER_FIGURE] [HEIGHTxWIDTH]\n"
+    "  training img/s (batch 32, forward + backward + Adam), inference img/s at batch 1 and 32, GFLOP/s, peak RSS\n"
+    "  defaults: the default network, 10 seconds per figure, 80x120; OMP_NUM_THREADS sets the threads\n";
+
+void run(const std::string& architecture, double min_seconds, int height, int width) {
     const int classes = 5, batch = 32;
-    Network network(architecture, Shape{1, 80, 120}, classes);
+    Network network(architecture, Shape{1, height, width}, classes);
     network.initialize(InitScheme::He, 1);
     Rng rng(2);
-    Tensor images({batch, 1, 80, 120}), single({1, 1, 80, 120}), dlogits;
+    Tensor images({batch, 1, height, width}), single({1, 1, height, width}), dlogits;
     for (std::size_t i = 0; i < images.size(); ++i) images[i] = rng.normal();
     for (std::size_t i = 0; i < single.size(); ++i) single[i] = images[i];
     std::vector<int> labels(batch);
@@ -43,12 +48,31 @@ int main(int argc, char** argv) {
     const double single_seconds = time_per_call([&] { inference.forward(single, Mode::Infer); }, min_seconds);
 
     const double gflop = network.flops_per_image() * 1e-9;
-    std::printf("edgeqc throughput: %s, 1x80x120 input, %.3f GFLOP/image forward, kernels %s, %d threads\n",
-                architecture.c_str(), gflop, kernels().name, omp_get_max_threads());
+    std::printf("edgeqc throughput: %s, 1x%dx%d input, %.3f GFLOP/image forward, kernels %s, %d threads\n",
+                architecture.c_str(), height, width, gflop, kernels().name, omp_get_max_threads());
     std::printf("train_img_per_s %.2f  (%.1f GFLOP/s counting backward as 2x forward)\n", batch / train_seconds,
                 3.0 * gflop * batch / train_seconds);
     std::printf("infer_b32_img_per_s %.2f  (%.1f GFLOP/s)\n", batch / batch_seconds, gflop * batch / batch_seconds);
     std::printf("infer_b1_img_per_s %.2f  (%.1f GFLOP/s)\n", 1.0 / single_seconds, gflop / single_seconds);
     std::printf("peak_rss_mib_after_training %.0f\n", train_rss);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (wants_help(argc, argv) || argc > 4) {
+        std::fputs(kUsage, wants_help(argc, argv) ? stdout : stderr);
+        return wants_help(argc, argv) ? 0 : 2;
+    }
+    try {
+        int height = 80, width = 120;
+        char rest = 0;
+        if (argc > 3 && (std::sscanf(argv[3], "%dx%d%c", &height, &width, &rest) != 2 || height < 1 || width < 1))
+            throw std::invalid_argument(std::string("size must look like 80x120, not '") + argv[3] + "'");
+        run(argc > 1 ? argv[1] : kDefaultArchitecture, argc > 2 ? seconds_argument(argv[2]) : 10.0, height, width);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "edgeqc_throughput: error: %s\n", e.what());
+        return 1;
+    }
     return 0;
 }

@@ -1,9 +1,13 @@
-// Wall-clock helpers shared by the benchmarks: repeat a step until enough time has passed, and peak RSS.
+// Wall-clock helpers shared by the benchmarks: repeat a step until enough time has passed, peak RSS, and the
+// checked parsing of their command-line arguments.
 #pragma once
 
 #include <sys/resource.h>
 
 #include <chrono>
+#include <cstring>
+#include <stdexcept>
+#include <string>
 
 namespace edgeqc::bench {
 
@@ -22,6 +26,25 @@ double time_per_call(Step step, double min_seconds) {
         ++calls;
     } while (seconds_since(start) < min_seconds);
     return seconds_since(start) / calls;
+}
+
+// Seconds to spend per figure, from a command-line argument; throws std::invalid_argument unless positive.
+inline double seconds_argument(const char* text) {
+    std::size_t parsed = 0;
+    double seconds = 0.0;
+    try {
+        seconds = std::stod(text, &parsed);
+    } catch (const std::exception&) {
+        parsed = 0;
+    }
+    if (parsed == 0 || parsed != std::strlen(text) || !(seconds > 0.0 && seconds < 1e6))
+        throw std::invalid_argument("seconds per figure must be a positive number, not '" + std::string(text) + "'");
+    return seconds;
+}
+
+// True when the first argument asks for help.
+inline bool wants_help(int argc, char** argv) {
+    return argc > 1 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0);
 }
 
 inline double peak_rss_mib() {
