@@ -8,9 +8,9 @@ test over seed pairs.
 
 With --replay STREAMS_DIR it also pairs each edgeqc run with PyTorch trained from that run's own draws
 (STREAMS_DIR/replayN.json from torch_ref.py --replay-streams, see bench/RESULTS.md): those pairs share every random
-draw, so their differences measure the engines alone (Wilcoxon signed-rank test, exact up to 17 seeds, and a bootstrap interval of
-the mean difference). Comparing the replays with PyTorch's own runs then measures the draws alone: same engine,
-edgeqc's initialisation and shuffling against PyTorch's.
+draw, so their differences measure the engines alone (Wilcoxon signed-rank test, exact up to 17 seeds, and a
+bootstrap interval of the mean difference). Comparing the replays with PyTorch's own runs then measures the draws
+alone: same engine, edgeqc's initialisation and shuffling against PyTorch's.
 
 Usage: /usr/bin/python3 bench/seed_compare.py SET OUT_DIR... [--metric macro_f1|accuracy|balanced_accuracy]
            [--replay STREAMS_DIR]
