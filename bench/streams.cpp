@@ -15,7 +15,7 @@
 #include "data/sampling.hpp"
 #include "engine/architecture.hpp"
 #include "engine/error.hpp"
-#include "engine/network.hpp"
+#include "layers/network.hpp"
 
 int main(int argc, char** argv) {
     using namespace edgeqc;

@@ -9,7 +9,7 @@
 
 #include "engine/architecture.hpp"
 #include "engine/kernels.hpp"
-#include "engine/network.hpp"
+#include "layers/network.hpp"
 #include "layers/softmax_cross_entropy.hpp"
 #include "optim/optimizer.hpp"
 #include "timing.hpp"
@@ -43,9 +43,14 @@ void run(const std::string& architecture, double min_seconds, int height, int wi
         adam.step(network.parameters().values(), network.parameters().gradients(), 1e-4f);
     }, min_seconds);
     const double train_rss = peak_rss_mib();
-    Network inference = network.folded_for_inference();
-    const double batch_seconds = time_per_call([&] { inference.forward(images, Mode::Infer); }, min_seconds);
-    const double single_seconds = time_per_call([&] { inference.forward(single, Mode::Infer); }, min_seconds);
+    ModelDescription description;
+    description.architecture = architecture;
+    description.class_names.resize(classes);
+    description.input.height = height;
+    description.input.width = width;
+    const std::unique_ptr<Network> inference = inference_network(network.to_model(description));
+    const double batch_seconds = time_per_call([&] { inference->forward(images, Mode::Infer); }, min_seconds);
+    const double single_seconds = time_per_call([&] { inference->forward(single, Mode::Infer); }, min_seconds);
 
     const double gflop = network.flops_per_image() * 1e-9;
     std::printf("edgeqc throughput: %s, 1x%dx%d input, %.3f GFLOP/image forward, kernels %s, %d threads\n",

@@ -4,13 +4,9 @@
 #pragma once
 
 #include "data/image.hpp"
+#include "engine/input_format.hpp"
 
 namespace edgeqc {
-
-// The ranges every filter accepts (the model file's preprocessing is checked against the same ones).
-inline constexpr int kMinFilterSize = 3, kMaxFilterSize = 9;
-inline constexpr float kMaxClaheClip = 1000.0f;
-inline constexpr int kMaxClaheTiles = 64;
 
 // Median of each size x size window (size odd, 3..9), edges replicated.
 Image median_filter(const Image& image, int size);

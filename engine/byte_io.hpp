@@ -36,6 +36,7 @@ public:
         bytes_.insert(bytes_.end(), p, p + count * sizeof(float));
     }
     void put_bytes(const std::vector<unsigned char>& more) { bytes_.insert(bytes_.end(), more.begin(), more.end()); }
+    void put_raw(const unsigned char* data, std::size_t count) { bytes_.insert(bytes_.end(), data, data + count); }
     std::vector<unsigned char>& bytes() { return bytes_; }
 
 private:
@@ -69,6 +70,11 @@ public:
         if (count > remaining() / sizeof(float)) fail("it ends inside a tensor");
         std::memcpy(out, data_ + position_, count * sizeof(float));
         position_ += count * sizeof(float);
+    }
+    void get_raw(unsigned char* out, std::size_t count) {
+        require(count);
+        std::memcpy(out, data_ + position_, count);
+        position_ += count;
     }
     ByteReader sub_reader(std::size_t length) {
         require(length);

@@ -27,7 +27,8 @@ constexpr std::uint32_t kMetaTag = tag("META");
 constexpr std::uint32_t kTensorsTag = tag("TENS");
 constexpr std::uint32_t kTrainingTag = tag("TRNS");
 constexpr std::uint32_t kPreprocessingTag = tag("PREP");
-constexpr std::uint8_t kFloat32 = 0;
+// Files whose tensors are all f32 keep the version before typed tensors, so earlier builds still read them.
+constexpr std::uint32_t kFloatModelFormatVersion = 2;
 constexpr std::size_t kMaxText = 1 << 20;
 constexpr std::uint32_t kMaxClasses = 100000;
 // Far above any model this engine trains (the reference network is 15 MB), far below a Pi's memory.
@@ -38,20 +39,25 @@ void put_float_block(ByteWriter& out, const AlignedFloats& values) {
     out.put_floats(values.data(), values.size());
 }
 
-void get_float_block(ByteReader& in, AlignedFloats& values, std::size_t expected) {
+void get_float_block(ByteReader& in, AlignedFloats& values) {
     const auto count = in.get<std::uint64_t>();
-    if (count != expected) in.fail("optimizer state does not match the network's size");
-    values.resize(expected);
-    in.get_floats(values.data(), expected);
+    if (count > in.remaining() / sizeof(float)) in.fail("it ends inside the optimizer state");
+    values.resize(static_cast<std::size_t>(count));
+    in.get_floats(values.data(), values.size());
 }
 
-void put_tensors(ByteWriter& out, const ParameterArena& arena) {
-    for (const ParameterSlot& slot : arena.slots()) {
-        out.put_string(slot.name);
-        out.put<std::uint8_t>(kFloat32);
-        out.put<std::uint8_t>(static_cast<std::uint8_t>(slot.shape.rank()));
-        for (int d = 0; d < slot.shape.rank(); ++d) out.put<std::uint32_t>(static_cast<std::uint32_t>(slot.shape[d]));
-        out.put_floats(arena.values() + slot.offset, slot.shape.elements());
+void put_tensors(ByteWriter& out, const std::vector<NamedTensor>& tensors) {
+    out.put<std::uint32_t>(static_cast<std::uint32_t>(tensors.size()));
+    for (const auto& [name, t] : tensors) {
+        out.put_string(name);
+        out.put<std::uint8_t>(static_cast<std::uint8_t>(t.type()));
+        out.put<std::uint8_t>(static_cast<std::uint8_t>(t.shape().rank()));
+        for (int d = 0; d < t.shape().rank(); ++d) out.put<std::uint32_t>(static_cast<std::uint32_t>(t.shape()[d]));
+        if (t.type() != DataType::F32) {
+            out.put<std::uint32_t>(static_cast<std::uint32_t>(t.scales.size()));
+            out.put_floats(t.scales.data(), t.scales.size());
+        }
+        out.put_raw(t.raw(), t.bytes());
     }
 }
 
@@ -128,38 +134,60 @@ std::map<std::string, std::string> get_text_map(ByteReader& in, const char* what
     return entries;
 }
 
-bool all_finite(const float* values, std::size_t count) {
-    return std::all_of(values, values + count, [](float v) { return std::isfinite(v); });
-}
-
-void decode_tensors(ByteReader in, Network& network) {
-    std::map<std::string, std::pair<ParameterArena*, std::size_t>> expected;
-    for (ParameterArena* arena : {&network.parameters(), &network.buffers()})
-        for (std::size_t i = 0; i < arena->slots().size(); ++i) expected[arena->slots()[i].name] = {arena, i};
+// Reads the tensors, checking each against the slot of its name before allocating it; validate_model then checks
+// what the values must satisfy.
+std::vector<NamedTensor> decode_tensors(ByteReader in, const ResolvedArchitecture& architecture) {
+    std::map<std::string, const TensorSlot*> expected;
+    std::size_t least_bytes = 0;  // every tensor at one byte per element
+    for (const TensorSlot& slot : architecture.tensors) {
+        expected[slot.name] = &slot;
+        least_bytes += slot.shape.elements();
+    }
+    // A tiny file must not make us allocate the gigabytes its architecture string could claim.
+    if (least_bytes > in.remaining()) in.fail("its tensors are smaller than its architecture needs");
     const auto count = in.get<std::uint32_t>();
     if (count != expected.size())
         in.fail("it holds " + std::to_string(count) + " tensors where its architecture needs " + std::to_string(expected.size()));
+    std::vector<NamedTensor> tensors;
     for (std::uint32_t t = 0; t < count; ++t) {
         const std::string name = in.get_string(256);
         const auto found = expected.find(name);
         if (found == expected.end()) in.fail("unexpected tensor '" + name + "'");
         const auto type = in.get<std::uint8_t>();
-        if (type != kFloat32) in.fail("tensor '" + name + "' has an element type this build cannot read");
-        const TensorView view = found->second.first->value(found->second.second);
+        if (type >= kDataTypeCount) in.fail("tensor '" + name + "' has an element type this build cannot read");
+        const Shape& shape = found->second->shape;
         const auto rank = in.get<std::uint8_t>();
-        bool same_shape = rank == view.shape.rank();
+        bool same_shape = rank == shape.rank();
         for (int d = 0; d < rank; ++d) {
             const auto dim = in.get<std::uint32_t>();
-            same_shape = same_shape && d < view.shape.rank() && dim == static_cast<std::uint32_t>(view.shape[d]);
+            same_shape = same_shape && d < shape.rank() && dim == static_cast<std::uint32_t>(shape[d]);
         }
-        if (!same_shape) in.fail("tensor '" + name + "' does not have the shape " + view.shape.str() + " its architecture needs");
-        in.get_floats(view.data, view.size());
-        if (!all_finite(view.data, view.size())) in.fail("tensor '" + name + "' holds NaN or infinite values");
-        const bool is_variance = name.size() > 12 && name.compare(name.size() - 12, 12, ".running_var") == 0;
-        if (is_variance && !std::all_of(view.data, view.data + view.size(), [](float v) { return v >= 0.0f; }))
-            in.fail("tensor '" + name + "' holds a negative variance");
+        if (!same_shape) in.fail("tensor '" + name + "' does not have the shape " + shape.str() + " its architecture needs");
+        TypedTensor tensor;
+        std::vector<float> scales;
+        if (static_cast<DataType>(type) != DataType::F32) {
+            const auto scale_count = in.get<std::uint32_t>();
+            if (scale_count != static_cast<std::uint32_t>(shape[0])) in.fail("tensor '" + name + "' needs one scale per output channel");
+            scales.resize(scale_count);
+            in.get_floats(scales.data(), scale_count);
+        }
+        if (shape.elements() * element_size(static_cast<DataType>(type)) > in.remaining()) in.fail("it ends inside a tensor");
+        tensor = TypedTensor(static_cast<DataType>(type), shape);
+        tensor.scales = std::move(scales);
+        in.get_raw(tensor.raw(), tensor.bytes());
+        tensors.push_back({name, std::move(tensor)});
         expected.erase(found);
     }
+    // In the architecture's order, whatever order the file used.
+    std::vector<NamedTensor> ordered;
+    for (const TensorSlot& slot : architecture.tensors)
+        for (NamedTensor& t : tensors)
+            if (t.name == slot.name) ordered.push_back(std::move(t));
+    return ordered;
+}
+
+bool all_finite(const float* values, std::size_t count) {
+    return std::all_of(values, values + count, [](float v) { return std::isfinite(v); });
 }
 
 void encode_training_state(ByteWriter& out, const TrainingState& s) {
@@ -173,15 +201,16 @@ void encode_training_state(ByteWriter& out, const TrainingState& s) {
     put_text_map(out, s.callbacks);
 }
 
-TrainingState decode_training_state(ByteReader in, std::size_t arena_floats, std::uint32_t version) {
+TrainingState decode_training_state(ByteReader in, std::uint32_t version) {
     TrainingState s;
     s.epochs_done = in.get<std::uint32_t>();
     s.optimizer_steps = in.get<std::uint64_t>();
     s.best_metric = in.get<double>();
     s.best_epoch = in.get<std::uint32_t>();
-    get_float_block(in, s.first_moment, arena_floats);
+    get_float_block(in, s.first_moment);
+    const std::size_t arena_floats = s.first_moment.size();
     const std::size_t second = static_cast<std::size_t>(in.get<std::uint64_t>());
-    if (second != 0 && second != arena_floats) in.fail("optimizer state does not match the network's size");
+    if (second != 0 && second != arena_floats) in.fail("its two optimizer moments differ in size");
     s.second_moment.resize(second);
     in.get_floats(s.second_moment.data(), second);
     if (!all_finite(s.first_moment.data(), arena_floats) || !all_finite(s.second_moment.data(), second) ||
@@ -215,14 +244,6 @@ std::vector<unsigned char> read_whole_file(const std::string& path) {
 
 }  // namespace
 
-std::unique_ptr<Network> build_network(const ModelDescription& description, bool trainable) {
-    validate_input_format(description.input);
-    return std::make_unique<Network>(
-        description.architecture,
-        Shape{description.input.channels, description.input.height, description.input.width},
-        static_cast<int>(description.class_names.size()), trainable);
-}
-
 void write_file_atomically(const std::string& path, const std::vector<unsigned char>& bytes) {
     const std::string temporary = path + ".tmp" + std::to_string(::getpid());
     std::FILE* file = std::fopen(temporary.c_str(), "wb");
@@ -251,26 +272,24 @@ void write_file_atomically(const std::string& path, const std::vector<unsigned c
     }
 }
 
-void save_model(const std::string& path, const ModelDescription& description, const Network& network,
-                const TrainingState* training_state) {
+void save_model(const std::string& path, const Model& model, const TrainingState* training_state) {
+    const bool all_float = std::all_of(model.tensors.begin(), model.tensors.end(),
+                                       [](const NamedTensor& t) { return t.tensor.type() == DataType::F32; });
     ByteWriter file;
     for (char c : kMagic) file.put<char>(c);
-    file.put<std::uint32_t>(kModelFormatVersion);
+    file.put<std::uint32_t>(all_float ? kFloatModelFormatVersion : kModelFormatVersion);
     file.put<std::uint32_t>(training_state ? 4 : 3);
 
     ByteWriter meta;
-    encode_meta(meta, description);
+    encode_meta(meta, model.description);
     add_section(file, kMetaTag, meta);
 
     ByteWriter preprocessing;
-    encode_enhancement(preprocessing, description.input.enhancement);
+    encode_enhancement(preprocessing, model.description.input.enhancement);
     add_section(file, kPreprocessingTag, preprocessing);
 
     ByteWriter tensors;
-    tensors.put<std::uint32_t>(static_cast<std::uint32_t>(network.parameters().slots().size() +
-                                                          network.buffers().slots().size()));
-    put_tensors(tensors, network.parameters());
-    put_tensors(tensors, network.buffers());
+    put_tensors(tensors, model.tensors);
     add_section(file, kTensorsTag, tensors);
 
     if (training_state) {
@@ -282,7 +301,7 @@ void save_model(const std::string& path, const ModelDescription& description, co
     write_file_atomically(path, file.bytes());
 }
 
-LoadedModel load_model(const std::string& path, bool trainable) {
+LoadedModel load_model(const std::string& path) {
     const std::vector<unsigned char> bytes = read_whole_file(path);
     const std::string what = "model file '" + path + "'";
     if (bytes.size() < sizeof kMagic || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
@@ -336,21 +355,20 @@ LoadedModel load_model(const std::string& path, bool trainable) {
             file.fail(e.what());
         }
     }
+    ResolvedArchitecture architecture;
     try {
-        const ModelDescription& d = model.description;
-        // A tiny file must not make us allocate the gigabytes its architecture string could claim.
-        const std::size_t needed = Network::stored_floats(d.architecture, Shape{d.input.channels, d.input.height, d.input.width},
-                                                          static_cast<int>(d.class_names.size()));
-        if (needed > found.at(kTensorsTag).remaining() / sizeof(float))
-            file.fail("its tensors are smaller than its architecture needs");
-        model.network = build_network(model.description, trainable);
+        architecture = model.description.resolve();
     } catch (const Error& e) {
-        if (std::string(e.what()).rfind(what, 0) == 0) throw;  // already one of ours, naming the file
         file.fail(std::string("its architecture cannot be built: ") + e.what());
     }
-    decode_tensors(found.at(kTensorsTag), *model.network);
+    model.tensors = decode_tensors(found.at(kTensorsTag), architecture);
+    try {
+        validate_model(model);
+    } catch (const Error& e) {
+        file.fail(e.what());
+    }
     if (found.count(kTrainingTag)) {
-        model.training_state = decode_training_state(found.at(kTrainingTag), model.network->parameters().size(), version);
+        model.training_state = decode_training_state(found.at(kTrainingTag), version);
         model.has_training_state = true;
     }
     return model;

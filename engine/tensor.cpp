@@ -44,4 +44,33 @@ void Tensor::resize(const Shape& shape) {
 
 void Tensor::fill(float value) { std::fill(storage_.begin(), storage_.end(), value); }
 
+std::size_t element_size(DataType type) {
+    switch (type) {
+        case DataType::F32: return 4;
+        case DataType::S8: return 1;
+        case DataType::S32: return 4;
+        case DataType::U8: return 1;
+    }
+    throw std::logic_error("element_size: unknown data type");
+}
+
+const char* data_type_name(DataType type) {
+    switch (type) {
+        case DataType::F32: return "f32";
+        case DataType::S8: return "s8";
+        case DataType::S32: return "s32";
+        case DataType::U8: return "u8";
+    }
+    return "?";
+}
+
+TypedTensor::TypedTensor(DataType type, const Shape& shape)
+    : type_(type), shape_(shape), storage_(shape.elements() * element_size(type), 0) {}
+
+void TypedTensor::check_type(DataType wanted) const {
+    if (wanted != type_)
+        throw std::logic_error(std::string("TypedTensor: ") + data_type_name(type_) + " tensor read as " +
+                               data_type_name(wanted));
+}
+
 }  // namespace edgeqc

@@ -1,4 +1,5 @@
-// Dense float tensors with explicit shapes (NCHW for images), owning or viewing 64-byte aligned memory.
+// Dense tensors with explicit shapes (NCHW for images), owning or viewing 64-byte aligned memory: float tensors
+// for training and compute, and typed tensors (f32, s8, s32, u8) for models and the inference runtime.
 // Deliberately minimal: no broadcasting, no autograd, no device abstraction; layers own their math.
 #pragma once
 
@@ -79,6 +80,57 @@ public:
 private:
     Shape shape_;
     AlignedFloats storage_;
+};
+
+// Element types of typed tensors; the numbers are the model file's type codes, so they never change.
+enum class DataType : std::uint8_t { F32 = 0, S8 = 1, S32 = 2, U8 = 3 };
+inline constexpr int kDataTypeCount = 4;
+std::size_t element_size(DataType type);
+const char* data_type_name(DataType type);  // "f32", "s8", "s32", "u8"
+
+template <class T>
+constexpr DataType data_type_of();
+template <>
+constexpr DataType data_type_of<float>() { return DataType::F32; }
+template <>
+constexpr DataType data_type_of<std::int8_t>() { return DataType::S8; }
+template <>
+constexpr DataType data_type_of<std::int32_t>() { return DataType::S32; }
+template <>
+constexpr DataType data_type_of<std::uint8_t>() { return DataType::U8; }
+
+// A tensor of any DataType. Quantized tensors (s8, s32) carry one f32 scale per index of their first axis (the
+// output channel): real value = scale[channel] * stored integer. Float tensors carry no scales.
+class TypedTensor {
+public:
+    TypedTensor() = default;
+    TypedTensor(DataType type, const Shape& shape);
+
+    DataType type() const { return type_; }
+    const Shape& shape() const { return shape_; }
+    std::size_t elements() const { return shape_.elements(); }
+    std::size_t bytes() const { return storage_.size(); }
+    unsigned char* raw() { return storage_.data(); }
+    const unsigned char* raw() const { return storage_.data(); }
+    // Typed access; throws std::logic_error when T is not the tensor's type.
+    template <class T>
+    T* data() {
+        check_type(data_type_of<T>());
+        return reinterpret_cast<T*>(storage_.data());
+    }
+    template <class T>
+    const T* data() const {
+        check_type(data_type_of<T>());
+        return reinterpret_cast<const T*>(storage_.data());
+    }
+
+    std::vector<float> scales;  // empty, or shape[0] values for a quantized tensor
+
+private:
+    void check_type(DataType wanted) const;
+    DataType type_ = DataType::F32;
+    Shape shape_;
+    std::vector<unsigned char, AlignedAllocator<unsigned char>> storage_;
 };
 
 }  // namespace edgeqc

@@ -3,6 +3,7 @@
 // convolution, so this layer's Infer path is only used before folding (validation during training).
 #pragma once
 
+#include "engine/model_passes.hpp"
 #include "layers/layer.hpp"
 
 #include <vector>
@@ -11,7 +12,7 @@ namespace edgeqc {
 
 class BatchNorm : public Layer {
 public:
-    static constexpr float kEpsilon = 1e-5f;
+    static constexpr float kEpsilon = kBatchNormEpsilon;
     static constexpr float kMomentum = 0.1f;
 
     explicit BatchNorm(int channels);

@@ -16,7 +16,7 @@
 #include "data/loader.hpp"
 #include "engine/byte_io.hpp"
 #include "engine/error.hpp"
-#include "engine/inference.hpp"
+#include "optim/evaluation.hpp"
 #include "engine/json_output.hpp"
 #include "engine/metrics.hpp"
 #include "engine/model_file.hpp"
@@ -282,25 +282,21 @@ std::vector<float> report_balancing(const std::vector<LabelledImage>& train, con
     return weights;
 }
 
-// Copies every parameter and buffer tensor of source whose name and shape target shares, except the head (the
-// last layer) when the classes differ: even with the same class count its outputs would mean other classes.
-// Returns the tensors copied and the tensors target has.
-std::pair<std::size_t, std::size_t> copy_matching_tensors(Network& source, Network& target, bool same_classes) {
-    const std::string head = std::to_string(target.layer_specs().size() - 1) + ".";
-    std::size_t copied = 0, total = 0;
-    for (auto [from, to] : {std::pair{&source.parameters(), &target.parameters()}, std::pair{&source.buffers(), &target.buffers()}}) {
-        for (std::size_t t = 0; t < to->slots().size(); ++t) {
-            ++total;
-            if (!same_classes && to->slots()[t].name.rfind(head, 0) == 0) continue;
-            for (std::size_t f = 0; f < from->slots().size(); ++f) {
-                if (from->slots()[f].name != to->slots()[t].name || from->slots()[f].shape.str() != to->slots()[t].shape.str()) continue;
-                const TensorView in = from->value(f), out = to->value(t);
-                std::copy(in.data, in.data + in.size(), out.data);
-                ++copied;
-            }
-        }
+// Copies every tensor of source whose name and shape target shares, except the head (the last layer) when the
+// classes differ: even with the same class count its outputs would mean other classes. Returns the tensors copied
+// and the tensors target has.
+std::pair<std::size_t, std::size_t> copy_matching_tensors(const Model& source, Network& target, bool same_classes) {
+    const std::vector<TensorSlot>& slots = target.architecture().tensors;
+    const int head = static_cast<int>(target.layer_specs().size()) - 1;
+    std::size_t copied = 0;
+    for (std::size_t i = 0; i < slots.size(); ++i) {
+        if ((!same_classes && slots[i].layer == head) || !source.has_tensor(slots[i].name)) continue;
+        const TypedTensor& from = source.tensor(slots[i].name);
+        if (from.type() != DataType::F32 || from.shape() != slots[i].shape) continue;
+        std::copy(from.data<float>(), from.data<float>() + from.elements(), target.tensor_values(i).data);
+        ++copied;
     }
-    return {copied, total};
+    return {copied, slots.size()};
 }
 
 double monitored_value(Monitor monitor, const EpochRecord& record) {
@@ -392,7 +388,7 @@ TrainSummary train(const TrainOptions& requested) {
     if (requested.resume) {
         if (!std::filesystem::exists(checkpoint_path))
             throw Error("--resume: no checkpoint '" + checkpoint_path + "' (it is written after each completed epoch)");
-        checkpoint = load_model(checkpoint_path, true);
+        checkpoint = load_model(checkpoint_path);
         if (!checkpoint.has_training_state) throw Error("--resume: '" + checkpoint_path + "' holds no training state");
     }
     TrainOptions options = requested.resume ? options_from_recipe(requested, checkpoint.training_state.recipe) : requested;
@@ -433,7 +429,7 @@ TrainSummary train(const TrainOptions& requested) {
         description = checkpoint.description;
         if (description.class_names != scan.class_names)
             throw Error("--resume: the classes in '" + options.data_dir + "' differ from the checkpoint's");
-        network = std::move(checkpoint.network);
+        network = Network::from_model(checkpoint);
         state = std::move(checkpoint.training_state);
         if (static_cast<int>(state.epochs_done) >= options.epochs + options.phase2_epochs)
             throw Error("--resume: the checkpoint already completed " + std::to_string(state.epochs_done) +
@@ -443,7 +439,7 @@ TrainSummary train(const TrainOptions& requested) {
     } else if (!options.init_model.empty()) {
         LoadedModel start;
         try {
-            start = load_model(options.init_model, true);
+            start = load_model(options.init_model);
         } catch (const Error& e) {
             throw Error(std::string("--init: ") + e.what());
         }
@@ -453,7 +449,7 @@ TrainSummary train(const TrainOptions& requested) {
         network = build_network(description);
         network->initialize(options.init, options.seed);
         const bool same_classes = start.description.class_names == scan.class_names;
-        const auto [copied, total] = copy_matching_tensors(*start.network, *network, same_classes);
+        const auto [copied, total] = copy_matching_tensors(start, *network, same_classes);
         std::printf("initialised from '%s': %zu of %zu tensors copied", options.init_model.c_str(), copied, total);
         if (!same_classes)
             std::printf("; its classes differ from these, so the head is re-initialised for %d classes", num_classes);
@@ -689,7 +685,7 @@ TrainSummary train(const TrainOptions& requested) {
         if (decision.improved) {
             summary.best_epoch = epoch;
             summary.best_value = callbacks.best();
-            save_model(options.output_path, description, *network);
+            save_model(options.output_path, network->to_model(description));
         }
         const bool ends_phase1 = decision.stop && phase == 1 && options.phase2_epochs > 0;
         const bool ends_run = decision.stop && !ends_phase1;
@@ -703,7 +699,7 @@ TrainSummary train(const TrainOptions& requested) {
         state.callbacks = callbacks.state();
         state.callbacks["phase1_stopped"] = phase1_stopped ? "1" : "0";
         state.callbacks["early_stopped"] = ends_run ? "1" : "0";
-        save_model(checkpoint_path, description, *network, &state);
+        save_model(checkpoint_path, network->to_model(description), &state);
         write_logs(options.output_path, description, history);
 
         const double eta = seconds_so_far / static_cast<double>(history.size()) * (total_epochs - epoch);

@@ -12,7 +12,7 @@
 #include "data/preprocess.hpp"
 #include "data/sampling.hpp"
 #include "engine/architecture.hpp"
-#include "engine/html_report.hpp"
+#include "optim/html_report.hpp"
 #include "layers/layer.hpp"
 #include "optim/callbacks.hpp"
 #include "optim/optimizer.hpp"

@@ -16,7 +16,7 @@
 #include "data/sampling.hpp"
 #include "engine/error.hpp"
 #include "engine/model_file.hpp"
-#include "engine/network.hpp"
+#include "layers/network.hpp"
 #include "optim/trainer.hpp"
 #include "test_support.hpp"
 
@@ -294,8 +294,9 @@ TEST_CASE("training with augmentation re-estimates batch norm on the unaugmented
     TrainOptions o = tiny_train_options(folder.file("data"), folder.file("m.eqc"));
     o.augment.noise = 0.5f;  // heavy noise: running statistics tracked on these batches would be far off
     train(o);
-    LoadedModel model = load_model(folder.file("m.eqc"), true);
-    Network& network = *model.network;
+    const LoadedModel model = load_model(folder.file("m.eqc"));
+    const std::unique_ptr<Network> loaded = Network::from_model(model);
+    Network& network = *loaded;
     const std::vector<float> saved(network.buffers().values(), network.buffers().values() + network.buffers().size());
 
     // Averaging the statistics over one pass of the clean training split must leave the saved ones unchanged.

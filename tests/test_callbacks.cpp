@@ -11,7 +11,7 @@
 
 #include "engine/error.hpp"
 #include "engine/model_file.hpp"
-#include "engine/network.hpp"
+#include "layers/network.hpp"
 #include "layers/softmax_cross_entropy.hpp"
 #include "optim/callbacks.hpp"
 #include "optim/optimizer.hpp"
@@ -34,13 +34,9 @@ std::vector<double> logged_learning_rates(const std::string& model_path) {
     return rates;
 }
 
-std::vector<float> tensor_of(const LoadedModel& model, const std::string& name) {
-    const ParameterArena* arenas[] = {&model.network->parameters(), &model.network->buffers()};
-    for (const ParameterArena* arena : arenas)
-        for (const ParameterSlot& slot : arena->slots())
-            if (slot.name == name) return {arena->values() + slot.offset, arena->values() + slot.offset + slot.shape.elements()};
-    FAIL("no tensor " << name);
-    return {};
+std::vector<float> tensor_of(const Model& model, const std::string& name) {
+    const TypedTensor& t = model.tensor(name);
+    return {t.data<float>(), t.data<float>() + t.elements()};
 }
 
 // A recipe under which validation never improves after epoch 1: a learning rate too small to change any

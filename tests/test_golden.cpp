@@ -12,7 +12,7 @@
 #include <sstream>
 
 #include "engine/kernels.hpp"
-#include "engine/network.hpp"
+#include "layers/network.hpp"
 #include "layers/softmax_cross_entropy.hpp"
 #include "optim/optimizer.hpp"
 
@@ -180,8 +180,14 @@ void check_net(const GoldenNet& net) {
     }
     Tensor eval_input = tensor_from(net, "input");
     check_all_close(adam_network.forward(eval_input, Mode::Infer).data(), net.values("eval_logits"), "eval logits");
-    Network folded = adam_network.folded_for_inference();
-    check_all_close(folded.forward(eval_input, Mode::Infer).data(), net.values("eval_logits"), "folded eval logits");
+    ModelDescription description;
+    description.architecture = net.spec;
+    description.class_names.resize(static_cast<std::size_t>(net.classes));
+    description.input.channels = eval_input.shape()[1];
+    description.input.height = eval_input.shape()[2];
+    description.input.width = eval_input.shape()[3];
+    const std::unique_ptr<Network> folded = inference_network(adam_network.to_model(description));
+    check_all_close(folded->forward(eval_input, Mode::Infer).data(), net.values("eval_logits"), "folded eval logits");
 
     OptimizerConfig adamw;
     adamw.weight_decay = 0.1f;

@@ -8,6 +8,8 @@
 #include "engine/byte_io.hpp"
 #include "engine/error.hpp"
 #include "engine/model_file.hpp"
+#include "engine/model_passes.hpp"
+#include "layers/network.hpp"
 #include "test_support.hpp"
 
 using namespace edgeqc;
@@ -38,7 +40,7 @@ std::unique_ptr<Network> write_small_model(const std::string& path) {
         const TensorView v = network->buffers().value(i);
         for (std::size_t k = 0; k < v.size(); ++k) v[k] = 0.5f + rng.uniform();
     }
-    save_model(path, d, *network);
+    save_model(path, network->to_model(d));
     return network;
 }
 
@@ -95,8 +97,9 @@ TEST_CASE("a saved model loads back with the same description, weights and buffe
     CHECK(loaded.description.input.stddev == d.input.stddev);
     CHECK(loaded.description.input.enhancement == d.input.enhancement);
     CHECK_FALSE(loaded.has_training_state);
-    for (auto arenas : {std::pair{&original->parameters(), &loaded.network->parameters()},
-                        std::pair{&original->buffers(), &loaded.network->buffers()}}) {
+    const std::unique_ptr<Network> network = Network::from_model(loaded);
+    for (auto arenas : {std::pair{&original->parameters(), &network->parameters()},
+                        std::pair{&original->buffers(), &network->buffers()}}) {
         REQUIRE(arenas.first->size() == arenas.second->size());
         CHECK(std::memcmp(arenas.first->values(), arenas.second->values(), arenas.first->size() * sizeof(float)) == 0);
     }
@@ -116,7 +119,7 @@ TEST_CASE("training state survives a round trip") {
     state.second_moment.assign(network->parameters().size(), 0.25f);
     state.recipe = {{"lr", "0.001"}, {"architecture", d.architecture}};
     state.callbacks = {{"plateau_scale", "0.25"}, {"plateau_wait", "2"}};
-    save_model(folder.file("c.eqc"), d, *network, &state);
+    save_model(folder.file("c.eqc"), network->to_model(d), &state);
     const LoadedModel loaded = load_model(folder.file("c.eqc"));
     REQUIRE(loaded.has_training_state);
     CHECK(loaded.training_state.epochs_done == 4);
@@ -135,7 +138,7 @@ TEST_CASE("a v1 model file (before preprocessing was stored) loads without enhan
     const LoadedModel v1 = load_model(folder.file("v1.eqc"));
     CHECK(v1.description.input.enhancement == Enhancement{});
     CHECK(v1.description.input.mean == small_description().input.mean);
-    CHECK(std::memcmp(v1.network->parameters().values(), original->parameters().values(),
+    CHECK(std::memcmp(Network::from_model(v1)->parameters().values(), original->parameters().values(),
                       original->parameters().size() * sizeof(float)) == 0);
 
     write_bytes(folder.file("v2.eqc"), without_section(read_bytes(path), "PREP", 2));
@@ -149,7 +152,7 @@ TEST_CASE("out-of-range preprocessing settings in a model file are refused") {
                                    Enhancement{Denoise::None, 3, 0.5f, 8}, Enhancement{Denoise::None, 3, 2.0f, 0}}) {
         ModelDescription d = small_description();
         d.input.enhancement = bad;
-        save_model(folder.file("bad.eqc"), d, *network);
+        save_model(folder.file("bad.eqc"), network->to_model(d));
         const std::string message = load_error(folder.file("bad.eqc"));
         CAPTURE(message);
         CHECK((message.find("denois") != std::string::npos || message.find("CLAHE") != std::string::npos));
@@ -209,7 +212,7 @@ TEST_CASE("a model whose tensors do not fit its architecture is refused even wit
     ModelDescription d = small_description();
     auto network = build_network(d);
     d.architecture = "c3bn-p-c6-gap-fc5-drop0.25-fc";  // claims 3 filters, stores 4
-    save_model(folder.file("m.eqc"), d, *network);
+    save_model(folder.file("m.eqc"), network->to_model(d));
     CHECK(load_error(folder.file("m.eqc")).find("does not have the shape") != std::string::npos);
 }
 
@@ -221,23 +224,23 @@ TEST_CASE("well-formed files with hostile contents are refused before any large 
 
     ModelDescription huge = d;
     huge.architecture = "c8192-c8192-c8192-fc";  // gigabytes of weights claimed by a file of a few kilobytes
-    save_model(folder.file("huge.eqc"), huge, *network);
+    save_model(folder.file("huge.eqc"), network->to_model(huge));
     CHECK(load_error(folder.file("huge.eqc")).find("smaller than its architecture needs") != std::string::npos);
 
     ModelDescription channels = d;
     channels.input.channels = 2;
     channels.input.mean = {0.5f, 0.5f};
     channels.input.stddev = {1.0f, 1.0f};
-    save_model(folder.file("channels.eqc"), channels, *network);
+    save_model(folder.file("channels.eqc"), network->to_model(channels));
     CHECK(load_error(folder.file("channels.eqc")).find("channel") != std::string::npos);
 
     network->parameters().value(0)[3] = std::numeric_limits<float>::quiet_NaN();
-    save_model(folder.file("nan.eqc"), d, *network);
+    save_model(folder.file("nan.eqc"), network->to_model(d));
     CHECK(load_error(folder.file("nan.eqc")).find("NaN") != std::string::npos);
     network->parameters().value(0)[3] = 0.0f;
 
     network->buffers().value(1)[0] = -1.0f;  // 0.running_var
-    save_model(folder.file("variance.eqc"), d, *network);
+    save_model(folder.file("variance.eqc"), network->to_model(d));
     CHECK(load_error(folder.file("variance.eqc")).find("negative variance") != std::string::npos);
 }
 
@@ -255,12 +258,12 @@ TEST_CASE("saving into a missing folder fails cleanly and leaves an existing mod
     TempFolder folder;
     const ModelDescription d = small_description();
     auto network = build_network(d);
-    CHECK_THROWS_AS(save_model(folder.str() + "/no/such/folder/m.eqc", d, *network), Error);
+    CHECK_THROWS_AS(save_model(folder.str() + "/no/such/folder/m.eqc", network->to_model(d)), Error);
     const std::string path = folder.file("m.eqc");
     write_small_model(path);
     const std::vector<unsigned char> before = read_bytes(path);
     fs::create_directories(path + ".tmp" + std::to_string(::getpid()));  // the temporary name is blocked
-    CHECK_THROWS_AS(save_model(path, d, *network), Error);
+    CHECK_THROWS_AS(save_model(path, network->to_model(d)), Error);
     CHECK(read_bytes(path) == before);
 }
 
@@ -271,9 +274,11 @@ TEST_CASE("folding batch norm into the convolutions keeps inference outputs") {
     Rng rng(5);
     for (std::size_t i = 0; i < x.size(); ++i) x[i] = rng.normal();
     const Tensor expected = network->forward(x, Mode::Infer);
-    Network folded = network->folded_for_inference();
-    CHECK(folded.buffers().slots().empty());
-    const Tensor& actual = folded.forward(x, Mode::Infer);
+    const Model folded_model = fold_batch_norm(network->to_model(small_description()));
+    CHECK(folded_model.description.architecture == "c4-p-c6-gap-fc5-drop0.25-fc");
+    const std::unique_ptr<Network> folded = inference_network(folded_model);
+    CHECK(folded->buffers().slots().empty());
+    const Tensor& actual = folded->forward(x, Mode::Infer);
     for (std::size_t i = 0; i < expected.size(); ++i) CHECK(actual[i] == doctest::Approx(expected[i]).epsilon(1e-4));
 }
 

@@ -9,6 +9,7 @@
 
 #include "engine/error.hpp"
 #include "engine/model_file.hpp"
+#include "layers/network.hpp"
 #include "layers/softmax_cross_entropy.hpp"
 #include "optim/pseudo_label.hpp"
 #include "optim/trainer.hpp"
@@ -151,8 +152,8 @@ TEST_CASE("training with --unlabelled uses confident guesses from the start epoc
     resumed.resume = true;
     train(resumed);
     const auto weights = [](const std::string& path) {
-        const LoadedModel model = load_model(path);
-        const ParameterArena& p = model.network->parameters();
+        const std::unique_ptr<Network> network = Network::from_model(load_model(path));
+        const ParameterArena& p = network->parameters();
         return std::vector<float>(p.values(), p.values() + p.size());
     };
     CHECK(weights(checkpoint_path_for(straight.output_path)) == weights(checkpoint_path_for(resumed.output_path)));

@@ -8,7 +8,7 @@
 
 #include "data/image.hpp"
 #include "engine/error.hpp"
-#include "engine/html_report.hpp"
+#include "optim/html_report.hpp"
 #include "engine/metrics.hpp"
 #include "test_support.hpp"
 

@@ -7,6 +7,7 @@
 
 #include "engine/error.hpp"
 #include "engine/model_file.hpp"
+#include "layers/network.hpp"
 #include "optim/trainer.hpp"
 #include "test_support.hpp"
 
@@ -16,8 +17,8 @@ using namespace edgeqc::testing;
 namespace {
 
 std::vector<float> parameters_of(const std::string& model_path) {
-    const LoadedModel model = load_model(model_path);
-    const ParameterArena& p = model.network->parameters();
+    const std::unique_ptr<Network> network = Network::from_model(load_model(model_path));
+    const ParameterArena& p = network->parameters();
     return {p.values(), p.values() + p.size()};
 }
 

@@ -1,5 +1,5 @@
-// Running a network over every batch of a loader in inference mode and collecting the probabilities.
-// Shared by validation during training and by `edgeqc eval`.
+// Running a network over every batch of a loader in inference mode and collecting the probabilities, shared by
+// validation during training and by `edgeqc eval`; and `edgeqc predict`'s one image at a time.
 #pragma once
 
 #include <string>
@@ -7,8 +7,8 @@
 
 #include "data/loader.hpp"
 #include "engine/metrics.hpp"
-#include "engine/model_file.hpp"
-#include "engine/network.hpp"
+#include "engine/model.hpp"
+#include "layers/network.hpp"
 
 namespace edgeqc {
 
@@ -33,9 +33,9 @@ struct Evaluation {
     int batch_size = 1;
     std::size_t skipped = 0;  // corrupt images skipped
 };
-Evaluation evaluate_folder(const LoadedModel& model, const std::string& data_dir, int batch_size, bool strict);
+Evaluation evaluate_folder(const Model& model, const std::string& data_dir, int batch_size, bool strict);
 // The same over a list of labelled images (e.g. a validation split); what names them in errors.
-Evaluation evaluate_images(const LoadedModel& model, const std::vector<LabelledImage>& images, int batch_size, bool strict,
+Evaluation evaluate_images(const Model& model, const std::vector<LabelledImage>& images, int batch_size, bool strict,
                            const std::string& what);
 
 // `edgeqc predict`: one image at a time through the folded network.
@@ -45,13 +45,13 @@ struct Prediction {
 };
 class Predictor {
 public:
-    explicit Predictor(const LoadedModel& model);
+    explicit Predictor(const Model& model);
     // Throws edgeqc::Error when the image cannot be read or decoded.
     Prediction predict(const std::string& image_path);
 
 private:
     InputFormat input_;
-    Network network_;
+    std::unique_ptr<Network> network_;
     Tensor batch_, probabilities_;
 };
 

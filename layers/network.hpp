@@ -1,5 +1,6 @@
-// A sequential network built from layer specs: owns its layers, the parameter and buffer arenas and the
-// activations of the last forward pass, which backward reuses. Not thread-safe; one network per thread.
+// The trainable network: a sequence of layers built from a resolved architecture, owning the parameter and buffer
+// arenas and the activations of the last forward pass, which backward reuses. It converts to and from the model
+// (engine/model.hpp) that files, passes and the inference plan use. Not thread-safe; one network per thread.
 #pragma once
 
 #include <memory>
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "engine/architecture.hpp"
+#include "engine/model.hpp"
 #include "engine/parameter_arena.hpp"
 #include "layers/layer.hpp"
 
@@ -20,9 +22,11 @@ public:
     Network(const std::string& architecture, const Shape& input, int num_classes, bool trainable = true);
     Network(std::vector<LayerSpec> layers, const Shape& input, int num_classes, bool trainable = true);
 
-    // Floats of parameters and buffers such a network stores, computed without allocating them, so a model
-    // file can be checked against its claimed architecture before memory is committed to it.
-    static std::size_t stored_floats(const std::string& architecture, const Shape& input, int num_classes);
+    // The network a model describes, with the model's weights (which must be f32: a trainable network is float).
+    static std::unique_ptr<Network> from_model(const Model& model, bool trainable = true);
+    // The model of this network's weights and statistics, under `description` (whose architecture should be
+    // this network's).
+    Model to_model(const ModelDescription& description) const;
     Network(Network&&) = default;
     Network& operator=(Network&&) = default;
 
@@ -57,27 +61,27 @@ public:
     const ParameterArena& parameters() const { return *parameters_; }
     ParameterArena& buffers() { return *buffers_; }
     const ParameterArena& buffers() const { return *buffers_; }
-    const std::vector<LayerSpec>& layer_specs() const { return specs_; }
+    const std::vector<LayerSpec>& layer_specs() const { return architecture_.layers; }
+    const ResolvedArchitecture& architecture() const { return architecture_; }
+    // The values of architecture().tensors[index], wherever its arena keeps them.
+    TensorView tensor_values(std::size_t index) const;
     const Shape& input_shape() const { return input_shape_; }
     int num_classes() const { return num_classes_; }
 
-    // The same function for inference (not trainable) with every batch norm folded into the conv before it:
-    // w' = w * gamma / sqrt(var + eps), b' = beta + (b - mean) * gamma / sqrt(var + eps).
-    Network folded_for_inference() const;
-
     // Multiply-adds x 2 for one image's forward pass (convolutions and dense layers only).
-    double flops_per_image() const;
+    double flops_per_image() const { return edgeqc::flops_per_image(architecture_); }
     // A human-readable table: layer, output shape, parameter count.
     std::string summary() const;
 
 private:
     enum class Storage { Trainable, InferenceOnly, None };
-    Network(std::vector<LayerSpec> layers, const Shape& input, int num_classes, Storage storage);
+    Network(const std::vector<LayerSpec>& layers, const Shape& input, int num_classes, Storage storage);
+    void load_tensors(const Model& model);
+    friend std::unique_ptr<Network> inference_network(const Model& model);
 
-    std::vector<LayerSpec> specs_;
+    ResolvedArchitecture architecture_;  // its tensors in the order of the arenas' slots: parameters, then buffers
     Shape input_shape_;
     int num_classes_ = 0;
-    std::vector<Shape> output_shapes_;  // per layer, for batch 1
     std::vector<std::unique_ptr<Layer>> layers_;
     std::vector<bool> fused_into_previous_;  // per layer: a ReLU an inference-only conv before it already applies
     std::size_t frozen_layers_ = 0;
@@ -88,5 +92,11 @@ private:
     std::vector<Tensor> activations_;
     Tensor gradient_a_, gradient_b_, input_gradient_;
 };
+
+// The trainable network a description names (C x H x W from the input format), without weights.
+std::unique_ptr<Network> build_network(const ModelDescription& description, bool trainable = true);
+
+// The network that runs `model` for inference: batch norm folded, weights packed once, ReLUs fused.
+std::unique_ptr<Network> inference_network(const Model& model);
 
 }  // namespace edgeqc

@@ -1,5 +1,5 @@
-// Inference over a loader.
-#include "engine/inference.hpp"
+// Inference over a loader, and one image at a time.
+#include "optim/evaluation.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -36,18 +36,18 @@ InferenceResult run_inference(Network& network, BatchLoader& loader, const std::
     return result;
 }
 
-Evaluation evaluate_folder(const LoadedModel& model, const std::string& data_dir, int batch_size, bool strict) {
+Evaluation evaluate_folder(const Model& model, const std::string& data_dir, int batch_size, bool strict) {
     const FolderScan scan = scan_with_classes(data_dir, model.description.class_names);
     if (scan.images.empty()) throw Error("'" + data_dir + "' holds no images in folders named after the model's classes");
     return evaluate_images(model, scan.images, batch_size, strict, "'" + data_dir + "'");
 }
 
-Evaluation evaluate_images(const LoadedModel& model, const std::vector<LabelledImage>& images, int batch_size, bool strict,
+Evaluation evaluate_images(const Model& model, const std::vector<LabelledImage>& images, int batch_size, bool strict,
                            const std::string& what) {
     if (batch_size < 1) throw Error("--batch must be at least 1");
-    Network network = model.network->folded_for_inference();
+    const std::unique_ptr<Network> network = inference_network(model);
     BatchLoader loader(images, model.description.input, {.batch_size = batch_size, .shuffle = false, .strict = strict, .augment = {}});
-    const InferenceResult result = run_inference(network, loader, "evaluating");
+    const InferenceResult result = run_inference(*network, loader, "evaluating");
     if (result.labels.empty()) throw Error("no image in " + what + " could be decoded");
     Evaluation evaluation;
     evaluation.report = classification_report(result.labels, result.probabilities, model.description.class_names);
@@ -60,14 +60,13 @@ Evaluation evaluate_images(const LoadedModel& model, const std::vector<LabelledI
     return evaluation;
 }
 
-Predictor::Predictor(const LoadedModel& model)
-    : input_(model.description.input), network_(model.network->folded_for_inference()) {
+Predictor::Predictor(const Model& model) : input_(model.description.input), network_(inference_network(model)) {
     batch_.resize({1, input_.channels, input_.height, input_.width});
 }
 
 Prediction Predictor::predict(const std::string& image_path) {
     preprocess_into(decode_image_file(image_path), input_, batch_.data());
-    softmax(network_.forward(batch_, Mode::Infer), probabilities_);
+    softmax(network_->forward(batch_, Mode::Infer), probabilities_);
     Prediction prediction;
     prediction.probabilities.assign(probabilities_.data(), probabilities_.data() + probabilities_.size());
     prediction.class_index = static_cast<int>(

@@ -1,6 +1,6 @@
 // HTML and SVG generation for the report. Every text that comes from data (class names, file names) is
 // escaped; numbers are formatted here, so the document needs nothing but a browser.
-#include "engine/html_report.hpp"
+#include "optim/html_report.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,0 +1,49 @@
+// A model as data: its description (architecture, class names, input format) and its named, typed tensors.
+// Everything that rewrites a model (batch-norm folding here; quantization and pruning later) is a function from
+// Model to Model (engine/model_passes.hpp); the model file reads and writes it, the inference plan runs it and the
+// training side converts its network to and from it. Deliberately no compute and no training state here.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "engine/architecture.hpp"
+#include "engine/input_format.hpp"
+#include "engine/tensor.hpp"
+
+namespace edgeqc {
+
+struct ModelDescription {
+    std::string architecture;  // a spec string (engine/architecture.hpp)
+    std::vector<std::string> class_names;
+    InputFormat input;
+    std::string writer_version;  // the edgeqc version that wrote the file (filled on load; saving writes this build's)
+
+    Shape input_shape() const { return {input.channels, input.height, input.width}; }
+    int num_classes() const { return static_cast<int>(class_names.size()); }
+    // The architecture resolved for this input and class count; throws edgeqc::Error when it does not fit.
+    ResolvedArchitecture resolve() const;
+};
+
+struct NamedTensor {
+    std::string name;  // a TensorSlot name, "<layer>.<role>"
+    TypedTensor tensor;
+};
+
+struct Model {
+    ModelDescription description;
+    std::vector<NamedTensor> tensors;  // in the order of ResolvedArchitecture::tensors
+
+    // Throws edgeqc::Error naming the tensor when the model has none of that name.
+    const TypedTensor& tensor(const std::string& name) const;
+    TypedTensor& tensor(const std::string& name);
+    bool has_tensor(const std::string& name) const;
+};
+
+// Throws edgeqc::Error unless the model's tensors are exactly those its resolved architecture names, with the
+// shapes it needs, in element types their roles allow (f32 everywhere; s8 weights and s32 biases with one scale
+// per output channel), finite, with non-negative running variances. Messages start with what is wrong ("tensor
+// '3.weight' holds NaN ..."), for the caller to say which model.
+void validate_model(const Model& model);
+
+}  // namespace edgeqc

@@ -1,0 +1,222 @@
+// The model as data: the spec writer against the parser, the resolution of a spec (shapes and tensor slots)
+// against the trainable network, typed tensors through the model file, model validation, and batch-norm folding
+// as a model-to-model pass.
+#include <doctest/doctest.h>
+
+#include <cstring>
+
+#include "engine/error.hpp"
+#include "engine/model_file.hpp"
+#include "engine/model_passes.hpp"
+#include "layers/network.hpp"
+#include "test_support.hpp"
+
+using namespace edgeqc;
+using namespace edgeqc::testing;
+
+namespace {
+
+constexpr const char* kSpecs[] = {"c4bn-p-c6-gap-fc5-drop0.25-fc", "c8k5s2vbn-p3s2-c4-gap-fc16-drop0.5-fc",
+                                  kPaperArchitecture, kDefaultArchitecture, "c3k1-ps1-fc", "c2k7v-p4s3-drop0.1-fc7-fc",
+                                  "fc"};
+
+ModelDescription description_of(const std::string& spec, int channels = 1, int height = 12, int width = 10) {
+    ModelDescription d;
+    d.architecture = spec;
+    d.class_names = {"a", "b", "c"};
+    d.input.channels = channels;
+    d.input.height = height;
+    d.input.width = width;
+    return d;
+}
+
+Model random_model(const std::string& spec, std::uint64_t seed) {
+    const ModelDescription d = description_of(spec);
+    auto network = build_network(d);
+    network->initialize(InitScheme::Torch, seed);
+    Rng rng(seed + 1);
+    for (std::size_t i = 0; i < network->buffers().slots().size(); ++i) {
+        const TensorView v = network->buffers().value(i);
+        for (std::size_t k = 0; k < v.size(); ++k) v[k] = 0.5f + rng.uniform();
+    }
+    return network->to_model(d);
+}
+
+// A quantized copy of a float model's first conv: s8 weights and s32 bias with one scale per output channel.
+Model with_quantized_first_conv(Model model) {
+    for (NamedTensor& t : model.tensors) {
+        if (t.name != "0.weight" && t.name != "0.bias") continue;
+        const bool weight = t.name == "0.weight";
+        TypedTensor q(weight ? DataType::S8 : DataType::S32, t.tensor.shape());
+        for (std::size_t i = 0; i < q.elements(); ++i) {
+            if (weight) q.data<std::int8_t>()[i] = static_cast<std::int8_t>(static_cast<int>(i % 255) - 127);
+            else q.data<std::int32_t>()[i] = static_cast<std::int32_t>(i) * 100000 - 7;
+        }
+        for (int c = 0; c < q.shape()[0]; ++c) q.scales.push_back(0.01f * static_cast<float>(c + 1));
+        t.tensor = std::move(q);
+    }
+    return model;
+}
+
+std::string validation_error(const Model& model) {
+    try {
+        validate_model(model);
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+}  // namespace
+
+TEST_CASE("spec writer: writing a parsed spec gives the spec back, and it parses to the same layers") {
+    for (const char* spec : kSpecs) {
+        CAPTURE(spec);
+        const std::vector<LayerSpec> layers = parse_architecture(spec);
+        CHECK(write_architecture(layers) == spec);
+        CHECK(parse_architecture(write_architecture(layers)) == layers);
+    }
+    // Non-canonical spellings come back canonical and mean the same.
+    CHECK(write_architecture(parse_architecture("c8k3s1-p2s2-fc")) == "c8-p-fc");
+    // Resolved layers (flatten inserted, class count filled in) write back to the spec they came from.
+    const ResolvedArchitecture resolved = resolve_architecture("c4-p-fc9-fc", Shape{1, 8, 8}, 3);
+    CHECK(resolved.layers[3].kind == LayerKind::Flatten);
+    CHECK(write_architecture(resolved.layers) == "c4-p-fc9-fc");
+}
+
+TEST_CASE("spec writer: layer lists the grammar cannot express are refused") {
+    std::vector<LayerSpec> conv_without_relu = parse_architecture("c4-fc");
+    conv_without_relu.erase(conv_without_relu.begin() + 1);
+    CHECK_THROWS_WITH_AS(write_architecture(conv_without_relu), doctest::Contains("ReLU"), Error);
+    std::vector<LayerSpec> odd_padding = parse_architecture("c4k5-fc");
+    odd_padding[0].padding = 1;
+    CHECK_THROWS_WITH_AS(write_architecture(odd_padding), doctest::Contains("padding"), Error);
+    std::vector<LayerSpec> biased_bn = parse_architecture("c4bn-fc");
+    biased_bn[0].bias = true;
+    CHECK_THROWS_AS(write_architecture(biased_bn), Error);
+    CHECK_THROWS_AS(write_architecture({}), Error);
+    CHECK_THROWS_AS(write_architecture({{LayerKind::Relu}, {LayerKind::Dense, 3}}), Error);
+}
+
+TEST_CASE("resolution names every tensor of the trainable network, in its arena order, with its shapes") {
+    for (const char* spec : kSpecs) {
+        CAPTURE(spec);
+        const Network network(spec, Shape{3, 40, 36}, 4);
+        const ResolvedArchitecture& resolved = network.architecture();
+        std::vector<const ParameterSlot*> slots;
+        for (const ParameterArena* arena : {&network.parameters(), &network.buffers()})
+            for (const ParameterSlot& slot : arena->slots()) slots.push_back(&slot);
+        REQUIRE(slots.size() == resolved.tensors.size());
+        for (std::size_t i = 0; i < slots.size(); ++i) {
+            CHECK(slots[i]->name == resolved.tensors[i].name);
+            CHECK(slots[i]->shape == resolved.tensors[i].shape);
+            CHECK(is_trainable(resolved.tensors[i].role) == (i < network.parameters().slots().size()));
+        }
+        // The network's layers produce the shapes the resolution computed.
+        Tensor x({1, 3, 40, 36});
+        Network probe(spec, Shape{3, 40, 36}, 4, false);
+        probe.initialize(InitScheme::He, 1);
+        CHECK(probe.forward(x, Mode::Infer).shape() == Shape{1, 4});
+        CHECK(resolved.outputs.back() == Shape{4});
+    }
+    CHECK_THROWS_WITH_AS(resolve_architecture("c4-p-p-p-p-fc", Shape{1, 8, 8}, 2), doctest::Contains("smaller than"), Error);
+    CHECK_THROWS_AS(resolve_architecture("c4-fc", Shape{1, 8, 8}, 0), Error);
+}
+
+TEST_CASE("typed tensors: element types, sizes and typed access") {
+    TypedTensor s8(DataType::S8, Shape{3, 5});
+    CHECK(s8.bytes() == 15);
+    CHECK(TypedTensor(DataType::S32, Shape{3, 5}).bytes() == 60);
+    CHECK(TypedTensor(DataType::U8, Shape{7}).bytes() == 7);
+    CHECK(TypedTensor(DataType::F32, Shape{2, 2}).bytes() == 16);
+    CHECK(reinterpret_cast<std::uintptr_t>(s8.raw()) % kTensorAlignment == 0);
+    s8.data<std::int8_t>()[14] = -127;
+    CHECK(s8.raw()[14] == static_cast<unsigned char>(-127));
+    CHECK_THROWS_AS(s8.data<float>(), std::logic_error);
+    CHECK(std::string(data_type_name(DataType::S32)) == "s32");
+}
+
+TEST_CASE("a model with quantized tensors survives the model file bit for bit, as format v3") {
+    TempFolder folder;
+    const Model model = with_quantized_first_conv(random_model("c4-p-c6-gap-fc5-drop0.25-fc", 3));
+    validate_model(model);
+    save_model(folder.file("q.eqc"), model);
+    const std::vector<unsigned char> bytes = read_bytes(folder.file("q.eqc"));
+    std::uint32_t version = 0;
+    std::memcpy(&version, bytes.data() + 8, 4);
+    CHECK(version == 3);
+    const LoadedModel loaded = load_model(folder.file("q.eqc"));
+    REQUIRE(loaded.tensors.size() == model.tensors.size());
+    for (std::size_t i = 0; i < model.tensors.size(); ++i) {
+        CAPTURE(model.tensors[i].name);
+        const TypedTensor &a = model.tensors[i].tensor, &b = loaded.tensors[i].tensor;
+        CHECK(loaded.tensors[i].name == model.tensors[i].name);
+        CHECK(a.type() == b.type());
+        CHECK(a.shape() == b.shape());
+        CHECK(a.scales == b.scales);
+        CHECK(std::memcmp(a.raw(), b.raw(), a.bytes()) == 0);
+    }
+    // A float model keeps format v2, so the previous edgeqc still reads what this one writes.
+    save_model(folder.file("f.eqc"), random_model("c4-p-c6-gap-fc5-drop0.25-fc", 3));
+    std::memcpy(&version, read_bytes(folder.file("f.eqc")).data() + 8, 4);
+    CHECK(version == 2);
+    // A trainable network is float: a quantized model cannot become one.
+    CHECK_THROWS_AS(Network::from_model(loaded), Error);
+}
+
+TEST_CASE("validate_model refuses wrong types, missing scales, wrong shapes and missing tensors") {
+    const Model good = with_quantized_first_conv(random_model("c4-p-c6-gap-fc5-drop0.25-fc", 4));
+    CHECK(validation_error(good).empty());
+
+    Model no_scales = good;
+    no_scales.tensor("0.weight").scales.clear();
+    CHECK(validation_error(no_scales).find("scale") != std::string::npos);
+
+    Model float_with_scales = good;
+    float_with_scales.tensor("3.weight").scales = {1.0f};
+    CHECK(validation_error(float_with_scales).find("no scales") != std::string::npos);
+
+    Model u8_weight = good;
+    u8_weight.tensor("3.weight") = TypedTensor(DataType::U8, u8_weight.tensor("3.weight").shape());
+    CHECK(validation_error(u8_weight).find("u8") != std::string::npos);
+
+    Model s8_bias = good;
+    TypedTensor bias(DataType::S8, s8_bias.tensor("3.bias").shape());
+    bias.scales.assign(6, 1.0f);
+    s8_bias.tensor("3.bias") = bias;
+    CHECK(validation_error(s8_bias).find("role") != std::string::npos);
+
+    Model wrong_shape = good;
+    wrong_shape.tensor("3.bias") = TypedTensor(DataType::F32, Shape{5});
+    CHECK(validation_error(wrong_shape).find("shape") != std::string::npos);
+
+    Model missing = good;
+    missing.tensors.pop_back();
+    CHECK(!validation_error(missing).empty());
+}
+
+TEST_CASE("folding batch norm is a model-to-model pass: no batch norm left, same outputs, no-op without it") {
+    const Model model = random_model("c4bn-p-c6bn-gap-fc5-drop0.25-fc", 6);
+    const Model folded = fold_batch_norm(model);
+    CHECK(folded.description.architecture == "c4-p-c6-gap-fc5-drop0.25-fc");
+    CHECK(folded.description.class_names == model.description.class_names);
+    CHECK(folded.description.input == model.description.input);
+    validate_model(folded);
+    CHECK(folded.tensors.size() == 8);  // a weight and a bias for each of two convs and two dense layers
+
+    Tensor x({2, 1, 12, 10});
+    Rng rng(9);
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = rng.normal();
+    const auto original = Network::from_model(model);
+    const auto rewritten = Network::from_model(folded);
+    const Tensor expected = original->forward(x, Mode::Infer);
+    const Tensor& actual = rewritten->forward(x, Mode::Infer);
+    for (std::size_t i = 0; i < expected.size(); ++i) CHECK(actual[i] == doctest::Approx(expected[i]).epsilon(1e-4));
+
+    const Model plain = random_model("c4-p-fc", 7);
+    const Model unchanged = fold_batch_norm(plain);
+    CHECK(unchanged.description.architecture == plain.description.architecture);
+    for (std::size_t i = 0; i < plain.tensors.size(); ++i)
+        CHECK(std::memcmp(unchanged.tensors[i].tensor.raw(), plain.tensors[i].tensor.raw(), plain.tensors[i].tensor.bytes()) == 0);
+    CHECK_THROWS_AS(fold_batch_norm(with_quantized_first_conv(random_model("c4bn-p-c6-gap-fc5-drop0.25-fc", 3))), Error);
+}
