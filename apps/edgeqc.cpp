@@ -10,18 +10,19 @@
 #include <string>
 
 #include "data/augment.hpp"
+#include "data/classifier.hpp"
 #include "data/dataset.hpp"
 #include "data/image.hpp"
 #include "data/synth.hpp"
 #include "data/voc_import.hpp"
 #include "engine/architecture.hpp"
 #include "engine/error.hpp"
-#include "optim/html_report.hpp"
-#include "optim/evaluation.hpp"
 #include "engine/json_output.hpp"
 #include "engine/kernels.hpp"
 #include "engine/model_file.hpp"
 #include "engine/progress.hpp"
+#include "optim/evaluation.hpp"
+#include "optim/html_report.hpp"
 #include "optim/trainer.hpp"
 
 namespace {
@@ -331,11 +332,11 @@ int run_predict(const PredictArguments& a) {
     apply_threads(a.threads);
     const LoadedModel model = load_model(a.model);
     const std::vector<std::string>& classes = model.description.class_names;
-    Predictor predictor(model);
+    Classifier classifier(model);
     int failures = 0;
     for (const std::string& path : a.images) {
         try {
-            const Prediction p = predictor.predict(path);
+            const Prediction p = classifier.classify_file(path);
             const auto k = static_cast<std::size_t>(p.class_index);
             if (a.json) {
                 nlohmann::json probabilities;

@@ -13,7 +13,7 @@ using Map = Eigen::Map<RowMajor, 0, Eigen::OuterStride<>>;
 }  // namespace
 
 void gemm_f32_eigen(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha, const float* a,
-                    int lda, const float* b, int ldb, float beta, float* c, int ldc, const GemmEpilogue&) {
+                    int lda, const float* b, int ldb, float beta, float* c, int ldc, const GemmEpilogue&, float*) {
     Map out(c, m, n, Eigen::OuterStride<>(ldc));
     if (beta == 0.0f) out.setZero();
     else if (beta != 1.0f) out *= beta;

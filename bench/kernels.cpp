@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/conv2d_f32.hpp"
 #include "engine/kernels.hpp"
 #include "engine/rng.hpp"
 #include "layers/conv2d.hpp"
@@ -19,7 +20,8 @@ using namespace edgeqc::bench;
 
 namespace edgeqc {
 void gemm_f32_eigen(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha, const float* a, int lda,
-                    const float* b, int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue);
+                    const float* b, int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue,
+                    float* workspace);
 }
 
 namespace {
@@ -57,36 +59,39 @@ void report(const char* what, double flops, double seconds, double peak) {
 }
 
 // The GEMM a conv layer's forward runs, W[Cout x Cin*9] * columns[Cin*9 x positions].
-void bench_gemm(const char* name, GemmF32 gemm, const ConvLayerShape& layer, int images, double peak,
-                double min_seconds, Rng& rng) {
+// workspace_floats: the GEMM's workspace for these sizes (Eigen's own allocation counts as none).
+void bench_gemm(const char* name, GemmF32 gemm, std::size_t (*workspace_floats)(int, int, int, bool),
+                const ConvLayerShape& layer, int images, double peak, double min_seconds, Rng& rng) {
     const int m = layer.out_channels, k = layer.in_channels * 9, n = images * layer.height * layer.width;
     const std::vector<float> a = random_floats(static_cast<std::size_t>(m) * k, rng);
     const std::vector<float> b = random_floats(static_cast<std::size_t>(k) * n, rng);
     std::vector<float> c(static_cast<std::size_t>(m) * n);
+    AlignedFloats workspace(workspace_floats ? workspace_floats(m, n, k, false) : 0);
     const double seconds = time_per_call(
-        [&] { gemm(false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, c.data(), n, {}); }, min_seconds);
+        [&] { gemm(false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, c.data(), n, {}, workspace.data()); },
+        min_seconds);
     const std::string what = std::string("gemm ") + name + " " + std::to_string(m) + "x" + std::to_string(n) + "x" +
                              std::to_string(k);
     report(what.c_str(), 2.0 * m * n * k, seconds, peak);
 }
 
 // One conv layer of the reference network: training forward and backward (input gradient except for the first
-// layer, which never needs one) and the frozen inference forward, with Winograd on or off. GFLOP/s count the
+// layer, which never needs one) and the packed inference conv with its fused ReLU, with Winograd on or off. GFLOP/s count the
 // direct convolution's multiply-adds, so Winograd's figures are effective rates and may exceed the FMA peak.
 void bench_conv(const ConvLayerShape& layer, int batch, bool winograd, double peak, double min_seconds, Rng& rng) {
     Conv2dConfig config;
     config.in_channels = layer.in_channels;
     config.out_channels = layer.out_channels;
     config.winograd = winograd;
-    Conv2d conv(config), frozen(config);
-    ParameterArena parameters(true), buffers(false), frozen_parameters(false), frozen_buffers(false);
+    Conv2d conv(config);
+    ParameterArena parameters(true), buffers(false);
     conv.declare(parameters, buffers, "conv.");
-    frozen.declare(frozen_parameters, frozen_buffers, "conv.");
-    for (ParameterArena* arena : {&parameters, &buffers, &frozen_parameters, &frozen_buffers}) arena->allocate();
+    for (ParameterArena* arena : {&parameters, &buffers}) arena->allocate();
     conv.initialize(InitScheme::He, rng);
-    std::copy_n(conv.weight().data, conv.weight().size(), frozen.weight().data);
-    std::copy_n(conv.bias().data, conv.bias().size(), frozen.bias().data);
-    frozen.freeze_for_inference(true);
+    const ConvGeometry geometry{layer.in_channels, layer.height, layer.width, 3, 1, 1, layer.height, layer.width};
+    const PackedConv2dF32 packed(kernels(), geometry, layer.out_channels, conv.weight().data, conv.bias().data, true,
+                                 winograd);
+    AlignedFloats workspace(packed.workspace_floats(batch, omp_get_max_threads()));
     Tensor x({batch, layer.in_channels, layer.height, layer.width}), y, dy, dx;
     for (std::size_t i = 0; i < x.size(); ++i) x[i] = rng.normal();
     const double flops = 2.0 * batch * layer.out_channels * layer.in_channels * 9.0 * layer.height * layer.width;
@@ -101,7 +106,9 @@ void bench_conv(const ConvLayerShape& layer, int batch, bool winograd, double pe
     report(("conv train backward " + shape).c_str(), flops * (input_gradient ? 2.0 : 1.0),
            time_per_call([&] { conv.backward(x, y, dy, input_gradient ? &dx : nullptr); }, min_seconds), peak);
     report(("conv inference      " + shape).c_str(), flops,
-           time_per_call([&] { frozen.forward(x, y, Mode::Infer); }, min_seconds), peak);
+           time_per_call([&] { packed.run(x.data(), batch, y.data(), workspace.data(), omp_get_max_threads()); },
+                         min_seconds),
+           peak);
 }
 
 }  // namespace
@@ -128,8 +135,8 @@ int main(int argc, char** argv) {
         const double peak = fma_peak(*table, min_seconds);
         std::printf("\n[%s] FMA peak %.1f GFLOP/s (%d threads)\n", table->name, peak * 1e-9, omp_get_max_threads());
         for (const ConvLayerShape& layer : kReferenceConvLayers) {
-            bench_gemm(table->name, table->gemm_f32, layer, 1, peak, min_seconds, rng);
-            bench_gemm("eigen", gemm_f32_eigen, layer, 1, peak, min_seconds, rng);
+            bench_gemm(table->name, table->gemm_f32, table->gemm_workspace_f32, layer, 1, peak, min_seconds, rng);
+            bench_gemm("eigen", gemm_f32_eigen, nullptr, layer, 1, peak, min_seconds, rng);
         }
         for (const int batch : {1, 32})
             for (const bool winograd : {false, true})

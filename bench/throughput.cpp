@@ -9,6 +9,7 @@
 
 #include "engine/architecture.hpp"
 #include "engine/kernels.hpp"
+#include "engine/inference_plan.hpp"
 #include "layers/network.hpp"
 #include "layers/softmax_cross_entropy.hpp"
 #include "optim/optimizer.hpp"
@@ -48,9 +49,10 @@ void run(const std::string& architecture, double min_seconds, int height, int wi
     description.class_names.resize(classes);
     description.input.height = height;
     description.input.width = width;
-    const std::unique_ptr<Network> inference = inference_network(network.to_model(description));
-    const double batch_seconds = time_per_call([&] { inference->forward(images, Mode::Infer); }, min_seconds);
-    const double single_seconds = time_per_call([&] { inference->forward(single, Mode::Infer); }, min_seconds);
+    const Model model = network.to_model(description);
+    InferencePlan batch_plan(model, batch), single_plan(model, 1);
+    const double batch_seconds = time_per_call([&] { batch_plan.run(images.data(), batch); }, min_seconds);
+    const double single_seconds = time_per_call([&] { single_plan.run(single.data(), 1); }, min_seconds);
 
     const double gflop = network.flops_per_image() * 1e-9;
     std::printf("edgeqc throughput: %s, 1x%dx%d input, %.3f GFLOP/image forward, kernels %s, %d threads\n",
@@ -60,6 +62,9 @@ void run(const std::string& architecture, double min_seconds, int height, int wi
     std::printf("infer_b32_img_per_s %.2f  (%.1f GFLOP/s)\n", batch / batch_seconds, gflop * batch / batch_seconds);
     std::printf("infer_b1_img_per_s %.2f  (%.1f GFLOP/s)\n", 1.0 / single_seconds, gflop / single_seconds);
     std::printf("peak_rss_mib_after_training %.0f\n", train_rss);
+    std::printf("batch1_plan_mib %.1f  (weights %.1f, activations %.1f, workspace %.1f)\n",
+                single_plan.memory().total() / 1048576.0, single_plan.memory().weights / 1048576.0,
+                single_plan.memory().activations / 1048576.0, single_plan.memory().workspace / 1048576.0);
 }
 
 }  // namespace

@@ -2,7 +2,6 @@
 // CPU what it supports.
 #include "engine/kernels.hpp"
 
-#include <array>
 #include <cstdlib>
 
 #include "engine/error.hpp"
@@ -15,10 +14,11 @@
 namespace edgeqc {
 
 void gemm_f32_reference(bool, bool, int, int, int, float, const float*, int, const float*, int, float, float*, int,
-                        const GemmEpilogue&);
+                        const GemmEpilogue&, float*);
+std::size_t gemm_workspace_f32_reference(int, int, int, bool);
 std::size_t gemm_pack_a_f32_reference(bool, int, int, const float*, int, float*);
 void gemm_packed_a_f32_reference(bool, int, int, int, float, const float*, const float*, int, float, float*, int,
-                                 const GemmEpilogue&);
+                                 const GemmEpilogue&, float*);
 void max_pool_2x2_f32_reference(const float*, int, int, int, float*, std::uint32_t*);
 void adam_f32_reference(const AdamStepF32&, std::ptrdiff_t, float*, const float*, float*, float*);
 FmaPeakResult fma_peak_f32_reference(long iterations, float start);
@@ -27,8 +27,14 @@ namespace {
 
 template <class Arch>
 void packed_gemm_f32(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha, const float* a, int lda,
-                     const float* b, int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue) {
-    PackedGemmF32<Arch>{}(transpose_a, transpose_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue);
+                     const float* b, int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue,
+                     float* workspace) {
+    PackedGemmF32<Arch>{}(transpose_a, transpose_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue, workspace);
+}
+
+template <class Arch>
+std::size_t gemm_workspace_f32(int m, int n, int k, bool a_packed) {
+    return PackedGemmF32<Arch>{}.workspace_floats(m, n, k, a_packed);
 }
 
 template <class Arch>
@@ -38,9 +44,9 @@ std::size_t gemm_pack_a_f32(bool transpose_a, int m, int k, const float* a, int 
 
 template <class Arch>
 void gemm_packed_a_f32(bool transpose_b, int m, int n, int k, float alpha, const float* packed_a, const float* b,
-                       int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue) {
+                       int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue, float* workspace) {
     PackedGemmF32<Arch>{}.multiply(false, transpose_b, m, n, k, alpha, nullptr, 0, packed_a, b, ldb, beta, c, ldc,
-                                   epilogue);
+                                   epilogue, workspace);
 }
 
 template <class Arch>
@@ -64,13 +70,21 @@ bool any_cpu() { return true; }
 // Every SIMD table is the same set of generic kernels instantiated for one arch.
 template <class Arch>
 constexpr KernelTable simd_kernel_table(const char* name, bool (*cpu_supports)()) {
-    return {name,           cpu_supports,         packed_gemm_f32<Arch>, gemm_pack_a_f32<Arch>, gemm_packed_a_f32<Arch>,
-            max_pool_2x2_f32<Arch>, adam_f32<Arch>, fma_peak_f32<Arch>};
+    return {name,
+            cpu_supports,
+            packed_gemm_f32<Arch>,
+            gemm_workspace_f32<Arch>,
+            gemm_pack_a_f32<Arch>,
+            gemm_packed_a_f32<Arch>,
+            max_pool_2x2_f32<Arch>,
+            adam_f32<Arch>,
+            fma_peak_f32<Arch>};
 }
 
 const KernelTable kScalarTable{"scalar",
                                any_cpu,
                                gemm_f32_reference,
+                               gemm_workspace_f32_reference,
                                gemm_pack_a_f32_reference,
                                gemm_packed_a_f32_reference,
                                max_pool_2x2_f32_reference,
@@ -127,13 +141,6 @@ void select_kernels(const std::string& name) {
     const KernelTable* table = find_table(name);
     if (!table) throw Error("no kernel set named '" + name + "' in this build for this CPU");
     active_table() = table;
-}
-
-float* kernel_workspace(KernelWorkspace slot, std::size_t floats) {
-    thread_local std::array<AlignedFloats, static_cast<std::size_t>(KernelWorkspace::Count)> buffers;
-    AlignedFloats& buffer = buffers[static_cast<std::size_t>(slot)];
-    if (buffer.size() < floats) buffer.resize(floats);
-    return buffer.data();
 }
 
 }  // namespace edgeqc

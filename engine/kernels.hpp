@@ -22,17 +22,23 @@ struct GemmEpilogue {
 
 // C = alpha * op(A) * op(B) + beta * C, all row-major, then the epilogue. op(A) is m x k, op(B) is k x n, C is
 // m x n. lda/ldb/ldc are the row strides of A, B and C as stored (before the transpose is applied). With
-// beta == 0, C is not read (it may hold garbage).
+// beta == 0, C is not read (it may hold garbage). workspace: at least gemm_workspace_f32(m, n, k, false) floats,
+// 64-byte aligned, used by this call alone (a GEMM inside a parallel loop needs one per thread).
 using GemmF32 = void (*)(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha, const float* a,
-                         int lda, const float* b, int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue);
+                         int lda, const float* b, int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue,
+                         float* workspace);
+// The floats of workspace a GEMM of these sizes needs; a_packed: for gemm_packed_a_f32 (A is not packed again).
+using GemmWorkspaceF32 = std::size_t (*)(int m, int n, int k, bool a_packed);
 
 // Packs op(A) (m x k, as GemmF32 reads it) once into the layout gemm_f32_packed_a reads, so a GEMM whose A does
 // not change (inference weights) skips re-packing it on every call. Returns the floats the packed matrix needs;
 // with packed == nullptr it only computes that. A packed matrix is only valid for the table that packed it.
 using GemmPackAF32 = std::size_t (*)(bool transpose_a, int m, int k, const float* a, int lda, float* packed);
-// GemmF32 with op(A) already packed by the same table's gemm_pack_a_f32.
+// GemmF32 with op(A) already packed by the same table's gemm_pack_a_f32; workspace as gemm_workspace_f32(m, n, k,
+// true) says.
 using GemmPackedAF32 = void (*)(bool transpose_b, int m, int n, int k, float alpha, const float* packed_a,
-                                const float* b, int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue);
+                                const float* b, int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue,
+                                float* workspace);
 
 // 2x2 stride-2 max pooling of `planes` planes of height x width into planes of (height / 2) x (width / 2) (a last odd
 // row or column is dropped). winners, when not null, receives per output the index within its input plane of the
@@ -66,6 +72,7 @@ struct KernelTable {
     const char* name;          // shown by `edgeqc --version`, selected by EDGEQC_ARCH
     bool (*cpu_supports)();    // whether this CPU can run the table
     GemmF32 gemm_f32;
+    GemmWorkspaceF32 gemm_workspace_f32;
     GemmPackAF32 gemm_pack_a_f32;
     GemmPackedAF32 gemm_packed_a_f32;
     MaxPool2x2F32 max_pool_2x2_f32;
@@ -81,10 +88,5 @@ const std::vector<const KernelTable*>& available_kernel_tables();
 const KernelTable& kernels();
 // Switches the active table by name (tests use it to run both paths); throws edgeqc::Error if unknown.
 void select_kernels(const std::string& name);
-
-// Scratch memory for kernels, one buffer per slot and calling thread, 64-byte aligned, grown on demand and
-// kept for reuse. Kernels get it from here so that no per-arch object file instantiates allocator code.
-enum class KernelWorkspace { GemmA, GemmB, WinogradInput, WinogradProduct, Count };
-float* kernel_workspace(KernelWorkspace slot, std::size_t floats);
 
 }  // namespace edgeqc

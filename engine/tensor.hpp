@@ -82,6 +82,26 @@ private:
     AlignedFloats storage_;
 };
 
+// Scratch memory that its owner grows on demand and reuses: for training layers, whose batch size is only known
+// when they run, one per layer (never shared between threads). Inference plans size theirs once, when built.
+class ScratchBuffer {
+public:
+    // At least `floats` floats, 64-byte aligned; earlier contents are not kept when it grows.
+    float* floats(std::size_t count) {
+        if (storage_.size() < count) storage_ = AlignedFloats(count);
+        return storage_.data();
+    }
+
+private:
+    AlignedFloats storage_;
+};
+
+// `floats` rounded up to whole 64-byte lines, so that a region carved after it from one block stays aligned.
+inline std::size_t aligned_floats(std::size_t floats) {
+    constexpr std::size_t line = kTensorAlignment / sizeof(float);
+    return (floats + line - 1) / line * line;
+}
+
 // Element types of typed tensors; the numbers are the model file's type codes, so they never change.
 enum class DataType : std::uint8_t { F32 = 0, S8 = 1, S32 = 2, U8 = 3 };
 inline constexpr int kDataTypeCount = 4;

@@ -1,7 +1,8 @@
-// Convolution forward and backward via im2col + GEMM, processing the batch in chunks to bound scratch memory.
-// Column layout: row r = (c * k + ky) * k + kx, column = image_in_chunk * Ho * Wo + oy * Wo + ox, so one GEMM
-// W[Cout x K] * col[K x chunk*Ho*Wo] computes a whole chunk.
+// Convolution forward and backward for training via im2col + GEMM (engine/conv2d_f32.hpp gives the column layout),
+// processing the batch in chunks to bound scratch memory, or via Winograd where that pays.
 #include "layers/conv2d.hpp"
+
+#include <omp.h>
 
 #include <algorithm>
 #include <limits>
@@ -13,66 +14,8 @@ namespace edgeqc {
 
 namespace {
 
-struct Geometry {
-    int channels, height, width, kernel, stride, padding, out_height, out_width;
-    int rows() const { return channels * kernel * kernel; }
-    int positions() const { return out_height * out_width; }
-};
-
-// Scratch buffers reused by every conv layer of this thread; layers run one at a time.
-AlignedFloats& column_scratch() {
-    static thread_local AlignedFloats buffer;
-    return buffer;
-}
-AlignedFloats& product_scratch() {
-    static thread_local AlignedFloats buffer;
-    return buffer;
-}
-
-// Winograd while training: the weights change every step, so one instance per thread is re-prepared on every call
-// rather than each layer keeping its own transformed copy.
-WinogradConv3x3& training_winograd() {
-    static thread_local WinogradConv3x3 winograd;
-    return winograd;
-}
-
-float* sized(AlignedFloats& buffer, std::size_t floats) {
-    if (buffer.size() < floats) buffer.resize(floats);
-    return buffer.data();
-}
-
-// images: `count` images of channels x height x width starting at `x`; col: rows x (count * positions).
-void im2col(const Geometry& g, const float* x, int count, float* col) {
-    const int positions = g.positions();
-    const std::size_t columns = static_cast<std::size_t>(count) * positions;
-    const std::size_t image_size = static_cast<std::size_t>(g.channels) * g.height * g.width;
-#pragma omp parallel for schedule(static)
-    for (int row = 0; row < g.rows(); ++row) {
-        const int c = row / (g.kernel * g.kernel);
-        const int ky = (row / g.kernel) % g.kernel;
-        const int kx = row % g.kernel;
-        float* out = col + static_cast<std::size_t>(row) * columns;
-        for (int n = 0; n < count; ++n) {
-            const float* plane = x + n * image_size + static_cast<std::size_t>(c) * g.height * g.width;
-            for (int oy = 0; oy < g.out_height; ++oy) {
-                const int iy = oy * g.stride - g.padding + ky;
-                if (iy < 0 || iy >= g.height) {
-                    std::fill(out, out + g.out_width, 0.0f);
-                    out += g.out_width;
-                    continue;
-                }
-                const float* source_row = plane + static_cast<std::size_t>(iy) * g.width;
-                for (int ox = 0; ox < g.out_width; ++ox) {
-                    const int ix = ox * g.stride - g.padding + kx;
-                    *out++ = (ix >= 0 && ix < g.width) ? source_row[ix] : 0.0f;
-                }
-            }
-        }
-    }
-}
-
 // Inverse of im2col: adds every column entry back onto the input position it was read from.
-void col2im_add(const Geometry& g, const float* col, int count, float* dx) {
+void col2im_add(const ConvGeometry& g, const float* col, int count, float* dx) {
     const std::size_t columns = static_cast<std::size_t>(count) * g.positions();
     // One (image, channel) plane per iteration: its k*k rows touch only that plane, so no two threads collide.
 #pragma omp parallel for schedule(static)
@@ -101,7 +44,7 @@ void col2im_add(const Geometry& g, const float* col, int count, float* dx) {
 }  // namespace
 
 struct Conv2d::Plan {
-    Geometry g;
+    ConvGeometry g;
     int batch = 0, out_channels = 0;
     int chunk = 1;  // images per im2col + GEMM round, bounded by the config's column budget
     std::size_t in_image = 0, out_image = 0;  // floats per image of x and of y
@@ -137,15 +80,9 @@ void Conv2d::initialize(InitScheme scheme, Rng& rng) {
     const int fan_in = config_.in_channels * config_.kernel * config_.kernel;
     initialize_weights(weight(), fan_in, scheme, rng);
     if (config_.bias) initialize_bias(bias(), fan_in, scheme, rng);
-    forget_packed_weights();
 }
 
-void Conv2d::forget_packed_weights() {
-    packed_for_ = nullptr;
-    winograd_.reset();
-}
-
-Conv2d::Plan Conv2d::plan(const Shape& input, bool one_image) const {
+Conv2d::Plan Conv2d::plan(const Shape& input) {
     const Shape out = output_shape(input);
     Plan p;
     p.g = {config_.in_channels, input[2], input[3], config_.kernel, config_.stride, config_.padding, out[2], out[3]};
@@ -154,28 +91,21 @@ Conv2d::Plan Conv2d::plan(const Shape& input, bool one_image) const {
     p.in_image = static_cast<std::size_t>(p.g.channels) * p.g.height * p.g.width;
     p.out_image = static_cast<std::size_t>(p.out_channels) * p.g.positions();
     const std::size_t column_floats_per_image = static_cast<std::size_t>(p.g.rows()) * p.g.positions();
-    p.chunk = one_image ? 1
-                        : static_cast<int>(std::clamp<std::size_t>(
-                              config_.column_budget_floats / std::max<std::size_t>(column_floats_per_image, 1), 1,
-                              static_cast<std::size_t>(std::max(p.batch, 1))));
+    p.chunk = static_cast<int>(std::clamp<std::size_t>(
+        config_.column_budget_floats / std::max<std::size_t>(column_floats_per_image, 1), 1,
+        static_cast<std::size_t>(std::max(p.batch, 1))));
     // GEMM sizes are int: one chunk's columns must fit.
     if (static_cast<std::size_t>(p.chunk) * static_cast<std::size_t>(p.g.positions()) >
         static_cast<std::size_t>(std::numeric_limits<int>::max()))
         throw Error("conv2d: the input " + input.str() + " is too large");
-    p.column = sized(column_scratch(), column_floats_per_image * p.chunk);
-    if (!one_image) p.product = sized(product_scratch(), p.out_image * p.chunk);
+    p.column = column_scratch_.floats(column_floats_per_image * p.chunk);
+    p.product = product_scratch_.floats(p.out_image * p.chunk);
     return p;
 }
 
-void Conv2d::freeze_for_inference(bool fuse_relu) {
-    frozen_ = true;
-    fused_relu_ = fuse_relu;
-    forget_packed_weights();
-}
-
 bool Conv2d::winograd_forward() const {
-    return config_.winograd && config_.kernel == 3 && config_.stride == 1 &&
-           config_.in_channels >= kWinogradMinInputChannels;
+    return config_.winograd &&
+           winograd_suits({config_.in_channels, 0, 0, config_.kernel, config_.stride, config_.padding, 0, 0});
 }
 
 // The input gradient of a 3x3 stride-1 convolution is itself one: dy convolved with the flipped, transposed
@@ -190,49 +120,25 @@ bool Conv2d::winograd_pays_while_training(const Shape& output) const {
            config_.winograd_training_min_tiles;
 }
 
-void Conv2d::forward_frozen(const Tensor& x, Tensor& y) {
-    const KernelTable& table = kernels();
-    const float* b = config_.bias ? bias().data : nullptr;
-    if (winograd_forward()) {
-        if (winograd_.prepared_for() != &table)
-            winograd_.prepare(table, weight().data, config_.out_channels, config_.in_channels);
-        const Shape& s = x.shape();
-        winograd_.forward(x.data(), s[0], s[2], s[3], config_.padding, b, fused_relu_, y.data());
-        return;
-    }
-    const Plan p = plan(x.shape(), true);
-    const Geometry& g = p.g;
-    if (packed_for_ != &table) {
-        packed_weights_.resize(table.gemm_pack_a_f32(false, p.out_channels, g.rows(), nullptr, g.rows(), nullptr));
-        table.gemm_pack_a_f32(false, p.out_channels, g.rows(), weight().data, g.rows(), packed_weights_.data());
-        packed_for_ = &table;
-    }
-    // One image per GEMM: its columns fit in cache, and C is the image's output itself, bias and ReLU included.
-    const GemmEpilogue epilogue{b, fused_relu_};
-    for (int n = 0; n < p.batch; ++n) {
-        im2col(g, x.data() + n * p.in_image, 1, p.column);
-        table.gemm_packed_a_f32(false, p.out_channels, g.positions(), g.rows(), 1.0f, packed_weights_.data(), p.column,
-                                g.positions(), 0.0f, y.data() + n * p.out_image, g.positions(), epilogue);
-    }
+void Conv2d::winograd_run(const float* weights, int out_channels, int in_channels, const Shape& x_shape,
+                          const float* x, int padding, const float* bias, float* y) {
+    winograd_.prepare(kernels(), weights, out_channels, in_channels);
+    const int threads = omp_get_max_threads();
+    const std::size_t floats = winograd_.workspace_floats(x_shape[0], x_shape[2], x_shape[3], padding, threads);
+    winograd_.forward(x, x_shape[0], x_shape[2], x_shape[3], padding, bias, false, y, winograd_scratch_.floats(floats),
+                      threads);
 }
 
 void Conv2d::forward(const Tensor& x, Tensor& y, Mode) {
     y.resize(output_shape(x.shape()));
-    if (frozen_) {
-        forward_frozen(x, y);
-        return;
-    }
     const float* w = weight().data;
     const float* b = config_.bias ? bias().data : nullptr;
     if (winograd_forward() && winograd_pays_while_training(y.shape())) {
-        WinogradConv3x3& winograd = training_winograd();
-        winograd.prepare(kernels(), w, config_.out_channels, config_.in_channels);
-        const Shape& s = x.shape();
-        winograd.forward(x.data(), s[0], s[2], s[3], config_.padding, b, false, y.data());
+        winograd_run(w, config_.out_channels, config_.in_channels, x.shape(), x.data(), config_.padding, b, y.data());
         return;
     }
     const Plan p = plan(x.shape());
-    const Geometry& g = p.g;
+    const ConvGeometry& g = p.g;
     const int batch = p.batch, cout = p.out_channels, chunk = p.chunk, positions = g.positions();
     const std::size_t in_image = p.in_image, out_image = p.out_image;
     float* col = p.column;
@@ -242,7 +148,8 @@ void Conv2d::forward(const Tensor& x, Tensor& y, Mode) {
         const int count = std::min(chunk, batch - first);
         const int columns = count * positions;
         im2col(g, x.data() + first * in_image, count, col);
-        kernels().gemm_f32(false, false, cout, columns, g.rows(), 1.0f, w, g.rows(), col, columns, 0.0f, product, columns, {});
+        kernels().gemm_f32(false, false, cout, columns, g.rows(), 1.0f, w, g.rows(), col, columns, 0.0f, product, columns, {},
+                           gemm_scratch_.floats(kernels().gemm_workspace_f32(cout, columns, g.rows(), false)));
         // product is Cout x (count * positions); y wants count x Cout x positions.
 #pragma omp parallel for collapse(2) schedule(static)
         for (int n = 0; n < count; ++n) {
@@ -258,7 +165,7 @@ void Conv2d::forward(const Tensor& x, Tensor& y, Mode) {
 
 void Conv2d::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* dx) {
     const Plan p = plan(x.shape());
-    const Geometry& g = p.g;
+    const ConvGeometry& g = p.g;
     const int batch = p.batch, cout = p.out_channels, chunk = p.chunk, positions = g.positions();
     const std::size_t in_image = p.in_image, out_image = p.out_image;
     const float* w = weight().data;
@@ -288,7 +195,7 @@ void Conv2d::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* 
     }
     if (winograd_weights)
         winograd_weight_gradient(kernels(), x.data(), dy.data(), batch, g.height, g.width, g.padding, cout,
-                                 g.channels, dw);
+                                 g.channels, dw, winograd_scratch_);
     if (winograd_weights && !gemm_input_gradient) return;
     for (int first = 0; first < batch; first += chunk) {
         const int count = std::min(chunk, batch - first);
@@ -305,31 +212,27 @@ void Conv2d::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* 
             im2col(g, x.data() + first * in_image, count, col);
             // dW[Cout x K] += dY[Cout x columns] * col^T
             kernels().gemm_f32(false, true, cout, g.rows(), columns, 1.0f, dy_gathered, columns, col, columns, 1.0f, dw,
-                               g.rows(), {});
+                               g.rows(), {}, gemm_scratch_.floats(kernels().gemm_workspace_f32(cout, g.rows(), columns, false)));
         }
         if (gemm_input_gradient) {
             // dcol[K x columns] = W^T * dY, written over col, then scattered back.
             kernels().gemm_f32(true, false, g.rows(), columns, cout, 1.0f, w, g.rows(), dy_gathered, columns, 0.0f, col,
-                               columns, {});
+                               columns, {}, gemm_scratch_.floats(kernels().gemm_workspace_f32(g.rows(), columns, cout, false)));
             col2im_add(g, col, count, dx->data() + first * in_image);
         }
     }
 }
 
-void Conv2d::input_gradient_winograd(const Tensor& dy, Tensor& dx) const {
+void Conv2d::input_gradient_winograd(const Tensor& dy, Tensor& dx) {
     const int cin = config_.in_channels, cout = config_.out_channels;
-    static thread_local AlignedFloats flipped;  // Cin x Cout x 3 x 3
-    flipped.resize(static_cast<std::size_t>(cin) * cout * 9);
+    float* flipped = flipped_scratch_.floats(static_cast<std::size_t>(cin) * cout * 9);  // Cin x Cout x 3 x 3
     const float* w = weight().data;
     for (int ci = 0; ci < cin; ++ci)
         for (int co = 0; co < cout; ++co)
             for (int tap = 0; tap < 9; ++tap)
                 flipped[(static_cast<std::size_t>(ci) * cout + co) * 9 + tap] =
                     w[(static_cast<std::size_t>(co) * cin + ci) * 9 + (8 - tap)];
-    WinogradConv3x3& winograd = training_winograd();
-    winograd.prepare(kernels(), flipped.data(), cin, cout);
-    const Shape& s = dy.shape();
-    winograd.forward(dy.data(), s[0], s[2], s[3], 2 - config_.padding, nullptr, false, dx.data());
+    winograd_run(flipped, cin, cout, dy.shape(), dy.data(), 2 - config_.padding, nullptr, dx.data());
 }
 
 }  // namespace edgeqc

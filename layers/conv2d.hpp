@@ -1,7 +1,9 @@
-// 2-D convolution (cross-correlation, as in PyTorch) with square kernel, stride, zero padding and optional bias.
-// Lowered to im2col + one GEMM per chunk of images; it does not fuse the activation (ReLU is its own layer).
+// 2-D convolution (cross-correlation, as in PyTorch) with square kernel, stride, zero padding and optional bias, for
+// training: lowered to im2col + one GEMM per chunk of images, or Winograd where that pays; it does not fuse the
+// activation (ReLU is its own layer). Inference runs engine/conv2d_f32.hpp's packed convolution instead.
 #pragma once
 
+#include "engine/conv2d_f32.hpp"
 #include "engine/kernels.hpp"
 #include "layers/conv2d_winograd.hpp"
 #include "layers/layer.hpp"
@@ -23,12 +25,9 @@ struct Conv2dConfig {
     bool winograd = true;
     // While training, Winograd re-transforms the weights on every call, which pays only over enough 2x2 output
     // tiles in the batch (bench/kernels.cpp: the 5x7 layer at batch 32, 384 tiles, is slower; 10x15 at batch 32,
-    // 1280 tiles, is 1.7x faster; at batch 1 every layer is slower). Frozen layers transform once and always use it.
+    // 1280 tiles, is 1.7x faster; at batch 1 every layer is slower). Inference plans transform once and always use it.
     long winograd_training_min_tiles = 1024;
 };
-
-// Below this many input channels the Winograd transforms cost more than the multiplications they save.
-inline constexpr int kWinogradMinInputChannels = 16;
 
 class Conv2d : public Layer {
 public:
@@ -41,12 +40,6 @@ public:
     void forward(const Tensor& x, Tensor& y, Mode mode) override;
     void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) override;
 
-    // Marks the weights as fixed from the next forward on (inference-only networks): forward then transforms and
-    // packs them once (Winograd or GEMM) and reuses them, and with fuse_relu applies the following ReLU itself.
-    // Weights written after that forward by anything but initialize() must be followed by forget_packed_weights().
-    void freeze_for_inference(bool fuse_relu);
-    void forget_packed_weights();
-
     const Conv2dConfig& config() const { return config_; }
     TensorView weight() const { return parameters_->value(weight_slot_); }  // Cout x Cin x k x k
     TensorView bias() const { return parameters_->value(bias_slot_); }      // Cout (only when config().bias)
@@ -54,25 +47,24 @@ public:
 private:
     // Sizes of one forward/backward pass and scratch for one chunk of images (see conv2d.cpp).
     struct Plan;
-    // one_image: scratch for a single image (the frozen path) instead of a budget-sized chunk and no product buffer.
-    Plan plan(const Shape& input, bool one_image = false) const;
+    Plan plan(const Shape& input);
 
-    void forward_frozen(const Tensor& x, Tensor& y);
     bool winograd_forward() const;
     bool winograd_input_gradient() const;
     bool winograd_pays_while_training(const Shape& output) const;  // output: N x C x H x W of the Winograd conv
+    // Runs winograd_ (prepared for weights) over x: N x Cin' x H x W with `padding`, into y.
+    void winograd_run(const float* weights, int out_channels, int in_channels, const Shape& x_shape, const float* x,
+                      int padding, const float* bias, float* y);
     // dx = full convolution of dy with the flipped weights, through Winograd (see winograd_input_gradient()).
-    void input_gradient_winograd(const Tensor& dy, Tensor& dx) const;
+    void input_gradient_winograd(const Tensor& dy, Tensor& dx);
 
     Conv2dConfig config_;
-    bool frozen_ = false;
-    bool fused_relu_ = false;
-    AlignedFloats packed_weights_;                 // for packed_for_'s GEMM, filled by the first frozen forward
-    const KernelTable* packed_for_ = nullptr;
-    WinogradConv3x3 winograd_;                     // prepared by the first frozen forward when winograd_forward()
     ParameterArena* parameters_ = nullptr;
     std::size_t weight_slot_ = 0;
     std::size_t bias_slot_ = 0;
+    // The weights change every step, so Winograd is re-prepared on every call; the scratch is this layer's own.
+    WinogradConv3x3 winograd_;
+    ScratchBuffer column_scratch_, product_scratch_, gemm_scratch_, winograd_scratch_, flipped_scratch_;
 };
 
 }  // namespace edgeqc

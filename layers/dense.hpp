@@ -23,8 +23,10 @@ public:
 
 private:
     int inputs_, outputs_;
+    float* scratch(int m, int n, int k);  // GEMM workspace for an m x n x k product
     ParameterArena* parameters_ = nullptr;
     std::size_t weight_slot_ = 0, bias_slot_ = 0;
+    ScratchBuffer gemm_scratch_;
 };
 
 }  // namespace edgeqc

@@ -2,6 +2,7 @@
 #include "layers/global_avg_pool.hpp"
 
 #include "engine/error.hpp"
+#include "engine/pooling_f32.hpp"
 
 namespace edgeqc {
 
@@ -14,13 +15,7 @@ void GlobalAvgPool::forward(const Tensor& x, Tensor& y, Mode) {
     y.resize(output_shape(x.shape()));
     const int planes = x.shape()[0] * x.shape()[1];
     const std::size_t plane = static_cast<std::size_t>(x.shape()[2]) * x.shape()[3];
-#pragma omp parallel for schedule(static)
-    for (int p = 0; p < planes; ++p) {
-        const float* in = x.data() + static_cast<std::size_t>(p) * plane;
-        double sum = 0.0;
-        for (std::size_t i = 0; i < plane; ++i) sum += in[i];
-        y[static_cast<std::size_t>(p)] = static_cast<float>(sum / static_cast<double>(plane));
-    }
+    global_avg_pool_f32(x.data(), planes, plane, y.data());
 }
 
 void GlobalAvgPool::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* dx) {

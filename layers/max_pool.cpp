@@ -5,6 +5,7 @@
 
 #include "engine/error.hpp"
 #include "engine/kernels.hpp"
+#include "engine/pooling_f32.hpp"
 
 namespace edgeqc {
 
@@ -24,34 +25,10 @@ void MaxPool::forward(const Tensor& x, Tensor& y, Mode mode) {
     y.resize(output_shape(x.shape()));
     const int planes = x.shape()[0] * x.shape()[1];
     const int height = x.shape()[2], width = x.shape()[3];
-    const int out_height = y.shape()[2], out_width = y.shape()[3];
     // Only training needs the winners (for backward).
     winner_.resize(mode == Mode::Train ? y.size() : 0);
-    if (kernel_ == 2 && stride_ == 2) {  // the reference network's pool: a SIMD kernel
-        kernels().max_pool_2x2_f32(x.data(), planes, height, width, y.data(),
-                                   mode == Mode::Train ? winner_.data() : nullptr);
-        return;
-    }
-#pragma omp parallel for schedule(static)
-    for (int p = 0; p < planes; ++p) {
-        const float* in = x.data() + static_cast<std::size_t>(p) * height * width;
-        const std::size_t out_offset = static_cast<std::size_t>(p) * out_height * out_width;
-        for (int oy = 0; oy < out_height; ++oy) {
-            for (int ox = 0; ox < out_width; ++ox) {
-                std::uint32_t best = static_cast<std::uint32_t>(oy * stride_ * width + ox * stride_);
-                for (int ky = 0; ky < kernel_; ++ky) {
-                    for (int kx = 0; kx < kernel_; ++kx) {
-                        const auto index = static_cast<std::uint32_t>((oy * stride_ + ky) * width + ox * stride_ + kx);
-                        // Strict ">" keeps the first maximum on ties.
-                        if (in[index] > in[best]) best = index;
-                    }
-                }
-                const std::size_t o = out_offset + static_cast<std::size_t>(oy) * out_width + ox;
-                if (mode == Mode::Train) winner_[o] = best;
-                y[o] = in[best];
-            }
-        }
-    }
+    max_pool_f32(kernels(), x.data(), planes, height, width, kernel_, stride_, y.data(),
+                 mode == Mode::Train ? winner_.data() : nullptr);
 }
 
 void MaxPool::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) {

@@ -9,7 +9,6 @@
 #include <string>
 
 #include "engine/error.hpp"
-#include "engine/model_passes.hpp"
 #include "layers/batch_norm.hpp"
 #include "layers/conv2d.hpp"
 #include "layers/dense.hpp"
@@ -44,32 +43,18 @@ std::unique_ptr<Layer> make_layer(const LayerSpec& spec, const Shape& input) {
 Network::Network(const std::string& architecture, const Shape& input, int num_classes, bool trainable)
     : Network(parse_architecture(architecture), input, num_classes, trainable) {}
 
-Network::Network(std::vector<LayerSpec> layers, const Shape& input, int num_classes, bool trainable)
-    : Network(layers, input, num_classes, trainable ? Storage::Trainable : Storage::InferenceOnly) {}
 
-Network::Network(const std::vector<LayerSpec>& layers, const Shape& input, int num_classes, Storage storage)
+Network::Network(std::vector<LayerSpec> layers, const Shape& input, int num_classes, bool trainable)
     : architecture_(resolve_architecture(layers, input, num_classes)),
       input_shape_(input),
       num_classes_(num_classes),
-      parameters_(std::make_unique<ParameterArena>(storage == Storage::Trainable)),
+      parameters_(std::make_unique<ParameterArena>(trainable)),
       buffers_(std::make_unique<ParameterArena>(false)) {
     Shape shape{1, input[0], input[1], input[2]};
     for (const LayerSpec& spec : architecture_.layers) {
         layers_.push_back(make_layer(spec, shape));
         shape = layers_.back()->output_shape(shape);
         layers_.back()->declare(*parameters_, *buffers_, std::to_string(layers_.size() - 1) + ".");
-    }
-    fused_into_previous_.assign(layers_.size(), false);
-    if (storage == Storage::InferenceOnly) {
-        // Inference weights never change after loading or folding, so convolutions may pack them once and fuse
-        // the ReLU that follows them into their GEMM.
-        for (std::size_t i = 0; i < layers_.size(); ++i) {
-            auto* conv = dynamic_cast<Conv2d*>(layers_[i].get());
-            if (!conv) continue;
-            const bool relu_follows = i + 1 < layers_.size() && layer_specs()[i + 1].kind == LayerKind::Relu;
-            conv->freeze_for_inference(relu_follows);
-            if (relu_follows) fused_into_previous_[i + 1] = true;
-        }
     }
     parameters_->allocate();
     buffers_->allocate();
@@ -114,15 +99,6 @@ std::unique_ptr<Network> build_network(const ModelDescription& description, bool
     validate_input_format(description.input);
     return std::make_unique<Network>(description.architecture, description.input_shape(), description.num_classes(),
                                      trainable);
-}
-
-std::unique_ptr<Network> inference_network(const Model& model) {
-    const Model folded = fold_batch_norm(model);
-    std::unique_ptr<Network> network(new Network(parse_architecture(folded.description.architecture),
-                                                 folded.description.input_shape(), folded.description.num_classes(),
-                                                 Network::Storage::InferenceOnly));
-    network->load_tensors(folded);
-    return network;
 }
 
 void Network::initialize(InitScheme scheme, std::uint64_t seed) {
@@ -181,7 +157,6 @@ const Tensor& Network::forward(const Tensor& x, Mode mode) {
     last_input_ = mode == Mode::Train ? &x : nullptr;
     const Tensor* current = &x;
     for (std::size_t i = 0; i < layers_.size(); ++i) {
-        if (fused_into_previous_[i]) continue;
         layers_[i]->forward(*current, activations_[i], i < frozen_layers_ ? Mode::Infer : mode);
         current = &activations_[i];
     }

@@ -18,7 +18,7 @@ class Network {
 public:
     // input: C x H x W of one image. Throws edgeqc::Error when the layers do not fit the input (for example
     // too many pooling layers for a small image) or num_classes < 1. A network that is not trainable keeps no
-    // gradient arena (inference on the edge needs one copy of the weights, not two).
+    // gradient arena (it only runs forward, e.g. to check a model; inference proper runs an InferencePlan).
     Network(const std::string& architecture, const Shape& input, int num_classes, bool trainable = true);
     Network(std::vector<LayerSpec> layers, const Shape& input, int num_classes, bool trainable = true);
 
@@ -74,16 +74,12 @@ public:
     std::string summary() const;
 
 private:
-    enum class Storage { Trainable, InferenceOnly, None };
-    Network(const std::vector<LayerSpec>& layers, const Shape& input, int num_classes, Storage storage);
     void load_tensors(const Model& model);
-    friend std::unique_ptr<Network> inference_network(const Model& model);
 
     ResolvedArchitecture architecture_;  // its tensors in the order of the arenas' slots: parameters, then buffers
     Shape input_shape_;
     int num_classes_ = 0;
     std::vector<std::unique_ptr<Layer>> layers_;
-    std::vector<bool> fused_into_previous_;  // per layer: a ReLU an inference-only conv before it already applies
     std::size_t frozen_layers_ = 0;
     // Held by pointer so that layers' references to the arenas survive moving the network.
     std::unique_ptr<ParameterArena> parameters_;
@@ -95,8 +91,5 @@ private:
 
 // The trainable network a description names (C x H x W from the input format), without weights.
 std::unique_ptr<Network> build_network(const ModelDescription& description, bool trainable = true);
-
-// The network that runs `model` for inference: batch norm folded, weights packed once, ReLUs fused.
-std::unique_ptr<Network> inference_network(const Model& model);
 
 }  // namespace edgeqc

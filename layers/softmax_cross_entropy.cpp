@@ -5,26 +5,17 @@
 #include <cmath>
 
 #include "engine/error.hpp"
+#include "engine/softmax_f32.hpp"
 
 namespace edgeqc {
 
-namespace {
-// Writes softmax of one row into out and returns log(sum(exp(row - max))) + max, the log-partition.
-double softmax_row(const float* row, int classes, float* out) {
-    const float maximum = *std::max_element(row, row + classes);
-    double sum = 0.0;
-    for (int k = 0; k < classes; ++k) sum += std::exp(static_cast<double>(row[k] - maximum));
-    for (int k = 0; k < classes; ++k) out[k] = static_cast<float>(std::exp(static_cast<double>(row[k] - maximum)) / sum);
-    return std::log(sum) + maximum;
-}
-}  // namespace
 
 void softmax(const Tensor& logits, Tensor& probabilities) {
     if (logits.shape().rank() != 2) throw Error("softmax expects N x K logits, got " + logits.shape().str());
     probabilities.resize(logits.shape());
     const int batch = logits.shape()[0], classes = logits.shape()[1];
     for (int n = 0; n < batch; ++n)
-        softmax_row(logits.data() + static_cast<std::size_t>(n) * classes, classes,
+        softmax_f32(logits.data() + static_cast<std::size_t>(n) * classes, classes,
                     probabilities.data() + static_cast<std::size_t>(n) * classes);
 }
 
@@ -48,7 +39,7 @@ double softmax_cross_entropy(const Tensor& logits, const std::vector<int>& label
         if (label < 0 || label >= classes) throw Error("cross-entropy: label " + std::to_string(label) + " out of range");
         const float* row = logits.data() + static_cast<std::size_t>(n) * classes;
         float* probabilities = dlogits ? dlogits->data() + static_cast<std::size_t>(n) * classes : scratch.data();
-        const double log_partition = softmax_row(row, classes, probabilities);
+        const double log_partition = softmax_f32(row, classes, probabilities);
         const double class_weight = class_weights.empty() ? 1.0 : class_weights[static_cast<std::size_t>(label)];
         const double weight = class_weight * (sample_weights.empty() ? 1.0 : sample_weights[static_cast<std::size_t>(n)]);
         row_weights[static_cast<std::size_t>(n)] = weight;

@@ -1,8 +1,9 @@
-// Inference over a loader, and one image at a time.
+// Inference over a loader: the trainable network, or a model's inference plan.
 #include "optim/evaluation.hpp"
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 
 #include "data/dataset.hpp"
 #include "data/image.hpp"
@@ -12,7 +13,11 @@
 
 namespace edgeqc {
 
-InferenceResult run_inference(Network& network, BatchLoader& loader, const std::string& progress_label) {
+namespace {
+
+// forward: a batch of images -> their logits (N x K).
+InferenceResult run_batches(BatchLoader& loader, const std::string& progress_label,
+                            const std::function<const Tensor&(const Tensor&)>& forward) {
     InferenceResult result;
     loader.start_epoch(0);
     Batch batch;
@@ -21,7 +26,7 @@ InferenceResult run_inference(Network& network, BatchLoader& loader, const std::
     ProgressBar progress(progress_label, loader.size(), "img");
     while (loader.next(batch)) {
         const auto start = std::chrono::steady_clock::now();
-        const Tensor& logits = network.forward(batch.images, Mode::Infer);
+        const Tensor& logits = forward(batch.images);
         result.forward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         softmax(logits, probabilities);
         loss_sum += softmax_cross_entropy(logits, batch.labels, {}, nullptr) * static_cast<double>(batch.labels.size());
@@ -36,6 +41,25 @@ InferenceResult run_inference(Network& network, BatchLoader& loader, const std::
     return result;
 }
 
+}  // namespace
+
+InferenceResult run_inference(Network& network, BatchLoader& loader, const std::string& progress_label) {
+    return run_batches(loader, progress_label, [&network](const Tensor& images) -> const Tensor& {
+        return network.forward(images, Mode::Infer);
+    });
+}
+
+InferenceResult run_inference(InferencePlan& plan, BatchLoader& loader, const std::string& progress_label) {
+    Tensor logits;
+    return run_batches(loader, progress_label, [&plan, &logits](const Tensor& images) -> const Tensor& {
+        const int batch = images.shape()[0];
+        logits.resize({batch, plan.num_classes()});
+        const float* out = plan.run(images.data(), batch);
+        std::copy(out, out + logits.size(), logits.data());
+        return logits;
+    });
+}
+
 Evaluation evaluate_folder(const Model& model, const std::string& data_dir, int batch_size, bool strict) {
     const FolderScan scan = scan_with_classes(data_dir, model.description.class_names);
     if (scan.images.empty()) throw Error("'" + data_dir + "' holds no images in folders named after the model's classes");
@@ -45,9 +69,9 @@ Evaluation evaluate_folder(const Model& model, const std::string& data_dir, int 
 Evaluation evaluate_images(const Model& model, const std::vector<LabelledImage>& images, int batch_size, bool strict,
                            const std::string& what) {
     if (batch_size < 1) throw Error("--batch must be at least 1");
-    const std::unique_ptr<Network> network = inference_network(model);
+    InferencePlan plan(model, batch_size);
     BatchLoader loader(images, model.description.input, {.batch_size = batch_size, .shuffle = false, .strict = strict, .augment = {}});
-    const InferenceResult result = run_inference(*network, loader, "evaluating");
+    const InferenceResult result = run_inference(plan, loader, "evaluating");
     if (result.labels.empty()) throw Error("no image in " + what + " could be decoded");
     Evaluation evaluation;
     evaluation.report = classification_report(result.labels, result.probabilities, model.description.class_names);
@@ -58,20 +82,6 @@ Evaluation evaluate_images(const Model& model, const std::vector<LabelledImage>&
     evaluation.batch_size = batch_size;
     evaluation.skipped = loader.skipped();
     return evaluation;
-}
-
-Predictor::Predictor(const Model& model) : input_(model.description.input), network_(inference_network(model)) {
-    batch_.resize({1, input_.channels, input_.height, input_.width});
-}
-
-Prediction Predictor::predict(const std::string& image_path) {
-    preprocess_into(decode_image_file(image_path), input_, batch_.data());
-    softmax(network_->forward(batch_, Mode::Infer), probabilities_);
-    Prediction prediction;
-    prediction.probabilities.assign(probabilities_.data(), probabilities_.data() + probabilities_.size());
-    prediction.class_index = static_cast<int>(
-        std::max_element(prediction.probabilities.begin(), prediction.probabilities.end()) - prediction.probabilities.begin());
-    return prediction;
 }
 
 }  // namespace edgeqc

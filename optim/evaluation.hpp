@@ -1,11 +1,12 @@
-// Running a network over every batch of a loader in inference mode and collecting the probabilities, shared by
-// validation during training and by `edgeqc eval`; and `edgeqc predict`'s one image at a time.
+// Classifying every image of a loader and collecting the probabilities: the trainable network in inference mode
+// (validation and pseudo-labelling during training), or a model's inference plan (`edgeqc eval`, reports).
 #pragma once
 
 #include <string>
 #include <vector>
 
 #include "data/loader.hpp"
+#include "engine/inference_plan.hpp"
 #include "engine/metrics.hpp"
 #include "engine/model.hpp"
 #include "layers/network.hpp"
@@ -20,10 +21,12 @@ struct InferenceResult {
     double forward_seconds = 0.0;      // time spent in forward passes only (no decoding)
 };
 
-// progress_label: when not empty, a progress bar with this label is drawn.
+// progress_label: when not empty, a progress bar with this label is drawn. The network runs in inference mode;
+// the plan's max_batch must hold the loader's batches.
 InferenceResult run_inference(Network& network, BatchLoader& loader, const std::string& progress_label = {});
+InferenceResult run_inference(InferencePlan& plan, BatchLoader& loader, const std::string& progress_label = {});
 
-// `edgeqc eval`: the model (batch norm folded) over a labelled folder whose class folders are model classes.
+// `edgeqc eval`: the model's inference plan over a labelled folder whose class folders are model classes.
 struct Evaluation {
     ClassificationReport report;
     std::vector<std::string> image_paths;  // N, the images evaluated (what the report's gallery shows)
@@ -37,22 +40,5 @@ Evaluation evaluate_folder(const Model& model, const std::string& data_dir, int 
 // The same over a list of labelled images (e.g. a validation split); what names them in errors.
 Evaluation evaluate_images(const Model& model, const std::vector<LabelledImage>& images, int batch_size, bool strict,
                            const std::string& what);
-
-// `edgeqc predict`: one image at a time through the folded network.
-struct Prediction {
-    int class_index = -1;
-    std::vector<float> probabilities;  // one per class
-};
-class Predictor {
-public:
-    explicit Predictor(const Model& model);
-    // Throws edgeqc::Error when the image cannot be read or decoded.
-    Prediction predict(const std::string& image_path);
-
-private:
-    InputFormat input_;
-    std::unique_ptr<Network> network_;
-    Tensor batch_, probabilities_;
-};
 
 }  // namespace edgeqc

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "engine/kernels.hpp"
+#include "engine/inference_plan.hpp"
 #include "layers/network.hpp"
 #include "layers/softmax_cross_entropy.hpp"
 #include "optim/optimizer.hpp"
@@ -186,8 +187,9 @@ void check_net(const GoldenNet& net) {
     description.input.channels = eval_input.shape()[1];
     description.input.height = eval_input.shape()[2];
     description.input.width = eval_input.shape()[3];
-    const std::unique_ptr<Network> folded = inference_network(adam_network.to_model(description));
-    check_all_close(folded->forward(eval_input, Mode::Infer).data(), net.values("eval_logits"), "folded eval logits");
+    // The inference plan (batch norm folded, weights packed, ReLU fused) against PyTorch's eval-mode logits.
+    InferencePlan plan(adam_network.to_model(description), eval_input.shape()[0]);
+    check_all_close(plan.run(eval_input.data(), eval_input.shape()[0]), net.values("eval_logits"), "plan eval logits");
 
     OptimizerConfig adamw;
     adamw.weight_decay = 0.1f;

@@ -7,12 +7,14 @@
 // compares with reference_kernels() using the named tolerances below.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "engine/kernels.hpp"
+#include "engine/tensor.hpp"
 #include "engine/rng.hpp"
 
 using namespace edgeqc;
@@ -41,6 +43,15 @@ void for_each_fast_table(Body body) {
     }
 }
 
+// A band after a kernel's workspace that it must not write: the sizes the table reports are the sizes it uses.
+constexpr std::size_t kGuardFloats = 64;
+constexpr float kGuardValue = -12345.0f;
+
+// The workspace a table's GEMM of these sizes needs (A not prepacked).
+AlignedFloats gemm_workspace(const KernelTable& table, int m, int n, int k) {
+    return AlignedFloats(table.gemm_workspace_f32(m, n, k, false));
+}
+
 struct GemmCase {
     int m, n, k;
     bool transpose_a, transpose_b;
@@ -65,22 +76,27 @@ void check_gemm(const KernelTable& table, const GemmCase& t, Rng& rng) {
     std::vector<float> expected = initial_c;
     const GemmEpilogue epilogue{t.bias ? bias.data() : nullptr, t.relu};
     reference_kernels().gemm_f32(t.transpose_a, t.transpose_b, t.m, t.n, t.k, t.alpha, a.data(), lda, b.data(), ldb,
-                                 t.beta, expected.data(), ldc, epilogue);
+                                 t.beta, expected.data(), ldc, epilogue, nullptr);
     // Both entry points: A packed on the fly, and A packed once beforehand.
     for (const bool prepacked : {false, true}) {
         CAPTURE(prepacked);
         std::vector<float> actual = initial_c;
         if (t.beta == 0.0f)  // C must not be read when beta is 0: garbage in it must not leak out
             for (float& v : actual) v = std::numeric_limits<float>::quiet_NaN();
+        // Exactly the workspace the table asks for, then a guard band that must stay untouched.
+        const std::size_t workspace_floats = table.gemm_workspace_f32(t.m, t.n, t.k, prepacked);
+        AlignedFloats workspace(workspace_floats + kGuardFloats, kGuardValue);
         if (prepacked) {
             std::vector<float> packed(table.gemm_pack_a_f32(t.transpose_a, t.m, t.k, a.data(), lda, nullptr));
             table.gemm_pack_a_f32(t.transpose_a, t.m, t.k, a.data(), lda, packed.data());
             table.gemm_packed_a_f32(t.transpose_b, t.m, t.n, t.k, t.alpha, packed.data(), b.data(), ldb, t.beta,
-                                    actual.data(), ldc, epilogue);
+                                    actual.data(), ldc, epilogue, workspace.data());
         } else {
             table.gemm_f32(t.transpose_a, t.transpose_b, t.m, t.n, t.k, t.alpha, a.data(), lda, b.data(), ldb, t.beta,
-                           actual.data(), ldc, epilogue);
+                           actual.data(), ldc, epilogue, workspace.data());
         }
+        CHECK(std::all_of(workspace.begin() + static_cast<std::ptrdiff_t>(workspace_floats), workspace.end(),
+                          [](float v) { return v == kGuardValue; }));
         int mismatches = 0;
         for (int i = 0; i < t.m; ++i)
             for (int j = 0; j < t.n; ++j) {
@@ -137,8 +153,9 @@ TEST_CASE("GEMM: NaN passes through the fused ReLU on every table, as in the ref
         a[static_cast<std::size_t>(12) * k] = std::numeric_limits<float>::quiet_NaN();  // row 12: an edge tile
         std::vector<float> expected(static_cast<std::size_t>(m) * n), actual(expected.size());
         reference_kernels().gemm_f32(false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, expected.data(), n,
-                                     {nullptr, true});
-        table.gemm_f32(false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, actual.data(), n, {nullptr, true});
+                                     {nullptr, true}, nullptr);
+        table.gemm_f32(false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, actual.data(), n, {nullptr, true},
+                       gemm_workspace(table, m, n, k).data());
         for (std::size_t i = 0; i < actual.size(); ++i) CHECK(std::isnan(actual[i]) == std::isnan(expected[i]));
         CHECK(std::isnan(actual[5]));
     });
@@ -151,12 +168,15 @@ TEST_CASE("GEMM: called from inside a parallel loop (one GEMM per thread) it mat
         const std::vector<float> a = normal_values(static_cast<std::size_t>(m) * k, rng);
         const std::vector<float> b = normal_values(static_cast<std::size_t>(k) * n, rng);
         std::vector<float> expected(static_cast<std::size_t>(m) * n);
-        reference_kernels().gemm_f32(false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, expected.data(), n, {});
+        reference_kernels().gemm_f32(false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, expected.data(), n, {},
+                                     nullptr);
         std::vector<std::vector<float>> results(copies, std::vector<float>(expected.size()));
+        std::vector<AlignedFloats> workspaces(copies, gemm_workspace(table, m, n, k));  // one per concurrent GEMM
 #pragma omp parallel for schedule(static)
         for (int copy = 0; copy < copies; ++copy)
             table.gemm_f32(false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f,
-                           results[static_cast<std::size_t>(copy)].data(), n, {});
+                           results[static_cast<std::size_t>(copy)].data(), n, {},
+                           workspaces[static_cast<std::size_t>(copy)].data());
         for (const std::vector<float>& result : results)
             for (std::size_t i = 0; i < result.size(); ++i)
                 CHECK(result[i] == doctest::Approx(expected[i]).epsilon(1e-4).scale(1.0));

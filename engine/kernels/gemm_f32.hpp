@@ -30,17 +30,20 @@ struct GemmTileShape<xsimd::neon64> {
 
 template <class Arch>
 struct PackedGemmF32 {
-    // The GemmF32 contract: packs op(A) and op(B) block by block as it goes.
+    // The GemmF32 contract: packs op(A) and op(B) block by block as it goes, into the workspace.
     void operator()(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha, const float* a, int lda,
-                    const float* b, int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue) const {
-        multiply(transpose_a, transpose_b, m, n, k, alpha, a, lda, nullptr, b, ldb, beta, c, ldc, epilogue);
+                    const float* b, int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue,
+                    float* workspace) const {
+        multiply(transpose_a, transpose_b, m, n, k, alpha, a, lda, nullptr, b, ldb, beta, c, ldc, epilogue, workspace);
     }
     // The GemmPackAF32 contract: every depth block of op(A), one after the other, each as multiply() packs it.
     std::size_t pack_a(bool transpose_a, int m, int k, const float* a, int lda, float* packed) const;
+    // The GemmWorkspaceF32 contract: a block of B (and, unless A comes packed, a block of A).
+    std::size_t workspace_floats(int m, int n, int k, bool a_packed) const;
     // With prepacked_a (from pack_a), a and lda are unused and A is not packed again.
     void multiply(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha, const float* a, int lda,
                   const float* prepacked_a, const float* b, int ldb, float beta, float* c, int ldc,
-                  const GemmEpilogue& epilogue) const;
+                  const GemmEpilogue& epilogue, float* workspace) const;
 };
 
 namespace gemm_detail {
@@ -179,10 +182,43 @@ std::size_t PackedGemmF32<Arch>::pack_a(bool transpose_a, int m, int k, const fl
     return padded_rows * k;
 }
 
+namespace gemm_detail {
+
+// The blocking of one product: how multiply() walks it and how much of the workspace it packs into.
+template <class Arch>
+struct Blocking {
+    static constexpr int kRows = GemmTileShape<Arch>::rows;
+    static constexpr int kWidth = static_cast<int>(xsimd::batch<float, Arch>::size);
+    static constexpr int kColumns = GemmTileShape<Arch>::vectors * kWidth;
+    int row_block, depth_block, column_block;
+    std::ptrdiff_t padded_rows;
+    Blocking(int m, int n, int k)
+        : row_block(round_up(std::min(kRowBlockTarget, m), kRows)),
+          depth_block(std::min(kDepthBlock, k)),
+          // A whole number of micro-panels (NR need not divide kColumnBlock: it is 12 on NEON).
+          column_block(std::min(round_up(n, kColumns), kColumnBlock / kColumns * kColumns)),
+          padded_rows(round_up(m, kRows)) {}
+    // Floats of packed A, rounded up so that packed B after it starts 64-byte aligned.
+    std::size_t a_floats(bool a_packed) const {
+        return a_packed ? 0 : (static_cast<std::size_t>(padded_rows) * depth_block + 15) / 16 * 16;
+    }
+    std::size_t b_floats() const { return static_cast<std::size_t>(column_block) * depth_block; }
+};
+
+}  // namespace gemm_detail
+
+template <class Arch>
+std::size_t PackedGemmF32<Arch>::workspace_floats(int m, int n, int k, bool a_packed) const {
+    if (m <= 0 || n <= 0 || k <= 0) return 0;
+    const gemm_detail::Blocking<Arch> blocking(m, n, k);
+    return blocking.a_floats(a_packed) + blocking.b_floats();
+}
+
 template <class Arch>
 void PackedGemmF32<Arch>::multiply(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha,
                                    const float* a, int lda, const float* prepacked_a, const float* b, int ldb,
-                                   float beta, float* c, int ldc, const GemmEpilogue& epilogue) const {
+                                   float beta, float* c, int ldc, const GemmEpilogue& epilogue,
+                                   float* workspace) const {
     using namespace gemm_detail;
     constexpr int kRows = GemmTileShape<Arch>::rows;
     constexpr int kWidth = static_cast<int>(xsimd::batch<float, Arch>::size);
@@ -198,14 +234,11 @@ void PackedGemmF32<Arch>::multiply(bool transpose_a, bool transpose_b, int m, in
         return;
     }
 
-    const int row_block = round_up(std::min(kRowBlockTarget, m), kRows);
-    const int depth_block = std::min(kDepthBlock, k);
-    // A whole number of micro-panels (NR need not divide kColumnBlock: it is 12 on NEON).
-    const int column_block = std::min(round_up(n, kColumns), kColumnBlock / kColumns * kColumns);
-    const std::ptrdiff_t padded_rows = round_up(m, kRows);
-    float* a_workspace =
-        prepacked_a ? nullptr : kernel_workspace(KernelWorkspace::GemmA, static_cast<std::size_t>(padded_rows) * depth_block);
-    float* b_packed = kernel_workspace(KernelWorkspace::GemmB, static_cast<std::size_t>(column_block) * depth_block);
+    const Blocking<Arch> blocking(m, n, k);
+    const int row_block = blocking.row_block, depth_block = blocking.depth_block, column_block = blocking.column_block;
+    const std::ptrdiff_t padded_rows = blocking.padded_rows;
+    float* a_workspace = prepacked_a ? nullptr : workspace;
+    float* b_packed = workspace + blocking.a_floats(prepacked_a != nullptr);
     // Inside an outer parallel loop (e.g. one GEMM per thread) the GEMM runs on its caller's thread alone.
     const bool parallel = 2.0 * m * n * k >= kParallelMinFlops && !omp_in_parallel();
 

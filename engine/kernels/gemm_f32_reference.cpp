@@ -9,7 +9,7 @@ namespace edgeqc {
 
 void gemm_f32_reference(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha, const float* a,
                         int lda, const float* b, int ldb, float beta, float* c, int ldc,
-                        const GemmEpilogue& epilogue) {
+                        const GemmEpilogue& epilogue, float*) {
     // Indices in ptrdiff_t: row * stride overflows int for matrices of a few hundred million elements.
 #pragma omp parallel for schedule(static)
     for (std::ptrdiff_t i = 0; i < m; ++i) {
@@ -28,6 +28,9 @@ void gemm_f32_reference(bool transpose_a, bool transpose_b, int m, int n, int k,
     }
 }
 
+// The reference packs nothing while multiplying.
+std::size_t gemm_workspace_f32_reference(int, int, int, bool) { return 0; }
+
 // The reference "packed" layout is plain op(A), row-major m x k.
 std::size_t gemm_pack_a_f32_reference(bool transpose_a, int m, int k, const float* a, int lda, float* packed) {
     if (!packed || m <= 0 || k <= 0) return static_cast<std::size_t>(std::max(m, 0)) * std::max(k, 0);
@@ -37,8 +40,9 @@ std::size_t gemm_pack_a_f32_reference(bool transpose_a, int m, int k, const floa
 }
 
 void gemm_packed_a_f32_reference(bool transpose_b, int m, int n, int k, float alpha, const float* packed_a,
-                                 const float* b, int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue) {
-    gemm_f32_reference(false, transpose_b, m, n, k, alpha, packed_a, k, b, ldb, beta, c, ldc, epilogue);
+                                 const float* b, int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue,
+                                 float* workspace) {
+    gemm_f32_reference(false, transpose_b, m, n, k, alpha, packed_a, k, b, ldb, beta, c, ldc, epilogue, workspace);
 }
 
 }  // namespace edgeqc

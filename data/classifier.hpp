@@ -1,0 +1,39 @@
+// An image in, class probabilities out: the model's preprocessing (decode, resize, enhancement, normalisation)
+// followed by its inference plan. The entry point for a camera frame already in memory as well as for a file;
+// part of the inference runtime (it links no training code). Not thread-safe: one classifier per thread.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "data/image.hpp"
+#include "engine/inference_plan.hpp"
+#include "engine/model.hpp"
+
+namespace edgeqc {
+
+struct Prediction {
+    int class_index = -1;
+    std::vector<float> probabilities;  // one per class
+};
+
+class Classifier {
+public:
+    // threads: the most threads one image uses, 0 for OpenMP's default. Throws edgeqc::Error when the model
+    // cannot be planned.
+    explicit Classifier(const Model& model, int threads = 0);
+
+    // A decoded image of any size and channel count; the model's input format is applied to it.
+    Prediction classify(const Image& image);
+    // Decodes the file first; throws edgeqc::Error naming it when it cannot be read or decoded.
+    Prediction classify_file(const std::string& path);
+
+    const ModelDescription& description() const { return plan_.description(); }
+    const InferencePlan& plan() const { return plan_; }
+
+private:
+    InferencePlan plan_;
+    std::vector<float> input_;  // one preprocessed image, C x H x W
+};
+
+}  // namespace edgeqc

@@ -1,0 +1,84 @@
+// The im2col transform and the packed inference convolution.
+#include "engine/conv2d_f32.hpp"
+
+#include <algorithm>
+#include <vector>
+
+namespace edgeqc {
+
+void im2col(const ConvGeometry& g, const float* x, int count, float* col) {
+    const int positions = g.positions();
+    const std::size_t columns = static_cast<std::size_t>(count) * positions;
+    const std::size_t image_size = static_cast<std::size_t>(g.channels) * g.height * g.width;
+#pragma omp parallel for schedule(static)
+    for (int row = 0; row < g.rows(); ++row) {
+        const int c = row / (g.kernel * g.kernel);
+        const int ky = (row / g.kernel) % g.kernel;
+        const int kx = row % g.kernel;
+        float* out = col + static_cast<std::size_t>(row) * columns;
+        for (int n = 0; n < count; ++n) {
+            const float* plane = x + n * image_size + static_cast<std::size_t>(c) * g.height * g.width;
+            for (int oy = 0; oy < g.out_height; ++oy) {
+                const int iy = oy * g.stride - g.padding + ky;
+                if (iy < 0 || iy >= g.height) {
+                    std::fill(out, out + g.out_width, 0.0f);
+                    out += g.out_width;
+                    continue;
+                }
+                const float* source_row = plane + static_cast<std::size_t>(iy) * g.width;
+                for (int ox = 0; ox < g.out_width; ++ox) {
+                    const int ix = ox * g.stride - g.padding + kx;
+                    *out++ = (ix >= 0 && ix < g.width) ? source_row[ix] : 0.0f;
+                }
+            }
+        }
+    }
+}
+
+PackedConv2dF32::PackedConv2dF32(const KernelTable& table, const ConvGeometry& geometry, int out_channels,
+                                 const float* weights, const float* bias, bool relu, bool allow_winograd)
+    : table_(table), geometry_(geometry), out_channels_(out_channels), relu_(relu) {
+    if (bias) bias_.assign(bias, bias + out_channels);
+    if (allow_winograd && winograd_suits(geometry)) {
+        winograd_ = std::make_unique<WinogradConv3x3>();
+        winograd_->prepare(table, weights, out_channels, geometry.channels);
+        return;
+    }
+    const int rows = geometry.rows();
+    packed_weights_.resize(table.gemm_pack_a_f32(false, out_channels, rows, nullptr, rows, nullptr));
+    table.gemm_pack_a_f32(false, out_channels, rows, weights, rows, packed_weights_.data());
+}
+
+std::size_t PackedConv2dF32::packed_bytes() const {
+    return winograd_ ? winograd_->packed_bytes() : packed_weights_.size() * sizeof(float);
+}
+
+std::size_t PackedConv2dF32::workspace_floats(int batch, int threads) const {
+    const ConvGeometry& g = geometry_;
+    if (winograd_) return winograd_->workspace_floats(batch, g.height, g.width, g.padding, threads);
+    // One image at a time: its columns, then the GEMM's packing space.
+    const std::size_t columns = static_cast<std::size_t>(g.rows()) * static_cast<std::size_t>(g.positions());
+    return aligned_floats(columns) + table_.gemm_workspace_f32(out_channels_, g.positions(), g.rows(), true);
+}
+
+void PackedConv2dF32::run(const float* x, int batch, float* y, float* workspace, int threads) const {
+    const ConvGeometry& g = geometry_;
+    const float* bias = bias_.empty() ? nullptr : bias_.data();
+    if (winograd_) {
+        winograd_->forward(x, batch, g.height, g.width, g.padding, bias, relu_, y, workspace, threads);
+        return;
+    }
+    const std::size_t in_image = static_cast<std::size_t>(g.channels) * g.height * g.width;
+    const std::size_t out_image = static_cast<std::size_t>(out_channels_) * g.positions();
+    float* columns = workspace;
+    float* gemm_workspace = workspace + aligned_floats(static_cast<std::size_t>(g.rows()) * g.positions());
+    // One image per GEMM: its columns fit in cache, and C is the image's output itself, bias and ReLU included.
+    const GemmEpilogue epilogue{bias, relu_};
+    for (int n = 0; n < batch; ++n) {
+        im2col(g, x + n * in_image, 1, columns);
+        table_.gemm_packed_a_f32(false, out_channels_, g.positions(), g.rows(), 1.0f, packed_weights_.data(), columns,
+                                 g.positions(), 0.0f, y + n * out_image, g.positions(), epilogue, gemm_workspace);
+    }
+}
+
+}  // namespace edgeqc

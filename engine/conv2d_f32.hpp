@@ -1,0 +1,59 @@
+// Convolution for inference and its building blocks: the geometry of one convolution, the im2col transform (shared
+// with the training layer, which adds col2im for its backward pass) and a convolution whose weights are packed once
+// (Winograd-transformed where that pays) with bias and ReLU fused into its GEMM.
+// Column layout: row r = (c * k + ky) * k + kx, column = image_in_chunk * Ho * Wo + oy * Wo + ox, so one GEMM
+// W[Cout x K] * col[K x chunk*Ho*Wo] computes a whole chunk.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "engine/kernels.hpp"
+#include "engine/tensor.hpp"
+#include "engine/winograd_f32.hpp"
+
+namespace edgeqc {
+
+struct ConvGeometry {
+    int channels, height, width, kernel, stride, padding, out_height, out_width;
+    int rows() const { return channels * kernel * kernel; }
+    int positions() const { return out_height * out_width; }
+};
+
+// images: `count` images of channels x height x width starting at `x`; col: rows x (count * positions).
+void im2col(const ConvGeometry& g, const float* x, int count, float* col);
+
+// Below this many input channels the Winograd transforms cost more than the multiplications they save.
+inline constexpr int kWinogradMinInputChannels = 16;
+// Whether a convolution of this shape can go through Winograd F(2x2, 3x3) and gains from it.
+inline bool winograd_suits(const ConvGeometry& g) {
+    return g.kernel == 3 && g.stride == 1 && g.channels >= kWinogradMinInputChannels;
+}
+
+// A convolution with fixed weights for one kernel table: packed once, then run on any batch.
+class PackedConv2dF32 {
+public:
+    // weights: Cout x Cin x k x k; bias: Cout values or null; relu: fused after the bias. allow_winograd: false
+    // keeps im2col + GEMM where Winograd would suit (benchmarks compare both).
+    PackedConv2dF32(const KernelTable& table, const ConvGeometry& geometry, int out_channels, const float* weights,
+                    const float* bias, bool relu, bool allow_winograd = true);
+
+    bool uses_winograd() const { return winograd_ != nullptr; }
+    std::size_t packed_bytes() const;
+    // Floats of workspace run() needs for `batch` images on up to `threads` threads.
+    std::size_t workspace_floats(int batch, int threads) const;
+    // x: batch x Cin x H x W -> y: batch x Cout x Ho x Wo (sizes from the geometry).
+    void run(const float* x, int batch, float* y, float* workspace, int threads) const;
+
+private:
+    const KernelTable& table_;
+    ConvGeometry geometry_;
+    int out_channels_;
+    bool relu_;
+    std::vector<float> bias_;  // empty without bias
+    AlignedFloats packed_weights_;                // the GEMM path's A
+    std::unique_ptr<WinogradConv3x3> winograd_;  // or the Winograd path
+};
+
+}  // namespace edgeqc

@@ -1,0 +1,58 @@
+// The inference runtime: a plan built once from a model, which then classifies batches of preprocessed inputs.
+// Building it folds batch norm, packs every weight (and Winograd-transforms the 3x3 ones) for the kernels chosen
+// for this CPU, fuses each ReLU into the layer before it, and sizes all memory: two alternating activation buffers
+// and one workspace, so a run allocates nothing. Deliberately no decoding or preprocessing (data/classifier.hpp
+// adds those) and no training. Plans are independent: several may run at once on different threads.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "engine/model.hpp"
+#include "engine/tensor.hpp"
+
+namespace edgeqc {
+
+// What a plan holds, in bytes; total() is its peak: nothing else is allocated while it runs.
+struct PlanMemory {
+    std::size_t weights = 0;      // packed weights and biases
+    std::size_t activations = 0;  // the two alternating buffers, for max_batch images
+    std::size_t workspace = 0;    // the largest scratch any step needs
+    std::size_t total() const { return weights + activations + workspace; }
+};
+
+class InferencePlan {
+public:
+    // model: a valid model with f32 tensors (quantized models need the int8 kernels of a later issue and are
+    // refused with a clear message); max_batch: the most images one run() takes; threads: the most threads a run
+    // uses, 0 for OpenMP's default. Throws edgeqc::Error when the model cannot be planned.
+    explicit InferencePlan(const Model& model, int max_batch = 1, int threads = 0);
+    ~InferencePlan();
+    InferencePlan(InferencePlan&&) noexcept;
+    InferencePlan& operator=(InferencePlan&&) noexcept;
+
+    const ModelDescription& description() const { return description_; }
+    int max_batch() const { return max_batch_; }
+    int num_classes() const { return description_.num_classes(); }
+    std::size_t input_floats_per_image() const { return input_floats(description_.input); }
+    PlanMemory memory() const;
+
+    // inputs: batch x C x H x W, preprocessed as description().input says; 1 <= batch <= max_batch().
+    // Returns the logits, batch x classes, valid until the next call.
+    const float* run(const float* inputs, int batch);
+    // run() then a softmax over each image's logits: batch x classes probabilities, valid until the next call.
+    const float* probabilities(const float* inputs, int batch);
+
+private:
+    struct Step;
+    ModelDescription description_;
+    int max_batch_ = 1;
+    int threads_ = 1;
+    std::vector<std::unique_ptr<Step>> steps_;
+    AlignedFloats activations_[2];
+    AlignedFloats workspace_;
+    std::vector<float> probabilities_;
+};
+
+}  // namespace edgeqc
