@@ -55,9 +55,10 @@ void on_interrupt(int) {
 }
 
 std::string version_text() {
-    std::string text = std::string("edgeqc ") + EDGEQC_VERSION + "\nkernels: " + kernels().name + " (available:";
-    for (const KernelTable* table : available_kernel_tables()) text += std::string(" ") + table->name;
-    text += "; EDGEQC_ARCH=<name> forces one)\nthreads: " + std::to_string(omp_get_max_threads()) + "\n";
+    std::string text = std::string("edgeqc ") + EDGEQC_VERSION + "\nkernels: " + kernels().name + " (" +
+                       kernels().kernels_used + "; available:";
+    for (const KernelTable* table : available_kernel_tables()) text += " " + table->name;
+    text += "; EDGEQC_ARCH=<arch> forces one)\nthreads: " + std::to_string(omp_get_max_threads()) + "\n";
     return text;
 }
 

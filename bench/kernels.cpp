@@ -130,12 +130,13 @@ int main(int argc, char** argv) {
     Rng rng(1);
     std::printf("edgeqc kernel benchmark, %d threads\n", omp_get_max_threads());
     for (const KernelTable* table : available_kernel_tables()) {
-        if (table == &reference_kernels()) continue;
+        if (table->name == reference_kernels().name) continue;
         select_kernels(table->name);
         const double peak = fma_peak(*table, min_seconds);
-        std::printf("\n[%s] FMA peak %.1f GFLOP/s (%d threads)\n", table->name, peak * 1e-9, omp_get_max_threads());
+        std::printf("\n[%s] FMA peak %.1f GFLOP/s (%d threads)\n", table->name.c_str(), peak * 1e-9,
+                    omp_get_max_threads());
         for (const ConvLayerShape& layer : kReferenceConvLayers) {
-            bench_gemm(table->name, table->gemm_f32, table->gemm_workspace_f32, layer, 1, peak, min_seconds, rng);
+            bench_gemm(table->name.c_str(), table->gemm_f32, table->gemm_workspace_f32, layer, 1, peak, min_seconds, rng);
             bench_gemm("eigen", gemm_f32_eigen, nullptr, layer, 1, peak, min_seconds, rng);
         }
         for (const int batch : {1, 32})

@@ -56,7 +56,7 @@ void run(const std::string& architecture, double min_seconds, int height, int wi
 
     const double gflop = network.flops_per_image() * 1e-9;
     std::printf("edgeqc throughput: %s, 1x%dx%d input, %.3f GFLOP/image forward, kernels %s, %d threads\n",
-                architecture.c_str(), height, width, gflop, kernels().name, omp_get_max_threads());
+                architecture.c_str(), height, width, gflop, kernels().kernels_used.c_str(), omp_get_max_threads());
     std::printf("train_img_per_s %.2f  (%.1f GFLOP/s counting backward as 2x forward)\n", batch / train_seconds,
                 3.0 * gflop * batch / train_seconds);
     std::printf("infer_b32_img_per_s %.2f  (%.1f GFLOP/s)\n", batch / batch_seconds, gflop * batch / batch_seconds);

@@ -2,6 +2,7 @@
 // CPU what it supports.
 #include "engine/kernels.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "engine/error.hpp"
@@ -67,40 +68,103 @@ FmaPeakResult fma_peak_f32(long iterations, float start) {
 
 bool any_cpu() { return true; }
 
-// Every SIMD table is the same set of generic kernels instantiated for one arch.
+// Each op's functions from one arch's instantiation of its generic body.
 template <class Arch>
-constexpr KernelTable simd_kernel_table(const char* name, bool (*cpu_supports)()) {
-    return {name,
-            cpu_supports,
-            packed_gemm_f32<Arch>,
-            gemm_workspace_f32<Arch>,
-            gemm_pack_a_f32<Arch>,
-            gemm_packed_a_f32<Arch>,
-            max_pool_2x2_f32<Arch>,
-            adam_f32<Arch>,
-            fma_peak_f32<Arch>};
+void install_gemm_f32(KernelTable& t) {
+    t.gemm_f32 = packed_gemm_f32<Arch>;
+    t.gemm_workspace_f32 = gemm_workspace_f32<Arch>;
+    t.gemm_pack_a_f32 = gemm_pack_a_f32<Arch>;
+    t.gemm_packed_a_f32 = gemm_packed_a_f32<Arch>;
+}
+template <class Arch>
+void install_max_pool_2x2_f32(KernelTable& t) { t.max_pool_2x2_f32 = max_pool_2x2_f32<Arch>; }
+template <class Arch>
+void install_adam_f32(KernelTable& t) { t.adam_f32 = adam_f32<Arch>; }
+template <class Arch>
+void install_fma_peak_f32(KernelTable& t) { t.fma_peak_f32 = fma_peak_f32<Arch>; }
+
+void install_gemm_f32_reference(KernelTable& t) {
+    t.gemm_f32 = gemm_f32_reference;
+    t.gemm_workspace_f32 = gemm_workspace_f32_reference;
+    t.gemm_pack_a_f32 = gemm_pack_a_f32_reference;
+    t.gemm_packed_a_f32 = gemm_packed_a_f32_reference;
+}
+void install_max_pool_2x2_f32_reference(KernelTable& t) { t.max_pool_2x2_f32 = max_pool_2x2_f32_reference; }
+void install_adam_f32_reference(KernelTable& t) { t.adam_f32 = adam_f32_reference; }
+void install_fma_peak_f32_reference(KernelTable& t) { t.fma_peak_f32 = fma_peak_f32_reference; }
+
+// Every op of a generic SIMD body, for one arch.
+template <class Arch>
+void list_simd_kernels(std::vector<KernelListing>& list, const char* arch, bool (*cpu_supports)()) {
+    list.push_back({"gemm", DataType::F32, arch, cpu_supports, install_gemm_f32<Arch>});
+    list.push_back({"max_pool_2x2", DataType::F32, arch, cpu_supports, install_max_pool_2x2_f32<Arch>});
+    list.push_back({"adam", DataType::F32, arch, cpu_supports, install_adam_f32<Arch>});
+    list.push_back({"fma_peak", DataType::F32, arch, cpu_supports, install_fma_peak_f32<Arch>});
 }
 
-const KernelTable kScalarTable{"scalar",
-                               any_cpu,
-                               gemm_f32_reference,
-                               gemm_workspace_f32_reference,
-                               gemm_pack_a_f32_reference,
-                               gemm_packed_a_f32_reference,
-                               max_pool_2x2_f32_reference,
-                               adam_f32_reference,
-                               fma_peak_f32_reference};
 #if defined(__x86_64__)
 bool cpu_has_avx2_fma() { return xsimd::available_architectures().fma3_avx2; }
-const KernelTable kAvx2Table = simd_kernel_table<xsimd::fma3<xsimd::avx2>>("avx2", cpu_has_avx2_fma);
-const KernelTable kSse2Table = simd_kernel_table<xsimd::sse2>("sse2", any_cpu);
-const KernelTable* const kBuiltTables[] = {&kAvx2Table, &kSse2Table, &kScalarTable};
-#elif defined(__aarch64__)
-const KernelTable kNeon64Table = simd_kernel_table<xsimd::neon64>("neon64", any_cpu);
-const KernelTable* const kBuiltTables[] = {&kNeon64Table, &kScalarTable};
-#else
-const KernelTable* const kBuiltTables[] = {&kScalarTable};
 #endif
+
+// The kernel list, best first within each op: the faster arches, then the scalar reference every CPU runs.
+std::vector<KernelListing> build_kernel_list() {
+    std::vector<KernelListing> list;
+#if defined(__x86_64__)
+    list_simd_kernels<xsimd::fma3<xsimd::avx2>>(list, "avx2", cpu_has_avx2_fma);
+    list_simd_kernels<xsimd::sse2>(list, "sse2", any_cpu);
+#elif defined(__aarch64__)
+    list_simd_kernels<xsimd::neon64>(list, "neon64", any_cpu);
+#endif
+    list.push_back({"gemm", DataType::F32, "scalar", any_cpu, install_gemm_f32_reference});
+    list.push_back({"max_pool_2x2", DataType::F32, "scalar", any_cpu, install_max_pool_2x2_f32_reference});
+    list.push_back({"adam", DataType::F32, "scalar", any_cpu, install_adam_f32_reference});
+    list.push_back({"fma_peak", DataType::F32, "scalar", any_cpu, install_fma_peak_f32_reference});
+    return list;
+}
+
+bool same_op(const KernelListing& a, const KernelListing& b) { return std::string(a.op) == b.op && a.type == b.type; }
+
+}  // namespace
+
+KernelTable assemble_kernel_table(const std::vector<KernelListing>& list, const std::string& arch) {
+    KernelTable table{};
+    std::vector<std::string> chosen_arches;
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        if (std::any_of(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(i),
+                        [&](const KernelListing& earlier) { return same_op(earlier, list[i]); }))
+            continue;  // this op is done
+        const KernelListing* chosen = nullptr;
+        for (const KernelListing& candidate : list) {
+            if (!same_op(candidate, list[i]) || !candidate.cpu_supports()) continue;
+            if (!chosen || (arch == candidate.arch && arch != chosen->arch)) chosen = &candidate;
+        }
+        chosen->install(table);
+        table.kernels_used += (table.kernels_used.empty() ? "" : ", ") + std::string(chosen->op) + "_" +
+                              data_type_name(chosen->type) + " " + chosen->arch;
+        if (std::find(chosen_arches.begin(), chosen_arches.end(), chosen->arch) == chosen_arches.end())
+            chosen_arches.emplace_back(chosen->arch);
+    }
+    table.name = !arch.empty() ? arch : chosen_arches.size() == 1 ? chosen_arches.front() : "mixed";
+    return table;
+}
+
+namespace {
+
+KernelTable assemble(const std::string& arch) { return assemble_kernel_table(kernel_list(), arch); }
+
+// The runnable arches of the list, in list order.
+std::vector<std::string> runnable_arches() {
+    std::vector<std::string> arches;
+    for (const KernelListing& listing : kernel_list())
+        if (listing.cpu_supports() && std::find(arches.begin(), arches.end(), listing.arch) == arches.end())
+            arches.emplace_back(listing.arch);
+    return arches;
+}
+
+const KernelTable& best_table() {
+    static const KernelTable table = assemble("");
+    return table;
+}
 
 const KernelTable* find_table(const std::string& name) {
     for (const KernelTable* table : available_kernel_tables())
@@ -114,7 +178,7 @@ const KernelTable* initial_table() {
         if (const KernelTable* table = find_table(forced)) return table;
         throw Error(std::string("EDGEQC_ARCH='") + forced + "' names no kernel set this build can run here");
     }
-    return available_kernel_tables().front();
+    return &best_table();
 }
 
 const KernelTable*& active_table() {
@@ -123,23 +187,35 @@ const KernelTable*& active_table() {
 }
 }  // namespace
 
-const KernelTable& reference_kernels() { return kScalarTable; }
+const std::vector<KernelListing>& kernel_list() {
+    static const std::vector<KernelListing> list = build_kernel_list();
+    return list;
+}
+
+const KernelTable& reference_kernels() {
+    static const KernelTable table = assemble("scalar");
+    return table;
+}
 
 const std::vector<const KernelTable*>& available_kernel_tables() {
-    static const std::vector<const KernelTable*> tables = [] {
-        std::vector<const KernelTable*> runnable;
-        for (const KernelTable* table : kBuiltTables)
-            if (table->cpu_supports()) runnable.push_back(table);
-        return runnable;
+    static const std::vector<KernelTable> tables = [] {
+        std::vector<KernelTable> built;
+        for (const std::string& arch : runnable_arches()) built.push_back(assemble(arch));
+        return built;
     }();
-    return tables;
+    static const std::vector<const KernelTable*> pointers = [] {
+        std::vector<const KernelTable*> result;
+        for (const KernelTable& table : tables) result.push_back(&table);
+        return result;
+    }();
+    return pointers;
 }
 
 const KernelTable& kernels() { return *active_table(); }
 
-void select_kernels(const std::string& name) {
-    const KernelTable* table = find_table(name);
-    if (!table) throw Error("no kernel set named '" + name + "' in this build for this CPU");
+void select_kernels(const std::string& arch) {
+    const KernelTable* table = find_table(arch);
+    if (!table) throw Error("no kernel set named '" + arch + "' in this build for this CPU");
     active_table() = table;
 }
 

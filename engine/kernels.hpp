@@ -1,6 +1,8 @@
-// The narrow interface through which layers reach their compute kernels, chosen once at start-up.
-// Layers call kernels() and never look at CPU features; a faster implementation is added by filling
-// another KernelTable, not by touching layer code.
+// The narrow interface through which layers and the inference plan reach their compute kernels. One kernel list
+// (kernels.cpp) names every implementation: op, data type, arch, CPU check and functions. At start-up each op
+// gets the first listed kernel this CPU runs, so a kernel using an instruction only some CPUs have (AVX-VNNI, ARM
+// sdot) serves its op while every other op keeps its usual kernel; tests and benchmarks walk the same list.
+// Callers use kernels() and never look at CPU features.
 //
 // Kernel files live in engine/kernels/ and are named <op>_<type>_<arch>: <op>_<type>.hpp holds the one generic
 // body written against xsimd::batch<T, Arch>, <op>_<type>_<arch>.cpp only instantiates it for one arch (built with
@@ -11,6 +13,8 @@
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "engine/tensor.hpp"
 
 namespace edgeqc {
 
@@ -68,9 +72,10 @@ inline constexpr float kFmaPeakAddend = 1e-4f;
 inline constexpr float fma_peak_chain_start(float start, int chain) { return start + 0.01f * chain; }
 using FmaPeakF32 = FmaPeakResult (*)(long iterations, float start);
 
+// One kernel per op: the functions callers use.
 struct KernelTable {
-    const char* name;          // shown by `edgeqc --version`, selected by EDGEQC_ARCH
-    bool (*cpu_supports)();    // whether this CPU can run the table
+    std::string name;  // the arch of a per-arch table; for the default, the arch every op chose, or "mixed"
+    std::string kernels_used;  // "gemm_f32 avx2, max_pool_2x2_f32 avx2, ...", for `edgeqc --version` and benchmarks
     GemmF32 gemm_f32;
     GemmWorkspaceF32 gemm_workspace_f32;
     GemmPackAF32 gemm_pack_a_f32;
@@ -80,13 +85,32 @@ struct KernelTable {
     FmaPeakF32 fma_peak_f32;
 };
 
+// One line of the kernel list: an implementation of op `op` on `type` for `arch`, run only where cpu_supports()
+// says so; install() puts its functions into a table.
+struct KernelListing {
+    const char* op;  // "gemm", "max_pool_2x2", "adam", "fma_peak"
+    DataType type;
+    const char* arch;  // "avx2", "sse2", "neon64", "scalar" (the reference, on every CPU)
+    bool (*cpu_supports)();
+    void (*install)(KernelTable& table);
+};
+// The whole list, best first within each op.
+const std::vector<KernelListing>& kernel_list();
+
+// For every op of `list`, its first runnable listing for `arch` if there is one, else its first runnable listing
+// (the best for this CPU); an empty arch takes each op's best. The table is named `arch`, or after the one arch all
+// its ops chose, or "mixed". Dispatch builds every table through this; tests give it lists of their own.
+KernelTable assemble_kernel_table(const std::vector<KernelListing>& list, const std::string& arch);
+
 // The reference table: plain loops, the oracle every faster kernel is tested against.
 const KernelTable& reference_kernels();
-// Every table this build carries that this CPU can run, best first; the first one is the default.
+// One table per arch in the kernel list that this CPU runs, best first: each op its kernel for that arch, or the
+// op's best runnable kernel where the arch has none. Tests and benchmarks run every listed kernel through these.
 const std::vector<const KernelTable*>& available_kernel_tables();
-// The active table. EDGEQC_ARCH=<name> in the environment forces a table (e.g. EDGEQC_ARCH=scalar).
+// The active table: each op's best kernel for this CPU. EDGEQC_ARCH=<arch> in the environment selects that arch's
+// table instead (e.g. EDGEQC_ARCH=scalar).
 const KernelTable& kernels();
-// Switches the active table by name (tests use it to run both paths); throws edgeqc::Error if unknown.
-void select_kernels(const std::string& name);
+// Switches the active table to an arch's (tests use it to run every path); throws edgeqc::Error if unknown.
+void select_kernels(const std::string& arch);
 
 }  // namespace edgeqc

@@ -1,10 +1,12 @@
 // Every fast kernel of every table this CPU can run, checked against the scalar reference on odd shapes.
 //
 // How to add a kernel: write its generic body in engine/kernels/<op>_<type>.hpp and a scalar reference beside
-// it, instantiate it per arch in <op>_<type>_<arch>.cpp, list the op in engine/CMakeLists.txt
-// (EDGEQC_SIMD_KERNELS) and give KernelTable a member for it. Then add a test case here that runs it through
-// for_each_fast_table() on shapes that hit the SIMD tails (13 channels, prime sizes, batch 1 and 33) and
-// compares with reference_kernels() using the named tolerances below.
+// it, instantiate it per arch in <op>_<type>_<arch>.cpp, list the source in engine/CMakeLists.txt
+// (EDGEQC_SIMD_KERNELS), give KernelTable a member for it and add its lines to the kernel list in
+// engine/kernels.cpp (op, data type, arch, CPU check, install). A new op then gets a test case here that runs it
+// through for_each_fast_table() on shapes that hit the SIMD tails (13 channels, prime sizes, batch 1 and 33) and
+// compares with reference_kernels() using the named tolerances below; a new arch of an existing op is tested by
+// being listed.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -13,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/error.hpp"
 #include "engine/kernels.hpp"
 #include "engine/tensor.hpp"
 #include "engine/rng.hpp"
@@ -36,7 +39,7 @@ std::vector<float> normal_values(std::size_t n, Rng& rng) {
 template <class Body>
 void for_each_fast_table(Body body) {
     for (const KernelTable* table : available_kernel_tables()) {
-        if (table == &reference_kernels()) continue;
+        if (table->name == reference_kernels().name) continue;
         const std::string table_name = table->name;
         CAPTURE(table_name);
         body(*table);
@@ -259,9 +262,63 @@ TEST_CASE("FMA peak probe: every table does the work it claims and reaches the c
     }
 }
 
-TEST_CASE("kernel tables: the scalar reference is always available and listed last") {
+namespace {
+bool cpu_has_it() { return true; }
+bool cpu_lacks_it() { return false; }
+void install_marker_gemm(KernelTable& t) { t.gemm_workspace_f32 = [](int, int, int, bool) -> std::size_t { return 1; }; }
+void install_marker_adam(KernelTable& t) { t.adam_f32 = reference_kernels().adam_f32; }
+void install_reference_gemm(KernelTable& t) { t.gemm_workspace_f32 = reference_kernels().gemm_workspace_f32; }
+}  // namespace
+
+TEST_CASE("kernels are chosen per op: an arch this CPU lacks leaves only its own op on the fallback") {
+    // "fancy" has a GEMM this CPU cannot run and an Adam it can; each op keeps what runs.
+    const std::vector<KernelListing> list = {
+        {"gemm", DataType::F32, "fancy", cpu_lacks_it, install_marker_gemm},
+        {"adam", DataType::F32, "fancy", cpu_has_it, install_marker_adam},
+        {"gemm", DataType::F32, "scalar", cpu_has_it, install_reference_gemm},
+        {"adam", DataType::F32, "scalar", cpu_has_it, install_marker_adam},
+    };
+    const KernelTable best = assemble_kernel_table(list, "");
+    CHECK(best.name == "mixed");
+    CHECK(best.kernels_used == "gemm_f32 scalar, adam_f32 fancy");
+    CHECK(best.gemm_workspace_f32(1, 1, 1, false) == 0);  // the runnable one, not the marker
+    const KernelTable forced = assemble_kernel_table(list, "scalar");
+    CHECK(forced.kernels_used == "gemm_f32 scalar, adam_f32 scalar");
+    // When the lacking kernel becomes runnable it is chosen, with no other change.
+    std::vector<KernelListing> upgraded = list;
+    upgraded[0].cpu_supports = cpu_has_it;
+    const KernelTable fancy = assemble_kernel_table(upgraded, "");
+    CHECK(fancy.name == "fancy");
+    CHECK(fancy.gemm_workspace_f32(1, 1, 1, false) == 1);
+}
+
+TEST_CASE("kernel list: every op has a scalar reference, each arch's table uses its listed kernels, one per op") {
+    const std::vector<KernelListing>& list = kernel_list();
+    const auto op_name = [](const KernelListing& l) { return std::string(l.op) + "_" + data_type_name(l.type); };
+    std::vector<std::string> ops;
+    for (const KernelListing& listing : list)
+        if (std::find(ops.begin(), ops.end(), op_name(listing)) == ops.end()) ops.push_back(op_name(listing));
+    for (const std::string& op : ops) {
+        CAPTURE(op);
+        CHECK(std::count_if(list.begin(), list.end(), [&](const KernelListing& l) {
+                  return op_name(l) == op && std::string(l.arch) == "scalar";
+              }) == 1);
+    }
     const auto& tables = available_kernel_tables();
     REQUIRE_FALSE(tables.empty());
-    CHECK(tables.back() == &reference_kernels());
-    for (const KernelTable* table : tables) CHECK(table->cpu_supports());
+    CHECK(tables.back()->name == "scalar");
+    CHECK(reference_kernels().kernels_used == tables.back()->kernels_used);
+    for (const KernelTable* table : tables) {
+        CAPTURE(table->name);
+        // "gemm_f32 avx2, ...": one entry per op, this arch's kernel wherever the list has one for this CPU.
+        for (const KernelListing& listing : list) {
+            if (table->name != listing.arch || !listing.cpu_supports()) continue;
+            CHECK(table->kernels_used.find(op_name(listing) + " " + listing.arch) != std::string::npos);
+        }
+        CHECK(std::count(table->kernels_used.begin(), table->kernels_used.end(), ',') + 1 ==
+              static_cast<std::ptrdiff_t>(ops.size()));
+    }
+    // The default takes each op's first runnable kernel: on every CPU here, the first table's.
+    CHECK(kernels().kernels_used.empty() == false);
+    CHECK_THROWS_AS(select_kernels("no-such-arch"), Error);
 }
