@@ -24,6 +24,7 @@
 #include "optim/evaluation.hpp"
 #include "optim/html_report.hpp"
 #include "optim/trainer.hpp"
+#include "prediction_output.hpp"
 
 namespace {
 
@@ -337,24 +338,10 @@ int run_predict(const PredictArguments& a) {
     int failures = 0;
     for (const std::string& path : a.images) {
         try {
-            const Prediction p = classifier.classify_file(path);
-            const auto k = static_cast<std::size_t>(p.class_index);
-            if (a.json) {
-                nlohmann::json probabilities;
-                for (std::size_t c = 0; c < classes.size(); ++c) probabilities[classes[c]] = p.probabilities[c];
-                std::cout << json_text({{"image", path}, {"class", classes[k]}, {"confidence", p.probabilities[k]},
-                                        {"probabilities", probabilities}})
-                          << "\n";
-            } else {
-                std::printf("%s: %s (%.4f)  [", path.c_str(), classes[k].c_str(), p.probabilities[k]);
-                for (std::size_t c = 0; c < classes.size(); ++c)
-                    std::printf("%s%s %.4f", c ? ", " : "", classes[c].c_str(), p.probabilities[c]);
-                std::printf("]\n");
-            }
+            print_prediction(path, classifier.classify_file(path), classes, a.json);
         } catch (const Error& e) {
             ++failures;
-            if (a.json) std::cout << json_text({{"image", path}, {"error", e.what()}}) << "\n";
-            else std::fprintf(stderr, "%s: error: %s\n", path.c_str(), e.what());
+            print_prediction_error(path, e.what(), a.json);
         }
     }
     return failures ? 1 : 0;

@@ -129,9 +129,10 @@ namespace {
 [[noreturn]] void unwritable(const std::string& why) { throw Error("the layer list cannot be written as a spec: " + why); }
 
 std::string conv_token(const LayerSpec& conv, bool batch_norm) {
-    std::string token = "c" + std::to_string(conv.units);
-    if (conv.kernel != 3) token += "k" + std::to_string(conv.kernel);
-    if (conv.stride != 1) token += "s" + std::to_string(conv.stride);
+    // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on "literal" + std::string temporaries here.
+    std::string token = std::string("c").append(std::to_string(conv.units));
+    if (conv.kernel != 3) token.append("k").append(std::to_string(conv.kernel));
+    if (conv.stride != 1) token.append("s").append(std::to_string(conv.stride));
     if (conv.padding != conv.kernel / 2) {
         if (conv.padding != 0) unwritable("conv padding must be 0 or kernel / 2");
         token += "v";
@@ -151,7 +152,10 @@ std::string float_text(float value) {
 
 std::string write_architecture(const std::vector<LayerSpec>& layers) {
     std::string spec;
-    auto emit = [&spec](const std::string& token) { spec += (spec.empty() ? "" : "-") + token; };
+    auto emit = [&spec](const std::string& token) {
+        if (!spec.empty()) spec += '-';
+        spec += token;
+    };
     auto kind_at = [&layers](std::size_t i) { return i < layers.size() ? layers[i].kind : LayerKind::Flatten; };
     for (std::size_t i = 0; i < layers.size(); ++i) {
         const LayerSpec& layer = layers[i];
@@ -170,18 +174,18 @@ std::string write_architecture(const std::vector<LayerSpec>& layers) {
                 } else {
                     if (layers[i + 1].kind != LayerKind::Relu || layer.units < 1) unwritable("a hidden dense layer without a ReLU");
                     ++i;
-                    emit("fc" + std::to_string(layer.units));
+                    emit(std::string("fc").append(std::to_string(layer.units)));
                 }
                 break;
             case LayerKind::MaxPool: {
                 std::string token = "p";
                 if (layer.kernel != 2) token += std::to_string(layer.kernel);
-                if (layer.stride != layer.kernel) token += "s" + std::to_string(layer.stride);
+                if (layer.stride != layer.kernel) token.append("s").append(std::to_string(layer.stride));
                 emit(token);
                 break;
             }
             case LayerKind::GlobalAvgPool: emit("gap"); break;
-            case LayerKind::Dropout: emit("drop" + float_text(layer.probability)); break;
+            case LayerKind::Dropout: emit(std::string("drop").append(float_text(layer.probability))); break;
             case LayerKind::Flatten: break;
             case LayerKind::BatchNorm: unwritable("a batch norm that does not follow a conv");
             case LayerKind::Relu: unwritable("a ReLU that does not follow a conv or dense layer");

@@ -139,8 +139,8 @@ KernelTable assemble_kernel_table(const std::vector<KernelListing>& list, const 
             if (!chosen || (arch == candidate.arch && arch != chosen->arch)) chosen = &candidate;
         }
         chosen->install(table);
-        table.kernels_used += (table.kernels_used.empty() ? "" : ", ") + std::string(chosen->op) + "_" +
-                              data_type_name(chosen->type) + " " + chosen->arch;
+        if (!table.kernels_used.empty()) table.kernels_used += ", ";
+        table.kernels_used += std::string(chosen->op) + "_" + data_type_name(chosen->type) + " " + chosen->arch;
         if (std::find(chosen_arches.begin(), chosen_arches.end(), chosen->arch) == chosen_arches.end())
             chosen_arches.emplace_back(chosen->arch);
     }

@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <string>
 
-#include "engine/parameter_arena.hpp"
+#include "layers/parameter_arena.hpp"
 #include "engine/rng.hpp"
 #include "engine/tensor.hpp"
 

@@ -9,7 +9,7 @@
 
 #include "engine/architecture.hpp"
 #include "engine/model.hpp"
-#include "engine/parameter_arena.hpp"
+#include "layers/parameter_arena.hpp"
 #include "layers/layer.hpp"
 
 namespace edgeqc {

@@ -14,6 +14,7 @@
 
 #include "data/dataset.hpp"
 #include "data/loader.hpp"
+#include "data/normalization.hpp"
 #include "engine/byte_io.hpp"
 #include "engine/error.hpp"
 #include "optim/evaluation.hpp"

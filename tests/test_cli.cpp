@@ -2,6 +2,8 @@
 // every bad input a user can give it, each of which must end in one clear message and a non-zero exit.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -175,6 +177,32 @@ TEST_CASE("cli: damaged or foreign model files and bad images give one clear err
     CHECK(bad_image.exit_code == 1);  // one image failed ...
     CHECK(bad_image.output.find("bad.jpg: error") != std::string::npos);
     CHECK(bad_image.output.find("crack_0000.png: ") != std::string::npos);  // ... the other was still classified
+}
+
+TEST_CASE("cli: edgeqc-infer, the runtime-only binary, classifies exactly as edgeqc predict") {
+    TempFolder folder;
+    const std::string data = two_class_dataset(folder);
+    const std::string model = folder.file("m.eqc");
+    REQUIRE(run_edgeqc("train " + quoted(data) + " --out " + quoted(model) + kTinyTraining).exit_code == 0);
+    std::string images;
+    for (const char* name : {"crack/crack_0000.png", "crack/crack_0001.png", "normal/normal_0000.png", "normal/normal_0002.png"})
+        images += " " + quoted(data + "/" + name);
+    for (const std::string format : {"", " --json"}) {
+        CAPTURE(format);
+        const CommandResult predicted = run_edgeqc("predict " + quoted(model) + images + format);
+        const CommandResult inferred = run_edgeqc_infer(quoted(model) + images + format);
+        CHECK(predicted.exit_code == 0);
+        CHECK(inferred.exit_code == 0);
+        CHECK(std::count(inferred.output.begin(), inferred.output.end(), '\n') == 4);
+        CHECK(inferred.output == predicted.output);
+    }
+    const CommandResult memory = run_edgeqc_infer(quoted(model) + images + " --memory");
+    CHECK(memory.output.find("plan memory") != std::string::npos);
+    const CommandResult missing = run_edgeqc_infer(quoted(folder.file("none.eqc")) + images);
+    CHECK(missing.exit_code == 1);
+    CHECK(missing.output.find("edgeqc-infer: error: model file") != std::string::npos);
+    CHECK(run_edgeqc_infer("--help").output.find("--threads") != std::string::npos);
+    CHECK(run_edgeqc_infer("").exit_code == 1);
 }
 
 TEST_CASE("cli: bad option values are refused with the option's name") {

@@ -23,6 +23,7 @@
 #include "data/dataset.hpp"
 #include "data/image.hpp"
 #include "data/loader.hpp"
+#include "data/normalization.hpp"
 #include "data/preprocess.hpp"
 #include "data/synth.hpp"
 #include "engine/error.hpp"

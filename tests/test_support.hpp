@@ -93,9 +93,9 @@ struct CommandResult {
 // The shell command that starts the edgeqc binary built beside the tests (under the emulator in cross builds).
 inline std::string edgeqc_command() { return EDGEQC_CLI_LAUNCHER " " EDGEQC_CLI_PATH; }
 
-// Runs the edgeqc binary built beside the tests with the given argument string (shell-quoted by the caller).
-inline CommandResult run_edgeqc(const std::string& arguments) {
-    const std::string command = edgeqc_command() + " " + arguments + " 2>&1";
+// Runs a command line with its stderr merged into its stdout.
+inline CommandResult run_command(const std::string& command_line) {
+    const std::string command = command_line + " 2>&1";
     CommandResult result;
     std::FILE* pipe = ::popen(command.c_str(), "r");
     REQUIRE(pipe != nullptr);
@@ -105,6 +105,14 @@ inline CommandResult run_edgeqc(const std::string& arguments) {
     const int status = ::pclose(pipe);
     result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     return result;
+}
+
+// Runs the edgeqc binary built beside the tests with the given argument string (shell-quoted by the caller).
+inline CommandResult run_edgeqc(const std::string& arguments) { return run_command(edgeqc_command() + " " + arguments); }
+
+// The same for edgeqc-infer, the runtime-only binary.
+inline CommandResult run_edgeqc_infer(const std::string& arguments) {
+    return run_command(EDGEQC_CLI_LAUNCHER " " EDGEQC_INFER_PATH " " + arguments);
 }
 
 }  // namespace edgeqc::testing

@@ -1,5 +1,5 @@
 // Slot bookkeeping and storage of the parameter arena.
-#include "engine/parameter_arena.hpp"
+#include "layers/parameter_arena.hpp"
 
 #include <algorithm>
 #include <stdexcept>

@@ -1,0 +1,17 @@
+# Fails when the binary BINARY defines a symbol of the training side (layers/, optim/, the data loader), or when
+# NM finds none of the runtime's own symbols (so an empty or unreadable listing cannot pass).
+execute_process(COMMAND ${NM} -C --defined-only ${BINARY} OUTPUT_VARIABLE symbols RESULT_VARIABLE status)
+if(NOT status EQUAL 0)
+  message(FATAL_ERROR "${NM} could not list the symbols of ${BINARY}")
+endif()
+if(NOT symbols MATCHES "edgeqc::InferencePlan::run")
+  message(FATAL_ERROR "no runtime symbol found in ${BINARY}: the check would prove nothing")
+endif()
+set(training "edgeqc::(Network|Layer|Conv2d|BatchNorm|Dense|Dropout|Relu|MaxPool|Optimizer|BatchLoader|TrainingCallbacks|ParameterArena)::|edgeqc::train\\(|edgeqc::winograd_weight_gradient|edgeqc::augment")
+string(REGEX MATCHALL "[^\n]*(${training})[^\n]*" found "${symbols}")
+if(found)
+  list(LENGTH found count)
+  list(SUBLIST found 0 5 first)
+  message(FATAL_ERROR "${BINARY} holds ${count} training symbols, e.g. ${first}")
+endif()
+message(STATUS "${BINARY}: runtime symbols only")
