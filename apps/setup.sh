@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages edgeqc needs (only those missing) and builds it (Release).
-#   apps/setup.sh          native build in ./build
+#   apps/setup.sh          native build in ./build, benchmarks included
 #   apps/setup.sh aarch64  cross build of the CLI and the tests in ./build-aarch64 (run them under qemu-aarch64)
 #   apps/setup.sh sanitize the CLI and the tests with AddressSanitizer and UBSan in ./build-sanitize
 # Run by apps/demo.sh and apps/test.sh; safe to run again: it only does what is not done yet.
@@ -10,7 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 target=${1:-native}
 packages=(g++ cmake make pkg-config libeigen3-dev libstb-dev libcli11-dev libxsimd-dev doctest-dev nlohmann-json3-dev)
 case "$target" in
-  native) build=build; configure=(); targets=() ;;
+  native) build=build; configure=(-DEDGEQC_BUILD_BENCHMARKS=ON); targets=() ;;
   aarch64)
     build=build-aarch64
     packages+=(g++-aarch64-linux-gnu qemu-user)
@@ -38,4 +38,4 @@ fi
 log=$build.log
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release "${configure[@]}" > "$log" 2>&1 || { cat "$log"; exit 1; }
 cmake --build "$build" -j"$(nproc)" "${targets[@]}" >> "$log" 2>&1 || { tail -50 "$log"; exit 1; }
-echo "setup: built $build/edgeqc and $build/tests/edgeqc_tests (log: $log)"
+echo "setup: built $build/edgeqc, $build/edgeqc-infer and $build/tests/edgeqc_tests (log: $log)"
