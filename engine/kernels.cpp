@@ -10,6 +10,7 @@
 #include "engine/kernels/fma_peak_f32.hpp"
 #include "engine/kernels/gemm_f32.hpp"
 #include "engine/kernels/max_pool_f32.hpp"
+#include "engine/kernels/winograd_f32.hpp"
 #include "engine/tensor.hpp"
 
 namespace edgeqc {
@@ -21,6 +22,9 @@ std::size_t gemm_pack_a_f32_reference(bool, int, int, const float*, int, float*)
 void gemm_packed_a_f32_reference(bool, int, int, int, float, const float*, const float*, int, float, float*, int,
                                  const GemmEpilogue&, float*);
 void max_pool_2x2_f32_reference(const float*, int, int, int, float*, std::uint32_t*);
+void winograd_input_row_f32_reference(const float*, int, int, int, int, int, std::ptrdiff_t, float*, float*);
+void winograd_output_row_f32_reference(const float*, std::ptrdiff_t, int, float, bool, float*, int, int, int, float*);
+void winograd_gradient_row_f32_reference(const float*, int, int, int, int, std::ptrdiff_t, float*, float*);
 void adam_f32_reference(const AdamStepF32&, std::ptrdiff_t, float*, const float*, float*, float*);
 FmaPeakResult fma_peak_f32_reference(long iterations, float start);
 
@@ -79,6 +83,12 @@ void install_gemm_f32(KernelTable& t) {
 template <class Arch>
 void install_max_pool_2x2_f32(KernelTable& t) { t.max_pool_2x2_f32 = max_pool_2x2_f32<Arch>; }
 template <class Arch>
+void install_winograd_rows_f32(KernelTable& t) {
+    t.winograd_input_row_f32 = WinogradRowsF32<Arch>::input;
+    t.winograd_output_row_f32 = WinogradRowsF32<Arch>::output;
+    t.winograd_gradient_row_f32 = WinogradRowsF32<Arch>::output_gradient;
+}
+template <class Arch>
 void install_adam_f32(KernelTable& t) { t.adam_f32 = adam_f32<Arch>; }
 template <class Arch>
 void install_fma_peak_f32(KernelTable& t) { t.fma_peak_f32 = fma_peak_f32<Arch>; }
@@ -90,6 +100,11 @@ void install_gemm_f32_reference(KernelTable& t) {
     t.gemm_packed_a_f32 = gemm_packed_a_f32_reference;
 }
 void install_max_pool_2x2_f32_reference(KernelTable& t) { t.max_pool_2x2_f32 = max_pool_2x2_f32_reference; }
+void install_winograd_rows_f32_reference(KernelTable& t) {
+    t.winograd_input_row_f32 = winograd_input_row_f32_reference;
+    t.winograd_output_row_f32 = winograd_output_row_f32_reference;
+    t.winograd_gradient_row_f32 = winograd_gradient_row_f32_reference;
+}
 void install_adam_f32_reference(KernelTable& t) { t.adam_f32 = adam_f32_reference; }
 void install_fma_peak_f32_reference(KernelTable& t) { t.fma_peak_f32 = fma_peak_f32_reference; }
 
@@ -98,6 +113,7 @@ template <class Arch>
 void list_simd_kernels(std::vector<KernelListing>& list, const char* arch, bool (*cpu_supports)()) {
     list.push_back({"gemm", DataType::F32, arch, cpu_supports, install_gemm_f32<Arch>});
     list.push_back({"max_pool_2x2", DataType::F32, arch, cpu_supports, install_max_pool_2x2_f32<Arch>});
+    list.push_back({"winograd_rows", DataType::F32, arch, cpu_supports, install_winograd_rows_f32<Arch>});
     list.push_back({"adam", DataType::F32, arch, cpu_supports, install_adam_f32<Arch>});
     list.push_back({"fma_peak", DataType::F32, arch, cpu_supports, install_fma_peak_f32<Arch>});
 }
@@ -117,6 +133,7 @@ std::vector<KernelListing> build_kernel_list() {
 #endif
     list.push_back({"gemm", DataType::F32, "scalar", any_cpu, install_gemm_f32_reference});
     list.push_back({"max_pool_2x2", DataType::F32, "scalar", any_cpu, install_max_pool_2x2_f32_reference});
+    list.push_back({"winograd_rows", DataType::F32, "scalar", any_cpu, install_winograd_rows_f32_reference});
     list.push_back({"adam", DataType::F32, "scalar", any_cpu, install_adam_f32_reference});
     list.push_back({"fma_peak", DataType::F32, "scalar", any_cpu, install_fma_peak_f32_reference});
     return list;

@@ -49,6 +49,15 @@ using GemmPackedAF32 = void (*)(bool transpose_b, int m, int n, int k, float alp
 // first (row-major) maximum, which backward routes the gradient to.
 using MaxPool2x2F32 = void (*)(const float* x, int planes, int height, int width, float* y, std::uint32_t* winners);
 
+// Winograd F(2x2, 3x3) tile transforms of one row of tiles (engine/kernels/winograd_f32.hpp says what each computes).
+using WinogradInputRowF32 = void (*)(const float* plane, int height, int width, int first_row, int first_column,
+                                     int tile_columns, std::ptrdiff_t position_stride, float* out, float* rows);
+using WinogradOutputRowF32 = void (*)(const float* m, std::ptrdiff_t position_stride, int tile_columns, float shift,
+                                      bool relu, float* plane, int out_height, int out_width, int first_row,
+                                      float* scratch);
+using WinogradGradientRowF32 = void (*)(const float* plane, int out_height, int out_width, int first_row,
+                                        int tile_columns, std::ptrdiff_t position_stride, float* out, float* rows);
+
 // One Adam (AdamW) step over n parameters; the scalars that depend on the step count come precomputed.
 struct AdamStepF32 {
     float beta1, beta2, epsilon;
@@ -81,6 +90,9 @@ struct KernelTable {
     GemmPackAF32 gemm_pack_a_f32;
     GemmPackedAF32 gemm_packed_a_f32;
     MaxPool2x2F32 max_pool_2x2_f32;
+    WinogradInputRowF32 winograd_input_row_f32;
+    WinogradOutputRowF32 winograd_output_row_f32;
+    WinogradGradientRowF32 winograd_gradient_row_f32;
     AdamF32 adam_f32;
     FmaPeakF32 fma_peak_f32;
 };
@@ -88,7 +100,7 @@ struct KernelTable {
 // One line of the kernel list: an implementation of op `op` on `type` for `arch`, run only where cpu_supports()
 // says so; install() puts its functions into a table.
 struct KernelListing {
-    const char* op;  // "gemm", "max_pool_2x2", "adam", "fma_peak"
+    const char* op;  // "gemm", "max_pool_2x2", "winograd_rows", "adam", "fma_peak"
     DataType type;
     const char* arch;  // "avx2", "sse2", "neon64", "scalar" (the reference, on every CPU)
     bool (*cpu_supports)();

@@ -34,81 +34,6 @@ void transform_weight(const float* g, float (&u)[kPositions]) {
     }
 }
 
-// V = B^T d B (B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]) for one row of tiles of one input plane, computed a
-// whole row at a time so the compiler vectorises it: first B^T over the 4 input rows, then B along each row.
-// out + position * position_stride + tx receives position `position` of tile tx.
-// rows: the calling thread's scratch, winograd_thread_scratch_floats() of them.
-void transform_input_row(const float* plane, int height, int width, int first_row, int first_column,
-                         int tile_columns, std::ptrdiff_t position_stride, float* out, float* rows) {
-    const int row_width = 2 * tile_columns + 2;  // input columns the row of tiles reads
-    float* d[4] = {rows, rows + row_width, rows + 2 * row_width, rows + 3 * row_width};
-    for (int i = 0; i < 4; ++i) {
-        const int iy = first_row + i;
-        for (int xx = 0; xx < row_width; ++xx) {
-            const int ix = first_column + xx;
-            d[i][xx] = iy >= 0 && iy < height && ix >= 0 && ix < width ? plane[static_cast<std::ptrdiff_t>(iy) * width + ix]
-                                                                       : 0.0f;
-        }
-    }
-    float* t[4] = {rows + 4 * row_width, rows + 5 * row_width, rows + 6 * row_width, rows + 7 * row_width};
-    for (int xx = 0; xx < row_width; ++xx) {
-        t[0][xx] = d[0][xx] - d[2][xx];
-        t[1][xx] = d[1][xx] + d[2][xx];
-        t[2][xx] = d[2][xx] - d[1][xx];
-        t[3][xx] = d[1][xx] - d[3][xx];
-    }
-    for (int i = 0; i < 4; ++i) {
-        const float* r = t[i];
-        float* v0 = out + (4 * i) * position_stride;
-        float* v1 = v0 + position_stride;
-        float* v2 = v1 + position_stride;
-        float* v3 = v2 + position_stride;
-        for (int tx = 0; tx < tile_columns; ++tx) {
-            const float a = r[2 * tx], b = r[2 * tx + 1], c = r[2 * tx + 2], e = r[2 * tx + 3];
-            v0[tx] = a - c;
-            v1[tx] = b + c;
-            v2[tx] = c - b;
-            v3[tx] = b - e;
-        }
-    }
-}
-
-// Y = A^T m A (A^T = [1 1 1 0; 0 1 -1 -1]) for one row of tiles of one output plane, plus shift and ReLU, cropped
-// to the plane. m + position * position_stride + tx holds position `position` of tile tx.
-// scratch: the calling thread's, 12 * tile_columns floats at least.
-void transform_output_row(const float* m, std::ptrdiff_t position_stride, int tile_columns, float shift, bool relu,
-                          float* plane, int out_height, int out_width, int first_row, float* scratch) {
-    float* q[2][4];
-    for (int i = 0; i < 2; ++i)
-        for (int j = 0; j < 4; ++j) q[i][j] = scratch + (4 * i + j) * tile_columns;
-    for (int j = 0; j < 4; ++j) {
-        const float* m0 = m + j * position_stride;
-        const float* m1 = m0 + 4 * position_stride;
-        const float* m2 = m1 + 4 * position_stride;
-        const float* m3 = m2 + 4 * position_stride;
-        for (int tx = 0; tx < tile_columns; ++tx) {
-            q[0][j][tx] = m0[tx] + m1[tx] + m2[tx];
-            q[1][j][tx] = m1[tx] - m2[tx] - m3[tx];
-        }
-    }
-    float* row = scratch + 8 * tile_columns;
-    for (int i = 0; i < 2; ++i) {
-        const int oy = first_row + i;
-        if (oy >= out_height) break;
-        for (int tx = 0; tx < tile_columns; ++tx) {
-            float left = q[i][0][tx] + q[i][1][tx] + q[i][2][tx] + shift;
-            float right = q[i][1][tx] - q[i][2][tx] - q[i][3][tx] + shift;
-            if (relu) {  // NaN passes through, as in PyTorch
-                left = left < 0.0f ? 0.0f : left;
-                right = right < 0.0f ? 0.0f : right;
-            }
-            row[2 * tx] = left;
-            row[2 * tx + 1] = right;
-        }
-        std::copy_n(row, out_width, plane + static_cast<std::ptrdiff_t>(oy) * out_width);
-    }
-}
-
 }  // namespace
 
 WinogradTileGrid::WinogradTileGrid(int height_, int width_, int padding_)
@@ -125,8 +50,9 @@ std::size_t winograd_thread_scratch_floats(const WinogradTileGrid& grid) {
     return aligned_floats(16 * static_cast<std::size_t>(grid.tile_columns) + 16);
 }
 
-void winograd_transform_input(const WinogradTileGrid& grid, const float* x, int channels, int first, int count, float* v,
-                              float* thread_scratch, std::size_t thread_floats, int threads) {
+void winograd_transform_input(const KernelTable& table, const WinogradTileGrid& grid, const float* x, int channels,
+                              int first, int count, float* v, float* thread_scratch, std::size_t thread_floats,
+                              int threads) {
     const std::ptrdiff_t tiles = static_cast<std::ptrdiff_t>(count) * grid.tiles_per_image();
     const std::size_t plane_size = static_cast<std::size_t>(grid.height) * grid.width;
 #pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
@@ -136,8 +62,8 @@ void winograd_transform_input(const WinogradTileGrid& grid, const float* x, int 
             const float* plane = x + (static_cast<std::size_t>(first + n) * channels + c) * plane_size;
             float* out = v + static_cast<std::ptrdiff_t>(c) * tiles + n * grid.tiles_per_image();
             for (int ty = 0; ty < grid.tile_rows; ++ty)
-                transform_input_row(plane, grid.height, grid.width, 2 * ty - grid.padding, -grid.padding,
-                                    grid.tile_columns, channels * tiles, out + ty * grid.tile_columns, rows);
+                table.winograd_input_row_f32(plane, grid.height, grid.width, 2 * ty - grid.padding, -grid.padding,
+                                             grid.tile_columns, channels * tiles, out + ty * grid.tile_columns, rows);
         }
     }
 }
@@ -195,8 +121,8 @@ void WinogradConv3x3::forward(const float* x, int batch, int height, int width, 
     for (int first = 0; first < batch; first += chunk) {
         const int count = std::min(chunk, batch - first);
         const std::ptrdiff_t tiles = static_cast<std::ptrdiff_t>(count) * tiles_per_image;
-        winograd_transform_input(grid, x, in_channels_, first, count, transformed_input, thread_scratch, thread_floats,
-                                 threads);
+        winograd_transform_input(*table_, grid, x, in_channels_, first, count, transformed_input, thread_scratch,
+                                 thread_floats, threads);
         // M = U V for each of the 16 positions: Cout x tiles. One whole GEMM per thread: no barriers inside them,
         // and each thread's packed panels stay in its own cache.
 #pragma omp parallel for schedule(dynamic) num_threads(threads)
@@ -214,7 +140,7 @@ void WinogradConv3x3::forward(const float* x, int batch, int height, int width, 
                 const float* in = products + static_cast<std::ptrdiff_t>(co) * tiles + n * tiles_per_image;
                 float* plane = y + (static_cast<std::size_t>(first + n) * out_channels_ + co) * out_plane;
                 for (int ty = 0; ty < tile_rows; ++ty)
-                    transform_output_row(in + ty * tile_columns, static_cast<std::ptrdiff_t>(out_channels_) * tiles,
+                    table_->winograd_output_row_f32(in + ty * tile_columns, static_cast<std::ptrdiff_t>(out_channels_) * tiles,
                                          tile_columns, bias ? bias[co] : 0.0f, relu, plane, out_height, out_width,
                                          2 * ty, scratch);
             }

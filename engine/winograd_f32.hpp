@@ -27,8 +27,9 @@ std::size_t winograd_thread_scratch_floats(const WinogradTileGrid& grid);
 
 // V = B^T d B for images [first, first + count) of x (batch x channels x H x W): 16 matrices of channels x tiles at
 // v. thread_scratch holds `threads` slices of thread_floats (>= winograd_thread_scratch_floats), one per thread.
-void winograd_transform_input(const WinogradTileGrid& grid, const float* x, int channels, int first, int count, float* v,
-                              float* thread_scratch, std::size_t thread_floats, int threads);
+void winograd_transform_input(const KernelTable& table, const WinogradTileGrid& grid, const float* x, int channels,
+                              int first, int count, float* v, float* thread_scratch, std::size_t thread_floats,
+                              int threads);
 
 class WinogradConv3x3 {
 public:

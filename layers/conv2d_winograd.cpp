@@ -12,43 +12,6 @@ namespace {
 
 constexpr int kPositions = kWinogradPositions;
 
-// dM = A dy A^T (A = [1 0; 1 1; 1 -1; 0 -1], the transpose of the output transform) for one row of tiles of one
-// output-gradient plane, a whole row at a time as in transform_input_row; entries outside the plane count as 0,
-// as the forward pass cropped them. rows: the calling thread's scratch, 8 * tile_columns floats at least.
-void transform_output_gradient_row(const float* plane, int out_height, int out_width, int first_row, int tile_columns,
-                                   std::ptrdiff_t position_stride, float* out, float* rows) {
-    const int row_width = 2 * tile_columns;
-    float* g[2] = {rows, rows + row_width};
-    for (int i = 0; i < 2; ++i) {
-        const int oy = first_row + i;
-        std::fill_n(g[i], row_width, 0.0f);
-        if (oy < out_height) std::copy_n(plane + static_cast<std::ptrdiff_t>(oy) * out_width, out_width, g[i]);
-    }
-    // A applied down the columns: rows g0, g0 + g1, g0 - g1, -g1 (the last is negated in the loop below).
-    float* r[2] = {rows + 2 * row_width, rows + 3 * row_width};
-    for (int xx = 0; xx < row_width; ++xx) {
-        r[0][xx] = g[0][xx] + g[1][xx];
-        r[1][xx] = g[0][xx] - g[1][xx];
-    }
-    const float* combined[4] = {g[0], r[0], r[1], g[1]};
-    const float sign[4] = {1.0f, 1.0f, 1.0f, -1.0f};
-    for (int i = 0; i < 4; ++i) {
-        const float* source = combined[i];
-        const float s = sign[i];
-        float* m0 = out + (4 * i) * position_stride;
-        float* m1 = m0 + position_stride;
-        float* m2 = m1 + position_stride;
-        float* m3 = m2 + position_stride;
-        for (int tx = 0; tx < tile_columns; ++tx) {
-            const float left = s * source[2 * tx], right = s * source[2 * tx + 1];
-            m0[tx] = left;
-            m1[tx] = left + right;
-            m2[tx] = left - right;
-            m3[tx] = -right;
-        }
-    }
-}
-
 // dW += G^T dU G (G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1]) for one channel pair: 4x4 -> 3x3.
 void accumulate_weight_gradient(const float (&du)[kPositions], float* dw) {
     float s[3][4];
@@ -93,8 +56,8 @@ void winograd_weight_gradient(const KernelTable& table, const float* x, const fl
     for (int first = 0; first < batch; first += chunk) {
         const int count = std::min(chunk, batch - first);
         const std::ptrdiff_t tiles = static_cast<std::ptrdiff_t>(count) * tiles_per_image;
-        winograd_transform_input(grid, x, in_channels, first, count, transformed_input, thread_scratch, thread_floats,
-                                 threads);
+        winograd_transform_input(table, grid, x, in_channels, first, count, transformed_input, thread_scratch,
+                                 thread_floats, threads);
 #pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
         for (int n = 0; n < count; ++n) {
             for (int co = 0; co < out_channels; ++co) {
@@ -102,7 +65,7 @@ void winograd_weight_gradient(const KernelTable& table, const float* x, const fl
                 const float* plane = dy + (static_cast<std::size_t>(first + n) * out_channels + co) * out_plane;
                 float* out = transformed_gradient + static_cast<std::ptrdiff_t>(co) * tiles + n * tiles_per_image;
                 for (int ty = 0; ty < grid.tile_rows; ++ty)
-                    transform_output_gradient_row(plane, grid.out_height, grid.out_width, 2 * ty, grid.tile_columns,
+                    table.winograd_gradient_row_f32(plane, grid.out_height, grid.out_width, 2 * ty, grid.tile_columns,
                                                   out_channels * tiles, out + ty * grid.tile_columns, rows);
             }
         }

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -321,4 +322,46 @@ TEST_CASE("kernel list: every op has a scalar reference, each arch's table uses 
     // The default takes each op's first runnable kernel: on every CPU here, the first table's.
     CHECK(kernels().kernels_used.empty() == false);
     CHECK_THROWS_AS(select_kernels("no-such-arch"), Error);
+}
+
+TEST_CASE("Winograd tile transforms: every table equals the reference bit for bit, edges and NaN included") {
+    Rng rng(12);
+    for_each_fast_table([&](const KernelTable& table) {
+        for (const int width : {1, 6, 13, 37}) {
+            CAPTURE(width);
+            const int height = 5, tile_columns = (width + 1) / 2;
+            const std::size_t scratch_floats = 16 * static_cast<std::size_t>(tile_columns) + 32;
+            std::vector<float> plane = normal_values(static_cast<std::size_t>(height) * width, rng);
+            plane[0] = std::numeric_limits<float>::quiet_NaN();
+            const std::ptrdiff_t stride = tile_columns + 3;  // positions apart, with a gap that must stay untouched
+            for (const int first_row : {-1, 0, 3}) {
+                std::vector<float> expected(16 * static_cast<std::size_t>(stride), kGuardValue), actual = expected;
+                std::vector<float> scratch(scratch_floats);
+                reference_kernels().winograd_input_row_f32(plane.data(), height, width, first_row, -1, tile_columns,
+                                                           stride, expected.data(), scratch.data());
+                table.winograd_input_row_f32(plane.data(), height, width, first_row, -1, tile_columns, stride,
+                                             actual.data(), scratch.data());
+                CHECK(std::memcmp(expected.data(), actual.data(), expected.size() * sizeof(float)) == 0);
+                std::fill(expected.begin(), expected.end(), kGuardValue);
+                std::fill(actual.begin(), actual.end(), kGuardValue);
+                reference_kernels().winograd_gradient_row_f32(plane.data(), height, width, first_row + 1, tile_columns,
+                                                              stride, expected.data(), scratch.data());
+                table.winograd_gradient_row_f32(plane.data(), height, width, first_row + 1, tile_columns, stride,
+                                                actual.data(), scratch.data());
+                CHECK(std::memcmp(expected.data(), actual.data(), expected.size() * sizeof(float)) == 0);
+            }
+            const std::vector<float> m = normal_values(16 * static_cast<std::size_t>(stride), rng);
+            for (const bool relu : {false, true}) {
+                std::vector<float> expected(static_cast<std::size_t>(height) * width, kGuardValue), actual = expected;
+                std::vector<float> scratch(scratch_floats);
+                reference_kernels().winograd_output_row_f32(m.data(), stride, tile_columns, 0.25f, relu, expected.data(),
+                                                            height, width, 3, scratch.data());
+                table.winograd_output_row_f32(m.data(), stride, tile_columns, 0.25f, relu, actual.data(), height, width,
+                                              3, scratch.data());
+                CHECK(std::memcmp(expected.data(), actual.data(), expected.size() * sizeof(float)) == 0);
+                CHECK(actual[0] == kGuardValue);  // rows 3 and 4 only
+                CHECK(actual[static_cast<std::size_t>(3) * width] != kGuardValue);
+            }
+        }
+    });
 }

@@ -1,0 +1,144 @@
+// The tile transforms of Winograd F(2x2, 3x3), one row of tiles at a time, written once as plain loops over whole
+// rows that the compiler vectorises for the arch each instantiation is built for (winograd_f32_avx2.cpp is compiled
+// with -mavx2, so its loops use AVX2 whatever the rest of the build targets). Only additions, subtractions and a
+// ReLU select: no multiply-add the compiler could contract, so every arch rounds alike. Arch is only a tag here.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+
+#include "engine/kernels.hpp"
+#include "engine/kernels/simd_arch.hpp"
+
+namespace edgeqc {
+
+template <class Arch>
+struct WinogradRowsF32 {
+    // V = B^T d B (B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]) for one row of tiles of one input plane, computed a
+    // whole row at a time so the compiler vectorises it: first B^T over the 4 input rows, then B along each row.
+    // out + position * position_stride + tx receives position `position` of tile tx.
+    // rows: the calling thread's scratch, winograd_thread_scratch_floats() of them.
+    static void input(const float* plane, int height, int width, int first_row, int first_column, int tile_columns,
+                      std::ptrdiff_t position_stride, float* out, float* rows);
+    // Y = A^T m A (A^T = [1 1 1 0; 0 1 -1 -1]) for one row of tiles of one output plane, plus shift and ReLU, cropped
+    // to the plane. m + position * position_stride + tx holds position `position` of tile tx.
+    // scratch: the calling thread's, 12 * tile_columns floats at least.
+    static void output(const float* m, std::ptrdiff_t position_stride, int tile_columns, float shift, bool relu,
+                       float* plane, int out_height, int out_width, int first_row, float* scratch);
+    // dM = A dy A^T (A = [1 0; 1 1; 1 -1; 0 -1], the transpose of the output transform) for one row of tiles of one
+    // output-gradient plane, a whole row at a time as in input(); entries outside the plane count as 0,
+    // as the forward pass cropped them. rows: the calling thread's scratch, 8 * tile_columns floats at least.
+    static void output_gradient(const float* plane, int out_height, int out_width, int first_row, int tile_columns,
+                                std::ptrdiff_t position_stride, float* out, float* rows);
+};
+
+template <class Arch>
+void WinogradRowsF32<Arch>::input(const float* plane, int height, int width, int first_row, int first_column,
+                                  int tile_columns, std::ptrdiff_t position_stride, float* out, float* rows) {
+    const int row_width = 2 * tile_columns + 2;  // input columns the row of tiles reads
+    float* d[4] = {rows, rows + row_width, rows + 2 * row_width, rows + 3 * row_width};
+    for (int i = 0; i < 4; ++i) {
+        const int iy = first_row + i;
+        for (int xx = 0; xx < row_width; ++xx) {
+            const int ix = first_column + xx;
+            d[i][xx] = iy >= 0 && iy < height && ix >= 0 && ix < width
+                           ? plane[static_cast<std::ptrdiff_t>(iy) * width + ix]
+                           : 0.0f;
+        }
+    }
+    float* t[4] = {rows + 4 * row_width, rows + 5 * row_width, rows + 6 * row_width, rows + 7 * row_width};
+    for (int xx = 0; xx < row_width; ++xx) {
+        t[0][xx] = d[0][xx] - d[2][xx];
+        t[1][xx] = d[1][xx] + d[2][xx];
+        t[2][xx] = d[2][xx] - d[1][xx];
+        t[3][xx] = d[1][xx] - d[3][xx];
+    }
+    for (int i = 0; i < 4; ++i) {
+        const float* r = t[i];
+        float* v0 = out + (4 * i) * position_stride;
+        float* v1 = v0 + position_stride;
+        float* v2 = v1 + position_stride;
+        float* v3 = v2 + position_stride;
+        for (int tx = 0; tx < tile_columns; ++tx) {
+            const float a = r[2 * tx], b = r[2 * tx + 1], c = r[2 * tx + 2], e = r[2 * tx + 3];
+            v0[tx] = a - c;
+            v1[tx] = b + c;
+            v2[tx] = c - b;
+            v3[tx] = b - e;
+        }
+    }
+}
+
+template <class Arch>
+void WinogradRowsF32<Arch>::output(const float* m, std::ptrdiff_t position_stride, int tile_columns, float shift,
+                                   bool relu, float* plane, int out_height, int out_width, int first_row,
+                                   float* scratch) {
+    float* q[2][4];
+    for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 4; ++j) q[i][j] = scratch + (4 * i + j) * tile_columns;
+    for (int j = 0; j < 4; ++j) {
+        const float* m0 = m + j * position_stride;
+        const float* m1 = m0 + 4 * position_stride;
+        const float* m2 = m1 + 4 * position_stride;
+        const float* m3 = m2 + 4 * position_stride;
+        for (int tx = 0; tx < tile_columns; ++tx) {
+            q[0][j][tx] = m0[tx] + m1[tx] + m2[tx];
+            q[1][j][tx] = m1[tx] - m2[tx] - m3[tx];
+        }
+    }
+    float* row = scratch + 8 * tile_columns;
+    for (int i = 0; i < 2; ++i) {
+        const int oy = first_row + i;
+        if (oy >= out_height) break;
+        for (int tx = 0; tx < tile_columns; ++tx) {
+            float left = q[i][0][tx] + q[i][1][tx] + q[i][2][tx] + shift;
+            float right = q[i][1][tx] - q[i][2][tx] - q[i][3][tx] + shift;
+            if (relu) {  // NaN passes through, as in PyTorch
+                left = left < 0.0f ? 0.0f : left;
+                right = right < 0.0f ? 0.0f : right;
+            }
+            row[2 * tx] = left;
+            row[2 * tx + 1] = right;
+        }
+        std::copy_n(row, out_width, plane + static_cast<std::ptrdiff_t>(oy) * out_width);
+    }
+}
+
+template <class Arch>
+void WinogradRowsF32<Arch>::output_gradient(const float* plane, int out_height, int out_width, int first_row,
+                                            int tile_columns, std::ptrdiff_t position_stride, float* out, float* rows) {
+    const int row_width = 2 * tile_columns;
+    float* g[2] = {rows, rows + row_width};
+    for (int i = 0; i < 2; ++i) {
+        const int oy = first_row + i;
+        std::fill_n(g[i], row_width, 0.0f);
+        if (oy < out_height) std::copy_n(plane + static_cast<std::ptrdiff_t>(oy) * out_width, out_width, g[i]);
+    }
+    // A applied down the columns: rows g0, g0 + g1, g0 - g1, -g1 (the last is negated in the loop below).
+    float* r[2] = {rows + 2 * row_width, rows + 3 * row_width};
+    for (int xx = 0; xx < row_width; ++xx) {
+        r[0][xx] = g[0][xx] + g[1][xx];
+        r[1][xx] = g[0][xx] - g[1][xx];
+    }
+    const float* combined[4] = {g[0], r[0], r[1], g[1]};
+    const float sign[4] = {1.0f, 1.0f, 1.0f, -1.0f};
+    for (int i = 0; i < 4; ++i) {
+        const float* source = combined[i];
+        const float s = sign[i];
+        float* m0 = out + (4 * i) * position_stride;
+        float* m1 = m0 + position_stride;
+        float* m2 = m1 + position_stride;
+        float* m3 = m2 + position_stride;
+        for (int tx = 0; tx < tile_columns; ++tx) {
+            const float left = s * source[2 * tx], right = s * source[2 * tx + 1];
+            m0[tx] = left;
+            m1[tx] = left + right;
+            m2[tx] = left - right;
+            m3[tx] = -right;
+        }
+    }
+}
+
+EDGEQC_EXTERN_SIMD_KERNEL(WinogradRowsF32)
+
+}  // namespace edgeqc

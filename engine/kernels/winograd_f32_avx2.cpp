@@ -1,0 +1,4 @@
+// avx2 instantiation of the Winograd tile transforms (see winograd_f32.hpp).
+#include "engine/kernels/winograd_f32.hpp"
+
+template struct edgeqc::WinogradRowsF32<xsimd::fma3<xsimd::avx2>>;
