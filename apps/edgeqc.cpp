@@ -332,9 +332,8 @@ void add_predict(CLI::App& app, PredictArguments& a) {
 
 int run_predict(const PredictArguments& a) {
     apply_threads(a.threads);
-    const LoadedModel model = load_model(a.model);
-    const std::vector<std::string>& classes = model.description.class_names;
-    Classifier classifier(model);
+    Classifier classifier(load_model(a.model));
+    const std::vector<std::string>& classes = classifier.description().class_names;
     int failures = 0;
     for (const std::string& path : a.images) {
         try {

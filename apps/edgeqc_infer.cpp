@@ -28,8 +28,7 @@ struct Arguments {
 int run(const Arguments& a) {
     if (a.threads < 0) throw Error("--threads must be 0 (all cores) or more");
     if (a.threads > 0) omp_set_num_threads(a.threads);
-    const LoadedModel model = load_model(a.model);
-    Classifier classifier(model);
+    Classifier classifier(load_model(a.model));  // the loaded tensors end up in the plan's packed form only
     if (a.memory) {
         const PlanMemory m = classifier.plan().memory();
         std::fprintf(stderr, "plan memory %.1f MiB: weights %.1f, activations %.1f, workspace %.1f (kernels: %s)\n",

@@ -2,13 +2,14 @@
 #include "data/classifier.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include "data/preprocess.hpp"
 
 namespace edgeqc {
 
-Classifier::Classifier(const Model& model, int threads)
-    : plan_(model, 1, threads), input_(input_floats(plan_.description().input)) {}
+Classifier::Classifier(Model model, int threads)
+    : plan_(std::move(model), 1, threads), input_(input_floats(plan_.description().input)) {}
 
 Prediction Classifier::classify(const Image& image) {
     preprocess_into(image, plan_.description().input, input_.data());

@@ -21,7 +21,8 @@ class Classifier {
 public:
     // threads: the most threads one image uses, 0 for OpenMP's default. Throws edgeqc::Error when the model
     // cannot be planned.
-    explicit Classifier(const Model& model, int threads = 0);
+    // The model is moved into the inference plan (see InferencePlan).
+    explicit Classifier(Model model, int threads = 0);
 
     // A decoded image of any size and channel count; the model's input format is applied to it.
     Prediction classify(const Image& image);

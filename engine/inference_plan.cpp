@@ -82,11 +82,11 @@ std::string tensor_name(const ResolvedArchitecture& architecture, std::size_t la
 
 }  // namespace
 
-InferencePlan::InferencePlan(const Model& model, int max_batch, int threads)
+InferencePlan::InferencePlan(Model model, int max_batch, int threads)
     : max_batch_(max_batch), threads_(threads > 0 ? threads : omp_get_max_threads()) {
     if (max_batch < 1) throw Error("an inference plan needs a batch of at least 1");
     validate_model(model);
-    const Model folded = fold_batch_norm(model);
+    Model folded = fold_batch_norm(std::move(model));
     description_ = folded.description;
     const ResolvedArchitecture architecture = description_.resolve();
     const KernelTable& table = kernels();
@@ -135,6 +135,8 @@ InferencePlan::InferencePlan(const Model& model, int max_batch, int threads)
             case LayerKind::Dropout: shape = out; continue;
             case LayerKind::BatchNorm: throw std::logic_error("InferencePlan: batch norm left after folding");
         }
+        for (const TensorSlot& slot : architecture.tensors)  // packed now: the plain copy goes
+            if (slot.layer == static_cast<int>(i)) folded.tensor(slot.name) = TypedTensor();
         largest_activation = std::max(largest_activation, out.elements());
         workspace_floats = std::max(workspace_floats, step->workspace_floats(table, max_batch, threads_));
         steps_.push_back(std::move(step));

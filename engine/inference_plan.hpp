@@ -27,7 +27,9 @@ public:
     // model: a valid model with f32 tensors (quantized models need the int8 kernels of a later issue and are
     // refused with a clear message); max_batch: the most images one run() takes; threads: the most threads a run
     // uses, 0 for OpenMP's default. Throws edgeqc::Error when the model cannot be planned.
-    explicit InferencePlan(const Model& model, int max_batch = 1, int threads = 0);
+    // The model is taken by value: move it in, and its float tensors are released layer by layer as they are packed,
+    // so building the plan of a model never holds two unpacked copies of it.
+    explicit InferencePlan(Model model, int max_batch = 1, int threads = 0);
     ~InferencePlan();
     InferencePlan(InferencePlan&&) noexcept;
     InferencePlan& operator=(InferencePlan&&) noexcept;

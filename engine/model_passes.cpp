@@ -25,7 +25,7 @@ std::string slot_name(const ResolvedArchitecture& architecture, std::size_t laye
 
 }  // namespace
 
-Model fold_batch_norm(const Model& model) {
+Model fold_batch_norm(Model model) {
     const ResolvedArchitecture source = model.description.resolve();
     if (std::none_of(source.layers.begin(), source.layers.end(),
                      [](const LayerSpec& l) { return l.kind == LayerKind::BatchNorm; }))

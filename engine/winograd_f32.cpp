@@ -17,21 +17,22 @@ constexpr int kPositions = kWinogradPositions;
 // that fit (4 M floats = 16 MiB: enough columns for an efficient GEMM, little memory).
 constexpr std::size_t kScratchBudgetFloats = std::size_t{4} << 20;
 
-// U = G g G^T with G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
-void transform_weight(const float* g, float (&u)[kPositions]) {
-    float s[4][3];
+// Row i of U = G g G^T (G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]): positions 4i .. 4i + 3 of the transformed
+// tile, from row i of G g.
+void transform_weight_row(const float* g, int i, float (&u)[4]) {
+    float s[3];
     for (int j = 0; j < 3; ++j) {
-        s[0][j] = g[j];
-        s[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
-        s[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
-        s[3][j] = g[6 + j];
+        switch (i) {
+            case 0: s[j] = g[j]; break;
+            case 1: s[j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]); break;
+            case 2: s[j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]); break;
+            default: s[j] = g[6 + j]; break;
+        }
     }
-    for (int i = 0; i < 4; ++i) {
-        u[i * 4 + 0] = s[i][0];
-        u[i * 4 + 1] = 0.5f * (s[i][0] + s[i][1] + s[i][2]);
-        u[i * 4 + 2] = 0.5f * (s[i][0] - s[i][1] + s[i][2]);
-        u[i * 4 + 3] = s[i][2];
-    }
+    u[0] = s[0];
+    u[1] = 0.5f * (s[0] + s[1] + s[2]);
+    u[2] = 0.5f * (s[0] - s[1] + s[2]);
+    u[3] = s[2];
 }
 
 }  // namespace
@@ -71,19 +72,22 @@ void winograd_transform_input(const KernelTable& table, const WinogradTileGrid& 
 void WinogradConv3x3::prepare(const KernelTable& table, const float* weights, int out_channels, int in_channels) {
     out_channels_ = out_channels;
     in_channels_ = in_channels;
-    // U as 16 matrices of Cout x Cin, each then packed as the GEMM's A.
-    AlignedFloats transformed(static_cast<std::size_t>(kPositions) * out_channels * in_channels);
+    // U as 16 matrices of Cout x Cin, each packed as the GEMM's A; built four positions (one row of U) at a time,
+    // so that preparing a 512 x 512 layer holds 4 MB of unpacked matrices rather than 16 MB.
     const std::size_t plane = static_cast<std::size_t>(out_channels) * in_channels;
-    for (std::size_t pair = 0; pair < plane; ++pair) {
-        float u[kPositions];
-        transform_weight(weights + pair * 9, u);
-        for (int position = 0; position < kPositions; ++position) transformed[position * plane + pair] = u[position];
-    }
+    AlignedFloats transformed(4 * plane);
     packed_floats_ = table.gemm_pack_a_f32(false, out_channels, in_channels, nullptr, in_channels, nullptr);
     packed_weights_.assign(packed_floats_ * kPositions, 0.0f);
-    for (int position = 0; position < kPositions; ++position)
-        table.gemm_pack_a_f32(false, out_channels, in_channels, transformed.data() + position * plane, in_channels,
-                              packed_weights_.data() + position * packed_floats_);
+    for (int row = 0; row < 4; ++row) {
+        for (std::size_t pair = 0; pair < plane; ++pair) {
+            float u[4];
+            transform_weight_row(weights + pair * 9, row, u);
+            for (int column = 0; column < 4; ++column) transformed[column * plane + pair] = u[column];
+        }
+        for (int column = 0; column < 4; ++column)
+            table.gemm_pack_a_f32(false, out_channels, in_channels, transformed.data() + column * plane, in_channels,
+                                  packed_weights_.data() + (4 * row + column) * packed_floats_);
+    }
     table_ = &table;
 }
 
