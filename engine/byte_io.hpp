@@ -66,12 +66,15 @@ public:
         position_ += length;
         return s;
     }
+    // An empty read leaves `out` alone (it may be the null data() of an empty vector).
     void get_floats(float* out, std::size_t count) {
+        if (count == 0) return;
         if (count > remaining() / sizeof(float)) fail("it ends inside a tensor");
         std::memcpy(out, data_ + position_, count * sizeof(float));
         position_ += count * sizeof(float);
     }
     void get_raw(unsigned char* out, std::size_t count) {
+        if (count == 0) return;
         require(count);
         std::memcpy(out, data_ + position_, count);
         position_ += count;
