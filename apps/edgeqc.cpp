@@ -6,7 +6,10 @@
 #include <csignal>
 #include <filesystem>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
+#include <functional>
+#include <map>
 #include <string>
 
 #include "data/augment.hpp"
@@ -23,6 +26,7 @@
 #include "engine/progress.hpp"
 #include "optim/evaluation.hpp"
 #include "optim/html_report.hpp"
+#include "optim/recipe.hpp"
 #include "optim/trainer.hpp"
 #include "prediction_output.hpp"
 
@@ -87,162 +91,138 @@ InputFormat input_format_from(InputArguments& a) {
     return a.format;
 }
 
-// Augmentation flags: --augment turns on the default set, each flag given overrides its part of it.
-struct AugmentArguments {
-    bool defaults = false;
-    AugmentOptions given;
+// The flags of recipe-table options, for the commands that take them (train: all; augment-preview: augmentation).
+struct RecipeFlags {
+    std::map<std::string, std::string> text;  // flag -> the text given for it
+    std::map<std::string, bool> switches;     // flag -> the switch given
+    bool augment = false;                     // --augment: the default augmentation set under the given parts
+    std::string init;                         // --init: a scheme or a start model
     CLI::App* command = nullptr;
+    // Whether the command line gave the flag; false for a flag this command does not have.
+    bool given(const std::string& flag) const {
+        const CLI::Option* option = command->get_option_no_throw(flag);
+        return option && option->count() > 0;
+    }
 };
 
-void add_augment_options(CLI::App* cmd, AugmentArguments& a) {
-    a.command = cmd;
-    const AugmentOptions d = default_augmentation();
-    auto with_default = [](const char* text, float value) {
-        char help[160];
-        std::snprintf(help, sizeof help, text, value);
-        return std::string(help);
-    };
-    cmd->add_flag("--augment", a.defaults, "Augment training images with the default set: " + describe_augmentation(d));
-    cmd->add_flag("--hflip,!--no-hflip", a.given.horizontal_flip, "Random horizontal flips");
-    cmd->add_flag("--vflip,!--no-vflip", a.given.vertical_flip, "Random vertical flips");
-    cmd->add_option("--rotation", a.given.rotation_degrees, with_default("Random rotation up to +-DEG degrees (0-180; --augment: %g)", d.rotation_degrees));
-    cmd->add_option("--zoom", a.given.zoom, with_default("Random zoom by up to +-F (0-0.9; --augment: %g)", d.zoom));
-    cmd->add_option("--translate", a.given.translate, with_default("Random shift up to +-F of each side (0-0.5; --augment: %g)", d.translate));
-    cmd->add_option("--brightness", a.given.brightness, with_default("Random brightness factor in 1 +- F (0-1; --augment: %g)", d.brightness));
-    cmd->add_option("--noise", a.given.noise, with_default("Gaussian noise of this stddev on [0, 1] intensities (0-1; --augment: %g)", d.noise));
+bool is_augmentation(const RecipeOption& option) { return option.key.rfind("augment_", 0) == 0; }
+
+// A default as --help shows it: numbers short ("0.001", not the checkpoint's exact "0.0010000000474974513"), and the
+// kind of value the option takes.
+void show_default(CLI::Option* option, const std::string& text) {
+    char* end = nullptr;
+    const double number = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end != '\0') {
+        option->type_name("TEXT")->default_str(text);
+        return;
+    }
+    char shown[32];
+    std::snprintf(shown, sizeof shown, "%g", number);
+    option->type_name(text.find_first_of(".eE") == std::string::npos ? "INT" : "FLOAT")->default_str(shown);
 }
 
-AugmentOptions augment_options_from(const AugmentArguments& a) {
-    AugmentOptions options = a.defaults ? default_augmentation() : AugmentOptions{};
-    auto given = [&](const char* flag) { return a.command->count(flag) > 0; };
-    if (given("--hflip")) options.horizontal_flip = a.given.horizontal_flip;
-    if (given("--vflip")) options.vertical_flip = a.given.vertical_flip;
-    if (given("--rotation")) options.rotation_degrees = a.given.rotation_degrees;
-    if (given("--zoom")) options.zoom = a.given.zoom;
-    if (given("--translate")) options.translate = a.given.translate;
-    if (given("--brightness")) options.brightness = a.given.brightness;
-    if (given("--noise")) options.noise = a.given.noise;
-    validate_augment_options(options);
-    return options;
+// Adds the flags of the table's options that `wanted` selects, in the table's order; `after` adds a command's own
+// options behind the one of the flag it names (train puts the input options behind --arch).
+void add_recipe_flags(CLI::App* cmd, RecipeFlags& flags, bool (*wanted)(const RecipeOption&),
+                      const std::function<void(const std::string&)>& after = {}) {
+    flags.command = cmd;
+    const TrainOptions defaults;
+    for (const RecipeOption& option : recipe_options()) {
+        if (option.flag.empty() || !wanted(option)) continue;
+        cmd->option_defaults()->group(option.group);
+        if (is_augmentation(option) && option.key == "augment_hflip")
+            cmd->add_flag("--augment", flags.augment,
+                          "Augment training images with the default set: " + describe_augmentation(default_augmentation()));
+        if (option.flag == "--hflip" || option.flag == "--vflip") {
+            cmd->add_flag(option.flag + ",!--no-" + option.flag.substr(2), flags.switches[option.flag], option.help);
+        } else if (option.is_switch) {
+            cmd->add_flag(option.flag, flags.switches[option.flag], option.help);
+        } else {
+            std::string& target = option.flag == "--init" ? flags.init : flags.text[option.flag];
+            CLI::Option* added = cmd->add_option(option.flag, target, option.help);
+            if (!option.missing_means || *option.missing_means) show_default(added, option.get(defaults));
+        }
+        if (after) after(option.flag);
+    }
+}
+
+// The given flags, applied in the table's order over `options` (and over --augment's set for the augmentation
+// parts). --init is left to the caller.
+void apply_recipe_flags(const RecipeFlags& flags, TrainOptions& options) {
+    if (flags.augment) options.augment = default_augmentation();
+    for (const RecipeOption& option : recipe_options()) {
+        if (option.flag.empty() || option.flag == "--init" || !flags.given(option.flag)) continue;
+        const std::string text =
+            option.is_switch ? (flags.switches.at(option.flag) ? "1" : "0") : flags.text.at(option.flag);
+        try {
+            option.set(options, text);
+        } catch (const Error& e) {
+            throw Error(option.flag + ": " + e.what());
+        }
+    }
+    validate_augment_options(options.augment);
 }
 
 struct TrainArguments {
     TrainOptions options;
     InputArguments input;
-    AugmentArguments augment;
-    std::string optimizer = "adam", schedule = "cosine", init = "he", balance = "none", monitor = "val_accuracy";
+    RecipeFlags recipe;
     int threads = 0;
-    CLI::App* command = nullptr;
 };
 
-// Options that make up the training recipe; a resumed run takes all of them from its checkpoint.
-const char* const kRecipeOptions[] = {"--arch", "--size", "--channels", "--denoise", "--denoise-size", "--clahe",
-                                      "--clahe-tiles", "--batch", "--lr", "--optimizer", "--weight-decay",
-                                      "--schedule", "--warmup-epochs", "--val-split", "--val", "--seed", "--init",
-                                      "--strict", "--balance", "--augment", "--hflip", "--vflip", "--rotation",
-                                      "--zoom", "--translate", "--brightness", "--noise", "--step-epochs",
-                                      "--step-gamma", "--monitor", "--early-stop", "--plateau-patience",
-                                      "--plateau-factor", "--min-lr", "--freeze", "--phase2-lr",
-                                      "--unfreeze", "--unlabelled", "--pseudo-threshold", "--pseudo-start",
-                                      "--pseudo-rampup", "--pseudo-balance"};
-// Options a start model (--init MODEL) decides: its features expect its own input and layers.
-const char* const kModelOptions[] = {"--arch", "--size", "--channels", "--denoise", "--denoise-size", "--clahe", "--clahe-tiles"};
+// The input options: the model description holds them, so --init MODEL brings its own and --resume the checkpoint's.
+const char* const kInputFlags[] = {"--size", "--channels", "--denoise", "--denoise-size", "--clahe", "--clahe-tiles"};
 
 void add_train(CLI::App& app, TrainArguments& a) {
     CLI::App* cmd = app.add_subcommand("train", "Train a classifier on a labelled folder (DATA/<class>/*.png|jpg|...)");
-    a.command = cmd;
     TrainOptions& o = a.options;
     cmd->add_option("data", o.data_dir, "Folder with one subfolder of images per class")->required();
     cmd->add_option("--out,-o", o.output_path, "Model file to write (best epoch); NAME.last.eqc and NAME.log.csv/json go beside it")->required();
-    cmd->option_defaults()->group("Network and preprocessing");
-    cmd->add_option("--arch", o.architecture, "Network spec, e.g. c32bn-p-c64bn-p-fc; the paper's exact network is " +
-                                                  std::string(kPaperArchitecture))->capture_default_str();
-    add_input_options(cmd, a.input);
-    cmd->option_defaults()->group("Optimisation");
-    cmd->add_option("--epochs", o.epochs, "Number of passes over the training images")->capture_default_str();
-    cmd->add_option("--batch", o.batch_size, "Images per optimizer step")->capture_default_str();
-    cmd->add_option("--lr", o.learning_rate, "Peak learning rate")->capture_default_str();
-    cmd->add_option("--optimizer", a.optimizer, "adam or sgd (momentum 0.9)")->capture_default_str();
-    cmd->add_option("--weight-decay", o.optimizer.weight_decay, "Decoupled (AdamW) for adam, L2 for sgd")->capture_default_str();
-    cmd->add_option("--schedule", a.schedule, "Learning-rate decay after warm-up: constant, cosine or step")->capture_default_str();
-    cmd->add_option("--step-epochs", o.step_epochs, "--schedule step: epochs between two decays, counted from the end of warm-up")->capture_default_str();
-    cmd->add_option("--step-gamma", o.step_gamma, "--schedule step: factor of each decay")->capture_default_str();
-    cmd->add_option("--warmup-epochs", o.warmup_epochs, "Epochs of linear learning-rate warm-up")->capture_default_str();
-    cmd->option_defaults()->group("Data and output");
-    CLI::Option* split = cmd->add_option("--val-split", o.validation_split, "Fraction of each class held out for validation")
-                             ->capture_default_str();
-    cmd->add_option("--val", o.validation_dir, "Validation folder (instead of --val-split)")->excludes(split);
-    cmd->add_option("--seed", o.seed, "Seed for initialisation and shuffling")->capture_default_str();
-    cmd->option_defaults()->group("Transfer learning");
-    cmd->add_option("--init", a.init, "Weight initialisation: he, torch (PyTorch's default), or a model file (.eqc) to "
-                                      "fine-tune: its architecture, input format and weights are used, and its head "
-                                      "is re-initialised when the classes differ")->capture_default_str();
-    cmd->add_option("--freeze", o.freeze_blocks, "Leading conv blocks (conv + batch norm + ReLU + pool) kept frozen")
-        ->capture_default_str();
-    cmd->add_option("--phase2-epochs", o.phase2_epochs, "Epochs of a second, fine-tuning phase after --epochs "
-                                                        "(fresh optimizer, --phase2-lr, blocks unfrozen)")
-        ->capture_default_str();
-    cmd->add_option("--phase2-lr", o.phase2_learning_rate, "Peak learning rate of phase 2")->capture_default_str();
-    cmd->add_option("--unfreeze", o.unfreeze_blocks, "Frozen blocks released for phase 2, counted from the last one "
-                                                     "(default: all)");
-    cmd->option_defaults()->group("Model selection and callbacks");
-    cmd->add_option("--monitor", a.monitor, "Validation metric that picks the best model and drives the callbacks: "
-                                            "val_accuracy, val_loss or val_macro_f1")->capture_default_str();
-    cmd->add_option("--early-stop", o.callbacks.early_stop_patience, "Stop after this many epochs without a better "
-                                                                       "--monitor value (0 = off)")->capture_default_str();
-    cmd->add_option("--plateau-patience", o.callbacks.plateau_patience, "Reduce the learning rate after this many epochs "
-                                                                          "without improvement (0 = off)")->capture_default_str();
-    cmd->add_option("--plateau-factor", o.callbacks.plateau_factor, "Factor of each plateau reduction")->capture_default_str();
-    cmd->add_option("--min-lr", o.callbacks.min_learning_rate, "Lowest learning rate plateau reductions go to")
-        ->capture_default_str();
+    add_recipe_flags(cmd, a.recipe, [](const RecipeOption&) { return true; }, [&](const std::string& flag) {
+        if (flag == "--arch") add_input_options(cmd, a.input);
+    });
+    cmd->get_option("--val")->excludes(cmd->get_option("--val-split"));
     cmd->option_defaults()->group("Data and output");
     cmd->add_option("--threads", a.threads, "Threads (0 = all cores)")->capture_default_str();
-    cmd->option_defaults()->group("Imbalance and augmentation");
-    cmd->add_option("--balance", a.balance, "Imbalanced classes: none, oversample (minority classes repeated up to the "
-                                            "largest each epoch) or weights (inverse-frequency loss weights)")
-        ->capture_default_str();
-    add_augment_options(cmd, a.augment);
-    cmd->option_defaults()->group("Semi-supervised (pseudo-labels)");
-    cmd->add_option("--unlabelled", o.unlabelled_dir, "Folder of unlabelled images for pseudo-labelling: each epoch the "
-                                                      "model's confident guesses join training");
-    cmd->add_option("--pseudo-threshold", o.pseudo.threshold, "Confidence a guess needs to be used")->capture_default_str();
-    cmd->add_option("--pseudo-start", o.pseudo.start_epoch, "First epoch that uses pseudo-labels")->capture_default_str();
-    cmd->add_option("--pseudo-rampup", o.pseudo.rampup_epochs, "Epochs over which their loss weight grows to 1")
-        ->capture_default_str();
-    cmd->add_flag("--pseudo-balance", o.pseudo.class_balanced,
-                  "Cap each class's pseudo-labels at its share of the labelled images (most confident first), so "
-                  "an over-predicted class cannot take over");
-    cmd->option_defaults()->group("Data and output");
     cmd->add_option("--report", o.report_path, "Write an HTML report (curves, validation metrics, ROC, worst mistakes)");
-    cmd->add_flag("--strict", o.strict, "Stop on a corrupt image instead of skipping it");
     cmd->add_flag("--resume", o.resume,
                   "Continue from NAME.last.eqc with its recipe and epoch counts; only --epochs (or, in a two-phase run, "
                   "--phase2-epochs) to extend it, --threads and the paths may be given");
 }
 
+// --init: a scheme, or a start model that brings its own architecture and input format.
+void apply_init(const RecipeFlags& flags, TrainOptions& options) {
+    if (!flags.given("--init")) return;
+    if (flags.init == "he" || flags.init == "torch") {
+        options.init = parse_init_scheme(flags.init);
+        return;
+    }
+    for (const RecipeOption& option : recipe_options())
+        if (option.decided_by_start_model && flags.given(option.flag))
+            throw Error(option.flag + " comes from the start model given to --init; drop it");
+    for (const char* flag : kInputFlags)
+        if (flags.given(flag)) throw Error(std::string(flag) + " comes from the start model given to --init; drop it");
+    options.init_model = flags.init;
+}
+
 int run_train(TrainArguments& a) {
     apply_threads(a.threads);
-    if (a.options.resume)
-        for (const char* option : kRecipeOptions)
-            if (a.command->count(option))
-                throw Error(std::string("--resume continues the checkpoint's recipe; drop ") + option +
+    const RecipeFlags& flags = a.recipe;
+    if (a.options.resume) {
+        std::vector<std::string> refused(std::begin(kInputFlags), std::end(kInputFlags));
+        refused.push_back("--augment");
+        for (const RecipeOption& option : recipe_options())
+            if (!option.flag.empty() && !option.given_on_resume) refused.push_back(option.flag);
+        for (const std::string& flag : refused)
+            if (flags.given(flag))
+                throw Error("--resume continues the checkpoint's recipe; drop " + flag +
                             " (only --epochs, --phase2-epochs, --threads and the paths may be given)");
-    a.options.epochs_given = a.command->count("--epochs") > 0;
-    a.options.phase2_epochs_given = a.command->count("--phase2-epochs") > 0;
-    a.options.input = input_format_from(a.input);
-    a.options.augment = augment_options_from(a.augment);
-    a.options.balance = parse_balance(a.balance);
-    a.options.optimizer.kind = parse_optimizer_kind(a.optimizer);
-    a.options.schedule = parse_schedule_kind(a.schedule);
-    if (a.init == "he" || a.init == "torch") {
-        a.options.init = parse_init_scheme(a.init);
-    } else {
-        for (const char* option : kModelOptions)
-            if (a.command->count(option))
-                throw Error(std::string(option) + " comes from the start model given to --init; drop it");
-        a.options.init_model = a.init;
     }
-    a.options.callbacks.monitor = parse_monitor(a.monitor);
+    a.options.epochs_given = flags.given("--epochs");
+    a.options.phase2_epochs_given = flags.given("--phase2-epochs");
+    a.options.input = input_format_from(a.input);
+    apply_recipe_flags(flags, a.options);
+    apply_init(flags, a.options);
     std::signal(SIGINT, on_interrupt);
     const TrainSummary summary = train(a.options);
     if (summary.interrupted) return 130;
@@ -372,7 +352,7 @@ int run_synth(SynthArguments& a) {
 struct PreviewArguments {
     std::string data, out;
     InputArguments input;
-    AugmentArguments augment;
+    RecipeFlags augment;
     int images = 6, variants = 7;
     std::uint64_t seed = 1;
 };
@@ -386,12 +366,14 @@ void add_preview(CLI::App& app, PreviewArguments& a) {
     cmd->add_option("--variants", a.variants, "Augmented versions per image")->capture_default_str();
     cmd->add_option("--seed", a.seed, "Seed of the random augmentations")->capture_default_str();
     add_input_options(cmd, a.input);
-    add_augment_options(cmd, a.augment);
+    add_recipe_flags(cmd, a.augment, is_augmentation);
 }
 
 int run_preview(PreviewArguments& a) {
     const InputFormat format = input_format_from(a.input);
-    AugmentOptions options = augment_options_from(a.augment);
+    TrainOptions recipe;
+    apply_recipe_flags(a.augment, recipe);
+    AugmentOptions options = recipe.augment;
     if (!options.enabled()) options = default_augmentation();  // nothing chosen: show what --augment would do
     if (a.images < 1 || a.images > 256) throw Error("--images must be between 1 and 256");
     const FolderScan scan = scan_labelled_folder(a.data);

@@ -18,6 +18,7 @@
 #include "engine/byte_io.hpp"
 #include "engine/error.hpp"
 #include "optim/evaluation.hpp"
+#include "optim/recipe.hpp"
 #include "engine/json_output.hpp"
 #include "engine/metrics.hpp"
 #include "engine/model_file.hpp"
@@ -42,27 +43,6 @@ std::string stem_of(const std::string& output_path) {
     return (path.parent_path() / path.stem()).string();
 }
 
-void validate_options(const TrainOptions& o) {
-    if (o.epochs < 1) throw Error("--epochs must be at least 1");
-    if (o.batch_size < 1) throw Error("--batch must be at least 1");
-    if (!(o.learning_rate > 0.0f) || !std::isfinite(o.learning_rate)) throw Error("--lr must be a positive number");
-    if (!(o.optimizer.weight_decay >= 0.0f) || !std::isfinite(o.optimizer.weight_decay))
-        throw Error("--weight-decay must be a non-negative number");
-    if (o.warmup_epochs < 0) throw Error("--warmup-epochs must not be negative");
-    if (!(o.validation_split >= 0.0 && o.validation_split < 1.0)) throw Error("--val-split must be in [0, 1)");
-    if (o.output_path.empty()) throw Error("--out is required");
-    validate_augment_options(o.augment);
-    validate_callback_options(o.callbacks);
-    if (o.step_epochs < 1) throw Error("--step-epochs must be at least 1");
-    if (!(o.step_gamma > 0.0f && o.step_gamma <= 1.0f)) throw Error("--step-gamma must be in (0, 1]");
-    if (o.freeze_blocks < 0) throw Error("--freeze must not be negative");
-    if (o.phase2_epochs < 0) throw Error("--phase2-epochs must not be negative");
-    if (!(o.phase2_learning_rate > 0.0f) || !std::isfinite(o.phase2_learning_rate))
-        throw Error("--phase2-lr must be a positive number");
-    if (o.unfreeze_blocks < -1) throw Error("--unfreeze must be a number of blocks (or omitted for all)");
-    validate_pseudo_label_options(o.pseudo);
-}
-
 // Fails before any training time is spent when the model (or report) could not be saved at the end.
 void check_output_writable(const std::string& output_path, const char* what = "the model") {
     const std::filesystem::path path(output_path);
@@ -79,13 +59,6 @@ void check_output_writable(const std::string& output_path, const char* what = "t
     std::remove(probe.c_str());
 }
 
-// Enough digits that the number reads back to the same float or double (std::to_string keeps only six decimals).
-std::string exact_text(double value) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%.17g", value);
-    return text;
-}
-
 // Identifies the training data: the class counts and every image path relative to the data folder. A resumed
 // run on changed data would split it differently and leak validation images into training.
 std::string data_fingerprint(const FolderScan& scan, const std::string& root) {
@@ -95,103 +68,6 @@ std::string data_fingerprint(const FolderScan& scan, const std::string& root) {
         crc = crc32(relative.data(), relative.size() + 1, crc);  // with the terminator, so "ab","c" != "a","bc"
     }
     return std::to_string(scan.images.size()) + "-" + std::to_string(crc);
-}
-
-std::map<std::string, std::string> recipe_of(const TrainOptions& o, const std::string& fingerprint) {
-    return {{"batch", std::to_string(o.batch_size)},
-            {"epochs", std::to_string(o.epochs)},
-            {"lr", exact_text(o.learning_rate)},
-            {"optimizer", optimizer_kind_name(o.optimizer.kind)},
-            {"weight_decay", exact_text(o.optimizer.weight_decay)},
-            {"schedule", schedule_kind_name(o.schedule)},
-            {"warmup_epochs", std::to_string(o.warmup_epochs)},
-            {"val_split", exact_text(o.validation_split)},
-            {"validation_dir", o.validation_dir},
-            {"seed", std::to_string(o.seed)},
-            {"init", init_scheme_name(o.init)},
-            {"strict", o.strict ? "1" : "0"},
-            {"balance", balance_name(o.balance)},
-            {"augment_hflip", o.augment.horizontal_flip ? "1" : "0"},
-            {"augment_vflip", o.augment.vertical_flip ? "1" : "0"},
-            {"augment_rotation", exact_text(o.augment.rotation_degrees)},
-            {"augment_zoom", exact_text(o.augment.zoom)},
-            {"augment_translate", exact_text(o.augment.translate)},
-            {"augment_brightness", exact_text(o.augment.brightness)},
-            {"augment_noise", exact_text(o.augment.noise)},
-            {"step_epochs", std::to_string(o.step_epochs)},
-            {"step_gamma", exact_text(o.step_gamma)},
-            {"monitor", monitor_name(o.callbacks.monitor)},
-            {"early_stop", std::to_string(o.callbacks.early_stop_patience)},
-            {"plateau_patience", std::to_string(o.callbacks.plateau_patience)},
-            {"plateau_factor", exact_text(o.callbacks.plateau_factor)},
-            {"min_lr", exact_text(o.callbacks.min_learning_rate)},
-            {"init_model", o.init_model},
-            {"freeze", std::to_string(o.freeze_blocks)},
-            {"phase2_epochs", std::to_string(o.phase2_epochs)},
-            {"phase2_lr", exact_text(o.phase2_learning_rate)},
-            {"unfreeze", std::to_string(o.unfreeze_blocks)},
-            {"unlabelled_dir", o.unlabelled_dir},
-            {"pseudo_threshold", exact_text(o.pseudo.threshold)},
-            {"pseudo_start", std::to_string(o.pseudo.start_epoch)},
-            {"pseudo_rampup", std::to_string(o.pseudo.rampup_epochs)},
-            {"pseudo_balance", o.pseudo.class_balanced ? "1" : "0"},
-            {"data", fingerprint}};
-}
-
-// The recipe a resumed run continues with: the checkpoint's, with only the epoch count (when given) and the
-// paths from now. The architecture and input format come from the checkpoint's model description.
-TrainOptions options_from_recipe(const TrainOptions& now, const std::map<std::string, std::string>& recipe) {
-    TrainOptions o = now;
-    try {
-        if (!now.epochs_given) o.epochs = std::stoi(recipe.at("epochs"));
-        o.batch_size = std::stoi(recipe.at("batch"));
-        o.learning_rate = std::stof(recipe.at("lr"));
-        o.optimizer.kind = parse_optimizer_kind(recipe.at("optimizer"));
-        o.optimizer.weight_decay = std::stof(recipe.at("weight_decay"));
-        o.schedule = parse_schedule_kind(recipe.at("schedule"));
-        o.warmup_epochs = std::stoi(recipe.at("warmup_epochs"));
-        o.validation_split = std::stod(recipe.at("val_split"));
-        o.validation_dir = recipe.at("validation_dir");
-        o.seed = std::stoull(recipe.at("seed"));
-        o.init = parse_init_scheme(recipe.at("init"));
-        o.strict = recipe.at("strict") == "1";
-        // Keys added after the first release; an older checkpoint ran without these features.
-        auto added = [&](const char* key, const char* fallback) {
-            const auto found = recipe.find(key);
-            return found == recipe.end() ? std::string(fallback) : found->second;
-        };
-        o.balance = parse_balance(added("balance", "none"));
-        o.augment.horizontal_flip = added("augment_hflip", "0") == "1";
-        o.augment.vertical_flip = added("augment_vflip", "0") == "1";
-        o.augment.rotation_degrees = std::stof(added("augment_rotation", "0"));
-        o.augment.zoom = std::stof(added("augment_zoom", "0"));
-        o.augment.translate = std::stof(added("augment_translate", "0"));
-        o.augment.brightness = std::stof(added("augment_brightness", "0"));
-        o.augment.noise = std::stof(added("augment_noise", "0"));
-        o.step_epochs = std::stoi(added("step_epochs", "10"));
-        o.step_gamma = std::stof(added("step_gamma", "0.1"));
-        o.callbacks.monitor = parse_monitor(added("monitor", "val_accuracy"));
-        o.callbacks.early_stop_patience = std::stoi(added("early_stop", "0"));
-        o.callbacks.plateau_patience = std::stoi(added("plateau_patience", "0"));
-        o.callbacks.plateau_factor = std::stof(added("plateau_factor", "0.5"));
-        o.callbacks.min_learning_rate = std::stof(added("min_lr", "1e-6"));
-        o.init_model = added("init_model", "");
-        o.freeze_blocks = std::stoi(added("freeze", "0"));
-        if (!now.phase2_epochs_given) o.phase2_epochs = std::stoi(added("phase2_epochs", "0"));
-        o.phase2_learning_rate = std::stof(added("phase2_lr", "1e-4"));
-        o.unfreeze_blocks = std::stoi(added("unfreeze", "-1"));
-        o.unlabelled_dir = added("unlabelled_dir", "");
-        o.pseudo.threshold = std::stof(added("pseudo_threshold", "0.95"));
-        o.pseudo.start_epoch = std::stoi(added("pseudo_start", "2"));
-        o.pseudo.rampup_epochs = std::stoi(added("pseudo_rampup", "5"));
-        o.pseudo.class_balanced = added("pseudo_balance", "0") == "1";
-    } catch (const Error&) {
-        throw Error("the checkpoint's training recipe is damaged; it cannot be resumed");
-    } catch (const std::exception&) {
-        throw Error("the checkpoint's training recipe is incomplete; it cannot be resumed");
-    }
-    validate_options(o);
-    return o;
 }
 
 void write_logs(const std::string& output_path, const ModelDescription& description, const std::vector<EpochRecord>& history) {
@@ -380,7 +256,7 @@ std::atomic<bool>& training_stop_requested() {
 }
 
 TrainSummary train(const TrainOptions& requested) {
-    validate_options(requested);
+    validate_train_options(requested);
     check_output_writable(requested.output_path);
     if (!requested.report_path.empty()) check_output_writable(requested.report_path, "the report");
     const std::string checkpoint_path = checkpoint_path_for(requested.output_path);
