@@ -23,7 +23,7 @@
 #include "engine/json_output.hpp"
 #include "engine/kernels.hpp"
 #include "engine/model_file.hpp"
-#include "engine/progress.hpp"
+#include "progress.hpp"
 #include "optim/evaluation.hpp"
 #include "optim/html_report.hpp"
 #include "optim/recipe.hpp"
@@ -224,7 +224,8 @@ int run_train(TrainArguments& a) {
     apply_recipe_flags(flags, a.options);
     apply_init(flags, a.options);
     std::signal(SIGINT, on_interrupt);
-    const TrainSummary summary = train(a.options);
+    ConsoleObserver console;
+    const TrainSummary summary = train(a.options, console);
     if (summary.interrupted) return 130;
     if (summary.validated)
         std::printf("best %s %.4f at epoch %d; model written to '%s'\n", monitor_name(summary.monitor),
@@ -273,7 +274,8 @@ void write_evaluation_report(const EvalArguments& a, const LoadedModel& model, c
 int run_eval(const EvalArguments& a) {
     apply_threads(a.threads);
     const LoadedModel model = load_model(a.model);
-    const Evaluation e = evaluate_folder(model, a.data, a.batch, a.strict);
+    ConsoleObserver console;
+    const Evaluation e = evaluate_folder(model, a.data, a.batch, a.strict, console);
     if (!a.report.empty()) write_evaluation_report(a, model, e);
     if (a.json) {
         nlohmann::json out = report_to_json(e.report);

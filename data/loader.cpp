@@ -3,7 +3,6 @@
 #include "data/loader.hpp"
 
 #include <algorithm>
-#include <iostream>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -189,13 +188,13 @@ const std::vector<float>& BatchLoader::preprocessed_sample(std::size_t index) {
 void BatchLoader::skip_corrupt(std::size_t index, const std::string& message) {
     known_corrupt_[index] = true;
     ++skipped_;
-    if (!options_.warn_on_skip) return;
+    if (!options_.warn) return;
     // Decode errors already name the file; the warning names it once.
     const std::string& path = images_[index].path;
     const std::string named = "'" + path + "': ";
     const std::size_t at = message.find(named);
     const std::string reason = at == std::string::npos ? message : message.substr(at + named.size());
-    std::cerr << "warning: skipping image '" + path + "': " + reason + "\n" << std::flush;
+    options_.warn("skipping image '" + path + "': " + reason);
 }
 
 }  // namespace edgeqc

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <deque>
 #include <exception>
 #include <mutex>
@@ -34,8 +35,9 @@ struct LoaderOptions {
     int prefetch_batches = 3;
     bool oversample = false;  // bring every class up to the largest one's count each epoch (epoch_order)
     AugmentOptions augment;   // applied to each sample after the cache, seeded per (seed, epoch, position)
-    // False for a second loader over images another loader already warns about (they are still skipped).
-    bool warn_on_skip = true;
+    // Told of each corrupt image that is skipped, once ("skipping image 'a.png': ..."), from the loader's worker
+    // thread; empty: skipped silently (a second loader over images another already reports).
+    std::function<void(const std::string&)> warn;
 };
 
 class BatchLoader {

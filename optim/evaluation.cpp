@@ -8,7 +8,6 @@
 #include "data/dataset.hpp"
 #include "data/image.hpp"
 #include "engine/error.hpp"
-#include "engine/progress.hpp"
 #include "layers/softmax_cross_entropy.hpp"
 
 namespace edgeqc {
@@ -16,14 +15,13 @@ namespace edgeqc {
 namespace {
 
 // forward: a batch of images -> their logits (N x K).
-InferenceResult run_batches(BatchLoader& loader, const std::string& progress_label,
+InferenceResult run_batches(BatchLoader& loader, const std::string& progress_label, ProgressObserver& observer,
                             const std::function<const Tensor&(const Tensor&)>& forward) {
     InferenceResult result;
     loader.start_epoch(0);
     Batch batch;
     Tensor probabilities;
     double loss_sum = 0.0;
-    ProgressBar progress(progress_label, loader.size(), "img");
     while (loader.next(batch)) {
         const auto start = std::chrono::steady_clock::now();
         const Tensor& logits = forward(batch.images);
@@ -34,24 +32,26 @@ InferenceResult run_batches(BatchLoader& loader, const std::string& progress_lab
         result.indices.insert(result.indices.end(), batch.indices.begin(), batch.indices.end());
         result.probabilities.insert(result.probabilities.end(), probabilities.data(),
                                     probabilities.data() + probabilities.size());
-        if (!progress_label.empty()) progress.update(result.labels.size() + loader.skipped());
+        if (!progress_label.empty()) observer.progress(progress_label, result.labels.size() + loader.skipped(), loader.size(), "");
     }
-    progress.finish();
+    if (!progress_label.empty()) observer.progress_end();
     if (!result.labels.empty()) result.mean_loss = loss_sum / static_cast<double>(result.labels.size());
     return result;
 }
 
 }  // namespace
 
-InferenceResult run_inference(Network& network, BatchLoader& loader, const std::string& progress_label) {
-    return run_batches(loader, progress_label, [&network](const Tensor& images) -> const Tensor& {
+InferenceResult run_inference(Network& network, BatchLoader& loader, const std::string& progress_label,
+                              ProgressObserver& observer) {
+    return run_batches(loader, progress_label, observer, [&network](const Tensor& images) -> const Tensor& {
         return network.forward(images, Mode::Infer);
     });
 }
 
-InferenceResult run_inference(InferencePlan& plan, BatchLoader& loader, const std::string& progress_label) {
+InferenceResult run_inference(InferencePlan& plan, BatchLoader& loader, const std::string& progress_label,
+                              ProgressObserver& observer) {
     Tensor logits;
-    return run_batches(loader, progress_label, [&plan, &logits](const Tensor& images) -> const Tensor& {
+    return run_batches(loader, progress_label, observer, [&plan, &logits](const Tensor& images) -> const Tensor& {
         const int batch = images.shape()[0];
         logits.resize({batch, plan.num_classes()});
         const float* out = plan.run(images.data(), batch);
@@ -60,18 +60,21 @@ InferenceResult run_inference(InferencePlan& plan, BatchLoader& loader, const st
     });
 }
 
-Evaluation evaluate_folder(const Model& model, const std::string& data_dir, int batch_size, bool strict) {
+Evaluation evaluate_folder(const Model& model, const std::string& data_dir, int batch_size, bool strict,
+                           ProgressObserver& observer) {
     const FolderScan scan = scan_with_classes(data_dir, model.description.class_names);
     if (scan.images.empty()) throw Error("'" + data_dir + "' holds no images in folders named after the model's classes");
-    return evaluate_images(model, scan.images, batch_size, strict, "'" + data_dir + "'");
+    return evaluate_images(model, scan.images, batch_size, strict, "'" + data_dir + "'", observer);
 }
 
 Evaluation evaluate_images(const Model& model, const std::vector<LabelledImage>& images, int batch_size, bool strict,
-                           const std::string& what) {
+                           const std::string& what, ProgressObserver& observer) {
     if (batch_size < 1) throw Error("--batch must be at least 1");
     InferencePlan plan(model, batch_size);
-    BatchLoader loader(images, model.description.input, {.batch_size = batch_size, .shuffle = false, .strict = strict, .augment = {}});
-    const InferenceResult result = run_inference(plan, loader, "evaluating");
+    const auto warn = [&observer](const std::string& line) { observer.warning(line); };
+    BatchLoader loader(images, model.description.input,
+                       {.batch_size = batch_size, .shuffle = false, .strict = strict, .augment = {}, .warn = warn});
+    const InferenceResult result = run_inference(plan, loader, "evaluating", observer);
     if (result.labels.empty()) throw Error("no image in " + what + " could be decoded");
     Evaluation evaluation;
     evaluation.report = classification_report(result.labels, result.probabilities, model.description.class_names);

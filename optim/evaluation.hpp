@@ -10,6 +10,7 @@
 #include "engine/metrics.hpp"
 #include "engine/model.hpp"
 #include "layers/network.hpp"
+#include "optim/progress_observer.hpp"
 
 namespace edgeqc {
 
@@ -21,10 +22,12 @@ struct InferenceResult {
     double forward_seconds = 0.0;      // time spent in forward passes only (no decoding)
 };
 
-// progress_label: when not empty, a progress bar with this label is drawn. The network runs in inference mode;
+// progress_label: when not empty, progress is reported to the observer under this task name. The network runs in inference mode;
 // the plan's max_batch must hold the loader's batches.
-InferenceResult run_inference(Network& network, BatchLoader& loader, const std::string& progress_label = {});
-InferenceResult run_inference(InferencePlan& plan, BatchLoader& loader, const std::string& progress_label = {});
+InferenceResult run_inference(Network& network, BatchLoader& loader, const std::string& progress_label = {},
+                              ProgressObserver& observer = silent_observer());
+InferenceResult run_inference(InferencePlan& plan, BatchLoader& loader, const std::string& progress_label = {},
+                              ProgressObserver& observer = silent_observer());
 
 // `edgeqc eval`: the model's inference plan over a labelled folder whose class folders are model classes.
 struct Evaluation {
@@ -36,9 +39,11 @@ struct Evaluation {
     int batch_size = 1;
     std::size_t skipped = 0;  // corrupt images skipped
 };
-Evaluation evaluate_folder(const Model& model, const std::string& data_dir, int batch_size, bool strict);
+// Corrupt images are skipped (or, strict, an error) and reported to the observer as warnings.
+Evaluation evaluate_folder(const Model& model, const std::string& data_dir, int batch_size, bool strict,
+                           ProgressObserver& observer = silent_observer());
 // The same over a list of labelled images (e.g. a validation split); what names them in errors.
 Evaluation evaluate_images(const Model& model, const std::vector<LabelledImage>& images, int batch_size, bool strict,
-                           const std::string& what);
+                           const std::string& what, ProgressObserver& observer = silent_observer());
 
 }  // namespace edgeqc

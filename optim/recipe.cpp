@@ -45,6 +45,17 @@ double read_real(const std::string& text) {
     return value;
 }
 
+RecipeOption described(std::string key, std::string flag, std::string group, std::string help,
+                       const char* missing_means = nullptr) {
+    RecipeOption option;
+    option.key = std::move(key);
+    option.flag = std::move(flag);
+    option.group = std::move(group);
+    option.help = std::move(help);
+    option.missing_means = missing_means;
+    return option;
+}
+
 template <class T>
 using Access = T& (*)(TrainOptions&);
 
@@ -110,65 +121,65 @@ std::vector<RecipeOption> build_table() {
                       transfer = "Transfer learning", callbacks = "Model selection and callbacks",
                       imbalance = "Imbalance and augmentation", pseudo = "Semi-supervised (pseudo-labels)";
     std::vector<RecipeOption> table;
-    RecipeOption arch = text({"", "--arch", network,
+    RecipeOption arch = text(described("", "--arch", network,
                               "Network spec, e.g. c32bn-p-c64bn-p-fc; the paper's exact network is " +
-                                  std::string(kPaperArchitecture)},
+                                  std::string(kPaperArchitecture)),
                              [](TrainOptions& o) -> std::string& { return o.architecture; });
     arch.decided_by_start_model = true;
     table.push_back(arch);
 
-    RecipeOption epochs = integer({"epochs", "--epochs", optimisation, "Number of passes over the training images"},
+    RecipeOption epochs = integer(described("epochs", "--epochs", optimisation, "Number of passes over the training images"),
                                   [](TrainOptions& o) -> int& { return o.epochs; });
     epochs.check = unless([](const TrainOptions& o) { return o.epochs < 1; }, "--epochs must be at least 1");
     epochs.given_on_resume = [](const TrainOptions& o) { return o.epochs_given; };
     table.push_back(epochs);
-    RecipeOption batch = integer({"batch", "--batch", optimisation, "Images per optimizer step"},
+    RecipeOption batch = integer(described("batch", "--batch", optimisation, "Images per optimizer step"),
                                  [](TrainOptions& o) -> int& { return o.batch_size; });
     batch.check = unless([](const TrainOptions& o) { return o.batch_size < 1; }, "--batch must be at least 1");
     table.push_back(batch);
-    RecipeOption lr = real({"lr", "--lr", optimisation, "Peak learning rate"},
+    RecipeOption lr = real(described("lr", "--lr", optimisation, "Peak learning rate"),
                            [](TrainOptions& o) -> float& { return o.learning_rate; });
     lr.check = unless([](const TrainOptions& o) { return not_positive(o.learning_rate); }, "--lr must be a positive number");
     table.push_back(lr);
-    table.push_back(named<OptimizerKind>({"optimizer", "--optimizer", optimisation, "adam or sgd (momentum 0.9)"},
+    table.push_back(named<OptimizerKind>(described("optimizer", "--optimizer", optimisation, "adam or sgd (momentum 0.9)"),
                                          [](TrainOptions& o) -> OptimizerKind& { return o.optimizer.kind; },
                                          optimizer_kind_name, parse_optimizer_kind));
-    RecipeOption decay = real({"weight_decay", "--weight-decay", optimisation, "Decoupled (AdamW) for adam, L2 for sgd"},
+    RecipeOption decay = real(described("weight_decay", "--weight-decay", optimisation, "Decoupled (AdamW) for adam, L2 for sgd"),
                               [](TrainOptions& o) -> float& { return o.optimizer.weight_decay; });
     decay.check = unless([](const TrainOptions& o) {
         return !(o.optimizer.weight_decay >= 0.0f) || !std::isfinite(o.optimizer.weight_decay);
     }, "--weight-decay must be a non-negative number");
     table.push_back(decay);
-    table.push_back(named<ScheduleKind>({"schedule", "--schedule", optimisation,
-                                         "Learning-rate decay after warm-up: constant, cosine or step"},
+    table.push_back(named<ScheduleKind>(described("schedule", "--schedule", optimisation,
+                                         "Learning-rate decay after warm-up: constant, cosine or step"),
                                         [](TrainOptions& o) -> ScheduleKind& { return o.schedule; }, schedule_kind_name,
                                         parse_schedule_kind));
-    RecipeOption step_epochs = integer({"step_epochs", "--step-epochs", optimisation,
+    RecipeOption step_epochs = integer(described("step_epochs", "--step-epochs", optimisation,
                                         "--schedule step: epochs between two decays, counted from the end of warm-up",
-                                        "10"},
+                                        "10"),
                                        [](TrainOptions& o) -> int& { return o.step_epochs; });
     step_epochs.check = unless([](const TrainOptions& o) { return o.step_epochs < 1; }, "--step-epochs must be at least 1");
     table.push_back(step_epochs);
-    RecipeOption step_gamma = real({"step_gamma", "--step-gamma", optimisation, "--schedule step: factor of each decay",
-                                    "0.1"},
+    RecipeOption step_gamma = real(described("step_gamma", "--step-gamma", optimisation, "--schedule step: factor of each decay",
+                                    "0.1"),
                                    [](TrainOptions& o) -> float& { return o.step_gamma; });
     step_gamma.check = unless([](const TrainOptions& o) { return !(o.step_gamma > 0.0f && o.step_gamma <= 1.0f); },
                               "--step-gamma must be in (0, 1]");
     table.push_back(step_gamma);
-    RecipeOption warmup = integer({"warmup_epochs", "--warmup-epochs", optimisation, "Epochs of linear learning-rate warm-up"},
+    RecipeOption warmup = integer(described("warmup_epochs", "--warmup-epochs", optimisation, "Epochs of linear learning-rate warm-up"),
                                   [](TrainOptions& o) -> int& { return o.warmup_epochs; });
     warmup.check = unless([](const TrainOptions& o) { return o.warmup_epochs < 0; }, "--warmup-epochs must not be negative");
     table.push_back(warmup);
 
-    RecipeOption split = {"val_split", "--val-split", data, "Fraction of each class held out for validation"};
+    RecipeOption split = described("val_split", "--val-split", data, "Fraction of each class held out for validation");
     split.get = [](const TrainOptions& o) { return exact_text(o.validation_split); };
     split.set = [](TrainOptions& o, const std::string& value) { o.validation_split = read_real(value); };
     split.check = unless([](const TrainOptions& o) { return !(o.validation_split >= 0.0 && o.validation_split < 1.0); },
                          "--val-split must be in [0, 1)");
     table.push_back(split);
-    table.push_back(text({"validation_dir", "--val", data, "Validation folder (instead of --val-split)"},
+    table.push_back(text(described("validation_dir", "--val", data, "Validation folder (instead of --val-split)"),
                          [](TrainOptions& o) -> std::string& { return o.validation_dir; }));
-    RecipeOption seed = {"seed", "--seed", data, "Seed for initialisation and shuffling"};
+    RecipeOption seed = described("seed", "--seed", data, "Seed for initialisation and shuffling");
     seed.get = [](const TrainOptions& o) { return std::to_string(o.seed); };
     seed.set = [](TrainOptions& o, const std::string& value) {
         if (value.empty() || value.find_first_not_of("0123456789") != std::string::npos) unreadable(value);
@@ -181,101 +192,101 @@ std::vector<RecipeOption> build_table() {
     table.push_back(seed);
 
     // --init also takes a model file; the command line routes that to init_model (below).
-    table.push_back(named<InitScheme>({"init", "--init", transfer,
+    table.push_back(named<InitScheme>(described("init", "--init", transfer,
                                        "Weight initialisation: he, torch (PyTorch's default), or a model file (.eqc) to "
                                        "fine-tune: its architecture, input format and weights are used, and its head "
-                                       "is re-initialised when the classes differ"},
+                                       "is re-initialised when the classes differ"),
                                       [](TrainOptions& o) -> InitScheme& { return o.init; }, init_scheme_name,
                                       parse_init_scheme));
-    table.push_back(text({"init_model", "", transfer, "", ""},
+    table.push_back(text(described("init_model", "", transfer, "", ""),
                          [](TrainOptions& o) -> std::string& { return o.init_model; }));
-    RecipeOption freeze = integer({"freeze", "--freeze", transfer,
-                                   "Leading conv blocks (conv + batch norm + ReLU + pool) kept frozen", "0"},
+    RecipeOption freeze = integer(described("freeze", "--freeze", transfer,
+                                   "Leading conv blocks (conv + batch norm + ReLU + pool) kept frozen", "0"),
                                   [](TrainOptions& o) -> int& { return o.freeze_blocks; });
     freeze.check = unless([](const TrainOptions& o) { return o.freeze_blocks < 0; }, "--freeze must not be negative");
     table.push_back(freeze);
-    RecipeOption phase2 = integer({"phase2_epochs", "--phase2-epochs", transfer,
+    RecipeOption phase2 = integer(described("phase2_epochs", "--phase2-epochs", transfer,
                                    "Epochs of a second, fine-tuning phase after --epochs (fresh optimizer, --phase2-lr, "
                                    "blocks unfrozen)",
-                                   "0"},
+                                   "0"),
                                   [](TrainOptions& o) -> int& { return o.phase2_epochs; });
     phase2.check = unless([](const TrainOptions& o) { return o.phase2_epochs < 0; }, "--phase2-epochs must not be negative");
     phase2.given_on_resume = [](const TrainOptions& o) { return o.phase2_epochs_given; };
     table.push_back(phase2);
-    RecipeOption phase2_lr = real({"phase2_lr", "--phase2-lr", transfer, "Peak learning rate of phase 2", "1e-4"},
+    RecipeOption phase2_lr = real(described("phase2_lr", "--phase2-lr", transfer, "Peak learning rate of phase 2", "1e-4"),
                                   [](TrainOptions& o) -> float& { return o.phase2_learning_rate; });
     phase2_lr.check = unless([](const TrainOptions& o) { return not_positive(o.phase2_learning_rate); },
                              "--phase2-lr must be a positive number");
     table.push_back(phase2_lr);
-    RecipeOption unfreeze = integer({"unfreeze", "--unfreeze", transfer,
-                                     "Frozen blocks released for phase 2, counted from the last one (default: all)", "-1"},
+    RecipeOption unfreeze = integer(described("unfreeze", "--unfreeze", transfer,
+                                     "Frozen blocks released for phase 2, counted from the last one (default: all)", "-1"),
                                     [](TrainOptions& o) -> int& { return o.unfreeze_blocks; });
     unfreeze.check = unless([](const TrainOptions& o) { return o.unfreeze_blocks < -1; },
                             "--unfreeze must be a number of blocks (or omitted for all)");
     table.push_back(unfreeze);
 
-    table.push_back(named<Monitor>({"monitor", "--monitor", callbacks,
+    table.push_back(named<Monitor>(described("monitor", "--monitor", callbacks,
                                     "Validation metric that picks the best model and drives the callbacks: "
                                     "val_accuracy, val_loss or val_macro_f1",
-                                    "val_accuracy"},
+                                    "val_accuracy"),
                                    [](TrainOptions& o) -> Monitor& { return o.callbacks.monitor; }, monitor_name,
                                    parse_monitor));
-    table.push_back(integer({"early_stop", "--early-stop", callbacks,
-                             "Stop after this many epochs without a better --monitor value (0 = off)", "0"},
+    table.push_back(integer(described("early_stop", "--early-stop", callbacks,
+                             "Stop after this many epochs without a better --monitor value (0 = off)", "0"),
                             [](TrainOptions& o) -> int& { return o.callbacks.early_stop_patience; }));
-    table.push_back(integer({"plateau_patience", "--plateau-patience", callbacks,
-                             "Reduce the learning rate after this many epochs without improvement (0 = off)", "0"},
+    table.push_back(integer(described("plateau_patience", "--plateau-patience", callbacks,
+                             "Reduce the learning rate after this many epochs without improvement (0 = off)", "0"),
                             [](TrainOptions& o) -> int& { return o.callbacks.plateau_patience; }));
-    table.push_back(real({"plateau_factor", "--plateau-factor", callbacks, "Factor of each plateau reduction", "0.5"},
+    table.push_back(real(described("plateau_factor", "--plateau-factor", callbacks, "Factor of each plateau reduction", "0.5"),
                          [](TrainOptions& o) -> float& { return o.callbacks.plateau_factor; }));
-    table.push_back(real({"min_lr", "--min-lr", callbacks, "Lowest learning rate plateau reductions go to", "1e-6"},
+    table.push_back(real(described("min_lr", "--min-lr", callbacks, "Lowest learning rate plateau reductions go to", "1e-6"),
                          [](TrainOptions& o) -> float& { return o.callbacks.min_learning_rate; }));
 
-    table.push_back(named<Balance>({"balance", "--balance", imbalance,
+    table.push_back(named<Balance>(described("balance", "--balance", imbalance,
                                     "Imbalanced classes: none, oversample (minority classes repeated up to the largest "
                                     "each epoch) or weights (inverse-frequency loss weights)",
-                                    "none"},
+                                    "none"),
                                    [](TrainOptions& o) -> Balance& { return o.balance; }, balance_name, parse_balance));
-    table.push_back(switch_option({"augment_hflip", "--hflip", imbalance, "Random horizontal flips (--no-hflip: none)", "0"},
+    table.push_back(switch_option(described("augment_hflip", "--hflip", imbalance, "Random horizontal flips (--no-hflip: none)", "0"),
                                   [](TrainOptions& o) -> bool& { return o.augment.horizontal_flip; }));
-    table.push_back(switch_option({"augment_vflip", "--vflip", imbalance, "Random vertical flips (--no-vflip: none)", "0"},
+    table.push_back(switch_option(described("augment_vflip", "--vflip", imbalance, "Random vertical flips (--no-vflip: none)", "0"),
                                   [](TrainOptions& o) -> bool& { return o.augment.vertical_flip; }));
-    table.push_back(real({"augment_rotation", "--rotation", imbalance,
+    table.push_back(real(described("augment_rotation", "--rotation", imbalance,
                           with_default("Random rotation up to +-DEG degrees (0-180; --augment: %g)", augment.rotation_degrees),
-                          "0"},
+                          "0"),
                          [](TrainOptions& o) -> float& { return o.augment.rotation_degrees; }));
-    table.push_back(real({"augment_zoom", "--zoom", imbalance,
-                          with_default("Random zoom by up to +-F (0-0.9; --augment: %g)", augment.zoom), "0"},
+    table.push_back(real(described("augment_zoom", "--zoom", imbalance,
+                          with_default("Random zoom by up to +-F (0-0.9; --augment: %g)", augment.zoom), "0"),
                          [](TrainOptions& o) -> float& { return o.augment.zoom; }));
-    table.push_back(real({"augment_translate", "--translate", imbalance,
-                          with_default("Random shift up to +-F of each side (0-0.5; --augment: %g)", augment.translate), "0"},
+    table.push_back(real(described("augment_translate", "--translate", imbalance,
+                          with_default("Random shift up to +-F of each side (0-0.5; --augment: %g)", augment.translate), "0"),
                          [](TrainOptions& o) -> float& { return o.augment.translate; }));
-    table.push_back(real({"augment_brightness", "--brightness", imbalance,
-                          with_default("Random brightness factor in 1 +- F (0-1; --augment: %g)", augment.brightness), "0"},
+    table.push_back(real(described("augment_brightness", "--brightness", imbalance,
+                          with_default("Random brightness factor in 1 +- F (0-1; --augment: %g)", augment.brightness), "0"),
                          [](TrainOptions& o) -> float& { return o.augment.brightness; }));
-    table.push_back(real({"augment_noise", "--noise", imbalance,
+    table.push_back(real(described("augment_noise", "--noise", imbalance,
                           with_default("Gaussian noise of this stddev on [0, 1] intensities (0-1; --augment: %g)", augment.noise),
-                          "0"},
+                          "0"),
                          [](TrainOptions& o) -> float& { return o.augment.noise; }));
 
-    table.push_back(text({"unlabelled_dir", "--unlabelled", pseudo,
+    table.push_back(text(described("unlabelled_dir", "--unlabelled", pseudo,
                           "Folder of unlabelled images for pseudo-labelling: each epoch the model's confident guesses "
                           "join training",
-                          ""},
+                          ""),
                          [](TrainOptions& o) -> std::string& { return o.unlabelled_dir; }));
-    table.push_back(real({"pseudo_threshold", "--pseudo-threshold", pseudo, "Confidence a guess needs to be used", "0.95"},
+    table.push_back(real(described("pseudo_threshold", "--pseudo-threshold", pseudo, "Confidence a guess needs to be used", "0.95"),
                          [](TrainOptions& o) -> float& { return o.pseudo.threshold; }));
-    table.push_back(integer({"pseudo_start", "--pseudo-start", pseudo, "First epoch that uses pseudo-labels", "2"},
+    table.push_back(integer(described("pseudo_start", "--pseudo-start", pseudo, "First epoch that uses pseudo-labels", "2"),
                             [](TrainOptions& o) -> int& { return o.pseudo.start_epoch; }));
-    table.push_back(integer({"pseudo_rampup", "--pseudo-rampup", pseudo, "Epochs over which their loss weight grows to 1",
-                             "5"},
+    table.push_back(integer(described("pseudo_rampup", "--pseudo-rampup", pseudo, "Epochs over which their loss weight grows to 1",
+                             "5"),
                             [](TrainOptions& o) -> int& { return o.pseudo.rampup_epochs; }));
-    table.push_back(switch_option({"pseudo_balance", "--pseudo-balance", pseudo,
+    table.push_back(switch_option(described("pseudo_balance", "--pseudo-balance", pseudo,
                                    "Cap each class's pseudo-labels at its share of the labelled images (most confident "
                                    "first), so an over-predicted class cannot take over",
-                                   "0"},
+                                   "0"),
                                   [](TrainOptions& o) -> bool& { return o.pseudo.class_balanced; }));
-    table.push_back(switch_option({"strict", "--strict", data, "Stop on a corrupt image instead of skipping it"},
+    table.push_back(switch_option(described("strict", "--strict", data, "Stop on a corrupt image instead of skipping it"),
                                   [](TrainOptions& o) -> bool& { return o.strict; }));
     return table;
 }

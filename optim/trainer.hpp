@@ -1,7 +1,7 @@
-// The training loop behind `edgeqc train`: data split, normalisation, balancing, epochs with validation,
+// The training run behind `edgeqc train`: data split, normalisation, balancing, epochs with validation,
 // callbacks (best model, early stopping, reduce-on-plateau), transfer learning (start from a model, frozen
 // conv blocks, a second fine-tuning phase), per-epoch CSV/JSON logs, clean stop on request and exact
-// --resume. It prints progress but parses no command line; apps/ does that.
+// --resume. It reports progress to an observer; it neither prints nor parses a command line (apps/ does both).
 #pragma once
 
 #include <atomic>
@@ -16,6 +16,7 @@
 #include "layers/layer.hpp"
 #include "optim/callbacks.hpp"
 #include "optim/optimizer.hpp"
+#include "optim/progress_observer.hpp"
 #include "optim/pseudo_label.hpp"
 #include "optim/schedule.hpp"
 
@@ -88,7 +89,7 @@ class BatchLoader;
 void reestimate_batch_norm(Network& network, BatchLoader& clean_training, int epoch);
 
 // Throws edgeqc::Error for bad data, options or files, and when the loss becomes NaN or infinite (the best
-// model file written so far is left intact).
-TrainSummary train(const TrainOptions& options);
+// model file written so far is left intact). Progress, set-up facts and each epoch go to the observer.
+TrainSummary train(const TrainOptions& options, ProgressObserver& observer = silent_observer());
 
 }  // namespace edgeqc

@@ -4,6 +4,10 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <string>
+#include <unistd.h>
+#include <vector>
 
 #include "engine/error.hpp"
 #include "engine/model_file.hpp"
@@ -169,4 +173,68 @@ TEST_CASE("bad training options are refused with the option's name") {
     options = tiny_train_options(folder.file("data"), folder.file("m.eqc"));
     options.architecture = "c4-p-p-p-p-p-fc";  // pools a 16x20 input away
     CHECK_THROWS_WITH_AS(train(options), doctest::Contains("smaller than"), Error);
+}
+
+namespace {
+
+// Keeps what a run reports, and counts.
+struct RecordingObserver : ProgressObserver {
+    std::vector<std::string> infos, warnings;
+    std::vector<EpochReport> epochs;
+    std::size_t progress_calls = 0, progress_ends = 0;
+    void info(const std::string& line) override { infos.push_back(line); }
+    void warning(const std::string& line) override { warnings.push_back(line); }
+    void progress(const std::string&, std::size_t, std::size_t, const std::string&) override { ++progress_calls; }
+    void progress_end() override { ++progress_ends; }
+    void epoch_end(const EpochReport& report) override { epochs.push_back(report); }
+};
+
+// The bytes written to a standard stream (1 or 2) while `body` runs, caught through a temporary file.
+template <class Body>
+std::string written_to(int stream, const TempFolder& folder, Body body) {
+    std::fflush(nullptr);
+    const std::string path = folder.file("stream" + std::to_string(stream) + ".txt");
+    const int saved = ::dup(stream);
+    std::FILE* capture = std::fopen(path.c_str(), "w");
+    ::dup2(::fileno(capture), stream);
+    body();
+    std::fflush(nullptr);
+    ::dup2(saved, stream);
+    ::close(saved);
+    std::fclose(capture);
+    const std::vector<unsigned char> bytes = read_bytes(path);
+    return {bytes.begin(), bytes.end()};
+}
+
+}  // namespace
+
+TEST_CASE("a training run reports through its observer and prints nothing itself") {
+    TempFolder folder;
+    write_tiny_dataset(folder.file("data"), 6);
+    write_bytes(folder.file("data/crack/broken.png"), {0x89, 'P', 'N', 'G', 1, 2, 3});
+    TrainOptions options = tiny_train_options(folder.file("data"), folder.file("m.eqc"));
+    options.report_path = folder.file("report.html");
+    RecordingObserver observer;
+    TrainSummary summary;
+    std::string printed_on_stderr;
+    const std::string printed_on_stdout = written_to(1, folder, [&] {
+        printed_on_stderr = written_to(2, folder, [&] { summary = train(options, observer); });
+    });
+    CHECK(printed_on_stdout.empty());
+    CHECK(printed_on_stderr.empty());
+    REQUIRE(observer.epochs.size() == 2);
+    CHECK(observer.epochs[1].record.epoch == 2);
+    CHECK(observer.epochs[1].total_epochs == 2);
+    CHECK(observer.epochs[0].validated);
+    CHECK(summary.epochs_done == 2);
+    CHECK(std::any_of(observer.infos.begin(), observer.infos.end(),
+                      [](const std::string& line) { return line.rfind("split: ", 0) == 0; }));
+    CHECK(std::any_of(observer.infos.begin(), observer.infos.end(),
+                      [](const std::string& line) { return line.rfind("report written to", 0) == 0; }));
+    // The corrupt image is reported once, by the training loader (not again by the others).
+    CHECK(std::count_if(observer.warnings.begin(), observer.warnings.end(), [](const std::string& line) {
+              return line.find("broken.png") != std::string::npos;
+          }) == 1);
+    CHECK(observer.progress_calls > 0);
+    CHECK(observer.progress_ends >= 4);  // two epochs, two validations, the report's evaluation
 }

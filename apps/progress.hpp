@@ -1,10 +1,15 @@
-// A one-line progress bar with rate and ETA on stderr. On a terminal it redraws in place; when stderr is
-// not a terminal (logs, CI) it stays silent so logs are not flooded, and callers print summary lines instead.
+// How the command-line tools show work in progress: a one-line progress bar with rate and ETA on stderr, and the
+// observer that prints what training and evaluation report. On a terminal the bar redraws in place; when stderr is
+// not a terminal (logs, CI) it stays silent so logs are not flooded, and summary lines say what happened instead.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
+#include <memory>
+#include <mutex>
 #include <string>
+
+#include "optim/progress_observer.hpp"
 
 namespace edgeqc {
 
@@ -32,5 +37,21 @@ private:
 
 // "1:05:03" or "4:07".
 std::string format_duration(double seconds);
+
+// Prints what a training run or an evaluation reports: facts on stdout, warnings on stderr, progress as a bar,
+// each epoch as one line.
+class ConsoleObserver : public ProgressObserver {
+public:
+    void info(const std::string& line) override;
+    void warning(const std::string& line) override;
+    void progress(const std::string& task, std::size_t done, std::size_t total, const std::string& detail) override;
+    void progress_end() override;
+    void epoch_end(const EpochReport& report) override;
+
+private:
+    std::mutex output_;  // warnings come from loader threads
+    std::unique_ptr<ProgressBar> bar_;
+    std::string task_;
+};
 
 }  // namespace edgeqc

@@ -1,5 +1,5 @@
-// Progress bar drawing.
-#include "engine/progress.hpp"
+// Progress bar drawing and the console observer.
+#include "progress.hpp"
 
 #include <cstdio>
 #include <sys/ioctl.h>
@@ -60,6 +60,42 @@ void ProgressBar::finish() {
     std::fprintf(stderr, "\r\033[K");
     std::fflush(stderr);
     drawn_ = false;
+}
+
+void ConsoleObserver::info(const std::string& line) {
+    const std::lock_guard<std::mutex> lock(output_);
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+}
+
+void ConsoleObserver::warning(const std::string& line) {
+    const std::lock_guard<std::mutex> lock(output_);
+    std::fprintf(stderr, "warning: %s\n", line.c_str());
+    std::fflush(stderr);
+}
+
+void ConsoleObserver::progress(const std::string& task, std::size_t done, std::size_t total, const std::string& detail) {
+    if (!bar_ || task != task_) {
+        bar_ = std::make_unique<ProgressBar>(task, total, "img");
+        task_ = task;
+    }
+    bar_->set_total(total);
+    bar_->update(done, detail);
+}
+
+void ConsoleObserver::progress_end() { bar_.reset(); }
+
+void ConsoleObserver::epoch_end(const EpochReport& r) {
+    const EpochRecord& e = r.record;
+    std::printf("epoch %3d/%d  loss %.4f  acc %.4f", e.epoch, r.total_epochs, e.train_loss, e.train_accuracy);
+    if (r.validated)
+        std::printf("  | val loss %.4f  acc %.4f  macro-F1 %.4f", e.validation_loss, e.validation_accuracy,
+                    e.validation_macro_f1);
+    if (r.pseudo_labelling) std::printf("  | pseudo %zu (w %.2f)", e.pseudo_labelled, static_cast<double>(r.pseudo_weight));
+    std::printf("  | lr %.2e  %.1f img/s  %.1fs  ETA %s%s%s\n", e.learning_rate, e.images_per_second, e.seconds,
+                format_duration(r.eta_seconds).c_str(), r.improved && r.validated ? "  *best" : "",
+                r.reduced_lr ? "  lr reduced" : "");
+    std::fflush(stdout);
 }
 
 }  // namespace edgeqc
