@@ -35,19 +35,6 @@ namespace {
 using namespace edgeqc;
 
 // "80x120" -> height 80, width 120.
-void parse_size(const std::string& text, int& height, int& width) {
-    const std::size_t x = text.find('x');
-    try {
-        std::size_t used_h = 0, used_w = 0;
-        height = std::stoi(text.substr(0, x), &used_h);
-        width = std::stoi(text.substr(x + 1), &used_w);
-        if (x == std::string::npos || used_h != x || used_w != text.size() - x - 1) throw std::invalid_argument(text);
-    } catch (const std::exception&) {
-        throw Error("--size must look like 80x120 (height x width), got '" + text + "'");
-    }
-    if (height < 8 || width < 8 || height > kMaxInputSide || width > kMaxInputSide)
-        throw Error("--size sides must be between 8 and " + std::to_string(kMaxInputSide) + " pixels, got '" + text + "'");
-}
 
 void apply_threads(int threads) {
     if (threads < 0) throw Error("--threads must be 0 (all cores) or more");
@@ -85,7 +72,7 @@ void add_input_options(CLI::App* cmd, InputArguments& a) {
 }
 
 InputFormat input_format_from(InputArguments& a) {
-    parse_size(a.size, a.format.height, a.format.width);
+    parse_input_size(a.size, a.format.height, a.format.width);
     a.format.enhancement.denoise = parse_denoise(a.denoise);
     validate_input_format(a.format);
     return a.format;
@@ -343,7 +330,7 @@ void add_synth(CLI::App& app, SynthArguments& a) {
 }
 
 int run_synth(SynthArguments& a) {
-    parse_size(a.size, a.options.height, a.options.width);
+    parse_input_size(a.size, a.options.height, a.options.width);
     ProgressBar progress("synth", static_cast<std::size_t>(a.options.per_class) * kSynthClasses.size(), "img");
     write_synthetic_dataset(a.out, a.options, [&](std::size_t done, std::size_t) { progress.update(done); });
     progress.finish();

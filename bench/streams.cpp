@@ -15,6 +15,7 @@
 #include "data/sampling.hpp"
 #include "engine/architecture.hpp"
 #include "engine/error.hpp"
+#include "engine/input_format.hpp"
 #include "layers/network.hpp"
 
 int main(int argc, char** argv) {
@@ -28,7 +29,7 @@ int main(int argc, char** argv) {
         const int epochs = std::stoi(argv[3]);
         const std::string prefix = argv[4];
         int height = 80, width = 120;
-        if (argc == 6 && std::sscanf(argv[5], "%dx%d", &height, &width) != 2) throw Error("size must look like 80x120");
+        if (argc == 6) parse_input_size(argv[5], height, width);
         const FolderScan scan = scan_labelled_folder(argv[1]);
         const int classes = static_cast<int>(scan.class_names.size());
         const Split split = stratified_split(scan.images, classes, 0.2);  // the trainer's default --val-split

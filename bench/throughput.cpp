@@ -10,6 +10,7 @@
 #include "engine/architecture.hpp"
 #include "engine/kernels.hpp"
 #include "engine/inference_plan.hpp"
+#include "engine/input_format.hpp"
 #include "layers/network.hpp"
 #include "layers/softmax_cross_entropy.hpp"
 #include "optim/optimizer.hpp"
@@ -76,9 +77,7 @@ int main(int argc, char** argv) {
     }
     try {
         int height = 80, width = 120;
-        char rest = 0;
-        if (argc > 3 && (std::sscanf(argv[3], "%dx%d%c", &height, &width, &rest) != 2 || height < 1 || width < 1))
-            throw std::invalid_argument(std::string("size must look like 80x120, not '") + argv[3] + "'");
+        if (argc > 3) parse_input_size(argv[3], height, width);
         run(argc > 1 ? argv[1] : kDefaultArchitecture, argc > 2 ? seconds_argument(argv[2]) : 10.0, height, width);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "edgeqc_throughput: error: %s\n", e.what());

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <stdexcept>
 
 #include "engine/error.hpp"
 
@@ -57,6 +58,20 @@ std::string describe_input_format(const InputFormat& format) {
         description += text;
     }
     return description;
+}
+
+void parse_input_size(const std::string& text, int& height, int& width) {
+    const std::size_t x = text.find('x');
+    try {
+        std::size_t used_h = 0, used_w = 0;
+        height = std::stoi(text.substr(0, x), &used_h);
+        width = std::stoi(text.substr(x + 1), &used_w);
+        if (x == std::string::npos || used_h != x || used_w != text.size() - x - 1) throw std::invalid_argument(text);
+    } catch (const std::exception&) {
+        throw Error("--size must look like 80x120 (height x width), got '" + text + "'");
+    }
+    if (height < 8 || width < 8 || height > kMaxInputSide || width > kMaxInputSide)
+        throw Error("--size sides must be between 8 and " + std::to_string(kMaxInputSide) + " pixels, got '" + text + "'");
 }
 
 void validate_input_format(const InputFormat& format) {

@@ -40,6 +40,9 @@ struct InputFormat {
     bool operator==(const InputFormat&) const = default;
 };
 
+// "80x120" (height x width, each 8 to kMaxInputSide) into height and width; throws Error naming --size otherwise.
+void parse_input_size(const std::string& text, int& height, int& width);
+
 // Throws Error unless channels is 1 or 3, the sides are within the image limits, mean/stddev
 // are empty or hold one positive stddev per channel, and the enhancement settings are in range.
 void validate_input_format(const InputFormat& format);
