@@ -28,6 +28,7 @@
 #include "optim/html_report.hpp"
 #include "optim/recipe.hpp"
 #include "optim/trainer.hpp"
+#include "optim/training_kernels.hpp"
 #include "prediction_output.hpp"
 
 namespace {
@@ -50,7 +51,8 @@ std::string version_text() {
     std::string text = std::string("edgeqc ") + EDGEQC_VERSION + "\nkernels: " + kernels().name + " (" +
                        kernels().kernels_used + "; available:";
     for (const KernelTable* table : available_kernel_tables()) text += " " + table->name;
-    text += "; EDGEQC_ARCH=<arch> forces one)\nthreads: " + std::to_string(omp_get_max_threads()) + "\n";
+    text += "; EDGEQC_ARCH=<arch> forces one)\ntraining kernels: " + training_kernels().kernels_used +
+            "\nthreads: " + std::to_string(omp_get_max_threads()) + "\n";
     return text;
 }
 

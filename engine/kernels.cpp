@@ -6,7 +6,6 @@
 #include <cstdlib>
 
 #include "engine/error.hpp"
-#include "engine/kernels/adam_f32.hpp"
 #include "engine/kernels/fma_peak_f32.hpp"
 #include "engine/kernels/gemm_f32.hpp"
 #include "engine/kernels/max_pool_f32.hpp"
@@ -25,7 +24,6 @@ void max_pool_2x2_f32_reference(const float*, int, int, int, float*, std::uint32
 void winograd_input_row_f32_reference(const float*, int, int, int, int, int, std::ptrdiff_t, float*, float*);
 void winograd_output_row_f32_reference(const float*, std::ptrdiff_t, int, float, bool, float*, int, int, int, float*);
 void winograd_gradient_row_f32_reference(const float*, int, int, int, int, std::ptrdiff_t, float*, float*);
-void adam_f32_reference(const AdamStepF32&, std::ptrdiff_t, float*, const float*, float*, float*);
 FmaPeakResult fma_peak_f32_reference(long iterations, float start);
 
 namespace {
@@ -60,17 +58,10 @@ void max_pool_2x2_f32(const float* x, int planes, int height, int width, float* 
 }
 
 template <class Arch>
-void adam_f32(const AdamStepF32& step, std::ptrdiff_t n, float* parameters, const float* gradients, float* m,
-              float* v) {
-    SimdAdamF32<Arch>{}(step, n, parameters, gradients, m, v);
-}
-
-template <class Arch>
 FmaPeakResult fma_peak_f32(long iterations, float start) {
     return FmaChainsF32<Arch>{}(iterations, start);
 }
 
-bool any_cpu() { return true; }
 
 // Each op's functions from one arch's instantiation of its generic body.
 template <class Arch>
@@ -89,8 +80,6 @@ void install_winograd_rows_f32(KernelTable& t) {
     t.winograd_gradient_row_f32 = WinogradRowsF32<Arch>::output_gradient;
 }
 template <class Arch>
-void install_adam_f32(KernelTable& t) { t.adam_f32 = adam_f32<Arch>; }
-template <class Arch>
 void install_fma_peak_f32(KernelTable& t) { t.fma_peak_f32 = fma_peak_f32<Arch>; }
 
 void install_gemm_f32_reference(KernelTable& t) {
@@ -105,26 +94,21 @@ void install_winograd_rows_f32_reference(KernelTable& t) {
     t.winograd_output_row_f32 = winograd_output_row_f32_reference;
     t.winograd_gradient_row_f32 = winograd_gradient_row_f32_reference;
 }
-void install_adam_f32_reference(KernelTable& t) { t.adam_f32 = adam_f32_reference; }
 void install_fma_peak_f32_reference(KernelTable& t) { t.fma_peak_f32 = fma_peak_f32_reference; }
 
 // Every op of a generic SIMD body, for one arch.
 template <class Arch>
-void list_simd_kernels(std::vector<KernelListing>& list, const char* arch, bool (*cpu_supports)()) {
+void list_simd_kernels(std::vector<KernelListing<KernelTable>>& list, const char* arch, bool (*cpu_supports)()) {
     list.push_back({"gemm", DataType::F32, arch, cpu_supports, install_gemm_f32<Arch>});
     list.push_back({"max_pool_2x2", DataType::F32, arch, cpu_supports, install_max_pool_2x2_f32<Arch>});
     list.push_back({"winograd_rows", DataType::F32, arch, cpu_supports, install_winograd_rows_f32<Arch>});
-    list.push_back({"adam", DataType::F32, arch, cpu_supports, install_adam_f32<Arch>});
     list.push_back({"fma_peak", DataType::F32, arch, cpu_supports, install_fma_peak_f32<Arch>});
 }
 
-#if defined(__x86_64__)
-bool cpu_has_avx2_fma() { return xsimd::available_architectures().fma3_avx2; }
-#endif
 
 // The kernel list, best first within each op: the faster arches, then the scalar reference every CPU runs.
-std::vector<KernelListing> build_kernel_list() {
-    std::vector<KernelListing> list;
+std::vector<KernelListing<KernelTable>> build_kernel_list() {
+    std::vector<KernelListing<KernelTable>> list;
 #if defined(__x86_64__)
     list_simd_kernels<xsimd::fma3<xsimd::avx2>>(list, "avx2", cpu_has_avx2_fma);
     list_simd_kernels<xsimd::sse2>(list, "sse2", any_cpu);
@@ -134,49 +118,11 @@ std::vector<KernelListing> build_kernel_list() {
     list.push_back({"gemm", DataType::F32, "scalar", any_cpu, install_gemm_f32_reference});
     list.push_back({"max_pool_2x2", DataType::F32, "scalar", any_cpu, install_max_pool_2x2_f32_reference});
     list.push_back({"winograd_rows", DataType::F32, "scalar", any_cpu, install_winograd_rows_f32_reference});
-    list.push_back({"adam", DataType::F32, "scalar", any_cpu, install_adam_f32_reference});
     list.push_back({"fma_peak", DataType::F32, "scalar", any_cpu, install_fma_peak_f32_reference});
     return list;
 }
 
-bool same_op(const KernelListing& a, const KernelListing& b) { return std::string(a.op) == b.op && a.type == b.type; }
-
-}  // namespace
-
-KernelTable assemble_kernel_table(const std::vector<KernelListing>& list, const std::string& arch) {
-    KernelTable table{};
-    std::vector<std::string> chosen_arches;
-    for (std::size_t i = 0; i < list.size(); ++i) {
-        if (std::any_of(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(i),
-                        [&](const KernelListing& earlier) { return same_op(earlier, list[i]); }))
-            continue;  // this op is done
-        const KernelListing* chosen = nullptr;
-        for (const KernelListing& candidate : list) {
-            if (!same_op(candidate, list[i]) || !candidate.cpu_supports()) continue;
-            if (!chosen || (arch == candidate.arch && arch != chosen->arch)) chosen = &candidate;
-        }
-        chosen->install(table);
-        if (!table.kernels_used.empty()) table.kernels_used += ", ";
-        table.kernels_used += std::string(chosen->op) + "_" + data_type_name(chosen->type) + " " + chosen->arch;
-        if (std::find(chosen_arches.begin(), chosen_arches.end(), chosen->arch) == chosen_arches.end())
-            chosen_arches.emplace_back(chosen->arch);
-    }
-    table.name = !arch.empty() ? arch : chosen_arches.size() == 1 ? chosen_arches.front() : "mixed";
-    return table;
-}
-
-namespace {
-
 KernelTable assemble(const std::string& arch) { return assemble_kernel_table(kernel_list(), arch); }
-
-// The runnable arches of the list, in list order.
-std::vector<std::string> runnable_arches() {
-    std::vector<std::string> arches;
-    for (const KernelListing& listing : kernel_list())
-        if (listing.cpu_supports() && std::find(arches.begin(), arches.end(), listing.arch) == arches.end())
-            arches.emplace_back(listing.arch);
-    return arches;
-}
 
 const KernelTable& best_table() {
     static const KernelTable table = assemble("");
@@ -204,8 +150,11 @@ const KernelTable*& active_table() {
 }
 }  // namespace
 
-const std::vector<KernelListing>& kernel_list() {
-    static const std::vector<KernelListing> list = build_kernel_list();
+bool any_cpu() { return true; }
+bool cpu_has_avx2_fma() { return xsimd::available_architectures().fma3_avx2; }
+
+const std::vector<KernelListing<KernelTable>>& kernel_list() {
+    static const std::vector<KernelListing<KernelTable>> list = build_kernel_list();
     return list;
 }
 
@@ -217,7 +166,7 @@ const KernelTable& reference_kernels() {
 const std::vector<const KernelTable*>& available_kernel_tables() {
     static const std::vector<KernelTable> tables = [] {
         std::vector<KernelTable> built;
-        for (const std::string& arch : runnable_arches()) built.push_back(assemble(arch));
+        for (const std::string& arch : runnable_arches(kernel_list())) built.push_back(assemble(arch));
         return built;
     }();
     static const std::vector<const KernelTable*> pointers = [] {

@@ -9,6 +9,7 @@
 // that arch's compiler flags), and <op>_<type>_reference.cpp is the plain scalar oracle.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -58,16 +59,6 @@ using WinogradOutputRowF32 = void (*)(const float* m, std::ptrdiff_t position_st
 using WinogradGradientRowF32 = void (*)(const float* plane, int out_height, int out_width, int first_row,
                                         int tile_columns, std::ptrdiff_t position_stride, float* out, float* rows);
 
-// One Adam (AdamW) step over n parameters; the scalars that depend on the step count come precomputed.
-struct AdamStepF32 {
-    float beta1, beta2, epsilon;
-    float step_size;         // learning rate / (1 - beta1^t)
-    float root_correction2;  // sqrt(1 - beta2^t)
-    float keep;              // 1 - learning rate * decoupled weight decay
-};
-using AdamF32 = void (*)(const AdamStepF32& step, std::ptrdiff_t n, float* parameters, const float* gradients,
-                         float* first_moment, float* second_moment);
-
 // The FMA peak probe: `iterations` rounds of kFmaPeakChains independent chains x <- x * kFmaPeakMultiplier +
 // kFmaPeakAddend from x = fma_peak_chain_start(start, chain), no memory traffic. `value` is the mean final x
 // over all chains and lanes, `flops` the work done; a benchmark divides flops by the time taken.
@@ -93,26 +84,66 @@ struct KernelTable {
     WinogradInputRowF32 winograd_input_row_f32;
     WinogradOutputRowF32 winograd_output_row_f32;
     WinogradGradientRowF32 winograd_gradient_row_f32;
-    AdamF32 adam_f32;
     FmaPeakF32 fma_peak_f32;
 };
 
-// One line of the kernel list: an implementation of op `op` on `type` for `arch`, run only where cpu_supports()
-// says so; install() puts its functions into a table.
+// The CPU checks of kernel lists: every CPU, and (x86-64) AVX2 with FMA.
+bool any_cpu();
+bool cpu_has_avx2_fma();
+
+// One line of a kernel list: an implementation of op `op` on `type` for `arch`, run only where cpu_supports()
+// says so; install() puts its functions into a table (KernelTable here; training keeps a list of its own for the
+// optimizer's kernels, optim/training_kernels.hpp, so that the runtime links none of them).
+template <class Table>
 struct KernelListing {
-    const char* op;  // "gemm", "max_pool_2x2", "winograd_rows", "adam", "fma_peak"
+    const char* op;  // "gemm", "max_pool_2x2", "winograd_rows", "fma_peak"
     DataType type;
     const char* arch;  // "avx2", "sse2", "neon64", "scalar" (the reference, on every CPU)
     bool (*cpu_supports)();
-    void (*install)(KernelTable& table);
+    void (*install)(Table& table);
 };
-// The whole list, best first within each op.
-const std::vector<KernelListing>& kernel_list();
+// The runtime's list, best first within each op.
+const std::vector<KernelListing<KernelTable>>& kernel_list();
 
 // For every op of `list`, its first runnable listing for `arch` if there is one, else its first runnable listing
 // (the best for this CPU); an empty arch takes each op's best. The table is named `arch`, or after the one arch all
-// its ops chose, or "mixed". Dispatch builds every table through this; tests give it lists of their own.
-KernelTable assemble_kernel_table(const std::vector<KernelListing>& list, const std::string& arch);
+// its ops chose, or "mixed". Dispatch builds every table through this; tests give it lists of their own. Table
+// needs the members `name` and `kernels_used`.
+template <class Table>
+Table assemble_kernel_table(const std::vector<KernelListing<Table>>& list, const std::string& arch) {
+    const auto same_op = [](const KernelListing<Table>& a, const KernelListing<Table>& b) {
+        return std::string(a.op) == b.op && a.type == b.type;
+    };
+    Table table{};
+    std::vector<std::string> chosen_arches;
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        if (std::any_of(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(i),
+                        [&](const KernelListing<Table>& earlier) { return same_op(earlier, list[i]); }))
+            continue;  // this op is done
+        const KernelListing<Table>* chosen = nullptr;
+        for (const KernelListing<Table>& candidate : list) {
+            if (!same_op(candidate, list[i]) || !candidate.cpu_supports()) continue;
+            if (!chosen || (arch == candidate.arch && arch != chosen->arch)) chosen = &candidate;
+        }
+        chosen->install(table);
+        if (!table.kernels_used.empty()) table.kernels_used += ", ";
+        table.kernels_used += std::string(chosen->op) + "_" + data_type_name(chosen->type) + " " + chosen->arch;
+        if (std::find(chosen_arches.begin(), chosen_arches.end(), chosen->arch) == chosen_arches.end())
+            chosen_arches.emplace_back(chosen->arch);
+    }
+    table.name = !arch.empty() ? arch : chosen_arches.size() == 1 ? chosen_arches.front() : "mixed";
+    return table;
+}
+
+// The arches of `list` with a kernel this CPU runs, in list order.
+template <class Table>
+std::vector<std::string> runnable_arches(const std::vector<KernelListing<Table>>& list) {
+    std::vector<std::string> arches;
+    for (const KernelListing<Table>& listing : list)
+        if (listing.cpu_supports() && std::find(arches.begin(), arches.end(), listing.arch) == arches.end())
+            arches.emplace_back(listing.arch);
+    return arches;
+}
 
 // The reference table: plain loops, the oracle every faster kernel is tested against.
 const KernelTable& reference_kernels();

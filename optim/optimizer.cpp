@@ -5,7 +5,7 @@
 #include <stdexcept>
 
 #include "engine/error.hpp"
-#include "engine/kernels.hpp"
+#include "optim/training_kernels.hpp"
 
 namespace edgeqc {
 
@@ -38,7 +38,7 @@ void Optimizer::step(float* parameters, const float* gradients, float learning_r
                                static_cast<float>(learning_rate / (1.0 - std::pow(config_.beta1, t))),
                                static_cast<float>(std::sqrt(1.0 - std::pow(config_.beta2, t))),
                                1.0f - learning_rate * decay};
-        kernels().adam_f32(step, n, parameters, gradients, m, second_moment_.data() + first);
+        training_kernels().adam_f32(step, n, parameters, gradients, m, second_moment_.data() + first);
     } else {
         const float momentum = config_.momentum;
 #pragma omp parallel for simd schedule(static)

@@ -19,6 +19,7 @@
 #include "engine/error.hpp"
 #include "engine/kernels.hpp"
 #include "engine/tensor.hpp"
+#include "optim/training_kernels.hpp"
 #include "engine/rng.hpp"
 
 using namespace edgeqc;
@@ -221,10 +222,13 @@ TEST_CASE("2x2 max pooling: every table matches the reference, winners and ties 
     });
 }
 
-TEST_CASE("Adam update: every table matches the reference over odd lengths and several steps") {
+TEST_CASE("Adam update: every training table matches the reference over odd lengths and several steps") {
     constexpr double kAdamTolerance = 1e-6;  // the SIMD path fuses multiply-adds the reference rounds twice
     Rng rng(6);
-    for_each_fast_table([&](const KernelTable& table) {
+    REQUIRE(available_training_kernel_tables().back()->name == "scalar");
+    for (const TrainingKernelTable* table_pointer : available_training_kernel_tables()) {
+        const TrainingKernelTable& table = *table_pointer;
+        CAPTURE(table.name);
         for (const std::ptrdiff_t n : {1, 7, 8, 33, 1001}) {
             CAPTURE(n);
             std::vector<float> expected = normal_values(static_cast<std::size_t>(n), rng), actual = expected;
@@ -234,8 +238,8 @@ TEST_CASE("Adam update: every table matches the reference over odd lengths and s
                 const std::vector<float> gradients = normal_values(static_cast<std::size_t>(n), rng);
                 const AdamStepF32 step{0.9f, 0.999f, 1e-8f, static_cast<float>(1e-2 / (1.0 - std::pow(0.9, t))),
                                        static_cast<float>(std::sqrt(1.0 - std::pow(0.999, t))), 1.0f - 1e-4f};
-                reference_kernels().adam_f32(step, n, expected.data(), gradients.data(), m_expected.data(),
-                                             v_expected.data());
+                reference_training_kernels().adam_f32(step, n, expected.data(), gradients.data(), m_expected.data(),
+                                                      v_expected.data());
                 table.adam_f32(step, n, actual.data(), gradients.data(), m_actual.data(), v_actual.data());
             }
             for (std::size_t i = 0; i < expected.size(); ++i) {
@@ -244,7 +248,14 @@ TEST_CASE("Adam update: every table matches the reference over odd lengths and s
                 CHECK(v_actual[i] == doctest::Approx(v_expected[i]).epsilon(kAdamTolerance));
             }
         }
-    });
+    }
+    // The optimizer follows the runtime's arch: forcing the scalar kernels forces the scalar Adam too.
+    const std::string original = kernels().name;
+    select_kernels("scalar");
+    const bool scalar_adam = training_kernels().adam_f32 == reference_training_kernels().adam_f32;
+    CHECK(scalar_adam);
+    select_kernels(original);
+    CHECK(training_kernels().name == original);
 }
 
 TEST_CASE("FMA peak probe: every table does the work it claims and reaches the closed-form value") {
@@ -267,26 +278,26 @@ namespace {
 bool cpu_has_it() { return true; }
 bool cpu_lacks_it() { return false; }
 void install_marker_gemm(KernelTable& t) { t.gemm_workspace_f32 = [](int, int, int, bool) -> std::size_t { return 1; }; }
-void install_marker_adam(KernelTable& t) { t.adam_f32 = reference_kernels().adam_f32; }
 void install_reference_gemm(KernelTable& t) { t.gemm_workspace_f32 = reference_kernels().gemm_workspace_f32; }
+void install_pool(KernelTable& t) { t.max_pool_2x2_f32 = reference_kernels().max_pool_2x2_f32; }
 }  // namespace
 
 TEST_CASE("kernels are chosen per op: an arch this CPU lacks leaves only its own op on the fallback") {
-    // "fancy" has a GEMM this CPU cannot run and an Adam it can; each op keeps what runs.
-    const std::vector<KernelListing> list = {
+    // "fancy" has a GEMM this CPU cannot run and a max-pool it can; each op keeps what runs.
+    const std::vector<KernelListing<KernelTable>> list = {
         {"gemm", DataType::F32, "fancy", cpu_lacks_it, install_marker_gemm},
-        {"adam", DataType::F32, "fancy", cpu_has_it, install_marker_adam},
+        {"max_pool_2x2", DataType::F32, "fancy", cpu_has_it, install_pool},
         {"gemm", DataType::F32, "scalar", cpu_has_it, install_reference_gemm},
-        {"adam", DataType::F32, "scalar", cpu_has_it, install_marker_adam},
+        {"max_pool_2x2", DataType::F32, "scalar", cpu_has_it, install_pool},
     };
     const KernelTable best = assemble_kernel_table(list, "");
     CHECK(best.name == "mixed");
-    CHECK(best.kernels_used == "gemm_f32 scalar, adam_f32 fancy");
+    CHECK(best.kernels_used == "gemm_f32 scalar, max_pool_2x2_f32 fancy");
     CHECK(best.gemm_workspace_f32(1, 1, 1, false) == 0);  // the runnable one, not the marker
     const KernelTable forced = assemble_kernel_table(list, "scalar");
-    CHECK(forced.kernels_used == "gemm_f32 scalar, adam_f32 scalar");
+    CHECK(forced.kernels_used == "gemm_f32 scalar, max_pool_2x2_f32 scalar");
     // When the lacking kernel becomes runnable it is chosen, with no other change.
-    std::vector<KernelListing> upgraded = list;
+    std::vector<KernelListing<KernelTable>> upgraded = list;
     upgraded[0].cpu_supports = cpu_has_it;
     const KernelTable fancy = assemble_kernel_table(upgraded, "");
     CHECK(fancy.name == "fancy");
@@ -294,14 +305,14 @@ TEST_CASE("kernels are chosen per op: an arch this CPU lacks leaves only its own
 }
 
 TEST_CASE("kernel list: every op has a scalar reference, each arch's table uses its listed kernels, one per op") {
-    const std::vector<KernelListing>& list = kernel_list();
-    const auto op_name = [](const KernelListing& l) { return std::string(l.op) + "_" + data_type_name(l.type); };
+    const std::vector<KernelListing<KernelTable>>& list = kernel_list();
+    const auto op_name = [](const KernelListing<KernelTable>& l) { return std::string(l.op) + "_" + data_type_name(l.type); };
     std::vector<std::string> ops;
-    for (const KernelListing& listing : list)
+    for (const KernelListing<KernelTable>& listing : list)
         if (std::find(ops.begin(), ops.end(), op_name(listing)) == ops.end()) ops.push_back(op_name(listing));
     for (const std::string& op : ops) {
         CAPTURE(op);
-        CHECK(std::count_if(list.begin(), list.end(), [&](const KernelListing& l) {
+        CHECK(std::count_if(list.begin(), list.end(), [&](const KernelListing<KernelTable>& l) {
                   return op_name(l) == op && std::string(l.arch) == "scalar";
               }) == 1);
     }
@@ -312,7 +323,7 @@ TEST_CASE("kernel list: every op has a scalar reference, each arch's table uses 
     for (const KernelTable* table : tables) {
         CAPTURE(table->name);
         // "gemm_f32 avx2, ...": one entry per op, this arch's kernel wherever the list has one for this CPU.
-        for (const KernelListing& listing : list) {
+        for (const KernelListing<KernelTable>& listing : list) {
             if (table->name != listing.arch || !listing.cpu_supports()) continue;
             CHECK(table->kernels_used.find(op_name(listing) + " " + listing.arch) != std::string::npos);
         }

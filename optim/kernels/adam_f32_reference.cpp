@@ -1,5 +1,5 @@
 // Scalar Adam update: the fallback path and the test oracle of the SIMD ones (adam_f32.hpp).
-#include "engine/kernels/adam_f32.hpp"
+#include "optim/kernels/adam_f32.hpp"
 
 namespace edgeqc {
 

@@ -7,8 +7,8 @@
 #include <cmath>
 #include <cstddef>
 
-#include "engine/kernels.hpp"
 #include "engine/kernels/simd_arch.hpp"
+#include "optim/training_kernels.hpp"
 
 namespace edgeqc {
 

@@ -1,0 +1,75 @@
+// The training kernel list and its tables.
+#include "optim/training_kernels.hpp"
+
+#include <map>
+#include <mutex>
+
+#include "optim/kernels/adam_f32.hpp"
+
+namespace edgeqc {
+
+void adam_f32_reference(const AdamStepF32&, std::ptrdiff_t, float*, const float*, float*, float*);
+
+namespace {
+
+template <class Arch>
+void adam_f32(const AdamStepF32& step, std::ptrdiff_t n, float* parameters, const float* gradients, float* m,
+              float* v) {
+    SimdAdamF32<Arch>{}(step, n, parameters, gradients, m, v);
+}
+
+template <class Arch>
+void install_adam_f32(TrainingKernelTable& t) { t.adam_f32 = adam_f32<Arch>; }
+void install_adam_f32_reference(TrainingKernelTable& t) { t.adam_f32 = adam_f32_reference; }
+
+std::vector<KernelListing<TrainingKernelTable>> build_list() {
+    std::vector<KernelListing<TrainingKernelTable>> list;
+#if defined(__x86_64__)
+    list.push_back({"adam", DataType::F32, "avx2", cpu_has_avx2_fma, install_adam_f32<xsimd::fma3<xsimd::avx2>>});
+    list.push_back({"adam", DataType::F32, "sse2", any_cpu, install_adam_f32<xsimd::sse2>});
+#elif defined(__aarch64__)
+    list.push_back({"adam", DataType::F32, "neon64", any_cpu, install_adam_f32<xsimd::neon64>});
+#endif
+    list.push_back({"adam", DataType::F32, "scalar", any_cpu, install_adam_f32_reference});
+    return list;
+}
+
+}  // namespace
+
+const std::vector<KernelListing<TrainingKernelTable>>& training_kernel_list() {
+    static const std::vector<KernelListing<TrainingKernelTable>> list = build_list();
+    return list;
+}
+
+const TrainingKernelTable& training_kernels() {
+    // One table per arch the runtime has been switched to, built on first use and kept.
+    static std::mutex mutex;
+    static std::map<std::string, TrainingKernelTable> tables;
+    const std::string& arch = kernels().name;
+    const std::lock_guard<std::mutex> lock(mutex);
+    auto found = tables.find(arch);
+    if (found == tables.end()) found = tables.emplace(arch, assemble_kernel_table(training_kernel_list(), arch)).first;
+    return found->second;
+}
+
+const TrainingKernelTable& reference_training_kernels() {
+    static const TrainingKernelTable table = assemble_kernel_table(training_kernel_list(), "scalar");
+    return table;
+}
+
+const std::vector<const TrainingKernelTable*>& available_training_kernel_tables() {
+    static const std::vector<TrainingKernelTable> tables = [] {
+        std::vector<TrainingKernelTable> built;
+        for (const std::string& arch : runnable_arches(training_kernel_list()))
+            built.push_back(assemble_kernel_table(training_kernel_list(), arch));
+        return built;
+    }();
+    static const std::vector<const TrainingKernelTable*> pointers = [] {
+        std::vector<const TrainingKernelTable*> result;
+        for (const TrainingKernelTable& table : tables) result.push_back(&table);
+        return result;
+    }();
+    return pointers;
+}
+
+}  // namespace edgeqc
