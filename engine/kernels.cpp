@@ -164,16 +164,8 @@ const KernelTable& reference_kernels() {
 }
 
 const std::vector<const KernelTable*>& available_kernel_tables() {
-    static const std::vector<KernelTable> tables = [] {
-        std::vector<KernelTable> built;
-        for (const std::string& arch : runnable_arches(kernel_list())) built.push_back(assemble(arch));
-        return built;
-    }();
-    static const std::vector<const KernelTable*> pointers = [] {
-        std::vector<const KernelTable*> result;
-        for (const KernelTable& table : tables) result.push_back(&table);
-        return result;
-    }();
+    static const std::vector<KernelTable> tables = arch_tables(kernel_list());
+    static const std::vector<const KernelTable*> pointers = pointers_to(tables);
     return pointers;
 }
 

@@ -135,14 +135,23 @@ Table assemble_kernel_table(const std::vector<KernelListing<Table>>& list, const
     return table;
 }
 
-// The arches of `list` with a kernel this CPU runs, in list order.
+// One table per arch of `list` that this CPU runs, in list order (what available_kernel_tables() lists).
 template <class Table>
-std::vector<std::string> runnable_arches(const std::vector<KernelListing<Table>>& list) {
+std::vector<Table> arch_tables(const std::vector<KernelListing<Table>>& list) {
     std::vector<std::string> arches;
     for (const KernelListing<Table>& listing : list)
         if (listing.cpu_supports() && std::find(arches.begin(), arches.end(), listing.arch) == arches.end())
             arches.emplace_back(listing.arch);
-    return arches;
+    std::vector<Table> tables;
+    for (const std::string& arch : arches) tables.push_back(assemble_kernel_table(list, arch));
+    return tables;
+}
+
+template <class Table>
+std::vector<const Table*> pointers_to(const std::vector<Table>& tables) {
+    std::vector<const Table*> pointers;
+    for (const Table& table : tables) pointers.push_back(&table);
+    return pointers;
 }
 
 // The reference table: plain loops, the oracle every faster kernel is tested against.

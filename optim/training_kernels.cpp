@@ -58,17 +58,8 @@ const TrainingKernelTable& reference_training_kernels() {
 }
 
 const std::vector<const TrainingKernelTable*>& available_training_kernel_tables() {
-    static const std::vector<TrainingKernelTable> tables = [] {
-        std::vector<TrainingKernelTable> built;
-        for (const std::string& arch : runnable_arches(training_kernel_list()))
-            built.push_back(assemble_kernel_table(training_kernel_list(), arch));
-        return built;
-    }();
-    static const std::vector<const TrainingKernelTable*> pointers = [] {
-        std::vector<const TrainingKernelTable*> result;
-        for (const TrainingKernelTable& table : tables) result.push_back(&table);
-        return result;
-    }();
+    static const std::vector<TrainingKernelTable> tables = arch_tables(training_kernel_list());
+    static const std::vector<const TrainingKernelTable*> pointers = pointers_to(tables);
     return pointers;
 }
 
