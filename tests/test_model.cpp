@@ -3,9 +3,11 @@
 // as a model-to-model pass.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "engine/error.hpp"
+#include "engine/inference_plan.hpp"
 #include "engine/model_file.hpp"
 #include "engine/model_passes.hpp"
 #include "layers/network.hpp"
@@ -219,4 +221,20 @@ TEST_CASE("folding batch norm is a model-to-model pass: no batch norm left, same
     for (std::size_t i = 0; i < plain.tensors.size(); ++i)
         CHECK(std::memcmp(unchanged.tensors[i].tensor.raw(), plain.tensors[i].tensor.raw(), plain.tensors[i].tensor.bytes()) == 0);
     CHECK_THROWS_AS(fold_batch_norm(with_quantized_first_conv(random_model("c4bn-p-c6-gap-fc5-drop0.25-fc", 3))), Error);
+}
+
+TEST_CASE("a folded model saved to a file loads and predicts exactly as the model it was folded from") {
+    TempFolder folder;
+    const Model model = random_model("c4bn-p-c16bn-c17-gap-fc5-drop0.25-fc", 8);
+    save_model(folder.file("folded.eqc"), fold_batch_norm(model));
+    const LoadedModel loaded = load_model(folder.file("folded.eqc"));
+    CHECK(loaded.description.architecture == "c4-p-c16-c17-gap-fc5-drop0.25-fc");
+    Tensor x({2, 1, 12, 10});
+    Rng rng(3);
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = rng.normal();
+    InferencePlan original(model, 2), reloaded(loaded, 2);
+    const float* expected = original.run(x.data(), 2);
+    const std::vector<float> first(expected, expected + 6);
+    const float* actual = reloaded.run(x.data(), 2);
+    CHECK(std::equal(first.begin(), first.end(), actual));
 }

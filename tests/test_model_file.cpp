@@ -2,9 +2,12 @@
 // fail with one clear message, never crash or load garbage; batch-norm folding must not change outputs.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstring>
+#include <fstream>
 #include <limits>
 
+#include "data/classifier.hpp"
 #include "engine/byte_io.hpp"
 #include "engine/error.hpp"
 #include "engine/model_file.hpp"
@@ -296,4 +299,32 @@ TEST_CASE("architecture specs: grammar, layer counts and clear errors") {
         CHECK_THROWS_AS(parse_architecture(bad), Error);
     }
     CHECK_THROWS_WITH_AS(Network("c4-p-p-p-p-fc", Shape{1, 8, 8}, 2), doctest::Contains("smaller than"), Error);
+}
+
+TEST_CASE("a model file written by an earlier build (38e0dc1, before the runtime split) predicts as it did there") {
+    // golden/model_by_38e0dc1.eqc: `edgeqc train` of commit 38e0dc1 on `edgeqc synth data --per-class 3 --size 16x20
+    // --seed 7` (the images write_tiny_dataset makes), and that build's `edgeqc predict` output for ten of them,
+    // which prints probabilities to 4 decimals.
+    TempFolder folder;
+    write_tiny_dataset(folder.file("data"), 3);
+    const std::string golden = std::string(EDGEQC_SOURCE_DIR) + "/tests/golden/";
+    Classifier classifier(load_model(golden + "model_by_38e0dc1.eqc"));
+    const std::vector<std::string>& classes = classifier.description().class_names;
+    std::ifstream expected(golden + "model_by_38e0dc1_predictions.txt");
+    std::string line;
+    int images = 0;
+    while (std::getline(expected, line)) {
+        CAPTURE(line);
+        const std::string image = line.substr(0, line.find(':'));
+        const Prediction p = classifier.classify_file(folder.file("data/" + image));
+        CHECK(line.find(": " + classes[static_cast<std::size_t>(p.class_index)] + " (") != std::string::npos);
+        for (std::size_t k = 0; k < classes.size(); ++k) {
+            const std::size_t at = line.find(classes[k] + " ", line.find('['));
+            REQUIRE(at != std::string::npos);
+            const double printed = std::stod(line.substr(at + classes[k].size() + 1));
+            CHECK(std::abs(p.probabilities[k] - printed) <= 5.01e-5);  // printed to 4 decimals
+        }
+        ++images;
+    }
+    CHECK(images == 10);
 }
