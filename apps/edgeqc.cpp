@@ -30,6 +30,7 @@
 #include "optim/trainer.hpp"
 #include "optim/training_kernels.hpp"
 #include "prediction_output.hpp"
+#include "tool_errors.hpp"
 
 namespace {
 
@@ -455,7 +456,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "edgeqc: error: %s\nRun with --help for more information.\n", e.what());
         return 1;
     }
-    try {
+    return exit_status_of("edgeqc", " (try a smaller --batch or --size)", [&] {
         if (show_version) {
             std::cout << version_text();
             return 0;
@@ -468,14 +469,5 @@ int main(int argc, char** argv) {
         if (app.got_subcommand("import-voc")) return run_import_voc(import_voc_arguments);
         std::cout << app.help();
         return 2;
-    } catch (const Error& e) {
-        std::fprintf(stderr, "edgeqc: error: %s\n", e.what());
-        return 1;
-    } catch (const std::bad_alloc&) {
-        std::fprintf(stderr, "edgeqc: error: out of memory (try a smaller --batch or --size)\n");
-        return 1;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "edgeqc: error: internal error: %s\n", e.what());
-        return 1;
-    }
+    });
 }

@@ -12,6 +12,7 @@
 #include "engine/kernels.hpp"
 #include "engine/model_file.hpp"
 #include "prediction_output.hpp"
+#include "tool_errors.hpp"
 
 using namespace edgeqc;
 
@@ -65,16 +66,5 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "edgeqc-infer: error: %s\nRun with --help for more information.\n", e.what());
         return 1;
     }
-    try {
-        return run(a);
-    } catch (const Error& e) {
-        std::fprintf(stderr, "edgeqc-infer: error: %s\n", e.what());
-        return 1;
-    } catch (const std::bad_alloc&) {
-        std::fprintf(stderr, "edgeqc-infer: error: out of memory\n");
-        return 1;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "edgeqc-infer: error: internal error: %s\n", e.what());
-        return 1;
-    }
+    return exit_status_of("edgeqc-infer", "", [&] { return run(a); });
 }

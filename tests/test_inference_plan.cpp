@@ -34,18 +34,6 @@ ModelDescription description_of(const std::string& spec, int channels, int heigh
     return d;
 }
 
-// A trained-looking model: random weights and batch-norm statistics away from the defaults.
-Model random_model(const ModelDescription& d, std::uint64_t seed) {
-    auto network = build_network(d);
-    network->initialize(InitScheme::Torch, seed);
-    Rng rng(seed + 1);
-    for (std::size_t i = 0; i < network->buffers().slots().size(); ++i) {
-        const TensorView v = network->buffers().value(i);
-        for (std::size_t k = 0; k < v.size(); ++k) v[k] = 0.2f + rng.uniform();
-    }
-    return network->to_model(d);
-}
-
 Tensor random_inputs(const ModelDescription& d, int batch, std::uint64_t seed) {
     Tensor x({batch, d.input.channels, d.input.height, d.input.width});
     Rng rng(seed);

@@ -32,17 +32,7 @@ ModelDescription description_of(const std::string& spec, int channels = 1, int h
     return d;
 }
 
-Model random_model(const std::string& spec, std::uint64_t seed) {
-    const ModelDescription d = description_of(spec);
-    auto network = build_network(d);
-    network->initialize(InitScheme::Torch, seed);
-    Rng rng(seed + 1);
-    for (std::size_t i = 0; i < network->buffers().slots().size(); ++i) {
-        const TensorView v = network->buffers().value(i);
-        for (std::size_t k = 0; k < v.size(); ++k) v[k] = 0.5f + rng.uniform();
-    }
-    return network->to_model(d);
-}
+Model random_model(const std::string& spec, std::uint64_t seed) { return testing::random_model(description_of(spec), seed); }
 
 // A quantized copy of a float model's first conv: s8 weights and s32 bias with one scale per output channel.
 Model with_quantized_first_conv(Model model) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "data/synth.hpp"
+#include "layers/network.hpp"
 #include "optim/trainer.hpp"
 
 namespace edgeqc::testing {
@@ -83,6 +84,19 @@ inline TrainOptions tiny_train_options(const std::string& data, const std::strin
     o.learning_rate = 3e-3f;
     o.seed = 5;
     return o;
+}
+
+// A trained-looking model of `description`: PyTorch-style random weights from `seed`, and batch-norm running
+// statistics away from their initial values (uniform in [0.5, 1.5)), so that folding them has work to do.
+inline Model random_model(const ModelDescription& description, std::uint64_t seed) {
+    auto network = build_network(description);
+    network->initialize(InitScheme::Torch, seed);
+    Rng rng(seed + 1);
+    for (std::size_t i = 0; i < network->buffers().slots().size(); ++i) {
+        const TensorView v = network->buffers().value(i);
+        for (std::size_t k = 0; k < v.size(); ++k) v[k] = 0.5f + rng.uniform();
+    }
+    return network->to_model(description);
 }
 
 struct CommandResult {
