@@ -10,6 +10,7 @@
 #include <iostream>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 
 #include "data/augment.hpp"
@@ -88,6 +89,7 @@ struct RecipeFlags {
     bool augment = false;                     // --augment: the default augmentation set under the given parts
     std::string init;                         // --init: a scheme or a start model
     CLI::App* command = nullptr;
+    std::set<std::string> added;  // the table's flags this command took (it may have others of the same name)
     // Whether the command line gave the flag; false for a flag this command does not have.
     bool given(const std::string& flag) const {
         const CLI::Option* option = command->get_option_no_throw(flag);
@@ -119,6 +121,7 @@ void add_recipe_flags(CLI::App* cmd, RecipeFlags& flags, bool (*wanted)(const Re
     const TrainOptions defaults;
     for (const RecipeOption& option : recipe_options()) {
         if (option.flag.empty() || !wanted(option)) continue;
+        flags.added.insert(option.flag);
         cmd->option_defaults()->group(option.group);
         if (is_augmentation(option) && option.key == "augment_hflip")
             cmd->add_flag("--augment", flags.augment,
@@ -141,7 +144,7 @@ void add_recipe_flags(CLI::App* cmd, RecipeFlags& flags, bool (*wanted)(const Re
 void apply_recipe_flags(const RecipeFlags& flags, TrainOptions& options) {
     if (flags.augment) options.augment = default_augmentation();
     for (const RecipeOption& option : recipe_options()) {
-        if (option.flag.empty() || option.flag == "--init" || !flags.given(option.flag)) continue;
+        if (!flags.added.count(option.flag) || option.flag == "--init" || !flags.given(option.flag)) continue;
         const std::string text =
             option.is_switch ? (flags.switches.at(option.flag) ? "1" : "0") : flags.text.at(option.flag);
         try {

@@ -51,6 +51,9 @@ private:
 };
 
 constexpr int kMaxUnits = 65536;
+// Far beyond any network for this work (the reference has 6 tokens), and small enough that a hostile spec cannot
+// make resolving and checking a model file slow (their lookups are linear in the number of tensors).
+constexpr std::size_t kMaxTokens = 1024;
 constexpr int kMaxKernel = 31;
 
 void parse_conv(TokenReader& reader, std::vector<LayerSpec>& layers) {
@@ -93,6 +96,9 @@ std::vector<LayerSpec> parse_architecture(const std::string& spec) {
         if (dash == std::string::npos) break;
         start = dash + 1;
     }
+    if (tokens.size() > kMaxTokens)
+        throw Error("architecture has " + std::to_string(tokens.size()) + " layers; at most " + std::to_string(kMaxTokens) +
+                    " are allowed");
     for (std::size_t i = 0; i < tokens.size(); ++i) {
         const std::string& token = tokens[i];
         TokenReader reader(token, spec);

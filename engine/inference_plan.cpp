@@ -89,7 +89,8 @@ InferencePlan::InferencePlan(Model model, int max_batch, int threads)
     Model folded = fold_batch_norm(std::move(model));
     description_ = folded.description;
     const ResolvedArchitecture architecture = description_.resolve();
-    const KernelTable& table = kernels();
+    table_ = &kernels();
+    const KernelTable& table = *table_;
     std::size_t largest_activation = input_floats(description_.input);
     std::size_t workspace_floats = 0;
     Shape shape = architecture.input;
@@ -166,15 +167,23 @@ const float* InferencePlan::run(const float* inputs, int batch) {
     if (batch < 1 || batch > max_batch_)
         throw Error("this inference plan takes 1 to " + std::to_string(max_batch_) + " images at a time, not " +
                     std::to_string(batch));
-    const KernelTable& table = kernels();
+    // The GEMM, im2col and pooling loops open OpenMP teams of the calling thread's default size: make it the plan's.
+    const int caller_threads = omp_get_max_threads();
+    omp_set_num_threads(threads_);
     const float* x = inputs;
     int next = 0;
-    for (const auto& step : steps_) {
-        float* y = activations_[next].data();
-        step->run(table, x, batch, y, workspace_.data(), threads_);
-        x = y;
-        next = 1 - next;
+    try {
+        for (const auto& step : steps_) {
+            float* y = activations_[next].data();
+            step->run(*table_, x, batch, y, workspace_.data(), threads_);
+            x = y;
+            next = 1 - next;
+        }
+    } catch (...) {
+        omp_set_num_threads(caller_threads);
+        throw;
     }
+    omp_set_num_threads(caller_threads);
     return x;
 }
 

@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "engine/kernels.hpp"
 #include "engine/model.hpp"
 #include "engine/tensor.hpp"
 
@@ -27,8 +28,9 @@ public:
     // model: a valid model with f32 tensors (quantized models need the int8 kernels of a later issue and are
     // refused with a clear message); max_batch: the most images one run() takes; threads: the most threads a run
     // uses, 0 for OpenMP's default. Throws edgeqc::Error when the model cannot be planned.
-    // The model is taken by value: move it in, and its float tensors are released layer by layer as they are packed,
-    // so building the plan of a model never holds two unpacked copies of it.
+    // The model is taken by value: move it in, and its float tensors are released layer by layer as they are packed
+    // (folding batch norm briefly holds the model and its folded copy). The plan keeps the kernels active when it
+    // was built, whatever select_kernels() does later.
     explicit InferencePlan(Model model, int max_batch = 1, int threads = 0);
     ~InferencePlan();
     InferencePlan(InferencePlan&&) noexcept;
@@ -41,6 +43,7 @@ public:
     PlanMemory memory() const;
 
     // inputs: batch x C x H x W, preprocessed as description().input says; 1 <= batch <= max_batch().
+    // Runs on the plan's threads (OpenMP's count for the calling thread is set for the run, then restored).
     // Returns the logits, batch x classes, valid until the next call.
     const float* run(const float* inputs, int batch);
     // run() then a softmax over each image's logits: batch x classes probabilities, valid until the next call.
@@ -49,6 +52,7 @@ public:
 private:
     struct Step;
     ModelDescription description_;
+    const KernelTable* table_ = nullptr;  // the kernels the weights were packed for: the plan runs with these
     int max_batch_ = 1;
     int threads_ = 1;
     std::vector<std::unique_ptr<Step>> steps_;

@@ -136,7 +136,7 @@ std::map<std::string, std::string> get_text_map(ByteReader& in, const char* what
 
 // Reads the tensors, checking each against the slot of its name before allocating it; validate_model then checks
 // what the values must satisfy.
-std::vector<NamedTensor> decode_tensors(ByteReader in, const ResolvedArchitecture& architecture) {
+std::vector<NamedTensor> decode_tensors(ByteReader in, const ResolvedArchitecture& architecture, std::uint32_t version) {
     std::map<std::string, const TensorSlot*> expected;
     std::size_t least_bytes = 0;  // every tensor at one byte per element
     for (const TensorSlot& slot : architecture.tensors) {
@@ -155,6 +155,8 @@ std::vector<NamedTensor> decode_tensors(ByteReader in, const ResolvedArchitectur
         if (found == expected.end()) in.fail("unexpected tensor '" + name + "'");
         const auto type = in.get<std::uint8_t>();
         if (type >= kDataTypeCount) in.fail("tensor '" + name + "' has an element type this build cannot read");
+        if (type != static_cast<std::uint8_t>(DataType::F32) && version < kModelFormatVersion)
+            in.fail("tensor '" + name + "' is typed, which only format v3 files may be");
         const Shape& shape = found->second->shape;
         const auto rank = in.get<std::uint8_t>();
         bool same_shape = rank == shape.rank();
@@ -179,10 +181,10 @@ std::vector<NamedTensor> decode_tensors(ByteReader in, const ResolvedArchitectur
         expected.erase(found);
     }
     // In the architecture's order, whatever order the file used.
+    std::map<std::string, std::size_t> position;
+    for (std::size_t i = 0; i < tensors.size(); ++i) position[tensors[i].name] = i;
     std::vector<NamedTensor> ordered;
-    for (const TensorSlot& slot : architecture.tensors)
-        for (NamedTensor& t : tensors)
-            if (t.name == slot.name) ordered.push_back(std::move(t));
+    for (const TensorSlot& slot : architecture.tensors) ordered.push_back(std::move(tensors[position.at(slot.name)]));
     return ordered;
 }
 
@@ -361,7 +363,7 @@ LoadedModel load_model(const std::string& path) {
     } catch (const Error& e) {
         file.fail(std::string("its architecture cannot be built: ") + e.what());
     }
-    model.tensors = decode_tensors(found.at(kTensorsTag), architecture);
+    model.tensors = decode_tensors(found.at(kTensorsTag), architecture, version);
     try {
         validate_model(model);
     } catch (const Error& e) {

@@ -98,8 +98,8 @@ Conv2d::Plan Conv2d::plan(const Shape& input) {
     if (static_cast<std::size_t>(p.chunk) * static_cast<std::size_t>(p.g.positions()) >
         static_cast<std::size_t>(std::numeric_limits<int>::max()))
         throw Error("conv2d: the input " + input.str() + " is too large");
-    p.column = column_scratch_.floats(column_floats_per_image * p.chunk);
-    p.product = product_scratch_.floats(p.out_image * p.chunk);
+    p.column = scratch_->columns.floats(column_floats_per_image * p.chunk);
+    p.product = scratch_->products.floats(p.out_image * p.chunk);
     return p;
 }
 
@@ -122,10 +122,11 @@ bool Conv2d::winograd_pays_while_training(const Shape& output) const {
 
 void Conv2d::winograd_run(const float* weights, int out_channels, int in_channels, const Shape& x_shape,
                           const float* x, int padding, const float* bias, float* y) {
-    winograd_.prepare(kernels(), weights, out_channels, in_channels);
+    WinogradConv3x3& winograd = scratch_->winograd_weights;
+    winograd.prepare(kernels(), weights, out_channels, in_channels);
     const int threads = omp_get_max_threads();
-    const std::size_t floats = winograd_.workspace_floats(x_shape[0], x_shape[2], x_shape[3], padding, threads);
-    winograd_.forward(x, x_shape[0], x_shape[2], x_shape[3], padding, bias, false, y, winograd_scratch_.floats(floats),
+    const std::size_t floats = winograd.workspace_floats(x_shape[0], x_shape[2], x_shape[3], padding, threads);
+    winograd.forward(x, x_shape[0], x_shape[2], x_shape[3], padding, bias, false, y, scratch_->winograd.floats(floats),
                       threads);
 }
 
@@ -149,7 +150,7 @@ void Conv2d::forward(const Tensor& x, Tensor& y, Mode) {
         const int columns = count * positions;
         im2col(g, x.data() + first * in_image, count, col);
         kernels().gemm_f32(false, false, cout, columns, g.rows(), 1.0f, w, g.rows(), col, columns, 0.0f, product, columns, {},
-                           gemm_scratch_.floats(kernels().gemm_workspace_f32(cout, columns, g.rows(), false)));
+                           scratch_->gemm.floats(kernels().gemm_workspace_f32(cout, columns, g.rows(), false)));
         // product is Cout x (count * positions); y wants count x Cout x positions.
 #pragma omp parallel for collapse(2) schedule(static)
         for (int n = 0; n < count; ++n) {
@@ -195,7 +196,7 @@ void Conv2d::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* 
     }
     if (winograd_weights)
         winograd_weight_gradient(kernels(), x.data(), dy.data(), batch, g.height, g.width, g.padding, cout,
-                                 g.channels, dw, winograd_scratch_);
+                                 g.channels, dw, scratch_->winograd);
     if (winograd_weights && !gemm_input_gradient) return;
     for (int first = 0; first < batch; first += chunk) {
         const int count = std::min(chunk, batch - first);
@@ -212,12 +213,12 @@ void Conv2d::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* 
             im2col(g, x.data() + first * in_image, count, col);
             // dW[Cout x K] += dY[Cout x columns] * col^T
             kernels().gemm_f32(false, true, cout, g.rows(), columns, 1.0f, dy_gathered, columns, col, columns, 1.0f, dw,
-                               g.rows(), {}, gemm_scratch_.floats(kernels().gemm_workspace_f32(cout, g.rows(), columns, false)));
+                               g.rows(), {}, scratch_->gemm.floats(kernels().gemm_workspace_f32(cout, g.rows(), columns, false)));
         }
         if (gemm_input_gradient) {
             // dcol[K x columns] = W^T * dY, written over col, then scattered back.
             kernels().gemm_f32(true, false, g.rows(), columns, cout, 1.0f, w, g.rows(), dy_gathered, columns, 0.0f, col,
-                               columns, {}, gemm_scratch_.floats(kernels().gemm_workspace_f32(g.rows(), columns, cout, false)));
+                               columns, {}, scratch_->gemm.floats(kernels().gemm_workspace_f32(g.rows(), columns, cout, false)));
             col2im_add(g, col, count, dx->data() + first * in_image);
         }
     }
@@ -225,7 +226,7 @@ void Conv2d::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* 
 
 void Conv2d::input_gradient_winograd(const Tensor& dy, Tensor& dx) {
     const int cin = config_.in_channels, cout = config_.out_channels;
-    float* flipped = flipped_scratch_.floats(static_cast<std::size_t>(cin) * cout * 9);  // Cin x Cout x 3 x 3
+    float* flipped = scratch_->flipped.floats(static_cast<std::size_t>(cin) * cout * 9);  // Cin x Cout x 3 x 3
     const float* w = weight().data;
     for (int ci = 0; ci < cin; ++ci)
         for (int co = 0; co < cout; ++co)

@@ -39,6 +39,7 @@ public:
     void initialize(InitScheme scheme, Rng& rng) override;
     void forward(const Tensor& x, Tensor& y, Mode mode) override;
     void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) override;
+    void share_scratch(TrainingScratch& scratch) override { scratch_ = &scratch; }
 
     const Conv2dConfig& config() const { return config_; }
     TensorView weight() const { return parameters_->value(weight_slot_); }  // Cout x Cin x k x k
@@ -52,7 +53,7 @@ private:
     bool winograd_forward() const;
     bool winograd_input_gradient() const;
     bool winograd_pays_while_training(const Shape& output) const;  // output: N x C x H x W of the Winograd conv
-    // Runs winograd_ (prepared for weights) over x: N x Cin' x H x W with `padding`, into y.
+    // Runs the scratch's Winograd convolution (prepared for weights) over x: N x Cin' x H x W with `padding`, into y.
     void winograd_run(const float* weights, int out_channels, int in_channels, const Shape& x_shape, const float* x,
                       int padding, const float* bias, float* y);
     // dx = full convolution of dy with the flipped weights, through Winograd (see winograd_input_gradient()).
@@ -62,9 +63,8 @@ private:
     ParameterArena* parameters_ = nullptr;
     std::size_t weight_slot_ = 0;
     std::size_t bias_slot_ = 0;
-    // The weights change every step, so Winograd is re-prepared on every call; the scratch is this layer's own.
-    WinogradConv3x3 winograd_;
-    ScratchBuffer column_scratch_, product_scratch_, gemm_scratch_, winograd_scratch_, flipped_scratch_;
+    TrainingScratch own_scratch_;  // unused once a network shares its scratch
+    TrainingScratch* scratch_ = &own_scratch_;
 };
 
 }  // namespace edgeqc

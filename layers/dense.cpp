@@ -28,7 +28,7 @@ void Dense::initialize(InitScheme scheme, Rng& rng) {
 }
 
 float* Dense::scratch(int m, int n, int k) {
-    return gemm_scratch_.floats(kernels().gemm_workspace_f32(m, n, k, false));
+    return scratch_->gemm.floats(kernels().gemm_workspace_f32(m, n, k, false));
 }
 
 void Dense::forward(const Tensor& x, Tensor& y, Mode) {

@@ -15,6 +15,7 @@ public:
     void initialize(InitScheme scheme, Rng& rng) override;
     void forward(const Tensor& x, Tensor& y, Mode mode) override;
     void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) override;
+    void share_scratch(TrainingScratch& scratch) override { scratch_ = &scratch; }
 
     int inputs() const { return inputs_; }
     int outputs() const { return outputs_; }
@@ -26,7 +27,8 @@ private:
     float* scratch(int m, int n, int k);  // GEMM workspace for an m x n x k product
     ParameterArena* parameters_ = nullptr;
     std::size_t weight_slot_ = 0, bias_slot_ = 0;
-    ScratchBuffer gemm_scratch_;
+    TrainingScratch own_scratch_;  // unused once a network shares its scratch
+    TrainingScratch* scratch_ = &own_scratch_;
 };
 
 }  // namespace edgeqc

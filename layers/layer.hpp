@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <string>
 
+#include "engine/winograd_f32.hpp"
 #include "layers/parameter_arena.hpp"
 #include "engine/rng.hpp"
 #include "engine/tensor.hpp"
@@ -19,9 +20,18 @@ enum class InitScheme { He, Torch };
 InitScheme parse_init_scheme(const std::string& name);  // "he" | "torch"; throws edgeqc::Error
 const char* init_scheme_name(InitScheme scheme);
 
+// Scratch memory the layers of one network share: they run one at a time, so one set, grown to the largest need
+// and reused, bounds training's scratch by its largest layer. A layer built on its own uses a set of its own.
+struct TrainingScratch {
+    ScratchBuffer columns, products, gemm, winograd, flipped;
+    WinogradConv3x3 winograd_weights;  // re-prepared on every call: training's weights change every step
+};
+
 class Layer {
 public:
     virtual ~Layer() = default;
+    // The network's shared scratch, for the layers that need any.
+    virtual void share_scratch(TrainingScratch& /*scratch*/) {}
 
     // Output shape for an input shape (batch first); throws edgeqc::Error when the input does not fit.
     virtual Shape output_shape(const Shape& input) const = 0;

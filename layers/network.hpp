@@ -84,6 +84,7 @@ private:
     // Held by pointer so that layers' references to the arenas survive moving the network.
     std::unique_ptr<ParameterArena> parameters_;
     std::unique_ptr<ParameterArena> buffers_;
+    std::unique_ptr<TrainingScratch> scratch_;  // shared by every layer; by pointer, so that moves keep it
     const Tensor* last_input_ = nullptr;  // input of the last training forward; null after an inference forward
     std::vector<Tensor> activations_;
     Tensor gradient_a_, gradient_b_, input_gradient_;

@@ -75,7 +75,12 @@ RecipeOption integer(RecipeOption base, Access<int> access) {
 
 RecipeOption real(RecipeOption base, Access<float> access) {
     base.get = [access](const TrainOptions& o) { return exact_text(field(o, access)); };
-    base.set = [access](TrainOptions& o, const std::string& text) { access(o) = static_cast<float>(read_real(text)); };
+    base.set = [access](TrainOptions& o, const std::string& text) {
+        const double value = read_real(text);
+        // Beyond float's range the conversion would be undefined, not just inexact.
+        if (std::isfinite(value) && std::abs(value) > std::numeric_limits<float>::max()) unreadable(text);
+        access(o) = static_cast<float>(value);
+    };
     return base;
 }
 

@@ -345,7 +345,7 @@ TEST_CASE("cli: augment-preview writes a grid of one row per image and one colum
     write_tiny_dataset(folder.file("data"), 2);
     const std::string out = folder.file("grid.png");
     const CommandResult preview = run_edgeqc("augment-preview '" + folder.file("data") + "' '" + out +
-                                             "' --images 3 --variants 4 --size 16x20 --rotation 15");
+                                             "' --images 3 --variants 4 --size 16x20 --rotation 15 --seed 3 --augment --no-hflip");
     INFO(preview.output);
     REQUIRE(preview.exit_code == 0);
     const Image grid = decode_image_file(out);

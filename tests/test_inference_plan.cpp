@@ -2,6 +2,7 @@
 // architectures, batches of 1 and 5), its memory accounting, its refusals, plans running at once on two threads,
 // and the classifier on an image in memory against the same image read from a file.
 #include <doctest/doctest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -112,6 +113,27 @@ TEST_CASE("the plan refuses batches it was not built for, quantized tensors and 
     Model broken = model;
     broken.tensors.pop_back();
     CHECK_THROWS_AS(InferencePlan(broken, 1), Error);
+}
+
+TEST_CASE("a plan runs with the kernels and the thread count it was built for") {
+    const ModelDescription d = description_of("c4bn-p-c16bn-c17-p-fc9-fc", 1, 14, 18);
+    const Model model = random_model(d, 21);
+    const Tensor x = random_inputs(d, 2, 22);
+    const std::string original = kernels().name;
+    InferencePlan plan(model, 2, 1);
+    const float* first = plan.run(x.data(), 2);
+    const std::vector<float> expected(first, first + 8);
+    // Another table's packing differs (scalar packs m x k, AVX2 pads rows to its tile): the plan must not mix them.
+    for (const KernelTable* table : available_kernel_tables()) {
+        CAPTURE(table->name);
+        select_kernels(table->name);
+        const float* again = plan.run(x.data(), 2);
+        CHECK(std::equal(expected.begin(), expected.end(), again));
+    }
+    select_kernels(original);
+    const int caller_threads = omp_get_max_threads();
+    plan.run(x.data(), 2);
+    CHECK(omp_get_max_threads() == caller_threads);  // the plan's own count (1) was only set for its run
 }
 
 TEST_CASE("plans run at once on two threads, each giving what it gives alone") {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "engine/byte_io.hpp"
 #include "engine/error.hpp"
 #include "engine/inference_plan.hpp"
 #include "engine/model_file.hpp"
@@ -74,6 +75,13 @@ TEST_CASE("spec writer: writing a parsed spec gives the spec back, and it parses
     const ResolvedArchitecture resolved = resolve_architecture("c4-p-fc9-fc", Shape{1, 8, 8}, 3);
     CHECK(resolved.layers[3].kind == LayerKind::Flatten);
     CHECK(write_architecture(resolved.layers) == "c4-p-fc9-fc");
+}
+
+TEST_CASE("specs longer than 1024 layers are refused before anything is built") {
+    std::string spec;
+    for (int i = 0; i < 1024; ++i) spec += "c1-";
+    CHECK_THROWS_WITH_AS(parse_architecture(spec + "fc"), doctest::Contains("at most 1024"), Error);
+    CHECK(parse_architecture(spec.substr(3) + "fc").size() == 2 * 1023 + 1);  // conv + ReLU each, then fc
 }
 
 TEST_CASE("spec writer: layer lists the grammar cannot express are refused") {
@@ -148,6 +156,14 @@ TEST_CASE("a model with quantized tensors survives the model file bit for bit, a
         CHECK(a.scales == b.scales);
         CHECK(std::memcmp(a.raw(), b.raw(), a.bytes()) == 0);
     }
+    // Typed tensors in a file that claims an older format are damage, not data.
+    std::vector<unsigned char> claimed_v2 = bytes;
+    const std::uint32_t two = 2;
+    std::memcpy(claimed_v2.data() + 8, &two, 4);
+    const std::uint32_t crc = crc32(claimed_v2.data(), claimed_v2.size() - 4);
+    std::memcpy(claimed_v2.data() + claimed_v2.size() - 4, &crc, 4);
+    write_bytes(folder.file("claimed_v2.eqc"), claimed_v2);
+    CHECK_THROWS_WITH_AS(load_model(folder.file("claimed_v2.eqc")), doctest::Contains("only format v3"), Error);
     // A float model keeps format v2, so the previous edgeqc still reads what this one writes.
     save_model(folder.file("f.eqc"), random_model("c4-p-c6-gap-fc5-drop0.25-fc", 3));
     std::memcpy(&version, read_bytes(folder.file("f.eqc")).data() + 8, 4);

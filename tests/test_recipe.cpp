@@ -93,6 +93,9 @@ TEST_CASE("recipe table: a checkpoint older than a key resumes with what that ru
     damaged["optimizer"] = "rmsprop";
     CHECK_THROWS_WITH_AS(options_from_recipe(now, damaged), doctest::Contains("damaged"), Error);
     damaged = recipe;
+    damaged["lr"] = "1e39";  // a double, but beyond float
+    CHECK_THROWS_WITH_AS(options_from_recipe(now, damaged), doctest::Contains("damaged"), Error);
+    damaged = recipe;
     damaged["batch"] = "0";  // readable, but fails its check
     CHECK_THROWS_WITH_AS(options_from_recipe(now, damaged), doctest::Contains("--batch"), Error);
 
