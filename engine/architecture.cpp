@@ -313,6 +313,12 @@ ResolvedArchitecture resolve_architecture(const std::vector<LayerSpec>& layers, 
     return resolved;
 }
 
+std::string ResolvedArchitecture::tensor_name(std::size_t layer, TensorRole role) const {
+    for (const TensorSlot& slot : tensors)
+        if (slot.layer == static_cast<int>(layer) && slot.role == role) return slot.name;
+    return {};
+}
+
 ResolvedArchitecture resolve_architecture(const std::string& spec, const Shape& input, int num_classes) {
     return resolve_architecture(parse_architecture(spec), input, num_classes);
 }

@@ -69,6 +69,9 @@ struct ResolvedArchitecture {
     std::vector<TensorSlot> tensors;
     Shape input;  // C x H x W
     int num_classes = 0;
+
+    // The name of layer `layer`'s tensor of `role`; empty when the layer has none.
+    std::string tensor_name(std::size_t layer, TensorRole role) const;
 };
 // Throws edgeqc::Error when the layers do not fit the input (too many pooling layers for a small image, say),
 // or num_classes < 1.

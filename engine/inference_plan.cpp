@@ -54,11 +54,6 @@ struct InferencePlan::Step {
                         y[static_cast<std::size_t>(n) * outputs + o] = product[static_cast<std::size_t>(o) * batch + n];
                 return;
             }
-            case LayerKind::Relu: {
-                const std::size_t n = static_cast<std::size_t>(batch) * in.elements();
-                for (std::size_t i = 0; i < n; ++i) y[i] = x[i] < 0.0f ? 0.0f : x[i];  // NaN passes, as in PyTorch
-                return;
-            }
             default: throw std::logic_error("InferencePlan: a step of a kind that never computes");
         }
     }
@@ -67,17 +62,7 @@ struct InferencePlan::Step {
 namespace {
 
 const float* f32_tensor(const Model& model, const std::string& name) {
-    const TypedTensor& t = model.tensor(name);
-    if (t.type() != DataType::F32)
-        throw Error("tensor '" + name + "' is " + data_type_name(t.type()) +
-                    "; this edgeqc runs float models only (quantized models come with `edgeqc quantize`)");
-    return t.data<float>();
-}
-
-std::string tensor_name(const ResolvedArchitecture& architecture, std::size_t layer, TensorRole role) {
-    for (const TensorSlot& slot : architecture.tensors)
-        if (slot.layer == static_cast<int>(layer) && slot.role == role) return slot.name;
-    return {};
+    return model.f32_values(name, "this edgeqc runs float models only (quantized models come with `edgeqc quantize`)");
 }
 
 }  // namespace
@@ -104,17 +89,17 @@ InferencePlan::InferencePlan(Model model, int max_batch, int threads)
         step->out = out;
         switch (layer.kind) {
             case LayerKind::Conv: {
-                const std::string bias = tensor_name(architecture, i, TensorRole::Bias);
+                const std::string bias = architecture.tensor_name(i, TensorRole::Bias);
                 const ConvGeometry g{shape[0], shape[1], shape[2], layer.kernel, layer.stride, layer.padding, out[1], out[2]};
                 step->relu = relu_follows;
                 step->conv = std::make_unique<PackedConv2dF32>(table, g, layer.units,
-                                                               f32_tensor(folded, tensor_name(architecture, i, TensorRole::Weight)),
+                                                               f32_tensor(folded, architecture.tensor_name(i, TensorRole::Weight)),
                                                                bias.empty() ? nullptr : f32_tensor(folded, bias), relu_follows);
                 break;
             }
             case LayerKind::Dense: {
-                const float* weight = f32_tensor(folded, tensor_name(architecture, i, TensorRole::Weight));
-                const float* bias = f32_tensor(folded, tensor_name(architecture, i, TensorRole::Bias));
+                const float* weight = f32_tensor(folded, architecture.tensor_name(i, TensorRole::Weight));
+                const float* bias = f32_tensor(folded, architecture.tensor_name(i, TensorRole::Bias));
                 step->relu = relu_follows;
                 step->bias.assign(bias, bias + layer.units);
                 step->packed_weights.resize(table.gemm_pack_a_f32(false, layer.units, shape[0], nullptr, shape[0], nullptr));
@@ -126,12 +111,11 @@ InferencePlan::InferencePlan(Model model, int max_batch, int threads)
                 step->stride = layer.stride;
                 break;
             case LayerKind::GlobalAvgPool: break;
-            case LayerKind::Relu:
-                if (!steps_.empty() && steps_.back()->relu && steps_.back()->out == shape) {  // fused into the step before
-                    shape = out;
-                    continue;
-                }
-                break;
+            case LayerKind::Relu:  // the grammar puts every ReLU right after a conv or dense layer, which applies it
+                if (steps_.empty() || !steps_.back()->relu || steps_.back()->out != shape)
+                    throw std::logic_error("InferencePlan: a ReLU that follows no conv or dense layer");
+                shape = out;
+                continue;
             case LayerKind::Flatten:
             case LayerKind::Dropout: shape = out; continue;
             case LayerKind::BatchNorm: throw std::logic_error("InferencePlan: batch norm left after folding");

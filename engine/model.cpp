@@ -28,6 +28,16 @@ TypedTensor& Model::tensor(const std::string& name) {
     return const_cast<TypedTensor&>(static_cast<const Model&>(*this).tensor(name));
 }
 
+const float* Model::f32_values(const std::string& name, const std::string& why_float) const {
+    const TypedTensor& t = tensor(name);
+    if (t.type() != DataType::F32) throw Error("tensor '" + name + "' is " + data_type_name(t.type()) + "; " + why_float);
+    return t.data<float>();
+}
+
+bool all_finite(const float* values, std::size_t count) {
+    return std::all_of(values, values + count, [](float v) { return std::isfinite(v); });
+}
+
 namespace {
 
 bool type_allowed(TensorRole role, DataType type) {
@@ -35,10 +45,6 @@ bool type_allowed(TensorRole role, DataType type) {
     if (role == TensorRole::Weight) return type == DataType::S8;
     if (role == TensorRole::Bias) return type == DataType::S32;
     return false;
-}
-
-bool all_finite(const float* values, std::size_t count) {
-    return std::all_of(values, values + count, [](float v) { return std::isfinite(v); });
 }
 
 }  // namespace

@@ -38,7 +38,12 @@ struct Model {
     const TypedTensor& tensor(const std::string& name) const;
     TypedTensor& tensor(const std::string& name);
     bool has_tensor(const std::string& name) const;
+    // The values of an f32 tensor; throws edgeqc::Error "tensor 'x' is s8; <why_float>" for any other type.
+    const float* f32_values(const std::string& name, const std::string& why_float) const;
 };
+
+// Whether every value is finite (no NaN, no infinity).
+bool all_finite(const float* values, std::size_t count);
 
 // Throws edgeqc::Error unless the model's tensors are exactly those its resolved architecture names, with the
 // shapes it needs, in element types their roles allow (f32 everywhere; s8 weights and s32 biases with one scale

@@ -188,10 +188,6 @@ std::vector<NamedTensor> decode_tensors(ByteReader in, const ResolvedArchitectur
     return ordered;
 }
 
-bool all_finite(const float* values, std::size_t count) {
-    return std::all_of(values, values + count, [](float v) { return std::isfinite(v); });
-}
-
 void encode_training_state(ByteWriter& out, const TrainingState& s) {
     out.put<std::uint32_t>(s.epochs_done);
     out.put<std::uint64_t>(s.optimizer_steps);

@@ -10,17 +10,9 @@ namespace edgeqc {
 
 namespace {
 
+// Folding computes on floats: a quantized model has nothing left to fold.
 const float* f32_of(const Model& model, const std::string& name) {
-    const TypedTensor& t = model.tensor(name);
-    if (t.type() != DataType::F32) throw Error("batch-norm folding needs a float model; '" + name + "' is " + data_type_name(t.type()));
-    return t.data<float>();
-}
-
-// The tensor name of `role` of layer `layer` in a resolved architecture.
-std::string slot_name(const ResolvedArchitecture& architecture, std::size_t layer, TensorRole role) {
-    for (const TensorSlot& slot : architecture.tensors)
-        if (slot.layer == static_cast<int>(layer) && slot.role == role) return slot.name;
-    throw Error("layer " + std::to_string(layer) + " has no such tensor");
+    return model.f32_values(name, "batch-norm folding needs a float model");
 }
 
 }  // namespace
@@ -54,12 +46,12 @@ Model fold_batch_norm(Model model) {
         TypedTensor out(DataType::F32, slot.shape);
         float* values = out.data<float>();
         if (layer.kind == LayerKind::Conv && batch_norm) {
-            const float* gamma = f32_of(model, slot_name(source, i + 1, TensorRole::Gamma));
-            const float* beta = f32_of(model, slot_name(source, i + 1, TensorRole::Beta));
-            const float* mean = f32_of(model, slot_name(source, i + 1, TensorRole::RunningMean));
-            const float* variance = f32_of(model, slot_name(source, i + 1, TensorRole::RunningVariance));
-            const float* weight = f32_of(model, slot_name(source, i, TensorRole::Weight));
-            const float* bias = layer.bias ? f32_of(model, slot_name(source, i, TensorRole::Bias)) : nullptr;
+            const float* gamma = f32_of(model, source.tensor_name(i + 1, TensorRole::Gamma));
+            const float* beta = f32_of(model, source.tensor_name(i + 1, TensorRole::Beta));
+            const float* mean = f32_of(model, source.tensor_name(i + 1, TensorRole::RunningMean));
+            const float* variance = f32_of(model, source.tensor_name(i + 1, TensorRole::RunningVariance));
+            const float* weight = f32_of(model, source.tensor_name(i, TensorRole::Weight));
+            const float* bias = layer.bias ? f32_of(model, source.tensor_name(i, TensorRole::Bias)) : nullptr;
             const std::size_t per_output = slot.shape.elements() / static_cast<std::size_t>(slot.shape[0]);
             for (std::size_t c = 0; c < static_cast<std::size_t>(slot.shape[0]); ++c) {
                 const float scale = gamma[c] / std::sqrt(variance[c] + kBatchNormEpsilon);
@@ -69,7 +61,7 @@ Model fold_batch_norm(Model model) {
                     values[c] = beta[c] + ((bias ? bias[c] : 0.0f) - mean[c]) * scale;
             }
         } else {
-            const float* same = f32_of(model, slot_name(source, i, slot.role));
+            const float* same = f32_of(model, source.tensor_name(i, slot.role));
             std::copy(same, same + slot.shape.elements(), values);
         }
         folded.tensors.push_back({slot.name, std::move(out)});
