@@ -8,6 +8,7 @@
 #include "engine/error.hpp"
 #include "engine/kernels/fma_peak_f32.hpp"
 #include "engine/kernels/gemm_f32.hpp"
+#include "engine/kernels/gemm_s8.hpp"
 #include "engine/kernels/max_pool_f32.hpp"
 #include "engine/kernels/winograd_f32.hpp"
 #include "engine/tensor.hpp"
@@ -25,6 +26,10 @@ void winograd_input_row_f32_reference(const float*, int, int, int, int, int, std
 void winograd_output_row_f32_reference(const float*, std::ptrdiff_t, int, float, bool, float*, int, int, int, float*);
 void winograd_gradient_row_f32_reference(const float*, int, int, int, int, std::ptrdiff_t, float*, float*);
 FmaPeakResult fma_peak_f32_reference(long iterations, float start);
+std::size_t gemm_pack_a_s8_reference(int, int, const std::int8_t*, int, std::int8_t*);
+std::size_t gemm_workspace_s8_reference(int, int, int);
+void gemm_packed_a_s8_reference(bool, int, int, int, const std::int8_t*, const std::uint8_t*, int,
+                                const S8GemmEpilogue&, unsigned char*);
 
 namespace {
 
@@ -62,6 +67,21 @@ FmaPeakResult fma_peak_f32(long iterations, float start) {
     return FmaChainsF32<Arch>{}(iterations, start);
 }
 
+template <class Arch>
+std::size_t gemm_pack_a_s8(int m, int k, const std::int8_t* a, int lda, std::int8_t* packed) {
+    return PackedGemmS8<Arch>{}.pack_a(m, k, a, lda, packed);
+}
+
+template <class Arch>
+std::size_t gemm_workspace_s8(int m, int n, int k) {
+    return PackedGemmS8<Arch>{}.workspace_bytes(m, n, k);
+}
+
+template <class Arch>
+void gemm_packed_a_s8(bool transpose_b, int m, int n, int k, const std::int8_t* packed_a, const std::uint8_t* b,
+                      int ldb, const S8GemmEpilogue& epilogue, unsigned char* workspace) {
+    PackedGemmS8<Arch>{}.multiply(transpose_b, m, n, k, packed_a, b, ldb, epilogue, workspace);
+}
 
 // Each op's functions from one arch's instantiation of its generic body.
 template <class Arch>
@@ -81,6 +101,12 @@ void install_winograd_rows_f32(KernelTable& t) {
 }
 template <class Arch>
 void install_fma_peak_f32(KernelTable& t) { t.fma_peak_f32 = fma_peak_f32<Arch>; }
+template <class Arch>
+void install_gemm_s8(KernelTable& t) {
+    t.gemm_pack_a_s8 = gemm_pack_a_s8<Arch>;
+    t.gemm_workspace_s8 = gemm_workspace_s8<Arch>;
+    t.gemm_packed_a_s8 = gemm_packed_a_s8<Arch>;
+}
 
 void install_gemm_f32_reference(KernelTable& t) {
     t.gemm_f32 = gemm_f32_reference;
@@ -95,6 +121,11 @@ void install_winograd_rows_f32_reference(KernelTable& t) {
     t.winograd_gradient_row_f32 = winograd_gradient_row_f32_reference;
 }
 void install_fma_peak_f32_reference(KernelTable& t) { t.fma_peak_f32 = fma_peak_f32_reference; }
+void install_gemm_s8_reference(KernelTable& t) {
+    t.gemm_pack_a_s8 = gemm_pack_a_s8_reference;
+    t.gemm_workspace_s8 = gemm_workspace_s8_reference;
+    t.gemm_packed_a_s8 = gemm_packed_a_s8_reference;
+}
 
 // Every op of a generic SIMD body, for one arch.
 template <class Arch>
@@ -103,6 +134,7 @@ void list_simd_kernels(std::vector<KernelListing<KernelTable>>& list, const char
     list.push_back({"max_pool_2x2", DataType::F32, arch, cpu_supports, install_max_pool_2x2_f32<Arch>});
     list.push_back({"winograd_rows", DataType::F32, arch, cpu_supports, install_winograd_rows_f32<Arch>});
     list.push_back({"fma_peak", DataType::F32, arch, cpu_supports, install_fma_peak_f32<Arch>});
+    list.push_back({"gemm", DataType::S8, arch, cpu_supports, install_gemm_s8<Arch>});
 }
 
 
@@ -119,6 +151,7 @@ std::vector<KernelListing<KernelTable>> build_kernel_list() {
     list.push_back({"max_pool_2x2", DataType::F32, "scalar", any_cpu, install_max_pool_2x2_f32_reference});
     list.push_back({"winograd_rows", DataType::F32, "scalar", any_cpu, install_winograd_rows_f32_reference});
     list.push_back({"fma_peak", DataType::F32, "scalar", any_cpu, install_fma_peak_f32_reference});
+    list.push_back({"gemm", DataType::S8, "scalar", any_cpu, install_gemm_s8_reference});
     return list;
 }
 

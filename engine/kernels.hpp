@@ -59,6 +59,36 @@ using WinogradOutputRowF32 = void (*)(const float* m, std::ptrdiff_t position_st
 using WinogradGradientRowF32 = void (*)(const float* plane, int out_height, int out_width, int first_row,
                                         int tile_columns, std::ptrdiff_t position_stride, float* out, float* rows);
 
+// Activations of quantized layers are 7-bit: integers 0..kActivationMax, real value = scale * (q - zero_point).
+// 7 bits, not 8, so that a sum of two activation x weight products stays within int16 (2 x 127 x 127 < 32767),
+// which AVX2's vpmaddubsw and ARMv8.0's smlal need; 8-bit activations would saturate there.
+inline constexpr int kActivationMax = 127;
+
+// What the int8 GEMM does with each int32 sum s of row i (output element (i, j) at row i * ldc + j):
+// requantize, q = clamp(round((s + row_bias[i]) * row_scale[i]) + zero_point, relu ? zero_point : 0,
+// kActivationMax), into `quantized`; or dequantize, v = (s + row_bias[i]) * row_scale[i], then ReLU, into `real`.
+struct S8GemmEpilogue {
+    const std::int32_t* row_bias = nullptr;  // m values, or null for none
+    const float* row_scale = nullptr;        // m values
+    bool relu = false;
+    std::uint8_t* quantized = nullptr;  // exactly one of quantized and real
+    int zero_point = 0;
+    float* real = nullptr;
+    int ldc = 0;
+};
+
+// Packs A (m x k s8, row-major, weights in [-127, 127]) once for gemm_packed_a_s8; returns the bytes the packed
+// matrix needs, and with packed == nullptr only computes that. Valid only for the table that packed it.
+using GemmPackAS8 = std::size_t (*)(int m, int k, const std::int8_t* a, int lda, std::int8_t* packed);
+// Bytes of workspace a product of these sizes needs (64-byte aligned, for this call alone).
+using GemmWorkspaceS8 = std::size_t (*)(int m, int n, int k);
+// C = A x op(B) in exact int32 sums, then the epilogue. op(B) is k x n of 7-bit activations (B is stored n x k
+// when transpose_b); A comes packed by the same table's gemm_pack_a_s8. Every arch's result equals the
+// reference's bit for bit.
+using GemmPackedAS8 = void (*)(bool transpose_b, int m, int n, int k, const std::int8_t* packed_a,
+                               const std::uint8_t* b, int ldb, const S8GemmEpilogue& epilogue,
+                               unsigned char* workspace);
+
 // The FMA peak probe: `iterations` rounds of kFmaPeakChains independent chains x <- x * kFmaPeakMultiplier +
 // kFmaPeakAddend from x = fma_peak_chain_start(start, chain), no memory traffic. `value` is the mean final x
 // over all chains and lanes, `flops` the work done; a benchmark divides flops by the time taken.
@@ -85,6 +115,9 @@ struct KernelTable {
     WinogradOutputRowF32 winograd_output_row_f32;
     WinogradGradientRowF32 winograd_gradient_row_f32;
     FmaPeakF32 fma_peak_f32;
+    GemmPackAS8 gemm_pack_a_s8;
+    GemmWorkspaceS8 gemm_workspace_s8;
+    GemmPackedAS8 gemm_packed_a_s8;
 };
 
 // The CPU checks of kernel lists: every CPU, and (x86-64) AVX2 with FMA.

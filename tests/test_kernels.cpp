@@ -376,3 +376,124 @@ TEST_CASE("Winograd tile transforms: every table equals the reference bit for bi
         }
     });
 }
+
+namespace {
+
+struct S8GemmCase {
+    int m, n, k;
+    bool transpose_b;
+    bool requantize, relu, bias;
+    int zero_point;
+    enum Values { Random, Extreme, ZeroRows } values;
+};
+
+// One int8 GEMM case on padded strides, both epilogues, against the reference: every output bit for bit, the
+// workspace exactly as large as the table says, padding between output rows untouched.
+void check_gemm_s8(const KernelTable& table, const S8GemmCase& t, Rng& rng) {
+    CAPTURE(t.m);
+    CAPTURE(t.n);
+    CAPTURE(t.k);
+    CAPTURE(t.transpose_b);
+    CAPTURE(t.requantize);
+    CAPTURE(t.relu);
+    CAPTURE(static_cast<int>(t.values));
+    const int lda = t.k + 3, ldb = (t.transpose_b ? t.k : t.n) + 5, ldc = t.n + 2;
+    std::vector<std::int8_t> a(static_cast<std::size_t>(lda) * t.m);
+    std::vector<std::uint8_t> b(static_cast<std::size_t>(ldb) * (t.transpose_b ? t.n : t.k));
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        const int row = static_cast<int>(i) / lda;
+        if (t.values == S8GemmCase::Extreme) a[i] = (i % 3 == 0) ? -127 : 127;  // the pair sums at their bounds
+        else if (t.values == S8GemmCase::ZeroRows && row % 2 == 0) a[i] = 0;
+        else a[i] = static_cast<std::int8_t>(static_cast<int>(rng.below(255)) - 127);
+    }
+    for (std::uint8_t& v : b)
+        v = t.values == S8GemmCase::Extreme ? kActivationMax : static_cast<std::uint8_t>(rng.below(kActivationMax + 1));
+    std::vector<std::int32_t> bias(static_cast<std::size_t>(t.m));
+    std::vector<float> scale(static_cast<std::size_t>(t.m));
+    for (int i = 0; i < t.m; ++i) {
+        bias[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(rng.below(200001)) - 100000;
+        // Scales that map the sums over the whole output range, so clamping and rounding ties both happen.
+        scale[static_cast<std::size_t>(i)] = rng.uniform(0.5f, 4.0f) / (64.0f * std::sqrt(t.k + 1.0f));
+    }
+    const auto run = [&](const KernelTable& kernels, std::vector<std::uint8_t>& quantized, std::vector<float>& real) {
+        std::vector<std::int8_t> packed(kernels.gemm_pack_a_s8(t.m, t.k, a.data(), lda, nullptr));
+        kernels.gemm_pack_a_s8(t.m, t.k, a.data(), lda, packed.data());
+        const std::size_t workspace_bytes = kernels.gemm_workspace_s8(t.m, t.n, t.k);
+        std::vector<unsigned char, AlignedAllocator<unsigned char>> workspace(workspace_bytes + 256, 0xA5);
+        S8GemmEpilogue epilogue;
+        epilogue.row_bias = t.bias ? bias.data() : nullptr;
+        epilogue.row_scale = scale.data();
+        epilogue.relu = t.relu;
+        epilogue.ldc = ldc;
+        if (t.requantize) {
+            epilogue.quantized = quantized.data();
+            epilogue.zero_point = t.zero_point;
+        } else {
+            epilogue.real = real.data();
+        }
+        kernels.gemm_packed_a_s8(t.transpose_b, t.m, t.n, t.k, packed.data(), b.data(), ldb, epilogue, workspace.data());
+        CHECK(std::all_of(workspace.begin() + static_cast<std::ptrdiff_t>(workspace_bytes), workspace.end(),
+                          [](unsigned char v) { return v == 0xA5; }));
+    };
+    const std::size_t outputs = static_cast<std::size_t>(ldc) * t.m;
+    std::vector<std::uint8_t> expected_q(outputs, 200), actual_q(outputs, 200);
+    std::vector<float> expected_r(outputs, -7.0f), actual_r(outputs, -7.0f);
+    run(reference_kernels(), expected_q, expected_r);
+    run(table, actual_q, actual_r);
+    CHECK(expected_q == actual_q);
+    CHECK(std::memcmp(expected_r.data(), actual_r.data(), outputs * sizeof(float)) == 0);
+    if (t.requantize) {  // the output range, and the padding between rows untouched
+        for (int i = 0; i < t.m; ++i)
+            for (int j = 0; j < ldc; ++j) {
+                const std::uint8_t q = actual_q[static_cast<std::size_t>(i) * ldc + j];
+                if (j >= t.n) CHECK(q == 200);
+                else CHECK(q >= (t.relu ? t.zero_point : 0));
+                if (j < t.n) CHECK(q <= kActivationMax);
+            }
+    }
+}
+
+}  // namespace
+
+TEST_CASE("int8 GEMM: every table equals the reference bit for bit: odd shapes, extremes, zero rows, both epilogues") {
+    Rng rng(21);
+    // Around the register tiles (2 or 4 rows, 8 or 16 columns), the depth padding (multiples of 8), a row block
+    // of 256 KiB, and the reference network's shapes at batch 1 (the first conv's 27 deep, conv3's 576).
+    const int sizes[][3] = {{1, 1, 1},    {13, 17, 29}, {4, 16, 8},  {5, 33, 9},     {3, 7, 3},
+                            {32, 97, 27}, {64, 31, 576}, {7, 1, 4608}, {130, 35, 2305}, {33, 150, 13}};
+    for_each_fast_table([&](const KernelTable& table) {
+        for (const auto& size : sizes)
+            for (const bool transpose_b : {false, true}) {
+                check_gemm_s8(table, {size[0], size[1], size[2], transpose_b, true, true, true, 0, S8GemmCase::Random}, rng);
+                check_gemm_s8(table, {size[0], size[1], size[2], transpose_b, true, false, true, 64, S8GemmCase::Random}, rng);
+                check_gemm_s8(table, {size[0], size[1], size[2], transpose_b, false, true, false, 0, S8GemmCase::ZeroRows}, rng);
+                check_gemm_s8(table, {size[0], size[1], size[2], transpose_b, false, false, true, 0, S8GemmCase::Extreme}, rng);
+                check_gemm_s8(table, {size[0], size[1], size[2], transpose_b, true, true, false, 3, S8GemmCase::Extreme}, rng);
+            }
+    });
+}
+
+TEST_CASE("int8 GEMM: the reference sums exactly at the extremes (-127 and 127 weights, activations at 127)") {
+    // 4608 products of 127 x 127 and of -127 x 127, summed: well inside int32, and exact.
+    const int k = 4608;
+    std::vector<std::int8_t> a(2 * static_cast<std::size_t>(k));
+    std::fill(a.begin(), a.begin() + k, static_cast<std::int8_t>(127));
+    std::fill(a.begin() + k, a.end(), static_cast<std::int8_t>(-127));
+    const std::vector<std::uint8_t> b(k, kActivationMax);
+    for (const KernelTable* each : available_kernel_tables()) {
+        const KernelTable& table = *each;
+        CAPTURE(table.name);
+        std::vector<std::int8_t> packed(table.gemm_pack_a_s8(2, k, a.data(), k, nullptr));
+        table.gemm_pack_a_s8(2, k, a.data(), k, packed.data());
+        std::vector<unsigned char, AlignedAllocator<unsigned char>> workspace(table.gemm_workspace_s8(2, 1, k));
+        const float scale[2] = {1.0f, 1.0f};
+        float out[2];
+        S8GemmEpilogue epilogue;
+        epilogue.row_scale = scale;
+        epilogue.real = out;
+        epilogue.ldc = 1;
+        table.gemm_packed_a_s8(false, 2, 1, k, packed.data(), b.data(), 1, epilogue, workspace.data());
+        CHECK(out[0] == 127.0f * 127.0f * k);
+        CHECK(out[1] == -127.0f * 127.0f * k);
+    }
+}
