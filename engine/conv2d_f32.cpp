@@ -2,11 +2,13 @@
 #include "engine/conv2d_f32.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 namespace edgeqc {
 
-void im2col(const ConvGeometry& g, const float* x, int count, float* col) {
+template <class T>
+void im2col(const ConvGeometry& g, const T* x, int count, T* col, T padding) {
     const int positions = g.positions();
     const std::size_t columns = static_cast<std::size_t>(count) * positions;
     const std::size_t image_size = static_cast<std::size_t>(g.channels) * g.height * g.width;
@@ -15,25 +17,28 @@ void im2col(const ConvGeometry& g, const float* x, int count, float* col) {
         const int c = row / (g.kernel * g.kernel);
         const int ky = (row / g.kernel) % g.kernel;
         const int kx = row % g.kernel;
-        float* out = col + static_cast<std::size_t>(row) * columns;
+        T* out = col + static_cast<std::size_t>(row) * columns;
         for (int n = 0; n < count; ++n) {
-            const float* plane = x + n * image_size + static_cast<std::size_t>(c) * g.height * g.width;
+            const T* plane = x + n * image_size + static_cast<std::size_t>(c) * g.height * g.width;
             for (int oy = 0; oy < g.out_height; ++oy) {
                 const int iy = oy * g.stride - g.padding + ky;
                 if (iy < 0 || iy >= g.height) {
-                    std::fill(out, out + g.out_width, 0.0f);
+                    std::fill(out, out + g.out_width, padding);
                     out += g.out_width;
                     continue;
                 }
-                const float* source_row = plane + static_cast<std::size_t>(iy) * g.width;
+                const T* source_row = plane + static_cast<std::size_t>(iy) * g.width;
                 for (int ox = 0; ox < g.out_width; ++ox) {
                     const int ix = ox * g.stride - g.padding + kx;
-                    *out++ = (ix >= 0 && ix < g.width) ? source_row[ix] : 0.0f;
+                    *out++ = (ix >= 0 && ix < g.width) ? source_row[ix] : padding;
                 }
             }
         }
     }
 }
+
+template void im2col<float>(const ConvGeometry&, const float*, int, float*, float);
+template void im2col<std::uint8_t>(const ConvGeometry&, const std::uint8_t*, int, std::uint8_t*, std::uint8_t);
 
 PackedConv2dF32::PackedConv2dF32(const KernelTable& table, const ConvGeometry& geometry, int out_channels,
                                  const float* weights, const float* bias, bool relu, bool allow_winograd)

@@ -21,8 +21,11 @@ struct ConvGeometry {
     int positions() const { return out_height * out_width; }
 };
 
-// images: `count` images of channels x height x width starting at `x`; col: rows x (count * positions).
-void im2col(const ConvGeometry& g, const float* x, int count, float* col);
+// images: `count` images of channels x height x width starting at `x`; col: rows x (count * positions). Positions
+// outside the image read as `padding`: 0 for floats, the zero point for quantized activations. Instantiated for
+// float and std::uint8_t.
+template <class T>
+void im2col(const ConvGeometry& g, const T* x, int count, T* col, T padding = T(0));
 
 // Below this many input channels the Winograd transforms cost more than the multiplications they save.
 inline constexpr int kWinogradMinInputChannels = 16;

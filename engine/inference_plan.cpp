@@ -4,45 +4,69 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "engine/conv2d_f32.hpp"
 #include "engine/error.hpp"
 #include "engine/kernels.hpp"
 #include "engine/model_passes.hpp"
-#include "engine/pooling_f32.hpp"
+#include "engine/layer_s8.hpp"
+#include "engine/pooling.hpp"
 #include "engine/softmax_f32.hpp"
 
 namespace edgeqc {
 
-// One layer that computes. Dropout and flatten are no steps at all: inference leaves dropout out, and a flattened
-// image is the same floats in the same order.
+// One step of the plan: a layer that computes, or the quantization of float activations entering an int8 layer.
+// Dropout and flatten are no steps at all: inference leaves dropout out, and a flattened image is the same values
+// in the same order. Steps on 7-bit activations (`quantized`) read bytes; an int8 layer writes bytes or floats.
 struct InferencePlan::Step {
-    LayerKind kind;
-    Shape in, out;  // per image: C x H x W, or features
+    enum class Kind { Conv, Dense, MaxPool, GlobalAvgPool, Quantize } kind;
+    int layer = -1;  // index into the resolved architecture
+    Shape in, out;   // per image: C x H x W, or features
+    bool quantized = false;  // reads 7-bit activations
     bool relu = false;
     int kernel = 0, stride = 0;                // max pool
-    std::unique_ptr<PackedConv2dF32> conv;     // conv
-    AlignedFloats packed_weights;              // dense: W (out x in) packed as the GEMM's A
-    std::vector<float> bias;                   // dense
+    std::unique_ptr<PackedConv2dF32> conv;     // float conv
+    AlignedFloats packed_weights;              // float dense: W (out x in) packed as the GEMM's A
+    std::vector<float> bias;                   // float dense
+    std::unique_ptr<PackedLayerS8> s8;         // int8 conv or dense
+    ActivationQuantization quantization;       // Quantize
+
+    bool writes_quantized() const { return s8 ? s8->quantized_output() : quantized || kind == Kind::Quantize; }
 
     std::size_t workspace_floats(const KernelTable& table, int batch, int threads) const {
-        if (kind == LayerKind::Conv) return conv->workspace_floats(batch, threads);
-        if (kind == LayerKind::Dense)  // the product out x batch, then the GEMM's packing space
+        if (s8) return aligned_floats((s8->workspace_bytes(batch) + sizeof(float) - 1) / sizeof(float));
+        if (kind == Kind::Conv) return conv->workspace_floats(batch, threads);
+        if (kind == Kind::Dense)  // the product out x batch, then the GEMM's packing space
             return aligned_floats(static_cast<std::size_t>(out[0]) * batch) +
                    table.gemm_workspace_f32(out[0], batch, in[0], true);
         return 0;
     }
 
-    void run(const KernelTable& table, const float* x, int batch, float* y, float* workspace, int threads) const {
+    void run(const KernelTable& table, const void* input, int batch, void* output, float* workspace,
+             int threads) const {
+        const auto* x = static_cast<const float*>(input);
+        auto* y = static_cast<float*>(output);
+        const auto* xq = static_cast<const std::uint8_t*>(input);
+        auto* yq = static_cast<std::uint8_t*>(output);
+        if (s8) {
+            s8->run(xq, batch, output, reinterpret_cast<unsigned char*>(workspace));
+            return;
+        }
         switch (kind) {
-            case LayerKind::Conv: conv->run(x, batch, y, workspace, threads); return;
-            case LayerKind::MaxPool:
-                max_pool_f32(table, x, batch * in[0], in[1], in[2], kernel, stride, y, nullptr);
+            case Kind::Conv: conv->run(x, batch, y, workspace, threads); return;
+            case Kind::MaxPool:
+                if (quantized) max_pool_u8(xq, batch * in[0], in[1], in[2], kernel, stride, yq);
+                else max_pool_f32(table, x, batch * in[0], in[1], in[2], kernel, stride, y, nullptr);
                 return;
-            case LayerKind::GlobalAvgPool:
-                global_avg_pool_f32(x, batch * in[0], static_cast<std::size_t>(in[1]) * in[2], y);
+            case Kind::GlobalAvgPool: {
+                const std::size_t plane = static_cast<std::size_t>(in[1]) * in[2];
+                if (quantized) global_avg_pool_u8(xq, batch * in[0], plane, yq);
+                else global_avg_pool_f32(x, batch * in[0], plane, y);
                 return;
-            case LayerKind::Dense: {
+            }
+            case Kind::Quantize: quantize_activations(x, in.elements() * batch, quantization, yq); return;
+            case Kind::Dense: {
                 // C (out x batch) = W x^T, bias and ReLU fused, then transposed into y (batch x out).
                 const int outputs = out[0], inputs = in[0];
                 float* product = workspace;
@@ -54,7 +78,6 @@ struct InferencePlan::Step {
                         y[static_cast<std::size_t>(n) * outputs + o] = product[static_cast<std::size_t>(o) * batch + n];
                 return;
             }
-            default: throw std::logic_error("InferencePlan: a step of a kind that never computes");
         }
     }
 };
@@ -62,7 +85,14 @@ struct InferencePlan::Step {
 namespace {
 
 const float* f32_tensor(const Model& model, const std::string& name) {
-    return model.f32_values(name, "this edgeqc runs float models only (quantized models come with `edgeqc quantize`)");
+    return model.f32_values(name, "a layer with float weights needs a float bias");
+}
+
+// The next layer after `layer` that multiplies (conv or dense), or none.
+std::optional<std::size_t> next_compute_layer(const ResolvedArchitecture& architecture, std::size_t layer) {
+    for (std::size_t j = layer + 1; j < architecture.layers.size(); ++j)
+        if (architecture.layers[j].kind == LayerKind::Conv || architecture.layers[j].kind == LayerKind::Dense) return j;
+    return std::nullopt;
 }
 
 }  // namespace
@@ -79,38 +109,67 @@ InferencePlan::InferencePlan(Model model, int max_batch, int threads)
     std::size_t largest_activation = input_floats(description_.input);
     std::size_t workspace_floats = 0;
     Shape shape = architecture.input;
+    bool quantized = false;  // whether the activations reaching layer i are 7-bit
+    const auto add_step = [&](std::unique_ptr<Step> step) {
+        largest_activation = std::max(largest_activation, step->out.elements());
+        workspace_floats = std::max(workspace_floats, step->workspace_floats(table, max_batch, threads_));
+        quantized = step->writes_quantized();
+        steps_.push_back(std::move(step));
+    };
     for (std::size_t i = 0; i < architecture.layers.size(); ++i) {
         const LayerSpec& layer = architecture.layers[i];
         const Shape out = architecture.outputs[i];
         const bool relu_follows = i + 1 < architecture.layers.size() && architecture.layers[i + 1].kind == LayerKind::Relu;
+        const bool int8 = folded.is_quantized(architecture, i);
+        if (int8 && !quantized) {  // float activations entering an int8 layer
+            auto step = std::make_unique<Step>();
+            step->kind = Step::Kind::Quantize;
+            step->layer = static_cast<int>(i);
+            step->in = step->out = shape;
+            step->quantization = folded.input_quantization(i);
+            add_step(std::move(step));
+        }
         auto step = std::make_unique<Step>();
-        step->kind = layer.kind;
+        step->layer = static_cast<int>(i);
         step->in = shape;
         step->out = out;
+        step->quantized = quantized;
+        step->relu = relu_follows;
+        const std::string weight = architecture.tensor_name(i, TensorRole::Weight);
+        const std::string bias = architecture.tensor_name(i, TensorRole::Bias);
         switch (layer.kind) {
-            case LayerKind::Conv: {
-                const std::string bias = architecture.tensor_name(i, TensorRole::Bias);
-                const ConvGeometry g{shape[0], shape[1], shape[2], layer.kernel, layer.stride, layer.padding, out[1], out[2]};
-                step->relu = relu_follows;
-                step->conv = std::make_unique<PackedConv2dF32>(table, g, layer.units,
-                                                               f32_tensor(folded, architecture.tensor_name(i, TensorRole::Weight)),
-                                                               bias.empty() ? nullptr : f32_tensor(folded, bias), relu_follows);
-                break;
-            }
+            case LayerKind::Conv:
             case LayerKind::Dense: {
-                const float* weight = f32_tensor(folded, architecture.tensor_name(i, TensorRole::Weight));
-                const float* bias = f32_tensor(folded, architecture.tensor_name(i, TensorRole::Bias));
-                step->relu = relu_follows;
-                step->bias.assign(bias, bias + layer.units);
-                step->packed_weights.resize(table.gemm_pack_a_f32(false, layer.units, shape[0], nullptr, shape[0], nullptr));
-                table.gemm_pack_a_f32(false, layer.units, shape[0], weight, shape[0], step->packed_weights.data());
+                const bool is_conv = layer.kind == LayerKind::Conv;
+                step->kind = is_conv ? Step::Kind::Conv : Step::Kind::Dense;
+                const ConvGeometry g{shape[0], shape[1], shape[2], layer.kernel, layer.stride, layer.padding, out[1], out[2]};
+                if (int8) {
+                    const std::optional<std::size_t> next = next_compute_layer(architecture, i);
+                    std::optional<ActivationQuantization> output;
+                    if (next && folded.is_quantized(architecture, *next)) output = folded.input_quantization(*next);
+                    step->s8 = std::make_unique<PackedLayerS8>(
+                        table, is_conv ? &g : nullptr, layer.units, static_cast<int>(shape.elements()),
+                        folded.tensor(weight), bias.empty() ? nullptr : &folded.tensor(bias), folded.input_quantization(i),
+                        output, relu_follows);
+                } else if (is_conv) {
+                    step->conv = std::make_unique<PackedConv2dF32>(table, g, layer.units, f32_tensor(folded, weight),
+                                                                   bias.empty() ? nullptr : f32_tensor(folded, bias),
+                                                                   relu_follows);
+                } else {
+                    const float* bias_values = f32_tensor(folded, bias);
+                    step->bias.assign(bias_values, bias_values + layer.units);
+                    step->packed_weights.resize(table.gemm_pack_a_f32(false, layer.units, shape[0], nullptr, shape[0], nullptr));
+                    table.gemm_pack_a_f32(false, layer.units, shape[0], f32_tensor(folded, weight), shape[0],
+                                          step->packed_weights.data());
+                }
                 break;
             }
             case LayerKind::MaxPool:
+                step->kind = Step::Kind::MaxPool;
                 step->kernel = layer.kernel;
                 step->stride = layer.stride;
                 break;
-            case LayerKind::GlobalAvgPool: break;
+            case LayerKind::GlobalAvgPool: step->kind = Step::Kind::GlobalAvgPool; break;
             case LayerKind::Relu:  // the grammar puts every ReLU right after a conv or dense layer, which applies it
                 if (steps_.empty() || !steps_.back()->relu || steps_.back()->out != shape)
                     throw std::logic_error("InferencePlan: a ReLU that follows no conv or dense layer");
@@ -122,11 +181,10 @@ InferencePlan::InferencePlan(Model model, int max_batch, int threads)
         }
         for (const TensorSlot& slot : architecture.tensors)  // packed now: the plain copy goes
             if (slot.layer == static_cast<int>(i)) folded.tensor(slot.name) = TypedTensor();
-        largest_activation = std::max(largest_activation, out.elements());
-        workspace_floats = std::max(workspace_floats, step->workspace_floats(table, max_batch, threads_));
-        steps_.push_back(std::move(step));
+        add_step(std::move(step));
         shape = out;
     }
+    if (quantized) throw std::logic_error("InferencePlan: the logits came out quantized");
     for (AlignedFloats& buffer : activations_) buffer.assign(aligned_floats(largest_activation * max_batch), 0.0f);
     workspace_.assign(workspace_floats, 0.0f);
     probabilities_.resize(static_cast<std::size_t>(max_batch) * num_classes());
@@ -140,6 +198,7 @@ PlanMemory InferencePlan::memory() const {
     PlanMemory memory;
     for (const auto& step : steps_) {
         if (step->conv) memory.weights += step->conv->packed_bytes() + step->out[0] * sizeof(float);
+        if (step->s8) memory.weights += step->s8->packed_bytes();
         memory.weights += (step->packed_weights.size() + step->bias.size()) * sizeof(float);
     }
     memory.activations = (activations_[0].size() + activations_[1].size()) * sizeof(float);
@@ -147,17 +206,19 @@ PlanMemory InferencePlan::memory() const {
     return memory;
 }
 
-const float* InferencePlan::run(const float* inputs, int batch) {
+const float* InferencePlan::run(const float* inputs, int batch, const LayerInputObserver& observer) {
     if (batch < 1 || batch > max_batch_)
         throw Error("this inference plan takes 1 to " + std::to_string(max_batch_) + " images at a time, not " +
                     std::to_string(batch));
     // The GEMM, im2col and pooling loops open OpenMP teams of the calling thread's default size: make it the plan's.
     const int caller_threads = omp_get_max_threads();
     omp_set_num_threads(threads_);
-    const float* x = inputs;
+    const void* x = inputs;
     int next = 0;
     try {
         for (const auto& step : steps_) {
+            if (observer && !step->quantized && (step->kind == Step::Kind::Conv || step->kind == Step::Kind::Dense))
+                observer(step->layer, static_cast<const float*>(x), step->in.elements() * batch);
             float* y = activations_[next].data();
             step->run(*table_, x, batch, y, workspace_.data(), threads_);
             x = y;
@@ -168,7 +229,7 @@ const float* InferencePlan::run(const float* inputs, int batch) {
         throw;
     }
     omp_set_num_threads(caller_threads);
-    return x;
+    return static_cast<const float*>(x);
 }
 
 const float* InferencePlan::probabilities(const float* inputs, int batch) {

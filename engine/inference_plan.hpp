@@ -1,11 +1,12 @@
 // The inference runtime: a plan built once from a model, which then classifies batches of preprocessed inputs.
-// Building it folds batch norm, packs every weight (and Winograd-transforms the 3x3 ones) for the kernels chosen
-// for this CPU, fuses each ReLU into the layer before it, and sizes all memory: two alternating activation buffers
+// Building it folds batch norm, packs every weight (and Winograd-transforms the 3x3 float ones) for the kernels
+// chosen for this CPU, fuses each ReLU into the layer before it, and sizes all memory: two alternating activation buffers
 // and one workspace, so a run allocates nothing. Deliberately no decoding or preprocessing (data/classifier.hpp
 // adds those) and no training. Plans are independent: several may run at once on different threads.
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -25,8 +26,8 @@ struct PlanMemory {
 
 class InferencePlan {
 public:
-    // model: a valid model with f32 tensors (quantized models need the int8 kernels of a later issue and are
-    // refused with a clear message); max_batch: the most images one run() takes; threads: the most threads a run
+    // model: a valid model, float, quantized (its int8 layers run on 7-bit activations; float activations are
+    // quantized where they enter one) or mixed; max_batch: the most images one run() takes; threads: the most threads a run
     // uses, 0 for OpenMP's default. Throws edgeqc::Error when the model cannot be planned.
     // The model is taken by value: move it in, and its float tensors are released layer by layer as they are packed
     // (folding batch norm briefly holds the model and its folded copy). The plan keeps the kernels active when it
@@ -44,8 +45,10 @@ public:
 
     // inputs: batch x C x H x W, preprocessed as description().input says; 1 <= batch <= max_batch().
     // Runs on the plan's threads (OpenMP's count for the calling thread is set for the run, then restored).
-    // Returns the logits, batch x classes, valid until the next call.
-    const float* run(const float* inputs, int batch);
+    // Returns the logits, batch x classes, valid until the next call. observer, when given, sees the float input
+    // of every float conv and dense layer (calibration collects its statistics so).
+    using LayerInputObserver = std::function<void(int layer, const float* values, std::size_t count)>;
+    const float* run(const float* inputs, int batch, const LayerInputObserver& observer = {});
     // run() then a softmax over each image's logits: batch x classes probabilities, valid until the next call.
     const float* probabilities(const float* inputs, int batch);
 

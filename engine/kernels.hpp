@@ -59,12 +59,7 @@ using WinogradOutputRowF32 = void (*)(const float* m, std::ptrdiff_t position_st
 using WinogradGradientRowF32 = void (*)(const float* plane, int out_height, int out_width, int first_row,
                                         int tile_columns, std::ptrdiff_t position_stride, float* out, float* rows);
 
-// Activations of quantized layers are 7-bit: integers 0..kActivationMax, real value = scale * (q - zero_point).
-// 7 bits, not 8, so that a sum of two activation x weight products stays within int16 (2 x 127 x 127 < 32767),
-// which AVX2's vpmaddubsw and ARMv8.0's smlal need; 8-bit activations would saturate there.
-inline constexpr int kActivationMax = 127;
-
-// What the int8 GEMM does with each int32 sum s of row i (output element (i, j) at row i * ldc + j):
+// What the int8 GEMM (7-bit activations, engine/tensor.hpp says why) does with each int32 sum s of row i (output element (i, j) at row i * ldc + j):
 // requantize, q = clamp(round((s + row_bias[i]) * row_scale[i]) + zero_point, relu ? zero_point : 0,
 // kActivationMax), into `quantized`; or dequantize, v = (s + row_bias[i]) * row_scale[i], then ReLU, into `real`.
 struct S8GemmEpilogue {

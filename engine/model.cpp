@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "engine/error.hpp"
@@ -34,6 +35,17 @@ const float* Model::f32_values(const std::string& name, const std::string& why_f
     return t.data<float>();
 }
 
+bool Model::is_quantized(const ResolvedArchitecture& architecture, std::size_t layer) const {
+    const std::string weight = architecture.tensor_name(layer, TensorRole::Weight);
+    return !weight.empty() && tensor(weight).type() == DataType::S8;
+}
+
+const ActivationQuantization& Model::input_quantization(std::size_t layer) const {
+    for (const ActivationQuantization& a : activations)
+        if (a.layer == static_cast<int>(layer)) return a;
+    throw Error("layer " + std::to_string(layer) + " has no activation quantization");
+}
+
 bool all_finite(const float* values, std::size_t count) {
     return std::all_of(values, values + count, [](float v) { return std::isfinite(v); });
 }
@@ -45,6 +57,54 @@ bool type_allowed(TensorRole role, DataType type) {
     if (role == TensorRole::Weight) return type == DataType::S8;
     if (role == TensorRole::Bias) return type == DataType::S32;
     return false;
+}
+
+bool positive_finite(float v) { return std::isfinite(v) && v > 0.0f; }
+
+// The checks of quantized layers validate_model promises; the plan relies on every one of them (a -128 weight or
+// a huge bias would overflow the kernels' int16 pair sums or int32 accumulators).
+void validate_quantization(const Model& model, const ResolvedArchitecture& architecture) {
+    constexpr std::int32_t kMaxBias = 1 << 30;
+    std::size_t quantized_layers = 0;
+    for (std::size_t i = 0; i < architecture.layers.size(); ++i) {
+        if (!model.is_quantized(architecture, i)) continue;
+        ++quantized_layers;
+        const std::string layer = "layer " + std::to_string(i);
+        if (std::any_of(architecture.layers.begin(), architecture.layers.end(),
+                        [](const LayerSpec& l) { return l.kind == LayerKind::BatchNorm; }))
+            throw Error(layer + " is quantized but the model still has batch norm (quantize folds it first)");
+        const TypedTensor& weight = model.tensor(architecture.tensor_name(i, TensorRole::Weight));
+        const std::int8_t* w = weight.data<std::int8_t>();
+        if (std::any_of(w, w + weight.elements(), [](std::int8_t v) { return v < -kWeightMax; }))
+            throw Error(layer + " has a weight of -128 (quantized weights stay within [-127, 127])");
+        if (!std::all_of(weight.scales.begin(), weight.scales.end(), positive_finite))
+            throw Error(layer + " has a weight scale that is zero, negative, NaN or infinite");
+        const auto input = std::find_if(model.activations.begin(), model.activations.end(),
+                                        [i](const ActivationQuantization& a) { return a.layer == static_cast<int>(i); });
+        if (input == model.activations.end()) throw Error(layer + " is quantized but has no input activation scale");
+        if (!positive_finite(input->scale) || input->zero_point < 0 || input->zero_point > kActivationMax)
+            throw Error(layer + " has an input activation scale or zero point out of range");
+        const std::string bias_name = architecture.tensor_name(i, TensorRole::Bias);
+        if (bias_name.empty()) continue;
+        const TypedTensor& bias = model.tensor(bias_name);
+        if (bias.type() != DataType::S32) throw Error(layer + " has s8 weights but a bias that is not s32");
+        const std::int32_t* b = bias.data<std::int32_t>();
+        if (std::any_of(b, b + bias.elements(), [](std::int32_t v) { return v < -kMaxBias || v > kMaxBias; }))
+            throw Error(layer + " has a bias beyond 2^30 in magnitude");
+        for (std::size_t c = 0; c < bias.scales.size(); ++c)
+            if (bias.scales[c] != weight.scales[c] * input->scale)
+                throw Error(layer + "'s bias scale is not its weight scale times its input scale");
+    }
+    for (const TensorSlot& slot : architecture.tensors) {
+        if (slot.role == TensorRole::Bias && model.tensor(slot.name).type() == DataType::S32 &&
+            !model.is_quantized(architecture, static_cast<std::size_t>(slot.layer)))
+            throw Error("tensor '" + slot.name + "' is s32 but its layer's weight is not s8");
+    }
+    if (model.activations.size() != quantized_layers)
+        throw Error("it has activation scales for layers that are not quantized");
+    for (std::size_t a = 1; a < model.activations.size(); ++a)
+        if (model.activations[a].layer <= model.activations[a - 1].layer)
+            throw Error("its activation scales are not in layer order");
 }
 
 }  // namespace
@@ -70,6 +130,7 @@ void validate_model(const Model& model) {
             !std::all_of(t.data<float>(), t.data<float>() + t.elements(), [](float v) { return v >= 0.0f; }))
             throw Error(name + " holds a negative variance");
     }
+    validate_quantization(model, architecture);
 }
 
 }  // namespace edgeqc

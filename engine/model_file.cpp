@@ -27,8 +27,11 @@ constexpr std::uint32_t kMetaTag = tag("META");
 constexpr std::uint32_t kTensorsTag = tag("TENS");
 constexpr std::uint32_t kTrainingTag = tag("TRNS");
 constexpr std::uint32_t kPreprocessingTag = tag("PREP");
+constexpr std::uint32_t kActivationsTag = tag("QACT");
 // Files whose tensors are all f32 keep the version before typed tensors, so earlier builds still read them.
+// v3 added typed tensors, v4 (quantized models) the activation scales.
 constexpr std::uint32_t kFloatModelFormatVersion = 2;
+constexpr std::uint32_t kTypedTensorsVersion = 3;
 constexpr std::size_t kMaxText = 1 << 20;
 constexpr std::uint32_t kMaxClasses = 100000;
 // Far above any model this engine trains (the reference network is 15 MB), far below a Pi's memory.
@@ -155,8 +158,8 @@ std::vector<NamedTensor> decode_tensors(ByteReader in, const ResolvedArchitectur
         if (found == expected.end()) in.fail("unexpected tensor '" + name + "'");
         const auto type = in.get<std::uint8_t>();
         if (type >= kDataTypeCount) in.fail("tensor '" + name + "' has an element type this build cannot read");
-        if (type != static_cast<std::uint8_t>(DataType::F32) && version < kModelFormatVersion)
-            in.fail("tensor '" + name + "' is typed, which only format v3 files may be");
+        if (type != static_cast<std::uint8_t>(DataType::F32) && version < kTypedTensorsVersion)
+            in.fail("tensor '" + name + "' is typed, which only format v3 and later files may be");
         const Shape& shape = found->second->shape;
         const auto rank = in.get<std::uint8_t>();
         bool same_shape = rank == shape.rank();
@@ -186,6 +189,30 @@ std::vector<NamedTensor> decode_tensors(ByteReader in, const ResolvedArchitectur
     std::vector<NamedTensor> ordered;
     for (const TensorSlot& slot : architecture.tensors) ordered.push_back(std::move(tensors[position.at(slot.name)]));
     return ordered;
+}
+
+void encode_activations(ByteWriter& out, const std::vector<ActivationQuantization>& activations) {
+    out.put<std::uint32_t>(static_cast<std::uint32_t>(activations.size()));
+    for (const ActivationQuantization& a : activations) {
+        out.put<std::uint32_t>(static_cast<std::uint32_t>(a.layer));
+        out.put<float>(a.scale);
+        out.put<std::int32_t>(a.zero_point);
+    }
+}
+
+// Bounds only; validate_model checks the values against the layers.
+std::vector<ActivationQuantization> decode_activations(ByteReader in, const ResolvedArchitecture& architecture) {
+    const auto count = in.get<std::uint32_t>();
+    if (count > architecture.layers.size()) in.fail("it has more activation scales than layers");
+    std::vector<ActivationQuantization> activations(count);
+    for (ActivationQuantization& a : activations) {
+        const auto layer = in.get<std::uint32_t>();
+        if (layer >= architecture.layers.size()) in.fail("an activation scale names a layer it does not have");
+        a.layer = static_cast<int>(layer);
+        a.scale = in.get<float>();
+        a.zero_point = in.get<std::int32_t>();
+    }
+    return activations;
 }
 
 void encode_training_state(ByteWriter& out, const TrainingState& s) {
@@ -276,7 +303,7 @@ void save_model(const std::string& path, const Model& model, const TrainingState
     ByteWriter file;
     for (char c : kMagic) file.put<char>(c);
     file.put<std::uint32_t>(all_float ? kFloatModelFormatVersion : kModelFormatVersion);
-    file.put<std::uint32_t>(training_state ? 4 : 3);
+    file.put<std::uint32_t>(3 + (training_state ? 1 : 0) + (model.activations.empty() ? 0 : 1));
 
     ByteWriter meta;
     encode_meta(meta, model.description);
@@ -290,6 +317,11 @@ void save_model(const std::string& path, const Model& model, const TrainingState
     put_tensors(tensors, model.tensors);
     add_section(file, kTensorsTag, tensors);
 
+    if (!model.activations.empty()) {
+        ByteWriter activations;
+        encode_activations(activations, model.activations);
+        add_section(file, kActivationsTag, activations);
+    }
     if (training_state) {
         ByteWriter training;
         encode_training_state(training, *training_state);
@@ -360,6 +392,7 @@ LoadedModel load_model(const std::string& path) {
         file.fail(std::string("its architecture cannot be built: ") + e.what());
     }
     model.tensors = decode_tensors(found.at(kTensorsTag), architecture, version);
+    if (found.count(kActivationsTag)) model.activations = decode_activations(found.at(kActivationsTag), architecture);
     try {
         validate_model(model);
     } catch (const Error& e) {

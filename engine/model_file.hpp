@@ -26,7 +26,7 @@
 
 namespace edgeqc {
 
-inline constexpr std::uint32_t kModelFormatVersion = 3;  // the newest version this build reads
+inline constexpr std::uint32_t kModelFormatVersion = 4;  // the newest version this build reads
 
 // What --resume needs to continue a run exactly where the checkpoint left it. The moments cover the trainable
 // network's parameter arena (padding included); the training side checks their size against its network.

@@ -1,8 +1,9 @@
-// Batch-norm folding.
+// Batch-norm folding and quantization.
 #include "engine/model_passes.hpp"
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include "engine/error.hpp"
 
@@ -67,6 +68,66 @@ Model fold_batch_norm(Model model) {
         folded.tensors.push_back({slot.name, std::move(out)});
     }
     return folded;
+}
+
+ActivationQuantization activation_quantization(int layer, float low, float high) {
+    low = std::min(low, 0.0f);
+    high = std::max(high, 0.0f);
+    ActivationQuantization q;
+    q.layer = layer;
+    if (!(high - low > 0.0f) || !std::isfinite(high - low)) return q;  // all zero (or unusable): scale 1
+    q.scale = (high - low) / static_cast<float>(kActivationMax);
+    q.zero_point = std::clamp(static_cast<int>(std::lround(-low / q.scale)), 0, kActivationMax);
+    return q;
+}
+
+Model quantize_model(Model model, const std::vector<ActivationQuantization>& inputs) {
+    const ResolvedArchitecture architecture = model.description.resolve();
+    if (std::any_of(architecture.layers.begin(), architecture.layers.end(),
+                    [](const LayerSpec& l) { return l.kind == LayerKind::BatchNorm; }))
+        throw Error("quantization needs batch norm folded first");
+    if (!model.activations.empty()) throw Error("the model is already quantized");
+    constexpr double kMaxBias = 1 << 30;
+    for (const ActivationQuantization& input : inputs) {
+        const auto layer = static_cast<std::size_t>(input.layer);
+        const std::string weight_name = architecture.tensor_name(layer, TensorRole::Weight);
+        if (layer >= architecture.layers.size() || weight_name.empty())
+            throw Error("layer " + std::to_string(input.layer) + " has no weights to quantize");
+        const TypedTensor& weight = model.tensor(weight_name);
+        const float* w = model.f32_values(weight_name, "the model is already quantized");
+        const int outputs = weight.shape()[0];
+        const std::size_t per_output = weight.elements() / static_cast<std::size_t>(outputs);
+        TypedTensor quantized(DataType::S8, weight.shape());
+        quantized.scales.resize(static_cast<std::size_t>(outputs));
+        std::int8_t* q = quantized.data<std::int8_t>();
+        for (std::size_t c = 0; c < static_cast<std::size_t>(outputs); ++c) {
+            float largest = 0.0f;
+            for (std::size_t k = 0; k < per_output; ++k) largest = std::max(largest, std::abs(w[c * per_output + k]));
+            const float scale = largest > 0.0f ? largest / static_cast<float>(kWeightMax) : 1.0f;
+            quantized.scales[c] = scale;
+            for (std::size_t k = 0; k < per_output; ++k)
+                q[c * per_output + k] = static_cast<std::int8_t>(
+                    std::clamp(static_cast<int>(std::lround(w[c * per_output + k] / scale)), -kWeightMax, kWeightMax));
+        }
+        const std::string bias_name = architecture.tensor_name(layer, TensorRole::Bias);
+        if (!bias_name.empty()) {
+            const float* b = model.f32_values(bias_name, "the model is already quantized");
+            TypedTensor bias(DataType::S32, model.tensor(bias_name).shape());
+            bias.scales.resize(static_cast<std::size_t>(outputs));
+            for (std::size_t c = 0; c < static_cast<std::size_t>(outputs); ++c) {
+                bias.scales[c] = quantized.scales[c] * input.scale;
+                const double steps = std::nearbyint(static_cast<double>(b[c]) / bias.scales[c]);
+                bias.data<std::int32_t>()[c] = static_cast<std::int32_t>(std::clamp(steps, -kMaxBias, kMaxBias));
+            }
+            model.tensor(bias_name) = std::move(bias);
+        }
+        model.tensor(weight_name) = std::move(quantized);
+        model.activations.push_back(input);
+    }
+    std::sort(model.activations.begin(), model.activations.end(),
+              [](const ActivationQuantization& a, const ActivationQuantization& b) { return a.layer < b.layer; });
+    validate_model(model);
+    return model;
 }
 
 }  // namespace edgeqc

@@ -1,5 +1,6 @@
-// Model rewrites: plain functions from Model to Model, each testable on its own. Folding batch norm is the first;
-// quantization and pruning join it here. Deliberately no file I/O and no compute beyond the rewrite itself.
+// Model rewrites: plain functions from Model to Model, each testable on its own: folding batch norm and
+// quantization (given calibrated activation ranges; the calibration itself runs models, optim/calibration.hpp);
+// pruning joins them here. Deliberately no file I/O and no compute beyond the rewrite itself.
 #pragma once
 
 #include "engine/model.hpp"
@@ -12,6 +13,18 @@ namespace edgeqc {
 // model without batch norm comes back unchanged (moved, not copied). Needs f32 tensors; throws edgeqc::Error
 // otherwise.
 Model fold_batch_norm(Model model);
+
+// The 7-bit quantization of activations observed in [low, high] (low <= 0 <= high, as a ReLU output or a
+// normalised image has): zero point 0 and scale high / 127 when nothing is negative, else an asymmetric grid
+// whose zero point is the integer nearest the real 0. A range of zero width gets scale 1.
+ActivationQuantization activation_quantization(int layer, float low, float high);
+
+// Post-training static quantization of a model without batch norm: every layer of `inputs` (conv or dense layers,
+// each with the quantization of its input activations, in layer order) gets s8 weights, symmetric per output
+// channel (scale = max |w| / 127), and an s32 bias of scale weight scale x input scale; every other layer stays
+// float (mixed precision). Throws edgeqc::Error for a model with batch norm, quantized layers already, or a layer
+// in `inputs` that has no weights.
+Model quantize_model(Model model, const std::vector<ActivationQuantization>& inputs);
 
 // PyTorch's BatchNorm2d epsilon, which training and folding both use.
 inline constexpr float kBatchNormEpsilon = 1e-5f;

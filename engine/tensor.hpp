@@ -119,6 +119,13 @@ constexpr DataType data_type_of<std::int32_t>() { return DataType::S32; }
 template <>
 constexpr DataType data_type_of<std::uint8_t>() { return DataType::U8; }
 
+// Activations of quantized layers are 7-bit: integers 0..kActivationMax, real value = scale * (q - zero_point).
+// 7 bits, not 8, so that a sum of two activation x weight products stays within int16 (2 x 127 x 127 < 32767),
+// which AVX2's vpmaddubsw and ARMv8.0's smlal need; 8-bit activations would saturate there. Quantized weights are
+// symmetric in [-kWeightMax, kWeightMax]: -128 is never used, for the same reason.
+inline constexpr int kActivationMax = 127;
+inline constexpr int kWeightMax = 127;
+
 // A tensor of any DataType. Quantized tensors (s8, s32) carry one f32 scale per index of their first axis (the
 // output channel): real value = scale[channel] * stored integer. Float tensors carry no scales.
 class TypedTensor {

@@ -2,7 +2,7 @@
 #include "layers/global_avg_pool.hpp"
 
 #include "engine/error.hpp"
-#include "engine/pooling_f32.hpp"
+#include "engine/pooling.hpp"
 
 namespace edgeqc {
 

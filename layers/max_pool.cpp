@@ -5,7 +5,7 @@
 
 #include "engine/error.hpp"
 #include "engine/kernels.hpp"
-#include "engine/pooling_f32.hpp"
+#include "engine/pooling.hpp"
 
 namespace edgeqc {
 

@@ -45,9 +45,11 @@ Model with_quantized_first_conv(Model model) {
             if (weight) q.data<std::int8_t>()[i] = static_cast<std::int8_t>(static_cast<int>(i % 255) - 127);
             else q.data<std::int32_t>()[i] = static_cast<std::int32_t>(i) * 100000 - 7;
         }
-        for (int c = 0; c < q.shape()[0]; ++c) q.scales.push_back(0.01f * static_cast<float>(c + 1));
+        // The bias's scale is the weight's times the input's (0.5).
+        for (int c = 0; c < q.shape()[0]; ++c) q.scales.push_back(0.01f * static_cast<float>(c + 1) * (weight ? 1.0f : 0.5f));
         t.tensor = std::move(q);
     }
+    model.activations = {{0, 0.5f, 3}};
     return model;
 }
 
@@ -136,7 +138,7 @@ TEST_CASE("typed tensors: element types, sizes and typed access") {
     CHECK(std::string(data_type_name(DataType::S32)) == "s32");
 }
 
-TEST_CASE("a model with quantized tensors survives the model file bit for bit, as format v3") {
+TEST_CASE("a model with quantized tensors survives the model file bit for bit, as format v4") {
     TempFolder folder;
     const Model model = with_quantized_first_conv(random_model("c4-p-c6-gap-fc5-drop0.25-fc", 3));
     validate_model(model);
@@ -144,8 +146,9 @@ TEST_CASE("a model with quantized tensors survives the model file bit for bit, a
     const std::vector<unsigned char> bytes = read_bytes(folder.file("q.eqc"));
     std::uint32_t version = 0;
     std::memcpy(&version, bytes.data() + 8, 4);
-    CHECK(version == 3);
+    CHECK(version == 4);
     const LoadedModel loaded = load_model(folder.file("q.eqc"));
+    CHECK(loaded.activations == model.activations);
     REQUIRE(loaded.tensors.size() == model.tensors.size());
     for (std::size_t i = 0; i < model.tensors.size(); ++i) {
         CAPTURE(model.tensors[i].name);

@@ -1,0 +1,110 @@
+// Packing and running the int8 conv and dense layers.
+#include "engine/layer_s8.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "engine/error.hpp"
+
+namespace edgeqc {
+
+void quantize_activations(const float* x, std::size_t count, const ActivationQuantization& quantization,
+                          std::uint8_t* q) {
+    const auto low = static_cast<float>(-quantization.zero_point);
+    const auto high = static_cast<float>(kActivationMax - quantization.zero_point);
+    for (std::size_t i = 0; i < count; ++i) {
+        const float steps = x[i] / quantization.scale;
+        const float clamped = std::isnan(steps) ? 0.0f : std::min(std::max(steps, low), high);
+        q[i] = static_cast<std::uint8_t>(static_cast<int>(std::nearbyint(clamped)) + quantization.zero_point);
+    }
+}
+
+namespace {
+
+std::size_t aligned_bytes(std::size_t bytes) { return (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment; }
+
+}  // namespace
+
+PackedLayerS8::PackedLayerS8(const KernelTable& table, const ConvGeometry* conv, int outputs, int inputs,
+                             const TypedTensor& weights, const TypedTensor* bias, const ActivationQuantization& input,
+                             const std::optional<ActivationQuantization>& output, bool relu)
+    : table_(table), outputs_(outputs), inputs_(conv ? conv->rows() : inputs), input_(input), output_(output),
+      relu_(relu) {
+    if (conv) conv_ = *conv;
+    // Every sum, the zero-point correction and the bias must stay inside int32 (validate_model bounds the bias by
+    // 2^30): 2 x 127 x 127 x depth < 2^30.
+    if (2.0 * kWeightMax * kActivationMax * inputs_ >= static_cast<double>(1 << 30))
+        throw Error("a layer " + std::to_string(inputs_) + " deep is too deep for int8 inference");
+    const std::int8_t* w = weights.data<std::int8_t>();
+    packed_weights_.resize(table.gemm_pack_a_s8(outputs_, inputs_, w, inputs_, nullptr));
+    table.gemm_pack_a_s8(outputs_, inputs_, w, inputs_, packed_weights_.data());
+    row_bias_.resize(static_cast<std::size_t>(outputs_));
+    row_scale_.resize(static_cast<std::size_t>(outputs_));
+    for (int o = 0; o < outputs_; ++o) {
+        std::int32_t weight_sum = 0;
+        for (int p = 0; p < inputs_; ++p) weight_sum += w[static_cast<std::size_t>(o) * inputs_ + p];
+        const std::int32_t b = bias ? bias->data<std::int32_t>()[o] : 0;
+        row_bias_[static_cast<std::size_t>(o)] = b - input.zero_point * weight_sum;
+        const float sum_scale = weights.scales[static_cast<std::size_t>(o)] * input.scale;
+        row_scale_[static_cast<std::size_t>(o)] = output ? sum_scale / output->scale : sum_scale;
+    }
+}
+
+std::size_t PackedLayerS8::packed_bytes() const {
+    return packed_weights_.size() + row_bias_.size() * sizeof(std::int32_t) + row_scale_.size() * sizeof(float);
+}
+
+std::size_t PackedLayerS8::workspace_bytes(int batch) const {
+    if (conv_)  // one image at a time: its columns, then the GEMM's packing space
+        return aligned_bytes(static_cast<std::size_t>(inputs_) * conv_->positions()) +
+               table_.gemm_workspace_s8(outputs_, conv_->positions(), inputs_);
+    // The product outputs x batch, then the GEMM's packing space.
+    return aligned_bytes(static_cast<std::size_t>(outputs_) * batch * (output_ ? 1 : sizeof(float))) +
+           table_.gemm_workspace_s8(outputs_, batch, inputs_);
+}
+
+S8GemmEpilogue PackedLayerS8::epilogue(void* c, int ldc) const {
+    S8GemmEpilogue e;
+    e.row_bias = row_bias_.data();
+    e.row_scale = row_scale_.data();
+    e.relu = relu_;
+    e.ldc = ldc;
+    if (output_) {
+        e.quantized = static_cast<std::uint8_t*>(c);
+        e.zero_point = output_->zero_point;
+    } else {
+        e.real = static_cast<float*>(c);
+    }
+    return e;
+}
+
+void PackedLayerS8::run(const std::uint8_t* x, int batch, void* y, unsigned char* workspace) const {
+    const std::size_t out_size = output_ ? 1 : sizeof(float);
+    if (conv_) {
+        const ConvGeometry& g = *conv_;
+        const std::size_t in_image = static_cast<std::size_t>(g.channels) * g.height * g.width;
+        const std::size_t out_image = static_cast<std::size_t>(outputs_) * g.positions() * out_size;
+        auto* columns = reinterpret_cast<std::uint8_t*>(workspace);
+        unsigned char* gemm_workspace = workspace + aligned_bytes(static_cast<std::size_t>(inputs_) * g.positions());
+        const auto padding = static_cast<std::uint8_t>(input_.zero_point);  // a real 0 outside the image
+        for (int n = 0; n < batch; ++n) {
+            im2col(g, x + n * in_image, 1, columns, padding);
+            table_.gemm_packed_a_s8(false, outputs_, g.positions(), inputs_, packed_weights_.data(), columns,
+                                    g.positions(), epilogue(static_cast<unsigned char*>(y) + n * out_image, g.positions()),
+                                    gemm_workspace);
+        }
+        return;
+    }
+    // C (outputs x batch) = W x^T, then transposed into y (batch x outputs).
+    unsigned char* product = workspace;
+    unsigned char* gemm_workspace =
+        workspace + aligned_bytes(static_cast<std::size_t>(outputs_) * batch * out_size);
+    table_.gemm_packed_a_s8(true, outputs_, batch, inputs_, packed_weights_.data(), x, inputs_,
+                            epilogue(product, batch), gemm_workspace);
+    for (int n = 0; n < batch; ++n)
+        for (int o = 0; o < outputs_; ++o)
+            std::copy_n(product + (static_cast<std::size_t>(o) * batch + n) * out_size, out_size,
+                        static_cast<unsigned char*>(y) + (static_cast<std::size_t>(n) * outputs_ + o) * out_size);
+}
+
+}  // namespace edgeqc

@@ -1,0 +1,53 @@
+// The int8 layers of the inference plan: a conv or dense layer of a quantized model with its s8 weights packed once
+// for one kernel table, run on 7-bit activations (engine/tensor.hpp) with the zero-point correction, the int32
+// bias, requantization for the next int8 layer (or dequantization for a float one) and ReLU all fused into the
+// GEMM's epilogue; and the quantization of float activations that enter an int8 layer.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "engine/conv2d_f32.hpp"
+#include "engine/kernels.hpp"
+#include "engine/model.hpp"
+#include "engine/tensor.hpp"
+
+namespace edgeqc {
+
+// q = clamp(round(x / scale) + zero_point, 0, kActivationMax), ties to even; NaN becomes the zero point.
+void quantize_activations(const float* x, std::size_t count, const ActivationQuantization& quantization,
+                          std::uint8_t* q);
+
+class PackedLayerS8 {
+public:
+    // conv: the geometry of a conv layer, or null for a dense layer of `inputs` features. weights: s8 with one
+    // scale per output; bias: s32 of scale weight scale x input scale, or null. output: the quantization of the
+    // next int8 layer's input to requantize into, or none to dequantize to floats. relu: fused.
+    PackedLayerS8(const KernelTable& table, const ConvGeometry* conv, int outputs, int inputs,
+                  const TypedTensor& weights, const TypedTensor* bias, const ActivationQuantization& input,
+                  const std::optional<ActivationQuantization>& output, bool relu);
+
+    bool quantized_output() const { return output_.has_value(); }
+    std::size_t packed_bytes() const;
+    std::size_t workspace_bytes(int batch) const;
+    // x: batch x (C x H x W, or inputs) 7-bit activations -> y: batch x (outputs x Ho x Wo, or outputs), 7-bit
+    // (quantized_output()) or floats.
+    void run(const std::uint8_t* x, int batch, void* y, unsigned char* workspace) const;
+
+private:
+    S8GemmEpilogue epilogue(void* c, int ldc) const;
+
+    const KernelTable& table_;
+    std::optional<ConvGeometry> conv_;
+    int outputs_, inputs_;  // rows of the weight matrix and its depth (Cin x k x k for a conv)
+    ActivationQuantization input_;
+    std::optional<ActivationQuantization> output_;
+    bool relu_;
+    std::vector<std::int8_t, AlignedAllocator<std::int8_t>> packed_weights_;
+    std::vector<std::int32_t> row_bias_;  // the int32 bias minus input zero point x the row's weight sum
+    std::vector<float> row_scale_;        // weight scale x input scale (/ output scale when requantizing)
+};
+
+}  // namespace edgeqc

@@ -1,0 +1,264 @@
+// Quantized inference: the quantize pass, calibration, int8 plans against their float models and against the
+// same arithmetic in floats, bit for bit the same on every kernel table and after a save and load, mixed
+// precision, and the refusal of inconsistent quantized models.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "engine/error.hpp"
+#include "engine/inference_plan.hpp"
+#include "engine/kernels.hpp"
+#include "engine/model_file.hpp"
+#include "engine/model_passes.hpp"
+#include "optim/calibration.hpp"
+#include "test_support.hpp"
+
+using namespace edgeqc;
+using namespace edgeqc::testing;
+
+namespace {
+
+ModelDescription description_of(const std::string& spec, int channels, int height, int width) {
+    ModelDescription d;
+    d.architecture = spec;
+    d.class_names = {"crack", "hole", "normal", "pinhole"};
+    d.input.channels = channels;
+    d.input.height = height;
+    d.input.width = width;
+    return d;
+}
+
+std::vector<float> random_images(const ModelDescription& d, int count, std::uint64_t seed) {
+    std::vector<float> x(static_cast<std::size_t>(count) * d.input.channels * d.input.height * d.input.width);
+    Rng rng(seed);
+    for (float& v : x) v = rng.normal();
+    return x;
+}
+
+// The conv and dense layers of a resolved architecture.
+std::vector<int> weighted_layers(const ResolvedArchitecture& architecture) {
+    std::vector<int> layers;
+    for (std::size_t i = 0; i < architecture.layers.size(); ++i)
+        if (!architecture.tensor_name(i, TensorRole::Weight).empty()) layers.push_back(static_cast<int>(i));
+    return layers;
+}
+
+// The folded model quantized at `layers` (all weighted layers when empty), calibrated on `images` by `method`.
+Model quantized(const Model& folded, const std::vector<float>& images, int count, CalibrationMethod method,
+                std::vector<int> layers = {}) {
+    InferencePlan plan(folded, 8);
+    const std::vector<ActivationHistogram> statistics = collect_activation_statistics(plan, images.data(), count);
+    if (layers.empty()) layers = weighted_layers(folded.description.resolve());
+    std::vector<ActivationQuantization> inputs;
+    for (const ActivationHistogram& h : statistics)
+        if (std::find(layers.begin(), layers.end(), h.layer) != layers.end())
+            inputs.push_back(calibrated_quantization(h, method));
+    return quantize_model(folded, inputs);
+}
+
+std::vector<float> logits_of(const Model& model, const std::vector<float>& images, int count) {
+    InferencePlan plan(model, count);
+    const float* logits = plan.run(images.data(), count);
+    return {logits, logits + static_cast<std::size_t>(count) * model.description.num_classes()};
+}
+
+int argmax(const float* values, int count) { return static_cast<int>(std::max_element(values, values + count) - values); }
+
+}  // namespace
+
+TEST_CASE("an int8 plan stays close to its float model and agrees on the top class") {
+    const char* specs[] = {"c8bn-p-c16bn-p-c32bn-p-fc", "c6k5s2vbn-p3s2-c16-gap-fc16-drop0.5-fc", "c6-p-fc9-fc"};
+    for (const char* spec : specs) {
+        CAPTURE(spec);
+        const ModelDescription d = description_of(spec, 3, 24, 30);
+        const Model folded = fold_batch_norm(random_model(d, 5));
+        const int count = 64;
+        const std::vector<float> images = random_images(d, count, 6);
+        for (CalibrationMethod method : kCalibrationMethods) {
+            const std::string method_name = calibration_method_name(method);
+            CAPTURE(method_name);
+            const Model q = quantized(folded, images, count, method);
+            const std::vector<float> expected = logits_of(folded, images, count), actual = logits_of(q, images, count);
+            float largest = 0.0f;
+            for (float v : expected) largest = std::max(largest, std::abs(v));
+            double squared_error = 0.0, squared = 0.0;
+            int agree = 0;
+            for (int n = 0; n < count; ++n) {
+                for (int c = 0; c < 4; ++c) {
+                    const float e = expected[static_cast<std::size_t>(n) * 4 + c], a = actual[static_cast<std::size_t>(n) * 4 + c];
+                    squared_error += (a - e) * (a - e);
+                    squared += e * e;
+                }
+                agree += argmax(expected.data() + n * 4, 4) == argmax(actual.data() + n * 4, 4);
+            }
+            // 7-bit activations and 8-bit weights: a few percent of error, not more.
+            CHECK(std::sqrt(squared_error / squared) < 0.08);
+            CHECK(agree >= count * 85 / 100);
+        }
+    }
+}
+
+TEST_CASE("an int8 plan computes what the same arithmetic does in floats (quantized first layer)") {
+    // Only the first conv in int8, its float output going on in float: the int8 layer's output must equal the
+    // float conv of the dequantized weights on the quantized-then-dequantized input, padding included (the
+    // input has negative values, so its zero point is not 0 and the padding must use it).
+    const ModelDescription d = description_of("c8-p-fc", 3, 9, 11);
+    const Model model = random_model(d, 9);
+    const int count = 5;
+    const std::vector<float> images = random_images(d, count, 10);
+    const Model q = quantized(model, images, count, CalibrationMethod::MinMax, {0});
+    const ActivationQuantization& input = q.activations.at(0);
+    CHECK(input.zero_point > 0);
+    Model simulated = model;
+    const TypedTensor& weight = q.tensor("0.weight");
+    const TypedTensor& bias = q.tensor("0.bias");
+    float* w = simulated.tensor("0.weight").data<float>();
+    const std::size_t per_output = weight.elements() / 8;
+    for (std::size_t i = 0; i < weight.elements(); ++i) w[i] = weight.data<std::int8_t>()[i] * weight.scales[i / per_output];
+    for (std::size_t c = 0; c < 8; ++c)
+        simulated.tensor("0.bias").data<float>()[c] = static_cast<float>(bias.data<std::int32_t>()[c]) * bias.scales[c];
+    std::vector<float> fake = images;
+    for (float& v : fake) {
+        const float steps = std::clamp(std::nearbyint(v / input.scale), static_cast<float>(-input.zero_point),
+                                       static_cast<float>(kActivationMax - input.zero_point));
+        v = steps * input.scale;
+    }
+    const std::vector<float> expected = logits_of(simulated, fake, count), actual = logits_of(q, images, count);
+    for (std::size_t i = 0; i < expected.size(); ++i) CHECK(actual[i] == doctest::Approx(expected[i]).epsilon(1e-4).scale(1.0));
+}
+
+TEST_CASE("int8 plans give the same logits bit for bit on every kernel table, and after a save and load") {
+    const ModelDescription d = description_of("c8bn-p-c16bn-c17-p-fc12-fc", 3, 19, 23);
+    const Model folded = fold_batch_norm(random_model(d, 11));
+    const int count = 33;
+    const std::vector<float> images = random_images(d, count, 12);
+    const Model q = quantized(folded, images, count, CalibrationMethod::Entropy);
+    const std::string original = kernels().name;
+    select_kernels("scalar");
+    const std::vector<float> expected = logits_of(q, images, count);
+    for (const KernelTable* table : available_kernel_tables()) {
+        CAPTURE(table->name);
+        select_kernels(table->name);
+        const std::vector<float> actual = logits_of(q, images, count);
+        CHECK(std::memcmp(actual.data(), expected.data(), expected.size() * sizeof(float)) == 0);
+        // Batch 1 and a batch of 33 compute each image alike.
+        InferencePlan single(q, 1);
+        const float* one = single.run(images.data() + 5 * images.size() / count, 1);
+        CHECK(std::memcmp(one, expected.data() + 5 * 4, 4 * sizeof(float)) == 0);
+    }
+    select_kernels(original);
+    TempFolder folder;
+    const std::string path = folder.file("int8.eqc");
+    save_model(path, q);
+    const LoadedModel loaded = load_model(path);
+    CHECK(loaded.activations == q.activations);
+    const std::vector<float> reloaded = logits_of(loaded, images, count);
+    CHECK(std::memcmp(reloaded.data(), expected.data(), expected.size() * sizeof(float)) == 0);
+    // An int8 file is about a quarter of the float one.
+    save_model(folder.file("f32.eqc"), folded);
+    CHECK(std::filesystem::file_size(path) < std::filesystem::file_size(folder.file("f32.eqc")) * 27 / 100 + 4096);
+}
+
+TEST_CASE("mixed precision: any subset of layers in int8 runs, and the more layers stay float the closer it gets") {
+    const ModelDescription d = description_of("c8bn-p-c16bn-p-fc10-fc", 3, 16, 16);
+    const Model folded = fold_batch_norm(random_model(d, 13));
+    const int count = 40;
+    const std::vector<float> images = random_images(d, count, 14);
+    const std::vector<int> layers = weighted_layers(folded.description.resolve());
+    REQUIRE(layers.size() == 4);
+    const std::vector<float> expected = logits_of(folded, images, count);
+    for (int mask = 1; mask < 16; ++mask) {
+        CAPTURE(mask);
+        std::vector<int> chosen;
+        for (int l = 0; l < 4; ++l)
+            if (mask & (1 << l)) chosen.push_back(layers[static_cast<std::size_t>(l)]);
+        const Model q = quantized(folded, images, count, CalibrationMethod::MinMax, chosen);
+        CHECK(q.activations.size() == chosen.size());
+        const std::vector<float> actual = logits_of(q, images, count);
+        double error = 0.0, norm = 0.0;
+        for (std::size_t i = 0; i < expected.size(); ++i) {
+            error += (actual[i] - expected[i]) * (actual[i] - expected[i]);
+            norm += expected[i] * expected[i];
+        }
+        CHECK(std::sqrt(error / norm) < 0.08);
+    }
+}
+
+TEST_CASE("quantized models that are inconsistent are refused, naming what is wrong") {
+    const ModelDescription d = description_of("c8-p-fc", 1, 8, 8);
+    const Model model = random_model(d, 15);
+    const std::vector<float> images = random_images(d, 8, 16);
+    const Model q = quantized(model, images, 8, CalibrationMethod::MinMax);
+    CHECK_NOTHROW(validate_model(q));
+    const auto refused = [](Model m, const std::string& words) {
+        CAPTURE(words);
+        try {
+            validate_model(m);
+            FAIL("accepted");
+        } catch (const Error& e) {
+            CHECK(std::string(e.what()).find(words) != std::string::npos);
+        }
+    };
+    Model m = q;
+    m.tensor("0.weight").data<std::int8_t>()[3] = -128;
+    refused(m, "-128");
+    for (float bad : {0.0f, -1.0f, std::nanf(""), INFINITY}) {
+        m = q;
+        m.tensor("0.weight").scales[1] = bad;
+        refused(m, std::isfinite(bad) ? "weight scale" : "NaN or infinite");
+        m = q;
+        m.activations[0].scale = bad;
+        refused(m, "activation scale");
+    }
+    m = q;
+    m.activations[0].zero_point = 128;
+    refused(m, "zero point");
+    m = q;
+    m.activations.pop_back();
+    refused(m, "no input activation scale");
+    m = q;
+    m.tensor("0.bias").scales[0] *= 2.0f;
+    refused(m, "bias scale");
+    m = q;
+    m.tensor("0.bias").data<std::int32_t>()[0] = (1 << 30) + 1;
+    refused(m, "2^30");
+    CHECK_THROWS_WITH_AS(quantize_model(q, q.activations), "the model is already quantized", Error);
+    CHECK_THROWS_AS(quantize_model(random_model(description_of("c8bn-p-fc", 1, 8, 8), 1), {}), Error);
+}
+
+TEST_CASE("calibration methods: thresholds on known distributions") {
+    ActivationHistogram h;
+    h.layer = 2;
+    h.high = 100.0f;
+    h.bins.assign(kHistogramBins, 0.0);
+    // A million values spread evenly over (0, 10], and one outlier at 100.
+    for (int b = 0; b < kHistogramBins / 10; ++b) h.bins[static_cast<std::size_t>(b)] = 1e6 / (kHistogramBins / 10);
+    h.bins.back() = 1;
+    h.zeros = 5e5;
+    h.total = 1.5e6 + 1;
+    CHECK(calibration_threshold(h, CalibrationMethod::MinMax) == 100.0f);
+    const float percentile = calibration_threshold(h, CalibrationMethod::Percentile);
+    CHECK(percentile == doctest::Approx(10.0).epsilon(0.01));
+    // KL and MSE both clip the lone outlier and keep the bulk.
+    for (CalibrationMethod method : {CalibrationMethod::Entropy, CalibrationMethod::Mse}) {
+        const std::string method_name = calibration_method_name(method);
+        CAPTURE(method_name);
+        const float threshold = calibration_threshold(h, method);
+        CHECK(threshold >= 9.0f);
+        CHECK(threshold < 20.0f);
+        CHECK(clipped_fraction(h, threshold) == doctest::Approx(1.0 / h.total));
+    }
+    CHECK(clipped_fraction(h, 100.0f) == 0.0);
+    const ActivationQuantization q = calibrated_quantization(h, CalibrationMethod::MinMax);
+    CHECK(q.layer == 2);
+    CHECK(q.zero_point == 0);
+    CHECK(q.scale == doctest::Approx(100.0 / 127));
+    h.low = -50.0f;  // negative values: the full range, asymmetric
+    const ActivationQuantization signed_range = calibrated_quantization(h, CalibrationMethod::Entropy);
+    CHECK(signed_range.scale == doctest::Approx(150.0 / 127));
+    CHECK(signed_range.zero_point == 42);
+    CHECK(parse_calibration_method("kl") == CalibrationMethod::Entropy);
+    CHECK_THROWS_AS(parse_calibration_method("kld"), Error);
+}
