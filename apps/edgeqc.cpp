@@ -10,6 +10,7 @@
 #include <iostream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -27,6 +28,7 @@
 #include "progress.hpp"
 #include "optim/evaluation.hpp"
 #include "optim/html_report.hpp"
+#include "optim/quantization.hpp"
 #include "optim/recipe.hpp"
 #include "optim/trainer.hpp"
 #include "optim/training_kernels.hpp"
@@ -229,7 +231,7 @@ int run_train(TrainArguments& a) {
 }
 
 struct EvalArguments {
-    std::string model, data, report;
+    std::string model, data, report, compare;
     int batch = 1, threads = 0;
     bool json = false, strict = false;
 };
@@ -243,6 +245,45 @@ void add_eval(CLI::App& app, EvalArguments& a) {
     cmd->add_flag("--json", a.json, "Print the metrics as JSON instead of text");
     cmd->add_option("--report", a.report, "Also write an HTML report (with the training curves when the model's log is beside it)");
     cmd->add_flag("--strict", a.strict, "Stop on a corrupt image instead of skipping it");
+    cmd->add_option("--compare", a.compare,
+                    "Also evaluate OTHER_MODEL (e.g. the float original of an int8 model) and print the top-1 agreement "
+                    "and the metric differences (MODEL minus OTHER_MODEL)")->type_name("OTHER_MODEL");
+}
+
+// How two models' evaluations on the same images differ: the fraction of images given the same top class, and
+// the metrics of the first minus those of the second.
+struct Comparison {
+    std::string other;
+    double agreement = 0.0;
+    std::size_t images = 0;
+    double accuracy = 0.0, macro_f1 = 0.0, balanced_accuracy = 0.0;
+};
+
+Comparison compare_evaluations(const Evaluation& e, const Evaluation& other, const std::string& other_path) {
+    if (e.report.class_names != other.report.class_names)
+        throw Error("--compare: '" + other_path + "' has other classes than the model");
+    std::map<std::string, std::size_t> position;
+    for (std::size_t i = 0; i < other.image_paths.size(); ++i) position[other.image_paths[i]] = i;
+    const std::size_t classes = e.report.class_names.size();
+    const auto top = [classes](const std::vector<float>& p, std::size_t i) {
+        return std::max_element(p.begin() + static_cast<std::ptrdiff_t>(i * classes),
+                                p.begin() + static_cast<std::ptrdiff_t>((i + 1) * classes)) -
+               (p.begin() + static_cast<std::ptrdiff_t>(i * classes));
+    };
+    Comparison c;
+    c.other = other_path;
+    std::size_t same = 0;
+    for (std::size_t i = 0; i < e.image_paths.size(); ++i) {
+        const auto found = position.find(e.image_paths[i]);
+        if (found == position.end()) continue;
+        ++c.images;
+        same += top(e.probabilities, i) == top(other.probabilities, found->second);
+    }
+    c.agreement = c.images ? static_cast<double>(same) / static_cast<double>(c.images) : 0.0;
+    c.accuracy = e.report.accuracy - other.report.accuracy;
+    c.macro_f1 = e.report.macro_f1 - other.report.macro_f1;
+    c.balanced_accuracy = e.report.balanced_accuracy - other.report.balanced_accuracy;
+    return c;
 }
 
 void write_evaluation_report(const EvalArguments& a, const LoadedModel& model, const Evaluation& e) {
@@ -269,9 +310,20 @@ int run_eval(const EvalArguments& a) {
     const LoadedModel model = load_model(a.model);
     ConsoleObserver console;
     const Evaluation e = evaluate_folder(model, a.data, a.batch, a.strict, console);
+    std::optional<Comparison> comparison;
+    if (!a.compare.empty())
+        comparison = compare_evaluations(e, evaluate_folder(load_model(a.compare), a.data, a.batch, a.strict, console),
+                                         a.compare);
     if (!a.report.empty()) write_evaluation_report(a, model, e);
     if (a.json) {
         nlohmann::json out = report_to_json(e.report);
+        if (comparison)
+            out["compare"] = {{"model", comparison->other},
+                              {"images", comparison->images},
+                              {"top1_agreement", comparison->agreement},
+                              {"accuracy_delta", comparison->accuracy},
+                              {"macro_f1_delta", comparison->macro_f1},
+                              {"balanced_accuracy_delta", comparison->balanced_accuracy}};
         out["model"] = a.model;
         out["data"] = a.data;
         out["milliseconds_per_image"] = e.milliseconds_per_image;
@@ -285,6 +337,11 @@ int run_eval(const EvalArguments& a) {
         std::printf("\nmean inference latency %.2f ms per image (batch %d, %d threads)\n", e.milliseconds_per_image,
                     e.batch_size, omp_get_max_threads());
         if (e.skipped) std::printf("skipped %zu corrupt images\n", e.skipped);
+        if (comparison)
+            std::printf("\ncompared with %s on %zu images: top-1 agreement %.2f %%, accuracy %+.4f, macro-F1 %+.4f, "
+                        "balanced accuracy %+.4f\n",
+                        comparison->other.c_str(), comparison->images, 100.0 * comparison->agreement,
+                        comparison->accuracy, comparison->macro_f1, comparison->balanced_accuracy);
         if (!a.report.empty()) std::printf("report written to '%s'\n", a.report.c_str());
     }
     return 0;
@@ -319,6 +376,154 @@ int run_predict(const PredictArguments& a) {
         }
     }
     return failures ? 1 : 0;
+}
+
+struct QuantizeArguments {
+    std::string model, calibration, out, report, method = "kl", keep;
+    int images = 500, threads = 0;
+    bool images_requested = false;
+    double agreement = 0.995;
+    std::uint64_t seed = 1;
+    bool json = false;
+};
+
+void add_quantize(CLI::App& app, QuantizeArguments& a) {
+    CLI::App* cmd = app.add_subcommand(
+        "quantize", "Post-training int8 quantization: calibrate on images, write an int8 model for eval, predict and "
+                    "the edge binary");
+    cmd->add_option("model", a.model, "Trained float model (.eqc)")->required();
+    cmd->add_option("calibration", a.calibration,
+                    "Calibration images: a labelled folder (e.g. the training data) or any folder of images")->required();
+    cmd->add_option("--out", a.out, "Where to write the int8 model (.eqc)")->required();
+    cmd->add_option("--method", a.method, "Activation calibration: kl (entropy), percentile (99.99 %), mse or minmax")
+        ->check(CLI::IsMember({"kl", "percentile", "mse", "minmax"}))
+        ->capture_default_str();
+    cmd->add_option("--images", a.images, "Calibration images to use at most (drawn at random with --seed); a fifth "
+                                          "is held out to check agreement with the float model")
+        ->capture_default_str()
+        ->each([&a](const std::string&) { a.images_requested = true; });
+    cmd->add_option("--keep-fp32", a.keep,
+                    "Layers to keep in float, e.g. conv1,fc2; or auto: keep the most sensitive layers in float until "
+                    "the top-1 agreement with the float model reaches --agreement")->type_name("LAYERS|auto");
+    cmd->add_option("--agreement", a.agreement, "Top-1 agreement target of --keep-fp32 auto")->capture_default_str();
+    cmd->add_option("--report", a.report, "Also write an HTML report of every layer's scale, clipping and sensitivity");
+    cmd->add_flag("--json", a.json, "Print the result as JSON instead of text");
+    cmd->add_option("--seed", a.seed, "Seed of the calibration image draw")->capture_default_str();
+    cmd->add_option("--threads", a.threads, "Threads (0 = all cores)")->capture_default_str();
+}
+
+// "conv1, fc2" -> {"conv1", "fc2"}: comma-separated, blanks around names ignored.
+std::vector<std::string> split_list(const std::string& text) {
+    std::vector<std::string> items;
+    std::size_t start = 0;
+    while (start <= text.size()) {
+        const std::size_t end = std::min(text.find(',', start), text.size());
+        const std::string item = text.substr(start, end - start);
+        const auto first = item.find_first_not_of(" \t"), last = item.find_last_not_of(" \t");
+        if (first != std::string::npos) items.push_back(item.substr(first, last - first + 1));
+        start = end + 1;
+    }
+    return items;
+}
+
+std::string percent(double fraction) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3f %%", 100.0 * fraction);
+    return text;
+}
+
+std::string scientific(double value) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.4g", value);
+    return text;
+}
+
+int run_quantize(const QuantizeArguments& a) {
+    apply_threads(a.threads);
+    if (!a.report.empty() && std::filesystem::weakly_canonical(a.report) == std::filesystem::weakly_canonical(a.out))
+        throw Error("--report and --out name the same file");
+    check_output_writable(a.out);
+    if (!a.report.empty()) check_output_writable(a.report, "the report");
+    const LoadedModel model = load_model(a.model);
+    QuantizeOptions options;
+    options.calibration_dir = a.calibration;
+    options.method = parse_calibration_method(a.method);
+    options.images = a.images;
+    options.images_requested = a.images_requested;
+    options.agreement_target = a.agreement;
+    options.seed = a.seed;
+    if (a.keep == "auto") options.auto_keep = true;
+    else if (!a.keep.empty()) options.keep_fp32 = split_list(a.keep);
+    ConsoleObserver console(a.json);
+    const QuantizeResult result = quantize(model, options, console);
+    save_model(a.out, result.model);
+
+    const std::vector<std::string> header = {"layer", "runs in", "input scale", "zero point", "range top", "clipped",
+                                             "weight scales", "sensitivity"};
+    std::vector<std::vector<std::string>> rows;
+    for (const LayerQuantization& l : result.layers)
+        rows.push_back({l.name, l.quantized ? "int8" : "float", scientific(l.input.scale), std::to_string(l.input.zero_point),
+                        scientific(l.threshold), percent(l.clipped),
+                        l.quantized ? scientific(l.weight_scale_min) + " - " + scientific(l.weight_scale_max) : "-",
+                        l.sensitivity < 0.0 ? "-" : percent(l.sensitivity) + " (logits " + percent(l.logit_error) + ")"});
+    const auto float_bytes = std::filesystem::file_size(a.model), int8_bytes = std::filesystem::file_size(a.out);
+    const std::string checked = result.held_out_images
+                                    ? std::to_string(result.held_out_images) + " held-out images"
+                                    : std::to_string(result.calibration_images) + " calibration images (fewer than 5: none held out)";
+    if (!a.report.empty()) {
+        ReportContent content;
+        content.title = "edgeqc quantization report: " + std::filesystem::path(a.out).filename().string();
+        content.facts = {{"float model", a.model},
+                         {"int8 model", a.out},
+                         {"architecture (folded)", result.model.description.architecture},
+                         {"calibration", a.calibration + ", " + std::to_string(result.calibration_images) + " images, method " + a.method},
+                         {"top-1 agreement with the float model", percent(result.agreement) + " on " + checked},
+                         {"file size", std::to_string(int8_bytes) + " bytes (float: " + std::to_string(float_bytes) + ")"}};
+        content.tables.push_back({"Layers", header, rows});
+        write_html_report(a.report, content);
+    }
+    if (a.json) {
+        nlohmann::json layers = nlohmann::json::array();
+        for (const LayerQuantization& l : result.layers)
+            layers.push_back({{"layer", l.name},
+                              {"int8", l.quantized},
+                              {"input_scale", l.input.scale},
+                              {"zero_point", l.input.zero_point},
+                              {"range_top", l.threshold},
+                              {"clipped_fraction", l.clipped},
+                              {"weight_scale_min", l.weight_scale_min},
+                              {"weight_scale_max", l.weight_scale_max},
+                              {"sensitivity", l.sensitivity < 0.0 ? nlohmann::json() : nlohmann::json(l.sensitivity)},
+                              {"logit_error", l.logit_error < 0.0 ? nlohmann::json() : nlohmann::json(l.logit_error)}});
+        std::cout << json_text({{"model", a.out},
+                                {"float_model", a.model},
+                                {"method", a.method},
+                                {"calibration_images", result.calibration_images},
+                                {"held_out_images", result.held_out_images},
+                                {"skipped_images", result.skipped_images},
+                                {"top1_agreement", result.agreement},
+                                {"agreement_target_met", result.target_met},
+                                {"file_bytes", int8_bytes},
+                                {"float_file_bytes", float_bytes},
+                                {"layers", layers}},
+                               2)
+                  << "\n";
+        return 0;
+    }
+    std::printf("%-8s %-7s %12s %5s %11s %9s %23s  %s\n", "layer", "runs in", "input scale", "zp", "range top", "clipped",
+                "weight scales", "sensitivity");
+    for (const auto& row : rows)
+        std::printf("%-8s %-7s %12s %5s %11s %9s %23s  %s\n", row[0].c_str(), row[1].c_str(), row[2].c_str(),
+                    row[3].c_str(), row[4].c_str(), row[5].c_str(), row[6].c_str(), row[7].c_str());
+    std::printf("top-1 agreement with the float model: %s on %s\n", percent(result.agreement).c_str(), checked.c_str());
+    if (!result.target_met)
+        std::printf("warning: the agreement target %s was not reached with every layer but one in float\n",
+                    percent(a.agreement).c_str());
+    if (result.skipped_images) std::printf("skipped %zu corrupt calibration images\n", result.skipped_images);
+    std::printf("int8 model written to '%s' (%ju bytes, %.1f %% of the float model)\n", a.out.c_str(),
+                static_cast<std::uintmax_t>(int8_bytes), 100.0 * static_cast<double>(int8_bytes) / static_cast<double>(float_bytes));
+    if (!a.report.empty()) std::printf("report written to '%s'\n", a.report.c_str());
+    return 0;
 }
 
 struct SynthArguments {
@@ -443,9 +648,11 @@ int main(int argc, char** argv) {
     SynthArguments synth_arguments;
     PreviewArguments preview_arguments;
     ImportVocArguments import_voc_arguments;
+    QuantizeArguments quantize_arguments;
     add_train(app, train_arguments);
     add_eval(app, eval_arguments);
     add_predict(app, predict_arguments);
+    add_quantize(app, quantize_arguments);
     add_synth(app, synth_arguments);
     add_preview(app, preview_arguments);
     add_import_voc(app, import_voc_arguments);
@@ -467,6 +674,7 @@ int main(int argc, char** argv) {
         if (app.got_subcommand("train")) return run_train(train_arguments);
         if (app.got_subcommand("eval")) return run_eval(eval_arguments);
         if (app.got_subcommand("predict")) return run_predict(predict_arguments);
+        if (app.got_subcommand("quantize")) return run_quantize(quantize_arguments);
         if (app.got_subcommand("synth")) return run_synth(synth_arguments);
         if (app.got_subcommand("augment-preview")) return run_preview(preview_arguments);
         if (app.got_subcommand("import-voc")) return run_import_voc(import_voc_arguments);

@@ -64,8 +64,8 @@ void ProgressBar::finish() {
 
 void ConsoleObserver::info(const std::string& line) {
     const std::lock_guard<std::mutex> lock(output_);
-    std::printf("%s\n", line.c_str());
-    std::fflush(stdout);
+    std::fprintf(info_stream_, "%s\n", line.c_str());
+    std::fflush(info_stream_);
 }
 
 void ConsoleObserver::warning(const std::string& line) {

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdio>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -42,6 +43,8 @@ std::string format_duration(double seconds);
 // each epoch as one line.
 class ConsoleObserver : public ProgressObserver {
 public:
+    // info_to_stderr: information lines go to standard error, leaving standard output to a command's JSON.
+    explicit ConsoleObserver(bool info_to_stderr = false) : info_stream_(info_to_stderr ? stderr : stdout) {}
     void info(const std::string& line) override;
     void warning(const std::string& line) override;
     void progress(const std::string& task, std::size_t done, std::size_t total, const std::string& detail) override;
@@ -49,6 +52,7 @@ public:
     void epoch_end(const EpochReport& report) override;
 
 private:
+    std::FILE* info_stream_;
     std::mutex output_;  // warnings come from loader threads
     std::unique_ptr<ProgressBar> bar_;
     std::string task_;

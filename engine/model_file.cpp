@@ -297,6 +297,21 @@ void write_file_atomically(const std::string& path, const std::vector<unsigned c
     }
 }
 
+void check_output_writable(const std::string& output_path, const char* what) {
+    const std::filesystem::path path(output_path);
+    const std::filesystem::path folder = path.parent_path().empty() ? "." : path.parent_path();
+    const std::string cannot = std::string("cannot write ") + what + " to '" + output_path + "': ";
+    std::error_code error;
+    if (!std::filesystem::is_directory(folder, error))
+        throw Error(cannot + "folder '" + folder.string() + "' does not exist");
+    if (std::filesystem::is_directory(path, error)) throw Error(cannot + "it is a folder");
+    const std::string probe = output_path + ".probe" + std::to_string(::getpid());
+    std::FILE* file = std::fopen(probe.c_str(), "wb");
+    if (!file) throw Error(cannot + std::strerror(errno));
+    std::fclose(file);
+    std::remove(probe.c_str());
+}
+
 void save_model(const std::string& path, const Model& model, const TrainingState* training_state) {
     const bool all_float = std::all_of(model.tensors.begin(), model.tensors.end(),
                                        [](const NamedTensor& t) { return t.tensor.type() == DataType::F32; });

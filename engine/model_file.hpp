@@ -51,6 +51,10 @@ void save_model(const std::string& path, const Model& model, const TrainingState
 // Every field, size and tensor is checked (validate_model included) before the model is returned.
 LoadedModel load_model(const std::string& path);
 
+// Fails before any work is spent when a file (a model, a report: `what`) could not be written at output_path:
+// its folder is missing, it is a folder, or a probe file cannot be created beside it. Throws edgeqc::Error.
+void check_output_writable(const std::string& output_path, const char* what = "the model");
+
 // Writes bytes to path via a temporary file and rename, so a crash or full disk never leaves a partial file.
 void write_file_atomically(const std::string& path, const std::vector<unsigned char>& bytes);
 

@@ -262,12 +262,23 @@ std::string render_html_report(const ReportContent& c) {
         for (const auto& [name, value] : c.facts) html += "<tr><th>" + escaped(name) + "</th><td>" + escaped(value) + "</td></tr>\n";
         html += "</table>\n";
     }
+    for (const ReportTable& table : c.tables) {
+        html += "<h2>" + escaped(table.caption) + "</h2>\n<table class=\"summary\">\n<tr>";
+        for (const std::string& name : table.header) html += "<th>" + escaped(name) + "</th>";
+        html += "</tr>\n";
+        for (const auto& row : table.rows) {
+            html += "<tr>";
+            for (const std::string& cell : row) html += "<td>" + escaped(cell) + "</td>";
+            html += "</tr>\n";
+        }
+        html += "</table>\n";
+    }
     html += curves_section(c.history);
     if (c.has_evaluation) {
         if (c.labels.size() != c.image_paths.size() || c.probabilities.size() != c.labels.size() * c.report.class_names.size())
             throw std::logic_error("render_html_report: labels, paths and probabilities disagree in size");
         html += metrics_section(c) + roc_section(c) + gallery_section(c);
-    } else {
+    } else if (c.tables.empty()) {
         html += "<h2>Metrics</h2>\n<p>No validation images: nothing was evaluated.</p>\n";
     }
     return html + "</body>\n</html>\n";

@@ -20,9 +20,17 @@ struct ReportEpoch {
     double learning_rate = 0;
 };
 
+// A table of text, shown after the facts (e.g. quantize's per-layer table).
+struct ReportTable {
+    std::string caption;
+    std::vector<std::string> header;
+    std::vector<std::vector<std::string>> rows;
+};
+
 struct ReportContent {
     std::string title;
     std::vector<std::pair<std::string, std::string>> facts;  // shown as a table: model, data, recipe, ...
+    std::vector<ReportTable> tables;
     std::vector<ReportEpoch> history;                        // empty: no curves (e.g. eval without a training log)
     std::string evaluated_on;                                // what the metrics below were measured on
     bool has_evaluation = false;

@@ -36,22 +36,6 @@ std::string stem_of(const std::string& output_path) {
     return (path.parent_path() / path.stem()).string();
 }
 
-// Fails before any training time is spent when the model (or report) could not be saved at the end.
-void check_output_writable(const std::string& output_path, const char* what = "the model") {
-    const std::filesystem::path path(output_path);
-    const std::filesystem::path folder = path.parent_path().empty() ? "." : path.parent_path();
-    const std::string cannot = std::string("cannot write ") + what + " to '" + output_path + "': ";
-    std::error_code error;
-    if (!std::filesystem::is_directory(folder, error))
-        throw Error(cannot + "folder '" + folder.string() + "' does not exist");
-    if (std::filesystem::is_directory(path, error)) throw Error(cannot + "it is a folder");
-    const std::string probe = output_path + ".probe" + std::to_string(::getpid());
-    std::FILE* file = std::fopen(probe.c_str(), "wb");
-    if (!file) throw Error(cannot + std::strerror(errno));
-    std::fclose(file);
-    std::remove(probe.c_str());
-}
-
 // Identifies the training data: the class counts and every image path relative to the data folder. A resumed
 // run on changed data would split it differently and leak validation images into training.
 std::string data_fingerprint(const FolderScan& scan, const std::string& root) {

@@ -99,6 +99,9 @@ inline Model random_model(const ModelDescription& description, std::uint64_t see
     return network->to_model(description);
 }
 
+// A path as one shell word.
+inline std::string shell_quoted(const std::string& path) { return "'" + path + "'"; }
+
 struct CommandResult {
     int exit_code = -1;
     std::string output;  // stdout and stderr together
@@ -107,9 +110,10 @@ struct CommandResult {
 // The shell command that starts the edgeqc binary built beside the tests (under the emulator in cross builds).
 inline std::string edgeqc_command() { return EDGEQC_CLI_LAUNCHER " " EDGEQC_CLI_PATH; }
 
-// Runs a command line with its stderr merged into its stdout.
+// Runs a command line with its stderr merged into its stdout (after the line's own redirections, so that
+// "... --json 2>/dev/null" keeps only the JSON).
 inline CommandResult run_command(const std::string& command_line) {
-    const std::string command = command_line + " 2>&1";
+    const std::string command = "{ " + command_line + "; } 2>&1";
     CommandResult result;
     std::FILE* pipe = ::popen(command.c_str(), "r");
     REQUIRE(pipe != nullptr);
