@@ -35,7 +35,7 @@ struct InferencePlan::Step {
     bool writes_quantized() const { return s8 ? s8->quantized_output() : quantized || kind == Kind::Quantize; }
 
     std::size_t workspace_floats(const KernelTable& table, int batch, int threads) const {
-        if (s8) return aligned_floats((s8->workspace_bytes(batch) + sizeof(float) - 1) / sizeof(float));
+        if (s8) return aligned_floats((s8->workspace_bytes(batch, threads) + sizeof(float) - 1) / sizeof(float));
         if (kind == Kind::Conv) return conv->workspace_floats(batch, threads);
         if (kind == Kind::Dense)  // the product out x batch, then the GEMM's packing space
             return aligned_floats(static_cast<std::size_t>(out[0]) * batch) +
@@ -50,7 +50,7 @@ struct InferencePlan::Step {
         const auto* xq = static_cast<const std::uint8_t*>(input);
         auto* yq = static_cast<std::uint8_t*>(output);
         if (s8) {
-            s8->run(xq, batch, output, reinterpret_cast<unsigned char*>(workspace));
+            s8->run(xq, batch, output, reinterpret_cast<unsigned char*>(workspace), threads);
             return;
         }
         switch (kind) {

@@ -8,7 +8,7 @@
 #include "engine/error.hpp"
 #include "engine/kernels/fma_peak_f32.hpp"
 #include "engine/kernels/gemm_f32.hpp"
-#include "engine/kernels/gemm_s8.hpp"
+#include "engine/kernels/gemm_int.hpp"
 #include "engine/kernels/max_pool_f32.hpp"
 #include "engine/kernels/winograd_f32.hpp"
 #include "engine/tensor.hpp"
@@ -27,9 +27,12 @@ void winograd_output_row_f32_reference(const float*, std::ptrdiff_t, int, float,
 void winograd_gradient_row_f32_reference(const float*, int, int, int, int, std::ptrdiff_t, float*, float*);
 FmaPeakResult fma_peak_f32_reference(long iterations, float start);
 std::size_t gemm_pack_a_s8_reference(int, int, const std::int8_t*, int, std::int8_t*);
-std::size_t gemm_workspace_s8_reference(int, int, int);
+std::size_t gemm_pack_a_s16_reference(int, int, const std::int16_t*, int, std::int16_t*);
+std::size_t gemm_workspace_int_reference(int, int, int);
 void gemm_packed_a_s8_reference(bool, int, int, int, const std::int8_t*, const std::uint8_t*, int,
-                                const S8GemmEpilogue&, unsigned char*);
+                                const IntegerGemmEpilogue&, unsigned char*);
+void gemm_packed_a_s16_reference(bool, int, int, int, const std::int16_t*, const std::int16_t*, int,
+                                 const IntegerGemmEpilogue&, unsigned char*);
 
 namespace {
 
@@ -67,20 +70,22 @@ FmaPeakResult fma_peak_f32(long iterations, float start) {
     return FmaChainsF32<Arch>{}(iterations, start);
 }
 
-template <class Arch>
-std::size_t gemm_pack_a_s8(int m, int k, const std::int8_t* a, int lda, std::int8_t* packed) {
-    return PackedGemmS8<Arch>{}.pack_a(m, k, a, lda, packed);
+// The integer GEMM of one kind of operands (S8Operands or S16Operands), as plain functions.
+template <class Operands, class Arch>
+std::size_t gemm_pack_a_int(int m, int k, const typename Operands::A* a, int lda, typename Operands::A* packed) {
+    return PackedGemmInt<Operands, Arch>{}.pack_a(m, k, a, lda, packed);
 }
 
-template <class Arch>
-std::size_t gemm_workspace_s8(int m, int n, int k) {
-    return PackedGemmS8<Arch>{}.workspace_bytes(m, n, k);
+template <class Operands, class Arch>
+std::size_t gemm_workspace_int(int m, int n, int k) {
+    return PackedGemmInt<Operands, Arch>{}.workspace_bytes(m, n, k);
 }
 
-template <class Arch>
-void gemm_packed_a_s8(bool transpose_b, int m, int n, int k, const std::int8_t* packed_a, const std::uint8_t* b,
-                      int ldb, const S8GemmEpilogue& epilogue, unsigned char* workspace) {
-    PackedGemmS8<Arch>{}.multiply(transpose_b, m, n, k, packed_a, b, ldb, epilogue, workspace);
+template <class Operands, class Arch>
+void gemm_packed_a_int(bool transpose_b, int m, int n, int k, const typename Operands::A* packed_a,
+                       const typename Operands::B* b, int ldb, const IntegerGemmEpilogue& epilogue,
+                       unsigned char* workspace) {
+    PackedGemmInt<Operands, Arch>{}.multiply(transpose_b, m, n, k, packed_a, b, ldb, epilogue, workspace);
 }
 
 // Each op's functions from one arch's instantiation of its generic body.
@@ -103,9 +108,15 @@ template <class Arch>
 void install_fma_peak_f32(KernelTable& t) { t.fma_peak_f32 = fma_peak_f32<Arch>; }
 template <class Arch>
 void install_gemm_s8(KernelTable& t) {
-    t.gemm_pack_a_s8 = gemm_pack_a_s8<Arch>;
-    t.gemm_workspace_s8 = gemm_workspace_s8<Arch>;
-    t.gemm_packed_a_s8 = gemm_packed_a_s8<Arch>;
+    t.gemm_pack_a_s8 = gemm_pack_a_int<S8Operands, Arch>;
+    t.gemm_workspace_s8 = gemm_workspace_int<S8Operands, Arch>;
+    t.gemm_packed_a_s8 = gemm_packed_a_int<S8Operands, Arch>;
+}
+template <class Arch>
+void install_gemm_s16(KernelTable& t) {
+    t.gemm_pack_a_s16 = gemm_pack_a_int<S16Operands, Arch>;
+    t.gemm_workspace_s16 = gemm_workspace_int<S16Operands, Arch>;
+    t.gemm_packed_a_s16 = gemm_packed_a_int<S16Operands, Arch>;
 }
 
 void install_gemm_f32_reference(KernelTable& t) {
@@ -123,8 +134,13 @@ void install_winograd_rows_f32_reference(KernelTable& t) {
 void install_fma_peak_f32_reference(KernelTable& t) { t.fma_peak_f32 = fma_peak_f32_reference; }
 void install_gemm_s8_reference(KernelTable& t) {
     t.gemm_pack_a_s8 = gemm_pack_a_s8_reference;
-    t.gemm_workspace_s8 = gemm_workspace_s8_reference;
+    t.gemm_workspace_s8 = gemm_workspace_int_reference;
     t.gemm_packed_a_s8 = gemm_packed_a_s8_reference;
+}
+void install_gemm_s16_reference(KernelTable& t) {
+    t.gemm_pack_a_s16 = gemm_pack_a_s16_reference;
+    t.gemm_workspace_s16 = gemm_workspace_int_reference;
+    t.gemm_packed_a_s16 = gemm_packed_a_s16_reference;
 }
 
 // Every op of a generic SIMD body, for one arch.
@@ -135,6 +151,7 @@ void list_simd_kernels(std::vector<KernelListing<KernelTable>>& list, const char
     list.push_back({"winograd_rows", DataType::F32, arch, cpu_supports, install_winograd_rows_f32<Arch>});
     list.push_back({"fma_peak", DataType::F32, arch, cpu_supports, install_fma_peak_f32<Arch>});
     list.push_back({"gemm", DataType::S8, arch, cpu_supports, install_gemm_s8<Arch>});
+    list.push_back({"gemm", DataType::S16, arch, cpu_supports, install_gemm_s16<Arch>});
 }
 
 
@@ -152,6 +169,7 @@ std::vector<KernelListing<KernelTable>> build_kernel_list() {
     list.push_back({"winograd_rows", DataType::F32, "scalar", any_cpu, install_winograd_rows_f32_reference});
     list.push_back({"fma_peak", DataType::F32, "scalar", any_cpu, install_fma_peak_f32_reference});
     list.push_back({"gemm", DataType::S8, "scalar", any_cpu, install_gemm_s8_reference});
+    list.push_back({"gemm", DataType::S16, "scalar", any_cpu, install_gemm_s16_reference});
     return list;
 }
 

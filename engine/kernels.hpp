@@ -59,30 +59,36 @@ using WinogradOutputRowF32 = void (*)(const float* m, std::ptrdiff_t position_st
 using WinogradGradientRowF32 = void (*)(const float* plane, int out_height, int out_width, int first_row,
                                         int tile_columns, std::ptrdiff_t position_stride, float* out, float* rows);
 
-// What the int8 GEMM (7-bit activations, engine/tensor.hpp says why) does with each int32 sum s of row i (output element (i, j) at row i * ldc + j):
-// requantize, q = clamp(round((s + row_bias[i]) * row_scale[i]) + zero_point, relu ? zero_point : 0,
-// kActivationMax), into `quantized`; or dequantize, v = (s + row_bias[i]) * row_scale[i], then ReLU, into `real`.
-struct S8GemmEpilogue {
+// What the integer GEMMs do with each int32 sum s of row i (output element (i, j) at row i * ldc + j): requantize,
+// q = clamp(round((s + row_bias[i]) * row_scale[i]) + zero_point, relu ? zero_point : 0, kActivationMax), into
+// `quantized` (7-bit activations, engine/tensor.hpp says why); dequantize, v = (s + row_bias[i]) * row_scale[i],
+// then ReLU, into `real`; or store s as it is into `sums`.
+struct IntegerGemmEpilogue {
     const std::int32_t* row_bias = nullptr;  // m values, or null for none
     const float* row_scale = nullptr;        // m values
     bool relu = false;
-    std::uint8_t* quantized = nullptr;  // exactly one of quantized and real
+    std::uint8_t* quantized = nullptr;  // exactly one of quantized, real and sums
     int zero_point = 0;
     float* real = nullptr;
+    std::int32_t* sums = nullptr;
     int ldc = 0;
 };
 
-// Packs A (m x k s8, row-major, weights in [-127, 127]) once for gemm_packed_a_s8; returns the bytes the packed
-// matrix needs, and with packed == nullptr only computes that. Valid only for the table that packed it.
+// Packs A (m x k, row-major) once for the same table's packed-A GEMM of its type; returns the elements the packed
+// matrix needs, and with packed == nullptr only computes that. s8 weights must lie in [-127, 127].
 using GemmPackAS8 = std::size_t (*)(int m, int k, const std::int8_t* a, int lda, std::int8_t* packed);
-// Bytes of workspace a product of these sizes needs (64-byte aligned, for this call alone).
-using GemmWorkspaceS8 = std::size_t (*)(int m, int n, int k);
-// C = A x op(B) in exact int32 sums, then the epilogue. op(B) is k x n of 7-bit activations (B is stored n x k
-// when transpose_b); A comes packed by the same table's gemm_pack_a_s8. Every arch's result equals the
-// reference's bit for bit.
+using GemmPackAS16 = std::size_t (*)(int m, int k, const std::int16_t* a, int lda, std::int16_t* packed);
+// Bytes of workspace an integer GEMM of these sizes needs (64-byte aligned, for this call alone).
+using GemmWorkspaceInt = std::size_t (*)(int m, int n, int k);
+// C = A x op(B) in exact int32 sums, then the epilogue. op(B) is k x n (B is stored n x k when transpose_b). s8:
+// B holds 7-bit activations. s16: any values whose pair products sum within int32 (the int8 Winograd's transformed
+// weights and inputs stay below 2^11). Every arch's result equals the reference's bit for bit.
 using GemmPackedAS8 = void (*)(bool transpose_b, int m, int n, int k, const std::int8_t* packed_a,
-                               const std::uint8_t* b, int ldb, const S8GemmEpilogue& epilogue,
+                               const std::uint8_t* b, int ldb, const IntegerGemmEpilogue& epilogue,
                                unsigned char* workspace);
+using GemmPackedAS16 = void (*)(bool transpose_b, int m, int n, int k, const std::int16_t* packed_a,
+                                const std::int16_t* b, int ldb, const IntegerGemmEpilogue& epilogue,
+                                unsigned char* workspace);
 
 // The FMA peak probe: `iterations` rounds of kFmaPeakChains independent chains x <- x * kFmaPeakMultiplier +
 // kFmaPeakAddend from x = fma_peak_chain_start(start, chain), no memory traffic. `value` is the mean final x
@@ -111,8 +117,11 @@ struct KernelTable {
     WinogradGradientRowF32 winograd_gradient_row_f32;
     FmaPeakF32 fma_peak_f32;
     GemmPackAS8 gemm_pack_a_s8;
-    GemmWorkspaceS8 gemm_workspace_s8;
+    GemmWorkspaceInt gemm_workspace_s8;
     GemmPackedAS8 gemm_packed_a_s8;
+    GemmPackAS16 gemm_pack_a_s16;
+    GemmWorkspaceInt gemm_workspace_s16;
+    GemmPackedAS16 gemm_packed_a_s16;
 };
 
 // The CPU checks of kernel lists: every CPU, and (x86-64) AVX2 with FMA.

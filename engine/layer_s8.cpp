@@ -27,7 +27,7 @@ std::size_t aligned_bytes(std::size_t bytes) { return (bytes + kTensorAlignment 
 
 PackedLayerS8::PackedLayerS8(const KernelTable& table, const ConvGeometry* conv, int outputs, int inputs,
                              const TypedTensor& weights, const TypedTensor* bias, const ActivationQuantization& input,
-                             const std::optional<ActivationQuantization>& output, bool relu)
+                             const std::optional<ActivationQuantization>& output, bool relu, bool allow_winograd)
     : table_(table), outputs_(outputs), inputs_(conv ? conv->rows() : inputs), input_(input), output_(output),
       relu_(relu) {
     if (conv) conv_ = *conv;
@@ -36,25 +36,30 @@ PackedLayerS8::PackedLayerS8(const KernelTable& table, const ConvGeometry* conv,
     if (2.0 * kWeightMax * kActivationMax * inputs_ >= static_cast<double>(1 << 30))
         throw Error("a layer " + std::to_string(inputs_) + " deep is too deep for int8 inference");
     const std::int8_t* w = weights.data<std::int8_t>();
-    packed_weights_.resize(table.gemm_pack_a_s8(outputs_, inputs_, w, inputs_, nullptr));
-    table.gemm_pack_a_s8(outputs_, inputs_, w, inputs_, packed_weights_.data());
+    if (conv && allow_winograd && winograd_suits(*conv) && WinogradConv3x3S8::exact_for(conv->channels)) {
+        winograd_ = std::make_unique<WinogradConv3x3S8>(table, w, outputs_, conv->channels);
+    } else {
+        packed_weights_.resize(table.gemm_pack_a_s8(outputs_, inputs_, w, inputs_, nullptr));
+        table.gemm_pack_a_s8(outputs_, inputs_, w, inputs_, packed_weights_.data());
+    }
     row_bias_.resize(static_cast<std::size_t>(outputs_));
     row_scale_.resize(static_cast<std::size_t>(outputs_));
     for (int o = 0; o < outputs_; ++o) {
         std::int32_t weight_sum = 0;
         for (int p = 0; p < inputs_; ++p) weight_sum += w[static_cast<std::size_t>(o) * inputs_ + p];
         const std::int32_t b = bias ? bias->data<std::int32_t>()[o] : 0;
-        row_bias_[static_cast<std::size_t>(o)] = b - input.zero_point * weight_sum;
+        row_bias_[static_cast<std::size_t>(o)] = winograd_ ? b : b - input.zero_point * weight_sum;
         const float sum_scale = weights.scales[static_cast<std::size_t>(o)] * input.scale;
         row_scale_[static_cast<std::size_t>(o)] = output ? sum_scale / output->scale : sum_scale;
     }
 }
 
 std::size_t PackedLayerS8::packed_bytes() const {
-    return packed_weights_.size() + row_bias_.size() * sizeof(std::int32_t) + row_scale_.size() * sizeof(float);
+    return (winograd_ ? winograd_->packed_bytes() : packed_weights_.size()) + row_bias_.size() * sizeof(std::int32_t) + row_scale_.size() * sizeof(float);
 }
 
-std::size_t PackedLayerS8::workspace_bytes(int batch) const {
+std::size_t PackedLayerS8::workspace_bytes(int batch, int threads) const {
+    if (winograd_) return winograd_->workspace_bytes(conv_->height, conv_->width, conv_->padding, threads);
     if (conv_)  // one image at a time: its columns, then the GEMM's packing space
         return aligned_bytes(static_cast<std::size_t>(inputs_) * conv_->positions()) +
                table_.gemm_workspace_s8(outputs_, conv_->positions(), inputs_);
@@ -63,8 +68,8 @@ std::size_t PackedLayerS8::workspace_bytes(int batch) const {
            table_.gemm_workspace_s8(outputs_, batch, inputs_);
 }
 
-S8GemmEpilogue PackedLayerS8::epilogue(void* c, int ldc) const {
-    S8GemmEpilogue e;
+IntegerGemmEpilogue PackedLayerS8::epilogue(void* c, int ldc) const {
+    IntegerGemmEpilogue e;
     e.row_bias = row_bias_.data();
     e.row_scale = row_scale_.data();
     e.relu = relu_;
@@ -78,8 +83,13 @@ S8GemmEpilogue PackedLayerS8::epilogue(void* c, int ldc) const {
     return e;
 }
 
-void PackedLayerS8::run(const std::uint8_t* x, int batch, void* y, unsigned char* workspace) const {
+void PackedLayerS8::run(const std::uint8_t* x, int batch, void* y, unsigned char* workspace, int threads) const {
     const std::size_t out_size = output_ ? 1 : sizeof(float);
+    if (winograd_) {
+        winograd_->forward(x, batch, conv_->height, conv_->width, conv_->padding, input_.zero_point, epilogue(y, 0), y,
+                           workspace, threads);
+        return;
+    }
     if (conv_) {
         const ConvGeometry& g = *conv_;
         const std::size_t in_image = static_cast<std::size_t>(g.channels) * g.height * g.width;

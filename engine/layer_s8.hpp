@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "engine/kernels.hpp"
 #include "engine/model.hpp"
 #include "engine/tensor.hpp"
+#include "engine/winograd_s8.hpp"
 
 namespace edgeqc {
 
@@ -24,20 +26,23 @@ class PackedLayerS8 {
 public:
     // conv: the geometry of a conv layer, or null for a dense layer of `inputs` features. weights: s8 with one
     // scale per output; bias: s32 of scale weight scale x input scale, or null. output: the quantization of the
-    // next int8 layer's input to requantize into, or none to dequantize to floats. relu: fused.
+    // next int8 layer's input to requantize into, or none to dequantize to floats. relu: fused. 3x3 stride-1
+    // convolutions of 16 or more inputs go through the int8 Winograd (the same sums, fewer multiplications) unless
+    // allow_winograd is false.
     PackedLayerS8(const KernelTable& table, const ConvGeometry* conv, int outputs, int inputs,
                   const TypedTensor& weights, const TypedTensor* bias, const ActivationQuantization& input,
-                  const std::optional<ActivationQuantization>& output, bool relu);
+                  const std::optional<ActivationQuantization>& output, bool relu, bool allow_winograd = true);
 
     bool quantized_output() const { return output_.has_value(); }
+    bool uses_winograd() const { return winograd_ != nullptr; }
     std::size_t packed_bytes() const;
-    std::size_t workspace_bytes(int batch) const;
+    std::size_t workspace_bytes(int batch, int threads) const;
     // x: batch x (C x H x W, or inputs) 7-bit activations -> y: batch x (outputs x Ho x Wo, or outputs), 7-bit
-    // (quantized_output()) or floats.
-    void run(const std::uint8_t* x, int batch, void* y, unsigned char* workspace) const;
+    // (quantized_output()) or floats; on at most `threads` threads.
+    void run(const std::uint8_t* x, int batch, void* y, unsigned char* workspace, int threads) const;
 
 private:
-    S8GemmEpilogue epilogue(void* c, int ldc) const;
+    IntegerGemmEpilogue epilogue(void* c, int ldc) const;
 
     const KernelTable& table_;
     std::optional<ConvGeometry> conv_;
@@ -45,8 +50,11 @@ private:
     ActivationQuantization input_;
     std::optional<ActivationQuantization> output_;
     bool relu_;
-    std::vector<std::int8_t, AlignedAllocator<std::int8_t>> packed_weights_;
-    std::vector<std::int32_t> row_bias_;  // the int32 bias minus input zero point x the row's weight sum
+    std::vector<std::int8_t, AlignedAllocator<std::int8_t>> packed_weights_;  // the im2col path's A
+    std::unique_ptr<WinogradConv3x3S8> winograd_;                            // or the Winograd path
+    // The int32 bias, minus (on the im2col path, whose sums use q rather than q - zero point) the input zero point
+    // x the row's weight sum.
+    std::vector<std::int32_t> row_bias_;
     std::vector<float> row_scale_;        // weight scale x input scale (/ output scale when requantizing)
 };
 

@@ -50,6 +50,7 @@ std::size_t element_size(DataType type) {
         case DataType::S8: return 1;
         case DataType::S32: return 4;
         case DataType::U8: return 1;
+        case DataType::S16: return 2;
     }
     throw std::logic_error("element_size: unknown data type");
 }
@@ -60,6 +61,7 @@ const char* data_type_name(DataType type) {
         case DataType::S8: return "s8";
         case DataType::S32: return "s32";
         case DataType::U8: return "u8";
+        case DataType::S16: return "s16";
     }
     return "?";
 }

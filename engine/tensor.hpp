@@ -103,10 +103,11 @@ inline std::size_t aligned_floats(std::size_t floats) {
 }
 
 // Element types of typed tensors; the numbers are the model file's type codes, so they never change.
-enum class DataType : std::uint8_t { F32 = 0, S8 = 1, S32 = 2, U8 = 3 };
-inline constexpr int kDataTypeCount = 4;
+// S16 (the int8 Winograd's transformed operands) names kernels only: no model tensor role allows it.
+enum class DataType : std::uint8_t { F32 = 0, S8 = 1, S32 = 2, U8 = 3, S16 = 4 };
+inline constexpr int kDataTypeCount = 5;
 std::size_t element_size(DataType type);
-const char* data_type_name(DataType type);  // "f32", "s8", "s32", "u8"
+const char* data_type_name(DataType type);  // "f32", "s8", "s32", "u8", "s16"
 
 template <class T>
 constexpr DataType data_type_of();
@@ -118,6 +119,8 @@ template <>
 constexpr DataType data_type_of<std::int32_t>() { return DataType::S32; }
 template <>
 constexpr DataType data_type_of<std::uint8_t>() { return DataType::U8; }
+template <>
+constexpr DataType data_type_of<std::int16_t>() { return DataType::S16; }
 
 // Activations of quantized layers are 7-bit: integers 0..kActivationMax, real value = scale * (q - zero_point).
 // 7 bits, not 8, so that a sum of two activation x weight products stays within int16 (2 x 127 x 127 < 32767),

@@ -75,11 +75,12 @@ float percentile_threshold(const ActivationHistogram& h, double fraction) {
 
 // TensorRT's entropy calibration: for each candidate number of bins i (from one per level up), the clipped
 // distribution P (the outliers added to its last bin) against Q, P merged into kActivationMax + 1 levels and spread
-// back over the bins that were non-empty; the i with the least KL(P || Q) gives the threshold.
+// back over the bins that were non-empty; the i with the least KL(P || Q) gives the threshold. Exact zeros (most of
+// a ReLU's output) are left out: the grid represents them exactly, and in the first bin their mass, spread over
+// the level's other bins, would favour the narrowest ranges.
 float entropy_threshold(const ActivationHistogram& h) {
     constexpr int kLevels = kActivationMax + 1;
-    std::vector<double> bins = h.bins;
-    bins[0] += h.zeros;
+    const std::vector<double>& bins = h.bins;
     double best_divergence = std::numeric_limits<double>::infinity();
     int best_bins = kHistogramBins;
     std::vector<double> p, q;

@@ -420,7 +420,7 @@ void check_gemm_s8(const KernelTable& table, const S8GemmCase& t, Rng& rng) {
         kernels.gemm_pack_a_s8(t.m, t.k, a.data(), lda, packed.data());
         const std::size_t workspace_bytes = kernels.gemm_workspace_s8(t.m, t.n, t.k);
         std::vector<unsigned char, AlignedAllocator<unsigned char>> workspace(workspace_bytes + 256, 0xA5);
-        S8GemmEpilogue epilogue;
+        IntegerGemmEpilogue epilogue;
         epilogue.row_bias = t.bias ? bias.data() : nullptr;
         epilogue.row_scale = scale.data();
         epilogue.relu = t.relu;
@@ -488,7 +488,7 @@ TEST_CASE("int8 GEMM: the reference sums exactly at the extremes (-127 and 127 w
         std::vector<unsigned char, AlignedAllocator<unsigned char>> workspace(table.gemm_workspace_s8(2, 1, k));
         const float scale[2] = {1.0f, 1.0f};
         float out[2];
-        S8GemmEpilogue epilogue;
+        IntegerGemmEpilogue epilogue;
         epilogue.row_scale = scale;
         epilogue.real = out;
         epilogue.ldc = 1;
@@ -496,4 +496,66 @@ TEST_CASE("int8 GEMM: the reference sums exactly at the extremes (-127 and 127 w
         CHECK(out[0] == 127.0f * 127.0f * k);
         CHECK(out[1] == -127.0f * 127.0f * k);
     }
+}
+
+TEST_CASE("int16 GEMM (the int8 Winograd's): every table equals the reference bit for bit, raw sums and epilogues") {
+    Rng rng(22);
+    // The Winograd's operand ranges (transformed weights to 1143, inputs to 508) and around the tiles (2-6 rows,
+    // 8 or 16 columns), the depth padding and the row block.
+    const int sizes[][3] = {{1, 1, 1}, {13, 17, 29}, {6, 16, 8}, {7, 33, 9}, {64, 150, 512}, {130, 35, 257}, {5, 300, 3}};
+    for_each_fast_table([&](const KernelTable& table) {
+        for (const auto& size : sizes)
+            for (const bool transpose_b : {false, true})
+                for (const int output : {0, 1, 2}) {  // sums, requantized, dequantized
+                    const int m = size[0], n = size[1], k = size[2];
+                    CAPTURE(m);
+                    CAPTURE(n);
+                    CAPTURE(k);
+                    CAPTURE(transpose_b);
+                    CAPTURE(output);
+                    const int lda = k + 1, ldb = (transpose_b ? k : n) + 3, ldc = n + 2;
+                    std::vector<std::int16_t> a(static_cast<std::size_t>(lda) * m), b(static_cast<std::size_t>(ldb) * (transpose_b ? n : k));
+                    for (std::int16_t& v : a) v = static_cast<std::int16_t>(static_cast<int>(rng.below(2287)) - 1143);
+                    for (std::int16_t& v : b) v = static_cast<std::int16_t>(static_cast<int>(rng.below(1017)) - 508);
+                    std::vector<std::int32_t> bias(static_cast<std::size_t>(m));
+                    std::vector<float> scale(static_cast<std::size_t>(m));
+                    for (int i = 0; i < m; ++i) {
+                        bias[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(rng.below(2000001)) - 1000000;
+                        scale[static_cast<std::size_t>(i)] = rng.uniform(0.5f, 4.0f) / (3e5f * std::sqrt(k + 1.0f));
+                    }
+                    const auto run = [&](const KernelTable& kernels, std::vector<std::int32_t>& sums,
+                                         std::vector<std::uint8_t>& quantized, std::vector<float>& real) {
+                        std::vector<std::int16_t> packed(kernels.gemm_pack_a_s16(m, k, a.data(), lda, nullptr));
+                        kernels.gemm_pack_a_s16(m, k, a.data(), lda, packed.data());
+                        const std::size_t bytes = kernels.gemm_workspace_s16(m, n, k);
+                        std::vector<unsigned char, AlignedAllocator<unsigned char>> workspace(bytes + 256, 0xA5);
+                        IntegerGemmEpilogue e;
+                        e.ldc = ldc;
+                        e.row_bias = bias.data();
+                        e.row_scale = scale.data();
+                        e.relu = true;
+                        if (output == 0) e.sums = sums.data();
+                        else if (output == 1) e.quantized = quantized.data();
+                        else e.real = real.data();
+                        kernels.gemm_packed_a_s16(transpose_b, m, n, k, packed.data(), b.data(), ldb, e, workspace.data());
+                        CHECK(std::all_of(workspace.begin() + static_cast<std::ptrdiff_t>(bytes), workspace.end(),
+                                          [](unsigned char v) { return v == 0xA5; }));
+                    };
+                    const std::size_t outputs = static_cast<std::size_t>(ldc) * m;
+                    std::vector<std::int32_t> expected_s(outputs, 7), actual_s(outputs, 7);
+                    std::vector<std::uint8_t> expected_q(outputs, 200), actual_q(outputs, 200);
+                    std::vector<float> expected_r(outputs, -7.0f), actual_r(outputs, -7.0f);
+                    run(reference_kernels(), expected_s, expected_q, expected_r);
+                    run(table, actual_s, actual_q, actual_r);
+                    CHECK(expected_s == actual_s);
+                    CHECK(expected_q == actual_q);
+                    CHECK(std::memcmp(expected_r.data(), actual_r.data(), outputs * sizeof(float)) == 0);
+                    if (output == 0) {  // the sums themselves, against a plain loop
+                        std::int32_t sum = 0;
+                        for (int p = 0; p < k; ++p)
+                            sum += a[static_cast<std::size_t>(p)] * (transpose_b ? b[static_cast<std::size_t>(p)] : b[static_cast<std::size_t>(p) * ldb]);
+                        CHECK(actual_s[0] == sum);
+                    }
+                }
+    });
 }

@@ -5,11 +5,14 @@
 #include <xsimd/xsimd.hpp>
 
 #if defined(__x86_64__)
+#define EDGEQC_FOR_EACH_SIMD_ARCH(M) M(xsimd::fma3<xsimd::avx2>) M(xsimd::sse2)
 #define EDGEQC_EXTERN_SIMD_KERNEL(Functor)                    \
     extern template struct Functor<xsimd::fma3<xsimd::avx2>>; \
     extern template struct Functor<xsimd::sse2>;
 #elif defined(__aarch64__)
+#define EDGEQC_FOR_EACH_SIMD_ARCH(M) M(xsimd::neon64)
 #define EDGEQC_EXTERN_SIMD_KERNEL(Functor) extern template struct Functor<xsimd::neon64>;
 #else
+#define EDGEQC_FOR_EACH_SIMD_ARCH(M)
 #define EDGEQC_EXTERN_SIMD_KERNEL(Functor)
 #endif

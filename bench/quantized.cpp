@@ -1,0 +1,113 @@
+// Int8 inference speed against edgeqc's own float path, measured in the same run: the reference network's plans
+// at batch 1 and 32 (a He-initialised model, quantized with min-max calibration on random inputs: speed does not
+// depend on the weights), then each convolution layer alone at batch 1, so a slow layer shows. Prints figures and
+// the ratios int8 / float, asserts nothing.
+// Usage: edgeqc_quantized [ARCH] [SECONDS_PER_FIGURE] [HEIGHTxWIDTH]; OMP_NUM_THREADS sets the threads.
+#include <omp.h>
+
+#include <cstdio>
+#include <exception>
+#include <optional>
+#include <string>
+
+#include "engine/conv2d_f32.hpp"
+#include "engine/inference_plan.hpp"
+#include "engine/input_format.hpp"
+#include "engine/kernels.hpp"
+#include "engine/layer_s8.hpp"
+#include "engine/model_passes.hpp"
+#include "layers/network.hpp"
+#include "optim/calibration.hpp"
+#include "timing.hpp"
+
+using namespace edgeqc;
+using namespace edgeqc::bench;
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: edgeqc_quantized [ARCH] [SECONDS_PER_FIGURE] [HEIGHTxWIDTH]\n"
+    "  int8 against float inference img/s at batch 1 and 32, plan memory, and each conv layer at batch 1\n"
+    "  defaults: the default network, 5 seconds per figure, 80x120; OMP_NUM_THREADS sets the threads\n";
+
+void run(const std::string& architecture, double min_seconds, int height, int width) {
+    const int classes = 5, batch = 32;
+    ModelDescription description;
+    description.architecture = architecture;
+    description.class_names.resize(classes);
+    description.input.height = height;
+    description.input.width = width;
+    Network network(architecture, Shape{1, height, width}, classes);
+    network.initialize(InitScheme::He, 1);
+    const Model folded = fold_batch_norm(network.to_model(description));
+    Rng rng(2);
+    std::vector<float> images(static_cast<std::size_t>(batch) * height * width);
+    for (float& v : images) v = rng.normal();
+    InferencePlan calibration_plan(folded, batch);
+    std::vector<ActivationQuantization> inputs;
+    for (const ActivationHistogram& h : collect_activation_statistics(calibration_plan, images.data(), batch))
+        inputs.push_back(calibrated_quantization(h, CalibrationMethod::MinMax));
+    const Model quantized = quantize_model(folded, inputs);
+
+    std::printf("edgeqc int8 against float: %s, 1x%dx%d input, kernels %s, %d threads\n", architecture.c_str(), height,
+                width, kernels().kernels_used.c_str(), omp_get_max_threads());
+    std::printf("%-22s %12s %12s %8s\n", "figure", "float", "int8", "ratio");
+    for (const int images_per_run : {1, batch}) {
+        InferencePlan float_plan(folded, images_per_run), int8_plan(quantized, images_per_run);
+        const double float_seconds = time_per_call([&] { float_plan.run(images.data(), images_per_run); }, min_seconds);
+        const double int8_seconds = time_per_call([&] { int8_plan.run(images.data(), images_per_run); }, min_seconds);
+        std::printf("infer_b%-2d_img_per_s     %12.1f %12.1f %8.2f\n", images_per_run, images_per_run / float_seconds,
+                    images_per_run / int8_seconds, float_seconds / int8_seconds);
+        if (images_per_run == 1)
+            std::printf("batch1_plan_mib        %12.1f %12.1f %8.2f\n", float_plan.memory().total() / 1048576.0,
+                        int8_plan.memory().total() / 1048576.0,
+                        static_cast<double>(int8_plan.memory().total()) / static_cast<double>(float_plan.memory().total()));
+    }
+
+    // Each conv layer alone, batch 1: milliseconds and the ratio float / int8.
+    const ResolvedArchitecture resolved = folded.description.resolve();
+    Shape shape = resolved.input;
+    for (std::size_t i = 0; i < resolved.layers.size(); ++i) {
+        const LayerSpec& layer = resolved.layers[i];
+        const Shape out = resolved.outputs[i];
+        if (layer.kind == LayerKind::Conv) {
+            const ConvGeometry g{shape[0], shape[1], shape[2], layer.kernel, layer.stride, layer.padding, out[1], out[2]};
+            const std::string weight = resolved.tensor_name(i, TensorRole::Weight), bias = resolved.tensor_name(i, TensorRole::Bias);
+            const PackedConv2dF32 float_conv(kernels(), g, layer.units, folded.f32_values(weight, ""),
+                                             folded.f32_values(bias, ""), true);
+            const PackedLayerS8 int8_conv(kernels(), &g, layer.units, 0, quantized.tensor(weight), &quantized.tensor(bias),
+                                          quantized.input_quantization(i), ActivationQuantization{}, true);
+            AlignedFloats x(shape.elements(), 0.5f), y(out.elements());
+            AlignedFloats float_workspace(float_conv.workspace_floats(1, omp_get_max_threads()));
+            std::vector<unsigned char, AlignedAllocator<unsigned char>> xq(shape.elements(), 40), yq(out.elements()),
+                int8_workspace(int8_conv.workspace_bytes(1, omp_get_max_threads()));
+            const double float_seconds = time_per_call(
+                [&] { float_conv.run(x.data(), 1, y.data(), float_workspace.data(), omp_get_max_threads()); }, min_seconds / 4);
+            const double int8_seconds = time_per_call(
+                [&] { int8_conv.run(xq.data(), 1, yq.data(), int8_workspace.data(), omp_get_max_threads()); }, min_seconds / 4);
+            std::printf("layer %zu conv %3dx%-3d %3d->%-3d %s  %8.3f ms %8.3f ms %8.2f  (%s, %.1f GMAC/s)\n", i, shape[1],
+                        shape[2], shape[0], layer.units, float_conv.uses_winograd() ? "wino" : "gemm", 1e3 * float_seconds,
+                        1e3 * int8_seconds, float_seconds / int8_seconds, int8_conv.uses_winograd() ? "int8 wino" : "int8 gemm",
+                        static_cast<double>(g.rows()) * layer.units * g.positions() / int8_seconds * 1e-9);
+        }
+        shape = out;
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (wants_help(argc, argv) || argc > 4) {
+        std::fputs(kUsage, wants_help(argc, argv) ? stdout : stderr);
+        return wants_help(argc, argv) ? 0 : 2;
+    }
+    try {
+        int height = 80, width = 120;
+        if (argc > 3) parse_input_size(argv[3], height, width);
+        run(argc > 1 ? argv[1] : kDefaultArchitecture, argc > 2 ? seconds_argument(argv[2]) : 5.0, height, width);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "edgeqc_quantized: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

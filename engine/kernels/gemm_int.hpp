@@ -1,0 +1,198 @@
+// Packed integer GEMMs of quantized inference, summed exactly in int32 and finished by one epilogue (per row a
+// bias and a scale, requantized to 7-bit activations, dequantized to floats or kept as sums; ReLU fused):
+//   s8:  A the s8 weights (m x k) times B the 7-bit activations (k x n), for im2col convolutions and dense layers;
+//   s16: A and B int16, for the int8 Winograd convolution's transformed weights and inputs.
+// The driver (packing, blocking, threads, epilogue) is written once here; each arch's source supplies only the
+// register tiles IntTile<S8Operands, Arch> and IntTile<S16Operands, Arch> in its own intrinsics (xsimd has no widening integer dot
+// products) and instantiates the driver for them.
+//
+// Packed layout, shared by every arch: k is zero-padded to a multiple of kDepthMultiple and cut into groups of
+// Tile::kGroup consecutive values, 32 bits in all (four s8 or two s16); a panel of A holds, group after group, its
+// rows' groups side by side, and a panel of B the same for its columns. One 32-bit lane then holds a group of one
+// row or column, which is what AVX2's vpmaddubsw + vpmaddwd or vpmaddwd, AVX-VNNI's vpdpbusd and ARM's smull/smlal
+// + sadalp or sdot consume.
+#pragma once
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#include "engine/kernels.hpp"
+#include "engine/kernels/simd_arch.hpp"
+
+namespace edgeqc {
+
+// The operands of the two GEMMs: element types of A and B, and the values of a 32-bit group.
+struct S8Operands {
+    using A = std::int8_t;
+    using B = std::uint8_t;
+    static constexpr int kGroup = 4;
+};
+struct S16Operands {
+    using A = std::int16_t;
+    using B = std::int16_t;
+    static constexpr int kGroup = 2;
+};
+
+// The register tile of one arch for one kind of operands: kRows x kColumns int32 sums of a packed A panel (kRows
+// rows) times a packed B panel (kColumns columns) over `groups` groups, stored row-major into `sums`:
+//   static constexpr int kRows, kColumns;
+//   static void sums(int groups, const Operands::A* a, const Operands::B* b, std::int32_t* sums);
+// Only declared here: each arch's source specializes it.
+template <class Operands, class Arch>
+struct IntTile;
+
+namespace int_gemm_detail {
+
+constexpr int kDepthMultiple = 8;                // NEON's s8 tile takes two groups per step (smull + smlal)
+constexpr std::size_t kRowBlockBytes = 256 << 10;  // a block of packed A that stays in L2 while B panels pass
+constexpr double kParallelMinOps = 2e6;          // smaller products lose more to thread start-up than they gain
+
+inline int padded_depth(int k) { return (k + kDepthMultiple - 1) / kDepthMultiple * kDepthMultiple; }
+
+// Packs `lines` lines (rows of A, or columns of B) of depth k into one panel of `panel_lines` lines in the group
+// layout (groups of kGroup); element (line, p) is source[line * line_stride + p * depth_stride]. Lines and depth
+// beyond the source are zero, so padding adds nothing to any sum.
+template <int kGroup, class T>
+void pack_panel(const T* source, std::ptrdiff_t line_stride, std::ptrdiff_t depth_stride, int lines, int k,
+                int panel_lines, T* packed) {
+    const int depth = padded_depth(k);
+    if (lines < panel_lines || depth > k) std::fill_n(packed, static_cast<std::ptrdiff_t>(depth) * panel_lines, T(0));
+    const auto at = [&](int line, int p) -> T& {
+        return packed[static_cast<std::ptrdiff_t>(p / kGroup) * panel_lines * kGroup + line * kGroup + p % kGroup];
+    };
+    if (depth_stride == 1) {  // each line's depth is contiguous in the source
+        for (int line = 0; line < lines; ++line)
+            for (int p = 0; p < k; ++p) at(line, p) = source[line * line_stride + p];
+    } else {  // lines are contiguous: read along them
+        for (int p = 0; p < k; ++p)
+            for (int line = 0; line < lines; ++line) at(line, p) = source[line * line_stride + p * depth_stride];
+    }
+}
+
+// The epilogue of `count` sums of row `row`, columns [column, column + count): the one definition every arch and
+// the reference share, so that their outputs agree bit for bit (the same float operations in the same order;
+// clamping before rounding equals clamping after, as the bounds are whole numbers).
+inline void finish_sums(const std::int32_t* sums, int count, int row, int column, const IntegerGemmEpilogue& e) {
+    const std::ptrdiff_t offset = static_cast<std::ptrdiff_t>(row) * e.ldc + column;
+    if (e.sums) {
+        std::copy_n(sums, count, e.sums + offset);
+        return;
+    }
+    const std::int32_t bias = e.row_bias ? e.row_bias[row] : 0;
+    const float scale = e.row_scale[row];
+    if (e.quantized) {
+        const auto low = static_cast<float>(e.relu ? 0 : -e.zero_point);
+        const auto high = static_cast<float>(kActivationMax - e.zero_point);
+        std::uint8_t* out = e.quantized + offset;
+        for (int j = 0; j < count; ++j) {
+            const float value = std::min(std::max(static_cast<float>(sums[j] + bias) * scale, low), high);
+            out[j] = static_cast<std::uint8_t>(static_cast<int>(std::nearbyint(value)) + e.zero_point);
+        }
+        return;
+    }
+    float* out = e.real + offset;
+    for (int j = 0; j < count; ++j) {
+        const float value = static_cast<float>(sums[j] + bias) * scale;
+        out[j] = e.relu && value < 0.0f ? 0.0f : value;
+    }
+}
+
+}  // namespace int_gemm_detail
+
+// The GEMM of one kind of operands on one arch.
+template <class Operands, class Arch>
+struct PackedGemmInt {
+    using A = typename Operands::A;
+    using B = typename Operands::B;
+    // The GemmPackA contract: row panels of Tile::kRows rows, depth padded.
+    std::size_t pack_a(int m, int k, const A* a, int lda, A* packed) const;
+    // The GemmWorkspace contract: the whole of B, packed.
+    std::size_t workspace_bytes(int m, int n, int k) const;
+    // The GemmPackedA contract.
+    void multiply(bool transpose_b, int m, int n, int k, const A* packed_a, const B* b, int ldb,
+                  const IntegerGemmEpilogue& epilogue, unsigned char* workspace) const;
+};
+
+template <class Operands, class Arch>
+std::size_t PackedGemmInt<Operands, Arch>::pack_a(int m, int k, const A* a, int lda, A* packed) const {
+    using namespace int_gemm_detail;
+    using Tile = IntTile<Operands, Arch>;
+    constexpr int kRows = Tile::kRows;
+    if (m <= 0 || k <= 0) return 0;
+    const int panels = (m + kRows - 1) / kRows;
+    const std::size_t panel_elements = static_cast<std::size_t>(padded_depth(k)) * kRows;
+    if (packed)
+        for (int panel = 0; panel < panels; ++panel)
+            pack_panel<Operands::kGroup>(a + static_cast<std::ptrdiff_t>(panel) * kRows * lda, lda, 1,
+                                     std::min(kRows, m - panel * kRows), k, kRows, packed + panel * panel_elements);
+    return panels * panel_elements;
+}
+
+template <class Operands, class Arch>
+std::size_t PackedGemmInt<Operands, Arch>::workspace_bytes(int m, int n, int k) const {
+    using namespace int_gemm_detail;
+    constexpr int kColumns = IntTile<Operands, Arch>::kColumns;
+    if (m <= 0 || n <= 0 || k <= 0) return 0;
+    return static_cast<std::size_t>((n + kColumns - 1) / kColumns) * kColumns * padded_depth(k) * sizeof(B);
+}
+
+template <class Operands, class Arch>
+void PackedGemmInt<Operands, Arch>::multiply(bool transpose_b, int m, int n, int k, const A* packed_a, const B* b, int ldb,
+                                   const IntegerGemmEpilogue& epilogue, unsigned char* workspace) const {
+    using namespace int_gemm_detail;
+    using Tile = IntTile<Operands, Arch>;
+    constexpr int kRows = Tile::kRows, kColumns = Tile::kColumns, kGroup = Operands::kGroup;
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {  // no product: the epilogue of zero sums
+        const std::int32_t zero = 0;
+        for (int i = 0; i < m; ++i)
+            for (int j = 0; j < n; ++j) finish_sums(&zero, 1, i, j, epilogue);
+        return;
+    }
+    const int depth = padded_depth(k), groups = depth / kGroup;
+    static_assert(sizeof(A) * kGroup == 4 && sizeof(B) * kGroup == 4, "a group is one 32-bit lane");
+    const int column_panels = (n + kColumns - 1) / kColumns, row_panels = (m + kRows - 1) / kRows;
+    const int block_panels =
+        std::max(1, static_cast<int>(kRowBlockBytes / (static_cast<std::size_t>(depth) * kRows * sizeof(A))));
+    const int row_blocks = (row_panels + block_panels - 1) / block_panels;
+    auto* b_packed = reinterpret_cast<B*>(workspace);
+    const std::ptrdiff_t line_stride = transpose_b ? ldb : 1, depth_stride = transpose_b ? 1 : ldb;
+    const bool parallel = 2.0 * m * n * k >= kParallelMinOps && !omp_in_parallel();
+
+#pragma omp parallel if (parallel)
+    {
+#pragma omp for schedule(static)
+        for (int panel = 0; panel < column_panels; ++panel)
+            pack_panel<kGroup>(b + panel * kColumns * line_stride, line_stride, depth_stride,
+                       std::min(kColumns, n - panel * kColumns), k, kColumns,
+                       b_packed + static_cast<std::ptrdiff_t>(panel) * kColumns * depth);
+        // Each task: one B panel against one block of A panels, the B panel staying in L1 meanwhile.
+#pragma omp for collapse(2) schedule(static)
+        for (int block = 0; block < row_blocks; ++block) {
+            for (int panel = 0; panel < column_panels; ++panel) {
+                const B* b_panel = b_packed + static_cast<std::ptrdiff_t>(panel) * kColumns * depth;
+                const int column = panel * kColumns, columns = std::min(kColumns, n - column);
+                const int last_row_panel = std::min(row_panels, (block + 1) * block_panels);
+                for (int row_panel = block * block_panels; row_panel < last_row_panel; ++row_panel) {
+                    alignas(64) std::int32_t sums[kRows * kColumns];
+                    Tile::sums(groups, packed_a + static_cast<std::ptrdiff_t>(row_panel) * kRows * depth,
+                                       b_panel, sums);
+                    const int row = row_panel * kRows, rows = std::min(kRows, m - row);
+                    for (int i = 0; i < rows; ++i) finish_sums(sums + i * kColumns, columns, row + i, column, epilogue);
+                }
+            }
+        }
+    }
+}
+
+#define EDGEQC_EXTERN_INT_GEMMS(Arch)                       \
+    extern template struct PackedGemmInt<S8Operands, Arch>; \
+    extern template struct PackedGemmInt<S16Operands, Arch>;
+EDGEQC_FOR_EACH_SIMD_ARCH(EDGEQC_EXTERN_INT_GEMMS)
+#undef EDGEQC_EXTERN_INT_GEMMS
+
+}  // namespace edgeqc

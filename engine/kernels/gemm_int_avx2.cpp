@@ -1,0 +1,86 @@
+// AVX2 tiles of the integer GEMMs. s8: vpmaddubsw multiplies the 7-bit activations (unsigned) by the s8 weights
+// and adds pairs into int16, which cannot saturate as 2 x 127 x 127 < 32767 (with 8-bit activations it could:
+// 255 x 127 x 2 overflows); vpmaddwd by ones adds the pairs into int32. s16: vpmaddwd multiplies and adds pairs
+// straight into int32. Built with -mavx2 -mfma, run only where the CPU has AVX2.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "engine/kernels/gemm_int.hpp"
+
+namespace edgeqc {
+
+namespace {
+
+__m256i broadcast_group(const void* group) {
+    std::int32_t value;
+    std::memcpy(&value, group, sizeof value);
+    return _mm256_set1_epi32(value);
+}
+
+void store_rows(const __m256i (*acc)[2], int rows, std::int32_t* out) {
+    for (int i = 0; i < rows; ++i) {
+        _mm256_store_si256(reinterpret_cast<__m256i*>(out + i * 16), acc[i][0]);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(out + i * 16 + 8), acc[i][1]);
+    }
+}
+
+}  // namespace
+
+// 4 rows x 16 columns: 8 accumulators, 2 B vectors, a broadcast weight group, the ones and a product in 16 registers.
+template <>
+struct IntTile<S8Operands, xsimd::fma3<xsimd::avx2>> {
+    using A = S8Operands::A;
+    using B = S8Operands::B;
+    static constexpr int kRows = 4, kColumns = 16;
+
+    static void sums(int groups, const A* a, const B* b, std::int32_t* out) {
+        __m256i acc[kRows][2];
+        for (auto& row : acc) row[0] = row[1] = _mm256_setzero_si256();
+        const __m256i ones = _mm256_set1_epi16(1);
+        for (int g = 0; g < groups; ++g) {
+            const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+            const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32));
+#pragma GCC unroll 4
+            for (int i = 0; i < kRows; ++i) {
+                const __m256i weights = broadcast_group(a + i * 4);
+                acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(_mm256_maddubs_epi16(b0, weights), ones));
+                acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(_mm256_maddubs_epi16(b1, weights), ones));
+            }
+            a += kRows * 4;
+            b += kColumns * 4;
+        }
+        store_rows(acc, kRows, out);
+    }
+};
+
+// 6 rows x 16 columns: 12 accumulators, 2 B vectors and a broadcast weight pair in 16 registers.
+template <>
+struct IntTile<S16Operands, xsimd::fma3<xsimd::avx2>> {
+    using A = S16Operands::A;
+    using B = S16Operands::B;
+    static constexpr int kRows = 6, kColumns = 16;
+
+    static void sums(int groups, const A* a, const B* b, std::int32_t* out) {
+        __m256i acc[kRows][2];
+        for (auto& row : acc) row[0] = row[1] = _mm256_setzero_si256();
+        for (int g = 0; g < groups; ++g) {
+            const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+            const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16));
+#pragma GCC unroll 6
+            for (int i = 0; i < kRows; ++i) {
+                const __m256i weights = broadcast_group(a + i * 2);
+                acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(b0, weights));
+                acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(b1, weights));
+            }
+            a += kRows * 2;
+            b += kColumns * 2;
+        }
+        store_rows(acc, kRows, out);
+    }
+};
+
+template struct PackedGemmInt<S8Operands, xsimd::fma3<xsimd::avx2>>;
+template struct PackedGemmInt<S16Operands, xsimd::fma3<xsimd::avx2>>;
+
+}  // namespace edgeqc

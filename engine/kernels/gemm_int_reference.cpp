@@ -1,0 +1,56 @@
+// Scalar reference integer GEMMs: the fallback path and the oracle every arch's integer GEMMs must equal bit for
+// bit.
+#include <cstddef>
+#include <cstdint>
+
+#include "engine/kernels/gemm_int.hpp"
+
+namespace edgeqc {
+
+namespace {
+
+// The reference "packed" layout is plain A, row-major m x k.
+template <class T>
+std::size_t pack_a_reference(int m, int k, const T* a, int lda, T* packed) {
+    if (m <= 0 || k <= 0) return 0;
+    if (packed)
+        for (std::ptrdiff_t i = 0; i < m; ++i)
+            for (std::ptrdiff_t p = 0; p < k; ++p) packed[i * k + p] = a[i * lda + p];
+    return static_cast<std::size_t>(m) * k;
+}
+
+template <class A, class B>
+void gemm_reference(bool transpose_b, int m, int n, int k, const A* packed_a, const B* b, int ldb,
+                    const IntegerGemmEpilogue& epilogue) {
+#pragma omp parallel for schedule(static)
+    for (std::ptrdiff_t i = 0; i < m; ++i)
+        for (std::ptrdiff_t j = 0; j < n; ++j) {
+            std::int32_t sum = 0;
+            for (std::ptrdiff_t p = 0; p < k; ++p)
+                sum += packed_a[i * k + p] * (transpose_b ? b[j * ldb + p] : b[p * ldb + j]);
+            int_gemm_detail::finish_sums(&sum, 1, static_cast<int>(i), static_cast<int>(j), epilogue);
+        }
+}
+
+}  // namespace
+
+std::size_t gemm_pack_a_s8_reference(int m, int k, const std::int8_t* a, int lda, std::int8_t* packed) {
+    return pack_a_reference(m, k, a, lda, packed);
+}
+std::size_t gemm_pack_a_s16_reference(int m, int k, const std::int16_t* a, int lda, std::int16_t* packed) {
+    return pack_a_reference(m, k, a, lda, packed);
+}
+
+// The reference packs nothing while multiplying.
+std::size_t gemm_workspace_int_reference(int, int, int) { return 0; }
+
+void gemm_packed_a_s8_reference(bool transpose_b, int m, int n, int k, const std::int8_t* packed_a,
+                                const std::uint8_t* b, int ldb, const IntegerGemmEpilogue& epilogue, unsigned char*) {
+    gemm_reference(transpose_b, m, n, k, packed_a, b, ldb, epilogue);
+}
+void gemm_packed_a_s16_reference(bool transpose_b, int m, int n, int k, const std::int16_t* packed_a,
+                                 const std::int16_t* b, int ldb, const IntegerGemmEpilogue& epilogue, unsigned char*) {
+    gemm_reference(transpose_b, m, n, k, packed_a, b, ldb, epilogue);
+}
+
+}  // namespace edgeqc

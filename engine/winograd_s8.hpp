@@ -1,0 +1,43 @@
+// The int8 Winograd F(2x2, 3x3) convolution (3x3 kernel, stride 1, any padding), exact: it gives the same int32
+// sums as im2col + the int8 GEMM, so an int8 model's outputs do not depend on which path a layer takes. Weights g
+// become U' = (2G) g (2G)^T = 4U, integers within +-1143; input tiles d (7-bit activations minus their zero point,
+// so padding is a real 0) become V = B^T d B, integers within +-508; the 16 positions are int16 GEMMs summed in
+// int32 (engine/kernels/gemm_int.hpp); A^T M A, computed with wrap-around (its intermediate sums may exceed int32,
+// the result cannot), is 4 x the convolution's sum, divided exactly. Multiplications per output: 4 x Cin instead of
+// 9 x Cin, and vpmaddwd multiplies int16 as fast as AVX2 multiplies int8.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "engine/kernels.hpp"
+#include "engine/tensor.hpp"
+
+namespace edgeqc {
+
+class WinogradConv3x3S8 {
+public:
+    // Whether a convolution of in_channels inputs stays exact in int32 this way (4 x 9 x Cin x 127 x 127 < 2^31).
+    static bool exact_for(int in_channels) { return in_channels <= 3697; }
+
+    // weights: Cout x Cin x 3 x 3, s8 in [-127, 127]; transformed and packed once for `table`'s int16 GEMM.
+    WinogradConv3x3S8(const KernelTable& table, const std::int8_t* weights, int out_channels, int in_channels);
+
+    std::size_t packed_bytes() const { return packed_weights_.size() * sizeof(std::int16_t); }
+    // Bytes of workspace forward() needs for one image of height x width on up to `threads` threads.
+    std::size_t workspace_bytes(int height, int width, int padding, int threads) const;
+    // x: batch x Cin x height x width 7-bit activations of zero point `zero_point` -> `epilogue` applied to the
+    // sums of each output channel (its row_bias without any zero-point correction; its ldc and output pointers
+    // are set here, from y: batch x Cout x out_height x out_width).
+    void forward(const std::uint8_t* x, int batch, int height, int width, int padding, int zero_point,
+                 const IntegerGemmEpilogue& epilogue, void* y, unsigned char* workspace, int threads) const;
+
+private:
+    const KernelTable& table_;
+    int out_channels_, in_channels_;
+    std::size_t packed_elements_ = 0;  // per transformed position (16 of them)
+    std::vector<std::int16_t, AlignedAllocator<std::int16_t>> packed_weights_;
+};
+
+}  // namespace edgeqc
