@@ -5,6 +5,10 @@
 #include <algorithm>
 #include <cstdlib>
 
+#if defined(__aarch64__)
+#include <sys/auxv.h>
+#endif
+
 #include "engine/error.hpp"
 #include "engine/kernels/fma_peak_f32.hpp"
 #include "engine/kernels/gemm_f32.hpp"
@@ -33,6 +37,12 @@ void gemm_packed_a_s8_reference(bool, int, int, int, const std::int8_t*, const s
                                 const IntegerGemmEpilogue&, unsigned char*);
 void gemm_packed_a_s16_reference(bool, int, int, int, const std::int16_t*, const std::int16_t*, int,
                                  const IntegerGemmEpilogue&, unsigned char*);
+#if defined(__aarch64__)
+std::size_t gemm_pack_a_s8_neon64_dotprod(int, int, const std::int8_t*, int, std::int8_t*);
+std::size_t gemm_workspace_s8_neon64_dotprod(int, int, int);
+void gemm_packed_a_s8_neon64_dotprod(bool, int, int, int, const std::int8_t*, const std::uint8_t*, int,
+                                     const IntegerGemmEpilogue&, unsigned char*);
+#endif
 
 namespace {
 
@@ -143,6 +153,14 @@ void install_gemm_s16_reference(KernelTable& t) {
     t.gemm_packed_a_s16 = gemm_packed_a_s16_reference;
 }
 
+#if defined(__aarch64__)
+void install_gemm_s8_neon64_dotprod(KernelTable& t) {
+    t.gemm_pack_a_s8 = gemm_pack_a_s8_neon64_dotprod;
+    t.gemm_workspace_s8 = gemm_workspace_s8_neon64_dotprod;
+    t.gemm_packed_a_s8 = gemm_packed_a_s8_neon64_dotprod;
+}
+#endif
+
 // Every op of a generic SIMD body, for one arch.
 template <class Arch>
 void list_simd_kernels(std::vector<KernelListing<KernelTable>>& list, const char* arch, bool (*cpu_supports)()) {
@@ -162,6 +180,7 @@ std::vector<KernelListing<KernelTable>> build_kernel_list() {
     list_simd_kernels<xsimd::fma3<xsimd::avx2>>(list, "avx2", cpu_has_avx2_fma);
     list_simd_kernels<xsimd::sse2>(list, "sse2", any_cpu);
 #elif defined(__aarch64__)
+    list.push_back({"gemm", DataType::S8, "neon64_dotprod", cpu_has_dotprod, install_gemm_s8_neon64_dotprod});
     list_simd_kernels<xsimd::neon64>(list, "neon64", any_cpu);
 #endif
     list.push_back({"gemm", DataType::F32, "scalar", any_cpu, install_gemm_f32_reference});
@@ -181,6 +200,7 @@ const KernelTable& best_table() {
 }
 
 const KernelTable* find_table(const std::string& name) {
+    if (name == best_table().name) return &best_table();  // the default, also when it is "mixed"
     for (const KernelTable* table : available_kernel_tables())
         if (name == table->name) return table;
     return nullptr;
@@ -203,6 +223,13 @@ const KernelTable*& active_table() {
 
 bool any_cpu() { return true; }
 bool cpu_has_avx2_fma() { return xsimd::available_architectures().fma3_avx2; }
+bool cpu_has_dotprod() {
+#if defined(__aarch64__) && defined(HWCAP_ASIMDDP)
+    return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#else
+    return false;
+#endif
+}
 
 const std::vector<KernelListing<KernelTable>>& kernel_list() {
     static const std::vector<KernelListing<KernelTable>> list = build_kernel_list();

@@ -124,9 +124,10 @@ struct KernelTable {
     GemmPackedAS16 gemm_packed_a_s16;
 };
 
-// The CPU checks of kernel lists: every CPU, and (x86-64) AVX2 with FMA.
+// The CPU checks of kernel lists: every CPU, (x86-64) AVX2 with FMA, and (AArch64) the ARMv8.2 dot product.
 bool any_cpu();
 bool cpu_has_avx2_fma();
+bool cpu_has_dotprod();
 
 // One line of a kernel list: an implementation of op `op` on `type` for `arch`, run only where cpu_supports()
 // says so; install() puts its functions into a table (KernelTable here; training keeps a list of its own for the
@@ -135,7 +136,7 @@ template <class Table>
 struct KernelListing {
     const char* op;  // "gemm", "max_pool_2x2", "winograd_rows", "fma_peak"
     DataType type;
-    const char* arch;  // "avx2", "sse2", "neon64", "scalar" (the reference, on every CPU)
+    const char* arch;  // "avx2", "sse2", "neon64", "neon64_dotprod", "scalar" (the reference, on every CPU)
     bool (*cpu_supports)();
     void (*install)(Table& table);
 };

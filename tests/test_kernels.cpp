@@ -559,3 +559,17 @@ TEST_CASE("int16 GEMM (the int8 Winograd's): every table equals the reference bi
                 }
     });
 }
+
+TEST_CASE("kernel list: kernels this CPU cannot run are named, as untested here") {
+    std::vector<std::string> untested;
+    for (const KernelListing<KernelTable>& listing : kernel_list())
+        if (!listing.cpu_supports())
+            untested.push_back(std::string(listing.op) + "_" + data_type_name(listing.type) + " " + listing.arch);
+    for (const std::string& kernel : untested) MESSAGE("not tested on this CPU, which lacks its instructions: " << kernel);
+    // What runs here is tested: every runnable arch has its table.
+    for (const KernelListing<KernelTable>& listing : kernel_list()) {
+        if (!listing.cpu_supports()) continue;
+        const auto& tables = available_kernel_tables();
+        CHECK(std::any_of(tables.begin(), tables.end(), [&](const KernelTable* t) { return t->name == listing.arch; }));
+    }
+}
