@@ -37,6 +37,8 @@ void gemm_packed_a_s8_reference(bool, int, int, int, const std::int8_t*, const s
                                 const IntegerGemmEpilogue&, unsigned char*);
 void gemm_packed_a_s16_reference(bool, int, int, int, const std::int16_t*, const std::int16_t*, int,
                                  const IntegerGemmEpilogue&, unsigned char*);
+std::size_t gemm_pack_b_s16_reference(bool, int, int, const std::int16_t*, int, std::int16_t*);
+void gemm_packed_ab_s16_reference(int, int, int, const std::int16_t*, const std::int16_t*, const IntegerGemmEpilogue&);
 #if defined(__aarch64__)
 std::size_t gemm_pack_a_s8_neon64_dotprod(int, int, const std::int8_t*, int, std::int8_t*);
 std::size_t gemm_workspace_s8_neon64_dotprod(int, int, int);
@@ -98,6 +100,18 @@ void gemm_packed_a_int(bool transpose_b, int m, int n, int k, const typename Ope
     PackedGemmInt<Operands, Arch>{}.multiply(transpose_b, m, n, k, packed_a, b, ldb, epilogue, workspace);
 }
 
+template <class Operands, class Arch>
+std::size_t gemm_pack_b_int(bool transpose_b, int n, int k, const typename Operands::B* b, int ldb,
+                            typename Operands::B* packed) {
+    return PackedGemmInt<Operands, Arch>{}.pack_b(transpose_b, n, k, b, ldb, packed);
+}
+
+template <class Operands, class Arch>
+void gemm_packed_ab_int(int m, int n, int k, const typename Operands::A* packed_a, const typename Operands::B* packed_b,
+                        const IntegerGemmEpilogue& epilogue) {
+    PackedGemmInt<Operands, Arch>{}.multiply_packed(m, n, k, packed_a, packed_b, epilogue);
+}
+
 // Each op's functions from one arch's instantiation of its generic body.
 template <class Arch>
 void install_gemm_f32(KernelTable& t) {
@@ -127,6 +141,8 @@ void install_gemm_s16(KernelTable& t) {
     t.gemm_pack_a_s16 = gemm_pack_a_int<S16Operands, Arch>;
     t.gemm_workspace_s16 = gemm_workspace_int<S16Operands, Arch>;
     t.gemm_packed_a_s16 = gemm_packed_a_int<S16Operands, Arch>;
+    t.gemm_pack_b_s16 = gemm_pack_b_int<S16Operands, Arch>;
+    t.gemm_packed_ab_s16 = gemm_packed_ab_int<S16Operands, Arch>;
 }
 
 void install_gemm_f32_reference(KernelTable& t) {
@@ -151,6 +167,8 @@ void install_gemm_s16_reference(KernelTable& t) {
     t.gemm_pack_a_s16 = gemm_pack_a_s16_reference;
     t.gemm_workspace_s16 = gemm_workspace_int_reference;
     t.gemm_packed_a_s16 = gemm_packed_a_s16_reference;
+    t.gemm_pack_b_s16 = gemm_pack_b_s16_reference;
+    t.gemm_packed_ab_s16 = gemm_packed_ab_s16_reference;
 }
 
 #if defined(__aarch64__)

@@ -89,6 +89,12 @@ using GemmPackedAS8 = void (*)(bool transpose_b, int m, int n, int k, const std:
 using GemmPackedAS16 = void (*)(bool transpose_b, int m, int n, int k, const std::int16_t* packed_a,
                                 const std::int16_t* b, int ldb, const IntegerGemmEpilogue& epilogue,
                                 unsigned char* workspace);
+// For a B that several products share (the int8 Winograd's, one per block of output channels): op(B) packed once
+// (returns the elements it needs; with packed == nullptr only computes that), then products of packed A and B.
+using GemmPackBS16 = std::size_t (*)(bool transpose_b, int n, int k, const std::int16_t* b, int ldb,
+                                     std::int16_t* packed);
+using GemmPackedABS16 = void (*)(int m, int n, int k, const std::int16_t* packed_a, const std::int16_t* packed_b,
+                                 const IntegerGemmEpilogue& epilogue);
 
 // The FMA peak probe: `iterations` rounds of kFmaPeakChains independent chains x <- x * kFmaPeakMultiplier +
 // kFmaPeakAddend from x = fma_peak_chain_start(start, chain), no memory traffic. `value` is the mean final x
@@ -122,6 +128,8 @@ struct KernelTable {
     GemmPackAS16 gemm_pack_a_s16;
     GemmWorkspaceInt gemm_workspace_s16;
     GemmPackedAS16 gemm_packed_a_s16;
+    GemmPackBS16 gemm_pack_b_s16;
+    GemmPackedABS16 gemm_packed_ab_s16;
 };
 
 // The CPU checks of kernel lists: every CPU, (x86-64) AVX2 with FMA, and (AArch64) the ARMv8.2 dot product.

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "engine/error.hpp"
+#include "engine/kernels/gemm_int.hpp"
 
 namespace edgeqc {
 
@@ -12,10 +13,16 @@ void quantize_activations(const float* x, std::size_t count, const ActivationQua
                           std::uint8_t* q) {
     const auto low = static_cast<float>(-quantization.zero_point);
     const auto high = static_cast<float>(kActivationMax - quantization.zero_point);
+    const float scale = quantization.scale;
+    const int zero_point = quantization.zero_point;
+    const float* __restrict in = x;
+    std::uint8_t* __restrict out = q;
     for (std::size_t i = 0; i < count; ++i) {
-        const float steps = x[i] / quantization.scale;
-        const float clamped = std::isnan(steps) ? 0.0f : std::min(std::max(steps, low), high);
-        q[i] = static_cast<std::uint8_t>(static_cast<int>(std::nearbyint(clamped)) + quantization.zero_point);
+        float steps = in[i] / scale;
+        steps = steps == steps ? steps : 0.0f;  // NaN
+        steps = steps < low ? low : steps;
+        steps = steps > high ? high : steps;
+        out[i] = static_cast<std::uint8_t>(static_cast<int>(int_gemm_detail::round_to_even(steps)) + zero_point);
     }
 }
 
@@ -37,7 +44,8 @@ PackedLayerS8::PackedLayerS8(const KernelTable& table, const ConvGeometry* conv,
         throw Error("a layer " + std::to_string(inputs_) + " deep is too deep for int8 inference");
     const std::int8_t* w = weights.data<std::int8_t>();
     if (conv && allow_winograd && winograd_suits(*conv) && WinogradConv3x3S8::exact_for(conv->channels)) {
-        winograd_ = std::make_unique<WinogradConv3x3S8>(table, w, outputs_, conv->channels);
+        winograd_ = std::make_unique<WinogradConv3x3S8>(table, w, outputs_, conv->channels, conv->height, conv->width,
+                                                        conv->padding);
     } else {
         packed_weights_.resize(table.gemm_pack_a_s8(outputs_, inputs_, w, inputs_, nullptr));
         table.gemm_pack_a_s8(outputs_, inputs_, w, inputs_, packed_weights_.data());
@@ -59,7 +67,7 @@ std::size_t PackedLayerS8::packed_bytes() const {
 }
 
 std::size_t PackedLayerS8::workspace_bytes(int batch, int threads) const {
-    if (winograd_) return winograd_->workspace_bytes(conv_->height, conv_->width, conv_->padding, threads);
+    if (winograd_) return winograd_->workspace_bytes(threads);
     if (conv_)  // one image at a time: its columns, then the GEMM's packing space
         return aligned_bytes(static_cast<std::size_t>(inputs_) * conv_->positions()) +
                table_.gemm_workspace_s8(outputs_, conv_->positions(), inputs_);
@@ -86,8 +94,7 @@ IntegerGemmEpilogue PackedLayerS8::epilogue(void* c, int ldc) const {
 void PackedLayerS8::run(const std::uint8_t* x, int batch, void* y, unsigned char* workspace, int threads) const {
     const std::size_t out_size = output_ ? 1 : sizeof(float);
     if (winograd_) {
-        winograd_->forward(x, batch, conv_->height, conv_->width, conv_->padding, input_.zero_point, epilogue(y, 0), y,
-                           workspace, threads);
+        winograd_->forward(x, batch, input_.zero_point, epilogue(y, 0), y, workspace, threads);
         return;
     }
     if (conv_) {

@@ -33,27 +33,38 @@ void transform_weights(const std::int8_t* g, std::int16_t (&u)[kPositions]) {
     }
 }
 
-// Scratch layout of forward(): V (16 x Cin x tiles int16), M (16 x Cout x tiles int32), then per thread a GEMM
-// workspace or two output rows of sums, whichever is larger.
-struct Layout {
-    std::size_t input = 0, products = 0, per_thread = 0;
+}  // namespace
+
+// How forward() carves its workspace: V (16 x Cin x tiles int16), V packed for the GEMM (16 positions), then per
+// thread a block's products (16 x block rows x tiles int32) and rows for the tile transforms.
+struct WinogradConv3x3S8::Layout {
+    std::size_t input = 0, packed_input = 0, packed_position = 0, products = 0, rows = 0;
+    std::size_t per_thread() const { return products + rows; }
 };
 
-Layout layout_of(const KernelTable& table, const WinogradTileGrid& grid, int in_channels, int out_channels) {
+WinogradConv3x3S8::Layout WinogradConv3x3S8::layout() const {
+    const WinogradTileGrid grid(height_, width_, padding_);
     const std::size_t tiles = static_cast<std::size_t>(grid.tiles_per_image());
     Layout l;
-    l.input = aligned_bytes(kPositions * static_cast<std::size_t>(in_channels) * tiles * sizeof(std::int16_t));
-    l.products = aligned_bytes(kPositions * static_cast<std::size_t>(out_channels) * tiles * sizeof(std::int32_t));
-    l.per_thread = aligned_bytes(std::max(table.gemm_workspace_s16(out_channels, static_cast<int>(tiles), in_channels),
-                                          2 * static_cast<std::size_t>(grid.out_width + 2) * sizeof(std::int32_t)));
+    l.input = aligned_bytes(kPositions * static_cast<std::size_t>(in_channels_) * tiles * sizeof(std::int16_t));
+    l.packed_position = table_.gemm_pack_b_s16(false, static_cast<int>(tiles), in_channels_, nullptr, 0, nullptr);
+    l.packed_input = aligned_bytes(kPositions * l.packed_position * sizeof(std::int16_t));
+    l.products = aligned_bytes(kPositions * static_cast<std::size_t>(block_rows_) * tiles * sizeof(std::int32_t));
+    // The input transform's 8 rows of int16, or the output transform's 8 rows of s and 2 of y, int32.
+    const std::size_t row = 2 * static_cast<std::size_t>(grid.tile_columns) + 2;
+    l.rows = aligned_bytes(std::max(8 * row * sizeof(std::int16_t), 12 * row * sizeof(std::int32_t)));
     return l;
 }
 
-}  // namespace
-
 WinogradConv3x3S8::WinogradConv3x3S8(const KernelTable& table, const std::int8_t* weights, int out_channels,
-                                     int in_channels)
-    : table_(table), out_channels_(out_channels), in_channels_(in_channels) {
+                                     int in_channels, int height, int width, int padding)
+    : table_(table), out_channels_(out_channels), in_channels_(in_channels), height_(height), width_(width),
+      padding_(padding) {
+    // A block's products, 16 x rows x tiles int32, about 192 KiB (they stay in L2 for the output transform), in
+    // whole 8s of rows; at least four blocks when there are channels enough, so that threads share the work.
+    const int tiles = WinogradTileGrid(height, width, padding).tiles_per_image();
+    const int cache_rows = std::max(8, 3072 / std::max(tiles, 1) / 8 * 8);
+    block_rows_ = std::min({cache_rows, std::max(8, (out_channels + 31) / 32 * 8), out_channels});
     const std::size_t plane = static_cast<std::size_t>(out_channels) * in_channels;
     std::vector<std::int16_t> transformed(kPositions * plane);
     for (std::size_t pair = 0; pair < plane; ++pair) {
@@ -61,103 +72,152 @@ WinogradConv3x3S8::WinogradConv3x3S8(const KernelTable& table, const std::int8_t
         transform_weights(weights + pair * 9, u);
         for (int position = 0; position < kPositions; ++position) transformed[position * plane + pair] = u[position];
     }
-    packed_elements_ = table.gemm_pack_a_s16(out_channels, in_channels, nullptr, in_channels, nullptr);
-    packed_weights_.assign(packed_elements_ * kPositions, 0);
-    for (int position = 0; position < kPositions; ++position)
-        table.gemm_pack_a_s16(out_channels, in_channels, transformed.data() + position * plane, in_channels,
-                              packed_weights_.data() + position * packed_elements_);
+    std::size_t total = 0;
+    for (int first = 0; first < out_channels; first += block_rows_) {
+        const int rows = std::min(block_rows_, out_channels - first);
+        block_offsets_.push_back(total);
+        block_position_elements_.push_back(table.gemm_pack_a_s16(rows, in_channels, nullptr, in_channels, nullptr));
+        total += kPositions * block_position_elements_.back();
+    }
+    packed_weights_.assign(total, 0);
+    for (std::size_t block = 0; block < block_offsets_.size(); ++block)
+        for (int position = 0; position < kPositions; ++position) {
+            const int first = static_cast<int>(block) * block_rows_;
+            table.gemm_pack_a_s16(std::min(block_rows_, out_channels - first), in_channels,
+                                  transformed.data() + position * plane + static_cast<std::size_t>(first) * in_channels,
+                                  in_channels,
+                                  packed_weights_.data() + block_offsets_[block] + position * block_position_elements_[block]);
+        }
 }
 
-std::size_t WinogradConv3x3S8::workspace_bytes(int height, int width, int padding, int threads) const {
-    const Layout l = layout_of(table_, WinogradTileGrid(height, width, padding), in_channels_, out_channels_);
-    return l.input + l.products + l.per_thread * static_cast<std::size_t>(std::max(threads, 1));
+std::size_t WinogradConv3x3S8::workspace_bytes(int threads) const {
+    const Layout l = layout();
+    return l.input + l.packed_input + l.per_thread() * static_cast<std::size_t>(std::max(threads, 1));
 }
 
-void WinogradConv3x3S8::forward(const std::uint8_t* x, int batch, int height, int width, int padding, int zero_point,
-                                const IntegerGemmEpilogue& epilogue, void* y, unsigned char* workspace,
-                                int threads) const {
+void WinogradConv3x3S8::forward(const std::uint8_t* x, int batch, int zero_point, const IntegerGemmEpilogue& epilogue,
+                                void* y, unsigned char* workspace, int threads) const {
+    const int height = height_, width = width_, padding = padding_;
     const WinogradTileGrid grid(height, width, padding);
-    const Layout l = layout_of(table_, grid, in_channels_, out_channels_);
+    const Layout l = layout();
     const int tile_rows = grid.tile_rows, tile_columns = grid.tile_columns, out_width = grid.out_width;
     const std::ptrdiff_t tiles = grid.tiles_per_image();
     auto* v = reinterpret_cast<std::int16_t*>(workspace);
-    auto* m = reinterpret_cast<std::int32_t*>(workspace + l.input);
-    unsigned char* thread_scratch = workspace + l.input + l.products;
+    auto* packed_v = reinterpret_cast<std::int16_t*>(workspace + l.input);
+    unsigned char* thread_scratch = workspace + l.input + l.packed_input;
     const std::size_t in_plane = static_cast<std::size_t>(height) * width;
     const std::size_t out_plane = static_cast<std::size_t>(grid.out_height) * out_width;
     const std::size_t output_size = epilogue.quantized ? 1 : sizeof(float);
 
     for (int n = 0; n < batch; ++n) {
-        // V = B^T d B per channel and tile, d = q - zero point (0 outside the image).
+        // V = B^T d B per channel and tile, d = q - zero point (0 outside the image): per row of tiles, the four
+        // input rows B^T combines (vertically, over the whole row), then B across each tile (loops over tiles that
+        // the compiler vectorizes).
 #pragma omp parallel for schedule(static) num_threads(threads)
         for (int c = 0; c < in_channels_; ++c) {
+            auto* scratch = reinterpret_cast<std::int16_t*>(thread_scratch + static_cast<std::size_t>(omp_get_thread_num()) * l.per_thread() + l.products);
+            const int row_length = 2 * tile_columns + 2;
+            std::int16_t* d[4] = {scratch, scratch + row_length, scratch + 2 * row_length, scratch + 3 * row_length};
+            std::int16_t* t[4] = {scratch + 4 * row_length, scratch + 5 * row_length, scratch + 6 * row_length,
+                                  scratch + 7 * row_length};
             const std::uint8_t* plane = x + (static_cast<std::size_t>(n) * in_channels_ + c) * in_plane;
-            const auto at = [&](int row, int column) {
-                return row < 0 || row >= height || column < 0 || column >= width
-                           ? 0
-                           : plane[static_cast<std::size_t>(row) * width + column] - zero_point;
-            };
-            for (int ty = 0; ty < tile_rows; ++ty)
-                for (int tx = 0; tx < tile_columns; ++tx) {
-                    int d[4][4], t[4][4];
-                    for (int i = 0; i < 4; ++i)
-                        for (int j = 0; j < 4; ++j) d[i][j] = at(2 * ty - padding + i, 2 * tx - padding + j);
-                    for (int j = 0; j < 4; ++j) {
-                        t[0][j] = d[0][j] - d[2][j];
-                        t[1][j] = d[1][j] + d[2][j];
-                        t[2][j] = d[2][j] - d[1][j];
-                        t[3][j] = d[1][j] - d[3][j];
-                    }
-                    std::int16_t* out = v + static_cast<std::ptrdiff_t>(c) * tiles + ty * tile_columns + tx;
-                    const std::ptrdiff_t stride = static_cast<std::ptrdiff_t>(in_channels_) * tiles;
-                    for (int i = 0; i < 4; ++i) {
-                        out[(4 * i + 0) * stride] = static_cast<std::int16_t>(t[i][0] - t[i][2]);
-                        out[(4 * i + 1) * stride] = static_cast<std::int16_t>(t[i][1] + t[i][2]);
-                        out[(4 * i + 2) * stride] = static_cast<std::int16_t>(t[i][2] - t[i][1]);
-                        out[(4 * i + 3) * stride] = static_cast<std::int16_t>(t[i][1] - t[i][3]);
+            const std::ptrdiff_t stride = static_cast<std::ptrdiff_t>(in_channels_) * tiles;
+            for (int ty = 0; ty < tile_rows; ++ty) {
+                for (int i = 0; i < 4; ++i) {
+                    const int row = 2 * ty - padding + i;
+                    std::fill_n(d[i], row_length, static_cast<std::int16_t>(0));
+                    if (row < 0 || row >= height) continue;
+                    const std::uint8_t* source = plane + static_cast<std::size_t>(row) * width;
+                    const int first = std::max(0, padding), last = std::min(row_length, width + padding);
+                    for (int column = first; column < last; ++column)
+                        d[i][column] = static_cast<std::int16_t>(source[column - padding] - zero_point);
+                }
+                const std::int16_t *__restrict d0 = d[0], *__restrict d1 = d[1], *__restrict d2 = d[2], *__restrict d3 = d[3];
+                std::int16_t *__restrict t0 = t[0], *__restrict t1 = t[1], *__restrict t2 = t[2], *__restrict t3 = t[3];
+                for (int column = 0; column < row_length; ++column) {
+                    t0[column] = static_cast<std::int16_t>(d0[column] - d2[column]);
+                    t1[column] = static_cast<std::int16_t>(d1[column] + d2[column]);
+                    t2[column] = static_cast<std::int16_t>(d2[column] - d1[column]);
+                    t3[column] = static_cast<std::int16_t>(d1[column] - d3[column]);
+                }
+                std::int16_t* out = v + static_cast<std::ptrdiff_t>(c) * tiles + ty * tile_columns;
+                for (int i = 0; i < 4; ++i) {
+                    const std::int16_t* __restrict r = t[i];
+                    std::int16_t* __restrict o0 = out + (4 * i) * stride;
+                    std::int16_t* __restrict o1 = o0 + stride;
+                    std::int16_t* __restrict o2 = o1 + stride;
+                    std::int16_t* __restrict o3 = o2 + stride;
+                    for (int tx = 0; tx < tile_columns; ++tx) {
+                        o0[tx] = static_cast<std::int16_t>(r[2 * tx] - r[2 * tx + 2]);
+                        o1[tx] = static_cast<std::int16_t>(r[2 * tx + 1] + r[2 * tx + 2]);
+                        o2[tx] = static_cast<std::int16_t>(r[2 * tx + 2] - r[2 * tx + 1]);
+                        o3[tx] = static_cast<std::int16_t>(r[2 * tx + 1] - r[2 * tx + 3]);
                     }
                 }
+            }
         }
-        // M = U' V for each of the 16 positions: Cout x tiles, one whole GEMM per thread.
-#pragma omp parallel for schedule(dynamic) num_threads(threads)
-        for (int position = 0; position < kPositions; ++position) {
-            IntegerGemmEpilogue sums;
-            sums.sums = m + position * out_channels_ * tiles;
-            sums.ldc = static_cast<int>(tiles);
-            table_.gemm_packed_a_s16(false, out_channels_, static_cast<int>(tiles), in_channels_,
-                                     packed_weights_.data() + position * packed_elements_,
-                                     v + position * in_channels_ * tiles, static_cast<int>(tiles), sums,
-                                     thread_scratch + static_cast<std::size_t>(omp_get_thread_num()) * l.per_thread);
-        }
-        // Y = A^T M A / 4 per tile, two output rows at a time, then the epilogue on each row.
+        // V packed once per position for the GEMMs of every block.
+#pragma omp parallel for schedule(static) num_threads(threads)
+        for (int position = 0; position < kPositions; ++position)
+            table_.gemm_pack_b_s16(false, static_cast<int>(tiles), in_channels_, v + position * in_channels_ * tiles,
+                                   static_cast<int>(tiles), packed_v + position * l.packed_position);
         IntegerGemmEpilogue e = epilogue;
         e.ldc = static_cast<int>(out_plane);
         unsigned char* image_out = static_cast<unsigned char*>(y) + static_cast<std::size_t>(n) * out_channels_ * out_plane * output_size;
         if (e.quantized) e.quantized = image_out;
         else e.real = reinterpret_cast<float*>(image_out);
-#pragma omp parallel for schedule(static) num_threads(threads)
-        for (int co = 0; co < out_channels_; ++co) {
-            auto* rows = reinterpret_cast<std::int32_t*>(thread_scratch + static_cast<std::size_t>(omp_get_thread_num()) * l.per_thread);
-            std::int32_t* row_pair[2] = {rows, rows + 2 * tile_columns};
-            const std::int32_t* in = m + static_cast<std::ptrdiff_t>(co) * tiles;
-            const std::ptrdiff_t stride = static_cast<std::ptrdiff_t>(out_channels_) * tiles;
-            for (int ty = 0; ty < tile_rows; ++ty) {
-                for (int tx = 0; tx < tile_columns; ++tx) {
-                    // Unsigned: the sums of products wrap where int32 would overflow; the result does not.
-                    std::uint32_t p[4][4], s[2][4];
-                    for (int k = 0; k < kPositions; ++k)
-                        p[k / 4][k % 4] = static_cast<std::uint32_t>(in[k * stride + ty * tile_columns + tx]);
-                    for (int j = 0; j < 4; ++j) {
-                        s[0][j] = p[0][j] + p[1][j] + p[2][j];
-                        s[1][j] = p[1][j] - p[2][j] - p[3][j];
+        // Per block of output channels, on one thread: M = U' V for the 16 positions, then Y = A^T M A / 4 per row of
+        // tiles (loops over tiles, vectorized) and the epilogue on each output row.
+        const int blocks = static_cast<int>(block_offsets_.size());
+#pragma omp parallel for schedule(dynamic) num_threads(threads)
+        for (int block = 0; block < blocks; ++block) {
+            unsigned char* scratch = thread_scratch + static_cast<std::size_t>(omp_get_thread_num()) * l.per_thread();
+            auto* m = reinterpret_cast<std::int32_t*>(scratch);
+            const int first = block * block_rows_, rows = std::min(block_rows_, out_channels_ - first);
+            const std::ptrdiff_t stride = static_cast<std::ptrdiff_t>(rows) * tiles;
+            for (int position = 0; position < kPositions; ++position) {
+                IntegerGemmEpilogue sums;
+                sums.sums = m + position * stride;
+                sums.ldc = static_cast<int>(tiles);
+                table_.gemm_packed_ab_s16(rows, static_cast<int>(tiles), in_channels_,
+                                          packed_weights_.data() + block_offsets_[static_cast<std::size_t>(block)] +
+                                              position * block_position_elements_[static_cast<std::size_t>(block)],
+                                          packed_v + position * l.packed_position, sums);
+            }
+            // Unsigned: the sums of products wrap where int32 would overflow; the result does not.
+            auto* row_scratch = reinterpret_cast<std::uint32_t*>(scratch + l.products);
+            std::uint32_t* s[2][4];
+            for (int i = 0; i < 2; ++i)
+                for (int j = 0; j < 4; ++j) s[i][j] = row_scratch + (4 * i + j) * tile_columns;
+            std::uint32_t* y_rows[2] = {row_scratch + 8 * tile_columns, row_scratch + 10 * tile_columns};
+            for (int co = first; co < first + rows; ++co) {
+                const std::int32_t* in = m + static_cast<std::ptrdiff_t>(co - first) * tiles;
+                for (int ty = 0; ty < tile_rows; ++ty) {
+                    const auto* row = reinterpret_cast<const std::uint32_t*>(in + ty * tile_columns);
+                    for (int j = 0; j < 4; ++j) {  // s = A^T M over the row of tiles
+                        const std::uint32_t *__restrict p0 = row + j * stride, *__restrict p1 = row + (4 + j) * stride,
+                                           *__restrict p2 = row + (8 + j) * stride, *__restrict p3 = row + (12 + j) * stride;
+                        std::uint32_t *__restrict s0 = s[0][j], *__restrict s1 = s[1][j];
+                        for (int tx = 0; tx < tile_columns; ++tx) {
+                            s0[tx] = p0[tx] + p1[tx] + p2[tx];
+                            s1[tx] = p1[tx] - p2[tx] - p3[tx];
+                        }
                     }
-                    for (int i = 0; i < 2; ++i) {
-                        row_pair[i][2 * tx] = static_cast<std::int32_t>(s[i][0] + s[i][1] + s[i][2]) / 4;
-                        row_pair[i][2 * tx + 1] = static_cast<std::int32_t>(s[i][1] - s[i][2] - s[i][3]) / 4;
+                    for (int i = 0; i < 2; ++i) {  // y = s A
+                        const std::uint32_t *__restrict a = s[i][0], *__restrict b = s[i][1], *__restrict c = s[i][2],
+                                           *__restrict d = s[i][3];
+                        std::uint32_t* __restrict out = y_rows[i];
+                        for (int tx = 0; tx < tile_columns; ++tx) {
+                            out[2 * tx] = a[tx] + b[tx] + c[tx];
+                            out[2 * tx + 1] = b[tx] - c[tx] - d[tx];
+                        }
+                    }
+                    for (int i = 0; i < 2 && 2 * ty + i < grid.out_height; ++i) {
+                        auto* __restrict sums = reinterpret_cast<std::int32_t*>(y_rows[i]);
+                        for (int column = 0; column < out_width; ++column) sums[column] = sums[column] / 4;
+                        int_gemm_detail::finish_sums(sums, out_width, co, (2 * ty + i) * out_width, e);
                     }
                 }
-                for (int i = 0; i < 2 && 2 * ty + i < grid.out_height; ++i)
-                    int_gemm_detail::finish_sums(row_pair[i], out_width, co, (2 * ty + i) * out_width, e);
             }
         }
     }

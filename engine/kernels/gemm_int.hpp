@@ -73,13 +73,24 @@ void pack_panel(const T* source, std::ptrdiff_t line_stride, std::ptrdiff_t dept
     }
 }
 
+// Round to nearest, ties to even, of |value| <= 2^22 (as std::nearbyint in the default rounding mode): adding
+// 1.5 x 2^23 leaves no fraction bits, the FPU rounds, and subtracting it back is exact. Unlike nearbyint it needs
+// no SSE4.1 (roundps) to vectorize, so every arch's build computes it in vectors, and all get the same bits.
+inline float round_to_even(float value) {
+    constexpr float kShifter = 12582912.0f;  // 1.5 x 2^23
+    return (value + kShifter) - kShifter;
+}
+
 // The epilogue of `count` sums of row `row`, columns [column, column + count): the one definition every arch and
 // the reference share, so that their outputs agree bit for bit (the same float operations in the same order;
-// clamping before rounding equals clamping after, as the bounds are whole numbers).
+// clamping before rounding equals clamping after, as the bounds are whole numbers). Loops over locals the
+// compiler vectorizes.
 inline void finish_sums(const std::int32_t* sums, int count, int row, int column, const IntegerGemmEpilogue& e) {
     const std::ptrdiff_t offset = static_cast<std::ptrdiff_t>(row) * e.ldc + column;
+    const std::int32_t* __restrict in = sums;
     if (e.sums) {
-        std::copy_n(sums, count, e.sums + offset);
+        std::int32_t* __restrict out = e.sums + offset;
+        for (int j = 0; j < count; ++j) out[j] = in[j];
         return;
     }
     const std::int32_t bias = e.row_bias ? e.row_bias[row] : 0;
@@ -87,18 +98,29 @@ inline void finish_sums(const std::int32_t* sums, int count, int row, int column
     if (e.quantized) {
         const auto low = static_cast<float>(e.relu ? 0 : -e.zero_point);
         const auto high = static_cast<float>(kActivationMax - e.zero_point);
-        std::uint8_t* out = e.quantized + offset;
+        const int zero_point = e.zero_point;
+        std::uint8_t* __restrict out = e.quantized + offset;
         for (int j = 0; j < count; ++j) {
-            const float value = std::min(std::max(static_cast<float>(sums[j] + bias) * scale, low), high);
-            out[j] = static_cast<std::uint8_t>(static_cast<int>(std::nearbyint(value)) + e.zero_point);
+            float value = static_cast<float>(in[j] + bias) * scale;
+            value = value < low ? low : value;
+            value = value > high ? high : value;
+            out[j] = static_cast<std::uint8_t>(static_cast<int>(round_to_even(value)) + zero_point);
         }
         return;
     }
-    float* out = e.real + offset;
+    const bool relu = e.relu;
+    float* __restrict out = e.real + offset;
     for (int j = 0; j < count; ++j) {
-        const float value = static_cast<float>(sums[j] + bias) * scale;
-        out[j] = e.relu && value < 0.0f ? 0.0f : value;
+        const float value = static_cast<float>(in[j] + bias) * scale;
+        out[j] = relu && value < 0.0f ? 0.0f : value;
     }
+}
+
+// The epilogue of an empty product (k = 0): every sum is 0.
+inline void finish_empty_product(int m, int n, const IntegerGemmEpilogue& epilogue) {
+    const std::int32_t zero = 0;
+    for (int i = 0; i < m; ++i)
+        for (int j = 0; j < n; ++j) finish_sums(&zero, 1, i, j, epilogue);
 }
 
 }  // namespace int_gemm_detail
@@ -115,6 +137,17 @@ struct PackedGemmInt {
     // The GemmPackedA contract.
     void multiply(bool transpose_b, int m, int n, int k, const A* packed_a, const B* b, int ldb,
                   const IntegerGemmEpilogue& epilogue, unsigned char* workspace) const;
+    // The GemmPackB contract: op(B) as multiply() packs it into its workspace (workspace_bytes of it).
+    std::size_t pack_b(bool transpose_b, int n, int k, const B* b, int ldb, B* packed) const;
+    // The GemmPackedAB contract: multiply() with B packed beforehand.
+    void multiply_packed(int m, int n, int k, const A* packed_a, const B* packed_b,
+                         const IntegerGemmEpilogue& epilogue) const;
+
+private:
+    // Packs every column panel, as an orphaned `omp for` (inside a parallel region, the team shares the panels).
+    void pack_b_panels(bool transpose_b, int n, int k, const B* b, int ldb, B* packed) const;
+    // Every tile of C, as an orphaned `omp for`.
+    void compute(int m, int n, int k, const A* packed_a, const B* packed_b, const IntegerGemmEpilogue& epilogue) const;
 };
 
 template <class Operands, class Arch>
@@ -141,52 +174,82 @@ std::size_t PackedGemmInt<Operands, Arch>::workspace_bytes(int m, int n, int k) 
 }
 
 template <class Operands, class Arch>
-void PackedGemmInt<Operands, Arch>::multiply(bool transpose_b, int m, int n, int k, const A* packed_a, const B* b, int ldb,
-                                   const IntegerGemmEpilogue& epilogue, unsigned char* workspace) const {
+void PackedGemmInt<Operands, Arch>::pack_b_panels(bool transpose_b, int n, int k, const B* b, int ldb,
+                                                   B* packed) const {
+    using namespace int_gemm_detail;
+    constexpr int kColumns = IntTile<Operands, Arch>::kColumns;
+    const int depth = padded_depth(k), column_panels = (n + kColumns - 1) / kColumns;
+    const std::ptrdiff_t line_stride = transpose_b ? ldb : 1, depth_stride = transpose_b ? 1 : ldb;
+#pragma omp for schedule(static)
+    for (int panel = 0; panel < column_panels; ++panel)
+        pack_panel<Operands::kGroup>(b + panel * kColumns * line_stride, line_stride, depth_stride,
+                                     std::min(kColumns, n - panel * kColumns), k, kColumns,
+                                     packed + static_cast<std::ptrdiff_t>(panel) * kColumns * depth);
+}
+
+template <class Operands, class Arch>
+void PackedGemmInt<Operands, Arch>::compute(int m, int n, int k, const A* packed_a, const B* packed_b,
+                                            const IntegerGemmEpilogue& epilogue) const {
     using namespace int_gemm_detail;
     using Tile = IntTile<Operands, Arch>;
     constexpr int kRows = Tile::kRows, kColumns = Tile::kColumns, kGroup = Operands::kGroup;
-    if (m <= 0 || n <= 0) return;
-    if (k <= 0) {  // no product: the epilogue of zero sums
-        const std::int32_t zero = 0;
-        for (int i = 0; i < m; ++i)
-            for (int j = 0; j < n; ++j) finish_sums(&zero, 1, i, j, epilogue);
-        return;
-    }
-    const int depth = padded_depth(k), groups = depth / kGroup;
     static_assert(sizeof(A) * kGroup == 4 && sizeof(B) * kGroup == 4, "a group is one 32-bit lane");
+    const int depth = padded_depth(k), groups = depth / kGroup;
     const int column_panels = (n + kColumns - 1) / kColumns, row_panels = (m + kRows - 1) / kRows;
     const int block_panels =
         std::max(1, static_cast<int>(kRowBlockBytes / (static_cast<std::size_t>(depth) * kRows * sizeof(A))));
     const int row_blocks = (row_panels + block_panels - 1) / block_panels;
-    auto* b_packed = reinterpret_cast<B*>(workspace);
-    const std::ptrdiff_t line_stride = transpose_b ? ldb : 1, depth_stride = transpose_b ? 1 : ldb;
-    const bool parallel = 2.0 * m * n * k >= kParallelMinOps && !omp_in_parallel();
-
-#pragma omp parallel if (parallel)
-    {
-#pragma omp for schedule(static)
-        for (int panel = 0; panel < column_panels; ++panel)
-            pack_panel<kGroup>(b + panel * kColumns * line_stride, line_stride, depth_stride,
-                       std::min(kColumns, n - panel * kColumns), k, kColumns,
-                       b_packed + static_cast<std::ptrdiff_t>(panel) * kColumns * depth);
-        // Each task: one B panel against one block of A panels, the B panel staying in L1 meanwhile.
+    // Each task: one B panel against one block of A panels, the B panel staying in L1 meanwhile.
 #pragma omp for collapse(2) schedule(static)
-        for (int block = 0; block < row_blocks; ++block) {
-            for (int panel = 0; panel < column_panels; ++panel) {
-                const B* b_panel = b_packed + static_cast<std::ptrdiff_t>(panel) * kColumns * depth;
-                const int column = panel * kColumns, columns = std::min(kColumns, n - column);
-                const int last_row_panel = std::min(row_panels, (block + 1) * block_panels);
-                for (int row_panel = block * block_panels; row_panel < last_row_panel; ++row_panel) {
-                    alignas(64) std::int32_t sums[kRows * kColumns];
-                    Tile::sums(groups, packed_a + static_cast<std::ptrdiff_t>(row_panel) * kRows * depth,
-                                       b_panel, sums);
-                    const int row = row_panel * kRows, rows = std::min(kRows, m - row);
-                    for (int i = 0; i < rows; ++i) finish_sums(sums + i * kColumns, columns, row + i, column, epilogue);
-                }
+    for (int block = 0; block < row_blocks; ++block) {
+        for (int panel = 0; panel < column_panels; ++panel) {
+            const B* b_panel = packed_b + static_cast<std::ptrdiff_t>(panel) * kColumns * depth;
+            const int column = panel * kColumns, columns = std::min(kColumns, n - column);
+            const int last_row_panel = std::min(row_panels, (block + 1) * block_panels);
+            for (int row_panel = block * block_panels; row_panel < last_row_panel; ++row_panel) {
+                alignas(64) std::int32_t sums[kRows * kColumns];
+                Tile::sums(groups, packed_a + static_cast<std::ptrdiff_t>(row_panel) * kRows * depth, b_panel, sums);
+                const int row = row_panel * kRows, rows = std::min(kRows, m - row);
+                for (int i = 0; i < rows; ++i) finish_sums(sums + i * kColumns, columns, row + i, column, epilogue);
             }
         }
     }
+}
+
+template <class Operands, class Arch>
+void PackedGemmInt<Operands, Arch>::multiply(bool transpose_b, int m, int n, int k, const A* packed_a, const B* b,
+                                             int ldb, const IntegerGemmEpilogue& epilogue,
+                                             unsigned char* workspace) const {
+    using namespace int_gemm_detail;
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) return finish_empty_product(m, n, epilogue);
+    auto* b_packed = reinterpret_cast<B*>(workspace);
+#pragma omp parallel if (2.0 * m * n * k >= kParallelMinOps && !omp_in_parallel())
+    {
+        pack_b_panels(transpose_b, n, k, b, ldb, b_packed);
+        compute(m, n, k, packed_a, b_packed, epilogue);
+    }
+}
+
+template <class Operands, class Arch>
+std::size_t PackedGemmInt<Operands, Arch>::pack_b(bool transpose_b, int n, int k, const B* b, int ldb,
+                                                  B* packed) const {
+    using namespace int_gemm_detail;
+    const std::size_t elements = workspace_bytes(1, n, k) / sizeof(B);
+    if (!packed || elements == 0) return elements;
+#pragma omp parallel if (static_cast<double>(elements) >= kParallelMinOps && !omp_in_parallel())
+    pack_b_panels(transpose_b, n, k, b, ldb, packed);
+    return elements;
+}
+
+template <class Operands, class Arch>
+void PackedGemmInt<Operands, Arch>::multiply_packed(int m, int n, int k, const A* packed_a, const B* packed_b,
+                                                    const IntegerGemmEpilogue& epilogue) const {
+    using namespace int_gemm_detail;
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) return finish_empty_product(m, n, epilogue);
+#pragma omp parallel if (2.0 * m * n * k >= kParallelMinOps && !omp_in_parallel())
+    compute(m, n, k, packed_a, packed_b, epilogue);
 }
 
 #define EDGEQC_EXTERN_INT_GEMMS(Arch)                       \

@@ -53,4 +53,19 @@ void gemm_packed_a_s16_reference(bool transpose_b, int m, int n, int k, const st
     gemm_reference(transpose_b, m, n, k, packed_a, b, ldb, epilogue);
 }
 
+// The reference "packed" B is plain op(B), row-major k x n.
+std::size_t gemm_pack_b_s16_reference(bool transpose_b, int n, int k, const std::int16_t* b, int ldb,
+                                      std::int16_t* packed) {
+    if (n <= 0 || k <= 0) return 0;
+    if (packed)
+        for (std::ptrdiff_t p = 0; p < k; ++p)
+            for (std::ptrdiff_t j = 0; j < n; ++j) packed[p * n + j] = transpose_b ? b[j * ldb + p] : b[p * ldb + j];
+    return static_cast<std::size_t>(n) * k;
+}
+
+void gemm_packed_ab_s16_reference(int m, int n, int k, const std::int16_t* packed_a, const std::int16_t* packed_b,
+                                  const IntegerGemmEpilogue& epilogue) {
+    gemm_reference(false, m, n, k, packed_a, packed_b, n, epilogue);
+}
+
 }  // namespace edgeqc
