@@ -379,7 +379,7 @@ int run_predict(const PredictArguments& a) {
 }
 
 struct QuantizeArguments {
-    std::string model, calibration, out, report, method = "kl", keep;
+    std::string model, calibration, out, report, method = "mse", keep = "first";
     int images = 500, threads = 0;
     bool images_requested = false;
     double agreement = 0.995;
@@ -395,7 +395,7 @@ void add_quantize(CLI::App& app, QuantizeArguments& a) {
     cmd->add_option("calibration", a.calibration,
                     "Calibration images: a labelled folder (e.g. the training data) or any folder of images")->required();
     cmd->add_option("--out", a.out, "Where to write the int8 model (.eqc)")->required();
-    cmd->add_option("--method", a.method, "Activation calibration: kl (entropy), percentile (99.99 %), mse or minmax")
+    cmd->add_option("--method", a.method, "Activation calibration: mse, kl (entropy), percentile (99.99 %) or minmax")
         ->check(CLI::IsMember({"kl", "percentile", "mse", "minmax"}))
         ->capture_default_str();
     cmd->add_option("--images", a.images, "Calibration images to use at most (drawn at random with --seed); a fifth "
@@ -403,8 +403,11 @@ void add_quantize(CLI::App& app, QuantizeArguments& a) {
         ->capture_default_str()
         ->each([&a](const std::string&) { a.images_requested = true; });
     cmd->add_option("--keep-fp32", a.keep,
-                    "Layers to keep in float, e.g. conv1,fc2; or auto: keep the most sensitive layers in float until "
-                    "the top-1 agreement with the float model reaches --agreement")->type_name("LAYERS|auto");
+                    "Layers to keep in float: names such as conv1,fc2 (first = the first layer, whose input is the "
+                    "image), none, or auto: the first layer, then the most sensitive others until the top-1 agreement "
+                    "with the float model reaches --agreement")
+        ->type_name("LAYERS|none|auto")
+        ->capture_default_str();
     cmd->add_option("--agreement", a.agreement, "Top-1 agreement target of --keep-fp32 auto")->capture_default_str();
     cmd->add_option("--report", a.report, "Also write an HTML report of every layer's scale, clipping and sensitivity");
     cmd->add_flag("--json", a.json, "Print the result as JSON instead of text");
@@ -452,8 +455,9 @@ int run_quantize(const QuantizeArguments& a) {
     options.images_requested = a.images_requested;
     options.agreement_target = a.agreement;
     options.seed = a.seed;
-    if (a.keep == "auto") options.auto_keep = true;
-    else if (!a.keep.empty()) options.keep_fp32 = split_list(a.keep);
+    options.auto_keep = a.keep == "auto";
+    if (a.keep == "none") options.keep_fp32.clear();
+    else if (!options.auto_keep) options.keep_fp32 = split_list(a.keep);
     ConsoleObserver console(a.json);
     const QuantizeResult result = quantize(model, options, console);
     save_model(a.out, result.model);

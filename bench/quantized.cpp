@@ -56,7 +56,7 @@ void run(const std::string& architecture, double min_seconds, int height, int wi
         InferencePlan float_plan(folded, images_per_run), int8_plan(quantized, images_per_run);
         const double float_seconds = time_per_call([&] { float_plan.run(images.data(), images_per_run); }, min_seconds);
         const double int8_seconds = time_per_call([&] { int8_plan.run(images.data(), images_per_run); }, min_seconds);
-        std::printf("infer_b%-2d_img_per_s     %12.1f %12.1f %8.2f\n", images_per_run, images_per_run / float_seconds,
+        std::printf("infer_b%d_img_per_s %12.1f %12.1f %8.2f\n", images_per_run, images_per_run / float_seconds,
                     images_per_run / int8_seconds, float_seconds / int8_seconds);
         if (images_per_run == 1)
             std::printf("batch1_plan_mib        %12.1f %12.1f %8.2f\n", float_plan.memory().total() / 1048576.0,

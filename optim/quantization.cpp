@@ -117,8 +117,10 @@ QuantizeResult quantize(const Model& model, const QuantizeOptions& options, Prog
         if (!weighted_layer_name(architecture, i).empty()) weighted.push_back(i);
     std::vector<std::size_t> keep;
     for (const std::string& name : options.keep_fp32) {
-        const auto found = std::find_if(weighted.begin(), weighted.end(),
-                                        [&](std::size_t i) { return weighted_layer_name(architecture, i) == name; });
+        const auto found = name == "first" ? weighted.begin()
+                                           : std::find_if(weighted.begin(), weighted.end(), [&](std::size_t i) {
+                                                 return weighted_layer_name(architecture, i) == name;
+                                             });
         if (found == weighted.end()) {
             std::string names;
             for (std::size_t i : weighted) names += (names.empty() ? "" : ", ") + weighted_layer_name(architecture, i);

@@ -35,13 +35,13 @@ TEST_CASE("cli quantize: an int8 model that eval, predict and edgeqc-infer run, 
     Trained t;
     const std::string int8 = t.folder.file("m8.eqc"), report = t.folder.file("q.html");
     const CommandResult q = run_edgeqc("quantize " + shell_quoted(t.model) + " " + shell_quoted(t.data) + " --out " + shell_quoted(int8) +
-                                       " --images 30 --method minmax --report " + shell_quoted(report));
+                                       " --images 30 --report " + shell_quoted(report));
     INFO(q.output);
     REQUIRE(q.exit_code == 0);
     for (const char* words : {"conv1", "conv2", "fc1", "fc2", "int8", "top-1 agreement", "int8 model written"})
         CHECK(q.output.find(words) != std::string::npos);
     const LoadedModel loaded = load_model(int8);
-    CHECK(loaded.activations.size() == 4);
+    CHECK(loaded.activations.size() == 3);  // the first layer stays float by default
     CHECK(read_bytes(report).size() > 1000);
 
     const CommandResult compared = run_edgeqc("eval " + shell_quoted(int8) + " " + shell_quoted(t.data) + " --compare " + shell_quoted(t.model) + " --json 2>/dev/null");
@@ -75,6 +75,10 @@ TEST_CASE("cli quantize: an int8 model that eval, predict and edgeqc-infer run, 
     REQUIRE(run_edgeqc("quantize " + shell_quoted(t.model) + " " + shell_quoted(t.data) + " --out " + shell_quoted(t.folder.file("k2.eqc")) +
                        " --keep-fp32 conv1,fc2").exit_code == 0);
     CHECK(read_bytes(t.folder.file("k.eqc")) == read_bytes(t.folder.file("k2.eqc")));
+    // none: every layer in int8.
+    REQUIRE(run_edgeqc("quantize " + shell_quoted(t.model) + " " + shell_quoted(t.data) + " --out " + shell_quoted(t.folder.file("n.eqc")) +
+                       " --keep-fp32 none").exit_code == 0);
+    CHECK(load_model(t.folder.file("n.eqc")).activations.size() == 4);
 }
 
 TEST_CASE("cli quantize: auto keeps layers in float until the agreement target, and reports each one's sensitivity") {

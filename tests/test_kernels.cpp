@@ -550,6 +550,19 @@ TEST_CASE("int16 GEMM (the int8 Winograd's): every table equals the reference bi
                     CHECK(expected_s == actual_s);
                     CHECK(expected_q == actual_q);
                     CHECK(std::memcmp(expected_r.data(), actual_r.data(), outputs * sizeof(float)) == 0);
+                    // B packed once beforehand (the int8 Winograd's way) gives the same.
+                    std::vector<std::int16_t> packed_a(table.gemm_pack_a_s16(m, k, a.data(), lda, nullptr));
+                    table.gemm_pack_a_s16(m, k, a.data(), lda, packed_a.data());
+                    std::vector<std::int16_t> packed_b(table.gemm_pack_b_s16(transpose_b, n, k, b.data(), ldb, nullptr));
+                    table.gemm_pack_b_s16(transpose_b, n, k, b.data(), ldb, packed_b.data());
+                    std::vector<std::int32_t> prepacked(outputs, 7);
+                    IntegerGemmEpilogue raw;
+                    raw.sums = prepacked.data();
+                    raw.ldc = ldc;
+                    raw.row_bias = bias.data();
+                    raw.row_scale = scale.data();
+                    table.gemm_packed_ab_s16(m, n, k, packed_a.data(), packed_b.data(), raw);
+                    if (output == 0) CHECK(prepacked == expected_s);
                     if (output == 0) {  // the sums themselves, against a plain loop
                         std::int32_t sum = 0;
                         for (int p = 0; p < k; ++p)
