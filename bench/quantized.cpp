@@ -5,6 +5,7 @@
 // Usage: edgeqc_quantized [ARCH] [SECONDS_PER_FIGURE] [HEIGHTxWIDTH]; OMP_NUM_THREADS sets the threads.
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <optional>
@@ -75,20 +76,33 @@ void run(const std::string& architecture, double min_seconds, int height, int wi
             const std::string weight = resolved.tensor_name(i, TensorRole::Weight), bias = resolved.tensor_name(i, TensorRole::Bias);
             const PackedConv2dF32 float_conv(kernels(), g, layer.units, folded.f32_values(weight, ""),
                                              folded.f32_values(bias, ""), true);
+            const int threads = omp_get_max_threads();
             const PackedLayerS8 int8_conv(kernels(), &g, layer.units, 0, quantized.tensor(weight), &quantized.tensor(bias),
-                                          quantized.input_quantization(i), ActivationQuantization{}, true);
+                                          quantized.input_quantization(i), ActivationQuantization{}, true, threads,
+                                          ConvAlgorithm::Winograd);
+            const PackedLayerS8 int8_gemm(kernels(), &g, layer.units, 0, quantized.tensor(weight), &quantized.tensor(bias),
+                                          quantized.input_quantization(i), ActivationQuantization{}, true, threads,
+                                          ConvAlgorithm::Im2col);
             AlignedFloats x(shape.elements(), 0.5f), y(out.elements());
             AlignedFloats float_workspace(float_conv.workspace_floats(1, omp_get_max_threads()));
             std::vector<unsigned char, AlignedAllocator<unsigned char>> xq(shape.elements(), 40), yq(out.elements()),
-                int8_workspace(int8_conv.workspace_bytes(1, omp_get_max_threads()));
+                int8_workspace(std::max(int8_conv.workspace_bytes(1, omp_get_max_threads()),
+                                        int8_gemm.workspace_bytes(1, omp_get_max_threads())));
             const double float_seconds = time_per_call(
                 [&] { float_conv.run(x.data(), 1, y.data(), float_workspace.data(), omp_get_max_threads()); }, min_seconds / 4);
             const double int8_seconds = time_per_call(
                 [&] { int8_conv.run(xq.data(), 1, yq.data(), int8_workspace.data(), omp_get_max_threads()); }, min_seconds / 4);
-            std::printf("layer %zu conv %3dx%-3d %3d->%-3d %s  %8.3f ms %8.3f ms %8.2f  (%s, %.1f GMAC/s)\n", i, shape[1],
-                        shape[2], shape[0], layer.units, float_conv.uses_winograd() ? "wino" : "gemm", 1e3 * float_seconds,
-                        1e3 * int8_seconds, float_seconds / int8_seconds, int8_conv.uses_winograd() ? "int8 wino" : "int8 gemm",
-                        static_cast<double>(g.rows()) * layer.units * g.positions() / int8_seconds * 1e-9);
+            // Both int8 ways (a plan times them and keeps the faster), to show where the Winograd pays.
+            const double gemm_seconds = time_per_call(
+                [&] { int8_gemm.run(xq.data(), 1, yq.data(), int8_workspace.data(), omp_get_max_threads()); }, min_seconds / 4);
+            const double best = std::min(int8_seconds, gemm_seconds);
+            std::printf("layer %zu conv %3dx%-3d %3d->%-3d float %s %8.3f ms, int8 %s %8.3f ms (im2col %.3f, winograd %s), "
+                        "ratio %5.2f\n",
+                        i, shape[1], shape[2], shape[0], layer.units, float_conv.uses_winograd() ? "winograd" : "im2col  ",
+                        1e3 * float_seconds, gemm_seconds <= int8_seconds || !int8_conv.uses_winograd() ? "im2col  " : "winograd",
+                        1e3 * best, 1e3 * gemm_seconds,
+                        int8_conv.uses_winograd() ? std::to_string(1e3 * int8_seconds).substr(0, 5).c_str() : "-",
+                        float_seconds / best);
         }
         shape = out;
     }

@@ -150,7 +150,7 @@ InferencePlan::InferencePlan(Model model, int max_batch, int threads)
                     step->s8 = std::make_unique<PackedLayerS8>(
                         table, is_conv ? &g : nullptr, layer.units, static_cast<int>(shape.elements()),
                         folded.tensor(weight), bias.empty() ? nullptr : &folded.tensor(bias), folded.input_quantization(i),
-                        output, relu_follows);
+                        output, relu_follows, threads_);
                 } else if (is_conv) {
                     step->conv = std::make_unique<PackedConv2dF32>(table, g, layer.units, f32_tensor(folded, weight),
                                                                    bias.empty() ? nullptr : f32_tensor(folded, bias),

@@ -39,12 +39,6 @@ void gemm_packed_a_s16_reference(bool, int, int, int, const std::int16_t*, const
                                  const IntegerGemmEpilogue&, unsigned char*);
 std::size_t gemm_pack_b_s16_reference(bool, int, int, const std::int16_t*, int, std::int16_t*);
 void gemm_packed_ab_s16_reference(int, int, int, const std::int16_t*, const std::int16_t*, const IntegerGemmEpilogue&);
-#if defined(__aarch64__)
-std::size_t gemm_pack_a_s8_neon64_dotprod(int, int, const std::int8_t*, int, std::int8_t*);
-std::size_t gemm_workspace_s8_neon64_dotprod(int, int, int);
-void gemm_packed_a_s8_neon64_dotprod(bool, int, int, int, const std::int8_t*, const std::uint8_t*, int,
-                                     const IntegerGemmEpilogue&, unsigned char*);
-#endif
 
 namespace {
 
@@ -171,14 +165,6 @@ void install_gemm_s16_reference(KernelTable& t) {
     t.gemm_packed_ab_s16 = gemm_packed_ab_s16_reference;
 }
 
-#if defined(__aarch64__)
-void install_gemm_s8_neon64_dotprod(KernelTable& t) {
-    t.gemm_pack_a_s8 = gemm_pack_a_s8_neon64_dotprod;
-    t.gemm_workspace_s8 = gemm_workspace_s8_neon64_dotprod;
-    t.gemm_packed_a_s8 = gemm_packed_a_s8_neon64_dotprod;
-}
-#endif
-
 // Every op of a generic SIMD body, for one arch.
 template <class Arch>
 void list_simd_kernels(std::vector<KernelListing<KernelTable>>& list, const char* arch, bool (*cpu_supports)()) {
@@ -195,10 +181,12 @@ void list_simd_kernels(std::vector<KernelListing<KernelTable>>& list, const char
 std::vector<KernelListing<KernelTable>> build_kernel_list() {
     std::vector<KernelListing<KernelTable>> list;
 #if defined(__x86_64__)
+    list.push_back({"gemm", DataType::S8, "avx512_vnni", cpu_has_avx512_vnni, install_gemm_s8<Avx512Vnni>});
+    list.push_back({"gemm", DataType::S16, "avx512_vnni", cpu_has_avx512_vnni, install_gemm_s16<Avx512Vnni>});
     list_simd_kernels<xsimd::fma3<xsimd::avx2>>(list, "avx2", cpu_has_avx2_fma);
     list_simd_kernels<xsimd::sse2>(list, "sse2", any_cpu);
 #elif defined(__aarch64__)
-    list.push_back({"gemm", DataType::S8, "neon64_dotprod", cpu_has_dotprod, install_gemm_s8_neon64_dotprod});
+    list.push_back({"gemm", DataType::S8, "neon64_dotprod", cpu_has_dotprod, install_gemm_s8<Neon64Dotprod>});
     list_simd_kernels<xsimd::neon64>(list, "neon64", any_cpu);
 #endif
     list.push_back({"gemm", DataType::F32, "scalar", any_cpu, install_gemm_f32_reference});
@@ -241,6 +229,14 @@ const KernelTable*& active_table() {
 
 bool any_cpu() { return true; }
 bool cpu_has_avx2_fma() { return xsimd::available_architectures().fma3_avx2; }
+bool cpu_has_avx512_vnni() {
+#if defined(__x86_64__)
+    // xsimd's check covers the OS saving the 512-bit registers; it has no VNNI bit, which CPUID gives.
+    return xsimd::available_architectures().avx512bw && __builtin_cpu_supports("avx512vnni");
+#else
+    return false;
+#endif
+}
 bool cpu_has_dotprod() {
 #if defined(__aarch64__) && defined(HWCAP_ASIMDDP)
     return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;

@@ -2,6 +2,7 @@
 #include "engine/layer_s8.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 
 #include "engine/error.hpp"
@@ -34,7 +35,8 @@ std::size_t aligned_bytes(std::size_t bytes) { return (bytes + kTensorAlignment 
 
 PackedLayerS8::PackedLayerS8(const KernelTable& table, const ConvGeometry* conv, int outputs, int inputs,
                              const TypedTensor& weights, const TypedTensor* bias, const ActivationQuantization& input,
-                             const std::optional<ActivationQuantization>& output, bool relu, bool allow_winograd)
+                             const std::optional<ActivationQuantization>& output, bool relu, int threads,
+                             ConvAlgorithm algorithm)
     : table_(table), outputs_(outputs), inputs_(conv ? conv->rows() : inputs), input_(input), output_(output),
       relu_(relu) {
     if (conv) conv_ = *conv;
@@ -43,10 +45,11 @@ PackedLayerS8::PackedLayerS8(const KernelTable& table, const ConvGeometry* conv,
     if (2.0 * kWeightMax * kActivationMax * inputs_ >= static_cast<double>(1 << 30))
         throw Error("a layer " + std::to_string(inputs_) + " deep is too deep for int8 inference");
     const std::int8_t* w = weights.data<std::int8_t>();
-    if (conv && allow_winograd && winograd_suits(*conv) && WinogradConv3x3S8::exact_for(conv->channels)) {
+    if (conv && algorithm != ConvAlgorithm::Im2col && winograd_suits(*conv) &&
+        WinogradConv3x3S8::exact_for(conv->channels))
         winograd_ = std::make_unique<WinogradConv3x3S8>(table, w, outputs_, conv->channels, conv->height, conv->width,
                                                         conv->padding);
-    } else {
+    if (!winograd_ || algorithm == ConvAlgorithm::Fastest) {
         packed_weights_.resize(table.gemm_pack_a_s8(outputs_, inputs_, w, inputs_, nullptr));
         table.gemm_pack_a_s8(outputs_, inputs_, w, inputs_, packed_weights_.data());
     }
@@ -56,18 +59,44 @@ PackedLayerS8::PackedLayerS8(const KernelTable& table, const ConvGeometry* conv,
         std::int32_t weight_sum = 0;
         for (int p = 0; p < inputs_; ++p) weight_sum += w[static_cast<std::size_t>(o) * inputs_ + p];
         const std::int32_t b = bias ? bias->data<std::int32_t>()[o] : 0;
-        row_bias_[static_cast<std::size_t>(o)] = winograd_ ? b : b - input.zero_point * weight_sum;
+        row_bias_[static_cast<std::size_t>(o)] = b - input.zero_point * weight_sum;
         const float sum_scale = weights.scales[static_cast<std::size_t>(o)] * input.scale;
         row_scale_[static_cast<std::size_t>(o)] = output ? sum_scale / output->scale : sum_scale;
+    }
+    if (winograd_ && !packed_weights_.empty()) {
+        // Both ways ready: keep the one that runs faster on this CPU (the best of three runs on the layer's shape).
+        std::vector<std::uint8_t> x(static_cast<std::size_t>(conv->channels) * conv->height * conv->width,
+                                    static_cast<std::uint8_t>(input.zero_point));
+        std::vector<unsigned char, AlignedAllocator<unsigned char>> y(
+            static_cast<std::size_t>(outputs_) * conv->positions() * sizeof(float)),
+            workspace(std::max(winograd_->workspace_bytes(threads), im2col_workspace_bytes(1)));
+        const auto best_of_three = [](const auto& step) {
+            double best = 1e30;
+            for (int trial = 0; trial < 3; ++trial) {
+                const auto start = std::chrono::steady_clock::now();
+                step();
+                best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+            }
+            return best;
+        };
+        const double winograd_seconds = best_of_three(
+            [&] { winograd_->forward(x.data(), 1, input.zero_point, epilogue(y.data(), 0), y.data(), workspace.data(), threads); });
+        const double im2col_seconds = best_of_three([&] { run_im2col(x.data(), 1, y.data(), workspace.data()); });
+        if (im2col_seconds <= winograd_seconds) winograd_.reset();
+        else packed_weights_ = {};
     }
 }
 
 std::size_t PackedLayerS8::packed_bytes() const {
-    return (winograd_ ? winograd_->packed_bytes() : packed_weights_.size()) + row_bias_.size() * sizeof(std::int32_t) + row_scale_.size() * sizeof(float);
+    return (winograd_ ? winograd_->packed_bytes() : packed_weights_.size()) + row_bias_.size() * sizeof(std::int32_t) +
+           row_scale_.size() * sizeof(float);
 }
 
 std::size_t PackedLayerS8::workspace_bytes(int batch, int threads) const {
-    if (winograd_) return winograd_->workspace_bytes(threads);
+    return winograd_ ? winograd_->workspace_bytes(threads) : im2col_workspace_bytes(batch);
+}
+
+std::size_t PackedLayerS8::im2col_workspace_bytes(int batch) const {
     if (conv_)  // one image at a time: its columns, then the GEMM's packing space
         return aligned_bytes(static_cast<std::size_t>(inputs_) * conv_->positions()) +
                table_.gemm_workspace_s8(outputs_, conv_->positions(), inputs_);
@@ -92,11 +121,12 @@ IntegerGemmEpilogue PackedLayerS8::epilogue(void* c, int ldc) const {
 }
 
 void PackedLayerS8::run(const std::uint8_t* x, int batch, void* y, unsigned char* workspace, int threads) const {
+    if (winograd_) winograd_->forward(x, batch, input_.zero_point, epilogue(y, 0), y, workspace, threads);
+    else run_im2col(x, batch, y, workspace);
+}
+
+void PackedLayerS8::run_im2col(const std::uint8_t* x, int batch, void* y, unsigned char* workspace) const {
     const std::size_t out_size = output_ ? 1 : sizeof(float);
-    if (winograd_) {
-        winograd_->forward(x, batch, input_.zero_point, epilogue(y, 0), y, workspace, threads);
-        return;
-    }
     if (conv_) {
         const ConvGeometry& g = *conv_;
         const std::size_t in_image = static_cast<std::size_t>(g.channels) * g.height * g.width;

@@ -22,16 +22,20 @@ namespace edgeqc {
 void quantize_activations(const float* x, std::size_t count, const ActivationQuantization& quantization,
                           std::uint8_t* q);
 
+// How an int8 3x3 stride-1 convolution of 16+ inputs computes its sums: both ways give the same bits, so the
+// choice is one of speed alone, made by timing both on the layer's shape at build time unless a caller fixes it.
+enum class ConvAlgorithm { Fastest, Im2col, Winograd };
+
 class PackedLayerS8 {
 public:
     // conv: the geometry of a conv layer, or null for a dense layer of `inputs` features. weights: s8 with one
     // scale per output; bias: s32 of scale weight scale x input scale, or null. output: the quantization of the
-    // next int8 layer's input to requantize into, or none to dequantize to floats. relu: fused. 3x3 stride-1
-    // convolutions of 16 or more inputs go through the int8 Winograd (the same sums, fewer multiplications) unless
-    // allow_winograd is false.
+    // next int8 layer's input to requantize into, or none to dequantize to floats. relu: fused. threads: what
+    // run() will get (the timing of ConvAlgorithm::Fastest uses it).
     PackedLayerS8(const KernelTable& table, const ConvGeometry* conv, int outputs, int inputs,
                   const TypedTensor& weights, const TypedTensor* bias, const ActivationQuantization& input,
-                  const std::optional<ActivationQuantization>& output, bool relu, bool allow_winograd = true);
+                  const std::optional<ActivationQuantization>& output, bool relu, int threads,
+                  ConvAlgorithm algorithm = ConvAlgorithm::Fastest);
 
     bool quantized_output() const { return output_.has_value(); }
     bool uses_winograd() const { return winograd_ != nullptr; }
@@ -43,6 +47,8 @@ public:
 
 private:
     IntegerGemmEpilogue epilogue(void* c, int ldc) const;
+    void run_im2col(const std::uint8_t* x, int batch, void* y, unsigned char* workspace) const;
+    std::size_t im2col_workspace_bytes(int batch) const;
 
     const KernelTable& table_;
     std::optional<ConvGeometry> conv_;
@@ -52,8 +58,7 @@ private:
     bool relu_;
     std::vector<std::int8_t, AlignedAllocator<std::int8_t>> packed_weights_;  // the im2col path's A
     std::unique_ptr<WinogradConv3x3S8> winograd_;                            // or the Winograd path
-    // The int32 bias, minus (on the im2col path, whose sums use q rather than q - zero point) the input zero point
-    // x the row's weight sum.
+    // The int32 bias minus the input zero point x the row's weight sum: the sums are of q, not q - zero point.
     std::vector<std::int32_t> row_bias_;
     std::vector<float> row_scale_;        // weight scale x input scale (/ output scale when requantizing)
 };

@@ -110,7 +110,7 @@ void WinogradConv3x3S8::forward(const std::uint8_t* x, int batch, int zero_point
     const std::size_t output_size = epilogue.quantized ? 1 : sizeof(float);
 
     for (int n = 0; n < batch; ++n) {
-        // V = B^T d B per channel and tile, d = q - zero point (0 outside the image): per row of tiles, the four
+        // V = B^T d B per channel and tile, d = q (the zero point outside the image, as im2col pads): per row of tiles, the four
         // input rows B^T combines (vertically, over the whole row), then B across each tile (loops over tiles that
         // the compiler vectorizes).
 #pragma omp parallel for schedule(static) num_threads(threads)
@@ -125,12 +125,12 @@ void WinogradConv3x3S8::forward(const std::uint8_t* x, int batch, int zero_point
             for (int ty = 0; ty < tile_rows; ++ty) {
                 for (int i = 0; i < 4; ++i) {
                     const int row = 2 * ty - padding + i;
-                    std::fill_n(d[i], row_length, static_cast<std::int16_t>(0));
+                    std::fill_n(d[i], row_length, static_cast<std::int16_t>(zero_point));
                     if (row < 0 || row >= height) continue;
                     const std::uint8_t* source = plane + static_cast<std::size_t>(row) * width;
                     const int first = std::max(0, padding), last = std::min(row_length, width + padding);
                     for (int column = first; column < last; ++column)
-                        d[i][column] = static_cast<std::int16_t>(source[column - padding] - zero_point);
+                        d[i][column] = source[column - padding];
                 }
                 const std::int16_t *__restrict d0 = d[0], *__restrict d1 = d[1], *__restrict d2 = d[2], *__restrict d3 = d[3];
                 std::int16_t *__restrict t0 = t[0], *__restrict t1 = t[1], *__restrict t2 = t[2], *__restrict t3 = t[3];

@@ -1,7 +1,7 @@
 // The int8 Winograd F(2x2, 3x3) convolution (3x3 kernel, stride 1, any padding), exact: it gives the same int32
 // sums as im2col + the int8 GEMM, so an int8 model's outputs do not depend on which path a layer takes. Weights g
-// become U' = (2G) g (2G)^T = 4U, integers within +-1143; input tiles d (7-bit activations minus their zero point,
-// so padding is a real 0) become V = B^T d B, integers within +-508; the 16 positions are int16 GEMMs summed in
+// become U' = (2G) g (2G)^T = 4U, integers within +-1143; input tiles d (7-bit activations, and the zero point
+// outside the image, as im2col pads) become V = B^T d B, integers within +-508; the 16 positions are int16 GEMMs summed in
 // int32 (engine/kernels/gemm_int.hpp); A^T M A, computed with wrap-around (its intermediate sums may exceed int32,
 // the result cannot), is 4 x the convolution's sum, divided exactly. Multiplications per output: 4 x Cin instead of
 // 9 x Cin, and vpmaddwd multiplies int16 as fast as AVX2 multiplies int8.
@@ -30,8 +30,8 @@ public:
     // Bytes of workspace forward() needs on up to `threads` threads (one image at a time, any batch).
     std::size_t workspace_bytes(int threads) const;
     // x: batch x Cin x height x width 7-bit activations of zero point `zero_point` -> `epilogue` applied to the
-    // sums of each output channel (its row_bias without any zero-point correction; its ldc and output pointers
-    // are set here, from y: batch x Cout x out_height x out_width).
+    // sums of each output channel, the same sums as im2col's (its ldc and output pointers are set here, from y:
+    // batch x Cout x out_height x out_width).
     void forward(const std::uint8_t* x, int batch, int zero_point, const IntegerGemmEpilogue& epilogue, void* y,
                  unsigned char* workspace, int threads) const;
 

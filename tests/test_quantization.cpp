@@ -312,7 +312,8 @@ TEST_CASE("the int8 Winograd convolution gives exactly the im2col path's outputs
             CAPTURE(table->name);
             std::vector<std::vector<unsigned char>> results;
             for (const bool winograd : {false, true}) {
-                const PackedLayerS8 layer(*table, &g, c.outputs, 0, weights, &bias, input, output, true, winograd);
+                const PackedLayerS8 layer(*table, &g, c.outputs, 0, weights, &bias, input, output, true, 2,
+                                          winograd ? ConvAlgorithm::Winograd : ConvAlgorithm::Im2col);
                 CHECK(layer.uses_winograd() == winograd);
                 std::vector<unsigned char, AlignedAllocator<unsigned char>> workspace(layer.workspace_bytes(batch, 2));
                 std::vector<unsigned char> y(out_bytes, 0xEE);

@@ -252,6 +252,16 @@ void PackedGemmInt<Operands, Arch>::multiply_packed(int m, int n, int k, const A
     compute(m, n, k, packed_a, packed_b, epilogue);
 }
 
+// Arch tags of tiles for instructions xsimd 8 has no arch for, each in its own source with its own flags.
+struct Avx512Vnni;     // x86-64 AVX-512 BW + VNNI: vpdpbusd, vpdpwssd (gemm_int_avx512_vnni.cpp)
+struct Neon64Dotprod;  // AArch64 ARMv8.2 dot product: sdot (gemm_int_neon64_dotprod.cpp)
+#if defined(__x86_64__)
+extern template struct PackedGemmInt<S8Operands, Avx512Vnni>;
+extern template struct PackedGemmInt<S16Operands, Avx512Vnni>;
+#elif defined(__aarch64__)
+extern template struct PackedGemmInt<S8Operands, Neon64Dotprod>;
+#endif
+
 #define EDGEQC_EXTERN_INT_GEMMS(Arch)                       \
     extern template struct PackedGemmInt<S8Operands, Arch>; \
     extern template struct PackedGemmInt<S16Operands, Arch>;

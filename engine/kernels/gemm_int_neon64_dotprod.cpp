@@ -7,9 +7,6 @@
 
 namespace edgeqc {
 
-// The arch tag of this tile: xsimd 8 has none for the dot product.
-struct Neon64Dotprod {};
-
 // 8 rows x 12 columns: 24 accumulators, 3 B vectors (4 columns each) and the groups of 8 rows in 2 vectors, whose
 // lanes sdot picks one at a time.
 template <>
@@ -44,18 +41,5 @@ struct IntTile<S8Operands, Neon64Dotprod> {
 };
 
 template struct PackedGemmInt<S8Operands, Neon64Dotprod>;
-
-// The table's functions for this tile (engine/kernels.cpp lists them).
-std::size_t gemm_pack_a_s8_neon64_dotprod(int m, int k, const std::int8_t* a, int lda, std::int8_t* packed) {
-    return PackedGemmInt<S8Operands, Neon64Dotprod>{}.pack_a(m, k, a, lda, packed);
-}
-std::size_t gemm_workspace_s8_neon64_dotprod(int m, int n, int k) {
-    return PackedGemmInt<S8Operands, Neon64Dotprod>{}.workspace_bytes(m, n, k);
-}
-void gemm_packed_a_s8_neon64_dotprod(bool transpose_b, int m, int n, int k, const std::int8_t* packed_a,
-                                     const std::uint8_t* b, int ldb, const IntegerGemmEpilogue& epilogue,
-                                     unsigned char* workspace) {
-    PackedGemmInt<S8Operands, Neon64Dotprod>{}.multiply(transpose_b, m, n, k, packed_a, b, ldb, epilogue, workspace);
-}
 
 }  // namespace edgeqc

@@ -1,0 +1,65 @@
+// AVX-512 VNNI tiles of the integer GEMMs: vpdpbusd multiplies the 7-bit activations (unsigned) by the s8 weights
+// and adds each group of four into an int32 lane in one instruction (vpdpwssd does the same for int16 pairs), so a
+// 512-bit register holds 16 columns' sums and nothing saturates. Built with the AVX-512 F/BW/VL/VNNI flags, listed
+// only where the CPU reports AVX-512 BW and VNNI.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "engine/kernels/gemm_int.hpp"
+
+namespace edgeqc {
+
+namespace {
+
+__m512i broadcast_group(const void* group) {
+    std::int32_t value;
+    std::memcpy(&value, group, sizeof value);
+    return _mm512_set1_epi32(value);
+}
+
+// 12 rows x 32 columns: 24 accumulators, 2 B vectors and a broadcast weight group of the 32 registers. Dot is
+// vpdpbusd or vpdpwssd.
+template <class A, class B, __m512i (*Dot)(__m512i, __m512i, __m512i)>
+struct VnniTile {
+    static constexpr int kRows = 12, kColumns = 32;
+
+    static void sums(int groups, const A* a, const B* b, std::int32_t* out) {
+        constexpr int kGroup = 4 / static_cast<int>(sizeof(A));
+        __m512i acc[kRows][2];
+        for (auto& row : acc) row[0] = row[1] = _mm512_setzero_si512();
+        for (int g = 0; g < groups; ++g) {
+            const __m512i b0 = _mm512_loadu_si512(b);
+            const __m512i b1 = _mm512_loadu_si512(b + 16 * kGroup);
+#pragma GCC unroll 12
+            for (int i = 0; i < kRows; ++i) {
+                const __m512i weights = broadcast_group(a + i * kGroup);
+                acc[i][0] = Dot(acc[i][0], b0, weights);
+                acc[i][1] = Dot(acc[i][1], b1, weights);
+            }
+            a += kRows * kGroup;
+            b += kColumns * kGroup;
+        }
+        for (int i = 0; i < kRows; ++i) {
+            _mm512_storeu_si512(out + i * kColumns, acc[i][0]);
+            _mm512_storeu_si512(out + i * kColumns + 16, acc[i][1]);
+        }
+    }
+};
+
+__m512i dot_u8_s8(__m512i acc, __m512i activations, __m512i weights) {
+    return _mm512_dpbusd_epi32(acc, activations, weights);
+}
+__m512i dot_s16(__m512i acc, __m512i values, __m512i weights) { return _mm512_dpwssd_epi32(acc, values, weights); }
+
+}  // namespace
+
+template <>
+struct IntTile<S8Operands, Avx512Vnni> : VnniTile<std::int8_t, std::uint8_t, dot_u8_s8> {};
+template <>
+struct IntTile<S16Operands, Avx512Vnni> : VnniTile<std::int16_t, std::int16_t, dot_s16> {};
+
+template struct PackedGemmInt<S8Operands, Avx512Vnni>;
+template struct PackedGemmInt<S16Operands, Avx512Vnni>;
+
+}  // namespace edgeqc
