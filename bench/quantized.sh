@@ -43,6 +43,6 @@ awk '
         for (i = 1; i <= 2; ++i) {
             b = batches[i]
             printf "| %d | %.1f | %.1f | %.2f | %.1f (%s) | %.2f |\n", b, float_[b], int8[b], int8[b] / float_[b],
-                   best[b], backend[b], best[b] > 0 ? int8[b] / best[b] : 0
+                   best[b], backend[b], (best[b] > 0 ? int8[b] / best[b] : 0)
         }
     }' "$outputs/edgeqc.txt" "$outputs/torch.txt"

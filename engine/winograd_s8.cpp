@@ -66,12 +66,6 @@ WinogradConv3x3S8::WinogradConv3x3S8(const KernelTable& table, const std::int8_t
     const int cache_rows = std::max(8, 3072 / std::max(tiles, 1) / 8 * 8);
     block_rows_ = std::min({cache_rows, std::max(8, (out_channels + 31) / 32 * 8), out_channels});
     const std::size_t plane = static_cast<std::size_t>(out_channels) * in_channels;
-    std::vector<std::int16_t> transformed(kPositions * plane);
-    for (std::size_t pair = 0; pair < plane; ++pair) {
-        std::int16_t u[kPositions];
-        transform_weights(weights + pair * 9, u);
-        for (int position = 0; position < kPositions; ++position) transformed[position * plane + pair] = u[position];
-    }
     std::size_t total = 0;
     for (int first = 0; first < out_channels; first += block_rows_) {
         const int rows = std::min(block_rows_, out_channels - first);
@@ -80,14 +74,25 @@ WinogradConv3x3S8::WinogradConv3x3S8(const KernelTable& table, const std::int8_t
         total += kPositions * block_position_elements_.back();
     }
     packed_weights_.assign(total, 0);
-    for (std::size_t block = 0; block < block_offsets_.size(); ++block)
-        for (int position = 0; position < kPositions; ++position) {
-            const int first = static_cast<int>(block) * block_rows_;
-            table.gemm_pack_a_s16(std::min(block_rows_, out_channels - first), in_channels,
-                                  transformed.data() + position * plane + static_cast<std::size_t>(first) * in_channels,
-                                  in_channels,
-                                  packed_weights_.data() + block_offsets_[block] + position * block_position_elements_[block]);
+    // U' four positions (one row of the transformed tile) at a time, so that preparing a 512 x 512 layer holds
+    // 2 MB of unpacked matrices rather than 8 MB (inference with int8 models must fit small boards).
+    std::vector<std::int16_t> transformed(4 * plane);
+    for (int row = 0; row < 4; ++row) {
+        for (std::size_t pair = 0; pair < plane; ++pair) {
+            std::int16_t u[kPositions];
+            transform_weights(weights + pair * 9, u);
+            for (int column = 0; column < 4; ++column) transformed[column * plane + pair] = u[4 * row + column];
         }
+        for (int column = 0; column < 4; ++column)
+            for (std::size_t block = 0; block < block_offsets_.size(); ++block) {
+                const int first = static_cast<int>(block) * block_rows_;
+                table.gemm_pack_a_s16(std::min(block_rows_, out_channels - first), in_channels,
+                                      transformed.data() + column * plane + static_cast<std::size_t>(first) * in_channels,
+                                      in_channels,
+                                      packed_weights_.data() + block_offsets_[block] +
+                                          (4 * row + column) * block_position_elements_[block]);
+            }
+    }
 }
 
 std::size_t WinogradConv3x3S8::workspace_bytes(int threads) const {
