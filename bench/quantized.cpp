@@ -110,18 +110,4 @@ void run(const std::string& architecture, double min_seconds, int height, int wi
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    if (wants_help(argc, argv) || argc > 4) {
-        std::fputs(kUsage, wants_help(argc, argv) ? stdout : stderr);
-        return wants_help(argc, argv) ? 0 : 2;
-    }
-    try {
-        int height = 80, width = 120;
-        if (argc > 3) parse_input_size(argv[3], height, width);
-        run(argc > 1 ? argv[1] : kDefaultArchitecture, argc > 2 ? seconds_argument(argv[2]) : 5.0, height, width);
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "edgeqc_quantized: %s\n", e.what());
-        return 1;
-    }
-    return 0;
-}
+int main(int argc, char** argv) { return network_benchmark_main(argc, argv, "edgeqc_quantized", kUsage, 5.0, run); }

@@ -5,9 +5,14 @@
 #include <sys/resource.h>
 
 #include <chrono>
+#include <cstdio>
+#include <exception>
 #include <cstring>
 #include <stdexcept>
 #include <string>
+
+#include "engine/architecture.hpp"
+#include "engine/input_format.hpp"
 
 namespace edgeqc::bench {
 
@@ -45,6 +50,26 @@ inline double seconds_argument(const char* text) {
 // True when the first argument asks for help.
 inline bool wants_help(int argc, char** argv) {
     return argc > 1 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0);
+}
+
+// The main() of the benchmarks that take [ARCH] [SECONDS_PER_FIGURE] [HEIGHTxWIDTH]: usage on --help or too many
+// arguments, then run(architecture, seconds, height, width) with the defaults filled in; errors end in one line.
+template <class Run>
+int network_benchmark_main(int argc, char** argv, const char* name, const char* usage, double default_seconds, Run run) {
+    if (wants_help(argc, argv) || argc > 4) {
+        std::fputs(usage, wants_help(argc, argv) ? stdout : stderr);
+        return wants_help(argc, argv) ? 0 : 2;
+    }
+    try {
+        int height = 80, width = 120;
+        if (argc > 3) edgeqc::parse_input_size(argv[3], height, width);
+        run(argc > 1 ? argv[1] : edgeqc::kDefaultArchitecture, argc > 2 ? seconds_argument(argv[2]) : default_seconds,
+            height, width);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s: error: %s\n", name, e.what());
+        return 1;
+    }
+    return 0;
 }
 
 inline double peak_rss_mib() {

@@ -25,16 +25,6 @@ namespace {
 // Plan and network sum in different orders (packed GEMM, Winograd): mixed tolerance on logits of order 1-10.
 constexpr double kAbsoluteTolerance = 1e-4, kRelativeTolerance = 1e-4;
 
-ModelDescription description_of(const std::string& spec, int channels, int height, int width) {
-    ModelDescription d;
-    d.architecture = spec;
-    d.class_names = {"crack", "hole", "normal", "pinhole"};
-    d.input.channels = channels;
-    d.input.height = height;
-    d.input.width = width;
-    return d;
-}
-
 Tensor random_inputs(const ModelDescription& d, int batch, std::uint64_t seed) {
     Tensor x({batch, d.input.channels, d.input.height, d.input.width});
     Rng rng(seed);
@@ -59,7 +49,7 @@ TEST_CASE("the plan computes what the trainable network computes in inference mo
     const std::string original = kernels().name;
     for (const char* spec : specs) {
         CAPTURE(spec);
-        const ModelDescription d = description_of(spec, 3, 23, 29);
+        const ModelDescription d = model_description(spec, 3, 23, 29);
         const Model model = random_model(d, 11);
         const auto network = Network::from_model(model, false);
         for (const int batch : {1, 5}) {
@@ -82,7 +72,7 @@ TEST_CASE("the plan computes what the trainable network computes in inference mo
 }
 
 TEST_CASE("the plan reports its memory, and the reference network's batch-1 plan fits the edge budget") {
-    const ModelDescription d = description_of(kDefaultArchitecture, 1, 80, 120);
+    const ModelDescription d = model_description(kDefaultArchitecture, 1, 80, 120);
     InferencePlan plan(random_model(d, 3), 1, 2);
     const PlanMemory memory = plan.memory();
     // 3.76 M parameters (folded) of 4 bytes, Winograd-transformed 3x3 weights take 16/9 of that for three layers.
@@ -96,7 +86,7 @@ TEST_CASE("the plan reports its memory, and the reference network's batch-1 plan
 }
 
 TEST_CASE("the plan refuses batches it was not built for and invalid models") {
-    const ModelDescription d = description_of("c4-p-fc", 1, 8, 8);
+    const ModelDescription d = model_description("c4-p-fc", 1, 8, 8);
     const Model model = random_model(d, 1);
     InferencePlan plan(model, 2);
     const Tensor x = random_inputs(d, 3, 1);
@@ -116,7 +106,7 @@ TEST_CASE("the plan refuses batches it was not built for and invalid models") {
 }
 
 TEST_CASE("a plan runs with the kernels and the thread count it was built for") {
-    const ModelDescription d = description_of("c4bn-p-c16bn-c17-p-fc9-fc", 1, 14, 18);
+    const ModelDescription d = model_description("c4bn-p-c16bn-c17-p-fc9-fc", 1, 14, 18);
     const Model model = random_model(d, 21);
     const Tensor x = random_inputs(d, 2, 22);
     const std::string original = kernels().name;
@@ -137,7 +127,7 @@ TEST_CASE("a plan runs with the kernels and the thread count it was built for") 
 }
 
 TEST_CASE("plans run at once on two threads, each giving what it gives alone") {
-    const ModelDescription d = description_of("c8bn-p-c16bn-p-c32-p-fc", 1, 32, 40);
+    const ModelDescription d = model_description("c8bn-p-c16bn-p-c32-p-fc", 1, 32, 40);
     const Model model = random_model(d, 5);
     const Tensor x = random_inputs(d, 1, 6);
     InferencePlan alone(model, 1);
@@ -164,7 +154,7 @@ TEST_CASE("plans run at once on two threads, each giving what it gives alone") {
 TEST_CASE("the classifier gives the same answer for an image in memory and the same image in a file") {
     TempFolder folder;
     write_tiny_dataset(folder.file("data"), 1);
-    ModelDescription d = description_of("c4bn-p-c6-p-fc", 1, 16, 20);
+    ModelDescription d = model_description("c4bn-p-c6-p-fc", 1, 16, 20);
     d.input.mean = {0.4f};
     d.input.stddev = {0.2f};
     d.input.enhancement.clahe_clip = 2.0f;

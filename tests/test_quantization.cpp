@@ -21,16 +21,6 @@ using namespace edgeqc::testing;
 
 namespace {
 
-ModelDescription description_of(const std::string& spec, int channels, int height, int width) {
-    ModelDescription d;
-    d.architecture = spec;
-    d.class_names = {"crack", "hole", "normal", "pinhole"};
-    d.input.channels = channels;
-    d.input.height = height;
-    d.input.width = width;
-    return d;
-}
-
 std::vector<float> random_images(const ModelDescription& d, int count, std::uint64_t seed) {
     std::vector<float> x(static_cast<std::size_t>(count) * d.input.channels * d.input.height * d.input.width);
     Rng rng(seed);
@@ -73,7 +63,7 @@ TEST_CASE("an int8 plan stays close to its float model and agrees on the top cla
     const char* specs[] = {"c8bn-p-c16bn-p-c32bn-p-fc", "c6k5s2vbn-p3s2-c16-gap-fc16-drop0.5-fc", "c6-p-fc9-fc"};
     for (const char* spec : specs) {
         CAPTURE(spec);
-        const ModelDescription d = description_of(spec, 3, 24, 30);
+        const ModelDescription d = model_description(spec, 3, 24, 30);
         const Model folded = fold_batch_norm(random_model(d, 5));
         const int count = 64;
         const std::vector<float> images = random_images(d, count, 6);
@@ -105,7 +95,7 @@ TEST_CASE("an int8 plan computes what the same arithmetic does in floats (quanti
     // Only the first conv in int8, its float output going on in float: the int8 layer's output must equal the
     // float conv of the dequantized weights on the quantized-then-dequantized input, padding included (the
     // input has negative values, so its zero point is not 0 and the padding must use it).
-    const ModelDescription d = description_of("c8-p-fc", 3, 9, 11);
+    const ModelDescription d = model_description("c8-p-fc", 3, 9, 11);
     const Model model = random_model(d, 9);
     const int count = 5;
     const std::vector<float> images = random_images(d, count, 10);
@@ -131,7 +121,7 @@ TEST_CASE("an int8 plan computes what the same arithmetic does in floats (quanti
 }
 
 TEST_CASE("int8 plans give the same logits bit for bit on every kernel table, and after a save and load") {
-    const ModelDescription d = description_of("c8bn-p-c16bn-c17-p-fc12-fc", 3, 19, 23);
+    const ModelDescription d = model_description("c8bn-p-c16bn-c17-p-fc12-fc", 3, 19, 23);
     const Model folded = fold_batch_norm(random_model(d, 11));
     const int count = 33;
     const std::vector<float> images = random_images(d, count, 12);
@@ -163,7 +153,7 @@ TEST_CASE("int8 plans give the same logits bit for bit on every kernel table, an
 }
 
 TEST_CASE("mixed precision: any subset of layers in int8 runs, and the more layers stay float the closer it gets") {
-    const ModelDescription d = description_of("c8bn-p-c16bn-p-fc10-fc", 3, 16, 16);
+    const ModelDescription d = model_description("c8bn-p-c16bn-p-fc10-fc", 3, 16, 16);
     const Model folded = fold_batch_norm(random_model(d, 13));
     const int count = 40;
     const std::vector<float> images = random_images(d, count, 14);
@@ -188,7 +178,7 @@ TEST_CASE("mixed precision: any subset of layers in int8 runs, and the more laye
 }
 
 TEST_CASE("quantized models that are inconsistent are refused, naming what is wrong") {
-    const ModelDescription d = description_of("c8-p-fc", 1, 8, 8);
+    const ModelDescription d = model_description("c8-p-fc", 1, 8, 8);
     const Model model = random_model(d, 15);
     const std::vector<float> images = random_images(d, 8, 16);
     const Model q = quantized(model, images, 8, CalibrationMethod::MinMax);
@@ -226,7 +216,7 @@ TEST_CASE("quantized models that are inconsistent are refused, naming what is wr
     m.tensor("0.bias").data<std::int32_t>()[0] = (1 << 30) + 1;
     refused(m, "2^30");
     CHECK_THROWS_WITH_AS(quantize_model(q, q.activations), "the model is already quantized", Error);
-    CHECK_THROWS_AS(quantize_model(random_model(description_of("c8bn-p-fc", 1, 8, 8), 1), {}), Error);
+    CHECK_THROWS_AS(quantize_model(random_model(model_description("c8bn-p-fc", 1, 8, 8), 1), {}), Error);
 }
 
 TEST_CASE("calibration methods: thresholds on known distributions") {

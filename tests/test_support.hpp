@@ -86,6 +86,17 @@ inline TrainOptions tiny_train_options(const std::string& data, const std::strin
     return o;
 }
 
+// The description of a model of `spec` on channels x height x width inputs, with four classes.
+inline ModelDescription model_description(const std::string& spec, int channels, int height, int width) {
+    ModelDescription d;
+    d.architecture = spec;
+    d.class_names = {"crack", "hole", "normal", "pinhole"};
+    d.input.channels = channels;
+    d.input.height = height;
+    d.input.width = width;
+    return d;
+}
+
 // A trained-looking model of `description`: PyTorch-style random weights from `seed`, and batch-norm running
 // statistics away from their initial values (uniform in [0.5, 1.5)), so that folding them has work to do.
 inline Model random_model(const ModelDescription& description, std::uint64_t seed) {

@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "engine/kernels.hpp"
 #include "engine/kernels/simd_arch.hpp"
@@ -50,6 +51,13 @@ namespace int_gemm_detail {
 constexpr int kDepthMultiple = 8;                // NEON's s8 tile takes two groups per step (smull + smlal)
 constexpr std::size_t kRowBlockBytes = 256 << 10;  // a block of packed A that stays in L2 while B panels pass
 constexpr double kParallelMinOps = 2e6;          // smaller products lose more to thread start-up than they gain
+
+// The 32 bits of one packed group (four s8 or two s16), for a tile to broadcast.
+inline std::int32_t group_bits(const void* group) {
+    std::int32_t bits;
+    std::memcpy(&bits, group, sizeof bits);
+    return bits;
+}
 
 inline int padded_depth(int k) { return (k + kDepthMultiple - 1) / kDepthMultiple * kDepthMultiple; }
 

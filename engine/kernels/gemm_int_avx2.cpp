@@ -4,8 +4,6 @@
 // straight into int32. Built with -mavx2 -mfma, run only where the CPU has AVX2.
 #include <immintrin.h>
 
-#include <cstring>
-
 #include "engine/kernels/gemm_int.hpp"
 
 namespace edgeqc {
@@ -13,9 +11,7 @@ namespace edgeqc {
 namespace {
 
 __m256i broadcast_group(const void* group) {
-    std::int32_t value;
-    std::memcpy(&value, group, sizeof value);
-    return _mm256_set1_epi32(value);
+    return _mm256_set1_epi32(int_gemm_detail::group_bits(group));
 }
 
 void store_rows(const __m256i (*acc)[2], int rows, std::int32_t* out) {

@@ -4,8 +4,6 @@
 // only where the CPU reports AVX-512 BW and VNNI.
 #include <immintrin.h>
 
-#include <cstring>
-
 #include "engine/kernels/gemm_int.hpp"
 
 namespace edgeqc {
@@ -13,9 +11,7 @@ namespace edgeqc {
 namespace {
 
 __m512i broadcast_group(const void* group) {
-    std::int32_t value;
-    std::memcpy(&value, group, sizeof value);
-    return _mm512_set1_epi32(value);
+    return _mm512_set1_epi32(int_gemm_detail::group_bits(group));
 }
 
 // 12 rows x 32 columns: 24 accumulators, 2 B vectors and a broadcast weight group of the 32 registers. Dot is

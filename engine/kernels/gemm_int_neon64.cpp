@@ -4,8 +4,6 @@
 // into the int32 accumulators. s16: smull and smlal2 straight into int32.
 #include <arm_neon.h>
 
-#include <cstring>
-
 #include "engine/kernels/gemm_int.hpp"
 
 namespace edgeqc {
@@ -28,11 +26,8 @@ struct IntTile<S8Operands, xsimd::neon64> {
                                          vreinterpretq_s8_u8(vld1q_u8(b + 48))};
 #pragma GCC unroll 4
             for (int i = 0; i < kRows; ++i) {
-                std::int32_t group0, group1;
-                std::memcpy(&group0, a + i * 4, 4);
-                std::memcpy(&group1, a + kRows * 4 + i * 4, 4);
-                const int8x16_t w0 = vreinterpretq_s8_s32(vdupq_n_s32(group0));
-                const int8x16_t w1 = vreinterpretq_s8_s32(vdupq_n_s32(group1));
+                const int8x16_t w0 = vreinterpretq_s8_s32(vdupq_n_s32(int_gemm_detail::group_bits(a + i * 4)));
+                const int8x16_t w1 = vreinterpretq_s8_s32(vdupq_n_s32(int_gemm_detail::group_bits(a + kRows * 4 + i * 4)));
 #pragma GCC unroll 2
                 for (int half = 0; half < 2; ++half) {
                     int16x8_t low = vmull_s8(vget_low_s8(first[half]), vget_low_s8(w0));
@@ -69,9 +64,7 @@ struct IntTile<S16Operands, xsimd::neon64> {
             const int16x8_t columns[2] = {vld1q_s16(b), vld1q_s16(b + 8)};  // columns 0-3 and 4-7
 #pragma GCC unroll 4
             for (int i = 0; i < kRows; ++i) {
-                std::int32_t pair;
-                std::memcpy(&pair, a + i * 2, 4);
-                const int16x8_t weights = vreinterpretq_s16_s32(vdupq_n_s32(pair));
+                const int16x8_t weights = vreinterpretq_s16_s32(vdupq_n_s32(int_gemm_detail::group_bits(a + i * 2)));
 #pragma GCC unroll 2
                 for (int half = 0; half < 2; ++half) {
                     acc[i][2 * half] = vmlal_s16(acc[i][2 * half], vget_low_s16(columns[half]), vget_low_s16(weights));

@@ -2,8 +2,6 @@
 // u8 x s8 multiply (that is SSSE3's pmaddubsw), so the s8 tile widens both operands to int16 first.
 #include <emmintrin.h>
 
-#include <cstring>
-
 #include "engine/kernels/gemm_int.hpp"
 
 namespace edgeqc {
@@ -11,9 +9,7 @@ namespace edgeqc {
 namespace {
 
 __m128i broadcast_group(const void* group) {
-    std::int32_t value;
-    std::memcpy(&value, group, sizeof value);
-    return _mm_set1_epi32(value);
+    return _mm_set1_epi32(int_gemm_detail::group_bits(group));
 }
 
 }  // namespace
