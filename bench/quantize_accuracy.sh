@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Accuracy of int8 models against their float originals on the real sets, for every calibration method: trains a
 # float model per set when MODELS has none (EPOCHS, seed 1), quantizes it with each method calibrating on the
-# set's training folder, and evaluates both on the test folder with `eval --compare`. Prints a markdown table
-# (top-1 agreement with the float model, accuracy and macro-F1 of both, and their differences) to copy into
-# bench/RESULTS.md with the machine and the date.
+# set's training folder, and evaluates both on the test folder with `eval --compare`; then PyTorch's own
+# post-training quantization of the same float weights (bench/torch_ptq_accuracy.py) side by side. Prints a
+# markdown table (top-1 agreement with the float model, accuracy and macro-F1 of both, and their differences) to
+# copy into bench/RESULTS.md with the machine and the date.
 #
 # Usage: bench/quantize_accuracy.sh [SET...]   (default: neu_steel magnetic_tile pblm_lpbf in713c_slm_defects)
 # Environment (defaults in brackets; relative paths are relative to the repository root):
 #   MODELS [bench/out/quantize] (float models SET.eqc, and the int8 ones written beside them)
 #   EPOCHS [10]  THREADS [2]  IMAGES [500]  DATASETS [../shared/datasets]  BUILD [build]
+#   PYTHON [/usr/bin/python3] (with torch: Debian's python3-torch; without it the PyTorch rows are left out)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -19,6 +21,7 @@ THREADS=${THREADS:-2}
 IMAGES=${IMAGES:-500}
 DATASETS=${DATASETS:-../shared/datasets}
 BUILD=${BUILD:-build}
+PYTHON=${PYTHON:-/usr/bin/python3}
 [ -x "$BUILD/edgeqc" ] || { echo "quantize_accuracy.sh: no $BUILD/edgeqc; build it or set BUILD" >&2; exit 1; }
 if [ "$#" -gt 0 ]; then sets=("$@"); else sets=(neu_steel magnetic_tile pblm_lpbf in713c_slm_defects); fi
 mkdir -p "$MODELS"
@@ -53,6 +56,12 @@ print(f"| {sys.argv[3]} | {sys.argv[4]} | {c['images']} | {100 * c['top1_agreeme
 PY
 )")
     done
+    if "$PYTHON" -c "import torch" 2> /dev/null; then
+        echo "== $set: PyTorch post-training quantization of the same weights"
+        float_path=$(realpath "$float") data_path=$(realpath "$data")
+        rows+=("$(cd bench && "$PYTHON" torch_ptq_accuracy.py "$float_path" "$data_path" --threads "$THREADS" \
+            --images "$IMAGES")")
+    fi
 done
 
 echo
