@@ -45,6 +45,11 @@ ImageSet load_calibration_images(const QuantizeOptions& options, const InputForm
                          " images, fewer than --images " + std::to_string(options.images) + ": using all of them");
     const std::size_t wanted = std::min(scan.images.size(), static_cast<std::size_t>(options.images));
     const std::size_t image_floats = input_floats(format);
+    // The images are held preprocessed in memory (statistics take two passes, agreement more): bound it.
+    constexpr double kMaxImageBytes = 1 << 30;
+    if (static_cast<double>(wanted) * static_cast<double>(image_floats) * sizeof(float) > kMaxImageBytes)
+        throw Error("--images " + std::to_string(options.images) + " at this input size would hold more than 1 GiB of " +
+                    "calibration images in memory; use fewer (a few hundred are enough)");
     ImageSet set;
     set.values.reserve(wanted * image_floats);
     for (std::size_t i = 0; i < scan.images.size() && static_cast<std::size_t>(set.count) < wanted; ++i) {
@@ -128,6 +133,9 @@ QuantizeResult quantize(const Model& model, const QuantizeOptions& options, Prog
         }
         keep.push_back(*found);
     }
+    if (std::all_of(weighted.begin(), weighted.end(),
+                    [&](std::size_t i) { return std::find(keep.begin(), keep.end(), i) != keep.end(); }))
+        throw Error("--keep-fp32 keeps every layer in float: nothing would be quantized");
 
     ImageSet images = load_calibration_images(options, folded.description.input, result, observer);
     // A fifth of the images is held out to measure agreement; with fewer than five, agreement is measured on the

@@ -374,6 +374,8 @@ void TrainingRun::start_model() {
         } catch (const Error& e) {
             throw Error(std::string("--init: ") + e.what());
         }
+        if (!start.activations.empty())  // its int8 weights would be skipped, leaving those layers random
+            throw Error("--init: '" + options_.init_model + "' is an int8 model; start from its float original");
         // The start model's input format (size, preprocessing, normalisation) is what its features expect.
         description_ = start.description;
         description_.class_names = scan_.class_names;

@@ -132,6 +132,12 @@ TEST_CASE("cli quantize: bad calibration folders, layer names, models and output
     const std::string int8 = t.folder.file("m8.eqc");
     REQUIRE(run_edgeqc("quantize " + shell_quoted(t.model) + " " + shell_quoted(t.data) + " --out " + shell_quoted(int8)).exit_code == 0);
     CHECK(error_of("quantize " + shell_quoted(int8) + " " + shell_quoted(t.data) + out).find("already quantized") != std::string::npos);
+    CHECK(error_of("quantize " + shell_quoted(t.model) + " " + shell_quoted(t.data) + out + " --keep-fp32 conv1,conv2,fc1,fc2")
+              .find("nothing would be quantized") != std::string::npos);
+    // Training starts only from float models: an int8 one's weights cannot be trained on.
+    CHECK(error_of("train " + shell_quoted(t.data) + " --out " + shell_quoted(t.folder.file("again.eqc")) + " --init " +
+                   shell_quoted(int8) + " --epochs 1")
+              .find("int8 model") != std::string::npos);
     std::vector<unsigned char> bytes = read_bytes(int8);
     write_bytes(t.folder.file("truncated.eqc"), std::vector<unsigned char>(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(bytes.size() / 2)));
     CHECK(error_of("eval " + shell_quoted(t.folder.file("truncated.eqc")) + " " + shell_quoted(t.data)).find("truncated") != std::string::npos);
