@@ -28,6 +28,14 @@ void im2col(const ConvGeometry& g, const T* x, int count, T* col, T padding) {
                     continue;
                 }
                 const T* source_row = plane + static_cast<std::size_t>(iy) * g.width;
+                if (g.stride == 1) {  // padding, a contiguous run of the row, padding
+                    const int first = std::clamp(g.padding - kx, 0, g.out_width);
+                    const int last = std::clamp(g.width + g.padding - kx, first, g.out_width);
+                    out = std::fill_n(out, first, padding);
+                    out = std::copy(source_row + first - g.padding + kx, source_row + last - g.padding + kx, out);
+                    out = std::fill_n(out, g.out_width - last, padding);
+                    continue;
+                }
                 for (int ox = 0; ox < g.out_width; ++ox) {
                     const int ix = ox * g.stride - g.padding + kx;
                     *out++ = (ix >= 0 && ix < g.width) ? source_row[ix] : padding;
