@@ -27,12 +27,6 @@ void quantize_activations(const float* x, std::size_t count, const ActivationQua
     }
 }
 
-namespace {
-
-std::size_t aligned_bytes(std::size_t bytes) { return (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment; }
-
-}  // namespace
-
 PackedLayerS8::PackedLayerS8(const KernelTable& table, const ConvGeometry* conv, int outputs, int inputs,
                              const TypedTensor& weights, const TypedTensor* bias, const ActivationQuantization& input,
                              const std::optional<ActivationQuantization>& output, bool relu, int threads,

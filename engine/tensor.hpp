@@ -102,6 +102,11 @@ inline std::size_t aligned_floats(std::size_t floats) {
     return (floats + line - 1) / line * line;
 }
 
+// `bytes` rounded up to whole 64-byte lines, for byte workspaces carved the same way.
+inline std::size_t aligned_bytes(std::size_t bytes) {
+    return (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
+}
+
 // Element types of typed tensors; the numbers are the model file's type codes, so they never change.
 // S16 (the int8 Winograd's transformed operands) names kernels only: no model tensor role allows it.
 enum class DataType : std::uint8_t { F32 = 0, S8 = 1, S32 = 2, U8 = 3, S16 = 4 };

@@ -14,8 +14,6 @@ namespace {
 
 constexpr int kPositions = kWinogradPositions;
 
-std::size_t aligned_bytes(std::size_t bytes) { return (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment; }
-
 // U' = (2G) g (2G)^T with 2G = [2 0 0; 1 1 1; 1 -1 1; 0 0 2]: the 16 positions of one 3x3 kernel.
 void transform_weights(const std::int8_t* g, std::int16_t (&u)[kPositions]) {
     int s[4][3];  // (2G) g

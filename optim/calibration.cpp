@@ -164,9 +164,14 @@ double clipped_fraction(const ActivationHistogram& h, float threshold) {
     return clipped / h.total;
 }
 
+std::pair<float, float> calibrated_range(const ActivationHistogram& h, CalibrationMethod method) {
+    if (h.low < 0.0f) return {h.low, h.high};
+    return {0.0f, calibration_threshold(h, method)};
+}
+
 ActivationQuantization calibrated_quantization(const ActivationHistogram& h, CalibrationMethod method) {
-    if (h.low < 0.0f) return activation_quantization(h.layer, h.low, h.high);
-    return activation_quantization(h.layer, 0.0f, calibration_threshold(h, method));
+    const auto [low, high] = calibrated_range(h, method);
+    return activation_quantization(h.layer, low, high);
 }
 
 }  // namespace edgeqc

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/inference_plan.hpp"
@@ -41,8 +42,11 @@ std::vector<ActivationHistogram> collect_activation_statistics(InferencePlan& pl
 float calibration_threshold(const ActivationHistogram& histogram, CalibrationMethod method);
 // The fraction of the layer's input values above `threshold`.
 double clipped_fraction(const ActivationHistogram& histogram, float threshold);
-// The quantization of the layer's input: [0, threshold] for a non-negative input (after a ReLU); the full observed
-// range for one with negative values (the normalised image entering the first layer, which has no outliers).
+// The range the layer's input grid covers: [0, threshold] for a non-negative input (after a ReLU); the full
+// observed range for one with negative values (the normalised image entering the first layer, which has no
+// outliers).
+std::pair<float, float> calibrated_range(const ActivationHistogram& histogram, CalibrationMethod method);
+// The quantization of the layer's input over that range.
 ActivationQuantization calibrated_quantization(const ActivationHistogram& histogram, CalibrationMethod method);
 
 }  // namespace edgeqc

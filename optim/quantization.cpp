@@ -69,9 +69,8 @@ ImageSet load_calibration_images(const QuantizeOptions& options, const InputForm
     return set;
 }
 
-// Logits of every image, in batches.
-std::vector<float> logits_of(const Model& model, const float* images, int count, int batch) {
-    InferencePlan plan(model, std::min(batch, count));
+// Logits of every image, in batches of the plan's size.
+std::vector<float> logits_of(InferencePlan& plan, const float* images, int count) {
     const std::size_t image_floats = plan.input_floats_per_image();
     const int classes = plan.num_classes();
     std::vector<float> logits(static_cast<std::size_t>(count) * classes);
@@ -158,7 +157,7 @@ QuantizeResult quantize(const Model& model, const QuantizeOptions& options, Prog
         layer.layer = h.layer;
         layer.name = weighted_layer_name(architecture, static_cast<std::size_t>(h.layer));
         layer.input = calibrated_quantization(h, options.method);
-        layer.threshold = h.low < 0.0f ? h.high : calibration_threshold(h, options.method);
+        layer.threshold = calibrated_range(h, options.method).second;
         layer.clipped = clipped_fraction(h, layer.threshold);
         result.layers.push_back(layer);
     }
@@ -170,9 +169,10 @@ QuantizeResult quantize(const Model& model, const QuantizeOptions& options, Prog
         return quantize_model(folded, inputs);
     };
     const int classes = folded.description.num_classes();
-    const std::vector<float> reference = logits_of(folded, checked_images, checked, options.batch);
+    const std::vector<float> reference = logits_of(float_plan, checked_images, checked);
     const auto measure = [&](const Model& candidate) {
-        return agreement(reference, logits_of(candidate, checked_images, checked, options.batch), classes);
+        InferencePlan plan(candidate, float_plan.max_batch());
+        return agreement(reference, logits_of(plan, checked_images, checked), classes);
     };
 
     Model quantized = quantized_except(keep);
