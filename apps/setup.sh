@@ -8,18 +8,22 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 target=${1:-native}
-packages=(g++ cmake make pkg-config libeigen3-dev libstb-dev libcli11-dev libxsimd-dev doctest-dev nlohmann-json3-dev)
+packages=(g++ cmake make pkg-config libeigen3-dev libstb-dev libcli11-dev libxsimd-dev doctest-dev nlohmann-json3-dev
+          libmosquitto-dev libsqlite3-dev libssl-dev mosquitto mosquitto-clients openssl)
+foreign_architecture=
 case "$target" in
   native) build=build; configure=(-DEDGEQC_BUILD_BENCHMARKS=ON); targets=() ;;
   aarch64)
     build=build-aarch64
-    packages+=(g++-aarch64-linux-gnu qemu-user)
+    # The edge node's libraries for the target, as Debian arm64 packages (multiarch).
+    foreign_architecture=arm64
+    packages+=(g++-aarch64-linux-gnu qemu-user libmosquitto-dev:arm64 libsqlite3-dev:arm64 libssl-dev:arm64)
     configure=(-DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake)
-    targets=(--target edgeqc edgeqc_tests) ;;
+    targets=(--target edgeqc edgeqc-edge edgeqc_tests) ;;
   sanitize)
     build=build-sanitize
     configure=(-DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer")
-    targets=(--target edgeqc edgeqc_tests) ;;
+    targets=(--target edgeqc edgeqc-edge edgeqc_tests) ;;
   *) echo "setup: unknown target '$target' (expected native, aarch64 or sanitize)" >&2; exit 2 ;;
 esac
 
@@ -31,6 +35,9 @@ if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   sudo_if_needed=()
   [ "$(id -u)" -eq 0 ] || sudo_if_needed=(sudo)
+  if [ -n "$foreign_architecture" ] && ! dpkg --print-foreign-architectures | grep -qx "$foreign_architecture"; then
+    "${sudo_if_needed[@]}" dpkg --add-architecture "$foreign_architecture"
+  fi
   "${sudo_if_needed[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_if_needed[@]}" apt-get install -y -qq "${missing[@]}"
 fi
@@ -38,4 +45,4 @@ fi
 log=$build.log
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release "${configure[@]}" > "$log" 2>&1 || { cat "$log"; exit 1; }
 cmake --build "$build" -j"$(nproc)" "${targets[@]}" >> "$log" 2>&1 || { tail -50 "$log"; exit 1; }
-echo "setup: built $build/edgeqc, $build/edgeqc-infer and $build/tests/edgeqc_tests (log: $log)"
+echo "setup: built $build/edgeqc, $build/edgeqc-infer, $build/edgeqc-edge and $build/tests/edgeqc_tests (log: $log)"

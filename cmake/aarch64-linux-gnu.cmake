@@ -7,9 +7,11 @@ set(CMAKE_C_COMPILER aarch64-linux-gnu-gcc)
 set(CMAKE_CXX_COMPILER aarch64-linux-gnu-g++)
 set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64 -L /usr/aarch64-linux-gnu)
 
-# Libraries come from the cross sysroot; the header-only dependencies (Eigen, xsimd, CLI11, nlohmann-json, stb,
+# Libraries come from the cross sysroot or Debian's arm64 packages; the header-only dependencies (Eigen, xsimd, CLI11, nlohmann-json, stb,
 # doctest) are arch-independent Debian packages under the build machine's /usr, found through their CMake files.
-set(CMAKE_FIND_ROOT_PATH /usr/aarch64-linux-gnu)
+# Libraries installed as Debian arm64 packages (libmosquitto-dev:arm64, libsqlite3-dev:arm64) live in the
+# multiarch folders under /, which the second root finds (/usr/lib/aarch64-linux-gnu).
+set(CMAKE_FIND_ROOT_PATH /usr/aarch64-linux-gnu /)
 set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
 set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE BOTH)

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "data/image.hpp"
 #include "engine/error.hpp"
 
 namespace edgeqc {
@@ -19,15 +20,6 @@ namespace {
 bool is_hidden(const fs::path& path) {
     const std::string name = path.filename().string();
     return !name.empty() && name.front() == '.';
-}
-
-bool has_image_extension(const fs::path& path) {
-    std::string extension = path.extension().string();
-    std::transform(extension.begin(), extension.end(), extension.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    static const char* const kImageExtensions[] = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".pnm"};
-    return std::find(std::begin(kImageExtensions), std::end(kImageExtensions), extension) !=
-           std::end(kImageExtensions);
 }
 
 [[noreturn]] void throw_unreadable(const fs::path& folder, const std::error_code& error) {

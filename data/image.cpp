@@ -6,6 +6,7 @@
 #include <stb/stb_image_write.h>
 
 #include <algorithm>
+#include <cctype>
 #include <climits>
 #include <cmath>
 #include <cstdint>
@@ -108,6 +109,15 @@ void write_file_atomically(const std::string& path, const std::vector<unsigned c
 }
 
 }  // namespace
+
+bool has_image_extension(const std::string& path) {
+    std::string extension = fs::path(path).extension().string();
+    std::transform(extension.begin(), extension.end(), extension.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    static const char* const kImageExtensions[] = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".pnm"};
+    return std::find(std::begin(kImageExtensions), std::end(kImageExtensions), extension) !=
+           std::end(kImageExtensions);
+}
 
 Image decode_image_file(const std::string& path) {
     std::error_code error;
@@ -226,10 +236,13 @@ Image resize_image(const Image& image, int width, int height) {
     return result;
 }
 
-std::vector<unsigned char> encode_png(const Image& image, const std::string& what) {
+namespace {
+
+// The 8-bit interleaved pixels stb_image_write takes, for a 1- or 3-channel image.
+std::vector<std::uint8_t> interleaved_bytes(const Image& image, const std::string& what, const char* format) {
     check_image(image, "write " + what + " from");
     if (image.channels != 1 && image.channels != 3) {
-        throw Error("cannot write " + what + ": PNG output supports 1 or 3 channels, not " +
+        throw Error("cannot write " + what + ": " + format + " output supports 1 or 3 channels, not " +
                     std::to_string(image.channels) + ".");
     }
     const std::size_t plane = static_cast<std::size_t>(image.width) * static_cast<std::size_t>(image.height);
@@ -238,15 +251,34 @@ std::vector<unsigned char> encode_png(const Image& image, const std::string& wha
     for (std::size_t c = 0; c < channels; ++c) {
         for (std::size_t p = 0; p < plane; ++p) interleaved[p * channels + c] = to_byte(image.pixels[c * plane + p]);
     }
+    return interleaved;
+}
+
+void append_to_vector(void* context, void* data, int size) {
+    auto& sink = *static_cast<std::vector<unsigned char>*>(context);
+    const auto* bytes = static_cast<const unsigned char*>(data);
+    sink.insert(sink.end(), bytes, bytes + size);
+}
+
+}  // namespace
+
+std::vector<unsigned char> encode_png(const Image& image, const std::string& what) {
+    const std::vector<std::uint8_t> interleaved = interleaved_bytes(image, what, "PNG");
     std::vector<unsigned char> encoded;
-    const auto append = [](void* context, void* data, int size) {
-        auto& sink = *static_cast<std::vector<unsigned char>*>(context);
-        const auto* bytes = static_cast<const unsigned char*>(data);
-        sink.insert(sink.end(), bytes, bytes + size);
-    };
-    if (!stbi_write_png_to_func(append, &encoded, image.width, image.height, image.channels, interleaved.data(),
-                                image.width * image.channels)) {
+    if (!stbi_write_png_to_func(append_to_vector, &encoded, image.width, image.height, image.channels,
+                                interleaved.data(), image.width * image.channels)) {
         throw Error("cannot write " + what + ": PNG encoding failed.");
+    }
+    return encoded;
+}
+
+std::vector<unsigned char> encode_jpeg(const Image& image, int quality, const std::string& what) {
+    if (quality < 1 || quality > 100) throw Error("cannot write " + what + ": JPEG quality must be 1 to 100");
+    const std::vector<std::uint8_t> interleaved = interleaved_bytes(image, what, "JPEG");
+    std::vector<unsigned char> encoded;
+    if (!stbi_write_jpg_to_func(append_to_vector, &encoded, image.width, image.height, image.channels,
+                                interleaved.data(), quality)) {
+        throw Error("cannot write " + what + ": JPEG encoding failed.");
     }
     return encoded;
 }

@@ -16,6 +16,9 @@ struct Image {
     std::vector<float> pixels;  // planar C x H x W, values in [0, 1]
 };
 
+// Whether a file name ends in an extension decode_image_file reads (.png, .jpg, .jpeg, .bmp, .pgm, .ppm, .pnm; any case).
+bool has_image_extension(const std::string& path);
+
 // PNG, JPEG, BMP and PGM/PPM (anything stb_image reads). Throws Error naming the file on any failure.
 Image decode_image_file(const std::string& path);
 Image decode_image_memory(const unsigned char* bytes, std::size_t size, const std::string& name_for_errors);
@@ -34,5 +37,7 @@ Image resize_image(const Image& image, int width, int height);
 void write_png(const std::string& path, const Image& image);
 // The same PNG bytes in memory (for reports that embed images); errors name `what`.
 std::vector<unsigned char> encode_png(const Image& image, const std::string& what);
+// Baseline JPEG of a 1- or 3-channel image at quality 1..100 (camera frames for tests and benchmarks).
+std::vector<unsigned char> encode_jpeg(const Image& image, int quality, const std::string& what);
 
 }  // namespace edgeqc

@@ -13,8 +13,10 @@ inline nlohmann::json number_or_null(double value) {
     return std::isnan(value) ? nlohmann::json(nullptr) : nlohmann::json(value);
 }
 
-// indent -1: one line; otherwise pretty-printed.
-inline std::string json_text(const nlohmann::json& value, int indent = -1) {
+// indent -1: one line; otherwise pretty-printed. Json: nlohmann::json, or nlohmann::ordered_json to keep the
+// order the keys were added in.
+template <class Json = nlohmann::json>
+std::string json_text(const Json& value, int indent = -1) {
     return value.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

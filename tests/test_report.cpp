@@ -4,7 +4,6 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
-#include <sstream>
 
 #include "data/image.hpp"
 #include "engine/error.hpp"
@@ -23,12 +22,6 @@ std::size_t occurrences(const std::string& text, const std::string& part) {
     return count;
 }
 
-std::string read_text(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
 
 }  // namespace
 

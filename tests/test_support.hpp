@@ -60,6 +60,11 @@ inline std::vector<unsigned char> read_bytes(const std::string& path) {
     return {std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
 }
 
+inline std::string read_text(const std::string& path) {
+    std::ifstream file(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
+}
+
 // A small synthetic dataset (5 classes) at folder, 16 x 20 pixels unless asked: enough to train a tiny net in a second.
 inline void write_tiny_dataset(const std::string& folder, int per_class, int height = 16, int width = 20) {
     SynthOptions options;

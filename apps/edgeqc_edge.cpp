@@ -1,0 +1,369 @@
+// `edgeqc-edge`: the inspection node beside the machine. Classifies image files, folders or an MJPEG camera stream
+// on standard input, decides normal / re-inspect / defective for every frame, writes one JSON line per frame and,
+// with --broker, publishes each result over MQTT through an on-disk spool that loses nothing. It links the
+// inference runtime and edge/ only; float and int8 models alike.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/image.hpp"
+#include "edge/event_log.hpp"
+#include "edge/inspection.hpp"
+#include "edge/mjpeg_splitter.hpp"
+#include "edge/mqtt_publisher.hpp"
+#include "edge/sha256.hpp"
+#include "edge/spool.hpp"
+#include "engine/error.hpp"
+#include "engine/json_output.hpp"
+#include "engine/model_file.hpp"
+#include "tool_errors.hpp"
+
+using namespace edgeqc;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Arguments {
+    std::string model;
+    std::vector<std::string> inputs;
+    bool mjpeg_stdin = false;
+    std::size_t max_frame_bytes = std::size_t{16} << 20;
+    std::string output = "-";
+    std::string normal_class;
+    std::string thresholds = "0.5,0.8";
+    std::vector<std::string> class_thresholds;
+    std::string broker;
+    std::string node;
+    std::string prefix = "edgeqc";
+    int qos = 1;
+    std::string username;
+    std::string password_file;
+    std::string ca_file, cert_file, key_file;
+    std::string spool = "edgeqc-spool";
+    std::int64_t spool_max = 100000;
+    double drain_timeout = 10;
+    double reconnect_max = 30;
+    int threads = 0;
+    std::string log_level = "info";
+};
+
+std::atomic<bool> g_stop{false};
+
+extern "C" void request_stop(int) { g_stop = true; }
+
+// SIGTERM and SIGINT end the run after the frame in progress; without SA_RESTART, a blocked read returns EINTR.
+void install_signal_handlers() {
+    struct sigaction action {};
+    action.sa_handler = request_stop;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGTERM, &action, nullptr);
+    sigaction(SIGINT, &action, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);  // a vanished reader of our output or a dropped socket is an error, not a kill
+}
+
+std::vector<unsigned char> read_file_bytes(const std::string& path, const char* what) {
+    std::ifstream file(path, std::ios::binary);
+    if (!file) throw Error(std::string("cannot open ") + what + " '" + path + "': " + std::strerror(errno));
+    std::vector<unsigned char> bytes{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
+    if (file.bad()) throw Error(std::string("cannot read ") + what + " '" + path + "'");
+    return bytes;
+}
+
+// MQTT topic levels the node builds from: no wildcards, no empty levels, no '$' start (reserved for brokers).
+void check_topic_part(const std::string& value, const char* option, bool slashes_allowed) {
+    const bool bad = value.empty() || value.front() == '$' || value.find_first_of("+#") != std::string::npos ||
+                     value.find('\0') != std::string::npos || value.front() == '/' || value.back() == '/' ||
+                     value.find("//") != std::string::npos || (!slashes_allowed && value.find('/') != std::string::npos);
+    if (bad)
+        throw Error(std::string(option) + " '" + value + "' cannot be part of an MQTT topic: it must be non-empty, " +
+                    "without the wildcards + and #, without empty levels" + (slashes_allowed ? "" : " or '/'") +
+                    ", and not start with $");
+}
+
+std::string host_name() {
+    char name[256] = {};
+    if (::gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') return "edge";
+    return name;
+}
+
+// The broker password: from --password-file (its first line), else from EDGEQC_MQTT_PASSWORD; never a flag, so it
+// stays out of the process list and shell history.
+std::string broker_password(const Arguments& a) {
+    if (!a.password_file.empty()) {
+        std::ifstream file(a.password_file);
+        if (!file) throw Error("cannot read --password-file '" + a.password_file + "': " + std::strerror(errno));
+        std::string line;
+        std::getline(file, line);
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        return line;
+    }
+    const char* from_environment = std::getenv("EDGEQC_MQTT_PASSWORD");
+    return from_environment ? from_environment : "";
+}
+
+std::map<std::string, VerdictThresholds> class_thresholds(const std::vector<std::string>& entries) {
+    std::map<std::string, VerdictThresholds> result;
+    for (const std::string& entry : entries) {
+        const std::size_t equals = entry.find('=');
+        if (equals == std::string::npos || equals == 0)
+            throw Error("--class-thresholds '" + entry + "' must look like CLASS=REINSPECT,DEFECTIVE, e.g. crack=0.3,0.6");
+        result[entry.substr(0, equals)] = parse_thresholds(entry.substr(equals + 1));
+    }
+    return result;
+}
+
+// Every input as a list of image files: a folder gives its images (recursively, sorted by path).
+std::vector<std::string> input_files(const std::vector<std::string>& inputs) {
+    std::vector<std::string> files;
+    for (const std::string& input : inputs) {
+        std::error_code error;
+        const fs::file_status status = fs::status(input, error);
+        if (error || !fs::exists(status)) throw Error("input '" + input + "' does not exist");
+        if (!fs::is_directory(status)) {
+            files.push_back(input);
+            continue;
+        }
+        std::vector<std::string> found;
+        for (fs::recursive_directory_iterator it(input, fs::directory_options::skip_permission_denied, error), end;
+             !error && it != end; it.increment(error)) {
+            if (it->is_regular_file(error) && has_image_extension(it->path().string())) found.push_back(it->path().string());
+        }
+        if (error) throw Error("cannot read folder '" + input + "': " + error.message());
+        std::sort(found.begin(), found.end());
+        files.insert(files.end(), found.begin(), found.end());
+    }
+    return files;
+}
+
+// The running node: inspector, outputs, spool and publisher, and the counts it reports at the end.
+class Node {
+public:
+    Node(const Arguments& a, const EventLog& log) : log_(log), node_(a.node.empty() ? host_name() : a.node) {
+        check_topic_part(node_, "--node", false);
+        check_topic_part(a.prefix, "--prefix", true);
+        if (a.qos < 0 || a.qos > 2) throw Error("--qos must be 0, 1 or 2");
+        if (a.drain_timeout < 0) throw Error("--drain-timeout must be 0 seconds or more");
+        if (!(a.reconnect_max >= 1)) throw Error("--reconnect-max must be 1 second or more");
+        if (a.threads < 0) throw Error("--threads must be 0 (all cores) or more");
+        const std::vector<unsigned char> model_bytes = read_file_bytes(a.model, "model");
+        const std::string model_id = sha256_hex(model_bytes);
+        inspector_ = std::make_unique<Inspector>(load_model(a.model), model_id, a.normal_class,
+                                                 parse_thresholds(a.thresholds), class_thresholds(a.class_thresholds),
+                                                 a.threads);
+        if (a.output != "-" && a.output != "none") {
+            file_output_.open(a.output, std::ios::app);
+            if (!file_output_) throw Error("cannot open --output '" + a.output + "': " + std::strerror(errno));
+        }
+        output_ = a.output == "none" ? nullptr : a.output == "-" ? &std::cout : &file_output_;
+        if (!a.broker.empty()) {
+            MqttSettings settings;
+            parse_broker_url(a.broker, settings);
+            settings.qos = a.qos;
+            settings.username = a.username;
+            settings.password = broker_password(a);
+            settings.ca_file = a.ca_file;
+            settings.cert_file = a.cert_file;
+            settings.key_file = a.key_file;
+            settings.client_id = "edgeqc-" + node_;
+            settings.max_backoff = std::chrono::milliseconds(static_cast<long long>(a.reconnect_max * 1000));
+            const std::string topic = a.prefix + "/" + node_;
+            result_topic_ = topic + "/result";
+            settings.status_topic = topic + "/status";
+            settings.online_payload = status_payload("online");
+            settings.offline_payload = status_payload("offline");
+            spool_.emplace(a.spool, a.spool_max);
+            next_frame_ = spool_->last_frame() + 1;
+            log_.info("spool " + spool_->path() + ": " + std::to_string(spool_->size()) +
+                      " results waiting; next frame " + std::to_string(next_frame_));
+            publisher_ = std::make_unique<MqttPublisher>(settings, *spool_, log_);
+            drain_timeout_ = std::chrono::milliseconds(static_cast<long long>(a.drain_timeout * 1000));
+        }
+        const ModelDescription& d = inspector_->description();
+        log_.info("model " + a.model + " (" + model_id.substr(0, 12) + "): " + std::to_string(d.class_names.size()) +
+                  " classes, normal class '" + d.class_names[static_cast<std::size_t>(inspector_->rule().normal_class())] +
+                  "', node '" + node_ + "'");
+    }
+
+    void inspect_file(const std::string& path) {
+        InspectionResult r = start(path);
+        inspector_->inspect_file(path, r);
+        finish(r);
+    }
+
+    void inspect_frame(const std::vector<unsigned char>& frame) {
+        InspectionResult r = start("stdin");
+        inspector_->inspect_encoded(frame.data(), frame.size(), r);
+        finish(r);
+    }
+
+    // Logs the counts and, with a broker, waits for the spool to drain (then disconnects with the offline status).
+    void close(const std::string& extra) {
+        log_.info("processed " + std::to_string(frames_) + " frames: " + std::to_string(verdicts_[0]) + " normal, " +
+                  std::to_string(verdicts_[1]) + " re-inspect, " + std::to_string(verdicts_[2]) + " defective, " +
+                  std::to_string(failed_) + " unreadable" + extra);
+        if (publisher_) {
+            if (!publisher_->wait_until_delivered(drain_timeout_))
+                log_.warn(std::to_string(spool_->size()) + " results not yet acknowledged by the broker stay in " +
+                          spool_->path() + " and are sent on the next start");
+            publisher_.reset();
+        }
+    }
+
+    std::uint64_t failed() const { return failed_; }
+
+private:
+    InspectionResult start(const std::string& source) {
+        InspectionResult r;
+        r.frame = next_frame_++;
+        r.source = source;
+        r.time = utc_timestamp();
+        return r;
+    }
+
+    void finish(const InspectionResult& r) {
+        ++frames_;
+        if (r.error.empty()) ++verdicts_[static_cast<int>(r.decision.verdict)];
+        else {
+            ++failed_;
+            log_.warn("frame " + std::to_string(r.frame) + " skipped: " + r.error);
+        }
+        const std::string line = json_text(inspector_->to_json(r, node_));
+        if (output_) {
+            *output_ << line << '\n';
+            output_->flush();
+        }
+        if (!spool_) return;
+        try {
+            spool_->append({{0, result_topic_, line}}, r.frame);
+            publisher_->notify();
+        } catch (const Error& e) {
+            log_.error("result of frame " + std::to_string(r.frame) + " not spooled, so not published: " + e.what());
+        }
+    }
+
+    std::string status_payload(const char* state) const {
+        return json_text({{"state", state}, {"node", node_}, {"model", inspector_->model_id()}, {"since", utc_timestamp()}});
+    }
+
+    const EventLog& log_;
+    std::string node_;
+    std::unique_ptr<Inspector> inspector_;
+    std::ofstream file_output_;
+    std::ostream* output_ = nullptr;
+    std::string result_topic_;
+    std::optional<Spool> spool_;
+    std::unique_ptr<MqttPublisher> publisher_;
+    std::chrono::milliseconds drain_timeout_{0};
+    std::int64_t next_frame_ = 1;
+    std::uint64_t frames_ = 0, failed_ = 0;
+    std::uint64_t verdicts_[3] = {0, 0, 0};
+};
+
+std::string stream_counts(const MjpegCounts& c) {
+    return "; stream: " + std::to_string(c.frames) + " frames, " + std::to_string(c.skipped_bytes) +
+           " bytes of garbage skipped, " + std::to_string(c.truncated_frames) + " truncated, " +
+           std::to_string(c.malformed_frames) + " malformed, " + std::to_string(c.oversized_frames) + " oversized";
+}
+
+int run(const Arguments& a) {
+    if (a.inputs.empty() == !a.mjpeg_stdin)
+        throw Error(a.mjpeg_stdin ? "give either image files and folders or --mjpeg-stdin, not both"
+                                  : "nothing to inspect: give image files or folders, or --mjpeg-stdin");
+    if (a.max_frame_bytes < 1024) throw Error("--max-frame-bytes must be at least 1024");
+    const EventLog log(parse_log_level(a.log_level));
+    const std::vector<std::string> files = input_files(a.inputs);
+    install_signal_handlers();
+    Node node(a, log);
+    if (!a.mjpeg_stdin) {
+        for (const std::string& file : files) {
+            if (g_stop) break;
+            node.inspect_file(file);
+        }
+        node.close(g_stop ? " (stopped by a signal)" : "");
+        return node.failed() ? 1 : 0;
+    }
+    MjpegSplitter splitter(a.max_frame_bytes);
+    std::vector<unsigned char> buffer(std::size_t{1} << 16);
+    while (!g_stop) {
+        const ssize_t n = ::read(STDIN_FILENO, buffer.data(), buffer.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw Error(std::string("cannot read the stream on standard input: ") + std::strerror(errno));
+        if (n == 0) break;
+        splitter.feed(buffer.data(), static_cast<std::size_t>(n),
+                      [&](std::vector<unsigned char>&& frame) { node.inspect_frame(frame); });
+    }
+    splitter.finish();
+    node.close(stream_counts(splitter.counts()) + (g_stop ? " (stopped by a signal)" : " (end of stream)"));
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"edgeqc-edge: the inspection node. Classifies images, folders or an MJPEG stream, decides normal / "
+                 "re-inspect / defective per frame, writes JSON lines and publishes them over MQTT."};
+    Arguments a;
+    app.set_config("--config", "", "Read settings from a TOML or INI file (keys are the long option names)");
+    app.add_option("model", a.model, "Model file (.eqc, float or int8)")->required();
+    app.add_option("inputs", a.inputs, "Image files and folders (searched recursively) to inspect once");
+    app.add_flag("--mjpeg-stdin", a.mjpeg_stdin,
+                 "Inspect an MJPEG stream on standard input (rpicam-vid --codec mjpeg -o -, ffmpeg -f mjpeg -)");
+    app.add_option("--max-frame-bytes", a.max_frame_bytes, "Larger stream frames are dropped and counted")
+        ->capture_default_str();
+    app.add_option("--output", a.output, "JSON lines to this file (appended), - for standard output, or none")
+        ->capture_default_str();
+    app.add_option("--normal-class", a.normal_class,
+                   "The defect-free class (default: the class named normal, good, ok, free or no_defect)");
+    app.add_option("--thresholds", a.thresholds, "Defect probability from which a frame is re-inspect, then defective")
+        ->capture_default_str();
+    app.add_option("--class-thresholds", a.class_thresholds,
+                   "Thresholds for one defect class, CLASS=REINSPECT,DEFECTIVE (repeatable)");
+    app.add_option("--broker", a.broker, "Publish results to mqtt://host[:port] or mqtts://host[:port] (TLS)");
+    app.add_option("--node", a.node, "This node's name in topics and results (default: the host name)");
+    app.add_option("--prefix", a.prefix, "Topic prefix: results go to PREFIX/NODE/result, status to PREFIX/NODE/status")
+        ->capture_default_str();
+    app.add_option("--qos", a.qos, "MQTT quality of service of results (0, 1 or 2)")->capture_default_str();
+    app.add_option("--username", a.username, "Broker user name");
+    app.add_option("--password-file", a.password_file,
+                   "File whose first line is the broker password (default: the EDGEQC_MQTT_PASSWORD variable)");
+    app.add_option("--cafile", a.ca_file, "TLS: the CA certificate that signed the broker's certificate");
+    app.add_option("--cert", a.cert_file, "TLS: this node's client certificate, if the broker asks for one");
+    app.add_option("--key", a.key_file, "TLS: the client certificate's private key");
+    app.add_option("--spool", a.spool, "Folder of the on-disk spool that keeps results until the broker has them")
+        ->capture_default_str();
+    app.add_option("--spool-max", a.spool_max, "Most results the spool keeps; beyond, the oldest are dropped and counted")
+        ->capture_default_str();
+    app.add_option("--drain-timeout", a.drain_timeout,
+                   "Seconds to wait at the end for the broker to acknowledge what is left in the spool")
+        ->capture_default_str();
+    app.add_option("--reconnect-max", a.reconnect_max,
+                   "Longest wait in seconds between reconnection attempts (the wait doubles from 1 s up to it)")
+        ->capture_default_str();
+    app.add_option("--threads", a.threads, "Threads per frame (0 = all cores)")->capture_default_str();
+    app.add_option("--log-level", a.log_level, "debug, info, warn or error (the log goes to standard error)")
+        ->capture_default_str();
+    app.set_version_flag("--version", std::string("edgeqc-edge ") + EDGEQC_VERSION);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        if (e.get_exit_code() == 0) return app.exit(e);
+        std::fprintf(stderr, "edgeqc-edge: error: %s\nRun with --help for more information.\n", e.what());
+        return 1;
+    }
+    return exit_status_of("edgeqc-edge", "", [&] { return run(a); });
+}

@@ -1,0 +1,52 @@
+// One inspected frame as the edge node reports it: decode, classify, decide, and the JSON object written to standard
+// output and published on <prefix>/<node>/result (schema in the README, "edgeqc-edge output").
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "data/classifier.hpp"
+#include "edge/decision.hpp"
+
+namespace edgeqc {
+
+struct InspectionResult {
+    std::int64_t frame = 0;
+    std::string source;  // the file, or "stdin" for a stream
+    std::string time;    // UTC, when the frame was read
+    Prediction prediction;
+    Decision decision;
+    double latency_ms = 0;  // frame read to verdict: decode, preprocessing, inference, decision
+    std::string error;      // set instead of a prediction when the frame could not be decoded
+};
+
+// A classifier and its decision rule: what the edge node swaps as a whole when the model changes.
+class Inspector {
+public:
+    // model_id: the SHA-256 of the model file. Throws Error when the model cannot be planned or the rule
+    // does not fit its classes.
+    Inspector(Model model, std::string model_id, const std::string& normal_class, VerdictThresholds thresholds,
+              const std::map<std::string, VerdictThresholds>& class_thresholds, int threads);
+
+    // Classifies a JPEG/PNG/... held in memory, or a file; a frame that cannot be read or decoded gives a result
+    // with its error set (it never throws for a bad frame).
+    void inspect_encoded(const unsigned char* bytes, std::size_t size, InspectionResult& result);
+    void inspect_file(const std::string& path, InspectionResult& result);
+
+    nlohmann::ordered_json to_json(const InspectionResult& result, const std::string& node) const;
+
+    const ModelDescription& description() const { return classifier_.description(); }
+    const DecisionRule& rule() const { return rule_; }
+    const std::string& model_id() const { return model_id_; }
+
+private:
+    template <class Decode>
+    void inspect(Decode decode, InspectionResult& result);
+
+    Classifier classifier_;
+    DecisionRule rule_;
+    std::string model_id_;
+};
+
+}  // namespace edgeqc

@@ -1,0 +1,466 @@
+// edgeqc-edge end to end against a real broker: Debian's mosquitto started by the test on a free loopback port, a
+// libmosquitto subscriber, the edge binary fed an MJPEG stream through a pipe. Results arrive with the documented
+// schema and the right verdicts; a 10 s broker outage and a kill -9 of the node lose nothing; a broker that is not
+// there and bad flags give clear messages.
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <mosquitto.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "data/image.hpp"
+#include "edge/inspection.hpp"
+#include "edge/sha256.hpp"
+#include "engine/model_file.hpp"
+#include "engine/rng.hpp"
+#include "test_support.hpp"
+
+using namespace edgeqc;
+using namespace edgeqc::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+using Bytes = std::vector<unsigned char>;
+
+int free_port() {
+    const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(s, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    socklen_t length = sizeof address;
+    ::getsockname(s, reinterpret_cast<sockaddr*>(&address), &length);
+    ::close(s);
+    return ntohs(address.sin_port);
+}
+
+bool port_accepts(int port) {
+    const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool ok = ::connect(s, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+    ::close(s);
+    return ok;
+}
+
+// A child process running `command` through /bin/sh (exec'd, so the pid is the program's), stdin from a pipe,
+// stdout and stderr to files (appended).
+class Child {
+public:
+    Child(const std::string& command, const std::string& stdout_path, const std::string& stderr_path) {
+        int fds[2];
+        REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);  // no later child (a restarted broker) may hold this pipe open
+        pid_ = ::fork();
+        REQUIRE(pid_ >= 0);
+        if (pid_ == 0) {
+            ::dup2(fds[0], 0);
+            ::close(fds[0]);
+            ::close(fds[1]);
+            const int out = ::open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+            const int err = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+            ::dup2(out, 1);
+            ::dup2(err, 2);
+            const std::string line = "exec " + command;
+            ::execl("/bin/sh", "sh", "-c", line.c_str(), static_cast<char*>(nullptr));
+            ::_exit(127);
+        }
+        ::close(fds[0]);
+        input_ = fds[1];
+    }
+    ~Child() {
+        close_input();
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, nullptr, 0);
+        }
+    }
+    void write(const Bytes& bytes) {
+        std::size_t done = 0;
+        while (done < bytes.size()) {
+            const ssize_t n = ::write(input_, bytes.data() + done, bytes.size() - done);
+            REQUIRE(n > 0);
+            done += static_cast<std::size_t>(n);
+        }
+    }
+    void close_input() {
+        if (input_ >= 0) ::close(input_);
+        input_ = -1;
+    }
+    void signal(int number) { ::kill(pid_, number); }
+    // The exit status, or -1 if it did not exit by itself within the timeout (it is killed then).
+    int wait(std::chrono::seconds timeout) {
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        int status = 0;
+        while (::waitpid(pid_, &status, WNOHANG) == 0) {
+            if (std::chrono::steady_clock::now() > deadline) {
+                ::kill(pid_, SIGKILL);
+                ::waitpid(pid_, &status, 0);
+                pid_ = -1;
+                return -1;
+            }
+            std::this_thread::sleep_for(20ms);
+        }
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+
+private:
+    pid_t pid_ = -1;
+    int input_ = -1;
+};
+
+// Debian's mosquitto on a free loopback port, with persistence so sessions survive a restart.
+class Broker {
+public:
+    explicit Broker(const TempFolder& folder) : folder_(folder), port_(free_port()) {
+        // Run as this user: as root, mosquitto would switch to user mosquitto, who cannot write the test's folder.
+        const passwd* user = ::getpwuid(::geteuid());
+        REQUIRE(user != nullptr);
+        std::ofstream(folder.file("broker/mosquitto.conf"))
+            << "listener " << port_ << " 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location "
+            << folder.str() << "/broker/\nuser " << user->pw_name << "\n";
+        start();
+    }
+    ~Broker() { stop(); }
+    void start() {
+        const std::string binary = fs::exists("/usr/sbin/mosquitto") ? "/usr/sbin/mosquitto" : "mosquitto";
+        process_ = std::make_unique<Child>(binary + " -c " + folder_.str() + "/broker/mosquitto.conf",
+                                           folder_.file("broker/out.log"), folder_.file("broker/err.log"));
+        const auto deadline = std::chrono::steady_clock::now() + 10s;
+        while (!port_accepts(port_)) {
+            REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "mosquitto did not start on port ", port_);
+            std::this_thread::sleep_for(20ms);
+        }
+    }
+    void stop() {
+        if (!process_) return;
+        process_->signal(SIGTERM);
+        CHECK(process_->wait(10s) == 0);
+        process_.reset();
+    }
+    int port() const { return port_; }
+    std::string url() const { return "mqtt://127.0.0.1:" + std::to_string(port_); }
+
+private:
+    const TempFolder& folder_;
+    int port_;
+    std::unique_ptr<Child> process_;
+};
+
+struct Message {
+    std::string topic;
+    std::string payload;
+    bool retained = false;
+};
+
+// A libmosquitto subscriber with a persistent session (QoS 1), reconnecting every second while the broker is away.
+class Subscriber {
+public:
+    Subscriber(int port, std::string topic) : topic_(std::move(topic)) {
+        mosquitto_lib_init();
+        client_ = mosquitto_new("edgeqc-test-subscriber", false, this);
+        REQUIRE(client_ != nullptr);
+        mosquitto_connect_callback_set(client_, [](mosquitto* m, void* self, int rc) {
+            if (rc == 0) mosquitto_subscribe(m, nullptr, static_cast<Subscriber*>(self)->topic_.c_str(), 1);
+        });
+        mosquitto_subscribe_callback_set(client_, [](mosquitto*, void* self, int, int, const int*) {
+            auto& s = *static_cast<Subscriber*>(self);
+            std::lock_guard lock(s.mutex_);
+            s.subscribed_ = true;
+            s.changed_.notify_all();
+        });
+        mosquitto_message_callback_set(client_, [](mosquitto*, void* self, const mosquitto_message* m) {
+            auto& s = *static_cast<Subscriber*>(self);
+            std::lock_guard lock(s.mutex_);
+            s.messages_.push_back({m->topic, std::string(static_cast<const char*>(m->payload),
+                                                         static_cast<std::size_t>(m->payloadlen)),
+                                   m->retain});
+            s.changed_.notify_all();
+        });
+        mosquitto_reconnect_delay_set(client_, 1, 1, false);
+        REQUIRE(mosquitto_connect(client_, "127.0.0.1", port, 30) == MOSQ_ERR_SUCCESS);
+        REQUIRE(mosquitto_loop_start(client_) == MOSQ_ERR_SUCCESS);
+        std::unique_lock lock(mutex_);
+        REQUIRE(changed_.wait_for(lock, 10s, [&] { return subscribed_; }));
+    }
+    ~Subscriber() {
+        mosquitto_disconnect(client_);
+        mosquitto_loop_stop(client_, true);
+        mosquitto_destroy(client_);
+    }
+    // Waits until done(messages) holds or the timeout passes; returns the messages so far either way.
+    std::vector<Message> wait_until(const std::function<bool(const std::vector<Message>&)>& done,
+                                    std::chrono::seconds timeout) {
+        std::unique_lock lock(mutex_);
+        changed_.wait_for(lock, timeout, [&] { return done(messages_); });
+        return messages_;
+    }
+
+private:
+    std::string topic_;
+    mosquitto* client_ = nullptr;
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    bool subscribed_ = false;
+    std::vector<Message> messages_;
+};
+
+std::vector<Message> with_topic_suffix(const std::vector<Message>& messages, const std::string& suffix) {
+    std::vector<Message> found;
+    for (const Message& m : messages)
+        if (m.topic.size() >= suffix.size() && m.topic.compare(m.topic.size() - suffix.size(), suffix.size(), suffix) == 0)
+            found.push_back(m);
+    return found;
+}
+
+// Frame ids of result messages in arrival order.
+std::vector<std::int64_t> frame_ids(const std::vector<Message>& messages) {
+    std::vector<std::int64_t> ids;
+    for (const Message& m : with_topic_suffix(messages, "/result")) ids.push_back(nlohmann::json::parse(m.payload)["frame"]);
+    return ids;
+}
+
+// Each of 1..count arrived, and first arrivals come in increasing order (re-sent duplicates may repeat earlier ids).
+void check_all_in_order(const std::vector<std::int64_t>& ids, std::int64_t count) {
+    std::set<std::int64_t> seen;
+    std::int64_t last_new = 0;
+    for (const std::int64_t id : ids) {
+        if (seen.insert(id).second) {
+            CHECK(id == last_new + 1);
+            last_new = id;
+        }
+    }
+    CHECK(static_cast<std::int64_t>(seen.size()) == count);
+    if (!seen.empty()) CHECK(*seen.rbegin() == count);
+}
+
+std::size_t count_lines(const std::string& path) {
+    std::ifstream file(path);
+    return static_cast<std::size_t>(std::count(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>(), '\n'));
+}
+
+void wait_for_lines(const std::string& path, std::size_t lines, std::chrono::seconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (count_lines(path) < lines) {
+        REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, path, " has ", count_lines(path), " lines, not ", lines);
+        std::this_thread::sleep_for(20ms);
+    }
+}
+
+// A tiny model trained for a second on synthetic surfaces (classes crack, hole, normal, pinhole, spatter), and
+// camera frames of such surfaces.
+struct Fixture {
+    TempFolder folder;
+    std::string model_path = folder.file("model.eqc");
+    std::string output = folder.file("results.jsonl");
+    std::string log = folder.file("edge.log");
+    std::string spool = folder.file("spool");
+    Fixture() {
+        write_tiny_dataset(folder.file("data"), 12);
+        train(tiny_train_options(folder.file("data"), model_path));
+    }
+
+    static std::vector<Bytes> frames(int count, std::uint64_t seed) {
+        std::vector<Bytes> frames;
+        Rng rng(seed);
+        for (int i = 0; i < count; ++i) {
+            const int defect = i % static_cast<int>(kSynthClasses.size());
+            frames.push_back(encode_jpeg(render_synthetic_surface(defect, 40, 32, rng), 85, "frame"));
+        }
+        return frames;
+    }
+
+    std::string edge_command(const std::string& arguments) const {
+        return EDGEQC_CLI_LAUNCHER " " EDGEQC_EDGE_PATH " " + shell_quoted(model_path) + " --threads 1 --spool " +
+               shell_quoted(spool) + " " + arguments;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("results of an MJPEG stream arrive over MQTT with the documented schema and the right verdicts") {
+    Fixture f;
+    Broker broker(f.folder);
+    Subscriber subscriber(broker.port(), "edgeqc/#");
+    std::vector<Bytes> frames = Fixture::frames(40, 21);
+    frames.insert(frames.begin() + 7, Bytes{0xFF, 0xD8, 0xFF, 0xD9});  // a frame with no image in it
+
+    // The expected decisions, from the same model in this process, with thresholds that split the frames in three.
+    Inspector reference(load_model(f.model_path), "", "", VerdictThresholds{}, {}, 1);
+    std::vector<float> p;
+    std::vector<InspectionResult> expected(frames.size());
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+        reference.inspect_encoded(frames[i].data(), frames[i].size(), expected[i]);
+        if (expected[i].error.empty()) p.push_back(expected[i].decision.defect_probability);
+    }
+    std::sort(p.begin(), p.end());
+    const float reinspect = (p[12] + p[13]) / 2, defective = (p[26] + p[27]) / 2;
+    char thresholds[64];
+    std::snprintf(thresholds, sizeof thresholds, "%.9g,%.9g", static_cast<double>(reinspect), static_cast<double>(defective));
+    const DecisionRule rule(kSynthClasses, "", parse_thresholds(thresholds));
+
+    Child edge(f.edge_command("--mjpeg-stdin --broker " + broker.url() + " --node cell-7 --thresholds " + thresholds +
+                              " --output " + shell_quoted(f.output)),
+               f.folder.file("stdout.txt"), f.log);
+    for (const Bytes& frame : frames) edge.write(frame);
+    wait_for_lines(f.output, frames.size(), 60s);
+    edge.signal(SIGTERM);  // a service's stop: the last results are delivered, the status goes offline
+    CHECK(edge.wait(30s) == 0);
+
+    const std::vector<Message> messages = subscriber.wait_until(
+        [&](const std::vector<Message>& m) {
+            const auto status = with_topic_suffix(m, "/status");
+            return frame_ids(m).size() >= frames.size() && !status.empty() &&
+                   nlohmann::json::parse(status.back().payload)["state"] == "offline";
+        },
+        30s);
+    const std::vector<Message> results = with_topic_suffix(messages, "edgeqc/cell-7/result");
+    REQUIRE(results.size() == frames.size());
+    const std::string model_id = sha256_hex(read_bytes(f.model_path));
+    int verdicts[3] = {0, 0, 0};
+    for (std::size_t i = 0; i < results.size(); ++i) {
+        const nlohmann::json r = nlohmann::json::parse(results[i].payload);
+        CAPTURE(results[i].payload);
+        CHECK(r["node"] == "cell-7");
+        CHECK(r["frame"] == static_cast<std::int64_t>(i + 1));
+        CHECK(r["source"] == "stdin");
+        CHECK(r["model"] == model_id);
+        CHECK(r["time"].get<std::string>().size() == 24);
+        if (i == 7) {
+            CHECK(r.contains("error"));
+            CHECK_FALSE(r.contains("verdict"));
+            continue;
+        }
+        const Decision d = rule.decide(expected[i].prediction.probabilities);
+        CHECK(r["class"] == reference.description().class_names[static_cast<std::size_t>(expected[i].prediction.class_index)]);
+        CHECK(r["p_defect"].get<double>() == doctest::Approx(d.defect_probability).epsilon(1e-5));
+        CHECK(r["verdict"] == verdict_name(d.verdict));
+        CHECK(r["probabilities"].size() == kSynthClasses.size());
+        CHECK(r["latency_ms"].get<double>() > 0);
+        ++verdicts[static_cast<int>(d.verdict)];
+    }
+    std::string listed;
+    for (const float v : p) listed += std::to_string(v) + " ";
+    INFO("defect probabilities: ", listed);
+    CHECK(verdicts[0] > 5);  // all three verdicts occur
+    CHECK(verdicts[1] > 5);
+    CHECK(verdicts[2] > 5);
+    const std::vector<Message> status = with_topic_suffix(messages, "edgeqc/cell-7/status");
+    REQUIRE(status.size() >= 2);
+    CHECK(nlohmann::json::parse(status.front().payload)["state"] == "online");
+    CHECK(nlohmann::json::parse(status.back().payload)["model"] == model_id);
+    // The same results as JSON lines on the output file.
+    std::ifstream lines(f.output);
+    std::string line;
+    std::size_t n = 0;
+    while (std::getline(lines, line)) CHECK(line == results[n++].payload);
+    const std::string log = read_text(f.log);
+    CHECK(log.find("stopped by a signal") != std::string::npos);
+    CHECK(log.find("1 unreadable") != std::string::npos);
+}
+
+TEST_CASE("a 10 s broker outage in the middle of a 500-frame stream loses no result, and order is kept") {
+    Fixture f;
+    Broker broker(f.folder);
+    Subscriber subscriber(broker.port(), "edgeqc/+/result");
+    const std::vector<Bytes> frames = Fixture::frames(25, 31);
+    Child edge(f.edge_command("--mjpeg-stdin --broker " + broker.url() + " --node line-2 --reconnect-max 2 " +
+                              "--drain-timeout 30 --output " + shell_quoted(f.output)),
+               f.folder.file("stdout.txt"), f.log);
+    const int total = 500;
+    for (int i = 0; i < total; ++i) {
+        if (i == 150) {
+            wait_for_lines(f.output, 150, 60s);
+            broker.stop();
+        }
+        edge.write(frames[static_cast<std::size_t>(i) % frames.size()]);
+        std::this_thread::sleep_for(std::chrono::milliseconds(i >= 150 && i < 400 ? 40 : 2));  // 250 frames in 10 s
+        if (i == 400) broker.start();
+    }
+    edge.close_input();
+    const int status = edge.wait(90s);
+    INFO("edge log:\n", read_text(f.log));
+    CHECK(status == 0);
+    const std::vector<Message> messages = subscriber.wait_until(
+        [&](const std::vector<Message>& m) {
+            const std::vector<std::int64_t> ids = frame_ids(m);
+            return std::set<std::int64_t>(ids.begin(), ids.end()).size() >= total;
+        },
+        30s);
+    check_all_in_order(frame_ids(messages), total);
+    const std::string log = read_text(f.log);
+    CHECK(log.find("lost the connection") != std::string::npos);
+    CHECK(log.find("retrying in") != std::string::npos);
+}
+
+TEST_CASE("results spooled before a kill -9 are delivered by the next start, and frame ids go on") {
+    Fixture f;
+    const int port = free_port();  // no broker yet: everything stays in the spool
+    {
+        Child edge(f.edge_command("--mjpeg-stdin --broker mqtt://127.0.0.1:" + std::to_string(port) +
+                                  " --node press-1 --output " + shell_quoted(f.output)),
+                   f.folder.file("stdout.txt"), f.log);
+        for (const Bytes& frame : Fixture::frames(60, 41)) edge.write(frame);
+        wait_for_lines(f.output, 60, 60s);
+        edge.signal(SIGKILL);
+        CHECK(edge.wait(10s) == -1);
+    }
+    TempFolder broker_folder;
+    Broker broker(broker_folder);
+    Subscriber subscriber(broker.port(), "edgeqc/press-1/result");
+    Child edge(f.edge_command("--mjpeg-stdin --broker " + broker.url() + " --node press-1 --output " +
+                              shell_quoted(f.output)),
+               f.folder.file("stdout.txt"), f.log);
+    for (const Bytes& frame : Fixture::frames(5, 42)) edge.write(frame);
+    edge.close_input();
+    CHECK(edge.wait(60s) == 0);
+    const std::vector<Message> messages =
+        subscriber.wait_until([&](const std::vector<Message>& m) { return frame_ids(m).size() >= 65; }, 30s);
+    check_all_in_order(frame_ids(messages), 65);
+    CHECK(read_text(f.log).find("60 results waiting; next frame 61") != std::string::npos);
+}
+
+TEST_CASE("no broker, bad flags and a file that is not a model: one clear message each") {
+    Fixture f;
+    const std::string image = f.folder.file("images/a.jpg");
+    write_bytes(image, Fixture::frames(1, 5)[0]);
+    // Nobody listens on the port: the images are still classified, the results wait in the spool.
+    CommandResult r = run_command(f.edge_command(shell_quoted(image) + " --broker mqtt://127.0.0.1:" +
+                                                 std::to_string(free_port()) + " --drain-timeout 2 --output none"));
+    CHECK(r.exit_code == 0);
+    CHECK(r.output.find("cannot connect to mqtt://127.0.0.1") != std::string::npos);
+    CHECK(r.output.find("retrying in 1 s") != std::string::npos);
+    CHECK(r.output.find("1 results not yet acknowledged") != std::string::npos);
+
+    const auto refused = [&](const std::string& arguments, const std::string& message) {
+        const CommandResult bad = run_command(f.edge_command(arguments));
+        CAPTURE(arguments);
+        CHECK(bad.exit_code == 1);
+        CHECK(bad.output.find(message) != std::string::npos);
+    };
+    refused(shell_quoted(image) + " --broker mqtt://127.0.0.1:1 --prefix 'plant/#'", "wildcards");
+    refused(shell_quoted(image) + " --broker mqtt://127.0.0.1:1 --node a/b", "--node 'a/b'");
+    refused(shell_quoted(image) + " --broker tcp://x", "mqtt://");
+    refused(shell_quoted(image) + " --qos 3", "--qos");
+    refused(shell_quoted(image) + " --thresholds 0.9,0.1", "must not exceed");
+    refused(shell_quoted(image) + " --normal-class grass", "crack, hole, normal, pinhole, spatter");
+    refused(f.folder.file("missing.jpg"), "does not exist");
+    refused("--mjpeg-stdin " + shell_quoted(image), "not both");
+    write_bytes(f.model_path, Bytes(300, 7));
+    refused(shell_quoted(image), "model");
+}
