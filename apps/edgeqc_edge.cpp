@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -17,8 +19,10 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "data/image.hpp"
@@ -26,8 +30,10 @@
 #include "edge/inspection.hpp"
 #include "edge/mjpeg_splitter.hpp"
 #include "edge/mqtt_publisher.hpp"
+#include "edge/node_command.hpp"
 #include "edge/sha256.hpp"
 #include "edge/spool.hpp"
+#include "edge/system_readings.hpp"
 #include "engine/error.hpp"
 #include "engine/json_output.hpp"
 #include "engine/model_file.hpp"
@@ -58,6 +64,7 @@ struct Arguments {
     std::int64_t spool_max = 100000;
     double drain_timeout = 10;
     double reconnect_max = 30;
+    double stats_interval = 5;
     int threads = 0;
     std::string log_level = "info";
 };
@@ -159,6 +166,8 @@ public:
         if (a.qos < 0 || a.qos > 2) throw Error("--qos must be 0, 1 or 2");
         if (a.drain_timeout < 0) throw Error("--drain-timeout must be 0 seconds or more");
         if (!(a.reconnect_max >= 1)) throw Error("--reconnect-max must be 1 second or more");
+        if (!(a.stats_interval == 0 || a.stats_interval >= 0.1))
+            throw Error("--stats-interval must be 0 (no stats) or at least 0.1 seconds");
         if (a.threads < 0) throw Error("--threads must be 0 (all cores) or more");
         const std::vector<unsigned char> model_bytes = read_file_bytes(a.model, "model");
         const std::string model_id = sha256_hex(model_bytes);
@@ -183,15 +192,22 @@ public:
             settings.max_backoff = std::chrono::milliseconds(static_cast<long long>(a.reconnect_max * 1000));
             const std::string topic = a.prefix + "/" + node_;
             result_topic_ = topic + "/result";
+            stats_topic_ = topic + "/stats";
             settings.status_topic = topic + "/status";
+            settings.command_topic = topic + "/cmd";
             settings.online_payload = status_payload("online");
             settings.offline_payload = status_payload("offline");
             spool_.emplace(a.spool, a.spool_max);
             next_frame_ = spool_->last_frame() + 1;
             log_.info("spool " + spool_->path() + ": " + std::to_string(spool_->size()) +
                       " results waiting; next frame " + std::to_string(next_frame_));
-            publisher_ = std::make_unique<MqttPublisher>(settings, *spool_, log_);
+            publisher_ = std::make_unique<MqttPublisher>(settings, *spool_, log_, [this](const std::string& payload) {
+                std::lock_guard lock(commands_mutex_);
+                if (commands_.size() < 64) commands_.push_back(payload);  // a flood of commands is not queued forever
+            });
             drain_timeout_ = std::chrono::milliseconds(static_cast<long long>(a.drain_timeout * 1000));
+            if (a.stats_interval > 0)
+                stats_thread_ = std::thread([this, interval = a.stats_interval] { publish_stats_every(interval); });
         }
         const ModelDescription& d = inspector_->description();
         log_.info("model " + a.model + " (" + model_id.substr(0, 12) + "): " + std::to_string(d.class_names.size()) +
@@ -200,12 +216,14 @@ public:
     }
 
     void inspect_file(const std::string& path) {
+        if (!ready_for_frame()) return;
         InspectionResult r = start(path);
         inspector_->inspect_file(path, r);
         finish(r);
     }
 
     void inspect_frame(const std::vector<unsigned char>& frame) {
+        if (!ready_for_frame()) return;
         InspectionResult r = start("stdin");
         inspector_->inspect_encoded(frame.data(), frame.size(), r);
         finish(r);
@@ -213,9 +231,14 @@ public:
 
     // Logs the counts and, with a broker, waits for the spool to drain (then disconnects with the offline status).
     void close(const std::string& extra) {
-        log_.info("processed " + std::to_string(frames_) + " frames: " + std::to_string(verdicts_[0]) + " normal, " +
-                  std::to_string(verdicts_[1]) + " re-inspect, " + std::to_string(verdicts_[2]) + " defective, " +
-                  std::to_string(failed_) + " unreadable" + extra);
+        {
+            std::lock_guard lock(counters_mutex_);
+            log_.info("processed " + std::to_string(frames_) + " frames: " + std::to_string(verdicts_[0]) + " normal, " +
+                      std::to_string(verdicts_[1]) + " re-inspect, " + std::to_string(verdicts_[2]) + " defective, " +
+                      std::to_string(failed_) + " unreadable, " + std::to_string(paused_frames_) +
+                      " skipped while paused" + extra);
+        }
+        stop_stats();
         if (publisher_) {
             if (!publisher_->wait_until_delivered(drain_timeout_))
                 log_.warn(std::to_string(spool_->size()) + " results not yet acknowledged by the broker stay in " +
@@ -224,9 +247,52 @@ public:
         }
     }
 
-    std::uint64_t failed() const { return failed_; }
+    ~Node() { stop_stats(); }
+    Node(const Node&) = delete;
+    Node& operator=(const Node&) = delete;
+
+    std::uint64_t failed() {
+        std::lock_guard lock(counters_mutex_);
+        return failed_;
+    }
 
 private:
+    void stop_stats() {
+        if (!stats_thread_.joinable()) return;
+        {
+            std::lock_guard lock(counters_mutex_);
+            closing_ = true;
+        }
+        stats_wake_.notify_all();
+        stats_thread_.join();
+    }
+
+    // Applies the commands that arrived since the last frame; false while paused (the frame is counted and skipped).
+    bool ready_for_frame() {
+        std::vector<std::string> commands;
+        {
+            std::lock_guard lock(commands_mutex_);
+            commands.swap(commands_);
+        }
+        for (const std::string& payload : commands) {
+            try {
+                const NodeCommand command = parse_node_command(payload);
+                switch (command.kind) {
+                    case NodeCommand::Kind::Pause: paused_ = true; break;
+                    case NodeCommand::Kind::Resume: paused_ = false; break;
+                    case NodeCommand::Kind::Thresholds: inspector_->set_thresholds(command.thresholds); break;
+                }
+                log_.info("command: " + json_text(nlohmann::json::parse(payload)));
+            } catch (const Error& e) {
+                log_.warn(std::string("command refused: ") + e.what());
+            }
+        }
+        if (!paused_) return true;
+        std::lock_guard lock(counters_mutex_);
+        ++paused_frames_;
+        return false;
+    }
+
     InspectionResult start(const std::string& source) {
         InspectionResult r;
         r.frame = next_frame_++;
@@ -236,12 +302,17 @@ private:
     }
 
     void finish(const InspectionResult& r) {
-        ++frames_;
-        if (r.error.empty()) ++verdicts_[static_cast<int>(r.decision.verdict)];
-        else {
-            ++failed_;
-            log_.warn("frame " + std::to_string(r.frame) + " skipped: " + r.error);
+        {
+            std::lock_guard lock(counters_mutex_);
+            ++frames_;
+            if (r.error.empty()) {
+                ++verdicts_[static_cast<int>(r.decision.verdict)];
+                latencies_.push_back(r.latency_ms);
+            } else {
+                ++failed_;
+            }
         }
+        if (!r.error.empty()) log_.warn("frame " + std::to_string(r.frame) + " skipped: " + r.error);
         const std::string line = json_text(inspector_->to_json(r, node_));
         if (output_) {
             *output_ << line << '\n';
@@ -253,6 +324,40 @@ private:
             publisher_->notify();
         } catch (const Error& e) {
             log_.error("result of frame " + std::to_string(r.frame) + " not spooled, so not published: " + e.what());
+        }
+    }
+
+    // The stats thread: every interval, the figures of the frames since the last report on PREFIX/NODE/stats.
+    void publish_stats_every(double interval_seconds) {
+        const auto interval = std::chrono::duration<double>(interval_seconds);
+        auto last = std::chrono::steady_clock::now();
+        std::unique_lock lock(counters_mutex_);
+        while (!stats_wake_.wait_for(lock, interval, [&] { return closing_; })) {
+            const auto now = std::chrono::steady_clock::now();
+            const double seconds = std::chrono::duration<double>(now - last).count();
+            last = now;
+            std::vector<double> latencies;
+            latencies.swap(latencies_);
+            nlohmann::ordered_json stats = {
+                {"node", node_},
+                {"time", utc_timestamp()},
+                {"model", inspector_->model_id()},
+                {"frames", frames_},
+                {"fps", static_cast<double>(latencies.size()) / seconds},
+                {"latency_ms",
+                 {{"p50", percentile(latencies, 0.50)}, {"p95", percentile(latencies, 0.95)}, {"p99", percentile(latencies, 0.99)}}},
+                {"verdicts", {{"normal", verdicts_[0]}, {"re-inspect", verdicts_[1]}, {"defective", verdicts_[2]}}},
+                {"unreadable", failed_},
+                {"paused", paused_.load()},
+                {"paused_frames", paused_frames_},
+                {"spool", spool_->size()},
+                {"spool_dropped", spool_->dropped()},
+                {"rss_mib", resident_set_mib()},
+            };
+            if (const auto temperature = cpu_temperature_celsius()) stats["cpu_temp_c"] = *temperature;
+            lock.unlock();
+            publisher_->publish_ephemeral(stats_topic_, json_text(stats));
+            lock.lock();
         }
     }
 
@@ -270,8 +375,19 @@ private:
     std::unique_ptr<MqttPublisher> publisher_;
     std::chrono::milliseconds drain_timeout_{0};
     std::int64_t next_frame_ = 1;
-    std::uint64_t frames_ = 0, failed_ = 0;
+    std::atomic<bool> paused_{false};
+
+    std::mutex commands_mutex_;
+    std::vector<std::string> commands_;  // payloads from the network thread, applied before the next frame
+
+    std::mutex counters_mutex_;  // the counters are read by the stats thread
+    std::uint64_t frames_ = 0, failed_ = 0, paused_frames_ = 0;
     std::uint64_t verdicts_[3] = {0, 0, 0};
+    std::vector<double> latencies_;  // of the frames since the last stats
+    bool closing_ = false;
+    std::condition_variable stats_wake_;
+    std::string stats_topic_;
+    std::thread stats_thread_;
 };
 
 std::string stream_counts(const MjpegCounts& c) {
@@ -353,6 +469,9 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--reconnect-max", a.reconnect_max,
                    "Longest wait in seconds between reconnection attempts (the wait doubles from 1 s up to it)")
+        ->capture_default_str();
+    app.add_option("--stats-interval", a.stats_interval,
+                   "Seconds between stats on PREFIX/NODE/stats (frames/s, latency percentiles, spool, memory); 0: none")
         ->capture_default_str();
     app.add_option("--threads", a.threads, "Threads per frame (0 = all cores)")->capture_default_str();
     app.add_option("--log-level", a.log_level, "debug, info, warn or error (the log goes to standard error)")

@@ -38,6 +38,7 @@ public:
 
     const ModelDescription& description() const { return classifier_.description(); }
     const DecisionRule& rule() const { return rule_; }
+    void set_thresholds(VerdictThresholds thresholds) { rule_.set_thresholds(thresholds); }
     const std::string& model_id() const { return model_id_; }
 
 private:

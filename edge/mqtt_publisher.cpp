@@ -57,8 +57,8 @@ void parse_broker_url(const std::string& url, MqttSettings& settings) {
     settings.host = rest;
 }
 
-MqttPublisher::MqttPublisher(MqttSettings settings, Spool& spool, const EventLog& log)
-    : settings_(std::move(settings)), spool_(spool), log_(log) {
+MqttPublisher::MqttPublisher(MqttSettings settings, Spool& spool, const EventLog& log, CommandHandler on_command)
+    : settings_(std::move(settings)), spool_(spool), log_(log), on_command_(std::move(on_command)) {
     static const int library = mosquitto_lib_init();
     (void)library;
     wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -77,6 +77,16 @@ MqttPublisher::~MqttPublisher() {
 void MqttPublisher::notify() {
     const std::uint64_t one = 1;
     [[maybe_unused]] const ssize_t written = ::write(wake_fd_, &one, sizeof one);  // fails only when already signalled
+}
+
+void MqttPublisher::publish_ephemeral(std::string topic, std::string payload) {
+    if (!connected_) return;
+    {
+        std::lock_guard lock(ephemeral_mutex_);
+        if (ephemeral_.size() >= 16) ephemeral_.erase(ephemeral_.begin());  // a stalled network thread: keep the newest
+        ephemeral_.emplace_back(std::move(topic), std::move(payload));
+    }
+    notify();
 }
 
 bool MqttPublisher::wait_until_delivered(std::chrono::milliseconds timeout) {
@@ -126,6 +136,7 @@ bool MqttPublisher::start_connecting() {
     mosquitto_connect_callback_set(client_, &MqttPublisher::on_connect);
     mosquitto_disconnect_callback_set(client_, &MqttPublisher::on_disconnect);
     mosquitto_publish_callback_set(client_, &MqttPublisher::on_publish);
+    mosquitto_message_callback_set(client_, &MqttPublisher::on_message);
     int rc = mosquitto_will_set(client_, settings_.status_topic.c_str(), static_cast<int>(settings_.offline_payload.size()),
                                 settings_.offline_payload.data(), 1, true);
     if (rc == MOSQ_ERR_SUCCESS && !settings_.username.empty())
@@ -190,6 +201,13 @@ void MqttPublisher::service_connection() {
 }
 
 void MqttPublisher::publish_pending() {
+    std::vector<std::pair<std::string, std::string>> ephemeral;
+    {
+        std::lock_guard lock(ephemeral_mutex_);
+        ephemeral.swap(ephemeral_);
+    }
+    for (const auto& [topic, payload] : ephemeral)
+        mosquitto_publish(client_, nullptr, topic.c_str(), static_cast<int>(payload.size()), payload.data(), 0, false);
     while (in_flight_.size() < kWindow) {
         const std::vector<SpooledMessage> batch = spool_.after(cursor_, kWindow - in_flight_.size());
         if (batch.empty()) return;
@@ -228,6 +246,14 @@ void MqttPublisher::on_connect(mosquitto* client, void* self_pointer, int result
     mosquitto_publish(client, nullptr, self.settings_.status_topic.c_str(),
                       static_cast<int>(self.settings_.online_payload.size()), self.settings_.online_payload.data(), 1,
                       true);
+    if (!self.settings_.command_topic.empty())
+        mosquitto_subscribe(client, nullptr, self.settings_.command_topic.c_str(), 1);
+}
+
+void MqttPublisher::on_message(mosquitto*, void* self_pointer, const mosquitto_message* message) {
+    auto& self = *static_cast<MqttPublisher*>(self_pointer);
+    if (!self.on_command_ || message->topic == nullptr || self.settings_.command_topic != message->topic) return;
+    self.on_command_(std::string(static_cast<const char*>(message->payload), static_cast<std::size_t>(message->payloadlen)));
 }
 
 void MqttPublisher::on_disconnect(mosquitto*, void* self_pointer, int result) {

@@ -2,13 +2,15 @@
 // spool's messages in order (QoS 1 by default) and removes each one once the broker acknowledges it; it keeps a
 // retained status topic (online, and offline as the Last Will); when the connection fails or drops it reconnects
 // with exponential back-off and sends the spool again from its oldest unacknowledged message, so every message
-// arrives at least once and in order.
+// arrives at least once and in order. Besides: messages that are only worth sending now (stats, QoS 0, not
+// spooled), and a subscribed command topic whose messages go to a handler.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -19,6 +21,7 @@
 #include "edge/spool.hpp"
 
 struct mosquitto;
+struct mosquitto_message;
 
 namespace edgeqc {
 
@@ -34,14 +37,18 @@ struct MqttSettings {
     std::chrono::milliseconds max_backoff{30000};
     std::string status_topic;
     std::string online_payload, offline_payload;  // retained on status_topic; offline is also the Last Will
+    std::string command_topic;                    // subscribed at QoS 1 if set
 };
+
+// Called on the network thread with each command message's payload; must not block.
+using CommandHandler = std::function<void(const std::string& payload)>;
 
 // Sets host, port and tls from "mqtt://host[:port]" (port 1883) or "mqtts://host[:port]" (port 8883).
 void parse_broker_url(const std::string& url, MqttSettings& settings);
 
 class MqttPublisher {
 public:
-    MqttPublisher(MqttSettings settings, Spool& spool, const EventLog& log);
+    MqttPublisher(MqttSettings settings, Spool& spool, const EventLog& log, CommandHandler on_command = {});
     // Publishes the offline status and disconnects (waiting at most 2 s for the broker).
     ~MqttPublisher();
     MqttPublisher(const MqttPublisher&) = delete;
@@ -49,6 +56,8 @@ public:
 
     // New messages are in the spool.
     void notify();
+    // Publishes at QoS 0 if connected, else drops it: for figures only worth having now.
+    void publish_ephemeral(std::string topic, std::string payload);
     // Waits until the spool is empty (every message acknowledged) or the timeout passes; true when empty.
     bool wait_until_delivered(std::chrono::milliseconds timeout);
     bool connected() const { return connected_; }
@@ -69,10 +78,12 @@ private:
     static void on_connect(mosquitto* client, void* self, int result);
     static void on_disconnect(mosquitto* client, void* self, int result);
     static void on_publish(mosquitto* client, void* self, int message_id);
+    static void on_message(mosquitto* client, void* self, const mosquitto_message* message);
 
     MqttSettings settings_;
     Spool& spool_;
     const EventLog& log_;
+    CommandHandler on_command_;
     int wake_fd_ = -1;
     std::atomic<bool> stopping_{false};
     std::atomic<bool> connected_{false};
@@ -88,6 +99,9 @@ private:
     std::map<int, std::int64_t> in_flight_;     // libmosquitto message id -> spool id
     std::vector<std::int64_t> acknowledged_;    // spool ids to remove
     int goodbye_message_ = -1;                  // the offline status's message id while shutting down
+
+    std::mutex ephemeral_mutex_;
+    std::vector<std::pair<std::string, std::string>> ephemeral_;  // topic, payload
 
     std::mutex delivered_mutex_;
     std::condition_variable delivered_;

@@ -8,7 +8,9 @@
 #include "edge/decision.hpp"
 #include "edge/mjpeg_splitter.hpp"
 #include "edge/mqtt_publisher.hpp"
+#include "edge/node_command.hpp"
 #include "edge/spool.hpp"
+#include "edge/system_readings.hpp"
 #include "engine/error.hpp"
 #include "engine/rng.hpp"
 #include "test_support.hpp"
@@ -220,4 +222,42 @@ TEST_CASE("broker URLs: scheme, default ports, bad ports") {
     CHECK_THROWS_AS(parse_broker_url("mqtt://host:99999", s), Error);
     CHECK_THROWS_AS(parse_broker_url("mqtt://:1883", s), Error);
     CHECK_THROWS_AS(parse_broker_url("mqtt://host/x", s), Error);
+}
+
+TEST_CASE("node commands: pause, resume and thresholds parse; anything else is refused with its reason") {
+    CHECK(parse_node_command(R"({"cmd":"pause"})").kind == NodeCommand::Kind::Pause);
+    CHECK(parse_node_command(R"({"cmd":"resume","extra":1})").kind == NodeCommand::Kind::Resume);
+    const NodeCommand t = parse_node_command(R"({"cmd":"thresholds","reinspect":0.25,"defective":0.75})");
+    CHECK(t.kind == NodeCommand::Kind::Thresholds);
+    CHECK(t.thresholds.reinspect == 0.25f);
+    CHECK(t.thresholds.defective == 0.75f);
+    const auto refused = [](const std::string& payload, const char* reason) {
+        CAPTURE(payload);
+        CHECK_THROWS_WITH_AS(parse_node_command(payload), doctest::Contains(reason), Error);
+    };
+    refused("pause", "not a JSON object");
+    refused("[1,2]", "not a JSON object");
+    refused("{\"cmd\":", "not a JSON object");
+    refused(R"({"command":"pause"})", "no \"cmd\"");
+    refused(R"({"cmd":7})", "no \"cmd\"");
+    refused(R"({"cmd":"reboot"})", "unknown command 'reboot'");
+    refused(R"({"cmd":"thresholds","reinspect":0.5})", "'defective' must be a number");
+    refused(R"({"cmd":"thresholds","reinspect":"0.5","defective":0.8})", "'reinspect' must be a number");
+    refused(R"({"cmd":"thresholds","reinspect":0.5,"defective":1.5})", "between 0 and 1");
+    refused(R"({"cmd":"thresholds","reinspect":0.9,"defective":0.8})", "must not exceed");
+    refused(std::string(kMaxCommandBytes + 1, ' '), "at most");
+}
+
+TEST_CASE("latency percentiles by nearest rank, and this process's memory") {
+    std::vector<double> values;
+    for (int i = 100; i >= 1; --i) values.push_back(i);
+    CHECK(percentile(values, 0.50) == 50);
+    CHECK(percentile(values, 0.95) == 95);
+    CHECK(percentile(values, 0.99) == 99);
+    CHECK(percentile(values, 1.0) == 100);
+    CHECK(percentile(values, 0.0) == 1);
+    std::vector<double> none;
+    CHECK(percentile(none, 0.5) == 0);
+    CHECK(resident_set_mib() > 1);
+    CHECK(peak_resident_set_mib() >= resident_set_mib());
 }

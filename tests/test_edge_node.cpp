@@ -124,16 +124,19 @@ private:
     int input_ = -1;
 };
 
-// Debian's mosquitto on a free loopback port, with persistence so sessions survive a restart.
+// Debian's mosquitto on a free loopback port (anonymous, plain), with persistence so sessions survive a restart;
+// more listeners (TLS, passwords) can follow in more_listeners, each with its own settings.
 class Broker {
 public:
-    explicit Broker(const TempFolder& folder) : folder_(folder), port_(free_port()) {
+    explicit Broker(const TempFolder& folder, const std::string& more_listeners = "")
+        : folder_(folder), port_(free_port()) {
         // Run as this user: as root, mosquitto would switch to user mosquitto, who cannot write the test's folder.
         const passwd* user = ::getpwuid(::geteuid());
         REQUIRE(user != nullptr);
         std::ofstream(folder.file("broker/mosquitto.conf"))
-            << "listener " << port_ << " 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location "
-            << folder.str() << "/broker/\nuser " << user->pw_name << "\n";
+            << "per_listener_settings true\npersistence true\npersistence_location " << folder.str()
+            << "/broker/\nuser " << user->pw_name << "\nlistener " << port_ << " 127.0.0.1\nallow_anonymous true\n"
+            << more_listeners;
         start();
     }
     ~Broker() { stop(); }
@@ -141,9 +144,13 @@ public:
         const std::string binary = fs::exists("/usr/sbin/mosquitto") ? "/usr/sbin/mosquitto" : "mosquitto";
         process_ = std::make_unique<Child>(binary + " -c " + folder_.str() + "/broker/mosquitto.conf",
                                            folder_.file("broker/out.log"), folder_.file("broker/err.log"));
+        wait_for_port(port_);
+    }
+    void wait_for_port(int port) const {
         const auto deadline = std::chrono::steady_clock::now() + 10s;
-        while (!port_accepts(port_)) {
-            REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "mosquitto did not start on port ", port_);
+        while (!port_accepts(port)) {
+            INFO("broker log: ", read_text(folder_.str() + "/broker/err.log"));
+            REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "mosquitto did not listen on port ", port);
             std::this_thread::sleep_for(20ms);
         }
     }
@@ -202,6 +209,10 @@ public:
         mosquitto_disconnect(client_);
         mosquitto_loop_stop(client_, true);
         mosquitto_destroy(client_);
+    }
+    void publish(const std::string& topic, const std::string& payload) {
+        REQUIRE(mosquitto_publish(client_, nullptr, topic.c_str(), static_cast<int>(payload.size()), payload.data(), 1,
+                                  false) == MOSQ_ERR_SUCCESS);
     }
     // Waits until done(messages) holds or the timeout passes; returns the messages so far either way.
     std::vector<Message> wait_until(const std::function<bool(const std::vector<Message>&)>& done,
@@ -463,4 +474,117 @@ TEST_CASE("no broker, bad flags and a file that is not a model: one clear messag
     refused("--mjpeg-stdin " + shell_quoted(image), "not both");
     write_bytes(f.model_path, Bytes(300, 7));
     refused(shell_quoted(image), "model");
+}
+
+TEST_CASE("TLS with a password: a wrong password or CA gets a clear message and retries; the right ones deliver all") {
+    Fixture f;
+    const std::string tls = f.folder.str() + "/tls/";
+    fs::create_directories(tls);
+    // A test CA signs the broker's certificate for 127.0.0.1; a second CA has nothing to do with it.
+    const std::string key = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2";
+    const std::string certificates =
+        "cd " + shell_quoted(tls) + " && openssl req -x509" + key + " -keyout ca.key -out ca.crt -subj /CN=edgeqc-test-ca" +
+        " && openssl req -x509" + key + " -keyout other.key -out other.crt -subj /CN=other-ca" +
+        " && openssl req" + key + " -keyout server.key -out server.csr -subj /CN=127.0.0.1" +
+        " && printf 'subjectAltName=IP:127.0.0.1\\n' > san.txt" +
+        " && openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile san.txt" +
+        " -out server.crt && mosquitto_passwd -b -c passwords node-7 correct-horse";
+    const CommandResult made = run_command(certificates);
+    INFO(made.output);
+    REQUIRE(made.exit_code == 0);
+    const int secure_port = free_port();
+    Broker broker(f.folder, "listener " + std::to_string(secure_port) + " 127.0.0.1\ncafile " + tls + "ca.crt\ncertfile " +
+                                tls + "server.crt\nkeyfile " + tls + "server.key\nallow_anonymous false\npassword_file " +
+                                tls + "passwords\n");
+    broker.wait_for_port(secure_port);
+    Subscriber subscriber(broker.port(), "edgeqc/+/result");
+    const std::string image = f.folder.file("images/a.jpg");
+    write_bytes(image, Fixture::frames(1, 5)[0]);
+    std::ofstream(f.folder.file("password.txt")) << "correct-horse\n";
+    const std::string secure = shell_quoted(image) + " --node node-7 --output none --broker mqtts://127.0.0.1:" +
+                               std::to_string(secure_port) + " --username node-7 ";
+
+    const CommandResult wrong_password =
+        run_command("EDGEQC_MQTT_PASSWORD=wrong " + f.edge_command(secure + "--cafile " + tls + "ca.crt --drain-timeout 3"));
+    CHECK(wrong_password.exit_code == 0);
+    CHECK(wrong_password.output.find("refused the connection: Connection Refused: not authorised") != std::string::npos);
+    CHECK(wrong_password.output.find("retrying in 2 s") != std::string::npos);  // it tried again, with back-off
+    CHECK(wrong_password.output.find("1 results not yet acknowledged") != std::string::npos);
+
+    const CommandResult wrong_ca = run_command(
+        f.edge_command(secure + "--cafile " + tls + "other.crt --password-file " + f.folder.file("password.txt") +
+                       " --drain-timeout 3"));
+    CHECK(wrong_ca.exit_code == 0);
+    CHECK(wrong_ca.output.find("cannot connect to mqtts://127.0.0.1") != std::string::npos);
+    CHECK(wrong_ca.output.find("TLS") != std::string::npos);
+    CHECK(wrong_ca.output.find("2 results not yet acknowledged") != std::string::npos);
+
+    const CommandResult right = run_command(
+        f.edge_command(secure + "--cafile " + tls + "ca.crt --password-file " + f.folder.file("password.txt")));
+    INFO(right.output);
+    CHECK(right.exit_code == 0);
+    CHECK(right.output.find("2 results waiting") != std::string::npos);
+    const std::vector<Message> messages =
+        subscriber.wait_until([&](const std::vector<Message>& m) { return frame_ids(m).size() >= 3; }, 30s);
+    check_all_in_order(frame_ids(messages), 3);  // the two spooled by the failed runs, then this run's
+}
+
+TEST_CASE("commands over MQTT pause, resume and re-threshold the node between frames; stats arrive every interval") {
+    Fixture f;
+    Broker broker(f.folder);
+    Subscriber subscriber(broker.port(), "edgeqc/#");
+    Child edge(f.edge_command("--mjpeg-stdin --broker " + broker.url() + " --node cell-3 --stats-interval 0.3 --output " +
+                              shell_quoted(f.output)),
+               f.folder.file("stdout.txt"), f.log);
+    const std::vector<Bytes> frames = Fixture::frames(5, 61);
+    std::size_t sent = 0;
+    const auto send = [&](std::size_t count) {
+        for (std::size_t i = 0; i < count; ++i) edge.write(frames[sent++ % frames.size()]);
+    };
+    // Sends a command, then one frame at a time until the log says the node applied it (it does so before a frame).
+    const auto command = [&](const std::string& payload, const std::string& applied) {
+        subscriber.publish("edgeqc/cell-3/cmd", payload);
+        const auto deadline = std::chrono::steady_clock::now() + 30s;
+        while (read_text(f.log).find(applied) == std::string::npos) {
+            REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "the node never logged ", applied);
+            send(1);
+            std::this_thread::sleep_for(100ms);
+        }
+    };
+    send(5);
+    wait_for_lines(f.output, 5, 60s);
+    command(R"({"cmd":"pause"})", R"(command: {"cmd":"pause"})");
+    const std::size_t before_pause = count_lines(f.output);
+    const std::size_t sent_before_pause = sent;
+    send(4);
+    command(R"({"cmd":"resume"})", R"(command: {"cmd":"resume"})");
+    wait_for_lines(f.output, before_pause + 1, 30s);  // the frame that carried the resume
+    const std::size_t skipped = sent - sent_before_pause + 1 - (count_lines(f.output) - before_pause);
+    CHECK(skipped >= 4);
+    command(R"({"cmd":"thresholds","reinspect":0,"defective":0})", R"(command: {"cmd":"thresholds")");
+    command(R"({"cmd":"self-destruct"})", "command refused: unknown command 'self-destruct'");
+    const std::size_t lines = count_lines(f.output);
+    send(5);
+    wait_for_lines(f.output, lines + 5, 30s);
+    const std::vector<Message> stats = subscriber.wait_until(
+        [&](const std::vector<Message>& m) { return with_topic_suffix(m, "/stats").size() >= 2; }, 30s);
+    edge.close_input();
+    CHECK(edge.wait(30s) == 0);
+
+    std::ifstream output(f.output);
+    std::vector<nlohmann::json> results;
+    for (std::string line; std::getline(output, line);) results.push_back(nlohmann::json::parse(line));
+    for (std::size_t i = results.size() - 5; i < results.size(); ++i) CHECK(results[i]["verdict"] == "defective");
+    CHECK(read_text(f.log).find(std::to_string(skipped) + " skipped while paused") != std::string::npos);
+
+    const nlohmann::json last = nlohmann::json::parse(with_topic_suffix(stats, "edgeqc/cell-3/stats").back().payload);
+    CAPTURE(last.dump());
+    CHECK(last["node"] == "cell-3");
+    CHECK(last["frames"].get<int>() >= 5);
+    CHECK(last["fps"].get<double>() >= 0);
+    CHECK(last["latency_ms"]["p99"].get<double>() >= last["latency_ms"]["p50"].get<double>());
+    CHECK(last["spool"].get<int>() >= 0);
+    CHECK(last["rss_mib"].get<double>() > 1);
+    CHECK(last.contains("paused"));
+    CHECK(last["verdicts"].size() == 3);
 }
