@@ -435,6 +435,7 @@ int main(int argc, char** argv) {
                  "re-inspect / defective per frame, writes JSON lines and publishes them over MQTT."};
     Arguments a;
     app.set_config("--config", "", "Read settings from a TOML or INI file (keys are the long option names)");
+    app.allow_config_extras(CLI::config_extras_mode::error);  // a misspelt key is an error, not a silent default
     app.add_option("model", a.model, "Model file (.eqc, float or int8)")->required();
     app.add_option("inputs", a.inputs, "Image files and folders (searched recursively) to inspect once");
     app.add_flag("--mjpeg-stdin", a.mjpeg_stdin,

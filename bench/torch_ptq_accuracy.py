@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from torch_quantized import quantized_model
-from torch_ref import Resizer, build_network, list_split, load_images, load_stb
+from torch_ref import Decoder, Resizer, build_network, list_split, load_images
 
 ROLE_ATTRIBUTES = {"weight": "weight", "bias": "bias", "gamma": "weight", "beta": "bias",
                    "running_mean": "running_mean", "running_var": "running_var"}
@@ -105,11 +105,11 @@ def main():
     model = build_network(architecture, shape, len(classes))
     load_weights(model, tensors)
     model.eval()
-    stb, resizer = load_stb(), Resizer(shape[1], shape[2])
+    decoder, resizer = Decoder(), Resizer(shape[1], shape[2])
     train = list_split(os.path.join(args.dataset, "train"), classes)
     random.Random(args.seed).shuffle(train)
-    calibration, _ = load_images(stb, train[:args.images], shape[0], resizer)
-    test_x, test_y = load_images(stb, list_split(os.path.join(args.dataset, "test"), classes), shape[0], resizer)
+    calibration, _ = load_images(decoder, train[:args.images], shape[0], resizer)
+    test_x, test_y = load_images(decoder, list_split(os.path.join(args.dataset, "test"), classes), shape[0], resizer)
     mean_t, std_t = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
     calibration, test_x = (calibration - mean_t) / std_t, (test_x - mean_t) / std_t
     quantized = quantized_model(model, args.backend, calibration)

@@ -171,34 +171,67 @@ def list_split(root, classes):
     return samples
 
 
-def load_stb():
-    # Decoding with the very libstb the C++ engine links keeps JPEG pixels bit-identical (IDCTs differ between
-    # JPEG libraries by +-1 grey level).
-    path = ctypes.util.find_library("stb") or "libstb.so.0"
-    try:
-        lib = ctypes.CDLL(path)
-    except OSError as error:
-        sys.exit(f"cannot load libstb ({error}); install Debian's libstb0 (apt-get install libstb-dev)")
-    lib.stbi_load.restype = ctypes.POINTER(ctypes.c_ubyte)
-    lib.stbi_load.argtypes = [ctypes.c_char_p] + [ctypes.POINTER(ctypes.c_int)] * 3 + [ctypes.c_int]
-    lib.stbi_image_free.argtypes = [ctypes.c_void_p]
-    lib.stbi_failure_reason.restype = ctypes.c_char_p
-    return lib
+TJPF_RGB, TJPF_GRAY, TJCS_GRAY = 0, 6, 2  # turbojpeg.h
 
 
-def decode(stb, path, channels):
+class Decoder:
+    """The C++ engine's own decoders through ctypes, so pixels are bit-identical (IDCTs differ between JPEG
+    libraries by +-1 grey level): libjpeg-turbo for JPEG, the very libstb the engine links for the rest."""
+
+    def __init__(self):
+        path = ctypes.util.find_library("stb") or "libstb.so.0"
+        turbo_path = ctypes.util.find_library("turbojpeg") or "libturbojpeg.so.0"
+        try:
+            self.stb = ctypes.CDLL(path)
+            self.turbo = ctypes.CDLL(turbo_path)
+        except OSError as error:
+            sys.exit(f"cannot load libstb or libturbojpeg ({error}); install Debian's libstb-dev and libturbojpeg0-dev")
+        self.stb.stbi_load.restype = ctypes.POINTER(ctypes.c_ubyte)
+        self.stb.stbi_load.argtypes = [ctypes.c_char_p] + [ctypes.POINTER(ctypes.c_int)] * 3 + [ctypes.c_int]
+        self.stb.stbi_image_free.argtypes = [ctypes.c_void_p]
+        self.stb.stbi_failure_reason.restype = ctypes.c_char_p
+        t = self.turbo
+        t.tjInitDecompress.restype = ctypes.c_void_p
+        t.tjDecompressHeader3.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_ulong] + [ctypes.POINTER(ctypes.c_int)] * 4
+        t.tjDecompress2.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p] + [ctypes.c_int] * 5
+        t.tjGetErrorStr2.argtypes = [ctypes.c_void_p]
+        t.tjGetErrorStr2.restype = ctypes.c_char_p
+        self.handle = t.tjInitDecompress()
+
+    def hwc(self, path):
+        """H x W x stored-channels uint8 pixels of the file."""
+        with open(path, "rb") as f:
+            data = f.read()
+        if data[:3] == b"\xff\xd8\xff":
+            width, height, subsampling, colorspace = (ctypes.c_int() for _ in range(4))
+            t = self.turbo
+            if t.tjDecompressHeader3(self.handle, data, len(data), ctypes.byref(width), ctypes.byref(height),
+                                     ctypes.byref(subsampling), ctypes.byref(colorspace)) != 0:
+                raise RuntimeError(f"{path}: {t.tjGetErrorStr2(self.handle).decode()}")
+            stored = 1 if colorspace.value == TJCS_GRAY else 3
+            out = np.empty((height.value, width.value, stored), dtype=np.uint8)
+            if t.tjDecompress2(self.handle, data, len(data), out.ctypes.data, width.value, 0, height.value,
+                               TJPF_GRAY if stored == 1 else TJPF_RGB, 0) != 0:
+                raise RuntimeError(f"{path}: {t.tjGetErrorStr2(self.handle).decode()}")
+            return out
+        width, height, stored = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
+        pixels = self.stb.stbi_load(os.fsencode(path), ctypes.byref(width), ctypes.byref(height),
+                                    ctypes.byref(stored), 0)
+        if not pixels:
+            raise RuntimeError(f"{path}: {self.stb.stbi_failure_reason().decode()}")
+        try:
+            count = width.value * height.value * stored.value
+            return np.ctypeslib.as_array(pixels, shape=(count,)).reshape(height.value, width.value, stored.value).copy()
+        finally:
+            self.stb.stbi_image_free(pixels)
+
+
+def decode(decoder, path, channels):
     """channels x H x W float32 in [0, 1]; grey = 0.299 R + 0.587 G + 0.114 B, alpha dropped."""
-    width, height, stored = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
-    pixels = stb.stbi_load(os.fsencode(path), ctypes.byref(width), ctypes.byref(height), ctypes.byref(stored), 0)
-    if not pixels:
-        raise RuntimeError(f"{path}: {stb.stbi_failure_reason().decode()}")
-    try:
-        count = width.value * height.value * stored.value
-        hwc = np.ctypeslib.as_array(pixels, shape=(count,)).reshape(height.value, width.value, stored.value)
-        hwc = hwc.astype(np.float32) / np.float32(255.0)
-    finally:
-        stb.stbi_image_free(pixels)
-    if stored.value < 3:  # grey or grey + alpha
+    hwc = decoder.hwc(path)
+    stored = hwc.shape[2]
+    hwc = hwc.astype(np.float32) / np.float32(255.0)
+    if stored < 3:  # grey or grey + alpha
         grey = hwc[None, :, :, 0]
         return np.repeat(grey, 3, axis=0) if channels == 3 else grey.copy()
     colour = hwc[:, :, :3]
@@ -245,10 +278,10 @@ class Resizer:
         return (rows @ image.astype(np.float64) @ cols.T).astype(np.float32)
 
 
-def load_images(stb, samples, channels, resizer):
+def load_images(decoder, samples, channels, resizer):
     images = np.empty((len(samples), channels, resizer.height, resizer.width), dtype=np.float32)
     for index, (path, _) in enumerate(samples):
-        images[index] = resizer(decode(stb, path, channels))
+        images[index] = resizer(decode(decoder, path, channels))
     labels = np.array([label for _, label in samples], dtype=np.int64)
     return torch.from_numpy(images), torch.from_numpy(labels)
 
@@ -368,11 +401,11 @@ def main(argv):
     train_samples, val_samples = split_validation(list_split(train_root, classes), len(classes), args.val_split)
     test_samples = list_split(test_root, classes)
 
-    stb, resizer = load_stb(), Resizer(height, width)
+    decoder, resizer = Decoder(), Resizer(height, width)
     started = time.perf_counter()
-    train_x, train_y = load_images(stb, train_samples, args.channels, resizer)
-    val_x, val_y = load_images(stb, val_samples, args.channels, resizer)
-    test_x, test_y = load_images(stb, test_samples, args.channels, resizer)
+    train_x, train_y = load_images(decoder, train_samples, args.channels, resizer)
+    val_x, val_y = load_images(decoder, val_samples, args.channels, resizer)
+    test_x, test_y = load_images(decoder, test_samples, args.channels, resizer)
     mean, std = channel_stats(train_x)
     for images in (train_x, val_x, test_x):
         images.sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1))

@@ -1,5 +1,5 @@
 // Decoded images as planar float arrays, plus the decode, channel conversion, resize and PNG write steps.
-// Deliberately no colour management, EXIF orientation or 16-bit precision: stb_image reduces all to 8 bits.
+// Deliberately no colour management, EXIF orientation or 16-bit precision: all is reduced to 8 bits.
 #pragma once
 
 #include <cstddef>
@@ -19,7 +19,7 @@ struct Image {
 // Whether a file name ends in an extension decode_image_file reads (.png, .jpg, .jpeg, .bmp, .pgm, .ppm, .pnm; any case).
 bool has_image_extension(const std::string& path);
 
-// PNG, JPEG, BMP and PGM/PPM (anything stb_image reads). Throws Error naming the file on any failure.
+// JPEG (libjpeg-turbo; corrupt or truncated data is an error), PNG, BMP and PGM/PPM (stb_image). Throws Error naming the file on any failure.
 Image decode_image_file(const std::string& path);
 Image decode_image_memory(const unsigned char* bytes, std::size_t size, const std::string& name_for_errors);
 

@@ -633,3 +633,29 @@ TEST_CASE("synthetic defects leave marks a normal surface does not have") {
     CHECK_THROWS_AS(render_synthetic_surface(5, 32, 32, rng), Error);
     CHECK_THROWS_AS(render_synthetic_surface(0, 32, 4097, rng), Error);
 }
+
+TEST_CASE("JPEG decoding is strict: a truncated or corrupted file is an error, never pixels made up by the decoder") {
+    Image image{48, 32, 3, std::vector<float>(48 * 32 * 3)};
+    for (std::size_t i = 0; i < image.pixels.size(); ++i) image.pixels[i] = static_cast<float>((i * 37) % 101) / 100.0f;
+    const std::vector<unsigned char> jpeg = encode_jpeg(image, 90, "test");
+    const Image whole = decode_image_memory(jpeg.data(), jpeg.size(), "whole.jpg");
+    CHECK(whole.width == 48);
+    CHECK(whole.channels == 3);
+    const std::vector<unsigned char> truncated(jpeg.begin(), jpeg.begin() + static_cast<std::ptrdiff_t>(jpeg.size() * 3 / 5));
+    CHECK_THROWS_WITH_AS(decode_image_memory(truncated.data(), truncated.size(), "cut.jpg"),
+                         doctest::Contains("cut.jpg': bad JPEG data"), Error);
+    CHECK_THROWS_WITH_AS(decode_image_memory(truncated.data(), truncated.size(), "cut.jpg"),
+                         doctest::Contains("corrupt or truncated"), Error);
+    std::vector<unsigned char> huge_header = jpeg;  // the frame header's height and width set to 60000 x 60000
+    for (std::size_t i = 0; i + 8 < huge_header.size(); ++i) {
+        if (huge_header[i] == 0xFF && huge_header[i + 1] == 0xC0) {
+            for (const std::size_t at : {i + 5, i + 7}) {
+                huge_header[at] = 0xEA;
+                huge_header[at + 1] = 0x60;
+            }
+            break;
+        }
+    }
+    CHECK_THROWS_WITH_AS(decode_image_memory(huge_header.data(), huge_header.size(), "huge.jpg"),
+                         doctest::Contains("exceeds the limit"), Error);
+}
