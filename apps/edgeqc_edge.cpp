@@ -2,6 +2,7 @@
 // on standard input, decides normal / re-inspect / defective for every frame, writes one JSON line per frame and,
 // with --broker, publishes each result over MQTT through an on-disk spool that loses nothing. It links the
 // inference runtime and edge/ only; float and int8 models alike.
+#include <pthread.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "data/image.hpp"
+#include "edge/bounded_queue.hpp"
 #include "edge/event_log.hpp"
 #include "edge/inspection.hpp"
 #include "edge/mjpeg_splitter.hpp"
@@ -49,6 +51,9 @@ struct Arguments {
     std::vector<std::string> inputs;
     bool mjpeg_stdin = false;
     std::size_t max_frame_bytes = std::size_t{16} << 20;
+    int batch = 1;
+    double max_wait_ms = 10;
+    int queue = 8;
     std::string output = "-";
     std::string normal_class;
     std::string thresholds = "0.5,0.8";
@@ -72,6 +77,14 @@ struct Arguments {
 std::atomic<bool> g_stop{false};
 
 extern "C" void request_stop(int) { g_stop = true; }
+
+void set_stop_signals_blocked(bool blocked) {
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(blocked ? SIG_BLOCK : SIG_UNBLOCK, &signals, nullptr);
+}
 
 // SIGTERM and SIGINT end the run after the frame in progress; without SA_RESTART, a blocked read returns EINTR.
 void install_signal_handlers() {
@@ -157,6 +170,13 @@ std::vector<std::string> input_files(const std::vector<std::string>& inputs) {
     return files;
 }
 
+// A stream frame between the reader thread and the inference thread.
+struct PreparedFrame {
+    InspectionResult result;
+    std::vector<float> input;  // preprocessed, if ready
+    bool ready = false;        // false: result.error says why it could not be decoded
+};
+
 // The running node: inspector, outputs, spool and publisher, and the counts it reports at the end.
 class Node {
 public:
@@ -173,7 +193,7 @@ public:
         const std::string model_id = sha256_hex(model_bytes);
         inspector_ = std::make_unique<Inspector>(load_model(a.model), model_id, a.normal_class,
                                                  parse_thresholds(a.thresholds), class_thresholds(a.class_thresholds),
-                                                 a.threads);
+                                                 a.threads, a.batch);
         if (a.output != "-" && a.output != "none") {
             file_output_.open(a.output, std::ios::app);
             if (!file_output_) throw Error("cannot open --output '" + a.output + "': " + std::strerror(errno));
@@ -219,14 +239,30 @@ public:
         if (!ready_for_frame()) return;
         InspectionResult r = start(path);
         inspector_->inspect_file(path, r);
-        finish(r);
+        emit({&r});
     }
 
-    void inspect_frame(const std::vector<unsigned char>& frame) {
-        if (!ready_for_frame()) return;
-        InspectionResult r = start("stdin");
-        inspector_->inspect_encoded(frame.data(), frame.size(), r);
-        finish(r);
+    // The reader thread's half of a stream frame: id, time, decoding and preprocessing.
+    PreparedFrame prepare_frame(const std::vector<unsigned char>& encoded) {
+        PreparedFrame f{start("stdin"), std::vector<float>(inspector_->input_size()), false};
+        f.ready = inspector_->prepare_encoded(encoded.data(), encoded.size(), f.result, f.input.data());
+        return f;
+    }
+
+    // The inference thread's half: commands, one batched inference of the decoded frames, decisions, outputs.
+    void inspect_batch(std::vector<PreparedFrame>& frames, std::size_t queue_depth) {
+        queue_depth_ = queue_depth;
+        std::vector<InspectionResult*> classify, done;
+        batch_inputs_.clear();
+        for (PreparedFrame& f : frames) {
+            if (!ready_for_frame()) continue;
+            done.push_back(&f.result);
+            if (!f.ready) continue;
+            classify.push_back(&f.result);
+            batch_inputs_.insert(batch_inputs_.end(), f.input.begin(), f.input.end());
+        }
+        if (!classify.empty()) inspector_->inspect_prepared(batch_inputs_.data(), classify);
+        emit(done);
     }
 
     // Logs the counts and, with a broker, waits for the spool to drain (then disconnects with the offline status).
@@ -301,29 +337,36 @@ private:
         return r;
     }
 
-    void finish(const InspectionResult& r) {
+    // Counts the results, writes their lines and spools them in one transaction (one group commit per batch).
+    void emit(const std::vector<InspectionResult*>& results) {
+        if (results.empty()) return;
+        std::vector<SpooledMessage> messages;
         {
             std::lock_guard lock(counters_mutex_);
-            ++frames_;
-            if (r.error.empty()) {
-                ++verdicts_[static_cast<int>(r.decision.verdict)];
-                latencies_.push_back(r.latency_ms);
-            } else {
-                ++failed_;
+            for (const InspectionResult* r : results) {
+                ++frames_;
+                if (r->error.empty()) {
+                    ++verdicts_[static_cast<int>(r->decision.verdict)];
+                    latencies_.push_back(r->latency_ms);
+                } else {
+                    ++failed_;
+                }
             }
         }
-        if (!r.error.empty()) log_.warn("frame " + std::to_string(r.frame) + " skipped: " + r.error);
-        const std::string line = json_text(inspector_->to_json(r, node_));
-        if (output_) {
-            *output_ << line << '\n';
-            output_->flush();
+        for (const InspectionResult* r : results) {
+            if (!r->error.empty()) log_.warn("frame " + std::to_string(r->frame) + " skipped: " + r->error);
+            std::string line = json_text(inspector_->to_json(*r, node_));
+            if (output_) *output_ << line << '\n';
+            if (spool_) messages.push_back({0, result_topic_, std::move(line)});
         }
+        if (output_) output_->flush();
         if (!spool_) return;
         try {
-            spool_->append({{0, result_topic_, line}}, r.frame);
+            spool_->append(messages, results.back()->frame);
             publisher_->notify();
         } catch (const Error& e) {
-            log_.error("result of frame " + std::to_string(r.frame) + " not spooled, so not published: " + e.what());
+            log_.error("results of frames " + std::to_string(results.front()->frame) + " to " +
+                       std::to_string(results.back()->frame) + " not spooled, so not published: " + e.what());
         }
     }
 
@@ -348,6 +391,7 @@ private:
                  {{"p50", percentile(latencies, 0.50)}, {"p95", percentile(latencies, 0.95)}, {"p99", percentile(latencies, 0.99)}}},
                 {"verdicts", {{"normal", verdicts_[0]}, {"re-inspect", verdicts_[1]}, {"defective", verdicts_[2]}}},
                 {"unreadable", failed_},
+                {"queue", queue_depth_.load()},
                 {"paused", paused_.load()},
                 {"paused_frames", paused_frames_},
                 {"spool", spool_->size()},
@@ -374,8 +418,10 @@ private:
     std::optional<Spool> spool_;
     std::unique_ptr<MqttPublisher> publisher_;
     std::chrono::milliseconds drain_timeout_{0};
-    std::int64_t next_frame_ = 1;
+    std::int64_t next_frame_ = 1;  // the reader's: ids are given as frames are read
     std::atomic<bool> paused_{false};
+    std::atomic<std::size_t> queue_depth_{0};  // decoded frames waiting for inference
+    std::vector<float> batch_inputs_;
 
     std::mutex commands_mutex_;
     std::vector<std::string> commands_;  // payloads from the network thread, applied before the next frame
@@ -401,11 +447,18 @@ int run(const Arguments& a) {
         throw Error(a.mjpeg_stdin ? "give either image files and folders or --mjpeg-stdin, not both"
                                   : "nothing to inspect: give image files or folders, or --mjpeg-stdin");
     if (a.max_frame_bytes < 1024) throw Error("--max-frame-bytes must be at least 1024");
+    if (a.batch < 1 || a.batch > 256) throw Error("--batch must be 1 to 256");
+    if (a.queue < 1 || a.queue > 1024) throw Error("--queue must be 1 to 1024 frames");
+    if (!(a.max_wait_ms >= 0 && a.max_wait_ms <= 10000)) throw Error("--max-wait must be 0 to 10000 ms");
     const EventLog log(parse_log_level(a.log_level));
     const std::vector<std::string> files = input_files(a.inputs);
     install_signal_handlers();
+    // The stop signals go to one thread that expects them (the reader, or here for files): the network and stats
+    // threads, created by Node, inherit the blocked mask.
+    set_stop_signals_blocked(true);
     Node node(a, log);
     if (!a.mjpeg_stdin) {
+        set_stop_signals_blocked(false);
         for (const std::string& file : files) {
             if (g_stop) break;
             node.inspect_file(file);
@@ -413,19 +466,38 @@ int run(const Arguments& a) {
         node.close(g_stop ? " (stopped by a signal)" : "");
         return node.failed() ? 1 : 0;
     }
-    MjpegSplitter splitter(a.max_frame_bytes);
-    std::vector<unsigned char> buffer(std::size_t{1} << 16);
-    while (!g_stop) {
-        const ssize_t n = ::read(STDIN_FILENO, buffer.data(), buffer.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw Error(std::string("cannot read the stream on standard input: ") + std::strerror(errno));
-        if (n == 0) break;
-        splitter.feed(buffer.data(), static_cast<std::size_t>(n),
-                      [&](std::vector<unsigned char>&& frame) { node.inspect_frame(frame); });
-    }
-    splitter.finish();
-    node.close(stream_counts(splitter.counts()) + (g_stop ? " (stopped by a signal)" : " (end of stream)"));
-    return 0;
+    // Stream: the reader thread reads, splits, decodes and preprocesses while this thread runs inference on the
+    // frames before, in micro-batches.
+    BoundedQueue<PreparedFrame> queue(static_cast<std::size_t>(a.queue));
+    MjpegCounts counts;
+    std::string reader_error;
+    std::thread reader([&] {
+        set_stop_signals_blocked(false);
+        MjpegSplitter splitter(a.max_frame_bytes);
+        std::vector<unsigned char> buffer(std::size_t{1} << 16);
+        try {
+            while (!g_stop) {
+                const ssize_t n = ::read(STDIN_FILENO, buffer.data(), buffer.size());
+                if (n < 0 && errno == EINTR) continue;
+                if (n < 0) throw Error(std::string("cannot read the stream on standard input: ") + std::strerror(errno));
+                if (n == 0) break;
+                splitter.feed(buffer.data(), static_cast<std::size_t>(n),
+                              [&](std::vector<unsigned char>&& frame) { queue.push(node.prepare_frame(frame)); });
+            }
+        } catch (const Error& e) {
+            reader_error = e.what();
+        }
+        splitter.finish();
+        counts = splitter.counts();
+        queue.close();
+    });
+    std::vector<PreparedFrame> batch;
+    const auto max_wait = std::chrono::microseconds(static_cast<long long>(a.max_wait_ms * 1000));
+    while (queue.pop_batch(batch, static_cast<std::size_t>(a.batch), max_wait)) node.inspect_batch(batch, queue.size());
+    reader.join();
+    if (!reader_error.empty()) log.error(reader_error);
+    node.close(stream_counts(counts) + (g_stop ? " (stopped by a signal)" : " (end of stream)"));
+    return reader_error.empty() ? 0 : 1;
 }
 
 }  // namespace
@@ -441,6 +513,14 @@ int main(int argc, char** argv) {
     app.add_flag("--mjpeg-stdin", a.mjpeg_stdin,
                  "Inspect an MJPEG stream on standard input (rpicam-vid --codec mjpeg -o -, ffmpeg -f mjpeg -)");
     app.add_option("--max-frame-bytes", a.max_frame_bytes, "Larger stream frames are dropped and counted")
+        ->capture_default_str();
+    app.add_option("--batch", a.batch, "Stream: classify up to this many frames at once (micro-batching)")
+        ->capture_default_str();
+    app.add_option("--max-wait", a.max_wait_ms,
+                   "Stream: milliseconds to wait after a frame for more to fill a batch (a slow camera keeps its latency)")
+        ->capture_default_str();
+    app.add_option("--queue", a.queue,
+                   "Stream: decoded frames waiting for inference; when full, reading pauses (the camera is held back)")
         ->capture_default_str();
     app.add_option("--output", a.output, "JSON lines to this file (appended), - for standard output, or none")
         ->capture_default_str();

@@ -8,16 +8,28 @@
 
 namespace edgeqc {
 
-Classifier::Classifier(Model model, int threads)
-    : plan_(std::move(model), 1, threads), input_(input_floats(plan_.description().input)) {}
+Classifier::Classifier(Model model, int threads, int max_batch)
+    : plan_(std::move(model), max_batch, threads), input_(input_floats(plan_.description().input)) {}
+
+void Classifier::preprocess(const Image& image, float* input) const {
+    preprocess_into(image, plan_.description().input, input);
+}
+
+void Classifier::classify_batch(const float* inputs, int batch, Prediction* predictions) {
+    const float* probabilities = plan_.probabilities(inputs, batch);
+    const auto classes = static_cast<std::size_t>(plan_.num_classes());
+    for (int b = 0; b < batch; ++b) {
+        const float* row = probabilities + static_cast<std::size_t>(b) * classes;
+        Prediction& p = predictions[b];
+        p.probabilities.assign(row, row + classes);
+        p.class_index = static_cast<int>(std::max_element(row, row + classes) - row);
+    }
+}
 
 Prediction Classifier::classify(const Image& image) {
-    preprocess_into(image, plan_.description().input, input_.data());
-    const float* probabilities = plan_.probabilities(input_.data(), 1);
+    preprocess(image, input_.data());
     Prediction prediction;
-    prediction.probabilities.assign(probabilities, probabilities + plan_.num_classes());
-    prediction.class_index = static_cast<int>(
-        std::max_element(prediction.probabilities.begin(), prediction.probabilities.end()) - prediction.probabilities.begin());
+    classify_batch(input_.data(), 1, &prediction);
     return prediction;
 }
 

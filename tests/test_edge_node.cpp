@@ -588,3 +588,45 @@ TEST_CASE("commands over MQTT pause, resume and re-threshold the node between fr
     CHECK(last.contains("paused"));
     CHECK(last["verdicts"].size() == 3);
 }
+
+TEST_CASE("micro-batches give the results of single frames; a malformed stream is skipped, counted and bounded") {
+    Fixture f;
+    const std::vector<Bytes> frames = Fixture::frames(30, 71);
+    Bytes stream;
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+        if (i == 3) stream.insert(stream.end(), {'n', 'o', 'i', 's', 'e', 0xFF, 0x00});  // garbage between frames
+        if (i == 9) stream.insert(stream.end(), frames[i].begin(), frames[i].end() - 40);  // cut off by the next
+        if (i == 17) {  // a frame whose scan never ends grows past --max-frame-bytes and is dropped
+            stream.insert(stream.end(), {0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02});
+            stream.insert(stream.end(), 200000, 0x42);
+        }
+        stream.insert(stream.end(), frames[i].begin(), frames[i].end());
+    }
+    write_bytes(f.folder.file("stream.mjpeg"), stream);
+    const auto run = [&](const std::string& options, const std::string& output) {
+        const CommandResult r = run_command(f.edge_command("--mjpeg-stdin --max-frame-bytes 65536 --output " +
+                                                           shell_quoted(output) + " " + options + " < " +
+                                                           shell_quoted(f.folder.file("stream.mjpeg"))));
+        INFO(r.output);
+        CHECK(r.exit_code == 0);
+        // Skipped: the 7 garbage bytes, and what followed the endless frame's first 65536 bytes (200006 in all).
+        CHECK(r.output.find("30 frames, 134477 bytes of garbage skipped, 1 truncated, 0 malformed, 1 oversized") !=
+              std::string::npos);
+        std::vector<nlohmann::json> results;
+        std::ifstream lines(output);
+        for (std::string line; std::getline(lines, line);) results.push_back(nlohmann::json::parse(line));
+        return results;
+    };
+    const std::vector<nlohmann::json> single = run("--batch 1", f.folder.file("single.jsonl"));
+    const std::vector<nlohmann::json> batched = run("--batch 8 --max-wait 50 --queue 16", f.folder.file("batched.jsonl"));
+    REQUIRE(single.size() == frames.size());
+    REQUIRE(batched.size() == frames.size());
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+        CAPTURE(i);
+        CHECK(single[i]["frame"] == static_cast<std::int64_t>(i + 1));
+        CHECK(batched[i]["frame"] == static_cast<std::int64_t>(i + 1));
+        CHECK(batched[i]["class"] == single[i]["class"]);
+        CHECK(batched[i]["verdict"] == single[i]["verdict"]);
+        CHECK(batched[i]["p_defect"].get<double>() == doctest::Approx(single[i]["p_defect"].get<double>()).epsilon(1e-5));
+    }
+}
