@@ -19,6 +19,7 @@
 #include "engine/model_passes.hpp"
 #include "layers/network.hpp"
 #include "optim/calibration.hpp"
+#include "reference_models.hpp"
 #include "timing.hpp"
 
 using namespace edgeqc;
@@ -32,24 +33,13 @@ constexpr const char* kUsage =
     "  defaults: the default network, 5 seconds per figure, 80x120; OMP_NUM_THREADS sets the threads\n";
 
 void run(const std::string& architecture, double min_seconds, int height, int width) {
-    const int classes = 5, batch = 32;
-    ModelDescription description;
-    description.architecture = architecture;
-    description.class_names.resize(classes);
-    description.input.height = height;
-    description.input.width = width;
-    Network network(architecture, Shape{1, height, width}, classes);
-    network.initialize(InitScheme::He, 1);
-    const Model folded = fold_batch_norm(network.to_model(description));
+    const int batch = 32;
+    const ReferenceModels models = reference_models(architecture, height, width, std::vector<std::string>(5));
+    const Model& folded = models.folded;
+    const Model& quantized = models.quantized;
     Rng rng(2);
     std::vector<float> images(static_cast<std::size_t>(batch) * height * width);
     for (float& v : images) v = rng.normal();
-    InferencePlan calibration_plan(folded, batch);
-    std::vector<ActivationQuantization> inputs;
-    for (const ActivationHistogram& h : collect_activation_statistics(calibration_plan, images.data(), batch))
-        inputs.push_back(calibrated_quantization(h, CalibrationMethod::MinMax));
-    const Model quantized = quantize_model(folded, inputs);
-
     std::printf("edgeqc int8 against float: %s, 1x%dx%d input, kernels %s, %d threads\n", architecture.c_str(), height,
                 width, kernels().kernels_used.c_str(), omp_get_max_threads());
     std::printf("%-22s %12s %12s %8s\n", "figure", "float", "int8", "ratio");

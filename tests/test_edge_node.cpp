@@ -557,6 +557,13 @@ TEST_CASE("commands over MQTT pause, resume and re-threshold the node between fr
     const std::size_t before_pause = count_lines(f.output);
     const std::size_t sent_before_pause = sent;
     send(4);
+    // The node takes commands between frames: resume only once its stats show all five paused frames handled.
+    subscriber.wait_until(
+        [&](const std::vector<Message>& m) {
+            const std::vector<Message> stats = with_topic_suffix(m, "/stats");
+            return !stats.empty() && nlohmann::json::parse(stats.back().payload)["paused_frames"].get<int>() >= 5;
+        },
+        30s);
     command(R"({"cmd":"resume"})", R"(command: {"cmd":"resume"})");
     wait_for_lines(f.output, before_pause + 1, 30s);  // the frame that carried the resume
     const std::size_t skipped = sent - sent_before_pause + 1 - (count_lines(f.output) - before_pause);
