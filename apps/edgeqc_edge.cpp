@@ -3,6 +3,7 @@
 // with --broker, publishes each result over MQTT through an on-disk spool that loses nothing. It links the
 // inference runtime and edge/ only; float and int8 models alike.
 #include <pthread.h>
+#include <sys/inotify.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -17,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -50,7 +52,12 @@ struct Arguments {
     std::string model;
     std::vector<std::string> inputs;
     bool mjpeg_stdin = false;
+    std::string watch;
+    bool move_done = false;
     std::size_t max_frame_bytes = std::size_t{16} << 20;
+    std::string roi;
+    std::string tile;
+    int stride = 0;
     int batch = 1;
     double max_wait_ms = 10;
     int queue = 8;
@@ -173,15 +180,24 @@ std::vector<std::string> input_files(const std::vector<std::string>& inputs) {
 // A stream frame between the reader thread and the inference thread.
 struct PreparedFrame {
     InspectionResult result;
-    std::vector<float> input;  // preprocessed, if ready
+    std::vector<float> input;  // preprocessed, one image per tile, if ready
     bool ready = false;        // false: result.error says why it could not be decoded
 };
 
-// --threads 0: a stream's reader thread decodes on a core of its own, so inference takes the others (measured on 2
+// --threads 0: a stream's (or a watched folder's) reader thread decodes on a core of its own, so inference takes the others (measured on 2
 // cores, bench/RESULTS.md: int8 frames/s up by a fifth, and no OpenMP wake-up delays in the latency tail).
 int inference_threads(const Arguments& a) {
-    if (a.threads > 0 || !a.mjpeg_stdin) return a.threads;
+    if (a.threads > 0 || (!a.mjpeg_stdin && a.watch.empty())) return a.threads;
     return std::max(1, static_cast<int>(std::thread::hardware_concurrency()) - 1);
+}
+
+FrameLayout frame_layout(const Arguments& a) {
+    FrameLayout layout;
+    if (!a.roi.empty()) layout.roi = parse_roi(a.roi);
+    if (a.stride < 0) throw Error("--stride must be 1 pixel or more");
+    if (a.stride > 0 && a.tile.empty()) throw Error("--stride goes with --tile");
+    if (!a.tile.empty()) parse_tiling(a.tile, a.stride, layout);
+    return layout;
 }
 
 // The running node: inspector, outputs, spool and publisher, and the counts it reports at the end.
@@ -200,12 +216,19 @@ public:
         const std::string model_id = sha256_hex(model_bytes);
         inspector_ = std::make_unique<Inspector>(load_model(a.model), model_id, a.normal_class,
                                                  parse_thresholds(a.thresholds), class_thresholds(a.class_thresholds),
-                                                 inference_threads(a), a.batch);
+                                                 inference_threads(a), a.batch, frame_layout(a));
         if (a.output != "-" && a.output != "none") {
             file_output_.open(a.output, std::ios::app);
             if (!file_output_) throw Error("cannot open --output '" + a.output + "': " + std::strerror(errno));
         }
         output_ = a.output == "none" ? nullptr : a.output == "-" ? &std::cout : &file_output_;
+        if (a.move_done) {
+            if (a.watch.empty()) throw Error("--move-done goes with --watch");
+            done_folder_ = (fs::path(a.watch) / "done").string();
+            std::error_code error;
+            fs::create_directories(done_folder_, error);
+            if (error) throw Error("cannot create '" + done_folder_ + "': " + error.message());
+        }
         if (!a.broker.empty()) {
             MqttSettings settings;
             parse_broker_url(a.broker, settings);
@@ -251,8 +274,15 @@ public:
 
     // The reader thread's half of a stream frame: id, time, decoding and preprocessing.
     PreparedFrame prepare_frame(const std::vector<unsigned char>& encoded) {
-        PreparedFrame f{start("stdin"), std::vector<float>(inspector_->input_size()), false};
-        f.ready = inspector_->prepare_encoded(encoded.data(), encoded.size(), f.result, f.input.data());
+        PreparedFrame f{start("stdin"), {}, false};
+        f.ready = inspector_->prepare_encoded(encoded.data(), encoded.size(), f.result, f.input);
+        return f;
+    }
+
+    // The same for a file of a watched folder.
+    PreparedFrame prepare_file_frame(const std::string& path) {
+        PreparedFrame f{start(path), {}, false};
+        f.ready = inspector_->prepare_file(path, f.result, f.input);
         return f;
     }
 
@@ -373,13 +403,20 @@ private:
             if (spool_) messages.push_back({0, result_topic_, std::move(line)});
         }
         if (output_) output_->flush();
-        if (!spool_) return;
-        try {
-            spool_->append(messages, results.back()->frame);
-            publisher_->notify();
-        } catch (const Error& e) {
-            log_.error("results of frames " + std::to_string(results.front()->frame) + " to " +
-                       std::to_string(results.back()->frame) + " not spooled, so not published: " + e.what());
+        if (spool_) {
+            try {
+                spool_->append(messages, results.back()->frame);
+                publisher_->notify();
+            } catch (const Error& e) {
+                log_.error("results of frames " + std::to_string(results.front()->frame) + " to " +
+                           std::to_string(results.back()->frame) + " not spooled, so not published: " + e.what());
+            }
+        }
+        if (done_folder_.empty()) return;
+        for (const InspectionResult* r : results) {  // only now that the result is out: a crash before leaves it
+            std::error_code error;
+            fs::rename(r->source, fs::path(done_folder_) / fs::path(r->source).filename(), error);
+            if (error) log_.warn("cannot move '" + r->source + "' to " + done_folder_ + ": " + error.message());
         }
     }
 
@@ -428,6 +465,7 @@ private:
     std::ofstream file_output_;
     std::ostream* output_ = nullptr;
     std::string result_topic_;
+    std::string done_folder_;  // --move-done: inspected files of the watched folder go here
     std::optional<Spool> spool_;
     std::unique_ptr<MqttPublisher> publisher_;
     std::chrono::milliseconds drain_timeout_{0};
@@ -457,14 +495,102 @@ std::string stream_counts(const MjpegCounts& c) {
            std::to_string(c.malformed_frames) + " malformed, " + std::to_string(c.oversized_frames) + " oversized";
 }
 
+// Runs produce on a reader thread (the stop signals go there) that queues prepared frames, while this thread
+// classifies them in micro-batches; returns the reader's error, empty if none.
+std::string run_pipeline(Node& node, const Arguments& a, const std::function<void(BoundedQueue<PreparedFrame>&)>& produce) {
+    BoundedQueue<PreparedFrame> queue(static_cast<std::size_t>(a.queue));
+    std::string reader_error;
+    std::thread reader([&] {
+        set_stop_signals_blocked(false);
+        try {
+            produce(queue);
+        } catch (const Error& e) {
+            reader_error = e.what();
+        }
+        queue.close();
+    });
+    std::vector<PreparedFrame> batch;
+    const auto max_wait = std::chrono::microseconds(static_cast<long long>(a.max_wait_ms * 1000));
+    while (queue.pop_batch(batch, static_cast<std::size_t>(a.batch), max_wait)) node.inspect_batch(batch, queue.size());
+    reader.join();
+    return reader_error;
+}
+
+// The MJPEG stream on standard input, frame by frame, until its end or a stop signal.
+void read_stream(Node& node, const Arguments& a, BoundedQueue<PreparedFrame>& queue, MjpegCounts& counts) {
+    MjpegSplitter splitter(a.max_frame_bytes);
+    std::vector<unsigned char> buffer(std::size_t{1} << 16);
+    while (!g_stop) {
+        const ssize_t n = ::read(STDIN_FILENO, buffer.data(), buffer.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw Error(std::string("cannot read the stream on standard input: ") + std::strerror(errno));
+        if (n == 0) break;
+        splitter.feed(buffer.data(), static_cast<std::size_t>(n),
+                      [&](std::vector<unsigned char>&& frame) { queue.push(node.prepare_frame(frame)); });
+    }
+    splitter.finish();
+    counts = splitter.counts();
+}
+
+// The images of the watched folder itself (not its subfolders), sorted.
+std::vector<std::string> folder_images(const std::string& folder) {
+    std::vector<std::string> images;
+    std::error_code error;
+    for (fs::directory_iterator it(folder, error), end; !error && it != end; it.increment(error))
+        if (it->is_regular_file(error) && has_image_extension(it->path().string())) images.push_back(it->path().string());
+    std::sort(images.begin(), images.end());
+    return images;
+}
+
+// Images that appear in the watched folder, each once it is complete: closed after writing, or renamed into it
+// (how careful writers deliver a file). With --move-done the images already there are pending work, done first.
+void watch_folder(Node& node, const Arguments& a, const EventLog& log, BoundedQueue<PreparedFrame>& queue) {
+    struct Descriptor {
+        int fd;
+        ~Descriptor() { ::close(fd); }
+    };
+    const Descriptor events{::inotify_init1(IN_CLOEXEC)};
+    const int fd = events.fd;
+    if (fd < 0) throw Error(std::string("cannot watch folders (inotify): ") + std::strerror(errno));
+    if (::inotify_add_watch(fd, a.watch.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF) < 0)
+        throw Error("cannot watch '" + a.watch + "': " + std::strerror(errno));
+    log.info("watching " + a.watch + " for images");
+    if (a.move_done)
+        for (const std::string& path : folder_images(a.watch)) queue.push(node.prepare_file_frame(path));
+    alignas(inotify_event) char buffer[64 * 1024];
+    while (!g_stop) {
+        const ssize_t n = ::read(fd, buffer, sizeof buffer);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) throw Error(std::string("cannot read folder events: ") + std::strerror(errno));
+        for (ssize_t at = 0; at < n;) {
+            const auto* event = reinterpret_cast<const inotify_event*>(buffer + at);
+            at += static_cast<ssize_t>(sizeof(inotify_event) + event->len);
+            if (event->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED))
+                throw Error("the watched folder '" + a.watch + "' was removed or moved");
+            if (event->mask & IN_Q_OVERFLOW) {
+                log.warn("too many folder events at once: some images of " + a.watch + " were missed" +
+                         (a.move_done ? "; inspecting what is left in it" : ""));
+                if (a.move_done)
+                    for (const std::string& path : folder_images(a.watch)) queue.push(node.prepare_file_frame(path));
+                continue;
+            }
+            if (event->len == 0 || (event->mask & IN_ISDIR)) continue;
+            const std::string path = (fs::path(a.watch) / event->name).string();
+            if (has_image_extension(path)) queue.push(node.prepare_file_frame(path));
+        }
+    }
+}
+
 int run(const Arguments& a) {
-    if (a.inputs.empty() == !a.mjpeg_stdin)
-        throw Error(a.mjpeg_stdin ? "give either image files and folders or --mjpeg-stdin, not both"
-                                  : "nothing to inspect: give image files or folders, or --mjpeg-stdin");
+    const int inputs = (a.inputs.empty() ? 0 : 1) + (a.mjpeg_stdin ? 1 : 0) + (a.watch.empty() ? 0 : 1);
+    if (inputs != 1)
+        throw Error(inputs == 0 ? "nothing to inspect: give image files or folders, --mjpeg-stdin or --watch FOLDER"
+                                : "give one kind of input: image files and folders, --mjpeg-stdin, or --watch FOLDER");
     if (a.max_frame_bytes < 1024) throw Error("--max-frame-bytes must be at least 1024");
     if (a.batch < 1 || a.batch > 256) throw Error("--batch must be 1 to 256");
     if (a.queue < 1 || a.queue > 1024) throw Error("--queue must be 1 to 1024 frames");
     if (!(a.max_wait_ms >= 0 && a.max_wait_ms <= 10000)) throw Error("--max-wait must be 0 to 10000 ms");
+    if (!a.watch.empty() && !fs::is_directory(a.watch)) throw Error("--watch '" + a.watch + "' is not a folder");
     const EventLog log(parse_log_level(a.log_level));
     const std::vector<std::string> files = input_files(a.inputs);
     install_signal_handlers();
@@ -472,54 +598,34 @@ int run(const Arguments& a) {
     // threads, created by Node, inherit the blocked mask.
     set_stop_signals_blocked(true);
     Node node(a, log);
-    if (!a.mjpeg_stdin) {
-        set_stop_signals_blocked(false);
-        for (const std::string& file : files) {
-            if (g_stop) break;
-            node.inspect_file(file);
-        }
-        node.close(g_stop ? " (stopped by a signal)" : "");
-        return node.failed() ? 1 : 0;
+    const char* stopped = " (stopped by a signal)";
+    if (!a.watch.empty()) {
+        const std::string error = run_pipeline(node, a, [&](auto& queue) { watch_folder(node, a, log, queue); });
+        if (!error.empty()) log.error(error);
+        node.close(g_stop ? stopped : "");
+        return error.empty() ? 0 : 1;
     }
-    // Stream: the reader thread reads, splits, decodes and preprocesses while this thread runs inference on the
-    // frames before, in micro-batches.
-    BoundedQueue<PreparedFrame> queue(static_cast<std::size_t>(a.queue));
-    MjpegCounts counts;
-    std::string reader_error;
-    std::thread reader([&] {
-        set_stop_signals_blocked(false);
-        MjpegSplitter splitter(a.max_frame_bytes);
-        std::vector<unsigned char> buffer(std::size_t{1} << 16);
-        try {
-            while (!g_stop) {
-                const ssize_t n = ::read(STDIN_FILENO, buffer.data(), buffer.size());
-                if (n < 0 && errno == EINTR) continue;
-                if (n < 0) throw Error(std::string("cannot read the stream on standard input: ") + std::strerror(errno));
-                if (n == 0) break;
-                splitter.feed(buffer.data(), static_cast<std::size_t>(n),
-                              [&](std::vector<unsigned char>&& frame) { queue.push(node.prepare_frame(frame)); });
-            }
-        } catch (const Error& e) {
-            reader_error = e.what();
-        }
-        splitter.finish();
-        counts = splitter.counts();
-        queue.close();
-    });
-    std::vector<PreparedFrame> batch;
-    const auto max_wait = std::chrono::microseconds(static_cast<long long>(a.max_wait_ms * 1000));
-    while (queue.pop_batch(batch, static_cast<std::size_t>(a.batch), max_wait)) node.inspect_batch(batch, queue.size());
-    reader.join();
-    if (!reader_error.empty()) log.error(reader_error);
-    node.close(stream_counts(counts) + (g_stop ? " (stopped by a signal)" : " (end of stream)"));
-    return reader_error.empty() ? 0 : 1;
+    if (a.mjpeg_stdin) {
+        MjpegCounts counts;
+        const std::string error = run_pipeline(node, a, [&](auto& queue) { read_stream(node, a, queue, counts); });
+        if (!error.empty()) log.error(error);
+        node.close(stream_counts(counts) + (g_stop ? stopped : " (end of stream)"));
+        return error.empty() ? 0 : 1;
+    }
+    set_stop_signals_blocked(false);
+    for (const std::string& file : files) {
+        if (g_stop) break;
+        node.inspect_file(file);
+    }
+    node.close(g_stop ? stopped : "");
+    return node.failed() ? 1 : 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"edgeqc-edge: the inspection node. Classifies images, folders or an MJPEG stream, decides normal / "
-                 "re-inspect / defective per frame, writes JSON lines and publishes them over MQTT."};
+    CLI::App app{"edgeqc-edge: the inspection node. Classifies images, folders, a watched folder or an MJPEG stream, "
+                 "decides normal / re-inspect / defective per frame, writes JSON lines and publishes them over MQTT."};
     Arguments a;
     app.set_config("--config", "", "Read settings from a TOML or INI file (keys are the long option names)");
     app.allow_config_extras(CLI::config_extras_mode::error);  // a misspelt key is an error, not a silent default
@@ -527,9 +633,19 @@ int main(int argc, char** argv) {
     app.add_option("inputs", a.inputs, "Image files and folders (searched recursively) to inspect once");
     app.add_flag("--mjpeg-stdin", a.mjpeg_stdin,
                  "Inspect an MJPEG stream on standard input (rpicam-vid --codec mjpeg -o -, ffmpeg -f mjpeg -)");
+    app.add_option("--watch", a.watch,
+                   "Inspect each image that appears in this folder (closed after writing, or renamed into it) until stopped");
+    app.add_flag("--move-done", a.move_done,
+                 "With --watch: move each inspected image to FOLDER/done once its result is out; images already in the "
+                 "folder at the start are inspected first");
     app.add_option("--max-frame-bytes", a.max_frame_bytes, "Larger stream frames are dropped and counted")
         ->capture_default_str();
-    app.add_option("--batch", a.batch, "Stream: classify up to this many frames at once (micro-batching)")
+    app.add_option("--roi", a.roi, "Look only at this region of each frame: x,y,width,height in pixels");
+    app.add_option("--tile", a.tile,
+                   "Classify the frame (or region) in tiles of HEIGHTxWIDTH pixels; its verdict is its worst tile's");
+    app.add_option("--stride", a.stride, "With --tile: pixels from one tile to the next (default: the tile's shorter side)");
+    app.add_option("--batch", a.batch,
+                   "Classify up to this many frames (or tiles) at once; a stream waits --max-wait for them")
         ->capture_default_str();
     app.add_option("--max-wait", a.max_wait_ms,
                    "Stream: milliseconds to wait after a frame for more to fill a batch (a slow camera keeps its latency)")

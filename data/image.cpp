@@ -202,6 +202,29 @@ Image decode_image_memory(const unsigned char* bytes, std::size_t size, const st
     return planar_image(interleaved.get(), width, height, channels);
 }
 
+Image crop_image(const Image& image, int x, int y, int width, int height) {
+    check_image(image, "crop");
+    if (x < 0 || y < 0 || width < 1 || height < 1 || x + width > image.width || y + height > image.height) {
+        throw Error("cannot crop " + std::to_string(width) + "x" + std::to_string(height) + " at " + std::to_string(x) +
+                    "," + std::to_string(y) + " from a " + std::to_string(image.width) + "x" +
+                    std::to_string(image.height) + " image.");
+    }
+    Image result{width, height, image.channels, {}};
+    result.pixels.resize(static_cast<std::size_t>(width) * static_cast<std::size_t>(height) *
+                         static_cast<std::size_t>(image.channels));
+    float* out = result.pixels.data();
+    for (int c = 0; c < image.channels; ++c) {
+        for (int row = 0; row < height; ++row) {
+            const float* in = image.pixels.data() +
+                              (static_cast<std::size_t>(c) * static_cast<std::size_t>(image.height) +
+                               static_cast<std::size_t>(y + row)) * static_cast<std::size_t>(image.width) +
+                              static_cast<std::size_t>(x);
+            out = std::copy(in, in + width, out);
+        }
+    }
+    return result;
+}
+
 Image convert_channels(const Image& image, int channels) {
     check_image(image, "convert");
     if (channels != 1 && channels != 3) {

@@ -27,6 +27,9 @@ Image decode_image_memory(const unsigned char* bytes, std::size_t size, const st
 // replication; alpha is dropped.
 Image convert_channels(const Image& image, int channels);
 
+// The width x height region at (x, y); throws Error unless it lies inside the image.
+Image crop_image(const Image& image, int x, int y, int width, int height);
+
 // Separable resample, width first then height, each axis on its own: area averaging when shrinking,
 // bilinear with half-pixel centres (edge-clamped) when enlarging, identity when the length is kept.
 // Tools that re-implement it (the Python reference) must follow the weights in image.cpp exactly.

@@ -38,18 +38,23 @@ Spool::Spool(const std::string& folder, std::int64_t max_messages)
     std::error_code error;
     std::filesystem::create_directories(folder, error);
     if (error) throw Error("cannot create spool folder '" + folder + "': " + error.message());
-    if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) !=
-        SQLITE_OK)
-        fail("cannot open");
-    sqlite3_busy_timeout(db_, 5000);
-    execute("PRAGMA journal_mode=WAL");
-    execute("PRAGMA synchronous=NORMAL");
-    execute("CREATE TABLE IF NOT EXISTS messages(id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, "
-            "payload BLOB NOT NULL)");
-    execute("CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL)");
-    Statement count(db_, "SELECT COUNT(*) FROM messages");
-    if (!count || sqlite3_step(count.get()) != SQLITE_ROW) fail("cannot read");
-    size_ = sqlite3_column_int64(count.get(), 0);
+    const int opened =
+        sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    try {  // a failed open still allocates the handle: every way out must close it
+        if (opened != SQLITE_OK) fail("cannot open");
+        sqlite3_busy_timeout(db_, 5000);
+        execute("PRAGMA journal_mode=WAL");
+        execute("PRAGMA synchronous=NORMAL");
+        execute("CREATE TABLE IF NOT EXISTS messages(id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, "
+                "payload BLOB NOT NULL)");
+        execute("CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL)");
+        Statement count(db_, "SELECT COUNT(*) FROM messages");
+        if (!count || sqlite3_step(count.get()) != SQLITE_ROW) fail("cannot read");
+        size_ = sqlite3_column_int64(count.get(), 0);
+    } catch (...) {
+        sqlite3_close_v2(db_);
+        throw;
+    }
 }
 
 Spool::~Spool() { sqlite3_close_v2(db_); }

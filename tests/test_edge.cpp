@@ -6,6 +6,7 @@
 
 #include "data/image.hpp"
 #include "edge/decision.hpp"
+#include "edge/inspection.hpp"
 #include "edge/mjpeg_splitter.hpp"
 #include "edge/mqtt_publisher.hpp"
 #include "edge/node_command.hpp"
@@ -260,4 +261,41 @@ TEST_CASE("latency percentiles by nearest rank, and this process's memory") {
     CHECK(percentile(none, 0.5) == 0);
     CHECK(resident_set_mib() > 1);
     CHECK(peak_resident_set_mib() >= resident_set_mib());
+}
+
+TEST_CASE("tiles cover the region of interest, the last row and column ending at its edge; bad areas are refused") {
+    FrameLayout layout;
+    CHECK(tile_areas(layout, 640, 480).size() == 1);
+    layout.roi = parse_roi("10,20,300,200");
+    const std::vector<Rect> whole_roi = tile_areas(layout, 640, 480);
+    REQUIRE(whole_roi.size() == 1);
+    CHECK(whole_roi[0].x == 10);
+    CHECK(whole_roi[0].height == 200);
+    parse_tiling("100x120", 0, layout);  // stride: the shorter side, 100
+    const std::vector<Rect> tiles = tile_areas(layout, 640, 480);
+    // Columns at 0, 100, 180 (moved back to end at 300); rows at 0, 100 (ends exactly at 200).
+    REQUIRE(tiles.size() == 6);
+    const int xs[] = {10, 110, 190, 10, 110, 190}, ys[] = {20, 20, 20, 120, 120, 120};
+    for (std::size_t i = 0; i < tiles.size(); ++i) {
+        CAPTURE(i);
+        CHECK(tiles[i].x == xs[i]);
+        CHECK(tiles[i].y == ys[i]);
+        CHECK(tiles[i].width == 120);
+        CHECK(tiles[i].height == 100);
+    }
+    CHECK_THROWS_WITH_AS(tile_areas(layout, 300, 480), doctest::Contains("not inside"), Error);
+    FrameLayout too_big;
+    parse_tiling("600x600", 50, too_big);
+    CHECK_THROWS_WITH_AS(tile_areas(too_big, 640, 480), doctest::Contains("do not fit"), Error);
+    CHECK_THROWS_AS(parse_roi("1,2,3"), Error);
+    CHECK_THROWS_AS(parse_roi("1,2,0,4"), Error);
+    CHECK_THROWS_AS(parse_roi("-1,2,3,4"), Error);
+    CHECK_THROWS_AS(parse_tiling("64", 0, too_big), Error);
+    CHECK_THROWS_AS(parse_tiling("4x4", 0, too_big), Error);
+
+    Image image{5, 4, 2, std::vector<float>(40)};
+    for (std::size_t i = 0; i < 40; ++i) image.pixels[i] = static_cast<float>(i);
+    const Image crop = crop_image(image, 1, 2, 3, 2);
+    CHECK(crop.pixels == std::vector<float>{11, 12, 13, 16, 17, 18, 31, 32, 33, 36, 37, 38});
+    CHECK_THROWS_AS(crop_image(image, 3, 0, 3, 1), Error);
 }

@@ -471,7 +471,7 @@ TEST_CASE("no broker, bad flags and a file that is not a model: one clear messag
     refused(shell_quoted(image) + " --thresholds 0.9,0.1", "must not exceed");
     refused(shell_quoted(image) + " --normal-class grass", "crack, hole, normal, pinhole, spatter");
     refused(f.folder.file("missing.jpg"), "does not exist");
-    refused("--mjpeg-stdin " + shell_quoted(image), "not both");
+    refused("--mjpeg-stdin " + shell_quoted(image), "one kind of input");
     write_bytes(f.model_path, Bytes(300, 7));
     refused(shell_quoted(image), "model");
 }
@@ -636,4 +636,83 @@ TEST_CASE("micro-batches give the results of single frames; a malformed stream i
         CHECK(batched[i]["verdict"] == single[i]["verdict"]);
         CHECK(batched[i]["p_defect"].get<double>() == doctest::Approx(single[i]["p_defect"].get<double>()).epsilon(1e-5));
     }
+}
+
+TEST_CASE("a watched folder: each image is inspected once it is complete, then moved to done/; others are left") {
+    Fixture f;
+    const std::string watched = f.folder.str() + "/incoming";
+    fs::create_directories(watched);
+    const std::vector<Bytes> frames = Fixture::frames(4, 81);
+    write_bytes(watched + "/waiting.jpg", frames[0]);  // there before the start: pending work with --move-done
+    Child edge(f.edge_command("--watch " + shell_quoted(watched) + " --move-done --output " + shell_quoted(f.output)),
+               f.folder.file("stdout.txt"), f.log);
+    wait_for_lines(f.output, 1, 60s);
+    write_bytes(watched + "/in-place.jpg", frames[1]);  // written where it lands: complete when closed
+    write_bytes(f.folder.file("staging/renamed.jpg.part"), frames[2]);
+    fs::rename(f.folder.file("staging/renamed.jpg.part"), watched + "/renamed.jpg");  // complete when renamed in
+    write_bytes(watched + "/notes.txt", {'h', 'i'});                           // not an image: left alone
+    write_bytes(watched + "/partial.jpg.tmp", frames[3]);                      // nor a file still being written
+    wait_for_lines(f.output, 3, 60s);
+    edge.signal(SIGTERM);
+    CHECK(edge.wait(30s) == 0);
+    std::vector<std::string> sources;
+    std::ifstream lines(f.output);
+    for (std::string line; std::getline(lines, line);) {
+        const nlohmann::json r = nlohmann::json::parse(line);
+        CHECK(r.contains("verdict"));
+        sources.push_back(fs::path(r["source"].get<std::string>()).filename().string());
+    }
+    CHECK(sources == std::vector<std::string>{"waiting.jpg", "in-place.jpg", "renamed.jpg"});
+    for (const char* name : {"waiting.jpg", "in-place.jpg", "renamed.jpg"}) {
+        CHECK(fs::exists(watched + "/done/" + name));
+        CHECK_FALSE(fs::exists(watched + "/" + name));
+    }
+    CHECK(fs::exists(watched + "/notes.txt"));
+    CHECK(fs::exists(watched + "/partial.jpg.tmp"));
+    CHECK(read_text(f.log).find("processed 3 frames") != std::string::npos);
+}
+
+TEST_CASE("a large frame in tiles: the frame's verdict is its worst tile's, and the tiles that are not normal are listed") {
+    Fixture f;
+    // A 2 x 3 mosaic of surfaces (32 x 40 each), one frame of 64 x 120, cut into six tiles of 32 x 40 at stride 32..40.
+    Rng rng(91);
+    Image frame{120, 64, 1, std::vector<float>(120 * 64)};
+    for (int tile = 0; tile < 6; ++tile) {
+        const Image surface = render_synthetic_surface(tile % static_cast<int>(kSynthClasses.size()), 40, 32, rng);
+        for (int y = 0; y < 32; ++y)
+            for (int x = 0; x < 40; ++x)
+                frame.pixels[static_cast<std::size_t>((tile / 3 * 32 + y) * 120 + tile % 3 * 40 + x)] =
+                    surface.pixels[static_cast<std::size_t>(y * 40 + x)];
+    }
+    const std::string image = f.folder.file("plate.png");
+    write_png(image, frame);
+    // The reference: each tile cut out by hand and classified on its own, the same model and thresholds.
+    const Image decoded = decode_image_file(image);
+    Classifier classifier(load_model(f.model_path), 1);
+    const DecisionRule rule(kSynthClasses, "", parse_thresholds("0.3,0.6"));
+    float worst = -1;
+    std::vector<std::pair<int, int>> flagged;  // x, y of the tiles that are not normal
+    for (int tile = 0; tile < 6; ++tile) {
+        const int x = tile % 3 * 40, y = tile / 3 * 32;
+        const Decision d = rule.decide(classifier.classify(crop_image(decoded, x, y, 40, 32)).probabilities);
+        worst = std::max(worst, d.defect_probability);
+        if (d.verdict != Verdict::Normal) flagged.emplace_back(x, y);
+    }
+    const CommandResult r = run_command(f.edge_command(shell_quoted(image) + " --tile 32x40 --stride 40 --batch 4 " +
+                                                       "--thresholds 0.3,0.6 --output " + shell_quoted(f.output)));
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    const nlohmann::json result = nlohmann::json::parse(read_text(f.output));
+    CHECK(result["tiles_inspected"] == 6);
+    CHECK(result["p_defect"].get<double>() == doctest::Approx(worst).epsilon(1e-5));
+    REQUIRE(result["tiles"].size() == flagged.size());
+    for (std::size_t i = 0; i < flagged.size(); ++i) {
+        CHECK(result["tiles"][i]["x"] == flagged[i].first);
+        CHECK(result["tiles"][i]["y"] == flagged[i].second);
+        CHECK(result["tiles"][i]["width"] == 40);
+        CHECK(result["tiles"][i]["height"] == 32);
+    }
+    const CommandResult outside = run_command(f.edge_command(shell_quoted(image) + " --roi 100,0,50,50 --output none"));
+    CHECK(outside.exit_code == 1);
+    CHECK(outside.output.find("not inside the 120x64 frame") != std::string::npos);
 }
