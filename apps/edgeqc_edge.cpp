@@ -33,6 +33,7 @@
 #include "edge/event_log.hpp"
 #include "edge/inspection.hpp"
 #include "edge/mjpeg_splitter.hpp"
+#include "edge/model_updater.hpp"
 #include "edge/mqtt_publisher.hpp"
 #include "edge/node_command.hpp"
 #include "edge/sha256.hpp"
@@ -71,6 +72,7 @@ struct Arguments {
     int qos = 1;
     std::string username;
     std::string password_file;
+    std::string canary;
     std::string ca_file, cert_file, key_file;
     std::string spool = "edgeqc-spool";
     std::int64_t spool_max = 100000;
@@ -214,9 +216,14 @@ public:
         if (a.threads < 0) throw Error("--threads must be 0 (automatic) or more");
         const std::vector<unsigned char> model_bytes = read_file_bytes(a.model, "model");
         const std::string model_id = sha256_hex(model_bytes);
-        inspector_ = std::make_unique<Inspector>(load_model(a.model), model_id, a.normal_class,
-                                                 parse_thresholds(a.thresholds), class_thresholds(a.class_thresholds),
-                                                 inference_threads(a), a.batch, frame_layout(a));
+        const InspectorFactory make_inspector = [normal = a.normal_class, thresholds = parse_thresholds(a.thresholds),
+                                                 per_class = class_thresholds(a.class_thresholds),
+                                                 threads = inference_threads(a), batch = a.batch,
+                                                 layout = frame_layout(a)](Model model, std::string id) {
+            return std::make_unique<Inspector>(std::move(model), std::move(id), normal, thresholds, per_class, threads,
+                                               batch, layout);
+        };
+        inspector_.store(make_inspector(load_model(a.model), model_id));
         if (a.output != "-" && a.output != "none") {
             file_output_.open(a.output, std::ios::app);
             if (!file_output_) throw Error("cannot open --output '" + a.output + "': " + std::strerror(errno));
@@ -244,45 +251,58 @@ public:
             result_topic_ = topic + "/result";
             stats_topic_ = topic + "/stats";
             settings.status_topic = topic + "/status";
-            settings.command_topic = topic + "/cmd";
+            event_topic_ = topic + "/event";
+            settings.subscriptions = {topic + "/cmd", topic + "/model"};
             settings.online_payload = status_payload("online");
             settings.offline_payload = status_payload("offline");
             spool_.emplace(a.spool, a.spool_max);
             next_frame_ = spool_->last_frame() + 1;
             log_.info("spool " + spool_->path() + ": " + std::to_string(spool_->size()) +
                       " results waiting; next frame " + std::to_string(next_frame_));
-            publisher_ = std::make_unique<MqttPublisher>(settings, *spool_, log_, [this](const std::string& payload) {
-                std::lock_guard lock(commands_mutex_);
-                if (commands_.size() < 64) commands_.push_back(payload);  // a flood of commands is not queued forever
-            });
+            // Before the publisher: a (retained) model message may come as soon as it subscribes.
+            updater_ = std::make_unique<ModelUpdater>(
+                a.model, inspector_.load(), canary_image(a), make_inspector,
+                [this](const std::string& result, const std::string& id, const std::string& reason) {
+                    report_update(result, id, reason);
+                },
+                log_);
+            publisher_ = std::make_unique<MqttPublisher>(
+                settings, *spool_, log_, [this, model_topic = topic + "/model"](const std::string& from, std::string&& payload) {
+                    if (from == model_topic) {
+                        updater_->request_envelope(std::move(payload));
+                        return;
+                    }
+                    std::lock_guard lock(commands_mutex_);
+                    if (commands_.size() < 64) commands_.push_back(std::move(payload));  // a flood is not queued forever
+                });
             drain_timeout_ = std::chrono::milliseconds(static_cast<long long>(a.drain_timeout * 1000));
             if (a.stats_interval > 0)
                 stats_thread_ = std::thread([this, interval = a.stats_interval] { publish_stats_every(interval); });
         }
-        const ModelDescription& d = inspector_->description();
+        const ModelDescription& d = inspector()->description();
         log_.info("model " + a.model + " (" + model_id.substr(0, 12) + "): " + std::to_string(d.class_names.size()) +
-                  " classes, normal class '" + d.class_names[static_cast<std::size_t>(inspector_->rule().normal_class())] +
+                  " classes, normal class '" + d.class_names[static_cast<std::size_t>(inspector()->rule().normal_class())] +
                   "', node '" + node_ + "'");
     }
 
     void inspect_file(const std::string& path) {
         if (!ready_for_frame()) return;
         InspectionResult r = start(path);
-        inspector_->inspect_file(path, r);
+        inspector()->inspect_file(path, r);
         emit({&r});
     }
 
     // The reader thread's half of a stream frame: id, time, decoding and preprocessing.
     PreparedFrame prepare_frame(const std::vector<unsigned char>& encoded) {
         PreparedFrame f{start("stdin"), {}, false};
-        f.ready = inspector_->prepare_encoded(encoded.data(), encoded.size(), f.result, f.input);
+        f.ready = inspector()->prepare_encoded(encoded.data(), encoded.size(), f.result, f.input);
         return f;
     }
 
     // The same for a file of a watched folder.
     PreparedFrame prepare_file_frame(const std::string& path) {
         PreparedFrame f{start(path), {}, false};
-        f.ready = inspector_->prepare_file(path, f.result, f.input);
+        f.ready = inspector()->prepare_file(path, f.result, f.input);
         return f;
     }
 
@@ -298,7 +318,7 @@ public:
             classify.push_back(&f.result);
             batch_inputs_.insert(batch_inputs_.end(), f.input.begin(), f.input.end());
         }
-        if (!classify.empty()) inspector_->inspect_prepared(batch_inputs_.data(), classify);
+        if (!classify.empty()) inspector()->inspect_prepared(batch_inputs_.data(), classify);
         emit(done);
     }
 
@@ -316,6 +336,7 @@ public:
                       " skipped while paused" + pace + extra);
         }
         stop_stats();
+        updater_.reset();
         if (publisher_) {
             if (!publisher_->wait_until_delivered(drain_timeout_))
                 log_.warn(std::to_string(spool_->size()) + " results not yet acknowledged by the broker stay in " +
@@ -357,13 +378,16 @@ private:
                 switch (command.kind) {
                     case NodeCommand::Kind::Pause: paused_ = true; break;
                     case NodeCommand::Kind::Resume: paused_ = false; break;
-                    case NodeCommand::Kind::Thresholds: inspector_->set_thresholds(command.thresholds); break;
+                    case NodeCommand::Kind::Thresholds: inspector()->set_thresholds(command.thresholds); break;
+                    case NodeCommand::Kind::Reload: updater_->request_reload(); break;
+                    case NodeCommand::Kind::Rollback: swap_in(updater_->roll_back(inspector())); break;
                 }
                 log_.info("command: " + json_text(nlohmann::json::parse(payload)));
             } catch (const Error& e) {
                 log_.warn(std::string("command refused: ") + e.what());
             }
         }
+        if (updater_) swap_in(updater_->take_ready());
         if (!paused_) return true;
         std::lock_guard lock(counters_mutex_);
         ++paused_frames_;
@@ -398,7 +422,7 @@ private:
         }
         for (const InspectionResult* r : results) {
             if (!r->error.empty()) log_.warn("frame " + std::to_string(r->frame) + " skipped: " + r->error);
-            std::string line = json_text(inspector_->to_json(*r, node_));
+            std::string line = json_text(inspector()->to_json(*r, node_));
             if (output_) *output_ << line << '\n';
             if (spool_) messages.push_back({0, result_topic_, std::move(line)});
         }
@@ -434,7 +458,7 @@ private:
             nlohmann::ordered_json stats = {
                 {"node", node_},
                 {"time", utc_timestamp()},
-                {"model", inspector_->model_id()},
+                {"model", inspector()->model_id()},
                 {"frames", frames_},
                 {"fps", static_cast<double>(latencies.size()) / seconds},
                 {"latency_ms",
@@ -456,18 +480,49 @@ private:
     }
 
     std::string status_payload(const char* state) const {
-        return json_text({{"state", state}, {"node", node_}, {"model", inspector_->model_id()}, {"since", utc_timestamp()}});
+        return json_text({{"state", state}, {"node", node_}, {"model", inspector()->model_id()}, {"since", utc_timestamp()}});
+    }
+
+    std::shared_ptr<Inspector> inspector() const { return inspector_.load(); }
+
+    // Between frames, on the inference thread: a new (or the previous) model takes over with the thresholds in force.
+    void swap_in(const std::shared_ptr<Inspector>& next) {
+        if (!next) return;
+        next->set_thresholds(inspector()->rule().thresholds());
+        inspector_.store(next);
+        publisher_->update_status(status_payload("online"), status_payload("offline"));
+    }
+
+    // An update's outcome: one log line, and an event on PREFIX/NODE/event for the twin.
+    void report_update(const std::string& result, const std::string& id, const std::string& reason) {
+        const std::string line = "model " + id.substr(0, 12) + " " + result + (reason.empty() ? "" : ": " + reason);
+        if (result == "refused") log_.error(line);
+        else log_.info(line);
+        publisher_->publish_ephemeral(event_topic_,
+                                      json_text({{"event", "model"}, {"result", result}, {"model", id}, {"reason", reason},
+                                                 {"time", utc_timestamp()}}),
+                                      1);
+    }
+
+    // The self-test image of new models: --canary, or a plain mid-grey frame of the model's input size.
+    Image canary_image(const Arguments& a) const {
+        if (!a.canary.empty()) return decode_image_file(a.canary);
+        const InputFormat& input = inspector()->description().input;
+        return Image{input.width, input.height, input.channels,
+                     std::vector<float>(static_cast<std::size_t>(input.width * input.height * input.channels), 0.5f)};
     }
 
     const EventLog& log_;
     std::string node_;
-    std::unique_ptr<Inspector> inspector_;
+    std::atomic<std::shared_ptr<Inspector>> inspector_;  // swapped by the inference thread, read by the reader too
     std::ofstream file_output_;
     std::ostream* output_ = nullptr;
     std::string result_topic_;
     std::string done_folder_;  // --move-done: inspected files of the watched folder go here
     std::optional<Spool> spool_;
     std::unique_ptr<MqttPublisher> publisher_;
+    std::unique_ptr<ModelUpdater> updater_;  // after the publisher: it reports through it, so it goes first
+    std::string event_topic_;
     std::chrono::milliseconds drain_timeout_{0};
     std::int64_t next_frame_ = 1;  // the reader's: ids are given as frames are read
     std::optional<std::chrono::steady_clock::time_point> first_read_at_;  // the reader's, read at the end
@@ -672,6 +727,9 @@ int main(int argc, char** argv) {
     app.add_option("--cafile", a.ca_file, "TLS: the CA certificate that signed the broker's certificate");
     app.add_option("--cert", a.cert_file, "TLS: this node's client certificate, if the broker asks for one");
     app.add_option("--key", a.key_file, "TLS: the client certificate's private key");
+    app.add_option("--canary", a.canary,
+                   "Image each model sent over the air must classify sanely before it replaces the running one "
+                   "(default: a mid-grey frame)");
     app.add_option("--spool", a.spool, "Folder of the on-disk spool that keeps results until the broker has them")
         ->capture_default_str();
     app.add_option("--spool-max", a.spool_max, "Most results the spool keeps; beyond, the oldest are dropped and counted")

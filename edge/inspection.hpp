@@ -77,6 +77,9 @@ public:
     // Classifies the prepared tiles of results (their inputs back to back, in order) and decides each frame.
     void inspect_prepared(const float* inputs, const std::vector<InspectionResult*>& results);
 
+    // The whole image through the model, no tiles (the self-test of a new model).
+    Prediction classify(const Image& image) { return classifier_.classify(image); }
+
     nlohmann::ordered_json to_json(const InspectionResult& result, const std::string& node) const;
 
     const ModelDescription& description() const { return classifier_.description(); }

@@ -57,8 +57,8 @@ void parse_broker_url(const std::string& url, MqttSettings& settings) {
     settings.host = rest;
 }
 
-MqttPublisher::MqttPublisher(MqttSettings settings, Spool& spool, const EventLog& log, CommandHandler on_command)
-    : settings_(std::move(settings)), spool_(spool), log_(log), on_command_(std::move(on_command)) {
+MqttPublisher::MqttPublisher(MqttSettings settings, Spool& spool, const EventLog& log, MessageHandler on_message)
+    : settings_(std::move(settings)), spool_(spool), log_(log), on_message_(std::move(on_message)) {
     static const int library = mosquitto_lib_init();
     (void)library;
     wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -79,12 +79,27 @@ void MqttPublisher::notify() {
     [[maybe_unused]] const ssize_t written = ::write(wake_fd_, &one, sizeof one);  // fails only when already signalled
 }
 
-void MqttPublisher::publish_ephemeral(std::string topic, std::string payload) {
+void MqttPublisher::publish_ephemeral(std::string topic, std::string payload, int qos) {
     if (!connected_) return;
     {
         std::lock_guard lock(ephemeral_mutex_);
         if (ephemeral_.size() >= 16) ephemeral_.erase(ephemeral_.begin());  // a stalled network thread: keep the newest
-        ephemeral_.emplace_back(std::move(topic), std::move(payload));
+        ephemeral_.push_back({std::move(topic), std::move(payload), qos, false});
+    }
+    notify();
+}
+
+std::string MqttPublisher::status_payload(bool online) {
+    std::lock_guard lock(ephemeral_mutex_);
+    return online ? settings_.online_payload : settings_.offline_payload;
+}
+
+void MqttPublisher::update_status(std::string online_payload, std::string offline_payload) {
+    {
+        std::lock_guard lock(ephemeral_mutex_);
+        settings_.online_payload = std::move(online_payload);
+        settings_.offline_payload = std::move(offline_payload);
+        if (connected_) ephemeral_.push_back({settings_.status_topic, settings_.online_payload, 1, true});
     }
     notify();
 }
@@ -137,8 +152,9 @@ bool MqttPublisher::start_connecting() {
     mosquitto_disconnect_callback_set(client_, &MqttPublisher::on_disconnect);
     mosquitto_publish_callback_set(client_, &MqttPublisher::on_publish);
     mosquitto_message_callback_set(client_, &MqttPublisher::on_message);
-    int rc = mosquitto_will_set(client_, settings_.status_topic.c_str(), static_cast<int>(settings_.offline_payload.size()),
-                                settings_.offline_payload.data(), 1, true);
+    const std::string offline = status_payload(false);
+    int rc = mosquitto_will_set(client_, settings_.status_topic.c_str(), static_cast<int>(offline.size()), offline.data(),
+                                1, true);
     if (rc == MOSQ_ERR_SUCCESS && !settings_.username.empty())
         rc = mosquitto_username_pw_set(client_, settings_.username.c_str(),
                                        settings_.password.empty() ? nullptr : settings_.password.c_str());
@@ -201,13 +217,14 @@ void MqttPublisher::service_connection() {
 }
 
 void MqttPublisher::publish_pending() {
-    std::vector<std::pair<std::string, std::string>> ephemeral;
+    std::vector<Ephemeral> ephemeral;
     {
         std::lock_guard lock(ephemeral_mutex_);
         ephemeral.swap(ephemeral_);
     }
-    for (const auto& [topic, payload] : ephemeral)
-        mosquitto_publish(client_, nullptr, topic.c_str(), static_cast<int>(payload.size()), payload.data(), 0, false);
+    for (const Ephemeral& e : ephemeral)
+        mosquitto_publish(client_, nullptr, e.topic.c_str(), static_cast<int>(e.payload.size()), e.payload.data(), e.qos,
+                          e.retain);
     while (in_flight_.size() < kWindow) {
         const std::vector<SpooledMessage> batch = spool_.after(cursor_, kWindow - in_flight_.size());
         if (batch.empty()) return;
@@ -243,17 +260,17 @@ void MqttPublisher::on_connect(mosquitto* client, void* self_pointer, int result
     self.backoff_ = std::chrono::milliseconds(1000);
     self.log_.info("connected to " + self.broker_name() + " as '" + self.settings_.client_id + "'; " +
                    std::to_string(self.spool_.size()) + " messages waiting in the spool");
-    mosquitto_publish(client, nullptr, self.settings_.status_topic.c_str(),
-                      static_cast<int>(self.settings_.online_payload.size()), self.settings_.online_payload.data(), 1,
-                      true);
-    if (!self.settings_.command_topic.empty())
-        mosquitto_subscribe(client, nullptr, self.settings_.command_topic.c_str(), 1);
+    const std::string online = self.status_payload(true);
+    mosquitto_publish(client, nullptr, self.settings_.status_topic.c_str(), static_cast<int>(online.size()),
+                      online.data(), 1, true);
+    for (const std::string& topic : self.settings_.subscriptions) mosquitto_subscribe(client, nullptr, topic.c_str(), 1);
 }
 
 void MqttPublisher::on_message(mosquitto*, void* self_pointer, const mosquitto_message* message) {
     auto& self = *static_cast<MqttPublisher*>(self_pointer);
-    if (!self.on_command_ || message->topic == nullptr || self.settings_.command_topic != message->topic) return;
-    self.on_command_(std::string(static_cast<const char*>(message->payload), static_cast<std::size_t>(message->payloadlen)));
+    if (!self.on_message_ || message->topic == nullptr || message->payloadlen < 0) return;
+    self.on_message_(message->topic, std::string(static_cast<const char*>(message->payload),
+                                                 static_cast<std::size_t>(message->payloadlen)));
 }
 
 void MqttPublisher::on_disconnect(mosquitto*, void* self_pointer, int result) {
@@ -272,9 +289,9 @@ void MqttPublisher::on_publish(mosquitto*, void* self_pointer, int message_id) {
 void MqttPublisher::say_goodbye() {
     if (client_ && connected_) {
         int message_id = -1;
-        if (mosquitto_publish(client_, &message_id, settings_.status_topic.c_str(),
-                              static_cast<int>(settings_.offline_payload.size()), settings_.offline_payload.data(), 1,
-                              true) == MOSQ_ERR_SUCCESS) {
+        const std::string offline = status_payload(false);
+        if (mosquitto_publish(client_, &message_id, settings_.status_topic.c_str(), static_cast<int>(offline.size()),
+                              offline.data(), 1, true) == MOSQ_ERR_SUCCESS) {
             goodbye_message_ = message_id;
             const auto deadline = Clock::now() + kGoodbyeTimeout;
             while (goodbye_message_ >= 0 && !lost_ && Clock::now() < deadline) {

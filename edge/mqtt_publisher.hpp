@@ -2,8 +2,8 @@
 // spool's messages in order (QoS 1 by default) and removes each one once the broker acknowledges it; it keeps a
 // retained status topic (online, and offline as the Last Will); when the connection fails or drops it reconnects
 // with exponential back-off and sends the spool again from its oldest unacknowledged message, so every message
-// arrives at least once and in order. Besides: messages that are only worth sending now (stats, QoS 0, not
-// spooled), and a subscribed command topic whose messages go to a handler.
+// arrives at least once and in order. Besides: messages that are only worth sending now (stats, events; not
+// spooled), subscribed topics whose messages go to a handler, and a status that can change (a new model).
 #pragma once
 
 #include <atomic>
@@ -37,18 +37,18 @@ struct MqttSettings {
     std::chrono::milliseconds max_backoff{30000};
     std::string status_topic;
     std::string online_payload, offline_payload;  // retained on status_topic; offline is also the Last Will
-    std::string command_topic;                    // subscribed at QoS 1 if set
+    std::vector<std::string> subscriptions;       // topics subscribed at QoS 1 (commands, models)
 };
 
-// Called on the network thread with each command message's payload; must not block.
-using CommandHandler = std::function<void(const std::string& payload)>;
+// Called on the network thread with each message of a subscribed topic; must not block.
+using MessageHandler = std::function<void(const std::string& topic, std::string&& payload)>;
 
 // Sets host, port and tls from "mqtt://host[:port]" (port 1883) or "mqtts://host[:port]" (port 8883).
 void parse_broker_url(const std::string& url, MqttSettings& settings);
 
 class MqttPublisher {
 public:
-    MqttPublisher(MqttSettings settings, Spool& spool, const EventLog& log, CommandHandler on_command = {});
+    MqttPublisher(MqttSettings settings, Spool& spool, const EventLog& log, MessageHandler on_message = {});
     // Publishes the offline status and disconnects (waiting at most 2 s for the broker).
     ~MqttPublisher();
     MqttPublisher(const MqttPublisher&) = delete;
@@ -56,8 +56,10 @@ public:
 
     // New messages are in the spool.
     void notify();
-    // Publishes at QoS 0 if connected, else drops it: for figures only worth having now.
-    void publish_ephemeral(std::string topic, std::string payload);
+    // Publishes if connected, else drops it: for figures and events only worth having now.
+    void publish_ephemeral(std::string topic, std::string payload, int qos = 0);
+    // New retained status payloads (online now; offline as the Last Will from the next connection on).
+    void update_status(std::string online_payload, std::string offline_payload);
     // Waits until the spool is empty (every message acknowledged) or the timeout passes; true when empty.
     bool wait_until_delivered(std::chrono::milliseconds timeout);
     bool connected() const { return connected_; }
@@ -74,6 +76,7 @@ private:
     void sleep_until(Clock::time_point when);
     void say_goodbye();
     std::string broker_name() const;
+    std::string status_payload(bool online);
 
     static void on_connect(mosquitto* client, void* self, int result);
     static void on_disconnect(mosquitto* client, void* self, int result);
@@ -83,7 +86,7 @@ private:
     MqttSettings settings_;
     Spool& spool_;
     const EventLog& log_;
-    CommandHandler on_command_;
+    MessageHandler on_message_;
     int wake_fd_ = -1;
     std::atomic<bool> stopping_{false};
     std::atomic<bool> connected_{false};
@@ -100,8 +103,13 @@ private:
     std::vector<std::int64_t> acknowledged_;    // spool ids to remove
     int goodbye_message_ = -1;                  // the offline status's message id while shutting down
 
+    struct Ephemeral {
+        std::string topic, payload;
+        int qos;
+        bool retain;
+    };
     std::mutex ephemeral_mutex_;
-    std::vector<std::pair<std::string, std::string>> ephemeral_;  // topic, payload
+    std::vector<Ephemeral> ephemeral_;  // also guards settings_'s status payloads
 
     std::mutex delivered_mutex_;
     std::condition_variable delivered_;

@@ -40,8 +40,12 @@ NodeCommand parse_node_command(const std::string& payload) {
         result.thresholds = {probability_field(command, "reinspect"), probability_field(command, "defective")};
         if (result.thresholds.reinspect > result.thresholds.defective)
             throw Error("command: the re-inspect threshold must not exceed the defective one");
+    } else if (kind == "reload") {
+        result.kind = NodeCommand::Kind::Reload;
+    } else if (kind == "rollback") {
+        result.kind = NodeCommand::Kind::Rollback;
     } else {
-        throw Error("unknown command '" + kind.substr(0, 64) + "' (known: pause, resume, thresholds)");
+        throw Error("unknown command '" + kind.substr(0, 64) + "' (known: pause, resume, thresholds, reload, rollback)");
     }
     return result;
 }

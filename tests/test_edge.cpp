@@ -8,6 +8,7 @@
 #include "edge/decision.hpp"
 #include "edge/inspection.hpp"
 #include "edge/mjpeg_splitter.hpp"
+#include "edge/model_envelope.hpp"
 #include "edge/mqtt_publisher.hpp"
 #include "edge/node_command.hpp"
 #include "edge/spool.hpp"
@@ -242,6 +243,8 @@ TEST_CASE("node commands: pause, resume and thresholds parse; anything else is r
     refused(R"({"command":"pause"})", "no \"cmd\"");
     refused(R"({"cmd":7})", "no \"cmd\"");
     refused(R"({"cmd":"reboot"})", "unknown command 'reboot'");
+    CHECK(parse_node_command(R"({"cmd":"reload"})").kind == NodeCommand::Kind::Reload);
+    CHECK(parse_node_command(R"({"cmd":"rollback"})").kind == NodeCommand::Kind::Rollback);
     refused(R"({"cmd":"thresholds","reinspect":0.5})", "'defective' must be a number");
     refused(R"({"cmd":"thresholds","reinspect":"0.5","defective":0.8})", "'reinspect' must be a number");
     refused(R"({"cmd":"thresholds","reinspect":0.5,"defective":1.5})", "between 0 and 1");
@@ -298,4 +301,25 @@ TEST_CASE("tiles cover the region of interest, the last row and column ending at
     const Image crop = crop_image(image, 1, 2, 3, 2);
     CHECK(crop.pixels == std::vector<float>{11, 12, 13, 16, 17, 18, 31, 32, 33, 36, 37, 38});
     CHECK_THROWS_AS(crop_image(image, 3, 0, 3, 1), Error);
+}
+
+TEST_CASE("model envelopes: a sealed file opens to the same bytes; damage, a wrong size or a bad header is refused") {
+    const Bytes file = {1, 2, 3, 0, 255, '\n', 7};
+    const std::string sealed = seal_model_envelope(file);
+    const ModelEnvelope opened = open_model_envelope(sealed);
+    CHECK(opened.file == file);
+    CHECK(opened.sha256.size() == 64);
+    const auto refused = [](const std::string& payload, const char* reason) {
+        CHECK_THROWS_WITH_AS(open_model_envelope(payload), doctest::Contains(reason), Error);
+    };
+    std::string damaged = sealed;
+    damaged.back() ^= 1;
+    refused(damaged, "checksum mismatch");
+    refused(sealed.substr(0, sealed.size() - 1), "cut off");
+    refused(sealed + "x", "came");
+    refused("no header at all", "no header line");
+    refused(std::string(kMaxEnvelopeHeader + 1, ' ') + "\n", "no header line");
+    refused("[1]\nabc", "not a JSON object");
+    refused(R"({"sha256":"ABC","size":3})" "\nabc", "64 lower-case hex");
+    refused(R"({"sha256":")" + std::string(64, 'a') + R"(","size":-3})" "\nabc", "\"size\"");
 }

@@ -22,6 +22,7 @@
 
 #include "data/image.hpp"
 #include "edge/inspection.hpp"
+#include "edge/model_envelope.hpp"
 #include "edge/sha256.hpp"
 #include "engine/model_file.hpp"
 #include "engine/rng.hpp"
@@ -302,6 +303,38 @@ struct Fixture {
     }
 };
 
+// A node on an MJPEG stream fed by the test, with its own broker and a subscriber to everything under edgeqc/.
+struct LiveNode {
+    const Fixture& fixture;
+    Broker broker;
+    Subscriber subscriber;
+    Child edge;
+    std::vector<Bytes> frames;
+    std::size_t sent = 0;
+
+    LiveNode(const Fixture& f, const std::string& options, std::uint64_t seed)
+        : fixture(f),
+          broker(f.folder),
+          subscriber(broker.port(), "edgeqc/#"),
+          edge(f.edge_command("--mjpeg-stdin --broker " + broker.url() + " " + options + " --output " +
+                              shell_quoted(f.output)),
+               f.folder.file("stdout.txt"), f.log),
+          frames(Fixture::frames(5, seed)) {}
+
+    void send(std::size_t count) {
+        for (std::size_t i = 0; i < count; ++i) edge.write(frames[sent++ % frames.size()]);
+    }
+    // The node acts on messages between frames: one frame at a time until its log holds text.
+    void send_until_logged(const std::string& text) {
+        const auto deadline = std::chrono::steady_clock::now() + 60s;
+        while (read_text(fixture.log).find(text) == std::string::npos) {
+            REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "the node never logged ", text);
+            send(1);
+            std::this_thread::sleep_for(100ms);
+        }
+    }
+};
+
 }  // namespace
 
 TEST_CASE("results of an MJPEG stream arrive over MQTT with the documented schema and the right verdicts") {
@@ -531,25 +564,13 @@ TEST_CASE("TLS with a password: a wrong password or CA gets a clear message and 
 
 TEST_CASE("commands over MQTT pause, resume and re-threshold the node between frames; stats arrive every interval") {
     Fixture f;
-    Broker broker(f.folder);
-    Subscriber subscriber(broker.port(), "edgeqc/#");
-    Child edge(f.edge_command("--mjpeg-stdin --broker " + broker.url() + " --node cell-3 --stats-interval 0.3 --output " +
-                              shell_quoted(f.output)),
-               f.folder.file("stdout.txt"), f.log);
-    const std::vector<Bytes> frames = Fixture::frames(5, 61);
-    std::size_t sent = 0;
-    const auto send = [&](std::size_t count) {
-        for (std::size_t i = 0; i < count; ++i) edge.write(frames[sent++ % frames.size()]);
-    };
-    // Sends a command, then one frame at a time until the log says the node applied it (it does so before a frame).
+    LiveNode node(f, "--node cell-3 --stats-interval 0.3", 61);
+    Subscriber& subscriber = node.subscriber;
+    std::size_t& sent = node.sent;
+    const auto send = [&](std::size_t count) { node.send(count); };
     const auto command = [&](const std::string& payload, const std::string& applied) {
         subscriber.publish("edgeqc/cell-3/cmd", payload);
-        const auto deadline = std::chrono::steady_clock::now() + 30s;
-        while (read_text(f.log).find(applied) == std::string::npos) {
-            REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "the node never logged ", applied);
-            send(1);
-            std::this_thread::sleep_for(100ms);
-        }
+        node.send_until_logged(applied);
     };
     send(5);
     wait_for_lines(f.output, 5, 60s);
@@ -575,8 +596,8 @@ TEST_CASE("commands over MQTT pause, resume and re-threshold the node between fr
     wait_for_lines(f.output, lines + 5, 30s);
     const std::vector<Message> stats = subscriber.wait_until(
         [&](const std::vector<Message>& m) { return with_topic_suffix(m, "/stats").size() >= 2; }, 30s);
-    edge.close_input();
-    CHECK(edge.wait(30s) == 0);
+    node.edge.close_input();
+    CHECK(node.edge.wait(30s) == 0);
 
     std::ifstream output(f.output);
     std::vector<nlohmann::json> results;
@@ -715,4 +736,73 @@ TEST_CASE("a large frame in tiles: the frame's verdict is its worst tile's, and 
     const CommandResult outside = run_command(f.edge_command(shell_quoted(image) + " --roi 100,0,50,50 --output none"));
     CHECK(outside.exit_code == 1);
     CHECK(outside.output.find("not inside the 120x64 frame") != std::string::npos);
+}
+
+TEST_CASE("models over the air: a damaged or incompatible one is refused, a good one takes over between frames, "
+          "rollback restores the old") {
+    Fixture f;
+    const Bytes first_model = read_bytes(f.model_path);
+    const std::string first_id = sha256_hex(first_model);
+    TrainOptions retrain = tiny_train_options(f.folder.file("data"), f.folder.file("second.eqc"));
+    retrain.seed = 17;  // the same classes and input, other weights
+    train(retrain);
+    const Bytes second_model = read_bytes(f.folder.file("second.eqc"));
+    const std::string second_id = sha256_hex(second_model);
+    save_model(f.folder.file("other.eqc"), random_model(model_description("c4bn-p-c6-p-fc", 1, 16, 20), 3));
+
+    LiveNode node(f, "--node cell-9", 101);
+    Subscriber& subscriber = node.subscriber;
+    const auto send = [&](std::size_t count) { node.send(count); };
+    const auto events = [&](std::size_t count) {
+        std::vector<nlohmann::json> found;
+        for (const Message& m : subscriber.wait_until(
+                 [&](const std::vector<Message>& all) { return with_topic_suffix(all, "/event").size() >= count; }, 60s))
+            if (m.topic == "edgeqc/cell-9/event") found.push_back(nlohmann::json::parse(m.payload));
+        REQUIRE(found.size() >= count);
+        return found;
+    };
+    send(3);
+    wait_for_lines(f.output, 3, 60s);
+
+    std::string damaged = seal_model_envelope(second_model);
+    damaged[damaged.size() / 2] ^= 0x20;
+    subscriber.publish("edgeqc/cell-9/model", damaged);
+    CHECK(events(1)[0]["reason"].get<std::string>().find("checksum mismatch") != std::string::npos);
+    subscriber.publish("edgeqc/cell-9/model", seal_model_envelope(read_bytes(f.folder.file("other.eqc"))));
+    CHECK(events(2)[1]["reason"].get<std::string>().find("the running model's") != std::string::npos);
+    subscriber.publish("edgeqc/cell-9/model", "{\"sha256\":\"00\"}\nxyz");
+    CHECK(events(3)[2]["result"] == "refused");
+
+    // The good one: checked beside inference, then swapped in before a frame; send frames until it is.
+    subscriber.publish("edgeqc/cell-9/model", seal_model_envelope(second_model));
+    node.send_until_logged("model " + second_id.substr(0, 12) + " installed");
+    send(3);
+    CHECK(read_bytes(f.model_path) == second_model);  // on disk for the next start, the old one kept beside it
+    CHECK(read_bytes(f.model_path + ".previous") == first_model);
+    subscriber.publish("edgeqc/cell-9/cmd", R"({"cmd":"rollback"})");
+    node.send_until_logged("model " + first_id.substr(0, 12) + " rolled back");
+    send(2);
+    node.edge.close_input();
+    CHECK(node.edge.wait(60s) == 0);
+    CHECK(read_bytes(f.model_path) == first_model);
+
+    // Every frame has its result, in order, each naming the model that made it: the first, then the second, then
+    // the first again; no frame was lost across the swaps.
+    std::vector<std::string> models;
+    std::ifstream lines(f.output);
+    std::int64_t expected_frame = 1;
+    for (std::string line; std::getline(lines, line);) {
+        const nlohmann::json r = nlohmann::json::parse(line);
+        CHECK(r["frame"] == expected_frame++);
+        if (models.empty() || models.back() != r["model"]) models.push_back(r["model"]);
+    }
+    CHECK(expected_frame - 1 == static_cast<std::int64_t>(node.sent));
+    CHECK(models == std::vector<std::string>{first_id, second_id, first_id});
+    const std::vector<nlohmann::json> all = events(5);
+    CHECK(all[3]["result"] == "installed");
+    CHECK(all[4]["result"] == "rolled back");
+    const std::vector<Message> status = with_topic_suffix(subscriber.wait_until([](auto&) { return true; }, 0s), "/status");
+    bool announced_second = false;
+    for (const Message& m : status) announced_second |= nlohmann::json::parse(m.payload)["model"] == second_id;
+    CHECK(announced_second);
 }

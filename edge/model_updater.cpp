@@ -1,0 +1,167 @@
+// The update thread: read, check, plan, self-test, put the file in place; the swaps happen on the inference thread.
+#include "edge/model_updater.hpp"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "edge/model_envelope.hpp"
+#include "edge/sha256.hpp"
+#include "engine/error.hpp"
+#include "engine/model_file.hpp"
+
+namespace edgeqc {
+
+namespace {
+
+std::vector<unsigned char> file_bytes(const std::string& path) {
+    std::ifstream file(path, std::ios::binary);
+    if (!file) throw Error("cannot read '" + path + "'");
+    std::vector<unsigned char> bytes{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
+    if (file.bad()) throw Error("cannot read '" + path + "'");
+    return bytes;
+}
+
+std::string class_list(const std::vector<std::string>& names) {
+    std::string list;
+    for (const std::string& name : names) list += (list.empty() ? "" : ", ") + name;
+    return list;
+}
+
+}  // namespace
+
+ModelUpdater::ModelUpdater(std::string model_path, std::shared_ptr<Inspector> running, Image canary,
+                           InspectorFactory factory, UpdateReport report, const EventLog& log)
+    : model_path_(std::move(model_path)),
+      running_(std::move(running)),
+      canary_(std::move(canary)),
+      factory_(std::move(factory)),
+      report_(std::move(report)),
+      log_(log),
+      thread_([this] { run(); }) {}
+
+ModelUpdater::~ModelUpdater() {
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+}
+
+void ModelUpdater::request_envelope(std::string payload) {
+    {
+        std::lock_guard lock(mutex_);
+        request_ = Request{false, std::move(payload)};
+    }
+    wake_.notify_all();
+}
+
+void ModelUpdater::request_reload() {
+    {
+        std::lock_guard lock(mutex_);
+        request_ = Request{true, {}};
+    }
+    wake_.notify_all();
+}
+
+void ModelUpdater::run() {
+    std::unique_lock lock(mutex_);
+    while (true) {
+        wake_.wait(lock, [&] { return stopping_ || request_.has_value(); });
+        if (stopping_) return;
+        const Request request = std::move(*request_);
+        request_.reset();
+        lock.unlock();
+        check_and_prepare(request);
+        lock.lock();
+    }
+}
+
+void ModelUpdater::check_and_prepare(const Request& request) {
+    const std::string incoming = model_path_ + ".incoming";
+    std::string id = "?";
+    try {
+        std::vector<unsigned char> bytes;
+        if (request.reload) {
+            bytes = file_bytes(model_path_);
+            id = sha256_hex(bytes);
+        } else {
+            ModelEnvelope envelope = open_model_envelope(request.payload);
+            bytes = std::move(envelope.file);
+            id = envelope.sha256;
+        }
+        std::shared_ptr<Inspector> running;
+        {
+            std::lock_guard lock(mutex_);
+            running = running_;
+        }
+        if (id == running->model_id()) throw Error("it is the model running already");
+        log_.info("checking model " + id.substr(0, 12) + " (" + std::to_string(bytes.size()) + " bytes)");
+        if (!request.reload) write_file_atomically(incoming, bytes);
+        Model model = load_model(request.reload ? model_path_ : incoming);  // every field and the checksum checked
+        const ModelDescription& now = running->description();
+        if (!(model.description.input == now.input))
+            throw Error("its input format differs from the running model's (a camera set up for one cannot feed the other)");
+        if (model.description.class_names != now.class_names)
+            throw Error("its classes (" + class_list(model.description.class_names) + ") differ from the running model's (" +
+                        class_list(now.class_names) + ")");
+        std::unique_ptr<Inspector> candidate = factory_(std::move(model), id);
+        const Prediction canary = candidate->classify(canary_);
+        float sum = 0;
+        for (const float p : canary.probabilities) {
+            if (!std::isfinite(p)) throw Error("the self-test on the canary image gave a probability that is not finite");
+            sum += p;
+        }
+        if (std::abs(sum - 1.0f) > 1e-3f) throw Error("the self-test on the canary image gave probabilities that do not sum to 1");
+        log_.info("model " + id.substr(0, 12) + " passed its checks; canary image: " +
+                  candidate->description().class_names[static_cast<std::size_t>(canary.class_index)]);
+        if (!request.reload) {  // in place on disk before it runs: the previous file kept for a rollback
+            write_file_atomically(model_path_ + ".previous", file_bytes(model_path_));
+            std::filesystem::rename(incoming, model_path_);
+        }
+        std::lock_guard lock(mutex_);
+        ready_ = std::move(candidate);
+    } catch (const std::exception& e) {
+        std::error_code ignored;
+        std::filesystem::remove(incoming, ignored);
+        report_("refused", id, e.what());
+    }
+}
+
+std::shared_ptr<Inspector> ModelUpdater::take_ready() {
+    std::shared_ptr<Inspector> installed;
+    {
+        std::lock_guard lock(mutex_);
+        if (!ready_) return nullptr;
+        previous_ = running_;
+        running_ = std::move(ready_);
+        installed = running_;
+    }
+    report_("installed", installed->model_id(), "");
+    return installed;
+}
+
+std::shared_ptr<Inspector> ModelUpdater::roll_back(const std::shared_ptr<Inspector>& running) {
+    std::shared_ptr<Inspector> restored;
+    try {
+        std::lock_guard lock(mutex_);
+        if (!previous_ || running != running_) {
+            report_("refused", running->model_id(), "no previous model to roll back to");
+            return nullptr;
+        }
+        const std::vector<unsigned char> previous_file = file_bytes(model_path_ + ".previous");
+        write_file_atomically(model_path_ + ".previous", file_bytes(model_path_));
+        write_file_atomically(model_path_, previous_file);
+        std::swap(previous_, running_);
+        restored = running_;
+    } catch (const Error& e) {
+        report_("refused", running->model_id(), std::string("rollback failed: ") + e.what());
+        return nullptr;
+    }
+    report_("rolled back", restored->model_id(), "");
+    return restored;
+}
+
+}  // namespace edgeqc
