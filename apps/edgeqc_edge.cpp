@@ -2,6 +2,8 @@
 // on standard input, decides normal / re-inspect / defective for every frame, writes one JSON line per frame and,
 // with --broker, publishes each result over MQTT through an on-disk spool that loses nothing. It links the
 // inference runtime and edge/ only; float and int8 models alike.
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/inotify.h>
 #include <unistd.h>
@@ -16,10 +18,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -76,6 +80,7 @@ struct Arguments {
     std::string ca_file, cert_file, key_file;
     std::string spool = "edgeqc-spool";
     std::int64_t spool_max = 100000;
+    double spool_max_mib = 0;
     double drain_timeout = 10;
     double reconnect_max = 30;
     double stats_interval = 5;
@@ -84,8 +89,30 @@ struct Arguments {
 };
 
 std::atomic<bool> g_stop{false};
+int g_stop_pipe[2] = {-1, -1};  // the handler writes a byte, so a thread waiting in poll() wakes at once
 
-extern "C" void request_stop(int) { g_stop = true; }
+extern "C" void request_stop(int) {
+    g_stop = true;
+    const char byte = 1;
+    if (g_stop_pipe[1] >= 0) {
+        [[maybe_unused]] const ssize_t written = ::write(g_stop_pipe[1], &byte, 1);  // a full pipe wakes them already
+    }
+}
+
+// Waits until fd can be read (true) or a stop is requested (false). A signal between a check of g_stop and a
+// blocking read() would otherwise be missed until the next frame.
+bool wait_readable(int fd) {
+    pollfd fds[2] = {{fd, POLLIN, 0}, {g_stop_pipe[0], POLLIN, 0}};
+    while (!g_stop) {
+        if (::poll(fds, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            throw Error(std::string("cannot wait for input: ") + std::strerror(errno));
+        }
+        if (fds[1].revents) return false;
+        if (fds[0].revents) return true;
+    }
+    return false;
+}
 
 void set_stop_signals_blocked(bool blocked) {
     sigset_t signals;
@@ -95,8 +122,10 @@ void set_stop_signals_blocked(bool blocked) {
     pthread_sigmask(blocked ? SIG_BLOCK : SIG_UNBLOCK, &signals, nullptr);
 }
 
-// SIGTERM and SIGINT end the run after the frame in progress; without SA_RESTART, a blocked read returns EINTR.
+// SIGTERM and SIGINT end the run after the frame in progress.
 void install_signal_handlers() {
+    if (::pipe2(g_stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+        throw Error(std::string("cannot create a pipe: ") + std::strerror(errno));
     struct sigaction action {};
     action.sa_handler = request_stop;
     sigemptyset(&action.sa_mask);
@@ -196,7 +225,8 @@ int inference_threads(const Arguments& a) {
 FrameLayout frame_layout(const Arguments& a) {
     FrameLayout layout;
     if (!a.roi.empty()) layout.roi = parse_roi(a.roi);
-    if (a.stride < 0) throw Error("--stride must be 1 pixel or more");
+    if (a.stride < 0 || a.stride > kMaxImageSide)
+        throw Error("--stride must be 1 to " + std::to_string(kMaxImageSide) + " pixels");
     if (a.stride > 0 && a.tile.empty()) throw Error("--stride goes with --tile");
     if (!a.tile.empty()) parse_tiling(a.tile, a.stride, layout);
     return layout;
@@ -208,7 +238,7 @@ public:
     Node(const Arguments& a, const EventLog& log) : log_(log), node_(a.node.empty() ? host_name() : a.node) {
         check_topic_part(node_, "--node", false);
         check_topic_part(a.prefix, "--prefix", true);
-        if (a.qos < 0 || a.qos > 2) throw Error("--qos must be 0, 1 or 2");
+        if (a.qos < 0 || a.qos > 1) throw Error("--qos must be 0 or 1");
         if (a.drain_timeout < 0) throw Error("--drain-timeout must be 0 seconds or more");
         if (!(a.reconnect_max >= 1)) throw Error("--reconnect-max must be 1 second or more");
         if (!(a.stats_interval == 0 || a.stats_interval >= 0.1))
@@ -255,7 +285,8 @@ public:
             settings.subscriptions = {topic + "/cmd", topic + "/model"};
             settings.online_payload = status_payload("online");
             settings.offline_payload = status_payload("offline");
-            spool_.emplace(a.spool, a.spool_max);
+            if (!(a.spool_max_mib >= 0)) throw Error("--spool-max-mib must be 0 (no cap) or more");
+            spool_.emplace(a.spool, a.spool_max, static_cast<std::int64_t>(a.spool_max_mib * 1048576.0));
             next_frame_ = spool_->last_frame() + 1;
             log_.info("spool " + spool_->path() + ": " + std::to_string(spool_->size()) +
                       " results waiting; next frame " + std::to_string(next_frame_));
@@ -266,15 +297,19 @@ public:
                     report_update(result, id, reason);
                 },
                 log_);
-            publisher_ = std::make_unique<MqttPublisher>(
-                settings, *spool_, log_, [this, model_topic = topic + "/model"](const std::string& from, std::string&& payload) {
-                    if (from == model_topic) {
-                        updater_->request_envelope(std::move(payload));
-                        return;
-                    }
-                    std::lock_guard lock(commands_mutex_);
-                    if (commands_.size() < 64) commands_.push_back(std::move(payload));  // a flood is not queued forever
-                });
+            publisher_ = std::make_unique<MqttPublisher>(settings, *spool_, log_);
+            publisher_->set_message_handler([this, model_topic = topic + "/model"](const std::string& from,
+                                                                                   std::string&& payload) {
+                if (from == model_topic) {
+                    if (payload.size() > kMaxModelMessage)
+                        report_update("refused", "?", "a model message of " + std::to_string(payload.size()) +
+                                                          " bytes (at most " + std::to_string(kMaxModelMessage) + ")");
+                    else updater_->request_envelope(std::move(payload));
+                    return;
+                }
+                std::lock_guard lock(commands_mutex_);
+                if (commands_.size() < 64) commands_.push_back(std::move(payload));  // a flood is not queued forever
+            });
             drain_timeout_ = std::chrono::milliseconds(static_cast<long long>(a.drain_timeout * 1000));
             if (a.stats_interval > 0)
                 stats_thread_ = std::thread([this, interval = a.stats_interval] { publish_stats_every(interval); });
@@ -336,16 +371,34 @@ public:
                       " skipped while paused" + pace + extra);
         }
         stop_stats();
+        if (publisher_) publisher_->set_message_handler({});
         updater_.reset();
         if (publisher_) {
-            if (!publisher_->wait_until_delivered(drain_timeout_))
+            // Results still in memory go into the spool as the broker's acknowledgements make room in it; one
+            // deadline for that and the delivery of the rest.
+            const auto deadline = std::chrono::steady_clock::now() + drain_timeout_;
+            const auto left = [&] {
+                return std::max(std::chrono::milliseconds(0), std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                                  deadline - std::chrono::steady_clock::now()));
+            };
+            while (!flush_backlog() && left().count() > 0)
+                publisher_->wait_until_delivered(std::min(left(), std::chrono::milliseconds(200)));
+            if (!backlog_.empty())
+                log_.error(std::to_string(backlog_.size()) + " results never found room in the spool and are lost");
+            if (!publisher_->wait_until_delivered(left()))
                 log_.warn(std::to_string(spool_->size()) + " results not yet acknowledged by the broker stay in " +
                           spool_->path() + " and are sent on the next start");
             publisher_.reset();
         }
     }
 
-    ~Node() { stop_stats(); }
+    // The network thread calls into the updater and the command queue: it stops delivering before they go.
+    ~Node() {
+        stop_stats();
+        if (publisher_) publisher_->set_message_handler({});
+        updater_.reset();
+        publisher_.reset();
+    }
     Node(const Node&) = delete;
     Node& operator=(const Node&) = delete;
 
@@ -428,13 +481,9 @@ private:
         }
         if (output_) output_->flush();
         if (spool_) {
-            try {
-                spool_->append(messages, results.back()->frame);
-                publisher_->notify();
-            } catch (const Error& e) {
-                log_.error("results of frames " + std::to_string(results.front()->frame) + " to " +
-                           std::to_string(results.back()->frame) + " not spooled, so not published: " + e.what());
-            }
+            backlog_.insert(backlog_.end(), std::make_move_iterator(messages.begin()), std::make_move_iterator(messages.end()));
+            backlog_last_frame_ = results.back()->frame;
+            flush_backlog();
         }
         if (done_folder_.empty()) return;
         for (const InspectionResult* r : results) {  // only now that the result is out: a crash before leaves it
@@ -442,6 +491,33 @@ private:
             fs::rename(r->source, fs::path(done_folder_) / fs::path(r->source).filename(), error);
             if (error) log_.warn("cannot move '" + r->source + "' to " + done_folder_ + ": " + error.message());
         }
+    }
+
+    // Moves the results not yet in the spool into it, oldest first, a transaction per 64. When the spool cannot take
+    // them (a full disk, its size cap) they wait in memory, the oldest dropped and counted beyond kMaxBacklog, and
+    // go in with the next results or while the node drains at the end. True when nothing is left in memory.
+    bool flush_backlog() {
+        const std::size_t before = backlog_.size();
+        try {
+            while (!backlog_.empty()) {
+                const auto end = backlog_.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(64, backlog_.size()));
+                spool_->append(std::vector<SpooledMessage>(backlog_.begin(), end), backlog_last_frame_);
+                backlog_.erase(backlog_.begin(), end);
+                publisher_->notify();
+            }
+            if (backlog_full_) log_.info("the spool has room again: " + std::to_string(before) + " results moved in from memory");
+            backlog_full_ = false;
+        } catch (const Error& e) {
+            if (!backlog_full_) log_.error(std::string(e.what()) + "; results wait in memory (at most " +
+                                           std::to_string(kMaxBacklog) + ") until it has room");
+            backlog_full_ = true;
+            while (backlog_.size() > kMaxBacklog) {
+                backlog_.pop_front();
+                ++backlog_dropped_;
+            }
+        }
+        unspooled_ = backlog_.size();
+        return backlog_.empty();
     }
 
     // The stats thread: every interval, the figures of the frames since the last report on PREFIX/NODE/stats.
@@ -470,6 +546,8 @@ private:
                 {"paused_frames", paused_frames_},
                 {"spool", spool_->size()},
                 {"spool_dropped", spool_->dropped()},
+                {"unspooled", unspooled_.load()},
+                {"unspooled_dropped", backlog_dropped_.load()},
                 {"rss_mib", resident_set_mib()},
             };
             if (const auto temperature = cpu_temperature_celsius()) stats["cpu_temp_c"] = *temperature;
@@ -522,6 +600,13 @@ private:
     std::optional<Spool> spool_;
     std::unique_ptr<MqttPublisher> publisher_;
     std::unique_ptr<ModelUpdater> updater_;  // after the publisher: it reports through it, so it goes first
+    static constexpr std::size_t kMaxBacklog = 10000;
+    static constexpr std::size_t kMaxModelMessage = std::size_t{256} << 20;
+    std::deque<SpooledMessage> backlog_;  // results the spool could not take yet
+    std::int64_t backlog_last_frame_ = 0;
+    bool backlog_full_ = false;
+    std::atomic<std::size_t> unspooled_{0};
+    std::atomic<std::uint64_t> backlog_dropped_{0};
     std::string event_topic_;
     std::chrono::milliseconds drain_timeout_{0};
     std::int64_t next_frame_ = 1;  // the reader's: ids are given as frames are read
@@ -559,14 +644,22 @@ std::string run_pipeline(Node& node, const Arguments& a, const std::function<voi
         set_stop_signals_blocked(false);
         try {
             produce(queue);
-        } catch (const Error& e) {
+        } catch (const std::exception& e) {
             reader_error = e.what();
         }
         queue.close();
     });
     std::vector<PreparedFrame> batch;
     const auto max_wait = std::chrono::microseconds(static_cast<long long>(a.max_wait_ms * 1000));
-    while (queue.pop_batch(batch, static_cast<std::size_t>(a.batch), max_wait)) node.inspect_batch(batch, queue.size());
+    try {
+        while (queue.pop_batch(batch, static_cast<std::size_t>(a.batch), max_wait)) node.inspect_batch(batch, queue.size());
+    } catch (...) {  // the reader ends on the stop request once it can put down what it holds
+        request_stop(0);
+        while (queue.pop_batch(batch, 64, std::chrono::microseconds(0))) {
+        }
+        reader.join();
+        throw;
+    }
     reader.join();
     return reader_error;
 }
@@ -575,7 +668,7 @@ std::string run_pipeline(Node& node, const Arguments& a, const std::function<voi
 void read_stream(Node& node, const Arguments& a, BoundedQueue<PreparedFrame>& queue, MjpegCounts& counts) {
     MjpegSplitter splitter(a.max_frame_bytes);
     std::vector<unsigned char> buffer(std::size_t{1} << 16);
-    while (!g_stop) {
+    while (wait_readable(STDIN_FILENO)) {
         const ssize_t n = ::read(STDIN_FILENO, buffer.data(), buffer.size());
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) throw Error(std::string("cannot read the stream on standard input: ") + std::strerror(errno));
@@ -613,7 +706,7 @@ void watch_folder(Node& node, const Arguments& a, const EventLog& log, BoundedQu
     if (a.move_done)
         for (const std::string& path : folder_images(a.watch)) queue.push(node.prepare_file_frame(path));
     alignas(inotify_event) char buffer[64 * 1024];
-    while (!g_stop) {
+    while (wait_readable(fd)) {
         const ssize_t n = ::read(fd, buffer, sizeof buffer);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) throw Error(std::string("cannot read folder events: ") + std::strerror(errno));
@@ -733,6 +826,9 @@ int main(int argc, char** argv) {
     app.add_option("--spool", a.spool, "Folder of the on-disk spool that keeps results until the broker has them")
         ->capture_default_str();
     app.add_option("--spool-max", a.spool_max, "Most results the spool keeps; beyond, the oldest are dropped and counted")
+        ->capture_default_str();
+    app.add_option("--spool-max-mib", a.spool_max_mib,
+                   "Cap on the spool's size in MiB (0: none); when it (or the disk) is full, results wait in memory")
         ->capture_default_str();
     app.add_option("--drain-timeout", a.drain_timeout,
                    "Seconds to wait at the end for the broker to acknowledge what is left in the spool")

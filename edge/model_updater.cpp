@@ -80,8 +80,8 @@ void ModelUpdater::run() {
 }
 
 void ModelUpdater::check_and_prepare(const Request& request) {
-    const std::string incoming = model_path_ + ".incoming";
     std::string id = "?";
+    std::string incoming;
     try {
         std::vector<unsigned char> bytes;
         if (request.reload) {
@@ -91,6 +91,7 @@ void ModelUpdater::check_and_prepare(const Request& request) {
             ModelEnvelope envelope = open_model_envelope(request.payload);
             bytes = std::move(envelope.file);
             id = envelope.sha256;
+            incoming = model_path_ + "." + id.substr(0, 12) + ".incoming";  // one per model: two may overlap
         }
         std::shared_ptr<Inspector> running;
         {
@@ -99,8 +100,8 @@ void ModelUpdater::check_and_prepare(const Request& request) {
         }
         if (id == running->model_id()) throw Error("it is the model running already");
         log_.info("checking model " + id.substr(0, 12) + " (" + std::to_string(bytes.size()) + " bytes)");
-        if (!request.reload) write_file_atomically(incoming, bytes);
-        Model model = load_model(request.reload ? model_path_ : incoming);  // every field and the checksum checked
+        if (!incoming.empty()) write_file_atomically(incoming, bytes);
+        Model model = load_model(incoming.empty() ? model_path_ : incoming);  // every field and the checksum checked
         const ModelDescription& now = running->description();
         if (!(model.description.input == now.input))
             throw Error("its input format differs from the running model's (a camera set up for one cannot feed the other)");
@@ -117,15 +118,16 @@ void ModelUpdater::check_and_prepare(const Request& request) {
         if (std::abs(sum - 1.0f) > 1e-3f) throw Error("the self-test on the canary image gave probabilities that do not sum to 1");
         log_.info("model " + id.substr(0, 12) + " passed its checks; canary image: " +
                   candidate->description().class_names[static_cast<std::size_t>(canary.class_index)]);
-        if (!request.reload) {  // in place on disk before it runs: the previous file kept for a rollback
-            write_file_atomically(model_path_ + ".previous", file_bytes(model_path_));
-            std::filesystem::rename(incoming, model_path_);
-        }
         std::lock_guard lock(mutex_);
+        if (!ready_incoming_.empty() && ready_incoming_ != incoming) {  // a newer model replaces one not yet swapped in
+            std::error_code ignored;
+            std::filesystem::remove(ready_incoming_, ignored);
+        }
         ready_ = std::move(candidate);
+        ready_incoming_ = incoming;
     } catch (const std::exception& e) {
         std::error_code ignored;
-        std::filesystem::remove(incoming, ignored);
+        if (!incoming.empty()) std::filesystem::remove(incoming, ignored);
         report_("refused", id, e.what());
     }
 }
@@ -135,8 +137,23 @@ std::shared_ptr<Inspector> ModelUpdater::take_ready() {
     {
         std::lock_guard lock(mutex_);
         if (!ready_) return nullptr;
+        std::shared_ptr<Inspector> candidate = std::move(ready_);
+        try {  // the files change here, on the inference thread and under the lock, like a rollback's
+            if (!ready_incoming_.empty()) {
+                write_file_atomically(model_path_ + ".previous", file_bytes(model_path_));
+                std::filesystem::rename(ready_incoming_, model_path_);
+            }
+        } catch (const std::exception& e) {
+            std::error_code ignored;
+            std::filesystem::remove(ready_incoming_, ignored);
+            ready_incoming_.clear();
+            report_("refused", candidate->model_id(), std::string("cannot put the model file in place: ") + e.what());
+            return nullptr;
+        }
+        previous_has_file_ = !ready_incoming_.empty();  // a file replaced by hand left no copy of the one before
+        ready_incoming_.clear();
         previous_ = running_;
-        running_ = std::move(ready_);
+        running_ = std::move(candidate);
         installed = running_;
     }
     report_("installed", installed->model_id(), "");
@@ -145,20 +162,29 @@ std::shared_ptr<Inspector> ModelUpdater::take_ready() {
 
 std::shared_ptr<Inspector> ModelUpdater::roll_back(const std::shared_ptr<Inspector>& running) {
     std::shared_ptr<Inspector> restored;
-    try {
+    {
         std::lock_guard lock(mutex_);
-        if (!previous_ || running != running_) {
-            report_("refused", running->model_id(), "no previous model to roll back to");
+        const char* refusal = ready_                   ? "a new model is being installed"
+                              : !previous_             ? "no previous model to roll back to"
+                              : !previous_has_file_    ? "the previous model's file was replaced by hand, so it is gone"
+                              : running != running_    ? "the running model is not the one installed last"
+                                                       : nullptr;
+        try {
+            if (!refusal) {
+                const std::vector<unsigned char> previous_file = file_bytes(model_path_ + ".previous");
+                write_file_atomically(model_path_ + ".previous", file_bytes(model_path_));
+                write_file_atomically(model_path_, previous_file);
+                std::swap(previous_, running_);
+                restored = running_;
+            }
+        } catch (const Error& e) {
+            report_("refused", running->model_id(), std::string("rollback failed: ") + e.what());
             return nullptr;
         }
-        const std::vector<unsigned char> previous_file = file_bytes(model_path_ + ".previous");
-        write_file_atomically(model_path_ + ".previous", file_bytes(model_path_));
-        write_file_atomically(model_path_, previous_file);
-        std::swap(previous_, running_);
-        restored = running_;
-    } catch (const Error& e) {
-        report_("refused", running->model_id(), std::string("rollback failed: ") + e.what());
-        return nullptr;
+        if (refusal) {
+            report_("refused", running->model_id(), std::string("rollback: ") + refusal);
+            return nullptr;
+        }
     }
     report_("rolled back", restored->model_id(), "");
     return restored;

@@ -1,8 +1,9 @@
 // Model updates over the air for the edge node. A new model arrives in an envelope on the model topic (or is
 // re-read from the model path on a "reload" command); a thread of its own checks it (checksum, a model file edgeqc
 // loads, the same input format and classes as the running one, a self-test on the canary image) and plans it, so
-// inference goes on meanwhile. The inference thread then swaps it in between two frames. The model file on disk is
-// replaced atomically, the previous one kept beside it as <model>.previous for a rollback; a model that fails a
+// inference goes on meanwhile. The inference thread then swaps it in between two frames, and only then is the model
+// file on disk replaced (atomically, on that thread, as a rollback's files are), the previous one kept beside it as
+// <model>.previous for a rollback; a model that fails a
 // check is refused with the reason and the running one stays.
 #pragma once
 
@@ -64,6 +65,8 @@ private:
     std::condition_variable wake_;
     std::optional<Request> request_;
     std::shared_ptr<Inspector> ready_;
+    std::string ready_incoming_;      // ready_'s file sent over the air, waiting beside the model; empty for a reload
+    bool previous_has_file_ = false;  // <model>.previous holds previous_'s file
     bool stopping_ = false;
     std::thread thread_;
 };

@@ -57,8 +57,13 @@ void parse_broker_url(const std::string& url, MqttSettings& settings) {
     settings.host = rest;
 }
 
-MqttPublisher::MqttPublisher(MqttSettings settings, Spool& spool, const EventLog& log, MessageHandler on_message)
-    : settings_(std::move(settings)), spool_(spool), log_(log), on_message_(std::move(on_message)) {
+MqttPublisher::MqttPublisher(MqttSettings settings, Spool& spool, const EventLog& log)
+    : settings_(std::move(settings)), spool_(spool), log_(log) {
+    if (settings_.qos < 0 || settings_.qos > 1)
+        throw Error("QoS " + std::to_string(settings_.qos) + ": results go at QoS 0 or 1 (a new client per connection "
+                    "restarts message ids, which QoS 2's exactly-once bookkeeping at the broker does not allow)");
+    if (settings_.tls && settings_.cert_file.empty() != settings_.key_file.empty())
+        throw Error("a TLS client certificate needs its key, and a key its certificate (--cert and --key)");
     static const int library = mosquitto_lib_init();
     (void)library;
     wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -99,9 +104,14 @@ void MqttPublisher::update_status(std::string online_payload, std::string offlin
         std::lock_guard lock(ephemeral_mutex_);
         settings_.online_payload = std::move(online_payload);
         settings_.offline_payload = std::move(offline_payload);
-        if (connected_) ephemeral_.push_back({settings_.status_topic, settings_.online_payload, 1, true});
+        status_changed_ = true;  // published apart from the bounded ephemeral queue, so it is never pushed out
     }
     notify();
+}
+
+void MqttPublisher::set_message_handler(MessageHandler handler) {
+    std::lock_guard lock(handler_mutex_);
+    on_message_ = std::move(handler);
 }
 
 bool MqttPublisher::wait_until_delivered(std::chrono::milliseconds timeout) {
@@ -158,6 +168,8 @@ bool MqttPublisher::start_connecting() {
     if (rc == MOSQ_ERR_SUCCESS && !settings_.username.empty())
         rc = mosquitto_username_pw_set(client_, settings_.username.c_str(),
                                        settings_.password.empty() ? nullptr : settings_.password.c_str());
+    if (rc == MOSQ_ERR_SUCCESS && settings_.tls && settings_.ca_file.empty())
+        rc = mosquitto_int_option(client_, MOSQ_OPT_TLS_USE_OS_CERTS, 1);  // the system's CAs when none is named
     if (rc == MOSQ_ERR_SUCCESS && settings_.tls)
         rc = mosquitto_tls_set(client_, settings_.ca_file.empty() ? nullptr : settings_.ca_file.c_str(), nullptr,
                                settings_.cert_file.empty() ? nullptr : settings_.cert_file.c_str(),
@@ -200,7 +212,9 @@ void MqttPublisher::service_connection() {
         [[maybe_unused]] const ssize_t read = ::read(wake_fd_, &count, sizeof count);
     }
     int rc = MOSQ_ERR_SUCCESS;
-    if (ready > 0 && (fds[0].revents & (POLLIN | POLLERR | POLLHUP))) rc = mosquitto_loop_read(client_, 1);
+    // While connecting, libmosquitto's read step also drives a TLS handshake that waits to write.
+    const short readable = POLLIN | POLLERR | POLLHUP | (connected_ ? 0 : POLLOUT);
+    if (ready > 0 && (fds[0].revents & readable)) rc = mosquitto_loop_read(client_, 1);
     if (rc == MOSQ_ERR_SUCCESS && mosquitto_want_write(client_)) rc = mosquitto_loop_write(client_, 1);
     if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_loop_misc(client_);
     apply_acknowledgements();
@@ -221,6 +235,8 @@ void MqttPublisher::publish_pending() {
     {
         std::lock_guard lock(ephemeral_mutex_);
         ephemeral.swap(ephemeral_);
+        if (status_changed_) ephemeral.push_back({settings_.status_topic, settings_.online_payload, 1, true});
+        status_changed_ = false;
     }
     for (const Ephemeral& e : ephemeral)
         mosquitto_publish(client_, nullptr, e.topic.c_str(), static_cast<int>(e.payload.size()), e.payload.data(), e.qos,
@@ -236,7 +252,9 @@ void MqttPublisher::publish_pending() {
                 lost_ = true;
                 return;
             }
-            in_flight_.emplace(message_id, m.id);
+            // QoS 0 has no acknowledgement: libmosquitto reports it sent inside mosquitto_publish, before this line.
+            if (settings_.qos == 0) acknowledged_.push_back(m.id);
+            else in_flight_.emplace(message_id, m.id);
             cursor_ = m.id;
         }
     }
@@ -268,9 +286,14 @@ void MqttPublisher::on_connect(mosquitto* client, void* self_pointer, int result
 
 void MqttPublisher::on_message(mosquitto*, void* self_pointer, const mosquitto_message* message) {
     auto& self = *static_cast<MqttPublisher*>(self_pointer);
+    std::lock_guard lock(self.handler_mutex_);
     if (!self.on_message_ || message->topic == nullptr || message->payloadlen < 0) return;
-    self.on_message_(message->topic, std::string(static_cast<const char*>(message->payload),
-                                                 static_cast<std::size_t>(message->payloadlen)));
+    try {  // nothing may unwind through libmosquitto's C frames
+        self.on_message_(message->topic, std::string(static_cast<const char*>(message->payload),
+                                                     static_cast<std::size_t>(message->payloadlen)));
+    } catch (const std::exception& e) {
+        self.log_.error(std::string("message on ") + message->topic + " dropped: " + e.what());
+    }
 }
 
 void MqttPublisher::on_disconnect(mosquitto*, void* self_pointer, int result) {

@@ -48,7 +48,7 @@ void parse_broker_url(const std::string& url, MqttSettings& settings);
 
 class MqttPublisher {
 public:
-    MqttPublisher(MqttSettings settings, Spool& spool, const EventLog& log, MessageHandler on_message = {});
+    MqttPublisher(MqttSettings settings, Spool& spool, const EventLog& log);
     // Publishes the offline status and disconnects (waiting at most 2 s for the broker).
     ~MqttPublisher();
     MqttPublisher(const MqttPublisher&) = delete;
@@ -60,6 +60,9 @@ public:
     void publish_ephemeral(std::string topic, std::string payload, int qos = 0);
     // New retained status payloads (online now; offline as the Last Will from the next connection on).
     void update_status(std::string online_payload, std::string offline_payload);
+    // Where messages of the subscribed topics go from now on; an empty handler drops them (set that before what the
+    // handler uses goes away). Waits for a call in progress to end.
+    void set_message_handler(MessageHandler handler);
     // Waits until the spool is empty (every message acknowledged) or the timeout passes; true when empty.
     bool wait_until_delivered(std::chrono::milliseconds timeout);
     bool connected() const { return connected_; }
@@ -86,6 +89,7 @@ private:
     MqttSettings settings_;
     Spool& spool_;
     const EventLog& log_;
+    std::mutex handler_mutex_;
     MessageHandler on_message_;
     int wake_fd_ = -1;
     std::atomic<bool> stopping_{false};
@@ -109,7 +113,8 @@ private:
         bool retain;
     };
     std::mutex ephemeral_mutex_;
-    std::vector<Ephemeral> ephemeral_;  // also guards settings_'s status payloads
+    std::vector<Ephemeral> ephemeral_;  // also guards settings_'s status payloads and status_changed_
+    bool status_changed_ = false;
 
     std::mutex delivered_mutex_;
     std::condition_variable delivered_;

@@ -5,6 +5,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <utility>
 
@@ -32,7 +33,7 @@ private:
 
 }  // namespace
 
-Spool::Spool(const std::string& folder, std::int64_t max_messages)
+Spool::Spool(const std::string& folder, std::int64_t max_messages, std::int64_t max_bytes)
     : path_((std::filesystem::path(folder) / "spool.sqlite").string()), max_messages_(max_messages) {
     if (max_messages < 1) throw Error("the spool must hold at least 1 message");
     std::error_code error;
@@ -45,6 +46,10 @@ Spool::Spool(const std::string& folder, std::int64_t max_messages)
         sqlite3_busy_timeout(db_, 5000);
         execute("PRAGMA journal_mode=WAL");
         execute("PRAGMA synchronous=NORMAL");
+        if (max_bytes > 0) {
+            const std::string pages = std::to_string(std::max<std::int64_t>(max_bytes / 4096, 8));
+            execute(("PRAGMA page_size=4096; PRAGMA max_page_count=" + pages).c_str());
+        }
         execute("CREATE TABLE IF NOT EXISTS messages(id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, "
                 "payload BLOB NOT NULL)");
         execute("CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL)");

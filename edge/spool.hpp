@@ -22,8 +22,9 @@ struct SpooledMessage {
 
 class Spool {
 public:
-    // Opens or creates folder/spool.sqlite (and the folder). Throws Error with the reason when it cannot.
-    Spool(const std::string& folder, std::int64_t max_messages);
+    // Opens or creates folder/spool.sqlite (and the folder). max_bytes > 0 caps the database's size: beyond it an
+    // append fails as on a full disk. Throws Error with the reason when it cannot.
+    Spool(const std::string& folder, std::int64_t max_messages, std::int64_t max_bytes = 0);
     ~Spool();
     Spool(const Spool&) = delete;
     Spool& operator=(const Spool&) = delete;

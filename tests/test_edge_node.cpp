@@ -24,6 +24,7 @@
 #include "edge/inspection.hpp"
 #include "edge/model_envelope.hpp"
 #include "edge/sha256.hpp"
+#include "edge/spool.hpp"
 #include "engine/model_file.hpp"
 #include "engine/rng.hpp"
 #include "test_support.hpp"
@@ -335,6 +336,22 @@ struct LiveNode {
     }
 };
 
+// Ends the node's input and expects a clean exit, then every result 1..total at the subscriber, first arrivals in
+// order.
+void expect_every_result(Child& edge, Subscriber& subscriber, const Fixture& f, std::int64_t total) {
+    edge.close_input();
+    const int status = edge.wait(90s);
+    INFO("edge log:\n", read_text(f.log));
+    CHECK(status == 0);
+    const std::vector<Message> messages = subscriber.wait_until(
+        [&](const std::vector<Message>& m) {
+            const std::vector<std::int64_t> ids = frame_ids(m);
+            return static_cast<std::int64_t>(std::set<std::int64_t>(ids.begin(), ids.end()).size()) >= total;
+        },
+        60s);
+    check_all_in_order(frame_ids(messages), total);
+}
+
 }  // namespace
 
 TEST_CASE("results of an MJPEG stream arrive over MQTT with the documented schema and the right verdicts") {
@@ -436,17 +453,7 @@ TEST_CASE("a 10 s broker outage in the middle of a 500-frame stream loses no res
         std::this_thread::sleep_for(std::chrono::milliseconds(i >= 150 && i < 400 ? 40 : 2));  // 250 frames in 10 s
         if (i == 400) broker.start();
     }
-    edge.close_input();
-    const int status = edge.wait(90s);
-    INFO("edge log:\n", read_text(f.log));
-    CHECK(status == 0);
-    const std::vector<Message> messages = subscriber.wait_until(
-        [&](const std::vector<Message>& m) {
-            const std::vector<std::int64_t> ids = frame_ids(m);
-            return std::set<std::int64_t>(ids.begin(), ids.end()).size() >= total;
-        },
-        30s);
-    check_all_in_order(frame_ids(messages), total);
+    expect_every_result(edge, subscriber, f, total);
     const std::string log = read_text(f.log);
     CHECK(log.find("lost the connection") != std::string::npos);
     CHECK(log.find("retrying in") != std::string::npos);
@@ -805,4 +812,32 @@ TEST_CASE("models over the air: a damaged or incompatible one is refused, a good
     bool announced_second = false;
     for (const Message& m : status) announced_second |= nlohmann::json::parse(m.payload)["model"] == second_id;
     CHECK(announced_second);
+}
+
+TEST_CASE("a full spool (its size cap standing in for a full disk): results wait in memory, then all arrive in order") {
+    Fixture f;
+    Broker broker(f.folder);
+    Subscriber subscriber(broker.port(), "edgeqc/+/result");
+    broker.stop();  // the subscriber's session waits in the broker's persistence
+    Child edge(f.edge_command("--mjpeg-stdin --broker " + broker.url() + " --node tank-1 --spool-max-mib 0.1 " +
+                              "--reconnect-max 1 --drain-timeout 60 --output " + shell_quoted(f.output)),
+               f.folder.file("stdout.txt"), f.log);
+    const std::vector<Bytes> frames = Fixture::frames(10, 111);
+    const int total = 400;  // about twice what 100 KiB of spool holds
+    for (int i = 0; i < total; ++i) edge.write(frames[static_cast<std::size_t>(i) % frames.size()]);
+    wait_for_lines(f.output, total, 60s);
+    CHECK(read_text(f.log).find("results wait in memory") != std::string::npos);
+    broker.start();
+    expect_every_result(edge, subscriber, f, total);
+    CHECK(read_text(f.log).find("moved in from memory") != std::string::npos);
+    CHECK(read_text(f.log).find("never found room") == std::string::npos);
+}
+
+TEST_CASE("QoS 0: results leave the spool as they are sent, past the window of unacknowledged ones") {
+    Fixture f;
+    LiveNode node(f, "--node q0 --qos 0", 121);
+    node.send(300);  // more than the 256 messages the publisher keeps in flight
+    expect_every_result(node.edge, node.subscriber, f, 300);
+    CHECK(read_text(f.log).find("not yet acknowledged") == std::string::npos);
+    CHECK(Spool(f.spool, 10).size() == 0);
 }
