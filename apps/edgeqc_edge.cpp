@@ -134,14 +134,6 @@ void install_signal_handlers() {
     std::signal(SIGPIPE, SIG_IGN);  // a vanished reader of our output or a dropped socket is an error, not a kill
 }
 
-std::vector<unsigned char> read_file_bytes(const std::string& path, const char* what) {
-    std::ifstream file(path, std::ios::binary);
-    if (!file) throw Error(std::string("cannot open ") + what + " '" + path + "': " + std::strerror(errno));
-    std::vector<unsigned char> bytes{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
-    if (file.bad()) throw Error(std::string("cannot read ") + what + " '" + path + "'");
-    return bytes;
-}
-
 // MQTT topic levels the node builds from: no wildcards, no empty levels, no '$' start (reserved for brokers).
 void check_topic_part(const std::string& value, const char* option, bool slashes_allowed) {
     const bool bad = value.empty() || value.front() == '$' || value.find_first_of("+#") != std::string::npos ||
@@ -244,7 +236,7 @@ public:
         if (!(a.stats_interval == 0 || a.stats_interval >= 0.1))
             throw Error("--stats-interval must be 0 (no stats) or at least 0.1 seconds");
         if (a.threads < 0) throw Error("--threads must be 0 (automatic) or more");
-        const std::vector<unsigned char> model_bytes = read_file_bytes(a.model, "model");
+        const std::vector<unsigned char> model_bytes = read_model_file(a.model);  // read once: the id is of what runs
         const std::string model_id = sha256_hex(model_bytes);
         const InspectorFactory make_inspector = [normal = a.normal_class, thresholds = parse_thresholds(a.thresholds),
                                                  per_class = class_thresholds(a.class_thresholds),
@@ -253,7 +245,7 @@ public:
             return std::make_unique<Inspector>(std::move(model), std::move(id), normal, thresholds, per_class, threads,
                                                batch, layout);
         };
-        inspector_.store(make_inspector(load_model(a.model), model_id));
+        inspector_.store(make_inspector(load_model_bytes(model_bytes, a.model), model_id));
         if (a.output != "-" && a.output != "none") {
             file_output_.open(a.output, std::ios::app);
             if (!file_output_) throw Error("cannot open --output '" + a.output + "': " + std::strerror(errno));

@@ -17,12 +17,6 @@ std::string lower_case(std::string text) {
     return text;
 }
 
-std::string class_list(const std::vector<std::string>& names) {
-    std::string list;
-    for (const std::string& name : names) list += (list.empty() ? "" : ", ") + name;
-    return list;
-}
-
 int find_normal_class(const std::vector<std::string>& names, const std::string& requested) {
     if (!requested.empty()) {
         const auto it = std::find(names.begin(), names.end(), requested);
@@ -55,6 +49,12 @@ float parse_probability(const std::string& text, const std::string& whole) {
 }
 
 }  // namespace
+
+std::string class_list(const std::vector<std::string>& names) {
+    std::string list;
+    for (const std::string& name : names) list += (list.empty() ? "" : ", ") + name;
+    return list;
+}
 
 const char* verdict_name(Verdict verdict) {
     switch (verdict) {

@@ -21,6 +21,9 @@ struct VerdictThresholds {
 // "0.5,0.8"; throws Error unless 0 <= reinspect <= defective <= 1.
 VerdictThresholds parse_thresholds(const std::string& text);
 
+// "crack, pore, normal": class names for messages.
+std::string class_list(const std::vector<std::string>& names);
+
 struct Decision {
     float defect_probability = 0.0f;
     int defect_class = -1;  // the most likely class other than the normal one

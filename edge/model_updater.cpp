@@ -3,8 +3,6 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 
 #include "edge/model_envelope.hpp"
 #include "edge/sha256.hpp"
@@ -13,23 +11,6 @@
 
 namespace edgeqc {
 
-namespace {
-
-std::vector<unsigned char> file_bytes(const std::string& path) {
-    std::ifstream file(path, std::ios::binary);
-    if (!file) throw Error("cannot read '" + path + "'");
-    std::vector<unsigned char> bytes{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
-    if (file.bad()) throw Error("cannot read '" + path + "'");
-    return bytes;
-}
-
-std::string class_list(const std::vector<std::string>& names) {
-    std::string list;
-    for (const std::string& name : names) list += (list.empty() ? "" : ", ") + name;
-    return list;
-}
-
-}  // namespace
 
 ModelUpdater::ModelUpdater(std::string model_path, std::shared_ptr<Inspector> running, Image canary,
                            InspectorFactory factory, UpdateReport report, const EventLog& log)
@@ -85,7 +66,7 @@ void ModelUpdater::check_and_prepare(const Request& request) {
     try {
         std::vector<unsigned char> bytes;
         if (request.reload) {
-            bytes = file_bytes(model_path_);
+            bytes = read_model_file(model_path_);
             id = sha256_hex(bytes);
         } else {
             ModelEnvelope envelope = open_model_envelope(request.payload);
@@ -101,7 +82,7 @@ void ModelUpdater::check_and_prepare(const Request& request) {
         if (id == running->model_id()) throw Error("it is the model running already");
         log_.info("checking model " + id.substr(0, 12) + " (" + std::to_string(bytes.size()) + " bytes)");
         if (!incoming.empty()) write_file_atomically(incoming, bytes);
-        Model model = load_model(incoming.empty() ? model_path_ : incoming);  // every field and the checksum checked
+        Model model = load_model_bytes(bytes, incoming.empty() ? model_path_ : incoming);  // every field and the CRC
         const ModelDescription& now = running->description();
         if (!(model.description.input == now.input))
             throw Error("its input format differs from the running model's (a camera set up for one cannot feed the other)");
@@ -140,7 +121,7 @@ std::shared_ptr<Inspector> ModelUpdater::take_ready() {
         std::shared_ptr<Inspector> candidate = std::move(ready_);
         try {  // the files change here, on the inference thread and under the lock, like a rollback's
             if (!ready_incoming_.empty()) {
-                write_file_atomically(model_path_ + ".previous", file_bytes(model_path_));
+                write_file_atomically(model_path_ + ".previous", read_model_file(model_path_));
                 std::filesystem::rename(ready_incoming_, model_path_);
             }
         } catch (const std::exception& e) {
@@ -171,8 +152,8 @@ std::shared_ptr<Inspector> ModelUpdater::roll_back(const std::shared_ptr<Inspect
                                                        : nullptr;
         try {
             if (!refusal) {
-                const std::vector<unsigned char> previous_file = file_bytes(model_path_ + ".previous");
-                write_file_atomically(model_path_ + ".previous", file_bytes(model_path_));
+                const std::vector<unsigned char> previous_file = read_model_file(model_path_ + ".previous");
+                write_file_atomically(model_path_ + ".previous", read_model_file(model_path_));
                 write_file_atomically(model_path_, previous_file);
                 std::swap(previous_, running_);
                 restored = running_;

@@ -252,7 +252,9 @@ void add_section(ByteWriter& file, std::uint32_t section_tag, ByteWriter& payloa
     file.put_bytes(payload.bytes());
 }
 
-std::vector<unsigned char> read_whole_file(const std::string& path) {
+}  // namespace
+
+std::vector<unsigned char> read_model_file(const std::string& path) {
     std::error_code error;
     if (!std::filesystem::exists(path, error)) throw Error("model file '" + path + "' does not exist");
     if (std::filesystem::is_directory(path, error)) throw Error("'" + path + "' is a folder, not a model file");
@@ -266,8 +268,6 @@ std::vector<unsigned char> read_whole_file(const std::string& path) {
     if (!in.read(reinterpret_cast<char*>(bytes.data()), size)) throw Error("cannot read model file '" + path + "'");
     return bytes;
 }
-
-}  // namespace
 
 void write_file_atomically(const std::string& path, const std::vector<unsigned char>& bytes) {
     const std::string temporary = path + ".tmp" + std::to_string(::getpid());
@@ -346,8 +346,9 @@ void save_model(const std::string& path, const Model& model, const TrainingState
     write_file_atomically(path, file.bytes());
 }
 
-LoadedModel load_model(const std::string& path) {
-    const std::vector<unsigned char> bytes = read_whole_file(path);
+LoadedModel load_model(const std::string& path) { return load_model_bytes(read_model_file(path), path); }
+
+LoadedModel load_model_bytes(const std::vector<unsigned char>& bytes, const std::string& path) {
     const std::string what = "model file '" + path + "'";
     if (bytes.size() < sizeof kMagic || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
         throw Error("'" + path + "' is not an edgeqc model file (wrong magic bytes)");

@@ -50,6 +50,10 @@ struct LoadedModel : Model {
 void save_model(const std::string& path, const Model& model, const TrainingState* training_state = nullptr);
 // Every field, size and tensor is checked (validate_model included) before the model is returned.
 LoadedModel load_model(const std::string& path);
+// The same in two steps, for callers that also need the file's bytes (its digest, a copy): read_model_file checks
+// the path and the size; load_model_bytes checks everything else, naming path in its messages.
+std::vector<unsigned char> read_model_file(const std::string& path);
+LoadedModel load_model_bytes(const std::vector<unsigned char>& bytes, const std::string& path);
 
 // Fails before any work is spent when a file (a model, a report: `what`) could not be written at output_path:
 // its folder is missing, it is a folder, or a probe file cannot be created beside it. Throws edgeqc::Error.
