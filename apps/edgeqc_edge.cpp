@@ -283,12 +283,7 @@ public:
             log_.info("spool " + spool_->path() + ": " + std::to_string(spool_->size()) +
                       " results waiting; next frame " + std::to_string(next_frame_));
             // Before the publisher: a (retained) model message may come as soon as it subscribes.
-            updater_ = std::make_unique<ModelUpdater>(
-                a.model, inspector_.load(), canary_image(a), make_inspector,
-                [this](const std::string& result, const std::string& id, const std::string& reason) {
-                    report_update(result, id, reason);
-                },
-                log_);
+            start_updater(a, make_inspector);
             publisher_ = std::make_unique<MqttPublisher>(settings, *spool_, log_);
             publisher_->set_message_handler([this, model_topic = topic + "/model"](const std::string& from,
                                                                                    std::string&& payload) {
@@ -306,6 +301,7 @@ public:
             if (a.stats_interval > 0)
                 stats_thread_ = std::thread([this, interval = a.stats_interval] { publish_stats_every(interval); });
         }
+        if (!updater_ && (a.mjpeg_stdin || !a.watch.empty())) start_updater(a, make_inspector);  // a model replaced on disk
         const ModelDescription& d = inspector()->description();
         log_.info("model " + a.model + " (" + model_id.substr(0, 12) + "): " + std::to_string(d.class_names.size()) +
                   " classes, normal class '" + d.class_names[static_cast<std::size_t>(inspector()->rule().normal_class())] +
@@ -560,7 +556,7 @@ private:
         if (!next) return;
         next->set_thresholds(inspector()->rule().thresholds());
         inspector_.store(next);
-        publisher_->update_status(status_payload("online"), status_payload("offline"));
+        if (publisher_) publisher_->update_status(status_payload("online"), status_payload("offline"));
     }
 
     // An update's outcome: one log line, and an event on PREFIX/NODE/event for the twin.
@@ -568,10 +564,21 @@ private:
         const std::string line = "model " + id.substr(0, 12) + " " + result + (reason.empty() ? "" : ": " + reason);
         if (result == "refused") log_.error(line);
         else log_.info(line);
+        if (!publisher_) return;
         publisher_->publish_ephemeral(event_topic_,
                                       json_text({{"event", "model"}, {"result", result}, {"model", id}, {"reason", reason},
                                                  {"time", utc_timestamp()}}),
                                       1);
+    }
+
+    // Checks and installs new models: from the model topic, and whenever the model file is replaced.
+    void start_updater(const Arguments& a, const InspectorFactory& make_inspector) {
+        updater_ = std::make_unique<ModelUpdater>(
+            a.model, inspector_.load(), canary_image(a), make_inspector,
+            [this](const std::string& result, const std::string& id, const std::string& reason) {
+                report_update(result, id, reason);
+            },
+            log_, true);
     }
 
     // The self-test image of new models: --canary, or a plain mid-grey frame of the model's input size.
@@ -805,7 +812,7 @@ int main(int argc, char** argv) {
     app.add_option("--node", a.node, "This node's name in topics and results (default: the host name)");
     app.add_option("--prefix", a.prefix, "Topic prefix: results go to PREFIX/NODE/result, status to PREFIX/NODE/status")
         ->capture_default_str();
-    app.add_option("--qos", a.qos, "MQTT quality of service of results (0, 1 or 2)")->capture_default_str();
+    app.add_option("--qos", a.qos, "MQTT quality of service of results (0 or 1)")->capture_default_str();
     app.add_option("--username", a.username, "Broker user name");
     app.add_option("--password-file", a.password_file,
                    "File whose first line is the broker password (default: the EDGEQC_MQTT_PASSWORD variable)");
@@ -813,8 +820,8 @@ int main(int argc, char** argv) {
     app.add_option("--cert", a.cert_file, "TLS: this node's client certificate, if the broker asks for one");
     app.add_option("--key", a.key_file, "TLS: the client certificate's private key");
     app.add_option("--canary", a.canary,
-                   "Image each model sent over the air must classify sanely before it replaces the running one "
-                   "(default: a mid-grey frame)");
+                   "Image each new model (sent over the air or put at the model path) must classify sanely before it "
+                   "replaces the running one (default: a mid-grey frame)");
     app.add_option("--spool", a.spool, "Folder of the on-disk spool that keeps results until the broker has them")
         ->capture_default_str();
     app.add_option("--spool-max", a.spool_max, "Most results the spool keeps; beyond, the oldest are dropped and counted")

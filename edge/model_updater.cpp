@@ -1,7 +1,14 @@
 // The update thread: read, check, plan, self-test, put the file in place; the swaps happen on the inference thread.
 #include "edge/model_updater.hpp"
 
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 
 #include "edge/model_envelope.hpp"
@@ -13,14 +20,28 @@ namespace edgeqc {
 
 
 ModelUpdater::ModelUpdater(std::string model_path, std::shared_ptr<Inspector> running, Image canary,
-                           InspectorFactory factory, UpdateReport report, const EventLog& log)
+                           InspectorFactory factory, UpdateReport report, const EventLog& log, bool watch_file)
     : model_path_(std::move(model_path)),
       running_(std::move(running)),
       canary_(std::move(canary)),
       factory_(std::move(factory)),
       report_(std::move(report)),
-      log_(log),
-      thread_([this] { run(); }) {}
+      log_(log) {
+    if (watch_file) {  // the folder, not the file: a file renamed over the model is a new inode
+        const std::filesystem::path folder = std::filesystem::path(model_path_).parent_path();
+        const std::string watched = folder.empty() ? "." : folder.string();
+        model_events_ = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+        stop_watching_ = ::eventfd(0, EFD_CLOEXEC);
+        if (model_events_ < 0 || stop_watching_ < 0 ||
+            ::inotify_add_watch(model_events_, watched.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
+            const std::string reason = std::strerror(errno);
+            close_watch();
+            throw Error("cannot watch the model's folder '" + watched + "' for a new model file: " + reason);
+        }
+        watcher_ = std::thread([this] { watch_model_file(); });
+    }
+    thread_ = std::thread([this] { run(); });
+}
 
 ModelUpdater::~ModelUpdater() {
     {
@@ -29,12 +50,58 @@ ModelUpdater::~ModelUpdater() {
     }
     wake_.notify_all();
     thread_.join();
+    if (watcher_.joinable()) {
+        const std::uint64_t one = 1;
+        [[maybe_unused]] const ssize_t written = ::write(stop_watching_, &one, sizeof one);
+        watcher_.join();
+    }
+    close_watch();
+}
+
+void ModelUpdater::close_watch() {
+    if (model_events_ >= 0) ::close(model_events_);
+    if (stop_watching_ >= 0) ::close(stop_watching_);
+    model_events_ = stop_watching_ = -1;
+}
+
+// Tells the update thread when a file is closed after writing, or renamed, at the model path. The updater's own
+// renames come here too; the check finds them to be the running model and lets them pass in silence.
+void ModelUpdater::watch_model_file() {
+    const std::string name = std::filesystem::path(model_path_).filename().string();
+    alignas(inotify_event) char buffer[16 * 1024];
+    pollfd fds[2] = {{model_events_, POLLIN, 0}, {stop_watching_, POLLIN, 0}};
+    while (true) {
+        if (::poll(fds, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            log_.error(std::string("stopped watching the model file: ") + std::strerror(errno));
+            return;
+        }
+        if (fds[1].revents) return;
+        const ssize_t n = ::read(model_events_, buffer, sizeof buffer);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (n <= 0) {
+            log_.error(std::string("stopped watching the model file: ") + (n < 0 ? std::strerror(errno) : "no events"));
+            return;
+        }
+        bool replaced = false;
+        for (ssize_t at = 0; at < n;) {
+            const auto* event = reinterpret_cast<const inotify_event*>(buffer + at);
+            at += static_cast<ssize_t>(sizeof(inotify_event) + event->len);
+            replaced = replaced || (event->mask & IN_Q_OVERFLOW) || (event->len > 0 && name == event->name);
+        }
+        if (!replaced) continue;
+        {
+            std::lock_guard lock(mutex_);
+            file_replaced_ = true;
+        }
+        wake_.notify_all();
+    }
 }
 
 void ModelUpdater::request_envelope(std::string payload) {
     {
         std::lock_guard lock(mutex_);
-        request_ = Request{false, std::move(payload)};
+        request_ = Request{Source::Envelope, std::move(payload)};
     }
     wake_.notify_all();
 }
@@ -42,7 +109,7 @@ void ModelUpdater::request_envelope(std::string payload) {
 void ModelUpdater::request_reload() {
     {
         std::lock_guard lock(mutex_);
-        request_ = Request{true, {}};
+        request_ = Request{Source::Reload, {}};
     }
     wake_.notify_all();
 }
@@ -50,10 +117,15 @@ void ModelUpdater::request_reload() {
 void ModelUpdater::run() {
     std::unique_lock lock(mutex_);
     while (true) {
-        wake_.wait(lock, [&] { return stopping_ || request_.has_value(); });
+        wake_.wait(lock, [&] { return stopping_ || request_.has_value() || file_replaced_; });
         if (stopping_) return;
-        const Request request = std::move(*request_);
-        request_.reset();
+        Request request{Source::FileReplaced, {}};
+        if (request_) {
+            request = std::move(*request_);
+            request_.reset();
+        } else {
+            file_replaced_ = false;
+        }
         lock.unlock();
         check_and_prepare(request);
         lock.lock();
@@ -65,7 +137,7 @@ void ModelUpdater::check_and_prepare(const Request& request) {
     std::string incoming;
     try {
         std::vector<unsigned char> bytes;
-        if (request.reload) {
+        if (request.source != Source::Envelope) {
             bytes = read_model_file(model_path_);
             id = sha256_hex(bytes);
         } else {
@@ -78,6 +150,10 @@ void ModelUpdater::check_and_prepare(const Request& request) {
         {
             std::lock_guard lock(mutex_);
             running = running_;
+            // A file put in place by this updater (an install, a rollback) or written twice: nothing new.
+            if (request.source == Source::FileReplaced &&
+                (id == running->model_id() || (ready_ && id == ready_->model_id())))
+                return;
         }
         if (id == running->model_id()) throw Error("it is the model running already");
         log_.info("checking model " + id.substr(0, 12) + " (" + std::to_string(bytes.size()) + " bytes)");

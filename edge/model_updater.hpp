@@ -1,5 +1,5 @@
-// Model updates over the air for the edge node. A new model arrives in an envelope on the model topic (or is
-// re-read from the model path on a "reload" command); a thread of its own checks it (checksum, a model file edgeqc
+// Model updates over the air for the edge node. A new model arrives in an envelope on the model topic, or as a new
+// file at the model path (noticed by inotify, or re-read on a "reload" command); a thread of its own checks it (checksum, a model file edgeqc
 // loads, the same input format and classes as the running one, a self-test on the canary image) and plans it, so
 // inference goes on meanwhile. The inference thread then swaps it in between two frames, and only then is the model
 // file on disk replaced (atomically, on that thread, as a rollback's files are), the previous one kept beside it as
@@ -28,9 +28,10 @@ using UpdateReport = std::function<void(const std::string& result, const std::st
 
 class ModelUpdater {
 public:
-    // running: the inspector of the model at model_path. canary: the self-test image.
+    // running: the inspector of the model at model_path. canary: the self-test image. watch_file: check the file
+    // at model_path whenever it is replaced (written and closed, or renamed over).
     ModelUpdater(std::string model_path, std::shared_ptr<Inspector> running, Image canary, InspectorFactory factory,
-                 UpdateReport report, const EventLog& log);
+                 UpdateReport report, const EventLog& log, bool watch_file);
     ~ModelUpdater();
     ModelUpdater(const ModelUpdater&) = delete;
     ModelUpdater& operator=(const ModelUpdater&) = delete;
@@ -47,11 +48,14 @@ public:
     std::shared_ptr<Inspector> roll_back(const std::shared_ptr<Inspector>& running);
 
 private:
+    enum class Source { Envelope, Reload, FileReplaced };
     struct Request {
-        bool reload = false;
+        Source source = Source::Envelope;
         std::string payload;
     };
     void run();
+    void watch_model_file();
+    void close_watch();
     void check_and_prepare(const Request& request);
 
     std::string model_path_;
@@ -64,11 +68,15 @@ private:
     std::mutex mutex_;
     std::condition_variable wake_;
     std::optional<Request> request_;
+    bool file_replaced_ = false;  // apart from request_: the updater's own renames must not displace an envelope
     std::shared_ptr<Inspector> ready_;
     std::string ready_incoming_;      // ready_'s file sent over the air, waiting beside the model; empty for a reload
     bool previous_has_file_ = false;  // <model>.previous holds previous_'s file
     bool stopping_ = false;
     std::thread thread_;
+    int model_events_ = -1;   // inotify on the model's folder
+    int stop_watching_ = -1;  // an eventfd that ends watch_model_file
+    std::thread watcher_;
 };
 
 }  // namespace edgeqc

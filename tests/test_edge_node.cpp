@@ -304,6 +304,29 @@ struct Fixture {
     }
 };
 
+// The node acts on messages (and model files) between frames: one frame at a time until its log holds text.
+void send_until_logged(const std::string& log, const std::string& text, const std::function<void()>& send_frame) {
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (read_text(log).find(text) == std::string::npos) {
+        REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "the node never logged ", text);
+        send_frame();
+        std::this_thread::sleep_for(100ms);
+    }
+}
+
+// The models that made the results of a JSON lines file, each once per run of frames; checks that the frames are
+// numbered 1, 2, ... with none missing, and returns how many there were.
+std::int64_t models_in_order(const std::string& output, std::vector<std::string>& models) {
+    std::ifstream lines(output);
+    std::int64_t expected_frame = 1;
+    for (std::string line; std::getline(lines, line);) {
+        const nlohmann::json r = nlohmann::json::parse(line);
+        CHECK(r["frame"] == expected_frame++);
+        if (models.empty() || models.back() != r["model"]) models.push_back(r["model"]);
+    }
+    return expected_frame - 1;
+}
+
 // A node on an MJPEG stream fed by the test, with its own broker and a subscriber to everything under edgeqc/.
 struct LiveNode {
     const Fixture& fixture;
@@ -325,14 +348,8 @@ struct LiveNode {
     void send(std::size_t count) {
         for (std::size_t i = 0; i < count; ++i) edge.write(frames[sent++ % frames.size()]);
     }
-    // The node acts on messages between frames: one frame at a time until its log holds text.
     void send_until_logged(const std::string& text) {
-        const auto deadline = std::chrono::steady_clock::now() + 60s;
-        while (read_text(fixture.log).find(text) == std::string::npos) {
-            REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "the node never logged ", text);
-            send(1);
-            std::this_thread::sleep_for(100ms);
-        }
+        ::send_until_logged(fixture.log, text, [&] { send(1); });
     }
 };
 
@@ -796,15 +813,10 @@ TEST_CASE("models over the air: a damaged or incompatible one is refused, a good
     // Every frame has its result, in order, each naming the model that made it: the first, then the second, then
     // the first again; no frame was lost across the swaps.
     std::vector<std::string> models;
-    std::ifstream lines(f.output);
-    std::int64_t expected_frame = 1;
-    for (std::string line; std::getline(lines, line);) {
-        const nlohmann::json r = nlohmann::json::parse(line);
-        CHECK(r["frame"] == expected_frame++);
-        if (models.empty() || models.back() != r["model"]) models.push_back(r["model"]);
-    }
-    CHECK(expected_frame - 1 == static_cast<std::int64_t>(node.sent));
+    CHECK(models_in_order(f.output, models) == static_cast<std::int64_t>(node.sent));
     CHECK(models == std::vector<std::string>{first_id, second_id, first_id});
+    // The node's own renames over the model file are seen by its watch and pass in silence.
+    CHECK(read_text(f.log).find("running already") == std::string::npos);
     const std::vector<nlohmann::json> all = events(5);
     CHECK(all[3]["result"] == "installed");
     CHECK(all[4]["result"] == "rolled back");
@@ -812,6 +824,38 @@ TEST_CASE("models over the air: a damaged or incompatible one is refused, a good
     bool announced_second = false;
     for (const Message& m : status) announced_second |= nlohmann::json::parse(m.payload)["model"] == second_id;
     CHECK(announced_second);
+}
+
+TEST_CASE("a model file replaced on disk is checked and runs from the next frame; a damaged one is refused") {
+    Fixture f;
+    const std::string first_id = sha256_hex(read_bytes(f.model_path));
+    TrainOptions retrain = tiny_train_options(f.folder.file("data"), f.folder.file("second.eqc"));
+    retrain.seed = 17;
+    train(retrain);
+    const Bytes second_model = read_bytes(f.folder.file("second.eqc"));
+    const std::string second_id = sha256_hex(second_model);
+    Child edge(f.edge_command("--mjpeg-stdin --output " + shell_quoted(f.output)), f.folder.file("stdout.txt"), f.log);
+    const std::vector<Bytes> frames = Fixture::frames(5, 121);
+    std::size_t sent = 0;
+    const auto send_frame = [&] { edge.write(frames[sent++ % frames.size()]); };
+    for (int i = 0; i < 3; ++i) send_frame();
+    wait_for_lines(f.output, 3, 60s);
+
+    write_bytes(f.folder.file("staging.eqc"), second_model);  // how a careful copy arrives: renamed over the model
+    fs::rename(f.folder.file("staging.eqc"), f.model_path);
+    send_until_logged(f.log, "model " + second_id.substr(0, 12) + " installed", send_frame);
+    Bytes damaged = second_model;  // written in place this time, and bit-flipped
+    damaged[damaged.size() / 2] ^= 0x01;
+    write_bytes(f.model_path, damaged);
+    send_until_logged(f.log, "refused", send_frame);
+    for (int i = 0; i < 3; ++i) send_frame();
+    edge.close_input();
+    CHECK(edge.wait(60s) == 0);
+    INFO(read_text(f.log));
+    std::vector<std::string> models;
+    CHECK(models_in_order(f.output, models) == static_cast<std::int64_t>(sent));
+    CHECK(models == std::vector<std::string>{first_id, second_id});  // the damaged file never ran
+    CHECK(read_text(f.log).find("checksum mismatch") != std::string::npos);
 }
 
 TEST_CASE("a full spool (its size cap standing in for a full disk): results wait in memory, then all arrive in order") {
