@@ -59,6 +59,7 @@ struct Arguments {
     bool mjpeg_stdin = false;
     std::string watch;
     bool move_done = false;
+    bool full_decode = false;
     std::size_t max_frame_bytes = std::size_t{16} << 20;
     std::string roi;
     std::string tile;
@@ -221,6 +222,7 @@ FrameLayout frame_layout(const Arguments& a) {
         throw Error("--stride must be 1 to " + std::to_string(kMaxImageSide) + " pixels");
     if (a.stride > 0 && a.tile.empty()) throw Error("--stride goes with --tile");
     if (!a.tile.empty()) parse_tiling(a.tile, a.stride, layout);
+    layout.scaled_decode = !a.full_decode;
     return layout;
 }
 
@@ -791,6 +793,9 @@ int main(int argc, char** argv) {
     app.add_option("--tile", a.tile,
                    "Classify the frame (or region) in tiles of HEIGHTxWIDTH pixels; its verdict is its worst tile's");
     app.add_option("--stride", a.stride, "With --tile: pixels from one tile to the next (default: the tile's shorter side)");
+    app.add_flag("--full-decode", a.full_decode,
+                 "Decode JPEG frames at full size always (default: a whole frame of 4x the model's input or more decodes "
+                 "at a DCT scale, about twice as fast; results as `edgeqc predict` gives them need this flag)");
     app.add_option("--batch", a.batch,
                    "Classify up to this many frames (or tiles) at once; a stream waits --max-wait for them")
         ->capture_default_str();

@@ -9,12 +9,13 @@
 #
 # Usage: bench/edge_stream.sh
 # Environment: THREADS [2] (bare inference)  EDGE_THREADS [0] (the node's --threads: 0 lets it choose, all cores but
-# the one its reader thread decodes on)  FRAMES [2000]  SECONDS [5] (bare figures)  BATCH [1]  BUILD [build]  PYTHON [/usr/bin/python3]
+# the one its reader thread decodes on)  EDGE_OPTIONS [] (more node flags, e.g. --full-decode)  FRAMES [2000]  SECONDS [5] (bare figures)  BATCH [1]  BUILD [build]  PYTHON [/usr/bin/python3]
 # Run it on an otherwise idle machine.
 set -euo pipefail
 
 THREADS=${THREADS:-2}
 EDGE_THREADS=${EDGE_THREADS:-0}
+EDGE_OPTIONS=${EDGE_OPTIONS:-}
 FRAMES=${FRAMES:-2000}
 seconds=$(printenv SECONDS || echo 5)
 BATCH=${BATCH:-1}
@@ -52,7 +53,7 @@ run() {
   local subscriber=$!
   sleep 0.3
   eval "$feed" | "$edge" "$model" --mjpeg-stdin --broker "mqtt://127.0.0.1:$port" --node bench --output none \
-    --stats-interval 0 --threads "$EDGE_THREADS" --batch "$BATCH" --spool "$work/spool" 2> "$work/$name.log"
+    --stats-interval 0 --threads "$EDGE_THREADS" --batch "$BATCH" --spool "$work/spool" $EDGE_OPTIONS 2> "$work/$name.log"
   wait "$subscriber" || true
   "$PYTHON" - "$work/$name.received" "$work/$name.log" <<'PY'
 import datetime, json, re, sys
@@ -71,7 +72,7 @@ PY
 
 echo
 echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), bare $THREADS threads, node --threads $EDGE_THREADS," \
-  "batch $BATCH, $FRAMES frames of 640x480"
+  "batch $BATCH${EDGE_OPTIONS:+, $EDGE_OPTIONS}, $FRAMES frames of 640x480"
 echo
 echo "| model | bare inference img/s | stream feed | stream frames/s | of bare | latency p50 / p95 / p99 ms | p99 / p50 | results | peak RSS MiB |"
 echo "|---|---:|---|---:|---:|---:|---:|---:|---:|"

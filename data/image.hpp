@@ -19,9 +19,17 @@ struct Image {
 // Whether a file name ends in an extension decode_image_file reads (.png, .jpg, .jpeg, .bmp, .pgm, .ppm, .pnm; any case).
 bool has_image_extension(const std::string& path);
 
+// How large a decoded image must be at least. A JPEG twice that size or more decodes at the smallest of libjpeg-turbo's
+// DCT scales from 1/2 down to 1/8 (in eighths) that keeps it so: the inverse transform skips the detail a shrink to
+// that size would average away, several times faster. Other formats, and the default, decode at full size.
+struct DecodeSize {
+    int min_width = 0, min_height = 0;
+};
+
 // JPEG (libjpeg-turbo; corrupt or truncated data is an error), PNG, BMP and PGM/PPM (stb_image). Throws Error naming the file on any failure.
-Image decode_image_file(const std::string& path);
-Image decode_image_memory(const unsigned char* bytes, std::size_t size, const std::string& name_for_errors);
+Image decode_image_file(const std::string& path, DecodeSize size = {});
+Image decode_image_memory(const unsigned char* bytes, std::size_t size, const std::string& name_for_errors,
+                          DecodeSize decode_size = {});
 
 // To 1 or 3 channels: colour -> grey by luminance 0.299R + 0.587G + 0.114B, grey -> colour by
 // replication; alpha is dropped.

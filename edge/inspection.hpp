@@ -24,6 +24,9 @@ struct Rect {
 struct FrameLayout {
     std::optional<Rect> roi;
     int tile_width = 0, tile_height = 0, stride = 0;
+    // A whole JPEG frame of 4x the model's input or more decodes at a DCT scale (see Inspector::decode_size); off:
+    // always at full size, as `edgeqc predict` does.
+    bool scaled_decode = true;
 };
 
 // "x,y,w,h" for --roi; "HxW" and the stride for --tile/--stride. Throw Error on a malformed or empty area.
@@ -90,6 +93,7 @@ public:
 private:
     template <class Decode>
     bool prepare(Decode decode, InspectionResult& result, std::vector<float>& input) const;
+    DecodeSize decode_size() const;
 
     Classifier classifier_;
     FrameLayout layout_;

@@ -659,3 +659,30 @@ TEST_CASE("JPEG decoding is strict: a truncated or corrupted file is an error, n
     CHECK_THROWS_WITH_AS(decode_image_memory(huge_header.data(), huge_header.size(), "huge.jpg"),
                          doctest::Contains("exceeds the limit"), Error);
 }
+
+TEST_CASE("a JPEG twice the size asked for or more decodes at the smallest DCT scale that keeps that size") {
+    Rng rng(5);
+    const Image surface = resize_image(render_synthetic_surface(0, 160, 120, rng), 640, 480);
+    const std::vector<unsigned char> jpeg = encode_jpeg(surface, 90, "frame");
+    const auto decoded = [&](DecodeSize size) { return decode_image_memory(jpeg.data(), jpeg.size(), "frame", size); };
+    const Image full = decoded({});
+    CHECK(full.width == 640);
+    CHECK(full.height == 480);
+    const Image quarter = decoded({160, 120});  // 1/4 keeps 160 x 120 exactly
+    CHECK(quarter.width == 160);
+    CHECK(quarter.height == 120);
+    const Image scaled = decoded({240, 160});  // 1/4 would give 160 wide, too narrow: 3/8
+    CHECK(scaled.width == 240);
+    CHECK(scaled.height == 180);
+    CHECK(decoded({300, 200}).width == 320);  // 1/2
+    CHECK(decoded({400, 100}).width == 640);  // only 5/8 and above keep 400 wide: not worth it
+    CHECK(decoded({1, 1}).width == 80);       // at most 1/8
+    // The scaled decode is a shrunk image of the same frame: close to the full decode shrunk by area averaging.
+    const Image shrunk = resize_image(full, scaled.width, scaled.height);
+    double difference = 0;
+    for (std::size_t i = 0; i < scaled.pixels.size(); ++i) difference += std::abs(scaled.pixels[i] - shrunk.pixels[i]);
+    CHECK(difference / static_cast<double>(scaled.pixels.size()) < 0.02);
+    // Other formats decode at full size.
+    const std::vector<unsigned char> png = encode_png(surface, "frame");
+    CHECK(decode_image_memory(png.data(), png.size(), "frame.png", {160, 120}).width == 640);
+}
