@@ -86,6 +86,7 @@ struct Arguments {
     double reconnect_max = 30;
     double stats_interval = 5;
     int threads = 0;
+    int lanes = 0;
     std::string log_level = "info";
 };
 
@@ -208,10 +209,22 @@ struct PreparedFrame {
     bool ready = false;        // false: result.error says why it could not be decoded
 };
 
-// --threads 0: a stream's (or a watched folder's) reader thread decodes on a core of its own, so inference takes the others (measured on 2
-// cores, bench/RESULTS.md: int8 frames/s up by a fifth, and no OpenMP wake-up delays in the latency tail).
+bool is_stream(const Arguments& a) { return a.mjpeg_stdin || !a.watch.empty(); }
+
+// --lanes 0: a stream or a watched folder is classified a frame per core at a time, each on one thread (measured on
+// 2 cores, bench/RESULTS.md: two one-thread inferences side by side got 1.37x (int8) and 1.26x (float) the frames of
+// one inference on two threads through); files one at a time.
+int inference_lanes(const Arguments& a) {
+    if (a.lanes > 0 || !is_stream(a)) return std::max(1, a.lanes);
+    return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
+// --threads 0: one per lane when there are several; with one lane, every core for files, and all cores but the
+// reader's for a stream (no OpenMP wake-up delays in the latency tail).
 int inference_threads(const Arguments& a) {
-    if (a.threads > 0 || (!a.mjpeg_stdin && a.watch.empty())) return a.threads;
+    if (a.threads > 0) return a.threads;
+    if (inference_lanes(a) > 1) return 1;
+    if (!is_stream(a)) return 0;
     return std::max(1, static_cast<int>(std::thread::hardware_concurrency()) - 1);
 }
 
@@ -238,14 +251,16 @@ public:
         if (!(a.stats_interval == 0 || a.stats_interval >= 0.1))
             throw Error("--stats-interval must be 0 (no stats) or at least 0.1 seconds");
         if (a.threads < 0) throw Error("--threads must be 0 (automatic) or more");
+        if (a.lanes < 0 || a.lanes > 64) throw Error("--lanes must be 0 (automatic) to 64");
         const std::vector<unsigned char> model_bytes = read_model_file(a.model);  // read once: the id is of what runs
         const std::string model_id = sha256_hex(model_bytes);
         const InspectorFactory make_inspector = [normal = a.normal_class, thresholds = parse_thresholds(a.thresholds),
                                                  per_class = class_thresholds(a.class_thresholds),
                                                  threads = inference_threads(a), batch = a.batch,
-                                                 layout = frame_layout(a)](Model model, std::string id) {
+                                                 layout = frame_layout(a), lanes = inference_lanes(a)](Model model,
+                                                                                                      std::string id) {
             return std::make_unique<Inspector>(std::move(model), std::move(id), normal, thresholds, per_class, threads,
-                                               batch, layout);
+                                               batch, layout, lanes);
         };
         inspector_.store(make_inspector(load_model_bytes(model_bytes, a.model), model_id));
         if (a.output != "-" && a.output != "none") {
@@ -306,15 +321,16 @@ public:
         if (!updater_ && (a.mjpeg_stdin || !a.watch.empty())) start_updater(a, make_inspector);  // a model replaced on disk
         const ModelDescription& d = inspector()->description();
         log_.info("model " + a.model + " (" + model_id.substr(0, 12) + "): " + std::to_string(d.class_names.size()) +
-                  " classes, normal class '" + d.class_names[static_cast<std::size_t>(inspector()->rule().normal_class())] +
+                  " classes, normal class '" + d.class_names[static_cast<std::size_t>(inspector()->normal_class())] +
                   "', node '" + node_ + "'");
     }
 
     void inspect_file(const std::string& path) {
         if (!ready_for_frame()) return;
         InspectionResult r = start(path);
-        inspector()->inspect_file(path, r);
-        emit({&r});
+        const std::shared_ptr<Inspector> current = inspector();
+        current->inspect_file(path, r);
+        emit({&r}, *current);
     }
 
     // The reader thread's half of a stream frame: id, time, decoding and preprocessing.
@@ -331,21 +347,36 @@ public:
         return f;
     }
 
-    // The inference thread's half: commands, one batched inference of the decoded frames, decisions, outputs.
-    void inspect_batch(std::vector<PreparedFrame>& frames, std::size_t queue_depth) {
-        queue_depth_ = queue_depth;
+    // A micro-batch of stream frames, from its start to its results.
+    struct Batch {
+        std::vector<PreparedFrame> frames;
+        std::shared_ptr<Inspector> inspector;  // the model in force when the batch started
         std::vector<InspectionResult*> classify, done;
-        batch_inputs_.clear();
-        for (PreparedFrame& f : frames) {
+        std::vector<float> inputs;
+    };
+
+    // The start of a batch (batches start one after another, in frame order): the commands that arrived before each
+    // frame, a model swap, pause; then the model that will classify it.
+    void start_batch(Batch& b, std::size_t queue_depth) {
+        queue_depth_ = queue_depth;
+        b.classify.clear();
+        b.done.clear();
+        b.inputs.clear();
+        for (PreparedFrame& f : b.frames) {
             if (!ready_for_frame()) continue;
-            done.push_back(&f.result);
+            b.done.push_back(&f.result);
             if (!f.ready) continue;
-            classify.push_back(&f.result);
-            batch_inputs_.insert(batch_inputs_.end(), f.input.begin(), f.input.end());
+            b.classify.push_back(&f.result);
+            b.inputs.insert(b.inputs.end(), f.input.begin(), f.input.end());
         }
-        if (!classify.empty()) inspector()->inspect_prepared(batch_inputs_.data(), classify);
-        emit(done);
+        b.inspector = inspector();
     }
+    // Its inference and decisions, on an inference lane: batches on different lanes run at once.
+    static void classify_batch(Batch& b, int lane) {
+        if (!b.classify.empty()) b.inspector->inspect_prepared(b.inputs.data(), b.classify, lane);
+    }
+    // Its outputs (batches finish one after another, in frame order).
+    void finish_batch(const Batch& b) { emit(b.done, *b.inspector); }
 
     // Logs the counts and, with a broker, waits for the spool to drain (then disconnects with the offline status).
     void close(const std::string& extra) {
@@ -391,6 +422,8 @@ public:
     }
     Node(const Node&) = delete;
     Node& operator=(const Node&) = delete;
+
+    int lanes() const { return inspector()->lanes(); }
 
     std::uint64_t failed() {
         std::lock_guard lock(counters_mutex_);
@@ -447,7 +480,7 @@ private:
     }
 
     // Counts the results, writes their lines and spools them in one transaction (one group commit per batch).
-    void emit(const std::vector<InspectionResult*>& results) {
+    void emit(const std::vector<InspectionResult*>& results, const Inspector& made_by) {
         if (results.empty()) return;
         std::vector<SpooledMessage> messages;
         {
@@ -465,7 +498,7 @@ private:
         }
         for (const InspectionResult* r : results) {
             if (!r->error.empty()) log_.warn("frame " + std::to_string(r->frame) + " skipped: " + r->error);
-            std::string line = json_text(inspector()->to_json(*r, node_));
+            std::string line = json_text(made_by.to_json(*r, node_));
             if (output_) *output_ << line << '\n';
             if (spool_) messages.push_back({0, result_topic_, std::move(line)});
         }
@@ -556,7 +589,7 @@ private:
     // Between frames, on the inference thread: a new (or the previous) model takes over with the thresholds in force.
     void swap_in(const std::shared_ptr<Inspector>& next) {
         if (!next) return;
-        next->set_thresholds(inspector()->rule().thresholds());
+        next->set_thresholds(inspector()->thresholds());
         inspector_.store(next);
         if (publisher_) publisher_->update_status(status_payload("online"), status_payload("offline"));
     }
@@ -614,7 +647,6 @@ private:
     std::optional<std::chrono::steady_clock::time_point> first_read_at_;  // the reader's, read at the end
     std::atomic<bool> paused_{false};
     std::atomic<std::size_t> queue_depth_{0};  // decoded frames waiting for inference
-    std::vector<float> batch_inputs_;
 
     std::mutex commands_mutex_;
     std::vector<std::string> commands_;  // payloads from the network thread, applied before the next frame
@@ -636,8 +668,9 @@ std::string stream_counts(const MjpegCounts& c) {
            std::to_string(c.malformed_frames) + " malformed, " + std::to_string(c.oversized_frames) + " oversized";
 }
 
-// Runs produce on a reader thread (the stop signals go there) that queues prepared frames, while this thread
-// classifies them in micro-batches; returns the reader's error, empty if none.
+// Runs produce on a reader thread (the stop signals go there) that queues prepared frames, while the node's
+// inference lanes, a thread each, classify them in micro-batches: a batch starts and finishes in frame order, and its
+// inference runs beside the other lanes'. Returns the reader's error, empty if none.
 std::string run_pipeline(Node& node, const Arguments& a, const std::function<void(BoundedQueue<PreparedFrame>&)>& produce) {
     BoundedQueue<PreparedFrame> queue(static_cast<std::size_t>(a.queue));
     std::string reader_error;
@@ -650,16 +683,51 @@ std::string run_pipeline(Node& node, const Arguments& a, const std::function<voi
         }
         queue.close();
     });
-    std::vector<PreparedFrame> batch;
     const auto max_wait = std::chrono::microseconds(static_cast<long long>(a.max_wait_ms * 1000));
-    try {
-        while (queue.pop_batch(batch, static_cast<std::size_t>(a.batch), max_wait)) node.inspect_batch(batch, queue.size());
-    } catch (...) {  // the reader ends on the stop request once it can put down what it holds
-        request_stop(0);
-        while (queue.pop_batch(batch, 64, std::chrono::microseconds(0))) {
+    std::mutex start_mutex;  // one lane takes and starts a batch at a time
+    std::mutex finish_mutex;
+    std::uint64_t started = 0, finished = 0;  // batches
+    std::map<std::uint64_t, Node::Batch> classified;  // batches done before one started earlier: they wait here
+    std::exception_ptr failure;  // the first lane's that failed
+    std::atomic<bool> failed{false};  // the others stop
+    const auto lane = [&](int index) {
+        try {
+            while (true) {
+                Node::Batch batch;
+                std::uint64_t ticket = 0;
+                {
+                    std::lock_guard lock(start_mutex);
+                    if (failed || !queue.pop_batch(batch.frames, static_cast<std::size_t>(a.batch), max_wait)) return;
+                    node.start_batch(batch, queue.size());
+                    ticket = started++;
+                }
+                Node::classify_batch(batch, index);
+                // The lane that classified the oldest batch still out writes it, and those after it that are done: no
+                // lane waits for another, and results go out in frame order.
+                std::lock_guard lock(finish_mutex);
+                if (failed) return;
+                classified.emplace(ticket, std::move(batch));
+                for (auto next = classified.begin(); next != classified.end() && next->first == finished;
+                     next = classified.erase(next), ++finished)
+                    node.finish_batch(next->second);
+            }
+        } catch (...) {
+            request_stop(0);  // the reader stops, so lanes waiting for frames return
+            std::lock_guard lock(finish_mutex);
+            if (!failure) failure = std::current_exception();
+            failed = true;
+        }
+    };
+    std::vector<std::thread> lanes;
+    for (int index = 1; index < node.lanes(); ++index) lanes.emplace_back(lane, index);
+    lane(0);
+    for (std::thread& t : lanes) t.join();
+    if (failure) {  // the reader ends on the stop request once it can put down what it holds
+        std::vector<PreparedFrame> rest;
+        while (queue.pop_batch(rest, 64, std::chrono::microseconds(0))) {
         }
         reader.join();
-        throw;
+        std::rethrow_exception(failure);
     }
     reader.join();
     return reader_error;
@@ -843,8 +911,13 @@ int main(int argc, char** argv) {
     app.add_option("--stats-interval", a.stats_interval,
                    "Seconds between stats on PREFIX/NODE/stats (frames/s, latency percentiles, spool, memory); 0: none")
         ->capture_default_str();
+    app.add_option("--lanes", a.lanes,
+                   "Frames classified at once, each by its own copy of the model (0: one per core for a stream or a "
+                   "watched folder, the fastest way through on a small CPU; 1 for files)")
+        ->capture_default_str();
     app.add_option("--threads", a.threads,
-                   "Inference threads (0: all cores, or all but one for a stream, whose reader thread decodes)")
+                   "Inference threads per lane (0: 1 with several lanes; with one, all cores, or all but one for a "
+                   "stream, whose reader thread decodes)")
         ->capture_default_str();
     app.add_option("--log-level", a.log_level, "debug, info, warn or error (the log goes to standard error)")
         ->capture_default_str();

@@ -8,8 +8,8 @@
 # Prints a markdown table; copy it into bench/RESULTS.md with the machine and the date.
 #
 # Usage: bench/edge_stream.sh
-# Environment: THREADS [2] (bare inference)  EDGE_THREADS [0] (the node's --threads: 0 lets it choose, all cores but
-# the one its reader thread decodes on)  EDGE_OPTIONS [] (more node flags, e.g. --full-decode)  FRAMES [2000]  SECONDS [5] (bare figures)  BATCH [1]  BUILD [build]  PYTHON [/usr/bin/python3]
+# Environment: THREADS [2] (bare inference)  EDGE_THREADS [0] (the node's --threads: 0 lets it choose, one per lane
+# with its default of a lane per core)  EDGE_OPTIONS [] (more node flags, e.g. --full-decode)  FRAMES [2000]  SECONDS [5] (bare figures)  BATCH [1]  BUILD [build]  PYTHON [/usr/bin/python3]
 # Run it on an otherwise idle machine.
 set -euo pipefail
 

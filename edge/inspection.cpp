@@ -80,14 +80,37 @@ std::vector<Rect> tile_areas(const FrameLayout& layout, int width, int height) {
     return tiles;
 }
 
+namespace {
+
+std::vector<std::unique_ptr<Classifier>> make_lanes(Model model, int threads, int max_batch, int lanes) {
+    if (lanes < 1) throw Error("an inspector needs a lane or more, not " + std::to_string(lanes));
+    std::vector<std::unique_ptr<Classifier>> classifiers;
+    for (int lane = 1; lane < lanes; ++lane) classifiers.push_back(std::make_unique<Classifier>(model, threads, max_batch));
+    classifiers.insert(classifiers.begin(), std::make_unique<Classifier>(std::move(model), threads, max_batch));
+    return classifiers;
+}
+
+}  // namespace
+
 Inspector::Inspector(Model model, std::string model_id, const std::string& normal_class, VerdictThresholds thresholds,
                      const std::map<std::string, VerdictThresholds>& class_thresholds, int threads, int max_batch,
-                     FrameLayout layout)
-    : classifier_(std::move(model), threads, max_batch),
+                     FrameLayout layout, int lanes)
+    : lanes_(make_lanes(std::move(model), threads, max_batch, lanes)),
       layout_(layout),
       max_batch_(max_batch),
-      rule_(classifier_.description().class_names, normal_class, thresholds, class_thresholds),
+      rule_(description().class_names, normal_class, thresholds, class_thresholds),
       model_id_(std::move(model_id)) {}
+
+VerdictThresholds Inspector::thresholds() const {
+    std::lock_guard lock(rule_mutex_);
+    return rule_.thresholds();
+}
+
+void Inspector::set_thresholds(VerdictThresholds thresholds) {
+    std::lock_guard lock(rule_mutex_);
+    rule_.set_thresholds(thresholds);
+}
+
 
 template <class Decode>
 bool Inspector::prepare(Decode decode, InspectionResult& result, std::vector<float>& input) const {
@@ -99,7 +122,7 @@ bool Inspector::prepare(Decode decode, InspectionResult& result, std::vector<flo
         for (std::size_t t = 0; t < areas.size(); ++t) {
             const Rect& a = areas[t];
             const bool whole = a.x == 0 && a.y == 0 && a.width == frame.width && a.height == frame.height;
-            classifier_.preprocess(whole ? frame : crop_image(frame, a.x, a.y, a.width, a.height),
+            lanes_.front()->preprocess(whole ? frame : crop_image(frame, a.x, a.y, a.width, a.height),
                                    input.data() + t * input_size());
             result.tiles.push_back({a, {}, {}});
         }
@@ -136,16 +159,18 @@ bool Inspector::prepare_file(const std::string& path, InspectionResult& result, 
     return prepare([&] { return decode_image_file(path, decode_size()); }, result, input);
 }
 
-void Inspector::inspect_prepared(const float* inputs, const std::vector<InspectionResult*>& results) {
+void Inspector::inspect_prepared(const float* inputs, const std::vector<InspectionResult*>& results, int lane) {
+    Classifier& classifier = *lanes_.at(static_cast<std::size_t>(lane));
     std::size_t tiles = 0;
     for (const InspectionResult* r : results) tiles += r->tiles.size();
     std::vector<Prediction> predictions(tiles);
     for (std::size_t start = 0; start < tiles; start += static_cast<std::size_t>(max_batch_)) {
         const std::size_t count = std::min(tiles - start, static_cast<std::size_t>(max_batch_));
-        classifier_.classify_batch(inputs + start * input_size(), static_cast<int>(count), predictions.data() + start);
+        classifier.classify_batch(inputs + start * input_size(), static_cast<int>(count), predictions.data() + start);
     }
     const auto now = std::chrono::steady_clock::now();
     std::size_t next = 0;
+    std::lock_guard lock(rule_mutex_);
     for (InspectionResult* r : results) {
         const TileResult* worst = nullptr;
         for (TileResult& tile : r->tiles) {

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
+#include <mutex>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -56,14 +58,17 @@ struct InspectionResult {
     std::string error;      // set instead of a prediction when the frame could not be decoded
 };
 
-// A classifier and its decision rule: what the edge node swaps as a whole when the model changes.
+// A model's classifiers and its decision rule: what the edge node swaps as a whole when the model changes. It has one
+// classifier per lane, each with its plan and workspace, so that several frames can be classified at once, each on
+// its own thread: on a small CPU, two one-thread inferences side by side get more frames through than one inference
+// on two threads, which waits for the slower half of every layer (bench/RESULTS.md).
 class Inspector {
 public:
-    // model_id: the SHA-256 of the model file; max_batch: the most images (tiles) one inference takes. Throws Error
-    // when the model cannot be planned or the rule does not fit its classes.
+    // model_id: the SHA-256 of the model file; threads: per lane; max_batch: the most images (tiles) one inference
+    // takes. Throws Error when the model cannot be planned or the rule does not fit its classes.
     Inspector(Model model, std::string model_id, const std::string& normal_class, VerdictThresholds thresholds,
               const std::map<std::string, VerdictThresholds>& class_thresholds, int threads, int max_batch = 1,
-              FrameLayout layout = {});
+              FrameLayout layout = {}, int lanes = 1);
 
     // Classifies a JPEG/PNG/... held in memory, or a file; a frame that cannot be read or decoded gives a result
     // with its error set (it never throws for a bad frame).
@@ -73,21 +78,24 @@ public:
     // The same in two steps, for a pipeline that decodes on one thread and classifies batches on another.
     // prepare_*: decode, cut into tiles and preprocess each into input (input_size() floats per tile, result.tiles
     // gets their areas); false (with result.error set) for a bad frame. Thread-safe against inspect_prepared.
-    std::size_t input_size() const { return classifier_.input_size(); }
+    std::size_t input_size() const { return lanes_.front()->input_size(); }
     bool prepare_encoded(const unsigned char* bytes, std::size_t size, InspectionResult& result,
                          std::vector<float>& input) const;
     bool prepare_file(const std::string& path, InspectionResult& result, std::vector<float>& input) const;
-    // Classifies the prepared tiles of results (their inputs back to back, in order) and decides each frame.
-    void inspect_prepared(const float* inputs, const std::vector<InspectionResult*>& results);
+    // Classifies the prepared tiles of results (their inputs back to back, in order) on a lane and decides each
+    // frame. Different lanes may run at once, from different threads; one lane is one thread's at a time.
+    void inspect_prepared(const float* inputs, const std::vector<InspectionResult*>& results, int lane = 0);
+    int lanes() const { return static_cast<int>(lanes_.size()); }
 
-    // The whole image through the model, no tiles (the self-test of a new model).
-    Prediction classify(const Image& image) { return classifier_.classify(image); }
+    // The whole image through the model on lane 0, no tiles (the self-test of a new model).
+    Prediction classify(const Image& image) { return lanes_.front()->classify(image); }
 
     nlohmann::ordered_json to_json(const InspectionResult& result, const std::string& node) const;
 
-    const ModelDescription& description() const { return classifier_.description(); }
-    const DecisionRule& rule() const { return rule_; }
-    void set_thresholds(VerdictThresholds thresholds) { rule_.set_thresholds(thresholds); }
+    const ModelDescription& description() const { return lanes_.front()->description(); }
+    VerdictThresholds thresholds() const;
+    int normal_class() const { return rule_.normal_class(); }
+    void set_thresholds(VerdictThresholds thresholds);
     const std::string& model_id() const { return model_id_; }
 
 private:
@@ -95,9 +103,10 @@ private:
     bool prepare(Decode decode, InspectionResult& result, std::vector<float>& input) const;
     DecodeSize decode_size() const;
 
-    Classifier classifier_;
+    std::vector<std::unique_ptr<Classifier>> lanes_;
     FrameLayout layout_;
     int max_batch_;
+    mutable std::mutex rule_mutex_;  // the thresholds change between frames while other lanes decide theirs
     DecisionRule rule_;
     std::string model_id_;
     std::vector<float> input_;  // inspect_encoded and inspect_file's one frame

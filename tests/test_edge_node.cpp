@@ -641,7 +641,8 @@ TEST_CASE("commands over MQTT pause, resume and re-threshold the node between fr
     CHECK(last["verdicts"].size() == 3);
 }
 
-TEST_CASE("micro-batches give the results of single frames; a malformed stream is skipped, counted and bounded") {
+TEST_CASE("micro-batches and parallel lanes give the results of single frames, in order; a malformed stream is "
+          "skipped, counted and bounded") {
     Fixture f;
     const std::vector<Bytes> frames = Fixture::frames(30, 71);
     Bytes stream;
@@ -669,17 +670,21 @@ TEST_CASE("micro-batches give the results of single frames; a malformed stream i
         for (std::string line; std::getline(lines, line);) results.push_back(nlohmann::json::parse(line));
         return results;
     };
-    const std::vector<nlohmann::json> single = run("--batch 1", f.folder.file("single.jsonl"));
-    const std::vector<nlohmann::json> batched = run("--batch 8 --max-wait 50 --queue 16", f.folder.file("batched.jsonl"));
+    const std::vector<nlohmann::json> single = run("--batch 1 --lanes 1", f.folder.file("single.jsonl"));
     REQUIRE(single.size() == frames.size());
-    REQUIRE(batched.size() == frames.size());
-    for (std::size_t i = 0; i < frames.size(); ++i) {
-        CAPTURE(i);
-        CHECK(single[i]["frame"] == static_cast<std::int64_t>(i + 1));
-        CHECK(batched[i]["frame"] == static_cast<std::int64_t>(i + 1));
-        CHECK(batched[i]["class"] == single[i]["class"]);
-        CHECK(batched[i]["verdict"] == single[i]["verdict"]);
-        CHECK(batched[i]["p_defect"].get<double>() == doctest::Approx(single[i]["p_defect"].get<double>()).epsilon(1e-5));
+    for (const char* options : {"--batch 8 --max-wait 50 --queue 16 --lanes 1", "--batch 2 --lanes 3", "--lanes 4"}) {
+        CAPTURE(options);
+        const std::vector<nlohmann::json> other = run(options, f.folder.file("other.jsonl"));
+        fs::remove(f.folder.file("other.jsonl"));
+        REQUIRE(other.size() == frames.size());
+        for (std::size_t i = 0; i < frames.size(); ++i) {
+            CAPTURE(i);
+            CHECK(single[i]["frame"] == static_cast<std::int64_t>(i + 1));
+            CHECK(other[i]["frame"] == static_cast<std::int64_t>(i + 1));
+            CHECK(other[i]["class"] == single[i]["class"]);
+            CHECK(other[i]["verdict"] == single[i]["verdict"]);
+            CHECK(other[i]["p_defect"].get<double>() == doctest::Approx(single[i]["p_defect"].get<double>()).epsilon(1e-5));
+        }
     }
 }
 
