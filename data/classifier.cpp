@@ -9,7 +9,9 @@
 namespace edgeqc {
 
 Classifier::Classifier(Model model, int threads, int max_batch)
-    : plan_(std::move(model), max_batch, threads), input_(input_floats(plan_.description().input)) {}
+    : Classifier(InferencePlan(std::move(model), max_batch, threads)) {}
+
+Classifier::Classifier(InferencePlan plan) : plan_(std::move(plan)), input_(input_floats(plan_.description().input)) {}
 
 void Classifier::preprocess(const Image& image, float* input) const {
     preprocess_into(image, plan_.description().input, input);

@@ -23,6 +23,8 @@ public:
     // takes. Throws edgeqc::Error when the model cannot be planned.
     // The model is moved into the inference plan (see InferencePlan).
     explicit Classifier(Model model, int threads = 0, int max_batch = 1);
+    // A classifier on a plan already built (InferencePlan::sharing_weights gives one per thread at the cost of one).
+    explicit Classifier(InferencePlan plan);
 
     // A decoded image of any size and channel count; the model's input format is applied to it.
     Prediction classify(const Image& image);

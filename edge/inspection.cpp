@@ -85,8 +85,9 @@ namespace {
 std::vector<std::unique_ptr<Classifier>> make_lanes(Model model, int threads, int max_batch, int lanes) {
     if (lanes < 1) throw Error("an inspector needs a lane or more, not " + std::to_string(lanes));
     std::vector<std::unique_ptr<Classifier>> classifiers;
-    for (int lane = 1; lane < lanes; ++lane) classifiers.push_back(std::make_unique<Classifier>(model, threads, max_batch));
-    classifiers.insert(classifiers.begin(), std::make_unique<Classifier>(std::move(model), threads, max_batch));
+    classifiers.push_back(std::make_unique<Classifier>(std::move(model), threads, max_batch));
+    for (int lane = 1; lane < lanes; ++lane)
+        classifiers.push_back(std::make_unique<Classifier>(classifiers.front()->plan().sharing_weights()));
     return classifiers;
 }
 

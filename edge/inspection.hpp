@@ -59,8 +59,8 @@ struct InspectionResult {
 };
 
 // A model's classifiers and its decision rule: what the edge node swaps as a whole when the model changes. It has one
-// classifier per lane, each with its plan and workspace, so that several frames can be classified at once, each on
-// its own thread: on a small CPU, two one-thread inferences side by side get more frames through than one inference
+// classifier per lane, all on one set of packed weights, each with its own buffers, so that several frames can be
+// classified at once, each on its own thread: on a small CPU, two one-thread inferences side by side get more frames through than one inference
 // on two threads, which waits for the slower half of every layer (bench/RESULTS.md).
 class Inspector {
 public:

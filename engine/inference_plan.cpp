@@ -110,11 +110,12 @@ InferencePlan::InferencePlan(Model model, int max_batch, int threads)
     std::size_t workspace_floats = 0;
     Shape shape = architecture.input;
     bool quantized = false;  // whether the activations reaching layer i are 7-bit
+    Steps steps;
     const auto add_step = [&](std::unique_ptr<Step> step) {
         largest_activation = std::max(largest_activation, step->out.elements());
         workspace_floats = std::max(workspace_floats, step->workspace_floats(table, max_batch, threads_));
         quantized = step->writes_quantized();
-        steps_.push_back(std::move(step));
+        steps.push_back(std::move(step));
     };
     for (std::size_t i = 0; i < architecture.layers.size(); ++i) {
         const LayerSpec& layer = architecture.layers[i];
@@ -171,7 +172,7 @@ InferencePlan::InferencePlan(Model model, int max_batch, int threads)
                 break;
             case LayerKind::GlobalAvgPool: step->kind = Step::Kind::GlobalAvgPool; break;
             case LayerKind::Relu:  // the grammar puts every ReLU right after a conv or dense layer, which applies it
-                if (steps_.empty() || !steps_.back()->relu || steps_.back()->out != shape)
+                if (steps.empty() || !steps.back()->relu || steps.back()->out != shape)
                     throw std::logic_error("InferencePlan: a ReLU that follows no conv or dense layer");
                 shape = out;
                 continue;
@@ -185,6 +186,7 @@ InferencePlan::InferencePlan(Model model, int max_batch, int threads)
         shape = out;
     }
     if (quantized) throw std::logic_error("InferencePlan: the logits came out quantized");
+    steps_ = std::make_shared<const Steps>(std::move(steps));
     for (AlignedFloats& buffer : activations_) buffer.assign(aligned_floats(largest_activation * max_batch), 0.0f);
     workspace_.assign(workspace_floats, 0.0f);
     probabilities_.resize(static_cast<std::size_t>(max_batch) * num_classes());
@@ -194,9 +196,22 @@ InferencePlan::~InferencePlan() = default;
 InferencePlan::InferencePlan(InferencePlan&&) noexcept = default;
 InferencePlan& InferencePlan::operator=(InferencePlan&&) noexcept = default;
 
+InferencePlan InferencePlan::sharing_weights() const {
+    InferencePlan plan;
+    plan.description_ = description_;
+    plan.table_ = table_;
+    plan.max_batch_ = max_batch_;
+    plan.threads_ = threads_;
+    plan.steps_ = steps_;
+    for (int i = 0; i < 2; ++i) plan.activations_[i].assign(activations_[i].size(), 0.0f);
+    plan.workspace_.assign(workspace_.size(), 0.0f);
+    plan.probabilities_.resize(probabilities_.size());
+    return plan;
+}
+
 PlanMemory InferencePlan::memory() const {
     PlanMemory memory;
-    for (const auto& step : steps_) {
+    for (const auto& step : *steps_) {
         if (step->conv) memory.weights += step->conv->packed_bytes() + step->out[0] * sizeof(float);
         if (step->s8) memory.weights += step->s8->packed_bytes();
         memory.weights += (step->packed_weights.size() + step->bias.size()) * sizeof(float);
@@ -216,7 +231,7 @@ const float* InferencePlan::run(const float* inputs, int batch, const LayerInput
     const void* x = inputs;
     int next = 0;
     try {
-        for (const auto& step : steps_) {
+        for (const auto& step : *steps_) {
             if (observer && !step->quantized && (step->kind == Step::Kind::Conv || step->kind == Step::Kind::Dense))
                 observer(step->layer, static_cast<const float*>(x), step->in.elements() * batch);
             float* y = activations_[next].data();

@@ -37,6 +37,10 @@ public:
     InferencePlan(InferencePlan&&) noexcept;
     InferencePlan& operator=(InferencePlan&&) noexcept;
 
+    // A plan on this one's packed weights (nothing writes them once built) with buffers of its own: the two may run
+    // at once on different threads, for the memory of one set of weights.
+    InferencePlan sharing_weights() const;
+
     const ModelDescription& description() const { return description_; }
     int max_batch() const { return max_batch_; }
     int num_classes() const { return description_.num_classes(); }
@@ -54,11 +58,13 @@ public:
 
 private:
     struct Step;
+    using Steps = std::vector<std::unique_ptr<Step>>;
+    InferencePlan() = default;
     ModelDescription description_;
     const KernelTable* table_ = nullptr;  // the kernels the weights were packed for: the plan runs with these
     int max_batch_ = 1;
     int threads_ = 1;
-    std::vector<std::unique_ptr<Step>> steps_;
+    std::shared_ptr<const Steps> steps_;  // shared by the plans sharing_weights() makes
     AlignedFloats activations_[2];
     AlignedFloats workspace_;
     std::vector<float> probabilities_;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <thread>
 
 #include "engine/error.hpp"
 #include "engine/inference_plan.hpp"
@@ -312,5 +313,33 @@ TEST_CASE("the int8 Winograd convolution gives exactly the im2col path's outputs
             }
             CHECK(results[0] == results[1]);
         }
+    }
+}
+
+TEST_CASE("plans sharing one set of weights run at once on two threads, each bit for bit what the first gives alone") {
+    const ModelDescription d = model_description("c8bn-p-c16bn-p-c32bn-p-fc", 1, 24, 30);
+    const Model folded = fold_batch_norm(random_model(d, 7));
+    const int count = 6;
+    const std::vector<float> images = random_images(d, count, 8);
+    const Model int8 = quantized(folded, images, count, CalibrationMethod::MinMax);
+    for (const Model* model : {&folded, &int8}) {
+        InferencePlan first(*model, count, 1);
+        const float* logits = first.run(images.data(), count);
+        const std::vector<float> expected(logits, logits + count * 4);
+        InferencePlan second = first.sharing_weights();
+        CHECK(second.memory().weights == first.memory().weights);
+        std::vector<float> results[2];
+        std::vector<std::thread> threads;
+        for (int t = 0; t < 2; ++t)
+            threads.emplace_back([&, t] {
+                InferencePlan& plan = t == 0 ? first : second;
+                for (int repeat = 0; repeat < 20; ++repeat) {
+                    const float* out = plan.run(images.data(), count);
+                    if (repeat == 0) results[t].assign(out, out + count * 4);
+                    else if (!std::equal(out, out + count * 4, results[t].begin())) results[t].clear();  // never changes
+                }
+            });
+        for (std::thread& thread : threads) thread.join();
+        for (const std::vector<float>& result : results) CHECK(result == expected);
     }
 }
