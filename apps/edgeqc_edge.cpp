@@ -212,8 +212,8 @@ struct PreparedFrame {
 bool is_stream(const Arguments& a) { return a.mjpeg_stdin || !a.watch.empty(); }
 
 // --lanes 0: a stream or a watched folder is classified a frame per core at a time, each on one thread (measured on
-// 2 cores, bench/RESULTS.md: two one-thread inferences side by side got 1.37x (int8) and 1.26x (float) the frames of
-// one inference on two threads through); files one at a time.
+// 2 cores, bench/RESULTS.md: two one-thread plans side by side classify 1.4x (int8) and 1.25x (float) the frames of
+// one plan on two threads, which waits for the slower half of every layer); files one at a time.
 int inference_lanes(const Arguments& a) {
     if (a.lanes > 0 || !is_stream(a)) return std::max(1, a.lanes);
     return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));

@@ -1,6 +1,7 @@
 // Helper of bench/edge_stream.sh, the end-to-end benchmark of edgeqc-edge. Two modes:
 //   edgeqc_edge_stream prepare OUT_DIR FRAMES SECONDS   the reference network as float and int8 models (He weights;
-//       speed does not depend on them), their bare inference throughput at batch 1 (the plan alone, in this run),
+//       speed does not depend on them), their bare inference throughput at batch 1 (the plan alone, in this run; also
+//       as the node's lanes run it: one one-thread plan per thread, side by side),
 //       and OUT_DIR/stream.mjpeg: FRAMES 640x480 JPEG frames of synthetic surfaces (a pool of 40, repeated)
 //   edgeqc_edge_stream feed FILE FPS                      writes FILE's frames to standard output at FPS frames/s
 // OMP_NUM_THREADS sets the threads of the bare figures.
@@ -12,6 +13,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "data/image.hpp"
 #include "data/synth.hpp"
@@ -37,7 +39,25 @@ void prepare(const std::string& out, int frames, double seconds) {
     for (const auto& [name, model] : {std::pair<const char*, const Model*>{"float", &folded}, {"int8", &quantized}}) {
         InferencePlan plan(*model, 1);
         const double per_image = time_per_call([&] { plan.run(images.data(), 1); }, seconds);
-        std::printf("bare %s batch 1: %.1f img/s (%d threads)\n", name, 1.0 / per_image, omp_get_max_threads());
+        const int threads = omp_get_max_threads();
+        std::printf("bare %s batch 1: %.1f img/s (%d threads)\n", name, 1.0 / per_image, threads);
+        // The node's way on a stream: as many one-thread plans on one set of weights, each on its own image.
+        InferencePlan first(*model, 1, 1);
+        std::vector<InferencePlan> lanes;
+        for (int lane = 1; lane < threads; ++lane) lanes.push_back(first.sharing_weights());
+        std::vector<double> lane_seconds(static_cast<std::size_t>(threads));
+        std::vector<std::thread> workers;
+        for (int lane = 0; lane < threads; ++lane)
+            workers.emplace_back([&, lane] {
+                InferencePlan& p = lane == 0 ? first : lanes[static_cast<std::size_t>(lane - 1)];
+                lane_seconds[static_cast<std::size_t>(lane)] = time_per_call([&] { p.run(images.data(), 1); }, seconds);
+            });
+        double images_per_second = 0;
+        for (std::size_t lane = 0; lane < workers.size(); ++lane) {
+            workers[lane].join();
+            images_per_second += 1.0 / lane_seconds[lane];
+        }
+        std::printf("bare %s in lanes: %.1f img/s (%d one-thread plans side by side)\n", name, images_per_second, threads);
     }
     std::vector<std::vector<unsigned char>> pool;
     for (int i = 0; i < 40; ++i)
