@@ -33,6 +33,7 @@
 #include "optim/trainer.hpp"
 #include "optim/training_kernels.hpp"
 #include "prediction_output.hpp"
+#include "max_pixels_option.hpp"
 #include "tool_errors.hpp"
 
 namespace {
@@ -646,6 +647,9 @@ int main(int argc, char** argv) {
     app.require_subcommand(0, 1);
     bool show_version = false;
     app.add_flag("--version", show_version, "Print the version, the chosen kernels and the thread count");
+    std::int64_t max_pixels = 0;
+    add_max_pixels_option(app, max_pixels);
+    app.fallthrough();  // --max-pixels after the command's name too
     TrainArguments train_arguments;
     EvalArguments eval_arguments;
     PredictArguments predict_arguments;
@@ -675,6 +679,7 @@ int main(int argc, char** argv) {
             std::cout << version_text();
             return 0;
         }
+        set_max_image_pixels(max_pixels);
         if (app.got_subcommand("train")) return run_train(train_arguments);
         if (app.got_subcommand("eval")) return run_eval(eval_arguments);
         if (app.got_subcommand("predict")) return run_predict(predict_arguments);

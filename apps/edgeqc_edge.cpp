@@ -46,6 +46,7 @@
 #include "engine/error.hpp"
 #include "engine/json_output.hpp"
 #include "engine/model_file.hpp"
+#include "max_pixels_option.hpp"
 #include "tool_errors.hpp"
 
 using namespace edgeqc;
@@ -87,6 +88,7 @@ struct Arguments {
     double stats_interval = 5;
     int threads = 0;
     int lanes = 0;
+    std::int64_t max_pixels = 0;
     std::string log_level = "info";
 };
 
@@ -211,12 +213,15 @@ struct PreparedFrame {
 
 bool is_stream(const Arguments& a) { return a.mjpeg_stdin || !a.watch.empty(); }
 
+constexpr int kMaxLanes = 64;
+
 // --lanes 0: a stream or a watched folder is classified a frame per core at a time, each on one thread (measured on
 // 2 cores, bench/RESULTS.md: two one-thread plans side by side classify 1.4x (int8) and 1.25x (float) the frames of
 // one plan on two threads, which waits for the slower half of every layer); files one at a time.
 int inference_lanes(const Arguments& a) {
-    if (a.lanes > 0 || !is_stream(a)) return std::max(1, a.lanes);
-    return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    if (!is_stream(a)) return 1;
+    if (a.lanes > 0) return a.lanes;
+    return std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, kMaxLanes);
 }
 
 // --threads 0: one per lane when there are several; with one lane, every core for files, and all cores but the
@@ -251,7 +256,7 @@ public:
         if (!(a.stats_interval == 0 || a.stats_interval >= 0.1))
             throw Error("--stats-interval must be 0 (no stats) or at least 0.1 seconds");
         if (a.threads < 0) throw Error("--threads must be 0 (automatic) or more");
-        if (a.lanes < 0 || a.lanes > 64) throw Error("--lanes must be 0 (automatic) to 64");
+        if (a.lanes < 0 || a.lanes > kMaxLanes) throw Error("--lanes must be 0 (automatic) to " + std::to_string(kMaxLanes));
         const std::vector<unsigned char> model_bytes = read_model_file(a.model);  // read once: the id is of what runs
         const std::string model_id = sha256_hex(model_bytes);
         const InspectorFactory make_inspector = [normal = a.normal_class, thresholds = parse_thresholds(a.thresholds),
@@ -299,9 +304,8 @@ public:
             next_frame_ = spool_->last_frame() + 1;
             log_.info("spool " + spool_->path() + ": " + std::to_string(spool_->size()) +
                       " results waiting; next frame " + std::to_string(next_frame_));
-            // Before the publisher: a (retained) model message may come as soon as it subscribes.
-            start_updater(a, make_inspector);
             publisher_ = std::make_unique<MqttPublisher>(settings, *spool_, log_);
+            start_updater(a, make_inspector);  // it reports through the publisher; the model topic's handler calls it
             publisher_->set_message_handler([this, model_topic = topic + "/model"](const std::string& from,
                                                                                    std::string&& payload) {
                 if (from == model_topic) {
@@ -321,7 +325,7 @@ public:
         if (!updater_ && (a.mjpeg_stdin || !a.watch.empty())) start_updater(a, make_inspector);  // a model replaced on disk
         const ModelDescription& d = inspector()->description();
         log_.info("model " + a.model + " (" + model_id.substr(0, 12) + "): " + std::to_string(d.class_names.size()) +
-                  " classes, normal class '" + d.class_names[static_cast<std::size_t>(inspector()->normal_class())] +
+                  " classes, normal class '" + d.class_names[static_cast<std::size_t>(inspector()->rule().normal_class())] +
                   "', node '" + node_ + "'");
     }
 
@@ -350,7 +354,8 @@ public:
     // A micro-batch of stream frames, from its start to its results.
     struct Batch {
         std::vector<PreparedFrame> frames;
-        std::shared_ptr<Inspector> inspector;  // the model in force when the batch started
+        std::shared_ptr<Inspector> inspector;  // the model and the rule in force when the batch started
+        std::optional<DecisionRule> rule;
         std::vector<InspectionResult*> classify, done;
         std::vector<float> inputs;
     };
@@ -370,10 +375,11 @@ public:
             b.inputs.insert(b.inputs.end(), f.input.begin(), f.input.end());
         }
         b.inspector = inspector();
+        b.rule = b.inspector->rule();
     }
     // Its inference and decisions, on an inference lane: batches on different lanes run at once.
     static void classify_batch(Batch& b, int lane) {
-        if (!b.classify.empty()) b.inspector->inspect_prepared(b.inputs.data(), b.classify, lane);
+        if (!b.classify.empty()) b.inspector->inspect_prepared(b.inputs.data(), b.classify, *b.rule, lane);
     }
     // Its outputs (batches finish one after another, in frame order).
     void finish_batch(const Batch& b) { emit(b.done, *b.inspector); }
@@ -589,7 +595,7 @@ private:
     // Between frames, on the inference thread: a new (or the previous) model takes over with the thresholds in force.
     void swap_in(const std::shared_ptr<Inspector>& next) {
         if (!next) return;
-        next->set_thresholds(inspector()->thresholds());
+        next->set_thresholds(inspector()->rule().thresholds());
         inspector_.store(next);
         if (publisher_) publisher_->update_status(status_payload("online"), status_payload("offline"));
     }
@@ -671,7 +677,8 @@ std::string stream_counts(const MjpegCounts& c) {
 // Runs produce on a reader thread (the stop signals go there) that queues prepared frames, while the node's
 // inference lanes, a thread each, classify them in micro-batches: a batch starts and finishes in frame order, and its
 // inference runs beside the other lanes'. Returns the reader's error, empty if none.
-std::string run_pipeline(Node& node, const Arguments& a, const std::function<void(BoundedQueue<PreparedFrame>&)>& produce) {
+std::string run_pipeline(Node& node, const Arguments& a, const EventLog& log,
+                         const std::function<void(BoundedQueue<PreparedFrame>&)>& produce) {
     BoundedQueue<PreparedFrame> queue(static_cast<std::size_t>(a.queue));
     std::string reader_error;
     std::thread reader([&] {
@@ -719,7 +726,12 @@ std::string run_pipeline(Node& node, const Arguments& a, const std::function<voi
         }
     };
     std::vector<std::thread> lanes;
-    for (int index = 1; index < node.lanes(); ++index) lanes.emplace_back(lane, index);
+    try {
+        for (int index = 1; index < node.lanes(); ++index) lanes.emplace_back(lane, index);
+    } catch (...) {  // no thread left for a lane (a process limit): the node runs on the lanes it has
+        log.warn("could only start " + std::to_string(lanes.size() + 1) + " of " + std::to_string(node.lanes()) +
+                 " inference lanes");
+    }
     lane(0);
     for (std::thread& t : lanes) t.join();
     if (failure) {  // the reader ends on the stop request once it can put down what it holds
@@ -817,14 +829,14 @@ int run(const Arguments& a) {
     Node node(a, log);
     const char* stopped = " (stopped by a signal)";
     if (!a.watch.empty()) {
-        const std::string error = run_pipeline(node, a, [&](auto& queue) { watch_folder(node, a, log, queue); });
+        const std::string error = run_pipeline(node, a, log, [&](auto& queue) { watch_folder(node, a, log, queue); });
         if (!error.empty()) log.error(error);
         node.close(g_stop ? stopped : "");
         return error.empty() ? 0 : 1;
     }
     if (a.mjpeg_stdin) {
         MjpegCounts counts;
-        const std::string error = run_pipeline(node, a, [&](auto& queue) { read_stream(node, a, queue, counts); });
+        const std::string error = run_pipeline(node, a, log, [&](auto& queue) { read_stream(node, a, queue, counts); });
         if (!error.empty()) log.error(error);
         node.close(stream_counts(counts) + (g_stop ? stopped : " (end of stream)"));
         return error.empty() ? 0 : 1;
@@ -912,8 +924,8 @@ int main(int argc, char** argv) {
                    "Seconds between stats on PREFIX/NODE/stats (frames/s, latency percentiles, spool, memory); 0: none")
         ->capture_default_str();
     app.add_option("--lanes", a.lanes,
-                   "Frames classified at once, each by its own copy of the model (0: one per core for a stream or a "
-                   "watched folder, the fastest way through on a small CPU; 1 for files)")
+                   "Stream or watched folder: frames classified at once, each on a plan of its own (0: one per core, the "
+                   "fastest way through on a small CPU); files go one at a time")
         ->capture_default_str();
     app.add_option("--threads", a.threads,
                    "Inference threads per lane (0: 1 with several lanes; with one, all cores, or all but one for a "
@@ -921,6 +933,7 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--log-level", a.log_level, "debug, info, warn or error (the log goes to standard error)")
         ->capture_default_str();
+    add_max_pixels_option(app, a.max_pixels);
     app.set_version_flag("--version", std::string("edgeqc-edge ") + EDGEQC_VERSION);
     try {
         app.parse(argc, argv);
@@ -929,5 +942,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "edgeqc-edge: error: %s\nRun with --help for more information.\n", e.what());
         return 1;
     }
-    return exit_status_of("edgeqc-edge", "", [&] { return run(a); });
+    return exit_status_of("edgeqc-edge", "", [&] {
+        set_max_image_pixels(a.max_pixels);
+        return run(a);
+    });
 }

@@ -12,6 +12,7 @@
 #include "engine/kernels.hpp"
 #include "engine/model_file.hpp"
 #include "prediction_output.hpp"
+#include "max_pixels_option.hpp"
 #include "tool_errors.hpp"
 
 using namespace edgeqc;
@@ -24,6 +25,7 @@ struct Arguments {
     int threads = 0;
     bool json = false;
     bool memory = false;
+    std::int64_t max_pixels = 0;
 };
 
 int run(const Arguments& a) {
@@ -58,6 +60,7 @@ int main(int argc, char** argv) {
     app.add_option("--threads", a.threads, "Threads (0 = all cores)")->capture_default_str();
     app.add_flag("--json", a.json, "Print one JSON object per image, one per line");
     app.add_flag("--memory", a.memory, "Print the inference plan's memory (weights, activations, workspace) to stderr");
+    add_max_pixels_option(app, a.max_pixels);
     app.set_version_flag("--version", std::string("edgeqc-infer ") + EDGEQC_VERSION);
     try {
         app.parse(argc, argv);
@@ -66,5 +69,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "edgeqc-infer: error: %s\nRun with --help for more information.\n", e.what());
         return 1;
     }
-    return exit_status_of("edgeqc-infer", "", [&] { return run(a); });
+    return exit_status_of("edgeqc-infer", "", [&] {
+        set_max_image_pixels(a.max_pixels);
+        return run(a);
+    });
 }

@@ -9,7 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 target=${1:-native}
 packages=(g++ cmake make pkg-config libeigen3-dev libstb-dev libcli11-dev libxsimd-dev doctest-dev nlohmann-json3-dev
-          libturbojpeg0-dev libmosquitto-dev libsqlite3-dev libssl-dev mosquitto mosquitto-clients openssl)
+          libturbojpeg0-dev libpng-dev libmosquitto-dev libsqlite3-dev libssl-dev mosquitto mosquitto-clients openssl)
 foreign_architecture=
 case "$target" in
   native) build=build; configure=(-DEDGEQC_BUILD_BENCHMARKS=ON); targets=() ;;
@@ -17,7 +17,7 @@ case "$target" in
     build=build-aarch64
     # The edge node's libraries for the target, as Debian arm64 packages (multiarch).
     foreign_architecture=arm64
-    packages+=(g++-aarch64-linux-gnu qemu-user libturbojpeg0-dev:arm64 libmosquitto-dev:arm64 libsqlite3-dev:arm64
+    packages+=(g++-aarch64-linux-gnu qemu-user libturbojpeg0-dev:arm64 libpng-dev:arm64 libmosquitto-dev:arm64 libsqlite3-dev:arm64
               libssl-dev:arm64)
     configure=(-DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake)
     targets=(--target edgeqc edgeqc-edge edgeqc_tests) ;;

@@ -1,11 +1,8 @@
-// Image decoding (JPEG through libjpeg-turbo, the other formats through stb_image), encoding through
-// stb_image_write, and the reference resampler.
-// Files are read into memory first so that missing, unreadable and undecodable files get distinct messages.
+// Image operations (channel conversion, crop, the reference resampler) and encoding through stb_image_write; decoding
+// is in image_decode.cpp.
 #include "data/image.hpp"
 
-#include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
-#include <turbojpeg.h>
 
 #include <algorithm>
 #include <cctype>
@@ -40,11 +37,6 @@ void check_image(const Image& image, const std::string& operation) {
         throw Error("cannot " + operation + " an image whose pixel buffer holds " +
                     std::to_string(image.pixels.size()) + " values instead of " + std::to_string(expected) + ".");
     }
-}
-
-std::string decode_failure(const std::string& name) {
-    const char* reason = stbi_failure_reason();
-    return "cannot decode image '" + name + "': " + (reason ? reason : "unknown format");
 }
 
 // One output sample is the weighted sum of input samples first .. first + weights.size() - 1.
@@ -119,103 +111,6 @@ bool has_image_extension(const std::string& path) {
     static const char* const kImageExtensions[] = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".pnm"};
     return std::find(std::begin(kImageExtensions), std::end(kImageExtensions), extension) !=
            std::end(kImageExtensions);
-}
-
-Image decode_image_file(const std::string& path, DecodeSize size) {
-    std::error_code error;
-    const fs::file_status status = fs::status(path, error);
-    if (!fs::exists(status)) throw Error("cannot read image '" + path + "': the file does not exist.");
-    if (!fs::is_regular_file(status)) throw Error("cannot read image '" + path + "': it is not a regular file.");
-    std::ifstream file(path, std::ios::binary);
-    if (!file) throw Error("cannot read image '" + path + "': the file cannot be opened (permissions?).");
-    const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-    if (file.bad()) throw Error("cannot read image '" + path + "': reading the file failed.");
-    return decode_image_memory(bytes.data(), bytes.size(), path, size);
-}
-
-namespace {
-
-void check_decoded_size(int width, int height, const std::string& name) {
-    if (width < 1 || height < 1 || width > kMaxImageSide || height > kMaxImageSide) {
-        throw Error("cannot decode image '" + name + "': its size " + std::to_string(width) + "x" +
-                    std::to_string(height) + " exceeds the limit of " + std::to_string(kMaxImageSide) +
-                    " pixels per side.");
-    }
-}
-
-Image planar_image(const unsigned char* interleaved, int width, int height, int channels) {
-    Image image{width, height, channels, {}};
-    const std::size_t plane = static_cast<std::size_t>(width) * static_cast<std::size_t>(height);
-    image.pixels.resize(plane * static_cast<std::size_t>(channels));
-    const auto channel_count = static_cast<std::size_t>(channels);
-    for (std::size_t c = 0; c < channel_count; ++c) {
-        float* out = image.pixels.data() + c * plane;
-        for (std::size_t p = 0; p < plane; ++p) out[p] = interleaved[p * channel_count + c] * (1.0f / 255.0f);
-    }
-    return image;
-}
-
-// JPEG through libjpeg-turbo (TurboJPEG API): about 3.5x faster than stb_image on a 640x480 frame, hardened, and
-// strict: a warning (truncated or corrupt entropy data, which a decoder would fill with grey) is an error, so the
-// pixels are always those of the file. Grey JPEGs give 1 channel, all others 3 (RGB).
-Image decode_jpeg(const unsigned char* bytes, std::size_t size, const std::string& name, DecodeSize decode_size) {
-    const std::unique_ptr<void, decltype(&tjDestroy)> handle(tjInitDecompress(), &tjDestroy);
-    if (!handle) throw Error("cannot decode image '" + name + "': libjpeg-turbo could not start.");
-    const auto failure = [&](const char* what) {
-        const bool warning = tjGetErrorCode(handle.get()) == TJERR_WARNING;
-        return Error("cannot decode image '" + name + "': " + what + ": " + tjGetErrorStr2(handle.get()) +
-                     (warning ? " (corrupt or truncated JPEG data)" : "") + ".");
-    };
-    int width = 0, height = 0, subsampling = 0, colorspace = 0;
-    if (tjDecompressHeader3(handle.get(), bytes, static_cast<unsigned long>(size), &width, &height, &subsampling,
-                            &colorspace) != 0)
-        throw failure("bad JPEG header");
-    check_decoded_size(width, height, name);
-    if (decode_size.min_width > 0 && decode_size.min_height > 0) {
-        int factors = 0;
-        const tjscalingfactor* factor = tjGetScalingFactors(&factors);
-        int scaled_width = width, scaled_height = height;
-        for (int i = 0; factor && i < factors; ++i) {
-            const int w = TJSCALED(width, factor[i]), h = TJSCALED(height, factor[i]);
-            if (w >= decode_size.min_width && h >= decode_size.min_height && w < scaled_width && h < scaled_height &&
-                w * 2 <= width) {
-                scaled_width = w;
-                scaled_height = h;
-            }
-        }
-        width = scaled_width;
-        height = scaled_height;
-    }
-    const int channels = colorspace == TJCS_GRAY ? 1 : 3;
-    std::vector<unsigned char> interleaved(static_cast<std::size_t>(width) * static_cast<std::size_t>(height) *
-                                           static_cast<std::size_t>(channels));
-    if (tjDecompress2(handle.get(), bytes, static_cast<unsigned long>(size), interleaved.data(), width, 0, height,
-                      channels == 1 ? TJPF_GRAY : TJPF_RGB, 0) != 0)
-        throw failure("bad JPEG data");
-    return planar_image(interleaved.data(), width, height, channels);
-}
-
-}  // namespace
-
-Image decode_image_memory(const unsigned char* bytes, std::size_t size, const std::string& name_for_errors,
-                          DecodeSize decode_size) {
-    if (size == 0 || bytes == nullptr) throw Error("cannot decode image '" + name_for_errors + "': the file is empty.");
-    if (size > static_cast<std::size_t>(INT_MAX)) {
-        throw Error("cannot decode image '" + name_for_errors + "': the file is larger than 2 GiB.");
-    }
-    if (size >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF) return decode_jpeg(bytes, size, name_for_errors, decode_size);
-    const int length = static_cast<int>(size);
-    int width = 0, height = 0, channels = 0;
-    if (!stbi_info_from_memory(bytes, length, &width, &height, &channels)) throw Error(decode_failure(name_for_errors));
-    check_decoded_size(width, height, name_for_errors);
-    const std::unique_ptr<stbi_uc, decltype(&stbi_image_free)> interleaved(
-        stbi_load_from_memory(bytes, length, &width, &height, &channels, 0), &stbi_image_free);
-    if (!interleaved) throw Error(decode_failure(name_for_errors));
-    if (channels < 1 || channels > 4) {
-        throw Error("cannot decode image '" + name_for_errors + "': it has " + std::to_string(channels) +
-                    " channels.");
-    }
-    return planar_image(interleaved.get(), width, height, channels);
 }
 
 Image crop_image(const Image& image, int x, int y, int width, int height) {

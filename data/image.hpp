@@ -3,13 +3,19 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
 namespace edgeqc {
 
-// Larger sides are rejected before decoding, so a hostile header cannot ask for gigabytes.
+// Larger sides, and more pixels than max_image_pixels(), are rejected from the header before decoding, so a hostile
+// header cannot ask for gigabytes.
 inline constexpr int kMaxImageSide = 16384;
+inline constexpr std::int64_t kDefaultMaxImagePixels = 50'000'000;  // a 50-megapixel camera; 600 MB as 3 float planes
+// The limit of every decode in this process (--max-pixels); throws Error unless positive.
+void set_max_image_pixels(std::int64_t pixels);
+std::int64_t max_image_pixels();
 
 struct Image {
     int width = 0, height = 0, channels = 0;
@@ -26,7 +32,8 @@ struct DecodeSize {
     int min_width = 0, min_height = 0;
 };
 
-// JPEG (libjpeg-turbo; corrupt or truncated data is an error), PNG, BMP and PGM/PPM (stb_image). Throws Error naming the file on any failure.
+// JPEG (libjpeg-turbo), PNG (libpng), uncompressed BMP and binary PGM/PPM, recognised by their content; strict:
+// corrupt or truncated data is an error, never pixels made up. Throws Error naming the file on any failure.
 Image decode_image_file(const std::string& path, DecodeSize size = {});
 Image decode_image_memory(const unsigned char* bytes, std::size_t size, const std::string& name_for_errors,
                           DecodeSize decode_size = {});

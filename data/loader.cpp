@@ -112,6 +112,14 @@ void BatchLoader::worker_loop() {
 bool BatchLoader::cancelled(std::uint64_t generation) const { return stop_ || generation_ != generation; }
 
 void BatchLoader::fill_epoch(const std::vector<std::size_t>& order, int epoch, std::uint64_t generation) {
+    try {
+        fill_batches(order, epoch, generation);
+    } catch (...) {  // a batch too large for memory (--batch, --size) ends the epoch with the error, not the process
+        finish_epoch(generation, std::current_exception());
+    }
+}
+
+void BatchLoader::fill_batches(const std::vector<std::size_t>& order, int epoch, std::uint64_t generation) {
     const auto batch_size = static_cast<std::size_t>(options_.batch_size);
     std::size_t position = 0;
     while (position < order.size()) {

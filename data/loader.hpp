@@ -62,6 +62,7 @@ public:
 private:
     void worker_loop();
     void fill_epoch(const std::vector<std::size_t>& order, int epoch, std::uint64_t generation);
+    void fill_batches(const std::vector<std::size_t>& order, int epoch, std::uint64_t generation);
     bool cancelled(std::uint64_t generation) const;
     bool publish(Batch batch, std::uint64_t generation);
     void finish_epoch(std::uint64_t generation, std::exception_ptr error);

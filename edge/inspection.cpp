@@ -102,9 +102,9 @@ Inspector::Inspector(Model model, std::string model_id, const std::string& norma
       rule_(description().class_names, normal_class, thresholds, class_thresholds),
       model_id_(std::move(model_id)) {}
 
-VerdictThresholds Inspector::thresholds() const {
+DecisionRule Inspector::rule() const {
     std::lock_guard lock(rule_mutex_);
-    return rule_.thresholds();
+    return rule_;
 }
 
 void Inspector::set_thresholds(VerdictThresholds thresholds) {
@@ -160,7 +160,8 @@ bool Inspector::prepare_file(const std::string& path, InspectionResult& result, 
     return prepare([&] { return decode_image_file(path, decode_size()); }, result, input);
 }
 
-void Inspector::inspect_prepared(const float* inputs, const std::vector<InspectionResult*>& results, int lane) {
+void Inspector::inspect_prepared(const float* inputs, const std::vector<InspectionResult*>& results,
+                                 const DecisionRule& rule, int lane) {
     Classifier& classifier = *lanes_.at(static_cast<std::size_t>(lane));
     std::size_t tiles = 0;
     for (const InspectionResult* r : results) tiles += r->tiles.size();
@@ -171,12 +172,11 @@ void Inspector::inspect_prepared(const float* inputs, const std::vector<Inspecti
     }
     const auto now = std::chrono::steady_clock::now();
     std::size_t next = 0;
-    std::lock_guard lock(rule_mutex_);
     for (InspectionResult* r : results) {
         const TileResult* worst = nullptr;
         for (TileResult& tile : r->tiles) {
             tile.prediction = std::move(predictions[next++]);
-            tile.decision = rule_.decide(tile.prediction.probabilities);
+            tile.decision = rule.decide(tile.prediction.probabilities);
             if (!worst || tile.decision.defect_probability > worst->decision.defect_probability) worst = &tile;
         }
         r->prediction = worst->prediction;
@@ -186,11 +186,11 @@ void Inspector::inspect_prepared(const float* inputs, const std::vector<Inspecti
 }
 
 void Inspector::inspect_encoded(const unsigned char* bytes, std::size_t size, InspectionResult& result) {
-    if (prepare_encoded(bytes, size, result, input_)) inspect_prepared(input_.data(), {&result});
+    if (prepare_encoded(bytes, size, result, input_)) inspect_prepared(input_.data(), {&result}, rule());
 }
 
 void Inspector::inspect_file(const std::string& path, InspectionResult& result) {
-    if (prepare_file(path, result, input_)) inspect_prepared(input_.data(), {&result});
+    if (prepare_file(path, result, input_)) inspect_prepared(input_.data(), {&result}, rule());
 }
 
 nlohmann::ordered_json Inspector::to_json(const InspectionResult& r, const std::string& node) const {

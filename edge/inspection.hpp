@@ -83,8 +83,10 @@ public:
                          std::vector<float>& input) const;
     bool prepare_file(const std::string& path, InspectionResult& result, std::vector<float>& input) const;
     // Classifies the prepared tiles of results (their inputs back to back, in order) on a lane and decides each
-    // frame. Different lanes may run at once, from different threads; one lane is one thread's at a time.
-    void inspect_prepared(const float* inputs, const std::vector<InspectionResult*>& results, int lane = 0);
+    // frame by rule (a snapshot of rule(): the thresholds in force when the frames' turn came, whatever changes while
+    // they are classified). Different lanes may run at once, from different threads; one lane is one thread's at a time.
+    void inspect_prepared(const float* inputs, const std::vector<InspectionResult*>& results, const DecisionRule& rule,
+                          int lane = 0);
     int lanes() const { return static_cast<int>(lanes_.size()); }
 
     // The whole image through the model on lane 0, no tiles (the self-test of a new model).
@@ -93,8 +95,7 @@ public:
     nlohmann::ordered_json to_json(const InspectionResult& result, const std::string& node) const;
 
     const ModelDescription& description() const { return lanes_.front()->description(); }
-    VerdictThresholds thresholds() const;
-    int normal_class() const { return rule_.normal_class(); }
+    DecisionRule rule() const;
     void set_thresholds(VerdictThresholds thresholds);
     const std::string& model_id() const { return model_id_; }
 
@@ -106,7 +107,7 @@ private:
     std::vector<std::unique_ptr<Classifier>> lanes_;
     FrameLayout layout_;
     int max_batch_;
-    mutable std::mutex rule_mutex_;  // the thresholds change between frames while other lanes decide theirs
+    mutable std::mutex rule_mutex_;  // the thresholds change between frames while other lanes copy the rule
     DecisionRule rule_;
     std::string model_id_;
     std::vector<float> input_;  // inspect_encoded and inspect_file's one frame

@@ -27,29 +27,45 @@ ModelUpdater::ModelUpdater(std::string model_path, std::shared_ptr<Inspector> ru
       factory_(std::move(factory)),
       report_(std::move(report)),
       log_(log) {
-    if (watch_file) {  // the folder, not the file: a file renamed over the model is a new inode
-        const std::filesystem::path folder = std::filesystem::path(model_path_).parent_path();
-        const std::string watched = folder.empty() ? "." : folder.string();
-        model_events_ = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-        stop_watching_ = ::eventfd(0, EFD_CLOEXEC);
-        if (model_events_ < 0 || stop_watching_ < 0 ||
-            ::inotify_add_watch(model_events_, watched.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
-            const std::string reason = std::strerror(errno);
-            close_watch();
-            throw Error("cannot watch the model's folder '" + watched + "' for a new model file: " + reason);
-        }
-        watcher_ = std::thread([this] { watch_model_file(); });
-    }
+    std::error_code error;  // a symbolic link: the updates go to (and the watch is on) the file it points to
+    if (const std::filesystem::path target = std::filesystem::canonical(model_path_, error); !error)
+        model_path_ = target.string();
     thread_ = std::thread([this] { run(); });
+    if (!watch_file) return;
+    // The folder, not the file: a file renamed over the model is a new inode. Without inotify (no instance left,
+    // a folder that cannot be listed) the node runs on, with the reload command only.
+    const std::string folder = std::filesystem::path(model_path_).parent_path().string();
+    const std::string watched = folder.empty() ? "." : folder;
+    model_events_ = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    const int watch_error = model_events_ < 0 ? errno : 0;
+    stop_watching_ = ::eventfd(0, EFD_CLOEXEC);
+    if (watch_error || stop_watching_ < 0 ||
+        ::inotify_add_watch(model_events_, watched.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
+        log_.warn("cannot watch '" + watched + "' for a new model file (" + std::strerror(watch_error ? watch_error : errno) +
+                  "): a model replaced on disk needs the reload command");
+        close_watch();
+        return;
+    }
+    try {
+        watcher_ = std::thread([this] { watch_model_file(); });
+    } catch (...) {
+        stop_update_thread();
+        close_watch();
+        throw;
+    }
 }
 
-ModelUpdater::~ModelUpdater() {
+void ModelUpdater::stop_update_thread() {
     {
         std::lock_guard lock(mutex_);
         stopping_ = true;
     }
     wake_.notify_all();
     thread_.join();
+}
+
+ModelUpdater::~ModelUpdater() {
+    stop_update_thread();
     if (watcher_.joinable()) {
         const std::uint64_t one = 1;
         [[maybe_unused]] const ssize_t written = ::write(stop_watching_, &one, sizeof one);
@@ -87,6 +103,10 @@ void ModelUpdater::watch_model_file() {
         for (ssize_t at = 0; at < n;) {
             const auto* event = reinterpret_cast<const inotify_event*>(buffer + at);
             at += static_cast<ssize_t>(sizeof(inotify_event) + event->len);
+            if (event->mask & IN_IGNORED) {  // the folder was removed, or its file system unmounted
+                log_.warn("the model's folder went away: a model replaced on disk needs the reload command");
+                return;
+            }
             replaced = replaced || (event->mask & IN_Q_OVERFLOW) || (event->len > 0 && name == event->name);
         }
         if (!replaced) continue;
@@ -135,9 +155,15 @@ void ModelUpdater::run() {
 void ModelUpdater::check_and_prepare(const Request& request) {
     std::string id = "?";
     std::string incoming;
+    const bool from_disk = request.source != Source::Envelope;
+    std::uint64_t writes_before = 0;  // a read of the model file taken before one of this updater's writes is stale
+    {
+        std::lock_guard lock(mutex_);
+        writes_before = own_writes_;
+    }
     try {
         std::vector<unsigned char> bytes;
-        if (request.source != Source::Envelope) {
+        if (from_disk) {
             bytes = read_model_file(model_path_);
             id = sha256_hex(bytes);
         } else {
@@ -150,6 +176,7 @@ void ModelUpdater::check_and_prepare(const Request& request) {
         {
             std::lock_guard lock(mutex_);
             running = running_;
+            if (from_disk && own_writes_ != writes_before) return;  // the event of that write brings a fresh read
             // A file put in place by this updater (an install, a rollback) or written twice: nothing new.
             if (request.source == Source::FileReplaced &&
                 (id == running->model_id() || (ready_ && id == ready_->model_id())))
@@ -176,6 +203,7 @@ void ModelUpdater::check_and_prepare(const Request& request) {
         log_.info("model " + id.substr(0, 12) + " passed its checks; canary image: " +
                   candidate->description().class_names[static_cast<std::size_t>(canary.class_index)]);
         std::lock_guard lock(mutex_);
+        if (from_disk && own_writes_ != writes_before) return;
         if (!ready_incoming_.empty() && ready_incoming_ != incoming) {  // a newer model replaces one not yet swapped in
             std::error_code ignored;
             std::filesystem::remove(ready_incoming_, ignored);
@@ -185,7 +213,10 @@ void ModelUpdater::check_and_prepare(const Request& request) {
     } catch (const std::exception& e) {
         std::error_code ignored;
         if (!incoming.empty()) std::filesystem::remove(incoming, ignored);
-        report_("refused", id, e.what());
+        report_("refused", id,
+                std::string(e.what()) + (from_disk && id != "?" ? "; the model file '" + model_path_ +
+                                                                    "' is not the model running: a restart would load it"
+                                                              : ""));
     }
 }
 
@@ -195,10 +226,16 @@ std::shared_ptr<Inspector> ModelUpdater::take_ready() {
         std::lock_guard lock(mutex_);
         if (!ready_) return nullptr;
         std::shared_ptr<Inspector> candidate = std::move(ready_);
+        bool kept_previous = false;  // a file replaced by hand leaves no copy of the one before
         try {  // the files change here, on the inference thread and under the lock, like a rollback's
             if (!ready_incoming_.empty()) {
-                write_file_atomically(model_path_ + ".previous", read_model_file(model_path_));
+                // The running model's file becomes the copy for a rollback, unless the file on disk is another (one
+                // put there by hand and refused).
+                const std::vector<unsigned char> on_disk = read_model_file(model_path_);
+                kept_previous = sha256_hex(on_disk) == running_->model_id();
+                if (kept_previous) write_file_atomically(model_path_ + ".previous", on_disk);
                 std::filesystem::rename(ready_incoming_, model_path_);
+                ++own_writes_;
             }
         } catch (const std::exception& e) {
             std::error_code ignored;
@@ -207,8 +244,8 @@ std::shared_ptr<Inspector> ModelUpdater::take_ready() {
             report_("refused", candidate->model_id(), std::string("cannot put the model file in place: ") + e.what());
             return nullptr;
         }
-        previous_has_file_ = !ready_incoming_.empty();  // a file replaced by hand left no copy of the one before
         ready_incoming_.clear();
+        previous_has_file_ = kept_previous;
         previous_ = running_;
         running_ = std::move(candidate);
         installed = running_;
@@ -229,12 +266,16 @@ std::shared_ptr<Inspector> ModelUpdater::roll_back(const std::shared_ptr<Inspect
         try {
             if (!refusal) {
                 const std::vector<unsigned char> previous_file = read_model_file(model_path_ + ".previous");
-                write_file_atomically(model_path_ + ".previous", read_model_file(model_path_));
+                const std::vector<unsigned char> running_file = read_model_file(model_path_);
+                if (sha256_hex(running_file) != running_->model_id())
+                    throw Error("the model file on disk is not the running model's (replaced by hand since)");
+                write_file_atomically(model_path_ + ".previous", running_file);
                 write_file_atomically(model_path_, previous_file);
+                ++own_writes_;
                 std::swap(previous_, running_);
                 restored = running_;
             }
-        } catch (const Error& e) {
+        } catch (const std::exception& e) {
             report_("refused", running->model_id(), std::string("rollback failed: ") + e.what());
             return nullptr;
         }

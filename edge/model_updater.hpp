@@ -8,6 +8,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -56,6 +57,7 @@ private:
     void run();
     void watch_model_file();
     void close_watch();
+    void stop_update_thread();
     void check_and_prepare(const Request& request);
 
     std::string model_path_;
@@ -72,6 +74,7 @@ private:
     std::shared_ptr<Inspector> ready_;
     std::string ready_incoming_;      // ready_'s file sent over the air, waiting beside the model; empty for a reload
     bool previous_has_file_ = false;  // <model>.previous holds previous_'s file
+    std::uint64_t own_writes_ = 0;    // this updater's writes to the model path so far
     bool stopping_ = false;
     std::thread thread_;
     int model_events_ = -1;   // inotify on the model's folder

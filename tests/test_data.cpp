@@ -9,9 +9,11 @@
 
 #include <stb/stb_image_write.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -171,6 +173,112 @@ TEST_CASE("corrupt, truncated, empty and missing image files throw Error naming 
     for (const std::string& path : {corrupt, truncated, empty, folder.str() + "/absent.png", folder.str()}) {
         CAPTURE(path);
         CHECK_THROWS_WITH_AS(decode_image_file(path), mentions(path), Error);
+    }
+}
+
+namespace {
+
+std::vector<unsigned char> bytes_of(const std::string& text) { return {text.begin(), text.end()}; }
+
+// A PNG chunk with its length and CRC.
+void append_png_chunk(std::vector<unsigned char>& png, const char* type, const std::vector<unsigned char>& data) {
+    for (int shift = 24; shift >= 0; shift -= 8) png.push_back(static_cast<unsigned char>(data.size() >> shift));
+    const std::size_t start = png.size();
+    png.insert(png.end(), type, type + 4);
+    png.insert(png.end(), data.begin(), data.end());
+    const uLong crc = crc32(0L, png.data() + start, static_cast<uInt>(png.size() - start));
+    for (int shift = 24; shift >= 0; shift -= 8) png.push_back(static_cast<unsigned char>(crc >> shift));
+}
+
+// A valid PNG signature and IHDR for width x height (8-bit RGBA), no pixel data.
+std::vector<unsigned char> png_header(std::uint32_t width, std::uint32_t height, int bit_depth = 8) {
+    std::vector<unsigned char> png{0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    std::vector<unsigned char> ihdr;
+    for (const std::uint32_t value : {width, height})
+        for (int shift = 24; shift >= 0; shift -= 8) ihdr.push_back(static_cast<unsigned char>(value >> shift));
+    ihdr.insert(ihdr.end(), {static_cast<unsigned char>(bit_depth), 6, 0, 0, 0});
+    append_png_chunk(png, "IHDR", ihdr);
+    return png;
+}
+
+std::string decode_error(const std::vector<unsigned char>& bytes) {
+    try {
+        decode_image_memory(bytes.data(), bytes.size(), "x");
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "decoded";
+}
+
+}  // namespace
+
+TEST_CASE("image decoding is strict: truncated files, bombs and foreign formats are refused from their headers") {
+    // PGM/PPM: truncated pixels (stb_image decoded uninitialised memory here), numbers that would overflow, a
+    // sample above the maximum, and 16-bit samples scaled to 8 bits.
+    CHECK(decode_error(bytes_of("P6\n64 64\n255\n")).find("ends early (truncated)") != std::string::npos);
+    CHECK(decode_error(bytes_of("P5\n99999999999 1\n255\n")).find("not a number below 10^9") != std::string::npos);
+    CHECK(decode_error(bytes_of("P5 2x1 255\n\x01\x02")).find("not a number") != std::string::npos);
+    CHECK(decode_error(bytes_of("P5 1 1 9 \x0a")).find("above the header's maximum") != std::string::npos);
+    std::vector<unsigned char> wide = bytes_of("P5\n# two 16-bit samples\n2 1\n65535\n");
+    wide.insert(wide.end(), {0xFF, 0xFF, 0x80, 0x00});
+    const Image sixteen = decode_image_memory(wide.data(), wide.size(), "wide.pgm");
+    CHECK(sixteen.pixels[0] == 1.0f);
+    CHECK(sixteen.pixels[1] == doctest::Approx(128.0 / 255.0));
+    // A decompression bomb: an image header claiming more pixels than the limit is refused before decoding.
+    CHECK(decode_error(png_header(16384, 16384, 16)).find("exceeds the limit of 50000000 pixels (--max-pixels)") !=
+          std::string::npos);
+    CHECK(decode_error(bytes_of("P5 16000 16000 255 ")).find("--max-pixels") != std::string::npos);
+    const std::vector<unsigned char> small = encode_png(constant_image(20, 20, 1, 0.5f), "small");
+    set_max_image_pixels(399);
+    CHECK(decode_error(small).find("(400 pixels) exceeds the limit of 399 pixels") != std::string::npos);
+    set_max_image_pixels(kDefaultMaxImagePixels);
+    CHECK(decode_error(small) == "decoded");
+    CHECK_THROWS_AS(set_max_image_pixels(0), Error);
+    // PNG through libpng: no pixels, too wide, truncated data, an empty IDAT; a PNG without IEND has all its pixels.
+    CHECK(decode_error(png_header(0, 4)).find("its header gives it no pixels") != std::string::npos);
+    CHECK(decode_error(png_header(100000, 100000)).find("limit of 16384 pixels per side") != std::string::npos);
+    std::vector<unsigned char> empty_idat = png_header(4, 4);
+    append_png_chunk(empty_idat, "IDAT", {});
+    append_png_chunk(empty_idat, "IEND", {});
+    CHECK(decode_error(empty_idat).find("bad PNG data") != std::string::npos);
+    const std::vector<unsigned char> truncated(small.begin(), small.end() - 30);
+    CHECK(decode_error(truncated).find("bad PNG data") != std::string::npos);
+    const std::vector<unsigned char> no_iend(small.begin(), small.end() - 12);
+    CHECK(decode_error(no_iend) == "decoded");
+    // Formats other decoders would guess from the content: a TGA header (stb_image decoded 16384x16384 from 18
+    // bytes), GIF, text PNM.
+    std::vector<unsigned char> tga{0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0x40, 24, 0};
+    CHECK(decode_error(tga).find("not a JPEG, PNG, BMP or binary PGM/PPM image") != std::string::npos);
+    CHECK(decode_error(bytes_of("GIF89a....")).find("a GIF image") != std::string::npos);
+    CHECK(decode_error(bytes_of("P2\n1 1\n255\n7\n")).find("text or 1-bit PNM") != std::string::npos);
+    // BMP: truncated rows and RLE compression are refused.
+    std::vector<unsigned char> bmp;
+    REQUIRE(stbi_write_bmp_to_func([](void* context, void* data, int size) {
+        auto* out = static_cast<std::vector<unsigned char>*>(context);
+        out->insert(out->end(), static_cast<unsigned char*>(data), static_cast<unsigned char*>(data) + size);
+    }, &bmp, 5, 3, 3, std::vector<unsigned char>(45, 9).data()) != 0);
+    CHECK(decode_image_memory(bmp.data(), bmp.size(), "a.bmp").width == 5);
+    CHECK(decode_error(std::vector<unsigned char>(bmp.begin(), bmp.end() - 5)).find("ends early") != std::string::npos);
+    std::vector<unsigned char> rle = bmp;
+    rle[30] = 1;
+    CHECK(decode_error(rle).find("compressed BMP") != std::string::npos);
+    // JPEG: Huffman tables whose counts are all 0xFF (an out-of-bounds write in stb_image) are an error.
+    std::vector<unsigned char> jpeg = encode_jpeg(constant_image(16, 16, 1, 0.5f), 90, "x");
+    for (std::size_t i = 0; i + 20 < jpeg.size(); ++i)
+        if (jpeg[i] == 0xFF && jpeg[i + 1] == 0xC4) {
+            std::fill(jpeg.begin() + static_cast<std::ptrdiff_t>(i + 5), jpeg.begin() + static_cast<std::ptrdiff_t>(i + 21), 0xFF);
+            break;
+        }
+    CHECK(decode_error(jpeg).find("cannot decode image 'x'") != std::string::npos);
+}
+
+TEST_CASE("an image file whose read fails, or a symbolic link loop, is one error naming the file") {
+    TempFolder folder;
+    std::filesystem::create_symlink(folder.file("loop"), folder.file("loop"));
+    CHECK_THROWS_WITH_AS(decode_image_file(folder.file("loop")), doctest::Contains("symbolic links"), Error);
+    if (std::filesystem::exists("/proc/self/mem")) {  // a regular file whose read fails with EIO at offset 0
+        std::filesystem::create_symlink("/proc/self/mem", folder.file("mem.png"));
+        CHECK_THROWS_WITH_AS(decode_image_file(folder.file("mem.png")), doctest::Contains("reading the file failed"), Error);
     }
 }
 
@@ -685,4 +793,12 @@ TEST_CASE("a JPEG twice the size asked for or more decodes at the smallest DCT s
     // Other formats decode at full size.
     const std::vector<unsigned char> png = encode_png(surface, "frame");
     CHECK(decode_image_memory(png.data(), png.size(), "frame.png", {160, 120}).width == 640);
+}
+
+TEST_CASE("a batch too large for memory ends the epoch with std::bad_alloc in the caller's thread, not the process") {
+    TempFolder folder;
+    BatchLoader loader(write_loader_fixture(folder), small_format(), {INT_MAX, false, 0, false, 1});
+    loader.start_epoch(0);
+    Batch batch;
+    CHECK_THROWS_AS(loader.next(batch), std::bad_alloc);  // 51 GB for 6-float samples: more than this machine has
 }

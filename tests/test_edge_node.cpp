@@ -831,7 +831,8 @@ TEST_CASE("models over the air: a damaged or incompatible one is refused, a good
     CHECK(announced_second);
 }
 
-TEST_CASE("a model file replaced on disk is checked and runs from the next frame; a damaged one is refused") {
+TEST_CASE("a model file replaced on disk (through a symbolic link) is checked and runs from the next frame; a damaged "
+          "one is refused") {
     Fixture f;
     const std::string first_id = sha256_hex(read_bytes(f.model_path));
     TrainOptions retrain = tiny_train_options(f.folder.file("data"), f.folder.file("second.eqc"));
@@ -839,7 +840,12 @@ TEST_CASE("a model file replaced on disk is checked and runs from the next frame
     train(retrain);
     const Bytes second_model = read_bytes(f.folder.file("second.eqc"));
     const std::string second_id = sha256_hex(second_model);
-    Child edge(f.edge_command("--mjpeg-stdin --output " + shell_quoted(f.output)), f.folder.file("stdout.txt"), f.log);
+    // The node is given a symbolic link to the model: it watches the file the link points to.
+    const std::string link = f.folder.file("current.eqc");
+    fs::create_symlink(f.model_path, link);
+    std::string command = f.edge_command("--mjpeg-stdin --output " + shell_quoted(f.output));
+    command.replace(command.find(shell_quoted(f.model_path)), shell_quoted(f.model_path).size(), shell_quoted(link));
+    Child edge(command, f.folder.file("stdout.txt"), f.log);
     const std::vector<Bytes> frames = Fixture::frames(5, 121);
     std::size_t sent = 0;
     const auto send_frame = [&] { edge.write(frames[sent++ % frames.size()]); };
@@ -861,6 +867,7 @@ TEST_CASE("a model file replaced on disk is checked and runs from the next frame
     CHECK(models_in_order(f.output, models) == static_cast<std::int64_t>(sent));
     CHECK(models == std::vector<std::string>{first_id, second_id});  // the damaged file never ran
     CHECK(read_text(f.log).find("checksum mismatch") != std::string::npos);
+    CHECK(read_text(f.log).find("is not the model running: a restart would load it") != std::string::npos);
 }
 
 TEST_CASE("a full spool (its size cap standing in for a full disk): results wait in memory, then all arrive in order") {
