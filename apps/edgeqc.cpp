@@ -42,8 +42,11 @@ using namespace edgeqc;
 
 // "80x120" -> height 80, width 120.
 
+constexpr int kMaxThreads = 1024;
+
 void apply_threads(int threads) {
-    if (threads < 0) throw Error("--threads must be 0 (all cores) or more");
+    if (threads < 0 || threads > kMaxThreads)  // OpenMP aborts when it cannot start the threads asked for
+        throw Error("--threads must be 0 (all cores) to " + std::to_string(kMaxThreads));
     if (threads > 0) omp_set_num_threads(threads);
 }
 
@@ -308,6 +311,10 @@ void write_evaluation_report(const EvalArguments& a, const LoadedModel& model, c
 
 int run_eval(const EvalArguments& a) {
     apply_threads(a.threads);
+    if (!a.report.empty()) {
+        check_distinct_outputs({{"MODEL", a.model}, {"--compare", a.compare}, {"--report", a.report}});
+        check_output_writable(a.report, "the report");
+    }
     const LoadedModel model = load_model(a.model);
     ConsoleObserver console;
     const Evaluation e = evaluate_folder(model, a.data, a.batch, a.strict, console);
@@ -444,8 +451,7 @@ std::string scientific(double value) {
 
 int run_quantize(const QuantizeArguments& a) {
     apply_threads(a.threads);
-    if (!a.report.empty() && std::filesystem::weakly_canonical(a.report) == std::filesystem::weakly_canonical(a.out))
-        throw Error("--report and --out name the same file");
+    check_distinct_outputs({{"--out", a.out}, {"--report", a.report}});
     check_output_writable(a.out);
     if (!a.report.empty()) check_output_writable(a.report, "the report");
     const LoadedModel model = load_model(a.model);

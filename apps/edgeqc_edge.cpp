@@ -255,7 +255,7 @@ public:
         if (!(a.reconnect_max >= 1)) throw Error("--reconnect-max must be 1 second or more");
         if (!(a.stats_interval == 0 || a.stats_interval >= 0.1))
             throw Error("--stats-interval must be 0 (no stats) or at least 0.1 seconds");
-        if (a.threads < 0) throw Error("--threads must be 0 (automatic) or more");
+        if (a.threads < 0 || a.threads > 1024) throw Error("--threads must be 0 (automatic) to 1024");
         if (a.lanes < 0 || a.lanes > kMaxLanes) throw Error("--lanes must be 0 (automatic) to " + std::to_string(kMaxLanes));
         const std::vector<unsigned char> model_bytes = read_model_file(a.model);  // read once: the id is of what runs
         const std::string model_id = sha256_hex(model_bytes);

@@ -29,7 +29,7 @@ struct Arguments {
 };
 
 int run(const Arguments& a) {
-    if (a.threads < 0) throw Error("--threads must be 0 (all cores) or more");
+    if (a.threads < 0 || a.threads > 1024) throw Error("--threads must be 0 (all cores) to 1024");
     if (a.threads > 0) omp_set_num_threads(a.threads);
     Classifier classifier(load_model(a.model));  // the loaded tensors end up in the plan's packed form only
     if (a.memory) {

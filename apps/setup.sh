@@ -2,7 +2,8 @@
 # Installs the Debian packages edgeqc needs (only those missing) and builds it (Release).
 #   apps/setup.sh          native build in ./build, benchmarks included
 #   apps/setup.sh aarch64  cross build of the CLI and the tests in ./build-aarch64 (run them under qemu-aarch64)
-#   apps/setup.sh sanitize the CLI and the tests with AddressSanitizer and UBSan in ./build-sanitize
+#   apps/setup.sh sanitize the CLI, the tests and the fuzz targets with clang's AddressSanitizer and UBSan in
+#                          ./build-sanitize
 # Run by apps/demo.sh and apps/test.sh; safe to run again: it only does what is not done yet.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -22,9 +23,13 @@ case "$target" in
     configure=(-DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake)
     targets=(--target edgeqc edgeqc-edge edgeqc_tests) ;;
   sanitize)
+    # clang: AddressSanitizer and UBSan over the whole build, which also makes it the build of the libFuzzer
+    # targets (EDGEQC_FUZZ).
     build=build-sanitize
-    configure=(-DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer")
-    targets=(--target edgeqc edgeqc-edge edgeqc_tests) ;;
+    packages+=(clang libclang-rt-dev libomp-dev)
+    configure=(-DCMAKE_CXX_COMPILER=clang++ -DEDGEQC_FUZZ=ON)
+    targets=(--target edgeqc edgeqc-edge edgeqc_tests write_fuzz_seeds fuzz_image fuzz_model_file fuzz_voc fuzz_mjpeg
+             fuzz_envelope fuzz_command) ;;
   *) echo "setup: unknown target '$target' (expected native, aarch64 or sanitize)" >&2; exit 2 ;;
 esac
 

@@ -2,9 +2,11 @@
 #include "data/classifier.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <utility>
 
 #include "data/preprocess.hpp"
+#include "engine/error.hpp"
 
 namespace edgeqc {
 
@@ -22,6 +24,8 @@ void Classifier::classify_batch(const float* inputs, int batch, Prediction* pred
     const auto classes = static_cast<std::size_t>(plan_.num_classes());
     for (int b = 0; b < batch; ++b) {
         const float* row = probabilities + static_cast<std::size_t>(b) * classes;
+        if (!std::all_of(row, row + classes, [](float p) { return std::isfinite(p); }))  // never printed as "nan"
+            throw Error("the model's output is not a number for this input: its weights or input normalisation are damaged");
         Prediction& p = predictions[b];
         p.probabilities.assign(row, row + classes);
         p.class_index = static_cast<int>(std::max_element(row, row + classes) - row);

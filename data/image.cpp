@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "engine/error.hpp"
+#include "engine/output_file.hpp"
 
 namespace edgeqc {
 
@@ -78,28 +79,6 @@ std::uint8_t to_byte(float value) {
     if (!(value > 0.0f)) return 0;  // also maps NaN to black
     if (value >= 1.0f) return 255;
     return static_cast<std::uint8_t>(value * 255.0f + 0.5f);
-}
-
-void write_file_atomically(const std::string& path, const std::vector<unsigned char>& bytes) {
-    const std::string temporary = path + ".tmp";
-    {
-        std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
-        if (!file) throw Error("cannot write '" + path + "': the file '" + temporary + "' cannot be created.");
-        file.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-        file.close();
-        if (!file) {
-            std::error_code ignored;
-            fs::remove(temporary, ignored);
-            throw Error("cannot write '" + path + "': writing '" + temporary + "' failed (disk full?).");
-        }
-    }
-    std::error_code error;
-    fs::rename(temporary, path, error);
-    if (error) {
-        std::error_code ignored;
-        fs::remove(temporary, ignored);
-        throw Error("cannot write '" + path + "': " + error.message() + ".");
-    }
 }
 
 }  // namespace

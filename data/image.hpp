@@ -50,7 +50,7 @@ Image crop_image(const Image& image, int x, int y, int width, int height);
 // Tools that re-implement it (the Python reference) must follow the weights in image.cpp exactly.
 Image resize_image(const Image& image, int width, int height);
 
-// 8-bit PNG of a 1- or 3-channel image; written to path + ".tmp" and renamed, so readers never see
+// 8-bit PNG of a 1- or 3-channel image, written atomically (write_file_atomically), so readers never see
 // a half-written file.
 void write_png(const std::string& path, const Image& image);
 // The same PNG bytes in memory (for reports that embed images); errors name `what`.

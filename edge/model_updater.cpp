@@ -215,7 +215,7 @@ void ModelUpdater::check_and_prepare(const Request& request) {
         if (!incoming.empty()) std::filesystem::remove(incoming, ignored);
         report_("refused", id,
                 std::string(e.what()) + (from_disk && id != "?" ? "; the model file '" + model_path_ +
-                                                                    "' is not the model running: a restart would load it"
+                                                                    "' is not the model running: a restart would start from it"
                                                               : ""));
     }
 }

@@ -89,10 +89,12 @@ void validate_input_format(const InputFormat& format) {
                     "), but has " + std::to_string(format.mean.size()) + " and " +
                     std::to_string(format.stddev.size()) + ".");
     }
+    // Training floors the stddev at 1e-3; far below, (x - mean) / stddev overflows to infinity for some pixels.
+    constexpr float kMinStddev = 1e-6f;
     for (std::size_t c = 0; c < format.stddev.size(); ++c) {
-        if (!(format.stddev[c] > 0.0f) || !std::isfinite(format.stddev[c]) || !std::isfinite(format.mean[c])) {
+        if (!(format.stddev[c] >= kMinStddev) || !std::isfinite(format.stddev[c]) || !std::isfinite(format.mean[c])) {
             throw Error("the input normalisation of channel " + std::to_string(c) +
-                        " is invalid (stddev must be positive, both values finite).");
+                        " is invalid (stddev must be at least 1e-6, both values finite).");
         }
     }
     validate_enhancement(format.enhancement);

@@ -269,49 +269,6 @@ std::vector<unsigned char> read_model_file(const std::string& path) {
     return bytes;
 }
 
-void write_file_atomically(const std::string& path, const std::vector<unsigned char>& bytes) {
-    const std::string temporary = path + ".tmp" + std::to_string(::getpid());
-    std::FILE* file = std::fopen(temporary.c_str(), "wb");
-    if (!file) throw Error("cannot write '" + path + "': " + std::strerror(errno));
-    const bool written = std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size();
-    const int write_errno = errno;
-    const bool flushed = std::fflush(file) == 0 && ::fsync(::fileno(file)) == 0;
-    const bool closed = std::fclose(file) == 0;
-    if (!written || !flushed || !closed) {
-        std::remove(temporary.c_str());
-        throw Error("cannot write '" + path + "': " + std::strerror(written ? errno : write_errno) +
-                    " (the previous file, if any, is unchanged)");
-    }
-    std::error_code error;
-    std::filesystem::rename(temporary, path, error);
-    if (error) {
-        std::remove(temporary.c_str());
-        throw Error("cannot write '" + path + "': " + error.message());
-    }
-    // Make the rename itself durable: after a power cut next to the machine the new file must be the one there.
-    const std::filesystem::path folder = std::filesystem::path(path).parent_path();
-    const int folder_fd = ::open(folder.empty() ? "." : folder.c_str(), O_RDONLY | O_DIRECTORY);
-    if (folder_fd >= 0) {
-        ::fsync(folder_fd);
-        ::close(folder_fd);
-    }
-}
-
-void check_output_writable(const std::string& output_path, const char* what) {
-    const std::filesystem::path path(output_path);
-    const std::filesystem::path folder = path.parent_path().empty() ? "." : path.parent_path();
-    const std::string cannot = std::string("cannot write ") + what + " to '" + output_path + "': ";
-    std::error_code error;
-    if (!std::filesystem::is_directory(folder, error))
-        throw Error(cannot + "folder '" + folder.string() + "' does not exist");
-    if (std::filesystem::is_directory(path, error)) throw Error(cannot + "it is a folder");
-    const std::string probe = output_path + ".probe" + std::to_string(::getpid());
-    std::FILE* file = std::fopen(probe.c_str(), "wb");
-    if (!file) throw Error(cannot + std::strerror(errno));
-    std::fclose(file);
-    std::remove(probe.c_str());
-}
-
 void save_model(const std::string& path, const Model& model, const TrainingState* training_state) {
     const bool all_float = std::all_of(model.tensors.begin(), model.tensors.end(),
                                        [](const NamedTensor& t) { return t.tensor.type() == DataType::F32; });

@@ -16,6 +16,8 @@
 // f32 is still written as v2, so earlier builds keep reading float models.
 #pragma once
 
+#include "engine/output_file.hpp"  // write_file_atomically, check_output_writable: what save_model uses
+
 #include <cstdint>
 #include <map>
 #include <string>
@@ -54,12 +56,5 @@ LoadedModel load_model(const std::string& path);
 // the path and the size; load_model_bytes checks everything else, naming path in its messages.
 std::vector<unsigned char> read_model_file(const std::string& path);
 LoadedModel load_model_bytes(const std::vector<unsigned char>& bytes, const std::string& path);
-
-// Fails before any work is spent when a file (a model, a report: `what`) could not be written at output_path:
-// its folder is missing, it is a folder, or a probe file cannot be created beside it. Throws edgeqc::Error.
-void check_output_writable(const std::string& output_path, const char* what = "the model");
-
-// Writes bytes to path via a temporary file and rename, so a crash or full disk never leaves a partial file.
-void write_file_atomically(const std::string& path, const std::vector<unsigned char>& bytes);
 
 }  // namespace edgeqc

@@ -109,6 +109,9 @@ RecipeOption named(RecipeOption base, Access<E> access, const char* (*name)(E), 
 }
 
 // A check that fails with `message` when `bad` holds.
+// Far beyond any useful run, and small enough that epoch counts and their sums never overflow an int.
+constexpr int kMaxEpochs = 100000;
+
 std::function<std::string(const TrainOptions&)> unless(bool (*bad)(const TrainOptions&), const char* message) {
     return [bad, message](const TrainOptions& o) { return bad(o) ? std::string(message) : std::string(); };
 }
@@ -135,7 +138,8 @@ std::vector<RecipeOption> build_table() {
 
     RecipeOption epochs = integer(described("epochs", "--epochs", optimisation, "Number of passes over the training images"),
                                   [](TrainOptions& o) -> int& { return o.epochs; });
-    epochs.check = unless([](const TrainOptions& o) { return o.epochs < 1; }, "--epochs must be at least 1");
+    epochs.check = unless([](const TrainOptions& o) { return o.epochs < 1 || o.epochs > kMaxEpochs; },
+                          "--epochs must be 1 to 100000");
     epochs.given_on_resume = [](const TrainOptions& o) { return o.epochs_given; };
     table.push_back(epochs);
     RecipeOption batch = integer(described("batch", "--batch", optimisation, "Images per optimizer step"),
@@ -215,7 +219,8 @@ std::vector<RecipeOption> build_table() {
                                    "blocks unfrozen)",
                                    "0"),
                                   [](TrainOptions& o) -> int& { return o.phase2_epochs; });
-    phase2.check = unless([](const TrainOptions& o) { return o.phase2_epochs < 0; }, "--phase2-epochs must not be negative");
+    phase2.check = unless([](const TrainOptions& o) { return o.phase2_epochs < 0 || o.phase2_epochs > kMaxEpochs; },
+                          "--phase2-epochs must be 0 to 100000");
     phase2.given_on_resume = [](const TrainOptions& o) { return o.phase2_epochs_given; };
     table.push_back(phase2);
     RecipeOption phase2_lr = real(described("phase2_lr", "--phase2-lr", transfer, "Peak learning rate of phase 2", "1e-4"),

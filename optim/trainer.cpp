@@ -93,9 +93,14 @@ std::vector<EpochRecord> read_history(const std::string& output_path, int epochs
     return history;
 }
 
-[[noreturn]] void diverged(int epoch, const std::string& what, const std::string& output_path) {
-    throw Error("training diverged in epoch " + std::to_string(epoch) + " (" + what + "); '" + output_path +
-                "' keeps the best model so far; try a lower --lr or more --warmup-epochs");
+// best_epoch: the epoch of the model this run saved at output_path, 0 when it saved none (an older file there is
+// not this run's).
+[[noreturn]] void diverged(int epoch, const std::string& what, const std::string& output_path, int best_epoch) {
+    const std::string kept = best_epoch > 0 ? "'" + output_path + "' keeps this run's best model (epoch " +
+                                                  std::to_string(best_epoch) + ")"
+                                            : "no model was written";
+    throw Error("training diverged in epoch " + std::to_string(epoch) + " (" + what + "); " + kept +
+                "; try a lower --lr or more --warmup-epochs");
 }
 
 // printf into a std::string, for the lines a run reports.
@@ -302,6 +307,11 @@ private:
 TrainingRun::TrainingRun(const TrainOptions& requested, ProgressObserver& observer)
     : requested_(requested), observer_(observer) {
     validate_train_options(requested);
+    check_distinct_outputs({{"--out", requested.output_path},
+                            {"the checkpoint", checkpoint_path_for(requested.output_path)},
+                            {"the training log", log_path_for(requested.output_path, "json")},
+                            {"the training log", log_path_for(requested.output_path, "csv")},
+                            {"--report", requested.report_path}});
     check_output_writable(requested.output_path);
     if (!requested.report_path.empty()) check_output_writable(requested.report_path, "the report");
     checkpoint_path_ = checkpoint_path_for(requested.output_path);
@@ -544,7 +554,7 @@ bool TrainingRun::train_epoch(int epoch, int phase, EpochRecord& record, float p
         const double loss = softmax_cross_entropy(logits, batch_.labels, class_weights_, &dlogits_, sample_weights);
         if (!std::isfinite(loss)) {
             observer_.progress_end();
-            diverged(epoch, "the loss became " + std::to_string(loss), options_.output_path);
+            diverged(epoch, "the loss became " + std::to_string(loss), options_.output_path, summary_.best_epoch);
         }
         const int classes = logits.shape()[1];
         for (std::size_t n = 0; n < batch_.labels.size(); ++n) {
@@ -583,7 +593,7 @@ bool TrainingRun::train_epoch(int epoch, int phase, EpochRecord& record, float p
     // The last update can overflow weights without a non-finite loss having been seen; nothing such is saved.
     const ParameterArena& weights = network_->parameters();
     if (!std::all_of(weights.values(), weights.values() + weights.size(), [](float v) { return std::isfinite(v); }))
-        diverged(epoch, "the weights became non-finite", options_.output_path);
+        diverged(epoch, "the weights became non-finite", options_.output_path, summary_.best_epoch);
     return true;
 }
 

@@ -177,6 +177,18 @@ TEST_CASE("cli: damaged or foreign model files and bad images give one clear err
     CHECK(bad_image.exit_code == 1);  // one image failed ...
     CHECK(bad_image.output.find("bad.jpg: error") != std::string::npos);
     CHECK(bad_image.output.find("crack_0000.png: ") != std::string::npos);  // ... the other was still classified
+
+    // Outputs that would overwrite the model or each other are refused before any work, the model untouched.
+    const std::vector<unsigned char> model_bytes = read_bytes(model);
+    const CommandResult report_over_model = run_edgeqc("eval " + quoted(model) + " " + quoted(data) + " --report " + quoted(model));
+    CHECK(report_over_model.exit_code == 1);
+    CHECK(report_over_model.output.find("--report and MODEL name the same file") != std::string::npos);
+    CHECK(read_bytes(model) == model_bytes);
+    const CommandResult report_over_out = run_edgeqc("train " + quoted(data) + " --out " + quoted(model) + " --report " +
+                                                     quoted(model) + kTinyTraining);
+    CHECK(report_over_out.exit_code == 1);
+    CHECK(report_over_out.output.find("--report and --out name the same file") != std::string::npos);
+    CHECK(read_bytes(model) == model_bytes);
 }
 
 TEST_CASE("cli: edgeqc-infer, the runtime-only binary, classifies exactly as edgeqc predict") {

@@ -867,7 +867,7 @@ TEST_CASE("a model file replaced on disk (through a symbolic link) is checked an
     CHECK(models_in_order(f.output, models) == static_cast<std::int64_t>(sent));
     CHECK(models == std::vector<std::string>{first_id, second_id});  // the damaged file never ran
     CHECK(read_text(f.log).find("checksum mismatch") != std::string::npos);
-    CHECK(read_text(f.log).find("is not the model running: a restart would load it") != std::string::npos);
+    CHECK(read_text(f.log).find("is not the model running: a restart would start from it") != std::string::npos);
 }
 
 TEST_CASE("a full spool (its size cap standing in for a full disk): results wait in memory, then all arrive in order") {

@@ -170,3 +170,13 @@ TEST_CASE("the classifier gives the same answer for an image in memory and the s
                                        from_file.probabilities.begin());
     CHECK_THROWS_WITH_AS(classifier.classify_file(folder.file("missing.png")), doctest::Contains("missing.png"), Error);
 }
+
+TEST_CASE("a model whose output overflows gives an error for the image, never a probability that is not a number") {
+    const ModelDescription d = model_description("c8-p-fc", 1, 8, 10);
+    Model model = random_model(d, 3);
+    float* weights = model.tensor("0.weight").data<float>();
+    weights[0] = weights[1] = 3e38f;  // finite, as a loaded model's must be, but their sum is not
+    Classifier classifier(std::move(model));
+    const Image bright{10, 8, 1, std::vector<float>(80, 1.0f)};
+    CHECK_THROWS_WITH_AS(classifier.classify(bright), doctest::Contains("not a number"), Error);
+}

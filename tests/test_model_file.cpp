@@ -7,6 +7,10 @@
 #include <fstream>
 #include <limits>
 
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "data/classifier.hpp"
 #include "engine/byte_io.hpp"
 #include "engine/error.hpp"
@@ -243,6 +247,12 @@ TEST_CASE("well-formed files with hostile contents are refused before any large 
     CHECK(load_error(folder.file("nan.eqc")).find("NaN") != std::string::npos);
     network->parameters().value(0)[3] = 0.0f;
 
+    ModelDescription overflowing = d;  // (x - mean) / 1e-45 is infinite for most pixels
+    overflowing.input.mean.assign(static_cast<std::size_t>(d.input.channels), 0.5f);
+    overflowing.input.stddev.assign(static_cast<std::size_t>(d.input.channels), 1e-45f);
+    save_model(folder.file("stddev.eqc"), network->to_model(overflowing));
+    CHECK(load_error(folder.file("stddev.eqc")).find("stddev must be at least 1e-6") != std::string::npos);
+
     network->buffers().value(1)[0] = -1.0f;  // 0.running_var
     save_model(folder.file("variance.eqc"), network->to_model(d));
     CHECK(load_error(folder.file("variance.eqc")).find("negative variance") != std::string::npos);
@@ -256,6 +266,37 @@ TEST_CASE("a flipped bit in the version field reads as damage, not as a newer fo
     bytes[8] ^= 0x04;  // version 2 -> 6, checksum left as it was
     write_bytes(path, bytes);
     CHECK(load_error(path).find("corrupted") != std::string::npos);
+}
+
+TEST_CASE("outputs replace only regular files, clean up after dead writers and may not name the same file twice") {
+    TempFolder folder;
+    const std::vector<unsigned char> bytes{1, 2, 3};
+    const std::string fifo = folder.file("pipe.eqc");
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    CHECK_THROWS_WITH_AS(write_file_atomically(fifo, bytes), doctest::Contains("it is a FIFO"), Error);
+    CHECK_THROWS_WITH_AS(check_output_writable(fifo), doctest::Contains("it is a FIFO"), Error);
+    const std::string target = folder.file("target.eqc"), link = folder.file("link.eqc");
+    write_bytes(target, {9});
+    fs::create_symlink(target, link);
+    CHECK_THROWS_WITH_AS(write_file_atomically(link, bytes), doctest::Contains("symbolic link"), Error);
+    CHECK(read_bytes(target) == std::vector<unsigned char>{9});  // neither the link nor its target replaced
+    CHECK(fs::is_symlink(link));
+    CHECK_THROWS_WITH_AS(check_output_writable(folder.str()), doctest::Contains("it is a folder"), Error);
+
+    // A kill -9 during a write leaves path.tmp<PID>: the next write to path removes those of processes gone.
+    const std::string path = folder.file("m.eqc");
+    pid_t gone = 4000000;  // above Linux's largest PID: never a running process
+    REQUIRE(::kill(gone, 0) != 0);
+    write_bytes(path + ".tmp" + std::to_string(gone), {7});
+    write_bytes(path + ".tmp1", {7});  // PID 1 runs: a write in progress elsewhere, left alone
+    write_file_atomically(path, bytes);
+    CHECK(read_bytes(path) == bytes);
+    CHECK_FALSE(fs::exists(path + ".tmp" + std::to_string(gone)));
+    CHECK(fs::exists(path + ".tmp1"));
+
+    check_distinct_outputs({{"--out", path}, {"--report", folder.file("r.html")}, {"--log", ""}});
+    CHECK_THROWS_WITH_AS(check_distinct_outputs({{"--out", path}, {"--report", folder.str() + "/./m.eqc"}}),
+                         doctest::Contains("--report and --out name the same file"), Error);
 }
 
 TEST_CASE("saving into a missing folder fails cleanly and leaves an existing model untouched") {

@@ -108,6 +108,8 @@ TEST_CASE("recipe table: a checkpoint older than a key resumes with what that ru
 TEST_CASE("recipe table: each check names its flag") {
     const std::pair<void (*)(TrainOptions&), const char*> cases[] = {
         {[](TrainOptions& o) { o.epochs = 0; }, "--epochs"},
+        {[](TrainOptions& o) { o.epochs = 2147483647; }, "--epochs must be 1 to 100000"},  // epoch sums overflowed
+        {[](TrainOptions& o) { o.phase2_epochs = 2147483647; }, "--phase2-epochs must be 0 to 100000"},
         {[](TrainOptions& o) { o.batch_size = 0; }, "--batch"},
         {[](TrainOptions& o) { o.learning_rate = -1.0f; }, "--lr"},
         {[](TrainOptions& o) { o.optimizer.weight_decay = -0.1f; }, "--weight-decay"},

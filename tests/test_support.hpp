@@ -2,6 +2,18 @@
 // dataset, and running the edgeqc binary. Test data is always generated here, never committed.
 #pragma once
 
+// Whether this build carries AddressSanitizer (GCC defines __SANITIZE_ADDRESS__, clang has the feature test).
+#if defined(__SANITIZE_ADDRESS__)
+#define EDGEQC_ADDRESS_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EDGEQC_ADDRESS_SANITIZER 1
+#endif
+#endif
+#ifndef EDGEQC_ADDRESS_SANITIZER
+#define EDGEQC_ADDRESS_SANITIZER 0
+#endif
+
 #include <doctest/doctest.h>
 #include <unistd.h>
 
