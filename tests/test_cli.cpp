@@ -232,11 +232,11 @@ TEST_CASE("cli: bad option values are refused with the option's name") {
                                                          {out + " --resume --lr 0.1", "drop --lr"},
                                                          {out + " --epochs", "edgeqc: error: --epochs"},
                                                          {"/nonexistent-folder/m.eqc", "does not exist"}};
-    for (const auto& [arguments, message] : cases) {
-        const CommandResult result = run_edgeqc(train + arguments);
-        INFO(arguments << " gave: " << result.output);
+    for (const auto& bad : cases) {  // not a structured binding: clang 14's INFO lambda cannot capture one
+        const CommandResult result = run_edgeqc(train + bad.first);
+        INFO(bad.first << " gave: " << result.output);
         CHECK(result.exit_code != 0);
-        CHECK(result.output.find(message) != std::string::npos);
+        CHECK(result.output.find(bad.second) != std::string::npos);
     }
 }
 

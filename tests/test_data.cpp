@@ -304,7 +304,8 @@ TEST_CASE("convert_channels uses luminance, replicates grey and drops alpha") {
 
 TEST_CASE("resize keeps a constant image constant for odd and prime sizes") {
     const Image constant = constant_image(7, 5, 3, 0.375f);
-    for (const auto& [width, height] : std::vector<std::pair<int, int>>{{13, 3}, {3, 11}, {7, 5}, {1, 1}, {29, 17}}) {
+    for (const auto& size : std::vector<std::pair<int, int>>{{13, 3}, {3, 11}, {7, 5}, {1, 1}, {29, 17}}) {
+        const int width = size.first, height = size.second;  // plain variables: CAPTURE cannot take bindings in clang 14
         CAPTURE(width);
         CAPTURE(height);
         const Image resized = resize_image(constant, width, height);

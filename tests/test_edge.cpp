@@ -263,7 +263,10 @@ TEST_CASE("latency percentiles by nearest rank, and this process's memory") {
     std::vector<double> none;
     CHECK(percentile(none, 0.5) == 0);
     CHECK(resident_set_mib() > 1);
-    CHECK(peak_resident_set_mib() >= resident_set_mib());
+    // The kernel counts resident pages per thread and folds them in batches: the two readings may differ by a few
+    // pages (24 KiB seen under AddressSanitizer), so a peak below the current size by less than 1 MiB is no error.
+    const double current = resident_set_mib();
+    CHECK(peak_resident_set_mib() + 1.0 >= current);
 }
 
 TEST_CASE("tiles cover the region of interest, the last row and column ending at its edge; bad areas are refused") {

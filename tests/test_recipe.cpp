@@ -121,8 +121,9 @@ TEST_CASE("recipe table: each check names its flag") {
         {[](TrainOptions& o) { o.callbacks.early_stop_patience = -1; }, "--early-stop"},
         {[](TrainOptions& o) { o.output_path.clear(); }, "--out"},
     };
-    for (const auto& [spoil, flag] : cases) {
-        CAPTURE(flag);
+    for (const auto& spoiled : cases) {
+        const auto& [spoil, flag] = spoiled;
+        CAPTURE(spoiled.second);  // the binding itself: clang 14's CAPTURE cannot take it
         TrainOptions o;
         o.output_path = "m.eqc";
         validate_train_options(o);
