@@ -8,9 +8,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
+#include <thread>
 
 #include "data/image.hpp"
+#include "engine/model_file.hpp"
+#include "engine/rng.hpp"
 #include "test_support.hpp"
 
 using namespace edgeqc;
@@ -240,10 +244,11 @@ TEST_CASE("cli: bad option values are refused with the option's name") {
     }
 }
 
-TEST_CASE("cli: Ctrl-C stops training cleanly with a valid checkpoint and a resume hint") {
-    TempFolder folder;
-    const std::string data = two_class_dataset(folder);
-    const std::string model = folder.file("m.eqc");
+namespace {
+
+// `edgeqc ARGUMENTS` started in the background, its output (stdout and stderr) on the returned pipe; exec, so that a
+// signal reaches edgeqc (or the emulator running it), not an intermediate shell.
+std::pair<pid_t, int> start_edgeqc(const std::string& arguments) {
     int output_pipe[2];
     REQUIRE(::pipe(output_pipe) == 0);
     const pid_t child = ::fork();
@@ -252,18 +257,27 @@ TEST_CASE("cli: Ctrl-C stops training cleanly with a valid checkpoint and a resu
         ::dup2(output_pipe[1], STDOUT_FILENO);
         ::dup2(output_pipe[1], STDERR_FILENO);
         ::close(output_pipe[0]);
-        // exec, so that the signal reaches edgeqc (or the emulator running it), not an intermediate shell.
-        const std::string command = "exec " + edgeqc_command() + " train " + quoted(data) + " --out " + quoted(model) +
-                                    " --arch c4bn-p-c6-p-fc --size 16x20 --epochs 100000 --batch 2 --threads 1";
+        const std::string command = "exec " + edgeqc_command() + " " + arguments;
         ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
         ::_exit(127);
     }
     ::close(output_pipe[1]);
+    return {child, output_pipe[0]};
+}
+
+}  // namespace
+
+TEST_CASE("cli: Ctrl-C stops training cleanly with a valid checkpoint and a resume hint") {
+    TempFolder folder;
+    const std::string data = two_class_dataset(folder);
+    const std::string model = folder.file("m.eqc");
+    const auto [child, output_fd] = start_edgeqc("train " + quoted(data) + " --out " + quoted(model) +
+                                                 " --arch c4bn-p-c6-p-fc --size 16x20 --epochs 100000 --batch 2 --threads 1");
     std::string output;
     char buffer[4096];
     ssize_t n;
     bool interrupted = false;
-    while ((n = ::read(output_pipe[0], buffer, sizeof buffer)) > 0) {
+    while ((n = ::read(output_fd, buffer, sizeof buffer)) > 0) {
         output.append(buffer, static_cast<std::size_t>(n));
         // Interrupt once two epochs are done, so a checkpoint exists and an epoch is in flight.
         if (!interrupted && output.find("epoch   2/") != std::string::npos) {
@@ -271,7 +285,7 @@ TEST_CASE("cli: Ctrl-C stops training cleanly with a valid checkpoint and a resu
             interrupted = true;
         }
     }
-    ::close(output_pipe[0]);
+    ::close(output_fd);
     int status = 0;
     ::waitpid(child, &status, 0);
     INFO(output);
@@ -281,4 +295,30 @@ TEST_CASE("cli: Ctrl-C stops training cleanly with a valid checkpoint and a resu
     CHECK(output.find("continue with --resume") != std::string::npos);
     const CommandResult resumed = run_edgeqc("eval " + quoted(folder.file("m.last.eqc")) + " " + quoted(data));
     CHECK(resumed.exit_code == 0);
+}
+
+TEST_CASE("cli: kill -9 at 20 random moments of training leaves only model files that load, and the next run works") {
+    TempFolder folder;
+    const std::string data = two_class_dataset(folder);
+    const std::string model = folder.file("m.eqc");
+    const std::string training = "train " + quoted(data) + " --out " + quoted(model) +
+                                 " --arch c4bn-p-c6-p-fc --size 16x20 --batch 2 --threads 1";
+    Rng rng(2026);  // the same moments on every run of the test
+    for (int trial = 0; trial < 20; ++trial) {
+        CAPTURE(trial);
+        const auto [child, output_fd] = start_edgeqc(training + " --epochs 100000");
+        std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng.below(1400)));
+        ::kill(child, SIGKILL);
+        ::close(output_fd);
+        int status = 0;
+        ::waitpid(child, &status, 0);
+        for (const std::string& path : {model, folder.file("m.last.eqc")})
+            if (fs::exists(path)) CHECK_NOTHROW(load_model(path));  // every file there is whole: old or new, never half
+    }
+    const CommandResult next = run_edgeqc(training + " --epochs 1");
+    INFO(next.output);
+    CHECK(next.exit_code == 0);
+    CHECK_NOTHROW(load_model(model));
+    for (const auto& entry : fs::directory_iterator(folder.str()))  // the killed writers' temporaries are gone
+        CHECK(entry.path().filename().string().find(".tmp") == std::string::npos);
 }
