@@ -50,6 +50,7 @@ public:
     }
 
     XmlElement document() {
+        if (text_.compare(0, 3, "\xEF\xBB\xBF") == 0) pos_ = 3;  // a UTF-8 byte-order mark, as Windows editors write
         skip_misc();
         if (!at("<")) fail("expected the root element");
         XmlElement root = element(0);
@@ -299,6 +300,24 @@ VocAnnotation parse_voc_annotation(const std::string& xml, const std::string& so
     return annotation;
 }
 
+namespace {
+
+// The regular files at any depth below folder. What cannot be read or resolved (a symbolic link loop, a folder
+// without permission) is left out rather than ending the import.
+std::vector<std::string> regular_files_below(const std::string& folder) {
+    std::vector<std::string> files;
+    std::error_code error;
+    for (fs::recursive_directory_iterator it(folder, fs::directory_options::skip_permission_denied, error), end;
+         !error && it != end; it.increment(error)) {
+        std::error_code unresolved;
+        if (it->is_regular_file(unresolved)) files.push_back(it->path().string());
+    }
+    if (error) throw Error("cannot list the folder '" + folder + "': " + error.message());
+    return files;
+}
+
+}  // namespace
+
 VocImportReport import_voc(const std::string& images_dir, const std::string& annotations_dir, const std::string& out_dir,
                            const VocImportOptions& options, const std::function<void(const std::string&)>& warn,
                            const std::function<void(std::size_t, std::size_t)>& progress) {
@@ -311,11 +330,11 @@ VocImportReport import_voc(const std::string& images_dir, const std::string& ann
     if (error || !fs::is_directory(out_dir)) throw Error("cannot create the output folder '" + out_dir + "'");
 
     std::map<std::string, std::vector<std::string>> images_by_name;
-    for (const auto& entry : fs::recursive_directory_iterator(images_dir, fs::directory_options::skip_permission_denied))
-        if (entry.is_regular_file()) images_by_name[entry.path().filename().string()].push_back(entry.path().string());
+    for (const std::string& path : regular_files_below(images_dir))
+        images_by_name[fs::path(path).filename().string()].push_back(path);
     std::vector<std::string> xml_files;
-    for (const auto& entry : fs::recursive_directory_iterator(annotations_dir, fs::directory_options::skip_permission_denied))
-        if (entry.is_regular_file() && entry.path().extension() == ".xml") xml_files.push_back(entry.path().string());
+    for (const std::string& path : regular_files_below(annotations_dir))
+        if (fs::path(path).extension() == ".xml") xml_files.push_back(path);
     std::sort(xml_files.begin(), xml_files.end());
     if (xml_files.empty()) throw Error("annotation folder '" + annotations_dir + "' holds no .xml files");
 
@@ -324,10 +343,11 @@ VocImportReport import_voc(const std::string& images_dir, const std::string& ann
     VocImportReport report;
     std::map<std::string, std::size_t> per_label;
     std::set<std::string> written;
-    auto problem = [&](std::size_t& counter, const std::string& message) {
+    // A problem of the data: with --strict the end of the import, else a warning saying what is skipped, counted.
+    auto problem = [&](std::size_t& counter, const std::string& message, const std::string& skipped) {
         if (options.strict) throw Error(message);
         ++counter;
-        warn(message);
+        warn(message + "; " + skipped);
     };
     for (std::size_t f = 0; f < xml_files.size(); ++f) {
         if (progress) progress(f, xml_files.size());
@@ -337,7 +357,7 @@ VocImportReport import_voc(const std::string& images_dir, const std::string& ann
         try {
             annotation = parse_voc_annotation(read_text_file(xml_path), "'" + xml_path + "'");
         } catch (const Error& e) {
-            problem(report.malformed_annotations, std::string(e.what()) + "; skipped");
+            problem(report.malformed_annotations, e.what(), "skipped");
             continue;
         }
         report.boxes += annotation.boxes.size();
@@ -349,14 +369,16 @@ VocImportReport import_voc(const std::string& images_dir, const std::string& ann
         for (const std::string& name : candidates)
             if (!found && images_by_name.count(name)) found = &images_by_name.at(name);
         if (!found) {
-            problem(report.missing_images, "'" + xml_path + "': its image '" + candidates.front() + "' is not under '" +
-                                               images_dir + "'; " + std::to_string(annotation.boxes.size()) + " boxes skipped");
+            problem(report.missing_images,
+                    "'" + xml_path + "': its image '" + candidates.front() + "' is not under '" + images_dir + "'",
+                    std::to_string(annotation.boxes.size()) + " boxes skipped");
             continue;
         }
         if (found->size() > 1) {
-            problem(report.missing_images, "'" + xml_path + "': its image name occurs " + std::to_string(found->size()) +
-                                               " times under '" + images_dir + "' (e.g. '" + found->front() +
-                                               "'); which one is meant is unclear, so its boxes are skipped");
+            problem(report.missing_images,
+                    "'" + xml_path + "': its image name occurs " + std::to_string(found->size()) + " times under '" +
+                        images_dir + "' (e.g. '" + found->front() + "'); which one is meant is unclear",
+                    "its boxes are skipped");
             continue;
         }
         Image image;
@@ -365,14 +387,14 @@ VocImportReport import_voc(const std::string& images_dir, const std::string& ann
             const Image decoded = decode_image_file(found->front());
             image = convert_channels(decoded, decoded.channels >= 3 ? 3 : 1);
         } catch (const Error& e) {
-            problem(report.unreadable_images, std::string(e.what()) + "; its boxes are skipped");
+            problem(report.unreadable_images, e.what(), "its boxes are skipped");
             continue;
         }
         for (std::size_t b = 0; b < annotation.boxes.size(); ++b) {
             const VocBox& box = annotation.boxes[b];
             const std::string where = "'" + xml_path + "' box " + std::to_string(b + 1) + " (" + box.label + ")";
             if (!usable_label(box.label)) {
-                problem(report.bad_labels, where + ": the label cannot be a folder name; skipped");
+                problem(report.bad_labels, where + ": the label cannot be a folder name", "skipped");
                 continue;
             }
             // VOC coordinates are 1-based and inclusive; crops are 0-based and half-open.
@@ -384,7 +406,8 @@ VocImportReport import_voc(const std::string& images_dir, const std::string& ann
                 problem(report.boxes_outside, where + ": the box (" + std::to_string(x0 + 1) + "," + std::to_string(y0 + 1) +
                                                   ")-(" + std::to_string(x1) + "," + std::to_string(y1) +
                                                   ") is empty or outside the " + std::to_string(image.width) + "x" +
-                                                  std::to_string(image.height) + " image; skipped");
+                                                  std::to_string(image.height) + " image",
+                        "skipped");
                 continue;
             }
             if (cx0 != x0 || cy0 != y0 || cx1 != x1 || cy1 != y1) {
@@ -406,7 +429,8 @@ VocImportReport import_voc(const std::string& images_dir, const std::string& ann
             const std::string name = fs::path(found->front()).stem().string() + "_" + std::to_string(b + 1) + ".png";
             const std::string crop_path = (folder / name).string();
             if (!written.insert(crop_path).second) {  // e.g. a.jpg and a.png, or two XML files naming one image
-                problem(report.name_collisions, where + ": its crop '" + crop_path + "' was already written by another box; skipped");
+                problem(report.name_collisions, where + ": its crop '" + crop_path + "' was already written by another box",
+                        "skipped");
                 continue;
             }
             write_png(crop_path, crop(image, px0, py0, px1, py1));

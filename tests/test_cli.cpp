@@ -232,6 +232,8 @@ TEST_CASE("cli: bad option values are refused with the option's name") {
                                                          {out + " --optimizer rmsprop", "unknown optimizer"},
                                                          {out + " --channels 2", "channels"},
                                                          {out + " --threads -1", "--threads"},
+                                                         {out + " --threads 2000", "--threads must be 0 (all cores) to 1024"},
+                                                         {out + " --epochs 2147483647", "--epochs must be 1 to 100000"},
                                                          {out + " --val-split 0.3 --val " + quoted(data), "excludes"},
                                                          {out + " --resume --lr 0.1", "drop --lr"},
                                                          {out + " --epochs", "edgeqc: error: --epochs"},

@@ -88,6 +88,16 @@ TEST_CASE("--resume continues exactly where the checkpoint left off") {
 
     resumed.epochs = 2;  // already done
     CHECK_THROWS_WITH_AS(train(resumed), doctest::Contains("already completed"), Error);
+
+    // SGD checkpoints have no second moment: an empty tensor that once tripped UBSan (memcpy from null) on load.
+    TrainOptions sgd = tiny_train_options(folder.file("data"), folder.file("sgd.eqc"));
+    sgd.optimizer.kind = OptimizerKind::Sgd;
+    sgd.epochs = 1;
+    train(sgd);
+    sgd.epochs = 2;
+    sgd.epochs_given = true;
+    sgd.resume = true;
+    CHECK(train(sgd).epochs_done == 2);
 }
 
 TEST_CASE("a stop request ends training at a batch boundary and keeps the last complete epoch's checkpoint") {
