@@ -6,13 +6,10 @@
 
 #include <algorithm>
 #include <cctype>
-#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <iterator>
-#include <memory>
 
 #include "engine/error.hpp"
 #include "engine/output_file.hpp"

@@ -304,10 +304,10 @@ Image decode_image_file(const std::string& path, DecodeSize size) {
         if (errno == EACCES) throw failure("the file cannot be opened (permissions?)");
         throw failure(std::strerror(errno));
     }
-    const std::unique_ptr<int, void (*)(int*)> closer(new int(fd), [](int* f) {
-        ::close(*f);
-        delete f;
-    });
+    struct Closer {
+        int fd;
+        ~Closer() { ::close(fd); }
+    } const closer{fd};
     struct stat status {};
     if (::fstat(fd, &status) != 0) throw failure(std::strerror(errno));
     if (!S_ISREG(status.st_mode)) throw failure("it is not a regular file");

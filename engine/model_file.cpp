@@ -8,8 +8,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include "engine/byte_io.hpp"
 #include "engine/error.hpp"
