@@ -114,9 +114,10 @@ void bench_conv(const ConvLayerShape& layer, int batch, bool winograd, double pe
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (wants_help(argc, argv) || argc > 2) {
-        std::fputs("usage: edgeqc_kernels [SECONDS_PER_FIGURE]\n  GEMM and conv kernels of every SIMD table against "
-                   "Eigen and the FMA peak (default 2 seconds per figure); OMP_NUM_THREADS sets the threads\n",
+    if (wants_help(argc, argv) || argc > 3) {
+        std::fputs("usage: edgeqc_kernels [SECONDS_PER_FIGURE [ARCH]]\n  GEMM and conv kernels of every SIMD table "
+                   "(or only ARCH's) against Eigen and the FMA peak (default 2 seconds per figure); OMP_NUM_THREADS "
+                   "sets the threads\n",
                    wants_help(argc, argv) ? stdout : stderr);
         return wants_help(argc, argv) ? 0 : 2;
     }
@@ -127,10 +128,17 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "edgeqc_kernels: error: %s\n", e.what());
         return 1;
     }
+    const std::string only_arch = argc > 2 ? argv[2] : "";
+    if (!only_arch.empty() &&
+        std::none_of(available_kernel_tables().begin(), available_kernel_tables().end(),
+                     [&](const KernelTable* table) { return table->name == only_arch; })) {
+        std::fprintf(stderr, "edgeqc_kernels: error: no kernel table '%s' on this CPU\n", only_arch.c_str());
+        return 1;
+    }
     Rng rng(1);
     std::printf("edgeqc kernel benchmark, %d threads\n", omp_get_max_threads());
     for (const KernelTable* table : available_kernel_tables()) {
-        if (table->name == reference_kernels().name) continue;
+        if (table->name == reference_kernels().name || (!only_arch.empty() && table->name != only_arch)) continue;
         select_kernels(table->name);
         const double peak = fma_peak(*table, min_seconds);
         std::printf("\n[%s] FMA peak %.1f GFLOP/s (%d threads)\n", table->name.c_str(), peak * 1e-9,

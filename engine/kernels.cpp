@@ -165,13 +165,17 @@ void install_gemm_s16_reference(KernelTable& t) {
     t.gemm_packed_ab_s16 = gemm_packed_ab_s16_reference;
 }
 
-// Every op of a generic SIMD body, for one arch.
+// Every float op of the generic SIMD bodies, for one arch.
 template <class Arch>
 void list_simd_kernels(std::vector<KernelListing<KernelTable>>& list, const char* arch, bool (*cpu_supports)()) {
     list.push_back({"gemm", DataType::F32, arch, cpu_supports, install_gemm_f32<Arch>});
     list.push_back({"max_pool_2x2", DataType::F32, arch, cpu_supports, install_max_pool_2x2_f32<Arch>});
     list.push_back({"winograd_rows", DataType::F32, arch, cpu_supports, install_winograd_rows_f32<Arch>});
     list.push_back({"fma_peak", DataType::F32, arch, cpu_supports, install_fma_peak_f32<Arch>});
+}
+// Both integer GEMMs of one arch's tiles.
+template <class Arch>
+void list_int_kernels(std::vector<KernelListing<KernelTable>>& list, const char* arch, bool (*cpu_supports)()) {
     list.push_back({"gemm", DataType::S8, arch, cpu_supports, install_gemm_s8<Arch>});
     list.push_back({"gemm", DataType::S16, arch, cpu_supports, install_gemm_s16<Arch>});
 }
@@ -181,13 +185,16 @@ void list_simd_kernels(std::vector<KernelListing<KernelTable>>& list, const char
 std::vector<KernelListing<KernelTable>> build_kernel_list() {
     std::vector<KernelListing<KernelTable>> list;
 #if defined(__x86_64__)
-    list.push_back({"gemm", DataType::S8, "avx512_vnni", cpu_has_avx512_vnni, install_gemm_s8<Avx512Vnni>});
-    list.push_back({"gemm", DataType::S16, "avx512_vnni", cpu_has_avx512_vnni, install_gemm_s16<Avx512Vnni>});
+    list_int_kernels<Avx512Vnni>(list, "avx512_vnni", cpu_has_avx512_vnni);
+    list_simd_kernels<xsimd::avx512bw>(list, "avx512", cpu_has_avx512);
     list_simd_kernels<xsimd::fma3<xsimd::avx2>>(list, "avx2", cpu_has_avx2_fma);
+    list_int_kernels<xsimd::fma3<xsimd::avx2>>(list, "avx2", cpu_has_avx2_fma);
     list_simd_kernels<xsimd::sse2>(list, "sse2", any_cpu);
+    list_int_kernels<xsimd::sse2>(list, "sse2", any_cpu);
 #elif defined(__aarch64__)
     list.push_back({"gemm", DataType::S8, "neon64_dotprod", cpu_has_dotprod, install_gemm_s8<Neon64Dotprod>});
     list_simd_kernels<xsimd::neon64>(list, "neon64", any_cpu);
+    list_int_kernels<xsimd::neon64>(list, "neon64", any_cpu);
 #endif
     list.push_back({"gemm", DataType::F32, "scalar", any_cpu, install_gemm_f32_reference});
     list.push_back({"max_pool_2x2", DataType::F32, "scalar", any_cpu, install_max_pool_2x2_f32_reference});
@@ -229,6 +236,16 @@ const KernelTable*& active_table() {
 
 bool any_cpu() { return true; }
 bool cpu_has_avx2_fma() { return xsimd::available_architectures().fma3_avx2; }
+bool cpu_has_avx512() {
+#if defined(__x86_64__)
+    // xsimd's check covers the OS saving the 512-bit registers; it has no VL bit, which CPUID gives (the kernels are
+    // built with -mavx512vl, so the compiler may use it on 256-bit vectors).
+    return xsimd::available_architectures().avx512bw && xsimd::available_architectures().avx512dq &&
+           xsimd::available_architectures().avx512cd && __builtin_cpu_supports("avx512vl");
+#else
+    return false;
+#endif
+}
 bool cpu_has_avx512_vnni() {
 #if defined(__x86_64__)
     // xsimd's check covers the OS saving the 512-bit registers; it has no VNNI bit, which CPUID gives.

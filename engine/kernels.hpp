@@ -132,10 +132,11 @@ struct KernelTable {
     GemmPackedABS16 gemm_packed_ab_s16;
 };
 
-// The CPU checks of kernel lists: every CPU, (x86-64) AVX2 with FMA and AVX-512 BW with VNNI, and (AArch64) the
-// ARMv8.2 dot product.
+// The CPU checks of kernel lists: every CPU, (x86-64) AVX2 with FMA, AVX-512 F/CD/DQ/BW/VL and AVX-512 BW with
+// VNNI, and (AArch64) the ARMv8.2 dot product.
 bool any_cpu();
 bool cpu_has_avx2_fma();
+bool cpu_has_avx512();
 bool cpu_has_avx512_vnni();
 bool cpu_has_dotprod();
 
@@ -146,7 +147,7 @@ template <class Table>
 struct KernelListing {
     const char* op;  // "gemm", "max_pool_2x2", "winograd_rows", "fma_peak"
     DataType type;
-    const char* arch;  // "avx512_vnni", "avx2", "sse2", "neon64", "neon64_dotprod", "scalar" (the reference)
+    const char* arch;  // "avx512_vnni", "avx512", "avx2", "sse2", "neon64", "neon64_dotprod", "scalar" (the reference)
     bool (*cpu_supports)();
     void (*install)(Table& table);
 };

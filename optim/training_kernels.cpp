@@ -25,6 +25,7 @@ void install_adam_f32_reference(TrainingKernelTable& t) { t.adam_f32 = adam_f32_
 std::vector<KernelListing<TrainingKernelTable>> build_list() {
     std::vector<KernelListing<TrainingKernelTable>> list;
 #if defined(__x86_64__)
+    list.push_back({"adam", DataType::F32, "avx512", cpu_has_avx512, install_adam_f32<xsimd::avx512bw>});
     list.push_back({"adam", DataType::F32, "avx2", cpu_has_avx2_fma, install_adam_f32<xsimd::fma3<xsimd::avx2>>});
     list.push_back({"adam", DataType::F32, "sse2", any_cpu, install_adam_f32<xsimd::sse2>});
 #elif defined(__aarch64__)

@@ -273,7 +273,7 @@ extern template struct PackedGemmInt<S8Operands, Neon64Dotprod>;
 #define EDGEQC_EXTERN_INT_GEMMS(Arch)                       \
     extern template struct PackedGemmInt<S8Operands, Arch>; \
     extern template struct PackedGemmInt<S16Operands, Arch>;
-EDGEQC_FOR_EACH_SIMD_ARCH(EDGEQC_EXTERN_INT_GEMMS)
+EDGEQC_FOR_EACH_INT_SIMD_ARCH(EDGEQC_EXTERN_INT_GEMMS)
 #undef EDGEQC_EXTERN_INT_GEMMS
 
 }  // namespace edgeqc
