@@ -32,40 +32,63 @@ struct WinogradRowsF32 {
                                 std::ptrdiff_t position_stride, float* out, float* rows);
 };
 
+namespace winograd_detail {
+
+// The loops below take their rows as __restrict parameters: they all lie in one scratch buffer, and without the
+// promise that they do not overlap the compiler keeps scalar loops (measured: the input transform was 17 % of a
+// training step on AVX-512, mostly scalar stores).
+
+// t = B^T d over four input rows, element by element.
+inline void input_columns(int n, const float* __restrict d0, const float* __restrict d1, const float* __restrict d2,
+                          const float* __restrict d3, float* __restrict t0, float* __restrict t1,
+                          float* __restrict t2, float* __restrict t3) {
+    for (int xx = 0; xx < n; ++xx) {
+        t0[xx] = d0[xx] - d2[xx];
+        t1[xx] = d1[xx] + d2[xx];
+        t2[xx] = d2[xx] - d1[xx];
+        t3[xx] = d1[xx] - d3[xx];
+    }
+}
+
+// B along one row r of t: the four positions of each tile, from its columns 2 tx .. 2 tx + 3.
+inline void input_row(int tile_columns, const float* __restrict r, float* __restrict v0, float* __restrict v1,
+                      float* __restrict v2, float* __restrict v3) {
+    for (int tx = 0; tx < tile_columns; ++tx) {
+        const float a = r[2 * tx], b = r[2 * tx + 1], c = r[2 * tx + 2], e = r[2 * tx + 3];
+        v0[tx] = a - c;
+        v1[tx] = b + c;
+        v2[tx] = c - b;
+        v3[tx] = b - e;
+    }
+}
+
+}  // namespace winograd_detail
+
 template <class Arch>
 void WinogradRowsF32<Arch>::input(const float* plane, int height, int width, int first_row, int first_column,
                                   int tile_columns, std::ptrdiff_t position_stride, float* out, float* rows) {
     const int row_width = 2 * tile_columns + 2;  // input columns the row of tiles reads
     float* d[4] = {rows, rows + row_width, rows + 2 * row_width, rows + 3 * row_width};
+    // Columns [inside_begin, inside_end) of the row lie inside the plane; the rest is zero padding.
+    const int inside_begin = std::clamp(-first_column, 0, row_width);
+    const int inside_end = std::clamp(width - first_column, inside_begin, row_width);
     for (int i = 0; i < 4; ++i) {
         const int iy = first_row + i;
-        for (int xx = 0; xx < row_width; ++xx) {
-            const int ix = first_column + xx;
-            d[i][xx] = iy >= 0 && iy < height && ix >= 0 && ix < width
-                           ? plane[static_cast<std::ptrdiff_t>(iy) * width + ix]
-                           : 0.0f;
+        if (iy < 0 || iy >= height) {
+            std::fill_n(d[i], row_width, 0.0f);
+            continue;
         }
+        std::fill_n(d[i], inside_begin, 0.0f);
+        std::copy(plane + static_cast<std::ptrdiff_t>(iy) * width + first_column + inside_begin,
+                  plane + static_cast<std::ptrdiff_t>(iy) * width + first_column + inside_end, d[i] + inside_begin);
+        std::fill(d[i] + inside_end, d[i] + row_width, 0.0f);
     }
     float* t[4] = {rows + 4 * row_width, rows + 5 * row_width, rows + 6 * row_width, rows + 7 * row_width};
-    for (int xx = 0; xx < row_width; ++xx) {
-        t[0][xx] = d[0][xx] - d[2][xx];
-        t[1][xx] = d[1][xx] + d[2][xx];
-        t[2][xx] = d[2][xx] - d[1][xx];
-        t[3][xx] = d[1][xx] - d[3][xx];
-    }
+    winograd_detail::input_columns(row_width, d[0], d[1], d[2], d[3], t[0], t[1], t[2], t[3]);
     for (int i = 0; i < 4; ++i) {
-        const float* r = t[i];
         float* v0 = out + (4 * i) * position_stride;
-        float* v1 = v0 + position_stride;
-        float* v2 = v1 + position_stride;
-        float* v3 = v2 + position_stride;
-        for (int tx = 0; tx < tile_columns; ++tx) {
-            const float a = r[2 * tx], b = r[2 * tx + 1], c = r[2 * tx + 2], e = r[2 * tx + 3];
-            v0[tx] = a - c;
-            v1[tx] = b + c;
-            v2[tx] = c - b;
-            v3[tx] = b - e;
-        }
+        winograd_detail::input_row(tile_columns, t[i], v0, v0 + position_stride, v0 + 2 * position_stride,
+                                   v0 + 3 * position_stride);
     }
 }
 
