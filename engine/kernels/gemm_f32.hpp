@@ -256,48 +256,77 @@ void PackedGemmF32<Arch>::multiply(bool transpose_a, bool transpose_b, int m, in
     // Inside an outer parallel loop (e.g. one GEMM per thread) the GEMM runs on its caller's thread alone.
     const bool parallel = 2.0 * m * n * k >= kParallelMinFlops && !omp_in_parallel();
 
+    const int row_panels = (m + kRows - 1) / kRows;
+    const int row_blocks = (m + row_block - 1) / row_block;
+
 #pragma omp parallel if (parallel)
-    for (int jc = 0; jc < n; jc += column_block) {
-        const int nc = std::min(column_block, n - jc);
-        const int column_panels = (nc + kColumns - 1) / kColumns;
-        const int row_panels = (m + kRows - 1) / kRows;
-        const int row_blocks = (m + row_block - 1) / row_block;
-        for (int pc = 0; pc < k; pc += depth_block) {
-            const int kc = std::min(depth_block, k - pc);
-            const bool last = pc + kc == k;
-            const TileMerge merge{alpha, pc == 0 ? beta : 1.0f, last ? epilogue.row_bias : nullptr,
-                                  last && epilogue.relu};
+    {
+        const int threads = omp_get_num_threads(), thread = omp_get_thread_num();
+        for (int jc = 0; jc < n; jc += column_block) {
+            const int nc = std::min(column_block, n - jc);
+            const int column_panels = (nc + kColumns - 1) / kColumns;
+            // Each thread takes a share of the column panels and packs them itself, so that B needs no barrier (and,
+            // with A prepacked, nothing does), unless sharing out the row panels instead comes out more even: a
+            // product 150 columns wide is 5 panels, which two threads cannot split evenly, but 43 row panels they can.
+            // Compared: the busiest thread's columns (or rows), each as a share of its dimension.
+            const int busiest_columns = std::min(nc, (column_panels + threads - 1) / threads * kColumns);
+            const int busiest_rows = std::min(m, (row_panels + threads - 1) / threads * kRows);
+            const bool split_columns = static_cast<double>(busiest_columns) / nc <= static_cast<double>(busiest_rows) / m;
+            const int my_first_panel = split_columns ? column_panels * thread / threads : 0;
+            const int my_last_panel = split_columns ? column_panels * (thread + 1) / threads : column_panels;
+            for (int pc = 0; pc < k; pc += depth_block) {
+                const int kc = std::min(depth_block, k - pc);
+                const bool last = pc + kc == k;
+                const TileMerge merge{alpha, pc == 0 ? beta : 1.0f, last ? epilogue.row_bias : nullptr,
+                                      last && epilogue.relu};
+                const auto b_panel_of = [&](int panel) {
+                    return b_packed + static_cast<std::ptrdiff_t>(panel) * kColumns * kc;
+                };
+                const auto pack_b_panel = [&](int panel) {
+                    pack_b(b, ldb, transpose_b, pc, kc, jc + panel * kColumns,
+                           std::min(kColumns, nc - panel * kColumns), kColumns, b_panel_of(panel));
+                };
+                if (split_columns) {
+                    for (int panel = my_first_panel; panel < my_last_panel; ++panel) pack_b_panel(panel);
+                } else {
 #pragma omp for schedule(static)
-            for (int panel = 0; panel < column_panels; ++panel)
-                pack_b(b, ldb, transpose_b, pc, kc, jc + panel * kColumns, std::min(kColumns, nc - panel * kColumns),
-                       kColumns, b_packed + static_cast<std::ptrdiff_t>(panel) * kColumns * kc);
-            const float* a_packed = prepacked_a ? prepacked_a + padded_rows * pc : a_workspace;
-            if (!prepacked_a) {
+                    for (int panel = 0; panel < column_panels; ++panel) pack_b_panel(panel);
+                }
+                const float* a_packed = prepacked_a ? prepacked_a + padded_rows * pc : a_workspace;
+                if (!prepacked_a) {
 #pragma omp for schedule(static)
-                for (int panel = 0; panel < row_panels; ++panel)
-                    gemm_detail::pack_a(a, lda, transpose_a, panel * kRows, std::min(kRows, m - panel * kRows), pc,
-                                        kc, kRows, a_workspace + static_cast<std::ptrdiff_t>(panel) * kRows * kc);
-            }
-            // Each task is one B micro-panel against one block of A: the B panel stays in L1 while the A
-            // micro-panels of the block stream past it.
-#pragma omp for collapse(2) schedule(static)
-            for (int block = 0; block < row_blocks; ++block) {
-                for (int panel = 0; panel < column_panels; ++panel) {
+                    for (int panel = 0; panel < row_panels; ++panel)
+                        gemm_detail::pack_a(a, lda, transpose_a, panel * kRows, std::min(kRows, m - panel * kRows),
+                                            pc, kc, kRows, a_workspace + static_cast<std::ptrdiff_t>(panel) * kRows * kc);
+                }
+                const auto tile = [&](int panel, int row) {
+                    TileMerge tile_merge = merge;
+                    if (tile_merge.row_bias) tile_merge.row_bias += row;
                     const int column = panel * kColumns;
                     const int columns = std::min(kColumns, nc - column);
-                    const float* b_panel = b_packed + static_cast<std::ptrdiff_t>(panel) * kColumns * kc;
-                    const int block_end = std::min(m, (block + 1) * row_block);
-                    for (int row = block * row_block; row < block_end; row += kRows) {
-                        TileMerge tile_merge = merge;
-                        if (tile_merge.row_bias) tile_merge.row_bias += row;
-                        const float* a_panel = a_packed + static_cast<std::ptrdiff_t>(row) * kc;
-                        float* c_tile = c + static_cast<std::ptrdiff_t>(row) * ldc + jc + column;
-                        const int rows = std::min(kRows, m - row);
-                        if (columns <= kWidth)
-                            micro_kernel<Arch, 1>(kc, a_panel, b_panel, c_tile, ldc, rows, columns, tile_merge);
-                        else
-                            micro_kernel<Arch>(kc, a_panel, b_panel, c_tile, ldc, rows, columns, tile_merge);
+                    const float* a_panel = a_packed + static_cast<std::ptrdiff_t>(row) * kc;
+                    float* c_tile = c + static_cast<std::ptrdiff_t>(row) * ldc + jc + column;
+                    const int rows = std::min(kRows, m - row);
+                    if (columns <= kWidth)
+                        micro_kernel<Arch, 1>(kc, a_panel, b_panel_of(panel), c_tile, ldc, rows, columns, tile_merge);
+                    else
+                        micro_kernel<Arch>(kc, a_panel, b_panel_of(panel), c_tile, ldc, rows, columns, tile_merge);
+                };
+                if (split_columns) {
+                    // The thread's B panels stay in L2 while the blocks of A pass them, one L2-sized block at a time.
+                    for (int block = 0; block < row_blocks; ++block)
+                        for (int panel = my_first_panel; panel < my_last_panel; ++panel)
+                            for (int row = block * row_block; row < std::min(m, (block + 1) * row_block); row += kRows)
+                                tile(panel, row);
+                    // A (packed here) is packed anew for the next depth block: every thread must be done with it.
+                    if (!prepacked_a) {
+#pragma omp barrier
                     }
+                } else {
+                    // Each thread's row panels against every B panel; the for's barrier guards B, packed anew next.
+#pragma omp for schedule(static)
+                    for (int panel_row = 0; panel_row < row_panels; ++panel_row)
+                        for (int panel = 0; panel < column_panels; ++panel) tile(panel, panel_row * kRows);
                 }
             }
         }
