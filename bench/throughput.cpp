@@ -14,6 +14,7 @@
 #include "layers/network.hpp"
 #include "layers/softmax_cross_entropy.hpp"
 #include "optim/optimizer.hpp"
+#include "optim/training_kernels.hpp"
 #include "timing.hpp"
 
 using namespace edgeqc;
@@ -56,8 +57,9 @@ void run(const std::string& architecture, double min_seconds, int height, int wi
     const double single_seconds = time_per_call([&] { single_plan.run(single.data(), 1); }, min_seconds);
 
     const double gflop = network.flops_per_image() * 1e-9;
-    std::printf("edgeqc throughput: %s, 1x%dx%d input, %.3f GFLOP/image forward, kernels %s, %d threads\n",
-                architecture.c_str(), height, width, gflop, kernels().kernels_used.c_str(), omp_get_max_threads());
+    std::printf("edgeqc throughput: %s, 1x%dx%d input, %.3f GFLOP/image forward, kernels %s, %s, %d threads\n",
+                architecture.c_str(), height, width, gflop, kernels().kernels_used.c_str(),
+                training_kernels().kernels_used.c_str(), omp_get_max_threads());
     std::printf("train_img_per_s %.2f  (%.1f GFLOP/s counting backward as 2x forward)\n", batch / train_seconds,
                 3.0 * gflop * batch / train_seconds);
     std::printf("infer_b32_img_per_s %.2f  (%.1f GFLOP/s)\n", batch / batch_seconds, gflop * batch / batch_seconds);

@@ -29,6 +29,9 @@ command -v "$PYTHON" > /dev/null || fail "no Python at '$PYTHON'; set PYTHON to 
 outputs=$(mktemp -d)
 trap 'rm -rf "$outputs"' EXIT
 
+# Figures from different machines are told apart by their CPU and the instruction sets the kernels could use.
+echo "== machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs; SIMD:" \
+    "$(grep -m1 -o -w 'avx2\|fma\|avx512[a-z_0-9]*\|avx_vnni\|amx[a-z_0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 echo "== edgeqc ($THREADS threads, $seconds s per figure)"
 OMP_NUM_THREADS=$THREADS "$BUILD/edgeqc_throughput" "$arch" "$seconds" | tee "$outputs/edgeqc.txt"
 # PyTorch's training and inference run in separate processes, so the inference figures do not start in a process
