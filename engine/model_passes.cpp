@@ -1,9 +1,11 @@
-// Batch-norm folding and quantization.
+// Batch-norm folding, quantization and filter pruning.
 #include "engine/model_passes.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <numeric>
+#include <string>
 
 #include "engine/error.hpp"
 
@@ -128,6 +130,97 @@ Model quantize_model(Model model, const std::vector<ActivationQuantization>& inp
               [](const ActivationQuantization& a, const ActivationQuantization& b) { return a.layer < b.layer; });
     validate_model(model);
     return model;
+}
+
+namespace {
+
+std::vector<int> all_units(int count) {
+    std::vector<int> units(static_cast<std::size_t>(count));
+    std::iota(units.begin(), units.end(), 0);
+    return units;
+}
+
+// Refuses a list of filters to keep that is empty, not strictly ascending or outside [0, filters).
+void check_kept_filters(std::size_t layer, const std::vector<int>& filters, int count) {
+    const std::string where = "pruning layer " + std::to_string(layer) + ": ";
+    if (filters.empty()) throw Error(where + "at least one filter must stay");
+    for (std::size_t i = 0; i < filters.size(); ++i) {
+        if (filters[i] < 0 || filters[i] >= count)
+            throw Error(where + "filter " + std::to_string(filters[i]) + " does not exist (the layer has " +
+                        std::to_string(count) + ")");
+        if (i > 0 && filters[i] <= filters[i - 1]) throw Error(where + "the filters to keep must be strictly ascending");
+    }
+}
+
+}  // namespace
+
+Model prune_filters(const Model& model, const std::map<std::size_t, std::vector<int>>& kept) {
+    for (const NamedTensor& t : model.tensors)
+        if (t.tensor.type() != DataType::F32)
+            throw Error("tensor '" + t.name + "' is " + data_type_name(t.tensor.type()) +
+                        ": prune before quantizing (prune the float model, then quantize the pruned one)");
+    const ResolvedArchitecture source = model.description.resolve();
+    for (const auto& [layer, filters] : kept) {
+        if (layer >= source.layers.size() || source.layers[layer].kind != LayerKind::Conv)
+            throw Error("pruning layer " + std::to_string(layer) + ": only convolutions lose filters");
+        check_kept_filters(layer, filters, source.layers[layer].units);
+    }
+    // For every layer, which units of the source's tensor enter it (channels of an image, or features after a
+    // flatten) and which of its own outputs stay.
+    std::vector<std::vector<int>> inputs(source.layers.size()), outputs(source.layers.size());
+    std::vector<LayerSpec> layers = source.layers;
+    std::vector<int> flowing = all_units(source.input[0]);
+    for (std::size_t i = 0; i < source.layers.size(); ++i) {
+        inputs[i] = flowing;
+        const LayerSpec& layer = source.layers[i];
+        if (layer.kind == LayerKind::Conv) {
+            const auto listed = kept.find(i);
+            flowing = listed != kept.end() ? listed->second : all_units(layer.units);
+            layers[i].units = static_cast<int>(flowing.size());
+        } else if (layer.kind == LayerKind::Dense) {
+            flowing = all_units(static_cast<int>(source.outputs[i][0]));
+        } else if (layer.kind == LayerKind::Flatten) {
+            const Shape& image = i == 0 ? source.input : source.outputs[i - 1];
+            const int plane = static_cast<int>(image.elements() / static_cast<std::size_t>(image[0]));
+            std::vector<int> features;
+            for (const int channel : flowing)
+                for (int j = 0; j < plane; ++j) features.push_back(channel * plane + j);
+            flowing = std::move(features);
+        }  // batch norm, ReLU, pooling and dropout keep their channels
+        outputs[i] = flowing;
+    }
+
+    Model pruned;
+    pruned.description = model.description;
+    pruned.description.architecture = write_architecture(layers);
+    const ResolvedArchitecture target = pruned.description.resolve();
+    if (target.layers.size() != source.layers.size())
+        throw Error("pruning changed the layer list of '" + model.description.architecture + "'");
+    for (const TensorSlot& slot : target.tensors) {
+        const std::size_t i = static_cast<std::size_t>(slot.layer);
+        const LayerKind kind = source.layers[i].kind;
+        const std::string& name = source.tensor_name(i, slot.role);
+        const float* values = model.f32_values(name, "pruning needs a float model");
+        const Shape& original = model.tensor(name).shape();
+        TypedTensor out(DataType::F32, slot.shape);
+        float* pruned_values = out.data<float>();
+        // Batch norm's tensors follow its input channels; a conv's or dense layer's bias its outputs; a weight both.
+        const std::vector<int>& rows = kind == LayerKind::BatchNorm ? inputs[i] : outputs[i];
+        if (slot.role == TensorRole::Weight) {
+            const std::vector<int>& columns = inputs[i];
+            const std::size_t source_row = original.elements() / static_cast<std::size_t>(original[0]);
+            const std::size_t block = source_row / static_cast<std::size_t>(original[1]);  // k x k, or 1 for dense
+            for (std::size_t r = 0; r < rows.size(); ++r)
+                for (std::size_t c = 0; c < columns.size(); ++c)
+                    std::copy_n(values + static_cast<std::size_t>(rows[r]) * source_row +
+                                    static_cast<std::size_t>(columns[c]) * block,
+                                block, pruned_values + (r * columns.size() + c) * block);
+        } else {
+            for (std::size_t r = 0; r < rows.size(); ++r) pruned_values[r] = values[rows[r]];
+        }
+        pruned.tensors.push_back({slot.name, std::move(out)});
+    }
+    return pruned;
 }
 
 }  // namespace edgeqc

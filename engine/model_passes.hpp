@@ -1,7 +1,11 @@
-// Model rewrites: plain functions from Model to Model, each testable on its own: folding batch norm and
-// quantization (given calibrated activation ranges; the calibration itself runs models, optim/calibration.hpp);
-// pruning joins them here. Deliberately no file I/O and no compute beyond the rewrite itself.
+// Model rewrites: plain functions from Model to Model, each testable on its own: folding batch norm, quantization
+// (given calibrated activation ranges; the calibration itself runs models, optim/calibration.hpp) and pruning
+// (given the filters to keep; choosing them is optim/pruning.hpp). Deliberately no file I/O and no compute beyond the rewrite itself.
 #pragma once
+
+#include <cstddef>
+#include <map>
+#include <vector>
 
 #include "engine/model.hpp"
 
@@ -25,6 +29,15 @@ ActivationQuantization activation_quantization(int layer, float low, float high)
 // float (mixed precision). Throws edgeqc::Error for a model with batch norm, quantized layers already, or a layer
 // in `inputs` that has no weights.
 Model quantize_model(Model model, const std::vector<ActivationQuantization>& inputs);
+
+// Structured pruning: in each conv layer listed in `kept` (by its index in ResolvedArchitecture::layers) only the
+// listed filters stay (output channels, ascending, at least one), with their bias and batch-norm channels; the next
+// conv or dense layer loses the matching input channels (all of a channel's features after a flatten). The result is
+// an ordinary, smaller dense model, its architecture rewritten with the new filter counts; conv layers not listed
+// keep every filter. It computes what the original computes with the removed channels' activations set to zero.
+// Throws edgeqc::Error for a quantized model ("prune before quantizing"), a listed layer that is not a conv, or a
+// channel list that is empty, not strictly ascending or out of range.
+Model prune_filters(const Model& model, const std::map<std::size_t, std::vector<int>>& kept);
 
 // PyTorch's BatchNorm2d epsilon, which training and folding both use.
 inline constexpr float kBatchNormEpsilon = 1e-5f;
