@@ -28,6 +28,7 @@
 #include "progress.hpp"
 #include "optim/evaluation.hpp"
 #include "optim/html_report.hpp"
+#include "optim/pruning.hpp"
 #include "optim/quantization.hpp"
 #include "optim/recipe.hpp"
 #include "optim/trainer.hpp"
@@ -537,6 +538,121 @@ int run_quantize(const QuantizeArguments& a) {
     return 0;
 }
 
+struct PruneArguments {
+    PruneOptions options;
+    std::string model, criterion = "l1", per_layer;
+    double ratio = 0.5, target_flops = 0.0;
+    RecipeFlags recipe;
+    int threads = 0;
+    bool json = false;
+};
+
+// The recipe options fine-tuning takes: those of one training run, not the architecture (the model's), the start
+// model, the epochs (--finetune-epochs), transfer learning's phases or pseudo-labelling.
+bool fine_tuning_option(const RecipeOption& option) {
+    const std::string& key = option.key;
+    for (const char* excluded : {"epochs", "init", "freeze", "unfreeze", "unlabelled"})
+        if (key == excluded || key.rfind(std::string(excluded) + "_", 0) == 0) return false;
+    return !key.empty() && key.rfind("phase2", 0) != 0 && key.rfind("pseudo", 0) != 0;
+}
+
+void add_prune(CLI::App& app, PruneArguments& a) {
+    CLI::App* cmd = app.add_subcommand(
+        "prune", "Structured pruning: remove whole conv filters step by step, fine-tuning after each step, into a "
+                 "smaller dense model that every command runs");
+    PruneOptions& o = a.options;
+    cmd->add_option("model", a.model, "Trained float model (.eqc)")->required();
+    cmd->add_option("data", o.finetune.data_dir, "The labelled folder the model was trained on (fine-tuning data)")
+        ->required();
+    cmd->add_option("--out,-o", o.output_path,
+                    "The pruned model (.eqc); with several steps, NAME.stepN.eqc beside it hold the steps before the "
+                    "last")
+        ->required();
+    CLI::Option* ratio = cmd->add_option("--ratio", a.ratio, "Share of all conv filters to remove (ranked across layers)")
+                             ->capture_default_str();
+    CLI::Option* flops = cmd->add_option("--target-flops", a.target_flops,
+                                         "Share of the FLOPs to keep instead (e.g. 0.4), removing the least important "
+                                         "filters across layers");
+    CLI::Option* per_layer = cmd->add_option("--per-layer", a.per_layer,
+                                             "Per-layer shares to remove instead, e.g. c3=0.75,c4=0.75 (c1 = first conv)");
+    ratio->excludes(flops)->excludes(per_layer);
+    flops->excludes(per_layer);
+    cmd->add_option("--criterion", a.criterion, "Filter importance: l1 or l2 norm of its weights, or bn-gamma (|batch-norm scale|)")
+        ->check(CLI::IsMember({"l1", "l2", "bn-gamma"}))
+        ->capture_default_str();
+    cmd->add_option("--steps", o.steps, "Prune-then-fine-tune steps to reach the target")->capture_default_str();
+    cmd->add_option("--finetune-epochs", o.finetune_epochs, "Fine-tuning epochs after each step (0: none)")
+        ->capture_default_str();
+    cmd->add_flag("--json", a.json, "Print the steps as JSON instead of text");
+    cmd->add_option("--threads", a.threads, "Threads (0 = all cores); latencies are measured with them")
+        ->capture_default_str();
+    add_recipe_flags(cmd, a.recipe, fine_tuning_option);
+}
+
+int run_prune(PruneArguments& a) {
+    apply_threads(a.threads);
+    PruneOptions& o = a.options;
+    check_output_writable(o.output_path);
+    o.criterion = parse_prune_criterion(a.criterion);
+    if (!a.per_layer.empty()) {
+        o.target.kind = PruneTarget::Kind::PerLayer;
+        o.target.per_layer = parse_per_layer_ratios(a.per_layer);
+    } else if (a.recipe.command->get_option("--target-flops")->count() > 0) {
+        o.target.kind = PruneTarget::Kind::FlopsKept;
+        o.target.value = a.target_flops;
+    } else {
+        o.target.value = a.ratio;
+    }
+    if (o.target.kind != PruneTarget::Kind::PerLayer && !(o.target.value > 0.0 && o.target.value < 1.0))
+        throw Error(std::string(o.target.kind == PruneTarget::Kind::FlopsKept ? "--target-flops" : "--ratio") +
+                    " must lie strictly between 0 and 1");
+    apply_recipe_flags(a.recipe, o.finetune);
+    const LoadedModel model = load_model(a.model);
+    std::signal(SIGINT, on_interrupt);
+    ConsoleObserver console(a.json);
+    const PruneResult result = prune(model, o, console);
+
+    const PruneStep& original = result.steps.front();
+    if (a.json) {
+        nlohmann::json steps = nlohmann::json::array();
+        for (const PruneStep& s : result.steps)
+            steps.push_back({{"step", s.step},
+                             {"model", s.model_path.empty() ? a.model : s.model_path},
+                             {"filters", s.filters},
+                             {"parameters", s.parameters},
+                             {"flops", s.flops},
+                             {"latency_ms", s.latency_ms},
+                             {"speedup", original.latency_ms / s.latency_ms},
+                             {"validation", s.validated ? nlohmann::json{{s.monitor, s.validation_value}} : nlohmann::json()}});
+        std::cout << json_text({{"model", o.output_path},
+                                {"criterion", a.criterion},
+                                {"interrupted", result.interrupted},
+                                {"steps", steps}},
+                               2)
+                  << "\n";
+        return result.interrupted ? 130 : 0;
+    }
+    std::printf("%-4s %-28s %11s %15s %18s  %s\n", "step", "filters per conv", "parameters", "MFLOP/image",
+                "batch-1 latency", "validation");
+    for (const PruneStep& s : result.steps) {
+        std::string filters;
+        for (const int f : s.filters) filters += (filters.empty() ? "" : "-") + std::to_string(f);
+        char flops[32], latency[48];
+        std::snprintf(flops, sizeof flops, "%.1f (%.0f %%)", s.flops * 1e-6, 100.0 * s.flops / original.flops);
+        std::snprintf(latency, sizeof latency, "%.2f ms (%.2fx)", s.latency_ms, original.latency_ms / s.latency_ms);
+        const std::string validation =
+            s.validated ? std::string(s.monitor) + " " + std::to_string(s.validation_value).substr(0, 6) : "-";
+        std::printf("%-4d %-28s %11zu %15s %18s  %s\n", s.step, filters.c_str(), s.parameters, flops, latency,
+                    validation.c_str());
+    }
+    if (result.interrupted) {
+        std::printf("interrupted: the models of the steps listed are complete\n");
+        return 130;
+    }
+    std::printf("pruned model written to '%s'\n", o.output_path.c_str());
+    return 0;
+}
+
 struct SynthArguments {
     std::string out, size = "80x120";
     SynthOptions options;
@@ -663,10 +779,12 @@ int main(int argc, char** argv) {
     PreviewArguments preview_arguments;
     ImportVocArguments import_voc_arguments;
     QuantizeArguments quantize_arguments;
+    PruneArguments prune_arguments;
     add_train(app, train_arguments);
     add_eval(app, eval_arguments);
     add_predict(app, predict_arguments);
     add_quantize(app, quantize_arguments);
+    add_prune(app, prune_arguments);
     add_synth(app, synth_arguments);
     add_preview(app, preview_arguments);
     add_import_voc(app, import_voc_arguments);
@@ -690,6 +808,7 @@ int main(int argc, char** argv) {
         if (app.got_subcommand("eval")) return run_eval(eval_arguments);
         if (app.got_subcommand("predict")) return run_predict(predict_arguments);
         if (app.got_subcommand("quantize")) return run_quantize(quantize_arguments);
+        if (app.got_subcommand("prune")) return run_prune(prune_arguments);
         if (app.got_subcommand("synth")) return run_synth(synth_arguments);
         if (app.got_subcommand("augment-preview")) return run_preview(preview_arguments);
         if (app.got_subcommand("import-voc")) return run_import_voc(import_voc_arguments);

@@ -87,15 +87,18 @@ void ConsoleObserver::progress_end() { bar_.reset(); }
 
 void ConsoleObserver::epoch_end(const EpochReport& r) {
     const EpochRecord& e = r.record;
-    std::printf("epoch %3d/%d  loss %.4f  acc %.4f", e.epoch, r.total_epochs, e.train_loss, e.train_accuracy);
+    // With the information lines (under --json) go the epoch lines: standard output is the command's JSON.
+    std::FILE* out = info_stream_;
+    std::fprintf(out, "epoch %3d/%d  loss %.4f  acc %.4f", e.epoch, r.total_epochs, e.train_loss, e.train_accuracy);
     if (r.validated)
-        std::printf("  | val loss %.4f  acc %.4f  macro-F1 %.4f", e.validation_loss, e.validation_accuracy,
-                    e.validation_macro_f1);
-    if (r.pseudo_labelling) std::printf("  | pseudo %zu (w %.2f)", e.pseudo_labelled, static_cast<double>(r.pseudo_weight));
-    std::printf("  | lr %.2e  %.1f img/s  %.1fs  ETA %s%s%s\n", e.learning_rate, e.images_per_second, e.seconds,
-                format_duration(r.eta_seconds).c_str(), r.improved && r.validated ? "  *best" : "",
-                r.reduced_lr ? "  lr reduced" : "");
-    std::fflush(stdout);
+        std::fprintf(out, "  | val loss %.4f  acc %.4f  macro-F1 %.4f", e.validation_loss, e.validation_accuracy,
+                     e.validation_macro_f1);
+    if (r.pseudo_labelling)
+        std::fprintf(out, "  | pseudo %zu (w %.2f)", e.pseudo_labelled, static_cast<double>(r.pseudo_weight));
+    std::fprintf(out, "  | lr %.2e  %.1f img/s  %.1fs  ETA %s%s%s\n", e.learning_rate, e.images_per_second, e.seconds,
+                 format_duration(r.eta_seconds).c_str(), r.improved && r.validated ? "  *best" : "",
+                 r.reduced_lr ? "  lr reduced" : "");
+    std::fflush(out);
 }
 
 }  // namespace edgeqc

@@ -1,6 +1,8 @@
 // Structured filter pruning: the channel surgery against the unpruned network with the removed channels' activations
-// masked to zero, and the refusals of the pass.
+// masked to zero, the refusals of the pass, the choice of filters, and `edgeqc prune` end to end on generated data.
 #include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
 
 #include <map>
 #include <string>
@@ -8,7 +10,9 @@
 
 #include "engine/error.hpp"
 #include "engine/inference_plan.hpp"
+#include "engine/model_file.hpp"
 #include "engine/model_passes.hpp"
+#include "optim/pruning.hpp"
 #include "test_support.hpp"
 
 using namespace edgeqc;
@@ -132,4 +136,113 @@ TEST_CASE("pruning refuses a quantized model, non-conv layers and bad filter lis
     Model quantized = model;
     quantized.tensors.front().tensor = TypedTensor(DataType::S8, quantized.tensors.front().tensor.shape());
     CHECK(message(quantized, {{0, {0}}}).find("prune before quantizing") != std::string::npos);
+}
+
+TEST_CASE("choosing filters: lowest scores first across layers, targets met, at least one filter per layer") {
+    const Model model = model_of("c8bn-p-c6bn-p-c4bn-gap-fc", 3);
+    const ResolvedArchitecture architecture = model.description.resolve();
+    const auto scores = filter_scores(model, PruneCriterion::L1);
+    REQUIRE(scores.size() == 3);
+    const auto count = [](const std::map<std::size_t, std::vector<int>>& kept) {
+        std::size_t total = 0;
+        for (const auto& [layer, filters] : kept) total += filters.size();
+        return total;
+    };
+    // Half of 18 filters go, half way there at progress 0.5; the worst-scored filter of the first layer goes first.
+    PruneTarget ratio;
+    ratio.value = 0.5;
+    CHECK(count(choose_filters(model, model, scores, ratio, 1.0)) == 9);
+    CHECK(count(choose_filters(model, model, scores, ratio, 0.5)) == 14);  // ceil(18 x 0.75)
+    const std::vector<double>& first = scores.at(0);
+    const int worst = static_cast<int>(std::min_element(first.begin(), first.end()) - first.begin());
+    const auto kept = choose_filters(model, model, scores, ratio, 1.0);
+    CHECK(std::find(kept.at(0).begin(), kept.at(0).end(), worst) == kept.at(0).end());
+    // A FLOP target is met.
+    PruneTarget flops;
+    flops.kind = PruneTarget::Kind::FlopsKept;
+    flops.value = 0.4;
+    const Model fewer_flops = prune_filters(model, choose_filters(model, model, scores, flops, 1.0));
+    CHECK(flops_per_image(fewer_flops.description.resolve()) <= 0.4 * flops_per_image(architecture));
+    // Per layer: only the named layer shrinks, and never below one filter.
+    PruneTarget per_layer;
+    per_layer.kind = PruneTarget::Kind::PerLayer;
+    per_layer.per_layer = {{"c1", 0.99}};
+    const auto one_left = choose_filters(model, model, scores, per_layer, 1.0);
+    CHECK(one_left.at(0).size() == 1);
+    CHECK(one_left.at(4).size() == 6);
+    CHECK(one_left.at(8).size() == 4);
+    per_layer.per_layer = {{"c4", 0.5}};
+    CHECK_THROWS_WITH_AS(choose_filters(model, model, scores, per_layer, 1.0),
+                         doctest::Contains("no conv layer 'c4' (this model has c1 to c3)"), Error);
+    // bn-gamma scores are the batch-norm scales' magnitudes; a conv without batch norm has none.
+    CHECK(filter_scores(model, PruneCriterion::BatchNormGamma).at(4).size() == 6);
+    CHECK_THROWS_WITH_AS(filter_scores(model_of("c8bn-p-c6-gap-fc", 3), PruneCriterion::BatchNormGamma),
+                         doctest::Contains("needs batch norm after every conv"), Error);
+    CHECK(parse_per_layer_ratios("c3=0.75,c4=0.5") == std::map<std::string, double>{{"c3", 0.75}, {"c4", 0.5}});
+    for (const char* bad : {"c3", "c3=", "c3=1.5", "c3=0", "x3=0.5", "c3=0.5x"})
+        CHECK_THROWS_AS(parse_per_layer_ratios(bad), Error);
+}
+
+TEST_CASE("cli prune: step by step to a smaller model that eval and quantize run, with the figures of each step") {
+    TempFolder folder;
+    const std::string data = folder.file("train"), model = folder.file("m.eqc"), pruned = folder.file("p.eqc");
+    REQUIRE(run_edgeqc("synth " + shell_quoted(data) + " --per-class 8 --size 16x20 --seed 3").exit_code == 0);
+    REQUIRE(run_edgeqc("train " + shell_quoted(data) + " --out " + shell_quoted(model) +
+                       " --arch c8bn-p-c8bn-p-fc6-fc --size 16x20 --epochs 2 --batch 8 --threads 2")
+                .exit_code == 0);
+    const CommandResult r = run_edgeqc("prune " + shell_quoted(model) + " " + shell_quoted(data) + " --out " +
+                                       shell_quoted(pruned) + " --ratio 0.5 --steps 2 --finetune-epochs 1 --batch 8 "
+                                       "--seed 5 --threads 2 --json 2>/dev/null");
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    const nlohmann::json steps = nlohmann::json::parse(r.output).at("steps");
+    REQUIRE(steps.size() == 3);
+    CHECK(steps[0].at("filters") == std::vector<int>{8, 8});
+    std::vector<int> last = steps[2].at("filters");
+    CHECK(last[0] + last[1] == 8);
+    CHECK(steps[2].at("parameters").get<std::size_t>() < steps[0].at("parameters").get<std::size_t>());
+    CHECK(steps[2].at("flops").get<double>() < steps[1].at("flops").get<double>());
+    CHECK(steps[1].at("validation").contains("val_accuracy"));
+    CHECK(fs::exists(folder.file("p.step1.eqc")));
+    CHECK(!fs::exists(folder.file("p.step1.start.eqc")));
+    const LoadedModel loaded = load_model(pruned);
+    CHECK(loaded.description.architecture == "c" + std::to_string(last[0]) + "bn-p-c" + std::to_string(last[1]) +
+                                                 "bn-p-fc6-fc");
+    // Every command runs it unchanged, and prune then quantize works.
+    CHECK(run_edgeqc("eval " + shell_quoted(pruned) + " " + shell_quoted(data)).exit_code == 0);
+    CHECK(run_edgeqc("quantize " + shell_quoted(pruned) + " " + shell_quoted(data) + " --out " +
+                     shell_quoted(folder.file("p8.eqc")))
+              .exit_code == 0);
+    // Without fine-tuning, a FLOP target in one step; the text output has a row per step.
+    const CommandResult flops = run_edgeqc("prune " + shell_quoted(model) + " " + shell_quoted(data) + " --out " +
+                                           shell_quoted(folder.file("f.eqc")) + " --target-flops 0.3 --steps 1 "
+                                           "--finetune-epochs 0 --criterion bn-gamma");
+    INFO(flops.output);
+    REQUIRE(flops.exit_code == 0);
+    CHECK(flops.output.find("pruned model written to") != std::string::npos);
+    CHECK(flops_per_image(load_model(folder.file("f.eqc")).description.resolve()) <=
+          0.3 * flops_per_image(load_model(model).description.resolve()));
+
+    // Bad input: one clear message each, before any work.
+    const auto error_of = [&](const std::string& arguments) {
+        const CommandResult e = run_edgeqc("prune " + shell_quoted(model) + " " + shell_quoted(data) + arguments);
+        CHECK(e.exit_code != 0);
+        return e.output;
+    };
+    const std::string out = " --out " + shell_quoted(folder.file("o.eqc"));
+    CHECK(error_of(out + " --ratio 1.5").find("--ratio must lie strictly between 0 and 1") != std::string::npos);
+    CHECK(error_of(out + " --target-flops 0").find("--target-flops must lie strictly between 0 and 1") != std::string::npos);
+    CHECK(error_of(out + " --per-layer c9=0.5").find("no conv layer 'c9'") != std::string::npos);
+    CHECK(error_of(out + " --per-layer c1=2").find("strictly between 0 and 1") != std::string::npos);
+    CHECK(error_of(out + " --ratio 0.5 --per-layer c1=0.5").find("excludes") != std::string::npos);
+    CHECK(error_of(out + " --criterion taylor").find("--criterion") != std::string::npos);
+    CHECK(error_of(" --out " + shell_quoted(folder.str() + "/no/such/o.eqc")).find("does not exist") != std::string::npos);
+    CHECK(error_of(out + " --steps 0").find("--steps") != std::string::npos);
+    fs::create_directories(folder.file("other/a"));
+    fs::create_directories(folder.file("other/b"));
+    CHECK(run_edgeqc("prune " + shell_quoted(model) + " " + shell_quoted(folder.file("other")) + out).output.find(
+              "differ from the model's") != std::string::npos);
+    CHECK(run_edgeqc("prune " + shell_quoted(folder.file("p8.eqc")) + " " + shell_quoted(data) + out).output.find(
+              "prune the float model, then quantize") != std::string::npos);
+    CHECK(!fs::exists(folder.file("o.eqc")));
 }

@@ -1,0 +1,79 @@
+// `edgeqc prune`: which conv filters to remove (scores per filter, a target of filters, FLOPs or per-layer ratios),
+// and the iterative schedule that removes them a step at a time and fine-tunes after each step through train().
+// The surgery itself is a model pass (prune_filters, engine/model_passes.hpp).
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "engine/model.hpp"
+#include "optim/progress_observer.hpp"
+#include "optim/trainer.hpp"
+
+namespace edgeqc {
+
+// How a filter's importance is scored: the L1 or L2 norm of its weights, or the magnitude of its batch-norm scale
+// (network slimming, Liu et al. 2017).
+enum class PruneCriterion { L1, L2, BatchNormGamma };
+PruneCriterion parse_prune_criterion(const std::string& name);  // "l1", "l2", "bn-gamma"; throws edgeqc::Error
+const char* prune_criterion_name(PruneCriterion criterion);
+
+// Each conv layer's filter scores (layer index in ResolvedArchitecture::layers -> one score per filter). Throws
+// edgeqc::Error for bn-gamma on a conv without batch norm.
+std::map<std::size_t, std::vector<double>> filter_scores(const Model& model, PruneCriterion criterion);
+
+// How much to remove, in the end, from the original model. Conv layers are named c1, c2, ... in order.
+struct PruneTarget {
+    enum class Kind { FilterRatio, FlopsKept, PerLayer };
+    Kind kind = Kind::FilterRatio;
+    double value = 0.5;  // FilterRatio: share of all conv filters removed; FlopsKept: share of the FLOPs kept
+    std::map<std::string, double> per_layer;  // PerLayer: "c3" -> share of that layer's filters removed
+};
+// Parses "c3=0.75,c4=0.5"; throws edgeqc::Error for a malformed entry or a ratio outside (0, 1).
+std::map<std::string, double> parse_per_layer_ratios(const std::string& text);
+
+// The filters of `model` to keep so that a share `progress` (in (0, 1]) of the way from `original` to `target` is
+// done: the lowest-scored filters go first, ranked across layers by their score over their layer's mean score
+// (per layer for PerLayer). Every layer keeps at least one filter. Throws edgeqc::Error for a target that names
+// a layer the model does not have, or a ratio or FLOP share outside (0, 1).
+std::map<std::size_t, std::vector<int>> choose_filters(const Model& original, const Model& model,
+                                                       const std::map<std::size_t, std::vector<double>>& scores,
+                                                       const PruneTarget& target, double progress);
+
+struct PruneOptions {
+    PruneCriterion criterion = PruneCriterion::L1;
+    PruneTarget target;
+    int steps = 4;
+    int finetune_epochs = 3;   // per step; 0 prunes without training
+    TrainOptions finetune;     // data, the recipe and the seed of the fine-tuning runs (paths are set per step)
+    std::string output_path;   // the final model; step s of several writes NAME.step<s>.eqc beside it
+    double latency_seconds = 0.5;  // minimum measuring time of each batch-1 latency figure
+};
+
+// One pruning level: the model after a step (step 0: the original).
+struct PruneStep {
+    int step = 0;
+    std::string model_path;                  // empty for step 0
+    std::vector<int> filters;                // per conv layer, in order
+    std::size_t parameters = 0;
+    double flops = 0.0;                      // per image, forward
+    double latency_ms = 0.0;                 // float, batch 1, measured with the current threads
+    bool validated = false;                  // fine-tuning had a validation set
+    std::string monitor;                     // its monitored metric ("val_accuracy")
+    double validation_value = 0.0;           // at the fine-tuning's best epoch
+    bool interrupted = false;                // Ctrl-C during this step's fine-tuning: the step's model is not final
+};
+
+struct PruneResult {
+    std::vector<PruneStep> steps;  // the original, then every step done
+    bool interrupted = false;
+};
+
+// Prunes `model` (a float model, batch norm not folded) towards options.target in options.steps steps, fine-tuning
+// after each, and writes every step's model. Throws edgeqc::Error for a quantized model, bad options, or what
+// train() refuses (a data folder whose classes differ from the model's).
+PruneResult prune(const Model& model, const PruneOptions& options, ProgressObserver& observer = silent_observer());
+
+}  // namespace edgeqc
