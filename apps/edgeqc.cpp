@@ -618,6 +618,7 @@ int run_prune(PruneArguments& a) {
         for (const PruneStep& s : result.steps)
             steps.push_back({{"step", s.step},
                              {"model", s.model_path.empty() ? a.model : s.model_path},
+                             {"architecture", s.architecture},
                              {"filters", s.filters},
                              {"parameters", s.parameters},
                              {"flops", s.flops},
@@ -625,6 +626,8 @@ int run_prune(PruneArguments& a) {
                              {"speedup", original.latency_ms / s.latency_ms},
                              {"validation", s.validated ? nlohmann::json{{s.monitor, s.validation_value}} : nlohmann::json()}});
         std::cout << json_text({{"model", o.output_path},
+                                {"input", std::to_string(model.description.input.height) + "x" +
+                                              std::to_string(model.description.input.width)},
                                 {"criterion", a.criterion},
                                 {"interrupted", result.interrupted},
                                 {"steps", steps}},

@@ -217,6 +217,7 @@ PruneStep describe(const Model& model, int step, const std::string& path, double
     PruneStep s;
     s.step = step;
     s.model_path = path;
+    s.architecture = model.description.architecture;
     const ResolvedArchitecture architecture = model.description.resolve();
     for (const std::size_t layer : conv_layers(architecture)) s.filters.push_back(architecture.layers[layer].units);
     s.parameters = parameter_count(model);

@@ -56,6 +56,7 @@ struct PruneOptions {
 struct PruneStep {
     int step = 0;
     std::string model_path;                  // empty for step 0
+    std::string architecture;                // the model's spec
     std::vector<int> filters;                // per conv layer, in order
     std::size_t parameters = 0;
     double flops = 0.0;                      // per image, forward
