@@ -159,6 +159,14 @@ std::vector<RecipeOption> build_table() {
         return !(o.optimizer.weight_decay >= 0.0f) || !std::isfinite(o.optimizer.weight_decay);
     }, "--weight-decay must be a non-negative number");
     table.push_back(decay);
+    RecipeOption sparsity = real(described("sparsity_l1", "--sparsity-l1", optimisation,
+                                           "L1 penalty on the batch-norm scales (network slimming, Liu et al. 2017), so "
+                                           "that a later `edgeqc prune --criterion bn-gamma` loses less; 1e-4 is typical",
+                                           "0"),
+                                 [](TrainOptions& o) -> float& { return o.sparsity_l1; });
+    sparsity.check = unless([](const TrainOptions& o) { return !(o.sparsity_l1 >= 0.0f) || !std::isfinite(o.sparsity_l1); },
+                            "--sparsity-l1 must be a non-negative number");
+    table.push_back(sparsity);
     table.push_back(named<ScheduleKind>(described("schedule", "--schedule", optimisation,
                                          "Learning-rate decay after warm-up: constant, cosine or step"),
                                         [](TrainOptions& o) -> ScheduleKind& { return o.schedule; }, schedule_kind_name,

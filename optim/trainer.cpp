@@ -166,6 +166,19 @@ std::pair<std::size_t, std::size_t> copy_matching_tensors(const Model& source, N
     return {copied, slots.size()};
 }
 
+// Network slimming (Liu et al. 2017): the subgradient of penalty x sum |gamma| over every batch-norm scale, added to
+// the loss's gradient, drives the scales of unneeded channels towards zero, where `prune --criterion bn-gamma`
+// removes them at little cost.
+void add_sparsity_gradient(ParameterArena& parameters, float penalty) {
+    for (std::size_t slot = 0; slot < parameters.slots().size(); ++slot) {
+        const std::string& name = parameters.slots()[slot].name;
+        if (name.size() < 6 || name.compare(name.size() - 6, 6, ".gamma") != 0) continue;
+        const TensorView gamma = parameters.value(slot), gradient = parameters.gradient(slot);
+        for (std::size_t i = 0; i < gamma.size(); ++i)
+            gradient[i] += gamma[i] > 0.0f ? penalty : gamma[i] < 0.0f ? -penalty : 0.0f;
+    }
+}
+
 double monitored_value(Monitor monitor, const EpochRecord& record) {
     switch (monitor) {
         case Monitor::ValLoss: return record.validation_loss;
@@ -563,6 +576,7 @@ bool TrainingRun::train_epoch(int epoch, int phase, EpochRecord& record, float p
         }
         network_->parameters().zero_gradients();
         network_->backward(dlogits_);
+        if (options_.sparsity_l1 > 0.0f) add_sparsity_gradient(network_->parameters(), options_.sparsity_l1);
         const std::uint64_t schedule_step = epoch_start_step + batch_number++ * steps_per_epoch_ / batches_this_epoch;
         learning_rate = schedule_.learning_rate_at(schedule_step) * callbacks_->learning_rate_scale();
         optimizer_->step(network_->parameters().values(), network_->parameters().gradients(), learning_rate, first_trainable);

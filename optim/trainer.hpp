@@ -35,6 +35,7 @@ struct TrainOptions {
     int batch_size = 32;
     float learning_rate = 1e-3f;
     OptimizerConfig optimizer;
+    float sparsity_l1 = 0.0f;  // L1 penalty on batch-norm scales (network slimming); 0 = off
     ScheduleKind schedule = ScheduleKind::Cosine;
     int warmup_epochs = 1;
     int step_epochs = 10;      // --schedule step: epochs between decays

@@ -246,3 +246,29 @@ TEST_CASE("cli prune: step by step to a smaller model that eval and quantize run
               "prune the float model, then quantize") != std::string::npos);
     CHECK(!fs::exists(folder.file("o.eqc")));
 }
+
+TEST_CASE("train --sparsity-l1 drives the batch-norm scales towards zero, the way to a cheaper bn-gamma prune") {
+    TempFolder folder;
+    const std::string data = folder.file("train");
+    REQUIRE(run_edgeqc("synth " + shell_quoted(data) + " --per-class 6 --size 16x20 --seed 4").exit_code == 0);
+    const auto gamma_sum = [&](const std::string& extra) {
+        const std::string model = folder.file("m" + std::to_string(extra.size()) + ".eqc");
+        const CommandResult r = run_edgeqc("train " + shell_quoted(data) + " --out " + shell_quoted(model) +
+                                           " --arch c8bn-p-c8bn-p-fc --size 16x20 --epochs 8 --batch 8 --threads 2 "
+                                           "--val-split 0 --seed 2 --lr 0.02 --warmup-epochs 0" + extra);
+        INFO(r.output);
+        REQUIRE(r.exit_code == 0);
+        const LoadedModel loaded = load_model(model);
+        double sum = 0.0;
+        for (const TensorSlot& slot : loaded.description.resolve().tensors) {
+            if (slot.role != TensorRole::Gamma) continue;
+            const TypedTensor& gamma = loaded.tensor(slot.name);
+            for (std::size_t i = 0; i < gamma.elements(); ++i) sum += std::abs(gamma.data<float>()[i]);
+        }
+        return sum;
+    };
+    const double plain = gamma_sum(""), slimmed = gamma_sum(" --sparsity-l1 0.5");
+    CHECK(slimmed < 0.85 * plain);
+    CHECK(run_edgeqc("train " + shell_quoted(data) + " --out " + shell_quoted(folder.file("x.eqc")) +
+                     " --sparsity-l1 -1").output.find("--sparsity-l1 must be a non-negative number") != std::string::npos);
+}
