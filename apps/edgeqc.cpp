@@ -540,8 +540,9 @@ int run_quantize(const QuantizeArguments& a) {
 
 struct PruneArguments {
     PruneOptions options;
-    std::string model, criterion = "l1", per_layer;
+    std::string model, criterion = "auto", per_layer;
     double ratio = 0.5, target_flops = 0.0;
+    CLI::Option* target_flops_option = nullptr;
     RecipeFlags recipe;
     int threads = 0;
     bool json = false;
@@ -570,15 +571,17 @@ void add_prune(CLI::App& app, PruneArguments& a) {
         ->required();
     CLI::Option* ratio = cmd->add_option("--ratio", a.ratio, "Share of all conv filters to remove (ranked across layers)")
                              ->capture_default_str();
-    CLI::Option* flops = cmd->add_option("--target-flops", a.target_flops,
+    a.target_flops_option = cmd->add_option("--target-flops", a.target_flops,
                                          "Share of the FLOPs to keep instead (e.g. 0.4), removing the least important "
                                          "filters across layers");
     CLI::Option* per_layer = cmd->add_option("--per-layer", a.per_layer,
                                              "Per-layer shares to remove instead, e.g. c3=0.75,c4=0.75 (c1 = first conv)");
-    ratio->excludes(flops)->excludes(per_layer);
-    flops->excludes(per_layer);
-    cmd->add_option("--criterion", a.criterion, "Filter importance: l1 or l2 norm of its weights, or bn-gamma (|batch-norm scale|)")
-        ->check(CLI::IsMember({"l1", "l2", "bn-gamma"}))
+    ratio->excludes(a.target_flops_option)->excludes(per_layer);
+    a.target_flops_option->excludes(per_layer);
+    cmd->add_option("--criterion", a.criterion,
+                    "Filter importance: l1 or l2 norm of its weights, bn-gamma (|batch-norm scale|), or auto: bn-gamma "
+                    "when batch norm follows every conv, else l1")
+        ->check(CLI::IsMember({"auto", "l1", "l2", "bn-gamma"}))
         ->capture_default_str();
     cmd->add_option("--steps", o.steps, "Prune-then-fine-tune steps to reach the target")->capture_default_str();
     cmd->add_option("--finetune-epochs", o.finetune_epochs, "Fine-tuning epochs after each step (0: none)")
@@ -592,27 +595,27 @@ void add_prune(CLI::App& app, PruneArguments& a) {
 int run_prune(PruneArguments& a) {
     apply_threads(a.threads);
     PruneOptions& o = a.options;
+    check_distinct_outputs({{"--out", o.output_path}, {"the model pruned", a.model}});
     check_output_writable(o.output_path);
-    o.criterion = parse_prune_criterion(a.criterion);
     if (!a.per_layer.empty()) {
         o.target.kind = PruneTarget::Kind::PerLayer;
         o.target.per_layer = parse_per_layer_ratios(a.per_layer);
-    } else if (a.recipe.command->get_option("--target-flops")->count() > 0) {
+    } else if (a.target_flops_option->count() > 0) {
         o.target.kind = PruneTarget::Kind::FlopsKept;
         o.target.value = a.target_flops;
     } else {
         o.target.value = a.ratio;
     }
-    if (o.target.kind != PruneTarget::Kind::PerLayer && !(o.target.value > 0.0 && o.target.value < 1.0))
-        throw Error(std::string(o.target.kind == PruneTarget::Kind::FlopsKept ? "--target-flops" : "--ratio") +
-                    " must lie strictly between 0 and 1");
     apply_recipe_flags(a.recipe, o.finetune);
     const LoadedModel model = load_model(a.model);
+    o.criterion = a.criterion == "auto" ? default_prune_criterion(model) : parse_prune_criterion(a.criterion);
     std::signal(SIGINT, on_interrupt);
     ConsoleObserver console(a.json);
     const PruneResult result = prune(model, o, console);
 
     const PruneStep& original = result.steps.front();
+    const auto speedup = [&](const PruneStep& s) { return s.latency_ms > 0.0 ? original.latency_ms / s.latency_ms : 0.0; };
+    const std::string written = result.interrupted ? result.steps.back().model_path : o.output_path;
     if (a.json) {
         nlohmann::json steps = nlohmann::json::array();
         for (const PruneStep& s : result.steps)
@@ -623,13 +626,14 @@ int run_prune(PruneArguments& a) {
                              {"parameters", s.parameters},
                              {"flops", s.flops},
                              {"latency_ms", s.latency_ms},
-                             {"speedup", original.latency_ms / s.latency_ms},
+                             {"speedup", speedup(s)},
                              {"validation", s.validated ? nlohmann::json{{s.monitor, s.validation_value}} : nlohmann::json()}});
-        std::cout << json_text({{"model", o.output_path},
+        std::cout << json_text({{"model", written},
                                 {"input", std::to_string(model.description.input.height) + "x" +
                                               std::to_string(model.description.input.width)},
-                                {"criterion", a.criterion},
+                                {"criterion", prune_criterion_name(o.criterion)},
                                 {"interrupted", result.interrupted},
+                                {"target_reached", result.target_reached},
                                 {"steps", steps}},
                                2)
                   << "\n";
@@ -642,14 +646,15 @@ int run_prune(PruneArguments& a) {
         for (const int f : s.filters) filters += (filters.empty() ? "" : "-") + std::to_string(f);
         char flops[32], latency[48];
         std::snprintf(flops, sizeof flops, "%.1f (%.0f %%)", s.flops * 1e-6, 100.0 * s.flops / original.flops);
-        std::snprintf(latency, sizeof latency, "%.2f ms (%.2fx)", s.latency_ms, original.latency_ms / s.latency_ms);
+        std::snprintf(latency, sizeof latency, "%.2f ms (%.2fx)", s.latency_ms, speedup(s));
         const std::string validation =
             s.validated ? std::string(s.monitor) + " " + std::to_string(s.validation_value).substr(0, 6) : "-";
         std::printf("%-4d %-28s %11zu %15s %18s  %s\n", s.step, filters.c_str(), s.parameters, flops, latency,
                     validation.c_str());
     }
     if (result.interrupted) {
-        std::printf("interrupted: the models of the steps listed are complete\n");
+        std::printf("interrupted: the models of the steps listed are complete%s; '%s' was not written\n",
+                    result.steps.size() > 1 ? (", the last '" + written + "'").c_str() : "", o.output_path.c_str());
         return 130;
     }
     std::printf("pruned model written to '%s'\n", o.output_path.c_str());

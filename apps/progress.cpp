@@ -87,18 +87,28 @@ void ConsoleObserver::progress_end() { bar_.reset(); }
 
 void ConsoleObserver::epoch_end(const EpochReport& r) {
     const EpochRecord& e = r.record;
-    // With the information lines (under --json) go the epoch lines: standard output is the command's JSON.
-    std::FILE* out = info_stream_;
-    std::fprintf(out, "epoch %3d/%d  loss %.4f  acc %.4f", e.epoch, r.total_epochs, e.train_loss, e.train_accuracy);
-    if (r.validated)
-        std::fprintf(out, "  | val loss %.4f  acc %.4f  macro-F1 %.4f", e.validation_loss, e.validation_accuracy,
-                     e.validation_macro_f1);
-    if (r.pseudo_labelling)
-        std::fprintf(out, "  | pseudo %zu (w %.2f)", e.pseudo_labelled, static_cast<double>(r.pseudo_weight));
-    std::fprintf(out, "  | lr %.2e  %.1f img/s  %.1fs  ETA %s%s%s\n", e.learning_rate, e.images_per_second, e.seconds,
-                 format_duration(r.eta_seconds).c_str(), r.improved && r.validated ? "  *best" : "",
-                 r.reduced_lr ? "  lr reduced" : "");
-    std::fflush(out);
+    char part[256];
+    std::snprintf(part, sizeof part, "epoch %3d/%d  loss %.4f  acc %.4f", e.epoch, r.total_epochs, e.train_loss,
+                  e.train_accuracy);
+    std::string line = part;
+    if (r.validated) {
+        std::snprintf(part, sizeof part, "  | val loss %.4f  acc %.4f  macro-F1 %.4f", e.validation_loss,
+                      e.validation_accuracy, e.validation_macro_f1);
+        line += part;
+    }
+    if (r.pseudo_labelling) {
+        std::snprintf(part, sizeof part, "  | pseudo %zu (w %.2f)", e.pseudo_labelled, static_cast<double>(r.pseudo_weight));
+        line += part;
+    }
+    std::snprintf(part, sizeof part, "  | lr %.2e  %.1f img/s  %.1fs  ETA %s%s%s", e.learning_rate, e.images_per_second,
+                  e.seconds, format_duration(r.eta_seconds).c_str(), r.improved && r.validated ? "  *best" : "",
+                  r.reduced_lr ? "  lr reduced" : "");
+    line += part;
+    // Under --json the epoch lines go with the information lines to standard error (standard output is the JSON),
+    // whole, so that a loader thread's warning cannot cut into one.
+    const std::lock_guard<std::mutex> lock(output_);
+    std::fprintf(info_stream_, "%s\n", line.c_str());
+    std::fflush(info_stream_);
 }
 
 }  // namespace edgeqc

@@ -8,7 +8,7 @@
 #
 # Usage: bench/prune_sweep.sh [SET...]          (default: neu_steel magnetic_tile)
 # Environment (defaults in brackets):
-#   EPOCHS [20] (base training)  STEPS [5]  FINETUNE [3] (epochs per step)  TARGET_FLOPS [0.1]  CRITERION [l1]
+#   EPOCHS [20] (base training)  STEPS [5]  FINETUNE [3] (epochs per step)  TARGET_FLOPS [0.1]  CRITERION [auto]
 #   THREADS [2]  SEED [1]  SECONDS [3] (minimum measuring time per speed figure)  DATASETS [../shared/datasets]
 #   BUILD [build]  OUT [bench/out/prune]  PYTHON [/usr/bin/python3]
 set -euo pipefail
@@ -17,7 +17,7 @@ EPOCHS=${EPOCHS:-20}
 STEPS=${STEPS:-5}
 FINETUNE=${FINETUNE:-3}
 TARGET_FLOPS=${TARGET_FLOPS:-0.1}
-CRITERION=${CRITERION:-l1}
+CRITERION=${CRITERION:-auto}
 THREADS=${THREADS:-2}
 SEED=${SEED:-1}
 seconds=$(printenv SECONDS || echo 3)  # bash's own SECONDS counts up from 0: read the value given

@@ -1,9 +1,8 @@
 // Filter scores, the choice of filters to remove, and the prune / fine-tune schedule.
 #include "optim/pruning.hpp"
 
-#include <omp.h>
-
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -15,6 +14,7 @@
 #include "engine/inference_plan.hpp"
 #include "engine/model_file.hpp"
 #include "engine/model_passes.hpp"
+#include "optim/recipe.hpp"
 
 namespace edgeqc {
 
@@ -43,12 +43,25 @@ std::vector<std::size_t> conv_layers(const ResolvedArchitecture& architecture) {
     return convs;
 }
 
+bool batch_norm_after(const ResolvedArchitecture& architecture, std::size_t layer) {
+    return layer + 1 < architecture.layers.size() && architecture.layers[layer + 1].kind == LayerKind::BatchNorm;
+}
+
 void check_share(double share, const std::string& what) {
     if (!(share > 0.0 && share < 1.0))
         throw Error(what + " must lie strictly between 0 and 1, not " + std::to_string(share));
 }
 
 }  // namespace
+
+PruneCriterion default_prune_criterion(const Model& model) {
+    const ResolvedArchitecture architecture = model.description.resolve();
+    const std::vector<std::size_t> convs = conv_layers(architecture);
+    const bool all_normalised = !convs.empty() && std::all_of(convs.begin(), convs.end(), [&](std::size_t layer) {
+        return batch_norm_after(architecture, layer);
+    });
+    return all_normalised ? PruneCriterion::BatchNormGamma : PruneCriterion::L1;
+}
 
 std::map<std::size_t, std::vector<double>> filter_scores(const Model& model, PruneCriterion criterion) {
     const ResolvedArchitecture architecture = model.description.resolve();
@@ -57,7 +70,7 @@ std::map<std::size_t, std::vector<double>> filter_scores(const Model& model, Pru
         const int filters = architecture.layers[layer].units;
         std::vector<double>& layer_scores = scores[layer];
         if (criterion == PruneCriterion::BatchNormGamma) {
-            if (layer + 1 >= architecture.layers.size() || architecture.layers[layer + 1].kind != LayerKind::BatchNorm)
+            if (!batch_norm_after(architecture, layer))
                 throw Error("--criterion bn-gamma needs batch norm after every conv, and conv " +
                             std::to_string(layer) + " of '" + model.description.architecture +
                             "' has none (use l1 or l2)");
@@ -102,7 +115,8 @@ std::map<std::string, double> parse_per_layer_ratios(const std::string& text) {
 
 std::map<std::size_t, std::vector<int>> choose_filters(const Model& original, const Model& model,
                                                        const std::map<std::size_t, std::vector<double>>& scores,
-                                                       const PruneTarget& target, double progress) {
+                                                       const PruneTarget& target, double progress,
+                                                       bool* target_met) {
     const ResolvedArchitecture original_architecture = original.description.resolve();
     const ResolvedArchitecture architecture = model.description.resolve();
     const std::vector<std::size_t> convs = conv_layers(architecture);
@@ -115,9 +129,11 @@ std::map<std::size_t, std::vector<int>> choose_filters(const Model& original, co
     if (target.kind == PruneTarget::Kind::PerLayer) {
         for (const auto& [name, ratio] : target.per_layer) {
             check_share(ratio, "the ratio of " + name);
-            const int ordinal = std::atoi(name.c_str() + 1);
-            if (name.size() < 2 || ordinal < 1 || ordinal > static_cast<int>(convs.size()) ||
-                name != "c" + std::to_string(ordinal))
+            int ordinal = 0;
+            const char* digits_end = name.data() + name.size();
+            const auto [end, error] = std::from_chars(name.data() + std::min<std::size_t>(1, name.size()), digits_end, ordinal);
+            if (name.size() < 2 || error != std::errc() || end != digits_end || ordinal < 1 ||
+                ordinal > static_cast<int>(convs.size()) || name != "c" + std::to_string(ordinal))
                 throw Error("--per-layer: no conv layer '" + name + "' (this model has c1 to c" +
                             std::to_string(convs.size()) + ")");
             const std::size_t layer = convs[static_cast<std::size_t>(ordinal - 1)];
@@ -131,15 +147,31 @@ std::map<std::size_t, std::vector<int>> choose_filters(const Model& original, co
         if (target.kind == PruneTarget::Kind::FilterRatio)
             total_limit = static_cast<int>(std::ceil(total * (1.0 - target.value * progress) - 1e-9));
     }
-    const double flops_limit = flops_per_image(original_architecture) * (1.0 - (1.0 - target.value) * progress);
+    const double flops_limit = target.kind == PruneTarget::Kind::FlopsKept
+                                   ? flops_per_image(original_architecture) * (1.0 - (1.0 - target.value) * progress)
+                                   : 0.0;
 
     // Every filter, least important first: its score over its layer's mean score (normalised per layer, so that
-    // layers whose weights are larger are not spared for that alone).
+    // layers whose weights are larger are not spared for that alone). For a FLOP target, over the FLOPs its removal
+    // saves as well (relative to the mean over the layers): the first conv's filters cost little, the wide layers'
+    // much, and a FLOP budget is best spent on importance per FLOP.
     struct Candidate {
         std::size_t layer;
         int filter;
         double normalised;
     };
+    std::map<std::size_t, double> cost;
+    const double flops = flops_per_image(architecture);
+    for (const std::size_t layer : convs) {
+        std::vector<LayerSpec> one_fewer = architecture.layers;
+        --one_fewer[layer].units;
+        cost[layer] = one_fewer[layer].units > 0 && target.kind == PruneTarget::Kind::FlopsKept
+                          ? flops - flops_per_image(resolve_architecture(one_fewer, architecture.input,
+                                                                         architecture.num_classes))
+                          : 1.0;
+    }
+    double mean_cost = 0.0;
+    for (const auto& [layer, flops_saved] : cost) mean_cost += flops_saved / static_cast<double>(cost.size());
     std::vector<Candidate> candidates;
     std::map<std::size_t, int> remaining;
     for (const std::size_t layer : convs) {
@@ -147,8 +179,10 @@ std::map<std::size_t, std::vector<int>> choose_filters(const Model& original, co
         remaining[layer] = static_cast<int>(layer_scores.size());
         const double mean = std::accumulate(layer_scores.begin(), layer_scores.end(), 0.0) /
                             static_cast<double>(layer_scores.size());
+        const double relative_cost = cost[layer] > 0.0 ? cost[layer] / mean_cost : 1.0;
         for (std::size_t f = 0; f < layer_scores.size(); ++f)
-            candidates.push_back({layer, static_cast<int>(f), mean > 0.0 ? layer_scores[f] / mean : 0.0});
+            candidates.push_back(
+                {layer, static_cast<int>(f), mean > 0.0 ? layer_scores[f] / mean / relative_cost : 0.0});
     }
     std::stable_sort(candidates.begin(), candidates.end(),
                      [](const Candidate& a, const Candidate& b) { return a.normalised < b.normalised; });
@@ -180,6 +214,7 @@ std::map<std::size_t, std::vector<int>> choose_filters(const Model& original, co
         --kept_total;
         --layers[c.layer].units;
     }
+    if (target_met) *target_met = done();
     std::map<std::size_t, std::vector<int>> kept;
     for (const auto& [layer, flags] : removed)
         for (std::size_t f = 0; f < flags.size(); ++f)
@@ -203,9 +238,10 @@ double batch1_latency_ms(const Model& model, double min_seconds) {
     plan.run(image.data(), 1);
     std::vector<double> times;
     const auto start = std::chrono::steady_clock::now();
-    while (times.size() < 5 || (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() <
-                                    min_seconds &&
-                                times.size() < 100000)) {
+    while (!training_stop_requested() &&
+           (times.size() < 5 || (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() <
+                                     min_seconds &&
+                                 times.size() < 100000))) {
         const auto before = std::chrono::steady_clock::now();
         plan.run(image.data(), 1);
         times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - before).count());
@@ -214,9 +250,8 @@ double batch1_latency_ms(const Model& model, double min_seconds) {
     return times[times.size() / 2];
 }
 
-PruneStep describe(const Model& model, int step, const std::string& path, double latency_seconds) {
-    PruneStep s;
-    s.step = step;
+// A step's figures of `model`, into s.
+void describe(const Model& model, const std::string& path, double latency_seconds, PruneStep& s) {
     s.model_path = path;
     s.architecture = model.description.architecture;
     const ResolvedArchitecture architecture = model.description.resolve();
@@ -224,7 +259,6 @@ PruneStep describe(const Model& model, int step, const std::string& path, double
     s.parameters = parameter_count(model);
     s.flops = flops_per_image(architecture);
     s.latency_ms = batch1_latency_ms(model, latency_seconds);
-    return s;
 }
 
 // "dir/name.eqc" -> "dir/name.step2.eqc" (or "dir/name.step2.start.eqc" with the infix "start").
@@ -236,6 +270,12 @@ std::string step_path(const std::string& output_path, int step, const std::strin
     return stepped.string();
 }
 
+// Removes a file if it is there, quietly: clean-up must not replace the error that made it necessary.
+void remove_quietly(const std::string& path) {
+    std::error_code ignored;
+    std::filesystem::remove(path, ignored);
+}
+
 }  // namespace
 
 PruneResult prune(const Model& model, const PruneOptions& options, ProgressObserver& observer) {
@@ -244,29 +284,36 @@ PruneResult prune(const Model& model, const PruneOptions& options, ProgressObser
     if (options.steps < 1 || options.steps > 100) throw Error("--steps must be 1 to 100");
     if (options.finetune_epochs < 0 || options.finetune_epochs > 100000)
         throw Error("--finetune-epochs must be 0 to 100000");
-    // Fine-tuning starts from the pruned model: the data's classes must be the model's, or its head would be new.
+    // Everything that can be refused is refused before any work: the criterion (bn-gamma without batch norm), the
+    // target (layer names, shares), the fine-tuning options, and data of other classes, on which fine-tuning would
+    // start a new head.
+    choose_filters(model, model, filter_scores(model, options.criterion), options.target, 1.0);
+    if (options.finetune_epochs > 0) {
+        TrainOptions checked = options.finetune;
+        checked.epochs = options.finetune_epochs;
+        checked.output_path = step_path(options.output_path, 1);
+        validate_train_options(checked);
+    }
     const FolderScan scan = scan_labelled_folder(options.finetune.data_dir);
     if (scan.class_names != model.description.class_names)
         throw Error("the classes of '" + options.finetune.data_dir + "' differ from the model's; prune on the data the "
                     "model was trained on");
-    filter_scores(model, options.criterion);  // refuses bn-gamma without batch norm before any work
 
     PruneResult result;
-    result.steps.push_back(describe(model, 0, "", options.latency_seconds));
+    describe(model, "", options.latency_seconds, result.steps.emplace_back());
     Model current = model;
-    for (int step = 1; step <= options.steps; ++step) {
+    for (int step = 1; step <= options.steps && !training_stop_requested(); ++step) {
         const double progress = static_cast<double>(step) / options.steps;
         const auto kept = choose_filters(model, current, filter_scores(current, options.criterion), options.target,
-                                         progress);
+                                         progress, &result.target_reached);
         Model pruned = prune_filters(current, kept);
-        const std::string path = step == options.steps ? options.output_path : step_path(options.output_path, step);
+        const std::string path = step_path(options.output_path, step);
         observer.info("step " + std::to_string(step) + "/" + std::to_string(options.steps) + ": " +
                       pruned.description.architecture);
         PruneStep described;
         if (options.finetune_epochs == 0) {
             save_model(path, pruned);
             current = std::move(pruned);
-            described = describe(current, step, path, options.latency_seconds);
         } else {
             // train() starts from a model file: the pruned model goes beside the output, and is removed after.
             const std::string start = step_path(options.output_path, step, "start");
@@ -280,30 +327,35 @@ PruneResult prune(const Model& model, const PruneOptions& options, ProgressObser
             try {
                 summary = train(finetune, observer);
             } catch (...) {
-                std::filesystem::remove(start);
+                remove_quietly(start);
                 throw;
             }
-            std::filesystem::remove(start);
-            if (summary.interrupted) {
-                result.interrupted = true;
-                break;
-            }
+            remove_quietly(start);
+            if (summary.interrupted) break;
             current = load_model(path);
-            described = describe(current, step, path, options.latency_seconds);
             described.validated = summary.validated;
             described.monitor = monitor_name(summary.monitor);
             described.validation_value = summary.best_value;
         }
+        describe(current, path, options.latency_seconds, described);
+        described.step = step;
         result.steps.push_back(described);
         const PruneStep& first = result.steps.front();
-        char figures[160];
-        std::snprintf(figures, sizeof figures, "step %d done: %zu parameters, %.0f %% of the FLOPs, batch-1 latency "
+        char line[160];
+        std::snprintf(line, sizeof line, "step %d done: %zu parameters, %.0f %% of the FLOPs, batch-1 latency "
                       "%.3f ms (%.2fx faster)", step, described.parameters, 100.0 * described.flops / first.flops,
                       described.latency_ms, first.latency_ms / described.latency_ms);
-        std::string line = figures;
-        if (described.validated) line += ", " + described.monitor + " " + std::to_string(described.validation_value);
-        observer.info(line + ", '" + path + "'");
+        observer.info(std::string(line) +
+                      (described.validated ? ", " + described.monitor + " " + std::to_string(described.validation_value)
+                                           : std::string()) +
+                      ", '" + path + "'");
     }
+    result.interrupted = static_cast<int>(result.steps.size()) <= options.steps;
+    if (result.interrupted) return result;
+    // The output is written only once every step is done, so that it never holds a half-finished run's model.
+    save_model(options.output_path, current);
+    if (!result.target_reached)
+        observer.warning("the target could not be reached: the layers it may shrink are down to one filter each");
     return result;
 }
 

@@ -19,6 +19,9 @@ namespace edgeqc {
 enum class PruneCriterion { L1, L2, BatchNormGamma };
 PruneCriterion parse_prune_criterion(const std::string& name);  // "l1", "l2", "bn-gamma"; throws edgeqc::Error
 const char* prune_criterion_name(PruneCriterion criterion);
+// The criterion that suits a model: bn-gamma when batch norm follows every conv (a conv's weights are then free to
+// scale: the batch norm undoes any scale, so their norm says nothing of the channel's output), else l1.
+PruneCriterion default_prune_criterion(const Model& model);
 
 // Each conv layer's filter scores (layer index in ResolvedArchitecture::layers -> one score per filter). Throws
 // edgeqc::Error for bn-gamma on a conv without batch norm.
@@ -37,10 +40,12 @@ std::map<std::string, double> parse_per_layer_ratios(const std::string& text);
 // The filters of `model` to keep so that a share `progress` (in (0, 1]) of the way from `original` to `target` is
 // done: the lowest-scored filters go first, ranked across layers by their score over their layer's mean score
 // (per layer for PerLayer). Every layer keeps at least one filter. Throws edgeqc::Error for a target that names
-// a layer the model does not have, or a ratio or FLOP share outside (0, 1).
+// a layer the model does not have, or a ratio or FLOP share outside (0, 1). target_met, when given, tells whether
+// the filters chosen meet the target (false: every layer it may shrink is down to one filter first).
 std::map<std::size_t, std::vector<int>> choose_filters(const Model& original, const Model& model,
                                                        const std::map<std::size_t, std::vector<double>>& scores,
-                                                       const PruneTarget& target, double progress);
+                                                       const PruneTarget& target, double progress,
+                                                       bool* target_met = nullptr);
 
 struct PruneOptions {
     PruneCriterion criterion = PruneCriterion::L1;
@@ -48,7 +53,7 @@ struct PruneOptions {
     int steps = 4;
     int finetune_epochs = 3;   // per step; 0 prunes without training
     TrainOptions finetune;     // data, the recipe and the seed of the fine-tuning runs (paths are set per step)
-    std::string output_path;   // the final model; step s of several writes NAME.step<s>.eqc beside it
+    std::string output_path;   // the final model; step s writes NAME.step<s>.eqc beside it (the last is copied here)
     double latency_seconds = 0.5;  // minimum measuring time of each batch-1 latency figure
 };
 
@@ -64,17 +69,18 @@ struct PruneStep {
     bool validated = false;                  // fine-tuning had a validation set
     std::string monitor;                     // its monitored metric ("val_accuracy")
     double validation_value = 0.0;           // at the fine-tuning's best epoch
-    bool interrupted = false;                // Ctrl-C during this step's fine-tuning: the step's model is not final
 };
 
 struct PruneResult {
     std::vector<PruneStep> steps;  // the original, then every step done
-    bool interrupted = false;
+    bool interrupted = false;      // Ctrl-C: the steps listed are complete, the output holds no model of this run
+    bool target_reached = true;    // false when every layer is down to one filter short of the target
 };
 
 // Prunes `model` (a float model, batch norm not folded) towards options.target in options.steps steps, fine-tuning
-// after each, and writes every step's model. Throws edgeqc::Error for a quantized model, bad options, or what
-// train() refuses (a data folder whose classes differ from the model's).
+// after each, and writes every step's model. Checks everything it can before any work: throws edgeqc::Error for a
+// quantized model, bad options or targets, training options train() would refuse, or a data folder whose classes
+// differ from the model's. Stops between steps, or within a fine-tuning, when training_stop_requested() is set.
 PruneResult prune(const Model& model, const PruneOptions& options, ProgressObserver& observer = silent_observer());
 
 }  // namespace edgeqc

@@ -161,7 +161,8 @@ std::vector<RecipeOption> build_table() {
     table.push_back(decay);
     RecipeOption sparsity = real(described("sparsity_l1", "--sparsity-l1", optimisation,
                                            "L1 penalty on the batch-norm scales (network slimming, Liu et al. 2017), so "
-                                           "that a later `edgeqc prune --criterion bn-gamma` loses less; 1e-4 is typical",
+                                           "that a later `edgeqc prune --criterion bn-gamma` loses less (1e-4 with SGD as in the paper; "
+                                           "under Adam a scale moves by at most about --lr per step)",
                                            "0"),
                                  [](TrainOptions& o) -> float& { return o.sparsity_l1; });
     sparsity.check = unless([](const TrainOptions& o) { return !(o.sparsity_l1 >= 0.0f) || !std::isfinite(o.sparsity_l1); },

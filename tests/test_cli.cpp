@@ -246,52 +246,18 @@ TEST_CASE("cli: bad option values are refused with the option's name") {
     }
 }
 
-namespace {
-
-// `edgeqc ARGUMENTS` started in the background, its output (stdout and stderr) on the returned pipe; exec, so that a
-// signal reaches edgeqc (or the emulator running it), not an intermediate shell.
-std::pair<pid_t, int> start_edgeqc(const std::string& arguments) {
-    int output_pipe[2];
-    REQUIRE(::pipe(output_pipe) == 0);
-    const pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
-        ::dup2(output_pipe[1], STDOUT_FILENO);
-        ::dup2(output_pipe[1], STDERR_FILENO);
-        ::close(output_pipe[0]);
-        const std::string command = "exec " + edgeqc_command() + " " + arguments;
-        ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-        ::_exit(127);
-    }
-    ::close(output_pipe[1]);
-    return {child, output_pipe[0]};
-}
-
-}  // namespace
-
 TEST_CASE("cli: Ctrl-C stops training cleanly with a valid checkpoint and a resume hint") {
     TempFolder folder;
     const std::string data = two_class_dataset(folder);
     const std::string model = folder.file("m.eqc");
-    const auto [child, output_fd] = start_edgeqc("train " + quoted(data) + " --out " + quoted(model) +
-                                                 " --arch c4bn-p-c6-p-fc --size 16x20 --epochs 100000 --batch 2 --threads 1");
-    std::string output;
-    char buffer[4096];
-    ssize_t n;
-    bool interrupted = false;
-    while ((n = ::read(output_fd, buffer, sizeof buffer)) > 0) {
-        output.append(buffer, static_cast<std::size_t>(n));
-        // Interrupt once two epochs are done, so a checkpoint exists and an epoch is in flight.
-        if (!interrupted && output.find("epoch   2/") != std::string::npos) {
-            ::kill(child, SIGINT);
-            interrupted = true;
-        }
-    }
-    ::close(output_fd);
-    int status = 0;
-    ::waitpid(child, &status, 0);
+    // Interrupted once two epochs are done, so a checkpoint exists and an epoch is in flight.
+    const InterruptedRun run = interrupt_edgeqc("train " + quoted(data) + " --out " + quoted(model) +
+                                                    " --arch c4bn-p-c6-p-fc --size 16x20 --epochs 100000 --batch 2 --threads 1",
+                                                "epoch   2/");
+    const std::string& output = run.output;
+    const int status = run.status;
     INFO(output);
-    REQUIRE(interrupted);
+    REQUIRE(run.interrupted);
     CHECK(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 130);
     CHECK(output.find("continue with --resume") != std::string::npos);

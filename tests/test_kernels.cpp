@@ -8,6 +8,7 @@
 // compares with reference_kernels() using the named tolerances below; a new arch of an existing op is tested by
 // being listed.
 #include <doctest/doctest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -144,6 +145,55 @@ TEST_CASE("GEMM: every table matches the reference on tails, transposes, blockin
             check_gemm(table, {size[0], size[1], size[2], true, true, 0.5f, 2.0f, true, true}, rng);
             check_gemm(table, {size[0], size[1], size[2], true, false, 1.0f, 1.0f, true, false}, rng);
             check_gemm(table, {size[0], size[1], size[2], false, true, 1.0f, 0.0f, false, true}, rng);
+        }
+    });
+}
+
+TEST_CASE("GEMM: threads never repack panels others still read (short last depth block, several column blocks)") {
+    // The shapes where a thread that runs ahead reaches packed panels another may still read: a last depth block
+    // shorter than the others (k = 1152 is 4 x 231 + 228), several column blocks with a narrower last one (the
+    // first conv at 80x120: n = 9600), each with A prepacked (no barrier in the depth loop). More threads than
+    // cores make the threads fall out of step, and the repetitions give a race its chances.
+    const int caller_threads = omp_get_max_threads();
+    omp_set_num_threads(4);
+    Rng rng(21);
+    for_each_fast_table([&](const KernelTable& table) {
+        for (int repeat = 0; repeat < 6; ++repeat) {
+            check_gemm(table, {32, 9600, 9, false, false, 1.0f, 0.0f, true, true}, rng);
+            check_gemm(table, {64, 784, 1152, false, false, 1.0f, 0.0f, true, false}, rng);
+            check_gemm(table, {40, 8300, 300, false, false, 1.0f, 0.0f, false, true}, rng);
+        }
+    });
+    omp_set_num_threads(caller_threads);
+}
+
+TEST_CASE("GEMM: a workspace sized for a product serves every smaller one (a batch's narrower last chunk)") {
+    // Depths whose even cut into blocks is deeper for the smaller product (250 in one block; 1152 as 5 x 231).
+    Rng rng(5);
+    for_each_fast_table([&](const KernelTable& table) {
+        for (const bool prepacked : {false, true}) {
+            const int m = 37, n = 70, big_k = 1152, small_k = 250;
+            const std::size_t floats = table.gemm_workspace_f32(m, n, big_k, prepacked);
+            CHECK(table.gemm_workspace_f32(m, n, small_k, prepacked) <= floats);
+            AlignedFloats workspace(floats + kGuardFloats, kGuardValue);
+            const std::vector<float> a = normal_values(static_cast<std::size_t>(m) * small_k, rng);
+            const std::vector<float> b = normal_values(static_cast<std::size_t>(small_k) * n, rng);
+            std::vector<float> expected(static_cast<std::size_t>(m) * n), actual(expected.size());
+            reference_kernels().gemm_f32(false, false, m, n, small_k, 1.0f, a.data(), small_k, b.data(), n, 0.0f,
+                                         expected.data(), n, {}, nullptr);
+            if (prepacked) {
+                std::vector<float> packed(table.gemm_pack_a_f32(false, m, small_k, a.data(), small_k, nullptr));
+                table.gemm_pack_a_f32(false, m, small_k, a.data(), small_k, packed.data());
+                table.gemm_packed_a_f32(false, m, n, small_k, 1.0f, packed.data(), b.data(), n, 0.0f,
+                                        actual.data(), n, {}, workspace.data());
+            } else {
+                table.gemm_f32(false, false, m, n, small_k, 1.0f, a.data(), small_k, b.data(), n, 0.0f,
+                               actual.data(), n, {}, workspace.data());
+            }
+            CHECK(std::all_of(workspace.begin() + static_cast<std::ptrdiff_t>(floats), workspace.end(),
+                              [](float v) { return v == kGuardValue; }));
+            for (std::size_t i = 0; i < expected.size(); ++i)
+                CHECK(actual[i] == doctest::Approx(expected[i]).epsilon(1e-4).scale(std::sqrt(small_k + 1.0)));
         }
     });
 }

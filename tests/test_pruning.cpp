@@ -22,6 +22,18 @@ namespace {
 
 using KeptFilters = std::map<std::size_t, std::vector<int>>;
 
+// A model trained for a few epochs on a tiny synthetic set, and the set.
+struct Trained {
+    TempFolder folder;
+    std::string data = folder.file("train"), model = folder.file("m.eqc");
+    Trained(const std::string& architecture, int epochs) {
+        REQUIRE(run_edgeqc("synth " + shell_quoted(data) + " --per-class 8 --size 16x20 --seed 3").exit_code == 0);
+        REQUIRE(run_edgeqc("train " + shell_quoted(data) + " --out " + shell_quoted(model) + " --arch " + architecture +
+                           " --size 16x20 --epochs " + std::to_string(epochs) + " --batch 8 --threads 2")
+                    .exit_code == 0);
+    }
+};
+
 Model model_of(const std::string& spec, std::uint64_t seed) {
     ModelDescription d;
     d.architecture = spec;
@@ -184,12 +196,9 @@ TEST_CASE("choosing filters: lowest scores first across layers, targets met, at 
 }
 
 TEST_CASE("cli prune: step by step to a smaller model that eval and quantize run, with the figures of each step") {
-    TempFolder folder;
-    const std::string data = folder.file("train"), model = folder.file("m.eqc"), pruned = folder.file("p.eqc");
-    REQUIRE(run_edgeqc("synth " + shell_quoted(data) + " --per-class 8 --size 16x20 --seed 3").exit_code == 0);
-    REQUIRE(run_edgeqc("train " + shell_quoted(data) + " --out " + shell_quoted(model) +
-                       " --arch c8bn-p-c8bn-p-fc6-fc --size 16x20 --epochs 2 --batch 8 --threads 2")
-                .exit_code == 0);
+    const Trained t("c8bn-p-c8bn-p-fc6-fc", 2);
+    const TempFolder& folder = t.folder;
+    const std::string &data = t.data, &model = t.model, pruned = folder.file("p.eqc");
     const CommandResult r = run_edgeqc("prune " + shell_quoted(model) + " " + shell_quoted(data) + " --out " +
                                        shell_quoted(pruned) + " --ratio 0.5 --steps 2 --finetune-epochs 1 --batch 8 "
                                        "--seed 5 --threads 2 --json 2>/dev/null");
@@ -244,7 +253,25 @@ TEST_CASE("cli prune: step by step to a smaller model that eval and quantize run
               "differ from the model's") != std::string::npos);
     CHECK(run_edgeqc("prune " + shell_quoted(folder.file("p8.eqc")) + " " + shell_quoted(data) + out).output.find(
               "prune the float model, then quantize") != std::string::npos);
+    CHECK(error_of(" --out " + shell_quoted(model)).find("same file") != std::string::npos);
     CHECK(!fs::exists(folder.file("o.eqc")));
+}
+
+TEST_CASE("cli prune: Ctrl-C during fine-tuning stops cleanly and leaves the output unwritten") {
+    const Trained t("c4bn-p-c6bn-p-fc", 1);
+    const std::string pruned = t.folder.file("p.eqc");
+    const InterruptedRun run = interrupt_edgeqc("prune " + shell_quoted(t.model) + " " + shell_quoted(t.data) +
+                                                    " --out " + shell_quoted(pruned) +
+                                                    " --steps 2 --finetune-epochs 100000 --batch 2 --threads 1",
+                                                "epoch   2/");
+    const std::string& output = run.output;
+    INFO(output);
+    REQUIRE(run.interrupted);
+    CHECK(WIFEXITED(run.status));
+    CHECK(WEXITSTATUS(run.status) == 130);
+    CHECK(output.find("'" + pruned + "' was not written") != std::string::npos);
+    CHECK(!fs::exists(pruned));
+    CHECK(!fs::exists(t.folder.file("p.step1.start.eqc")));
 }
 
 TEST_CASE("train --sparsity-l1 drives the batch-norm scales towards zero, the way to a cheaper bn-gamma prune") {

@@ -18,11 +18,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <sys/wait.h>
+#include <utility>
 #include <vector>
 
 #include "data/synth.hpp"
@@ -156,7 +158,50 @@ inline CommandResult run_command(const std::string& command_line) {
 // Runs the edgeqc binary built beside the tests with the given argument string (shell-quoted by the caller).
 inline CommandResult run_edgeqc(const std::string& arguments) { return run_command(edgeqc_command() + " " + arguments); }
 
+// `edgeqc ARGUMENTS` started in the background, its output (stdout and stderr) on the returned pipe; exec, so that a
+// signal reaches edgeqc (or the emulator running it), not an intermediate shell.
+inline std::pair<pid_t, int> start_edgeqc(const std::string& arguments) {
+    int output_pipe[2];
+    REQUIRE(::pipe(output_pipe) == 0);
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        ::dup2(output_pipe[1], STDOUT_FILENO);
+        ::dup2(output_pipe[1], STDERR_FILENO);
+        ::close(output_pipe[0]);
+        const std::string command = "exec " + edgeqc_command() + " " + arguments;
+        ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    ::close(output_pipe[1]);
+    return {child, output_pipe[0]};
+}
+
 // The same for edgeqc-infer, the runtime-only binary.
+// What `edgeqc ARGUMENTS` printed and how it ended, after a SIGINT sent when its output first showed `cue` (as
+// Ctrl-C would); interrupted is false when the cue never came and the command ended by itself.
+struct InterruptedRun {
+    std::string output;
+    int status = 0;  // as waitpid() reports it
+    bool interrupted = false;
+};
+inline InterruptedRun interrupt_edgeqc(const std::string& arguments, const std::string& cue) {
+    const auto [child, output_fd] = start_edgeqc(arguments);
+    InterruptedRun run;
+    char buffer[4096];
+    ssize_t n;
+    while ((n = ::read(output_fd, buffer, sizeof buffer)) > 0) {
+        run.output.append(buffer, static_cast<std::size_t>(n));
+        if (!run.interrupted && run.output.find(cue) != std::string::npos) {
+            ::kill(child, SIGINT);
+            run.interrupted = true;
+        }
+    }
+    ::close(output_fd);
+    ::waitpid(child, &run.status, 0);
+    return run;
+}
+
 inline CommandResult run_edgeqc_infer(const std::string& arguments) {
     return run_command(EDGEQC_CLI_LAUNCHER " " EDGEQC_INFER_PATH " " + arguments);
 }

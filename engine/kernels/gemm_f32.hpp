@@ -176,6 +176,32 @@ inline void micro_kernel(int kc, const float* a_panel, const float* b_panel, flo
     }
 }
 
+// The blocking of one product: how multiply() walks it and how much of the workspace it packs into.
+template <class Arch>
+struct Blocking {
+    static constexpr int kRows = GemmTileShape<Arch>::rows;
+    static constexpr int kWidth = static_cast<int>(xsimd::batch<float, Arch>::size);
+    static constexpr int kColumns = GemmTileShape<Arch>::vectors * kWidth;
+    int row_block, depth_block, column_block;
+    std::ptrdiff_t padded_rows;
+    // The buffers hold depth blocks of min(kDepthBlock, k), the most any product of depth k or less cuts (an even cut
+    // of a smaller k can be deeper than one of k: 250 in one block, 1152 as 5 x 231): a workspace for a product then
+    // serves every smaller one, which callers rely on (a batch's last chunk is narrower).
+    std::size_t depth_capacity;
+    Blocking(int m, int n, int k)
+        : row_block(balanced_block(m, kRowBlockTarget, kRows)),
+          depth_block(balanced_block(k, kDepthBlock, 1)),
+          // A whole number of micro-panels (NR need not divide kColumnBlock: it is 12 on NEON).
+          column_block(std::min(round_up(n, kColumns), kColumnBlock / kColumns * kColumns)),
+          padded_rows(round_up(m, kRows)),
+          depth_capacity(static_cast<std::size_t>(std::min(kDepthBlock, k))) {}
+    // Floats of packed A, rounded up so that packed B after it starts 64-byte aligned.
+    std::size_t a_floats(bool a_packed) const {
+        return a_packed ? 0 : (static_cast<std::size_t>(padded_rows) * depth_capacity + 15) / 16 * 16;
+    }
+    std::size_t b_floats() const { return static_cast<std::size_t>(column_block) * depth_capacity; }
+};
+
 }  // namespace gemm_detail
 
 template <class Arch>
@@ -185,7 +211,7 @@ std::size_t PackedGemmF32<Arch>::pack_a(bool transpose_a, int m, int k, const fl
     constexpr int kRows = GemmTileShape<Arch>::rows;
     const std::size_t padded_rows = static_cast<std::size_t>(round_up(std::max(m, 0), kRows));
     if (!packed || m <= 0 || k <= 0) return padded_rows * static_cast<std::size_t>(std::max(k, 0));
-    const int depth_block = balanced_block(k, kDepthBlock, 1);  // as Blocking cuts it
+    const int depth_block = Blocking<Arch>(m, 1, k).depth_block;  // as multiply() cuts it
     for (int pc = 0; pc < k; pc += depth_block) {
         const int kc = std::min(depth_block, k - pc);
         float* block = packed + padded_rows * pc;
@@ -195,31 +221,6 @@ std::size_t PackedGemmF32<Arch>::pack_a(bool transpose_a, int m, int k, const fl
     }
     return padded_rows * k;
 }
-
-namespace gemm_detail {
-
-// The blocking of one product: how multiply() walks it and how much of the workspace it packs into.
-template <class Arch>
-struct Blocking {
-    static constexpr int kRows = GemmTileShape<Arch>::rows;
-    static constexpr int kWidth = static_cast<int>(xsimd::batch<float, Arch>::size);
-    static constexpr int kColumns = GemmTileShape<Arch>::vectors * kWidth;
-    int row_block, depth_block, column_block;
-    std::ptrdiff_t padded_rows;
-    Blocking(int m, int n, int k)
-        : row_block(balanced_block(m, kRowBlockTarget, kRows)),
-          depth_block(balanced_block(k, kDepthBlock, 1)),
-          // A whole number of micro-panels (NR need not divide kColumnBlock: it is 12 on NEON).
-          column_block(std::min(round_up(n, kColumns), kColumnBlock / kColumns * kColumns)),
-          padded_rows(round_up(m, kRows)) {}
-    // Floats of packed A, rounded up so that packed B after it starts 64-byte aligned.
-    std::size_t a_floats(bool a_packed) const {
-        return a_packed ? 0 : (static_cast<std::size_t>(padded_rows) * depth_block + 15) / 16 * 16;
-    }
-    std::size_t b_floats() const { return static_cast<std::size_t>(column_block) * depth_block; }
-};
-
-}  // namespace gemm_detail
 
 template <class Arch>
 std::size_t PackedGemmF32<Arch>::workspace_floats(int m, int n, int k, bool a_packed) const {
@@ -279,8 +280,10 @@ void PackedGemmF32<Arch>::multiply(bool transpose_a, bool transpose_b, int m, in
                 const bool last = pc + kc == k;
                 const TileMerge merge{alpha, pc == 0 ? beta : 1.0f, last ? epilogue.row_bias : nullptr,
                                       last && epilogue.relu};
+                // Each panel has a slot of the full depth block, the same for every depth block: a thread's slots
+                // then stay its own when the last depth block is shorter, and need no barrier between them.
                 const auto b_panel_of = [&](int panel) {
-                    return b_packed + static_cast<std::ptrdiff_t>(panel) * kColumns * kc;
+                    return b_packed + static_cast<std::ptrdiff_t>(panel) * kColumns * depth_block;
                 };
                 const auto pack_b_panel = [&](int panel) {
                     pack_b(b, ldb, transpose_b, pc, kc, jc + panel * kColumns,
@@ -328,6 +331,11 @@ void PackedGemmF32<Arch>::multiply(bool transpose_a, bool transpose_b, int m, in
                     for (int panel_row = 0; panel_row < row_panels; ++panel_row)
                         for (int panel = 0; panel < column_panels; ++panel) tile(panel, panel_row * kRows);
                 }
+            }
+            // The next column block shares the panels out anew (or splits rows instead): every thread must be done
+            // with this one's. The condition is the same on every thread.
+            if (jc + column_block < n) {
+#pragma omp barrier
             }
         }
     }
