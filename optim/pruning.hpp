@@ -39,7 +39,8 @@ std::map<std::string, double> parse_per_layer_ratios(const std::string& text);
 
 // The filters of `model` to keep so that a share `progress` (in (0, 1]) of the way from `original` to `target` is
 // done: the lowest-scored filters go first, ranked across layers by their score over their layer's mean score
-// (per layer for PerLayer). Every layer keeps at least one filter. Throws edgeqc::Error for a target that names
+// (and, for FlopsKept, over the square root of the FLOPs they cost), or per layer for PerLayer. Every layer keeps at
+// least one filter, and under a ranking across layers at least an eighth of its original filters. Throws edgeqc::Error for a target that names
 // a layer the model does not have, or a ratio or FLOP share outside (0, 1). target_met, when given, tells whether
 // the filters chosen meet the target (false: every layer it may shrink is down to one filter first).
 std::map<std::size_t, std::vector<int>> choose_filters(const Model& original, const Model& model,

@@ -175,6 +175,17 @@ TEST_CASE("choosing filters: lowest scores first across layers, targets met, at 
     flops.value = 0.4;
     const Model fewer_flops = prune_filters(model, choose_filters(model, model, scores, flops, 1.0));
     CHECK(flops_per_image(fewer_flops.description.resolve()) <= 0.4 * flops_per_image(architecture));
+    // Ranked across layers, a layer keeps an eighth of its filters: 95 % of 48 filters cannot go.
+    const Model wide = model_of("c32bn-p-c16bn-gap-fc", 4);
+    PruneTarget most;
+    most.value = 0.95;
+    bool met = true;
+    const auto floored = choose_filters(wide, wide, filter_scores(wide, PruneCriterion::L1), most, 1.0, &met);
+    CHECK(floored.at(0).size() == 4);
+    CHECK(floored.at(4).size() == 2);
+    CHECK(!met);
+    CHECK(choose_filters(model, model, scores, ratio, 1.0, &met).size() == 3);
+    CHECK(met);
     // Per layer: only the named layer shrinks, and never below one filter.
     PruneTarget per_layer;
     per_layer.kind = PruneTarget::Kind::PerLayer;
