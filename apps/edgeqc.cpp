@@ -540,7 +540,7 @@ int run_quantize(const QuantizeArguments& a) {
 
 struct PruneArguments {
     PruneOptions options;
-    std::string model, criterion = "auto", per_layer;
+    std::string model, criterion = "auto", per_layer, report;
     double ratio = 0.5, target_flops = 0.0;
     CLI::Option* target_flops_option = nullptr;
     RecipeFlags recipe;
@@ -586,6 +586,8 @@ void add_prune(CLI::App& app, PruneArguments& a) {
     cmd->add_option("--steps", o.steps, "Prune-then-fine-tune steps to reach the target")->capture_default_str();
     cmd->add_option("--finetune-epochs", o.finetune_epochs, "Fine-tuning epochs after each step (0: none)")
         ->capture_default_str();
+    cmd->add_option("--report", a.report,
+                    "Also write an HTML report: the steps' table and validation accuracy against batch-1 latency");
     cmd->add_flag("--json", a.json, "Print the steps as JSON instead of text");
     cmd->add_option("--threads", a.threads, "Threads (0 = all cores); latencies are measured with them")
         ->capture_default_str();
@@ -595,8 +597,9 @@ void add_prune(CLI::App& app, PruneArguments& a) {
 int run_prune(PruneArguments& a) {
     apply_threads(a.threads);
     PruneOptions& o = a.options;
-    check_distinct_outputs({{"--out", o.output_path}, {"the model pruned", a.model}});
+    check_distinct_outputs({{"--out", o.output_path}, {"--report", a.report}, {"the model pruned", a.model}});
     check_output_writable(o.output_path);
+    if (!a.report.empty()) check_output_writable(a.report, "the report");
     if (!a.per_layer.empty()) {
         o.target.kind = PruneTarget::Kind::PerLayer;
         o.target.per_layer = parse_per_layer_ratios(a.per_layer);
@@ -616,6 +619,41 @@ int run_prune(PruneArguments& a) {
     const PruneStep& original = result.steps.front();
     const auto speedup = [&](const PruneStep& s) { return s.latency_ms > 0.0 ? original.latency_ms / s.latency_ms : 0.0; };
     const std::string written = result.interrupted ? result.steps.back().model_path : o.output_path;
+    std::vector<std::vector<std::string>> rows;
+    for (const PruneStep& s : result.steps) {
+        std::string filters;
+        for (const int f : s.filters) {
+            if (!filters.empty()) filters += '-';
+            filters += std::to_string(f);
+        }
+        char flops[32], latency[48];
+        std::snprintf(flops, sizeof flops, "%.1f (%.0f %%)", s.flops * 1e-6, 100.0 * s.flops / original.flops);
+        std::snprintf(latency, sizeof latency, "%.2f ms (%.2fx)", s.latency_ms, speedup(s));
+        const std::string validation =
+            s.validated ? std::string(s.monitor) + " " + std::to_string(s.validation_value).substr(0, 6) : "-";
+        rows.push_back({std::to_string(s.step), filters, std::to_string(s.parameters), flops, latency, validation});
+    }
+    if (!a.report.empty()) {
+        ReportContent content;
+        content.title = "edgeqc pruning report: " + std::filesystem::path(o.output_path).filename().string();
+        content.facts = {{"model pruned", a.model},
+                         {"pruned model", written + (result.interrupted ? " (interrupted: last finished step)" : "")},
+                         {"fine-tuning data", o.finetune.data_dir},
+                         {"criterion", prune_criterion_name(o.criterion)},
+                         {"steps", std::to_string(o.steps) + ", " + std::to_string(o.finetune_epochs) +
+                                       " fine-tuning epochs each"},
+                         {"threads of the latencies", std::to_string(omp_get_max_threads())}};
+        content.tables.push_back({"Steps", {"step", "filters per conv", "parameters", "MFLOP/image (of the original)",
+                                            "batch-1 latency (speed-up)", "validation"}, rows});
+        ReportChart chart{"Validation against batch-1 latency", "batch-1 latency (ms)", "", {}};
+        for (const PruneStep& s : result.steps)
+            if (s.validated) {
+                chart.y_label = s.monitor;
+                chart.points.emplace_back(s.latency_ms, s.validation_value);
+            }
+        if (!chart.points.empty()) content.charts.push_back(chart);
+        write_html_report(a.report, content);
+    }
     if (a.json) {
         nlohmann::json steps = nlohmann::json::array();
         for (const PruneStep& s : result.steps)
@@ -641,17 +679,10 @@ int run_prune(PruneArguments& a) {
     }
     std::printf("%-4s %-28s %11s %15s %18s  %s\n", "step", "filters per conv", "parameters", "MFLOP/image",
                 "batch-1 latency", "validation");
-    for (const PruneStep& s : result.steps) {
-        std::string filters;
-        for (const int f : s.filters) filters += (filters.empty() ? "" : "-") + std::to_string(f);
-        char flops[32], latency[48];
-        std::snprintf(flops, sizeof flops, "%.1f (%.0f %%)", s.flops * 1e-6, 100.0 * s.flops / original.flops);
-        std::snprintf(latency, sizeof latency, "%.2f ms (%.2fx)", s.latency_ms, speedup(s));
-        const std::string validation =
-            s.validated ? std::string(s.monitor) + " " + std::to_string(s.validation_value).substr(0, 6) : "-";
-        std::printf("%-4d %-28s %11zu %15s %18s  %s\n", s.step, filters.c_str(), s.parameters, flops, latency,
-                    validation.c_str());
-    }
+    for (const auto& row : rows)
+        std::printf("%-4s %-28s %11s %15s %18s  %s\n", row[0].c_str(), row[1].c_str(), row[2].c_str(), row[3].c_str(),
+                    row[4].c_str(), row[5].c_str());
+    if (!a.report.empty()) std::printf("report written to '%s'\n", a.report.c_str());
     if (result.interrupted) {
         std::printf("interrupted: the models of the steps listed are complete%s; '%s' was not written\n",
                     result.steps.size() > 1 ? (", the last '" + written + "'").c_str() : "", o.output_path.c_str());

@@ -273,7 +273,22 @@ std::string render_html_report(const ReportContent& c) {
         }
         html += "</table>\n";
     }
-    html += curves_section(c.history);
+    if (!c.charts.empty()) html += "<div class=\"charts\">\n";
+    for (const ReportChart& chart : c.charts) {
+        double x_max = 0.0, y_min = INFINITY, y_max = -INFINITY;
+        for (const auto& [x, y] : chart.points) {
+            x_max = std::max(x_max, x);
+            y_min = std::min(y_min, y);
+            y_max = std::max(y_max, y);
+        }
+        const double margin = y_max > y_min ? 0.1 * (y_max - y_min) : 0.05;
+        html += line_chart(chart.title, {{chart.y_label, kPalette[0], chart.points}},
+                           {0.0, x_max > 0.0 ? x_max * 1.05 : 1.0, chart.points.empty() ? 0.0 : y_min - margin,
+                            chart.points.empty() ? 1.0 : y_max + margin, chart.x_label, chart.y_label});
+    }
+    if (!c.charts.empty()) html += "</div>\n";
+    // A report of tables and charts alone (quantize, prune) has no training curves to miss.
+    if (!c.history.empty() || (c.tables.empty() && c.charts.empty())) html += curves_section(c.history);
     if (c.has_evaluation) {
         if (c.labels.size() != c.image_paths.size() || c.probabilities.size() != c.labels.size() * c.report.class_names.size())
             throw std::logic_error("render_html_report: labels, paths and probabilities disagree in size");

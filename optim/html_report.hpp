@@ -27,10 +27,17 @@ struct ReportTable {
     std::vector<std::vector<std::string>> rows;
 };
 
+// A chart of points joined in order, shown after the tables (prune: validation accuracy against latency, a point
+// per pruning level).
+struct ReportChart {
+    std::string title, x_label, y_label;
+    std::vector<std::pair<double, double>> points;
+};
 struct ReportContent {
     std::string title;
     std::vector<std::pair<std::string, std::string>> facts;  // shown as a table: model, data, recipe, ...
     std::vector<ReportTable> tables;
+    std::vector<ReportChart> charts;
     std::vector<ReportEpoch> history;                        // empty: no curves (e.g. eval without a training log)
     std::string evaluated_on;                                // what the metrics below were measured on
     bool has_evaluation = false;

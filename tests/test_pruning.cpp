@@ -210,9 +210,10 @@ TEST_CASE("cli prune: step by step to a smaller model that eval and quantize run
     const Trained t("c8bn-p-c8bn-p-fc6-fc", 2);
     const TempFolder& folder = t.folder;
     const std::string &data = t.data, &model = t.model, pruned = folder.file("p.eqc");
+    const std::string report = folder.file("p.html");
     const CommandResult r = run_edgeqc("prune " + shell_quoted(model) + " " + shell_quoted(data) + " --out " +
                                        shell_quoted(pruned) + " --ratio 0.5 --steps 2 --finetune-epochs 1 --batch 8 "
-                                       "--seed 5 --threads 2 --json 2>/dev/null");
+                                       "--seed 5 --threads 2 --report " + shell_quoted(report) + " --json 2>/dev/null");
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
     const nlohmann::json steps = nlohmann::json::parse(r.output).at("steps");
@@ -224,6 +225,12 @@ TEST_CASE("cli prune: step by step to a smaller model that eval and quantize run
     CHECK(steps[2].at("flops").get<double>() < steps[1].at("flops").get<double>());
     CHECK(steps[1].at("validation").contains("val_accuracy"));
     CHECK(fs::exists(folder.file("p.step1.eqc")));
+    // The report: the steps' table and one chart of validation accuracy against latency, a point per fine-tuned step.
+    const std::string html = read_text(report);
+    CHECK(html.find("Validation against batch-1 latency") != std::string::npos);
+    CHECK(html.find("<svg") != std::string::npos);
+    CHECK(html.find("filters per conv") != std::string::npos);
+    CHECK(html.find("No training log") == std::string::npos);
     CHECK(!fs::exists(folder.file("p.step1.start.eqc")));
     const LoadedModel loaded = load_model(pruned);
     CHECK(loaded.description.architecture == "c" + std::to_string(last[0]) + "bn-p-c" + std::to_string(last[1]) +
@@ -265,6 +272,7 @@ TEST_CASE("cli prune: step by step to a smaller model that eval and quantize run
     CHECK(run_edgeqc("prune " + shell_quoted(folder.file("p8.eqc")) + " " + shell_quoted(data) + out).output.find(
               "prune the float model, then quantize") != std::string::npos);
     CHECK(error_of(" --out " + shell_quoted(model)).find("same file") != std::string::npos);
+    CHECK(error_of(out + " --report " + shell_quoted(folder.file("o.eqc"))).find("same file") != std::string::npos);
     CHECK(!fs::exists(folder.file("o.eqc")));
 }
 
