@@ -579,9 +579,16 @@ void add_prune(CLI::App& app, PruneArguments& a) {
     ratio->excludes(a.target_flops_option)->excludes(per_layer);
     a.target_flops_option->excludes(per_layer);
     cmd->add_option("--criterion", a.criterion,
-                    "Filter importance: l1 or l2 norm of its weights, bn-gamma (|batch-norm scale|), or auto: bn-gamma "
-                    "when batch norm follows every conv, else l1")
-        ->check(CLI::IsMember({"auto", "l1", "l2", "bn-gamma"}))
+                    "Filter importance: l1 or l2 norm of its weights, bn-gamma (|batch-norm scale|), taylor (first-order "
+                    "loss change from gradients on training images), or auto: bn-gamma when batch norm follows every "
+                    "conv, else l1")
+        ->check(CLI::IsMember({"auto", "l1", "l2", "bn-gamma", "taylor"}))
+        ->capture_default_str();
+    cmd->add_option("--taylor-images", o.taylor_images, "Training images the taylor criterion takes gradients on, per step")
+        ->capture_default_str();
+    cmd->add_option("--channel-multiple", o.target.channel_multiple,
+                    "Round each layer's kept filters up to a multiple of this (1: no rounding; it measured no faster "
+                    "on edgeqc's kernels)")
         ->capture_default_str();
     cmd->add_option("--steps", o.steps, "Prune-then-fine-tune steps to reach the target")->capture_default_str();
     cmd->add_option("--finetune-epochs", o.finetune_epochs, "Fine-tuning epochs after each step (0: none)")
@@ -589,6 +596,9 @@ void add_prune(CLI::App& app, PruneArguments& a) {
     cmd->add_option("--report", a.report,
                     "Also write an HTML report: the steps' table and validation accuracy against batch-1 latency");
     cmd->add_flag("--json", a.json, "Print the steps as JSON instead of text");
+    cmd->add_flag("--resume", o.resume,
+                  "Continue an interrupted run into --out (same command and options): its finished steps are kept, an "
+                  "unfinished fine-tuning continues from its checkpoint");
     cmd->add_option("--threads", a.threads, "Threads (0 = all cores); latencies are measured with them")
         ->capture_default_str();
     add_recipe_flags(cmd, a.recipe, fine_tuning_option);
@@ -671,6 +681,7 @@ int run_prune(PruneArguments& a) {
                                               std::to_string(model.description.input.width)},
                                 {"criterion", prune_criterion_name(o.criterion)},
                                 {"interrupted", result.interrupted},
+                                {"resumed_steps", result.resumed_steps},
                                 {"target_reached", result.target_reached},
                                 {"steps", steps}},
                                2)
@@ -684,7 +695,8 @@ int run_prune(PruneArguments& a) {
                     row[4].c_str(), row[5].c_str());
     if (!a.report.empty()) std::printf("report written to '%s'\n", a.report.c_str());
     if (result.interrupted) {
-        std::printf("interrupted: the models of the steps listed are complete%s; '%s' was not written\n",
+        std::printf("interrupted: the models of the steps listed are complete%s; '%s' was not written (the same command "
+                    "with --resume continues)\n",
                     result.steps.size() > 1 ? (", the last '" + written + "'").c_str() : "", o.output_path.c_str());
         return 130;
     }

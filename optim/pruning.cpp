@@ -7,13 +7,22 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <numeric>
 
+#include <nlohmann/json.hpp>
+
 #include "data/dataset.hpp"
+#include "data/loader.hpp"
+#include "engine/byte_io.hpp"
 #include "engine/error.hpp"
 #include "engine/inference_plan.hpp"
 #include "engine/model_file.hpp"
 #include "engine/model_passes.hpp"
+#include "engine/output_file.hpp"
+#include "engine/rng.hpp"
+#include "layers/network.hpp"
+#include "layers/softmax_cross_entropy.hpp"
 #include "optim/recipe.hpp"
 
 namespace edgeqc {
@@ -22,13 +31,15 @@ PruneCriterion parse_prune_criterion(const std::string& name) {
     if (name == "l1") return PruneCriterion::L1;
     if (name == "l2") return PruneCriterion::L2;
     if (name == "bn-gamma") return PruneCriterion::BatchNormGamma;
-    throw Error("unknown pruning criterion '" + name + "' (l1, l2 or bn-gamma)");
+    if (name == "taylor") return PruneCriterion::Taylor;
+    throw Error("unknown pruning criterion '" + name + "' (l1, l2, bn-gamma or taylor)");
 }
 
 const char* prune_criterion_name(PruneCriterion criterion) {
     switch (criterion) {
         case PruneCriterion::L2: return "l2";
         case PruneCriterion::BatchNormGamma: return "bn-gamma";
+        case PruneCriterion::Taylor: return "taylor";
         default: return "l1";
     }
 }
@@ -52,6 +63,74 @@ void check_share(double share, const std::string& what) {
         throw Error(what + " must lie strictly between 0 and 1, not " + std::to_string(share));
 }
 
+// The images of the taylor criterion (see GradientImages).
+std::vector<LabelledImage> gradient_sample(const Model& model, const GradientImages& gradient_images) {
+    const TrainOptions& data = *gradient_images.data;
+    const FolderScan scan = scan_with_classes(data.data_dir, model.description.class_names);
+    std::vector<LabelledImage> images =
+        data.validation_dir.empty()
+            ? stratified_split(scan.images, static_cast<int>(scan.class_names.size()), data.validation_split).train
+            : scan.images;
+    Rng rng(data.seed);
+    rng.shuffle(images);
+    images.resize(std::min(images.size(), static_cast<std::size_t>(std::max(gradient_images.images, 0))));
+    if (images.empty()) throw Error("--criterion taylor: no training images in '" + data.data_dir + "'");
+    return images;
+}
+
+// Taylor scores: a training forward and backward per batch, without updates; per batch and filter the sum of value x
+// gradient over the filter's batch-norm scale and shift (or its weights and bias without batch norm), squared.
+std::map<std::size_t, std::vector<double>> taylor_scores(const Model& model, const GradientImages& gradient_images) {
+    if (!gradient_images.data) throw Error("--criterion taylor needs the labelled images to take gradients on");
+    const TrainOptions& data = *gradient_images.data;
+    const std::unique_ptr<Network> network = Network::from_model(model);
+    network->reseed_dropout(data.seed);
+    const ResolvedArchitecture& architecture = network->architecture();
+    ParameterArena& parameters = network->parameters();
+    const auto slot_of = [&](const std::string& name) {
+        for (std::size_t i = 0; i < parameters.slots().size(); ++i)
+            if (parameters.slots()[i].name == name) return i;
+        throw Error("the network has no parameter '" + name + "'");
+    };
+    std::map<std::size_t, std::vector<std::size_t>> groups;  // conv layer -> the slots of its filters' parameters
+    std::map<std::size_t, std::vector<double>> scores;
+    for (const std::size_t layer : conv_layers(architecture)) {
+        const bool normalised = batch_norm_after(architecture, layer);
+        for (const TensorRole role : normalised ? std::vector<TensorRole>{TensorRole::Gamma, TensorRole::Beta}
+                                                : std::vector<TensorRole>{TensorRole::Weight, TensorRole::Bias}) {
+            const std::string name = architecture.tensor_name(normalised ? layer + 1 : layer, role);
+            if (!name.empty()) groups[layer].push_back(slot_of(name));
+        }
+        scores[layer].assign(static_cast<std::size_t>(architecture.layers[layer].units), 0.0);
+    }
+    LoaderOptions loading;
+    loading.batch_size = data.batch_size;
+    loading.shuffle = false;
+    loading.seed = data.seed;
+    loading.strict = data.strict;
+    BatchLoader loader(gradient_sample(model, gradient_images), model.description.input, loading);
+    loader.start_epoch(0);
+    Batch batch;
+    Tensor dlogits;
+    while (!training_stop_requested() && loader.next(batch)) {
+        parameters.zero_gradients();
+        softmax_cross_entropy(network->forward(batch.images, Mode::Train), batch.labels, {}, &dlogits);
+        network->backward(dlogits);
+        for (auto& [layer, layer_scores] : scores) {
+            const std::size_t filters = layer_scores.size();
+            std::vector<double> change(filters, 0.0);
+            for (const std::size_t slot : groups[layer]) {
+                const TensorView values = parameters.value(slot), gradients = parameters.gradient(slot);
+                const std::size_t per_filter = values.size() / filters;
+                for (std::size_t i = 0; i < values.size(); ++i)
+                    change[i / per_filter] += static_cast<double>(values[i]) * gradients[i];
+            }
+            for (std::size_t f = 0; f < filters; ++f) layer_scores[f] += change[f] * change[f];
+        }
+    }
+    return scores;
+}
+
 }  // namespace
 
 PruneCriterion default_prune_criterion(const Model& model) {
@@ -63,7 +142,9 @@ PruneCriterion default_prune_criterion(const Model& model) {
     return all_normalised ? PruneCriterion::BatchNormGamma : PruneCriterion::L1;
 }
 
-std::map<std::size_t, std::vector<double>> filter_scores(const Model& model, PruneCriterion criterion) {
+std::map<std::size_t, std::vector<double>> filter_scores(const Model& model, PruneCriterion criterion,
+                                                         const GradientImages& gradient_images) {
+    if (criterion == PruneCriterion::Taylor) return taylor_scores(model, gradient_images);
     const ResolvedArchitecture architecture = model.description.resolve();
     std::map<std::size_t, std::vector<double>> scores;
     for (const std::size_t layer : conv_layers(architecture)) {
@@ -122,6 +203,8 @@ std::map<std::size_t, std::vector<int>> choose_filters(const Model& original, co
     const std::vector<std::size_t> convs = conv_layers(architecture);
     if (conv_layers(original_architecture) != convs)
         throw Error("the model to prune and its original have different conv layers");
+    if (target.channel_multiple < 1 || target.channel_multiple > 64)
+        throw Error("--channel-multiple must be 1 to 64, not " + std::to_string(target.channel_multiple));
 
     // Filters each layer keeps at most (PerLayer), or the total to keep (FilterRatio), at this progress.
     std::map<std::size_t, int> layer_limit;
@@ -224,6 +307,18 @@ std::map<std::size_t, std::vector<int>> choose_filters(const Model& original, co
         --layers[c.layer].units;
     }
     if (target_met) *target_met = done();
+    // Rounding up to the channel multiple brings back the best-ranked filters removed above.
+    std::map<std::size_t, int> wanted;
+    for (const auto& [layer, count] : remaining)
+        wanted[layer] = std::min(architecture.layers[layer].units,
+                                 (count + target.channel_multiple - 1) / target.channel_multiple * target.channel_multiple);
+    for (auto c = candidates.rbegin(); c != candidates.rend(); ++c) {
+        std::vector<bool>::reference filter_removed = removed[c->layer][static_cast<std::size_t>(c->filter)];
+        if (filter_removed && remaining[c->layer] < wanted[c->layer]) {
+            filter_removed = false;
+            ++remaining[c->layer];
+        }
+    }
     std::map<std::size_t, std::vector<int>> kept;
     for (const auto& [layer, flags] : removed)
         for (std::size_t f = 0; f < flags.size(); ++f)
@@ -287,16 +382,88 @@ void remove_quietly(const std::string& path) {
 
 }  // namespace
 
+std::string prune_journal_path(const std::string& output_path) {
+    const std::filesystem::path path(output_path);
+    std::filesystem::path journal = path;
+    journal.replace_filename(path.stem().string() + ".prune.json");
+    return journal.string();
+}
+
+namespace {
+
+// What makes two runs the same run: the model pruned (a checksum of its architecture and tensors), the target, the
+// schedule and the fine-tuning recipe.
+nlohmann::json run_settings(const Model& model, const PruneOptions& o) {
+    std::uint32_t checksum = crc32(model.description.architecture.data(), model.description.architecture.size());
+    for (const NamedTensor& named : model.tensors) checksum = crc32(named.tensor.raw(), named.tensor.bytes(), checksum);
+    const char* kinds[] = {"ratio", "target-flops", "per-layer"};
+    return {{"model checksum", checksum},
+            {"data", std::filesystem::absolute(o.finetune.data_dir).lexically_normal().string()},
+            {"criterion", prune_criterion_name(o.criterion)},
+            {"target", kinds[static_cast<int>(o.target.kind)]},
+            {"target value", o.target.kind == PruneTarget::Kind::PerLayer ? nlohmann::json(o.target.per_layer)
+                                                                           : nlohmann::json(o.target.value)},
+            {"channel multiple", o.target.channel_multiple},
+            {"steps", o.steps},
+            {"fine-tuning epochs", o.finetune_epochs},
+            {"taylor images", o.taylor_images},
+            {"fine-tuning recipe", recipe_of(o.finetune, "")}};
+}
+
+// The journal of the run to resume; throws edgeqc::Error when there is none, it is damaged, or it is another run's.
+nlohmann::json read_journal(const std::string& path, const nlohmann::json& settings) {
+    if (!std::filesystem::exists(path))
+        throw Error("--resume: no journal '" + path + "' of an interrupted run into this output (it is removed when a "
+                    "run completes)");
+    nlohmann::json journal;
+    try {
+        std::ifstream file(path, std::ios::binary);
+        if (!file) throw Error("cannot open it");
+        journal = nlohmann::json::parse(file);
+        if (journal.at("format").get<int>() != 1) throw Error("format " + journal.at("format").dump());
+        if (!journal.at("settings").is_object() || !journal.at("steps").is_array()) throw Error("no settings or steps");
+        for (const nlohmann::json& step : journal.at("steps")) {
+            step.at("model").get<std::string>();
+            step.at("validated").get<bool>();
+            step.at("monitor").get<std::string>();
+            step.at("validation value").get<double>();
+        }
+    } catch (const std::exception& e) {
+        throw Error("--resume: the journal '" + path + "' is damaged (" + e.what() + "); start a new run instead");
+    }
+    const nlohmann::json& before = journal.at("settings");
+    for (const auto& [key, value] : settings.items()) {
+        if (before.contains(key) && before[key] == value) continue;
+        if (key == "model checksum")
+            throw Error("--resume: the interrupted run pruned another model; resume with the model it started from");
+        throw Error("--resume: the interrupted run had " + key + " " + (before.contains(key) ? before[key].dump() : "unset") +
+                    ", this command " + value.dump() + "; resume with the same command and options");
+    }
+    return journal;
+}
+
+void write_journal(const std::string& path, const nlohmann::json& journal) {
+    const std::string text = journal.dump(2) + "\n";
+    write_file_atomically(path, std::vector<unsigned char>(text.begin(), text.end()));
+}
+
+}  // namespace
+
 PruneResult prune(const Model& model, const PruneOptions& options, ProgressObserver& observer) {
     if (!model.activations.empty())
         throw Error("the model is quantized: prune the float model, then quantize the pruned one");
     if (options.steps < 1 || options.steps > 100) throw Error("--steps must be 1 to 100");
     if (options.finetune_epochs < 0 || options.finetune_epochs > 100000)
         throw Error("--finetune-epochs must be 0 to 100000");
-    // Everything that can be refused is refused before any work: the criterion (bn-gamma without batch norm), the
-    // target (layer names, shares), the fine-tuning options, and data of other classes, on which fine-tuning would
-    // start a new head.
-    choose_filters(model, model, filter_scores(model, options.criterion), options.target, 1.0);
+    if (options.taylor_images < 1 || options.taylor_images > 1000000) throw Error("--taylor-images must be 1 to 1000000");
+    // Everything that can be refused is refused before any work: the criterion (bn-gamma without batch norm, taylor
+    // without training images), the target (layer names, shares), the fine-tuning options, and data of other classes,
+    // on which fine-tuning would start a new head.
+    const GradientImages gradient_images{&options.finetune, options.taylor_images};
+    if (options.criterion == PruneCriterion::Taylor) gradient_sample(model, gradient_images);
+    choose_filters(model, model,
+                   filter_scores(model, options.criterion == PruneCriterion::Taylor ? PruneCriterion::L1 : options.criterion),
+                   options.target, 1.0);
     if (options.finetune_epochs > 0) {
         TrainOptions checked = options.finetune;
         checked.epochs = options.finetune_epochs;
@@ -307,39 +474,78 @@ PruneResult prune(const Model& model, const PruneOptions& options, ProgressObser
     if (scan.class_names != model.description.class_names)
         throw Error("the classes of '" + options.finetune.data_dir + "' differ from the model's; prune on the data the "
                     "model was trained on");
+    const std::string journal_path = prune_journal_path(options.output_path);
+    const nlohmann::json settings = run_settings(model, options);
+    nlohmann::json journal = options.resume ? read_journal(journal_path, settings)
+                                            : nlohmann::json{{"format", 1}, {"settings", settings}, {"steps", nlohmann::json::array()}};
 
     PruneResult result;
     describe(model, "", options.latency_seconds, result.steps.emplace_back());
     Model current = model;
-    for (int step = 1; step <= options.steps && !training_stop_requested(); ++step) {
-        const double progress = static_cast<double>(step) / options.steps;
-        const auto kept = choose_filters(model, current, filter_scores(current, options.criterion), options.target,
-                                         progress, &result.target_reached);
-        Model pruned = prune_filters(current, kept);
+    for (const nlohmann::json& entry : journal.at("steps")) {
+        PruneStep& taken = result.steps.emplace_back();
+        const std::string path = entry.at("model").get<std::string>();
+        try {
+            current = load_model(path);
+        } catch (const Error& e) {
+            throw Error(std::string("--resume: a finished step's model cannot be read (") + e.what() + "); start a new run");
+        }
+        describe(current, path, options.latency_seconds, taken);
+        taken.step = ++result.resumed_steps;
+        taken.validated = entry.at("validated").get<bool>();
+        taken.monitor = entry.at("monitor").get<std::string>();
+        taken.validation_value = entry.at("validation value").get<double>();
+    }
+    if (options.resume)
+        observer.info("resuming after step " + std::to_string(result.resumed_steps) + "/" + std::to_string(options.steps));
+    else if (std::filesystem::exists(journal_path))
+        observer.info("note: this new run replaces the interrupted run journalled in '" + journal_path + "'");
+    write_journal(journal_path, journal);
+
+    for (int step = result.resumed_steps + 1; step <= options.steps && !training_stop_requested(); ++step) {
         const std::string path = step_path(options.output_path, step);
-        observer.info("step " + std::to_string(step) + "/" + std::to_string(options.steps) + ": " +
-                      pruned.description.architecture);
+        // A resumed run whose step was interrupted while fine-tuning continues that fine-tuning: the checkpoint
+        // holds the pruned network.
+        const bool continue_fine_tuning = options.resume && step == result.resumed_steps + 1 &&
+                                          options.finetune_epochs > 0 &&
+                                          std::filesystem::exists(checkpoint_path_for(path));
+        Model pruned;
+        if (continue_fine_tuning) {
+            observer.info("step " + std::to_string(step) + "/" + std::to_string(options.steps) +
+                          ": continuing its fine-tuning from '" + checkpoint_path_for(path) + "'");
+        } else {
+            const double progress = static_cast<double>(step) / options.steps;
+            const auto kept = choose_filters(model, current, filter_scores(current, options.criterion, gradient_images),
+                                             options.target, progress, &result.target_reached);
+            if (training_stop_requested()) break;  // the taylor scores may be partial
+            pruned = prune_filters(current, kept);
+            observer.info("step " + std::to_string(step) + "/" + std::to_string(options.steps) + ": " +
+                          pruned.description.architecture);
+        }
         PruneStep described;
         if (options.finetune_epochs == 0) {
             save_model(path, pruned);
             current = std::move(pruned);
         } else {
-            // train() starts from a model file: the pruned model goes beside the output, and is removed after.
-            const std::string start = step_path(options.output_path, step, "start");
-            save_model(start, pruned);
             TrainOptions finetune = options.finetune;
             finetune.output_path = path;
-            finetune.init_model = start;
             finetune.epochs = options.finetune_epochs;
             finetune.epochs_given = true;
+            finetune.resume = continue_fine_tuning;
+            // train() starts from a model file: the pruned model goes beside the output, and is removed after.
+            const std::string start = continue_fine_tuning ? "" : step_path(options.output_path, step, "start");
+            if (!continue_fine_tuning) {
+                save_model(start, pruned);
+                finetune.init_model = start;
+            }
             TrainSummary summary;
             try {
                 summary = train(finetune, observer);
             } catch (...) {
-                remove_quietly(start);
+                if (!start.empty()) remove_quietly(start);
                 throw;
             }
-            remove_quietly(start);
+            if (!start.empty()) remove_quietly(start);
             if (summary.interrupted) break;
             current = load_model(path);
             described.validated = summary.validated;
@@ -349,6 +555,11 @@ PruneResult prune(const Model& model, const PruneOptions& options, ProgressObser
         describe(current, path, options.latency_seconds, described);
         described.step = step;
         result.steps.push_back(described);
+        journal["steps"].push_back({{"model", path},
+                                    {"validated", described.validated},
+                                    {"monitor", described.monitor},
+                                    {"validation value", described.validation_value}});
+        write_journal(journal_path, journal);
         const PruneStep& first = result.steps.front();
         char line[160];
         std::snprintf(line, sizeof line, "step %d done: %zu parameters, %.0f %% of the FLOPs, batch-1 latency "
@@ -363,6 +574,7 @@ PruneResult prune(const Model& model, const PruneOptions& options, ProgressObser
     if (result.interrupted) return result;
     // The output is written only once every step is done, so that it never holds a half-finished run's model.
     save_model(options.output_path, current);
+    remove_quietly(journal_path);
     if (!result.target_reached)
         observer.warning("the target could not be reached: the layers it may shrink are down to one filter each");
     return result;

@@ -8,10 +8,13 @@
 #include <string>
 #include <vector>
 
+#include "data/dataset.hpp"
 #include "engine/error.hpp"
 #include "engine/inference_plan.hpp"
 #include "engine/model_file.hpp"
+#include "data/loader.hpp"
 #include "engine/model_passes.hpp"
+#include "layers/softmax_cross_entropy.hpp"
 #include "optim/pruning.hpp"
 #include "test_support.hpp"
 
@@ -78,6 +81,12 @@ Model masked(Model model, const KeptFilters& kept) {
         }
     }
     return model;
+}
+
+// `edgeqc prune` of the trained model on its data into FOLDER/p.eqc, with `options`.
+std::string prune_command(const Trained& t, const std::string& options) {
+    return "prune " + shell_quoted(t.model) + " " + shell_quoted(t.data) + " --out " + shell_quoted(t.folder.file("p.eqc")) +
+           " " + options;
 }
 
 std::vector<float> probabilities(const Model& model, const std::vector<float>& images, int batch) {
@@ -201,9 +210,86 @@ TEST_CASE("choosing filters: lowest scores first across layers, targets met, at 
     CHECK(filter_scores(model, PruneCriterion::BatchNormGamma).at(4).size() == 6);
     CHECK_THROWS_WITH_AS(filter_scores(model_of("c8bn-p-c6-gap-fc", 3), PruneCriterion::BatchNormGamma),
                          doctest::Contains("needs batch norm after every conv"), Error);
+    // Rounded up to a channel multiple: the same filters and the next best ones back, never more than a layer has.
+    PruneTarget rounded = ratio;
+    rounded.channel_multiple = 4;
+    const auto plain = choose_filters(model, model, scores, ratio, 1.0);
+    const auto whole = choose_filters(model, model, scores, rounded, 1.0);
+    for (const auto& [layer, filters] : whole) {
+        CAPTURE(layer);
+        const int units = architecture.layers[layer].units;
+        CHECK((filters.size() % 4 == 0 || static_cast<int>(filters.size()) == units));
+        CHECK(std::includes(filters.begin(), filters.end(), plain.at(layer).begin(), plain.at(layer).end()));
+    }
+    CHECK(count(whole) > count(plain));
+    rounded.channel_multiple = 0;
+    CHECK_THROWS_WITH_AS(choose_filters(model, model, scores, rounded, 1.0),
+                         doctest::Contains("--channel-multiple must be 1 to 64"), Error);
     CHECK(parse_per_layer_ratios("c3=0.75,c4=0.5") == std::map<std::string, double>{{"c3", 0.75}, {"c4", 0.5}});
     for (const char* bad : {"c3", "c3=", "c3=1.5", "c3=0", "x3=0.5", "c3=0.5x"})
         CHECK_THROWS_AS(parse_per_layer_ratios(bad), Error);
+}
+
+TEST_CASE("taylor scores: per filter the squared first-order loss change of scaling its batch-norm or conv parameters") {
+    // One conv with batch norm, one without; the 40 images fit one batch, so each score is one batch's square.
+    const Trained t("c6bn-p-c5-p-fc", 1);
+    const LoadedModel model = load_model(t.model);
+    TrainOptions data;
+    data.data_dir = t.data;
+    data.validation_split = 0.0;
+    data.batch_size = 64;
+    const auto scores = filter_scores(model, PruneCriterion::Taylor, GradientImages{&data, 512});
+    REQUIRE(scores.size() == 2);
+    // The reference: d/dt loss(parameters of filter f x (1 + t)) at t = 0, by central differences.
+    const std::unique_ptr<Network> network = Network::from_model(model);
+    LoaderOptions loading;
+    loading.batch_size = 64;
+    loading.shuffle = false;
+    BatchLoader loader(scan_labelled_folder(t.data).images, model.description.input, loading);
+    loader.start_epoch(0);
+    Batch batch;
+    REQUIRE(loader.next(batch));
+    REQUIRE(batch.labels.size() == 40);
+    const ResolvedArchitecture& architecture = network->architecture();
+    ParameterArena& parameters = network->parameters();
+    const auto slot = [&](std::size_t layer, TensorRole role) {
+        const std::string name = architecture.tensor_name(layer, role);
+        for (std::size_t i = 0; i < parameters.slots().size(); ++i)
+            if (parameters.slots()[i].name == name) return i;
+        FAIL("no slot " << name);
+        return std::size_t{0};
+    };
+    const auto loss_scaled = [&](const std::vector<std::size_t>& slots, int filter, int filters, double t) {
+        std::vector<std::vector<float>> saved;
+        for (const std::size_t s : slots) {
+            const TensorView v = parameters.value(s);
+            saved.emplace_back(v.data, v.data + v.size());
+            const std::size_t per_filter = v.size() / static_cast<std::size_t>(filters);
+            for (std::size_t i = 0; i < per_filter; ++i)
+                v[static_cast<std::size_t>(filter) * per_filter + i] *= static_cast<float>(1.0 + t);
+        }
+        const double loss = softmax_cross_entropy(network->forward(batch.images, Mode::Train), batch.labels, {}, nullptr);
+        for (std::size_t k = 0; k < slots.size(); ++k) std::copy(saved[k].begin(), saved[k].end(), parameters.value(slots[k]).data);
+        return loss;
+    };
+    const std::map<std::size_t, std::vector<std::size_t>> groups = {
+        {0, {slot(1, TensorRole::Gamma), slot(1, TensorRole::Beta)}},
+        {4, {slot(4, TensorRole::Weight), slot(4, TensorRole::Bias)}}};
+    for (const auto& [layer, slots] : groups) {
+        const std::vector<double>& layer_scores = scores.at(layer);
+        const int filters = static_cast<int>(layer_scores.size());
+        const double largest = *std::max_element(layer_scores.begin(), layer_scores.end());
+        CHECK(largest > 0.0);
+        for (int f = 0; f < filters; ++f) {
+            CAPTURE(layer);
+            CAPTURE(f);
+            const double h = 1e-2;
+            const double slope = (loss_scaled(slots, f, filters, h) - loss_scaled(slots, f, filters, -h)) / (2 * h);
+            // Relative to the layer's largest score: float sums put a floor under the differences' precision.
+            CHECK(std::sqrt(layer_scores[static_cast<std::size_t>(f)]) == doctest::Approx(std::abs(slope)).epsilon(0.03).scale(std::sqrt(largest)));
+        }
+    }
+    CHECK_THROWS_WITH_AS(filter_scores(model, PruneCriterion::Taylor), doctest::Contains("needs the labelled images"), Error);
 }
 
 TEST_CASE("cli prune: step by step to a smaller model that eval and quantize run, with the figures of each step") {
@@ -262,7 +348,10 @@ TEST_CASE("cli prune: step by step to a smaller model that eval and quantize run
     CHECK(error_of(out + " --per-layer c9=0.5").find("no conv layer 'c9'") != std::string::npos);
     CHECK(error_of(out + " --per-layer c1=2").find("strictly between 0 and 1") != std::string::npos);
     CHECK(error_of(out + " --ratio 0.5 --per-layer c1=0.5").find("excludes") != std::string::npos);
-    CHECK(error_of(out + " --criterion taylor").find("--criterion") != std::string::npos);
+    CHECK(error_of(out + " --criterion l3").find("--criterion") != std::string::npos);
+    CHECK(error_of(out + " --criterion taylor --taylor-images 0").find("--taylor-images must be 1") != std::string::npos);
+    CHECK(error_of(out + " --channel-multiple 0").find("--channel-multiple must be 1 to 64") != std::string::npos);
+    CHECK(error_of(out + " --resume").find("no journal") != std::string::npos);
     CHECK(error_of(" --out " + shell_quoted(folder.str() + "/no/such/o.eqc")).find("does not exist") != std::string::npos);
     CHECK(error_of(out + " --steps 0").find("--steps") != std::string::npos);
     fs::create_directories(folder.file("other/a"));
@@ -276,21 +365,62 @@ TEST_CASE("cli prune: step by step to a smaller model that eval and quantize run
     CHECK(!fs::exists(folder.file("o.eqc")));
 }
 
-TEST_CASE("cli prune: Ctrl-C during fine-tuning stops cleanly and leaves the output unwritten") {
+TEST_CASE("cli prune: Ctrl-C during fine-tuning stops cleanly, leaves the output unwritten, and --resume continues") {
     const Trained t("c4bn-p-c6bn-p-fc", 1);
-    const std::string pruned = t.folder.file("p.eqc");
-    const InterruptedRun run = interrupt_edgeqc("prune " + shell_quoted(t.model) + " " + shell_quoted(t.data) +
-                                                    " --out " + shell_quoted(pruned) +
-                                                    " --steps 2 --finetune-epochs 100000 --batch 2 --threads 1",
-                                                "epoch   2/");
-    const std::string& output = run.output;
-    INFO(output);
+    const std::string pruned = t.folder.file("p.eqc"), journal = t.folder.file("p.prune.json");
+    const std::string options = "--steps 2 --finetune-epochs 100000 --batch 2 --threads 1";
+    const std::string command = prune_command(t, options);
+    const InterruptedRun run = interrupt_edgeqc(command, "epoch   2/");
+    INFO(run.output);
     REQUIRE(run.interrupted);
     CHECK(WIFEXITED(run.status));
     CHECK(WEXITSTATUS(run.status) == 130);
-    CHECK(output.find("'" + pruned + "' was not written") != std::string::npos);
+    CHECK(run.output.find("'" + pruned + "' was not written (the same command with --resume continues)") !=
+          std::string::npos);
     CHECK(!fs::exists(pruned));
     CHECK(!fs::exists(t.folder.file("p.step1.start.eqc")));
+    REQUIRE(fs::exists(journal));
+    // Resumed, the unfinished step's fine-tuning continues from its checkpoint instead of pruning again.
+    const InterruptedRun resumed = interrupt_edgeqc(command + " --resume", "resuming from '");
+    INFO(resumed.output);
+    REQUIRE(resumed.interrupted);
+    CHECK(resumed.output.find("step 1/2: continuing its fine-tuning from '" + t.folder.file("p.step1.last.eqc") + "'") !=
+          std::string::npos);
+    CHECK(WEXITSTATUS(resumed.status) == 130);
+    // Only the run that was interrupted can be resumed, and only with its settings.
+    CHECK(run_edgeqc(command + " --resume --ratio 0.25").output.find(
+              "the interrupted run had target value 0.5, this command 0.25") != std::string::npos);
+    CHECK(run_edgeqc(command + " --resume --lr 0.1").output.find("the interrupted run had fine-tuning recipe") !=
+          std::string::npos);
+    const Trained other("c6bn-p-c4bn-p-fc", 1);
+    CHECK(run_edgeqc("prune " + shell_quoted(other.model) + " " + shell_quoted(t.data) + " --out " + shell_quoted(pruned) +
+                     " " + options + " --resume")
+              .output.find("pruned another model") != std::string::npos);
+    write_bytes(journal, {'{', '"'});
+    CHECK(run_edgeqc(command + " --resume").output.find("is damaged") != std::string::npos);
+}
+
+TEST_CASE("cli prune --resume: the finished steps are kept as they are and the rest are done") {
+    const Trained t("c4bn-p-c6bn-p-fc", 1);
+    const std::string pruned = t.folder.file("p.eqc"), step1 = t.folder.file("p.step1.eqc");
+    const std::string command = prune_command(t, "--steps 3 --finetune-epochs 2 --batch 8 --threads 1 --json");
+    // Each step measures its latency for half a second, so the signal comes well before the run could end.
+    const InterruptedRun run = interrupt_edgeqc(command, "step 1 done");
+    INFO(run.output);
+    REQUIRE(run.interrupted);
+    CHECK(WEXITSTATUS(run.status) == 130);
+    REQUIRE(fs::exists(step1));
+    const std::vector<unsigned char> step1_bytes = read_bytes(step1);
+    const CommandResult resumed = run_edgeqc(command + " --resume 2>/dev/null");
+    INFO(resumed.output);
+    REQUIRE(resumed.exit_code == 0);
+    const nlohmann::json report = nlohmann::json::parse(resumed.output);
+    CHECK(report.at("resumed_steps").get<int>() >= 1);
+    REQUIRE(report.at("steps").size() == 4);
+    CHECK(report.at("steps")[1].at("validation").contains("val_accuracy"));
+    CHECK(read_bytes(step1) == step1_bytes);
+    CHECK(load_model(pruned).description.architecture == report.at("steps")[3].at("architecture").get<std::string>());
+    CHECK(!fs::exists(t.folder.file("p.prune.json")));
 }
 
 TEST_CASE("train --sparsity-l1 drives the batch-norm scales towards zero, the way to a cheaper bn-gamma prune") {
