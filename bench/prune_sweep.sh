@@ -3,7 +3,8 @@
 # with `edgeqc prune --target-flops` in STEPS steps (each fine-tuned, each step's model kept: one pruning level per
 # step), then for the unpruned model and every level: test accuracy and macro-F1 in float and int8 (quantized on
 # <set>/train), file sizes, and batch-1 speed of the level's architecture in float and int8 (build/edgeqc_quantized:
-# float and int8 plans in one run; speed does not depend on the weights). The latencies are measured last, in one
+# float and int8 plans in one run; speed does not depend on the weights). A row "0, N more epochs" gives the unpruned
+# model trained as many more epochs as the pruned ones were fine-tuned, in the same rounds. The latencies are measured last, in one
 # pass, after all training: run it on an otherwise idle machine. Prints a markdown table per set.
 #
 # Usage: bench/prune_sweep.sh [SET...]          (default: neu_steel magnetic_tile)
@@ -49,6 +50,16 @@ for set in "${sets[@]}"; do
     edgeqc prune "$base" "$data/train" --out "$out/pruned.eqc" --target-flops "$TARGET_FLOPS" --steps "$STEPS" \
         --finetune-epochs "$FINETUNE" --criterion "$CRITERION" --seed "$SEED" --threads "$THREADS" --json \
         > "$out/prune.json" 2> "$out/prune.log"
+    # The unpruned model given the same extra training as the pruned ones (STEPS rounds of FINETUNE epochs from the
+    # previous round's model, as prune fine-tunes), so that the table compares pruning, not training for longer.
+    echo "== $set: the unpruned model, $STEPS rounds of $FINETUNE more epochs"
+    previous="$base"
+    for ((round = 1; round <= STEPS; ++round)); do
+        edgeqc train "$data/train" --out "$out/unpruned.round$round.eqc" --init "$previous" --epochs "$FINETUNE" \
+            --seed "$SEED" --threads "$THREADS" > "$out/unpruned.round$round.txt" 2>&1
+        previous="$out/unpruned.round$round.eqc"
+    done
+    edgeqc eval "$previous" "$data/test" --threads "$THREADS" --json > "$out/unpruned.eval.json" 2> /dev/null
     levels=$(json "$out/prune.json" "len(d['steps'])")
     for ((level = 0; level < levels; ++level)); do
         model=$(json "$out/prune.json" "d['steps'][$level]['model']")
@@ -92,4 +103,6 @@ print(f"| {level} | {'-'.join(map(str, step['filters']))} | {step['parameters']}
       f"{q['macro_f1']:.4f} | {int8_ms:.3f} ({base_ms / int8_ms:.2f}x) |")
 EOF
     done
+    "$PYTHON" -c "import json, sys; f = json.load(open(sys.argv[1])); print(f'| 0, {sys.argv[2]} more epochs | | | | | ' +
+                  f'{f[\"accuracy\"]:.4f} | {f[\"macro_f1\"]:.4f} | | | | | |')" "$out/unpruned.eval.json" $((STEPS * FINETUNE))
 done
