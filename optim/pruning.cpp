@@ -17,6 +17,7 @@
 #include "engine/byte_io.hpp"
 #include "engine/error.hpp"
 #include "engine/inference_plan.hpp"
+#include "engine/json_output.hpp"
 #include "engine/model_file.hpp"
 #include "engine/model_passes.hpp"
 #include "engine/output_file.hpp"
@@ -125,7 +126,9 @@ std::map<std::size_t, std::vector<double>> taylor_scores(const Model& model, con
                 for (std::size_t i = 0; i < values.size(); ++i)
                     change[i / per_filter] += static_cast<double>(values[i]) * gradients[i];
             }
-            for (std::size_t f = 0; f < filters; ++f) layer_scores[f] += change[f] * change[f];
+            // A last, smaller batch counts for its share of a full one.
+            const double weight = static_cast<double>(batch.labels.size()) / data.batch_size;
+            for (std::size_t f = 0; f < filters; ++f) layer_scores[f] += weight * change[f] * change[f];
         }
     }
     return scores;
@@ -406,7 +409,7 @@ nlohmann::json run_settings(const Model& model, const PruneOptions& o) {
             {"channel multiple", o.target.channel_multiple},
             {"steps", o.steps},
             {"fine-tuning epochs", o.finetune_epochs},
-            {"taylor images", o.taylor_images},
+            {"taylor images", o.criterion == PruneCriterion::Taylor ? o.taylor_images : 0},
             {"fine-tuning recipe", recipe_of(o.finetune, "")}};
 }
 
@@ -422,8 +425,9 @@ nlohmann::json read_journal(const std::string& path, const nlohmann::json& setti
         journal = nlohmann::json::parse(file);
         if (journal.at("format").get<int>() != 1) throw Error("format " + journal.at("format").dump());
         if (!journal.at("settings").is_object() || !journal.at("steps").is_array()) throw Error("no settings or steps");
+        if (journal.at("steps").size() > settings.at("steps").get<std::size_t>()) throw Error("more steps than the run has");
         for (const nlohmann::json& step : journal.at("steps")) {
-            step.at("model").get<std::string>();
+            step.at("target reached").get<bool>();
             step.at("validated").get<bool>();
             step.at("monitor").get<std::string>();
             step.at("validation value").get<double>();
@@ -433,17 +437,29 @@ nlohmann::json read_journal(const std::string& path, const nlohmann::json& setti
     }
     const nlohmann::json& before = journal.at("settings");
     for (const auto& [key, value] : settings.items()) {
-        if (before.contains(key) && before[key] == value) continue;
+        // Compared as text: paths are raw bytes, which the journal holds with invalid UTF-8 replaced.
+        if (before.contains(key) && json_text(before[key]) == json_text(value)) continue;
         if (key == "model checksum")
             throw Error("--resume: the interrupted run pruned another model; resume with the model it started from");
-        throw Error("--resume: the interrupted run had " + key + " " + (before.contains(key) ? before[key].dump() : "unset") +
-                    ", this command " + value.dump() + "; resume with the same command and options");
+        throw Error("--resume: the interrupted run had " + key + " " + (before.contains(key) ? json_text(before[key]) : "unset") +
+                    ", this command " + json_text(value) + "; resume with the same command and options");
     }
     return journal;
 }
 
+// Whether a fine-tuning checkpoint holds a run that can continue: readable, with training state, short of `epochs`.
+bool unfinished_checkpoint(const std::string& path, int epochs) {
+    if (!std::filesystem::exists(path)) return false;
+    try {
+        const LoadedModel checkpoint = load_model(path);
+        return checkpoint.has_training_state && checkpoint.training_state.epochs_done < static_cast<std::uint32_t>(epochs);
+    } catch (const Error&) {
+        return false;
+    }
+}
+
 void write_journal(const std::string& path, const nlohmann::json& journal) {
-    const std::string text = journal.dump(2) + "\n";
+    const std::string text = json_text(journal, 2) + "\n";
     write_file_atomically(path, std::vector<unsigned char>(text.begin(), text.end()));
 }
 
@@ -459,8 +475,6 @@ PruneResult prune(const Model& model, const PruneOptions& options, ProgressObser
     // Everything that can be refused is refused before any work: the criterion (bn-gamma without batch norm, taylor
     // without training images), the target (layer names, shares), the fine-tuning options, and data of other classes,
     // on which fine-tuning would start a new head.
-    const GradientImages gradient_images{&options.finetune, options.taylor_images};
-    if (options.criterion == PruneCriterion::Taylor) gradient_sample(model, gradient_images);
     choose_filters(model, model,
                    filter_scores(model, options.criterion == PruneCriterion::Taylor ? PruneCriterion::L1 : options.criterion),
                    options.target, 1.0);
@@ -474,6 +488,8 @@ PruneResult prune(const Model& model, const PruneOptions& options, ProgressObser
     if (scan.class_names != model.description.class_names)
         throw Error("the classes of '" + options.finetune.data_dir + "' differ from the model's; prune on the data the "
                     "model was trained on");
+    const GradientImages gradient_images{&options.finetune, options.taylor_images};
+    if (options.criterion == PruneCriterion::Taylor) gradient_sample(model, gradient_images);
     const std::string journal_path = prune_journal_path(options.output_path);
     const nlohmann::json settings = run_settings(model, options);
     nlohmann::json journal = options.resume ? read_journal(journal_path, settings)
@@ -484,7 +500,7 @@ PruneResult prune(const Model& model, const PruneOptions& options, ProgressObser
     Model current = model;
     for (const nlohmann::json& entry : journal.at("steps")) {
         PruneStep& taken = result.steps.emplace_back();
-        const std::string path = entry.at("model").get<std::string>();
+        const std::string path = step_path(options.output_path, result.resumed_steps + 1);
         try {
             current = load_model(path);
         } catch (const Error& e) {
@@ -495,20 +511,27 @@ PruneResult prune(const Model& model, const PruneOptions& options, ProgressObser
         taken.validated = entry.at("validated").get<bool>();
         taken.monitor = entry.at("monitor").get<std::string>();
         taken.validation_value = entry.at("validation value").get<double>();
+        result.target_reached = entry.at("target reached").get<bool>();
     }
     if (options.resume)
         observer.info("resuming after step " + std::to_string(result.resumed_steps) + "/" + std::to_string(options.steps));
     else if (std::filesystem::exists(journal_path))
         observer.info("note: this new run replaces the interrupted run journalled in '" + journal_path + "'");
     write_journal(journal_path, journal);
+    // A step's checkpoint is removed when the journal says the step before it is done (or the run starts), so a
+    // checkpoint found on resume is this run's, never an earlier run's into the same output.
+    const auto forget_checkpoint_of = [&](int step) {
+        if (step <= options.steps) remove_quietly(checkpoint_path_for(step_path(options.output_path, step)));
+    };
+    if (!options.resume) forget_checkpoint_of(1);
 
     for (int step = result.resumed_steps + 1; step <= options.steps && !training_stop_requested(); ++step) {
         const std::string path = step_path(options.output_path, step);
         // A resumed run whose step was interrupted while fine-tuning continues that fine-tuning: the checkpoint
-        // holds the pruned network.
+        // holds the pruned network. (A step interrupted before its first epoch ended, or after its last, is redone.)
         const bool continue_fine_tuning = options.resume && step == result.resumed_steps + 1 &&
                                           options.finetune_epochs > 0 &&
-                                          std::filesystem::exists(checkpoint_path_for(path));
+                                          unfinished_checkpoint(checkpoint_path_for(path), options.finetune_epochs);
         Model pruned;
         if (continue_fine_tuning) {
             observer.info("step " + std::to_string(step) + "/" + std::to_string(options.steps) +
@@ -555,11 +578,12 @@ PruneResult prune(const Model& model, const PruneOptions& options, ProgressObser
         describe(current, path, options.latency_seconds, described);
         described.step = step;
         result.steps.push_back(described);
-        journal["steps"].push_back({{"model", path},
+        journal["steps"].push_back({{"target reached", result.target_reached},
                                     {"validated", described.validated},
                                     {"monitor", described.monitor},
                                     {"validation value", described.validation_value}});
         write_journal(journal_path, journal);
+        forget_checkpoint_of(step + 1);
         const PruneStep& first = result.steps.front();
         char line[160];
         std::snprintf(line, sizeof line, "step %d done: %zu parameters, %.0f %% of the FLOPs, batch-1 latency "

@@ -45,7 +45,8 @@ struct PruneTarget {
     double value = 0.5;  // FilterRatio: share of all conv filters removed; FlopsKept: share of the FLOPs kept
     std::map<std::string, double> per_layer;  // PerLayer: "c3" -> share of that layer's filters removed
     // Each layer's kept filters rounded up to a multiple of this (never above what it has): for kernels that run
-    // faster on whole vectors of channels. 1: no rounding (measured: no faster with edgeqc's kernels, README).
+    // faster on whole vectors of channels. The result may then keep a little more than the target asks. 1: no
+    // rounding (measured: no faster with edgeqc's kernels, README).
     int channel_multiple = 1;
 };
 // Parses "c3=0.75,c4=0.5"; throws edgeqc::Error for a malformed entry or a ratio outside (0, 1).
