@@ -216,7 +216,8 @@ TEST_CASE("choosing filters: lowest scores first across layers, targets met, at 
     const auto plain = choose_filters(model, model, scores, ratio, 1.0);
     const auto whole = choose_filters(model, model, scores, rounded, 1.0);
     for (const auto& [layer, filters] : whole) {
-        CAPTURE(layer);
+        const std::size_t rounded_layer = layer;  // a copy: doctest's CAPTURE cannot take a structured binding
+        CAPTURE(rounded_layer);
         const int units = architecture.layers[layer].units;
         CHECK((filters.size() % 4 == 0 || static_cast<int>(filters.size()) == units));
         CHECK(std::includes(filters.begin(), filters.end(), plain.at(layer).begin(), plain.at(layer).end()));
@@ -275,7 +276,8 @@ TEST_CASE("taylor scores: per filter the squared first-order loss change of scal
     const std::map<std::size_t, std::vector<std::size_t>> groups = {
         {0, {slot(1, TensorRole::Gamma), slot(1, TensorRole::Beta)}},
         {4, {slot(4, TensorRole::Weight), slot(4, TensorRole::Bias)}}};
-    for (const auto& [layer, slots] : groups) {
+    for (const auto& [layer_index, slots] : groups) {
+        const std::size_t layer = layer_index;  // a copy: doctest's CAPTURE cannot take a structured binding
         const std::vector<double>& layer_scores = scores.at(layer);
         const int filters = static_cast<int>(layer_scores.size());
         const double largest = *std::max_element(layer_scores.begin(), layer_scores.end());
