@@ -4,10 +4,18 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "engine/error.hpp"
+
 namespace edgeqc {
 
 namespace {
 constexpr std::size_t kSlotAlignmentFloats = kTensorAlignment / sizeof(float);
+}
+
+std::size_t ParameterArena::slot_of(const std::string& name) const {
+    for (std::size_t i = 0; i < slots_.size(); ++i)
+        if (slots_[i].name == name) return i;
+    throw Error("no parameter '" + name + "'");
 }
 
 std::size_t ParameterArena::reserve(const std::string& name, const Shape& shape) {

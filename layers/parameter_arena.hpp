@@ -27,6 +27,8 @@ public:
     TensorView value(std::size_t slot);
     TensorView gradient(std::size_t slot);
     const std::vector<ParameterSlot>& slots() const { return slots_; }
+    // The slot named `name`; throws edgeqc::Error when there is none.
+    std::size_t slot_of(const std::string& name) const;
 
     float* values() { return values_.data(); }
     const float* values() const { return values_.data(); }

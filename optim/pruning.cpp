@@ -88,11 +88,6 @@ std::map<std::size_t, std::vector<double>> taylor_scores(const Model& model, con
     network->reseed_dropout(data.seed);
     const ResolvedArchitecture& architecture = network->architecture();
     ParameterArena& parameters = network->parameters();
-    const auto slot_of = [&](const std::string& name) {
-        for (std::size_t i = 0; i < parameters.slots().size(); ++i)
-            if (parameters.slots()[i].name == name) return i;
-        throw Error("the network has no parameter '" + name + "'");
-    };
     std::map<std::size_t, std::vector<std::size_t>> groups;  // conv layer -> the slots of its filters' parameters
     std::map<std::size_t, std::vector<double>> scores;
     for (const std::size_t layer : conv_layers(architecture)) {
@@ -100,7 +95,7 @@ std::map<std::size_t, std::vector<double>> taylor_scores(const Model& model, con
         for (const TensorRole role : normalised ? std::vector<TensorRole>{TensorRole::Gamma, TensorRole::Beta}
                                                 : std::vector<TensorRole>{TensorRole::Weight, TensorRole::Bias}) {
             const std::string name = architecture.tensor_name(normalised ? layer + 1 : layer, role);
-            if (!name.empty()) groups[layer].push_back(slot_of(name));
+            if (!name.empty()) groups[layer].push_back(parameters.slot_of(name));
         }
         scores[layer].assign(static_cast<std::size_t>(architecture.layers[layer].units), 0.0);
     }

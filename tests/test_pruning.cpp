@@ -254,11 +254,7 @@ TEST_CASE("taylor scores: per filter the squared first-order loss change of scal
     const ResolvedArchitecture& architecture = network->architecture();
     ParameterArena& parameters = network->parameters();
     const auto slot = [&](std::size_t layer, TensorRole role) {
-        const std::string name = architecture.tensor_name(layer, role);
-        for (std::size_t i = 0; i < parameters.slots().size(); ++i)
-            if (parameters.slots()[i].name == name) return i;
-        FAIL("no slot " << name);
-        return std::size_t{0};
+        return parameters.slot_of(architecture.tensor_name(layer, role));
     };
     const auto loss_scaled = [&](const std::vector<std::size_t>& slots, int filter, int filters, double t) {
         std::vector<std::vector<float>> saved;
