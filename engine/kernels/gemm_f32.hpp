@@ -52,6 +52,9 @@ struct PackedGemmF32 {
                   const GemmEpilogue& epilogue, float* workspace) const;
 };
 
+// Unnamed: each per-arch source compiles these helpers with its own flags, and a helper with external linkage would
+// be one symbol that the linker keeps from any one of them (an AVX-512 copy could then run on an AVX2-only CPU).
+namespace {
 namespace gemm_detail {
 
 constexpr int kDepthBlock = 256;        // kc: a kc x NR micro-panel of B (16 KiB on AVX2) stays in L1
@@ -203,6 +206,7 @@ struct Blocking {
 };
 
 }  // namespace gemm_detail
+}  // namespace
 
 template <class Arch>
 std::size_t PackedGemmF32<Arch>::pack_a(bool transpose_a, int m, int k, const float* a, int lda,

@@ -46,6 +46,9 @@ struct S16Operands {
 template <class Operands, class Arch>
 struct IntTile;
 
+// Unnamed: each per-arch source compiles these helpers with its own flags, and a helper with external linkage would
+// be one symbol that the linker keeps from any one of them (an AVX-512 copy could then run on an AVX2-only CPU).
+namespace {
 namespace int_gemm_detail {
 
 constexpr int kDepthMultiple = 8;                // NEON's s8 tile takes two groups per step (smull + smlal)
@@ -144,6 +147,7 @@ inline void finish_empty_product(int m, int n, const IntegerGemmEpilogue& epilog
 }
 
 }  // namespace int_gemm_detail
+}  // namespace
 
 // The GEMM of one kind of operands on one arch.
 template <class Operands, class Arch>

@@ -12,7 +12,9 @@
 
 namespace edgeqc {
 
-// One 2x2 window, first (row-major) maximum wins: the plain definition both paths share for their tails.
+// One 2x2 window, first (row-major) maximum wins: the plain definition both paths share for their tails. Unnamed
+// namespace: each per-arch source keeps its own copy, compiled with its own flags (gemm_f32.hpp says why).
+namespace {
 inline void max_pool_2x2_window(const float* row0, const float* row1, int column, int width, int row, float* out,
                                 std::uint32_t* winner) {
     const float candidates[4] = {row0[column], row0[column + 1], row1[column], row1[column + 1]};
@@ -22,6 +24,7 @@ inline void max_pool_2x2_window(const float* row0, const float* row1, int column
     *out = candidates[best];
     if (winner) *winner = static_cast<std::uint32_t>((row + best / 2) * width + column + best % 2);
 }
+}  // namespace
 
 template <class Arch>
 struct SimdMaxPool2x2F32 {

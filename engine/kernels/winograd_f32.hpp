@@ -32,6 +32,9 @@ struct WinogradRowsF32 {
                                 std::ptrdiff_t position_stride, float* out, float* rows);
 };
 
+// Unnamed: each per-arch source compiles these helpers with its own flags, and a helper with external linkage would
+// be one symbol that the linker keeps from any one of them (an AVX-512 copy could then run on an AVX2-only CPU).
+namespace {
 namespace winograd_detail {
 
 // The loops below take their rows as __restrict parameters: they all lie in one scratch buffer, and without the
@@ -63,6 +66,7 @@ inline void input_row(int tile_columns, const float* __restrict r, float* __rest
 }
 
 }  // namespace winograd_detail
+}  // namespace
 
 template <class Arch>
 void WinogradRowsF32<Arch>::input(const float* plane, int height, int width, int first_row, int first_column,
