@@ -254,6 +254,13 @@ bool cpu_has_avx512_vnni() {
     return false;
 #endif
 }
+bool cpu_has_avx512_bf16() {
+#if defined(__x86_64__)
+    return cpu_has_avx512() && __builtin_cpu_supports("avx512bf16");
+#else
+    return false;
+#endif
+}
 bool cpu_has_dotprod() {
 #if defined(__aarch64__) && defined(HWCAP_ASIMDDP)
     return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;

@@ -132,12 +132,13 @@ struct KernelTable {
     GemmPackedABS16 gemm_packed_ab_s16;
 };
 
-// The CPU checks of kernel lists: every CPU, (x86-64) AVX2 with FMA, AVX-512 F/CD/DQ/BW/VL and AVX-512 BW with
-// VNNI, and (AArch64) the ARMv8.2 dot product.
+// The CPU checks of kernel lists: every CPU, (x86-64) AVX2 with FMA, AVX-512 F/CD/DQ/BW/VL, AVX-512 BW with VNNI
+// and the same with BF16, and (AArch64) the ARMv8.2 dot product.
 bool any_cpu();
 bool cpu_has_avx2_fma();
 bool cpu_has_avx512();
 bool cpu_has_avx512_vnni();
+bool cpu_has_avx512_bf16();
 bool cpu_has_dotprod();
 
 // One line of a kernel list: an implementation of op `op` on `type` for `arch`, run only where cpu_supports()

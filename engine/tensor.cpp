@@ -50,7 +50,8 @@ std::size_t element_size(DataType type) {
         case DataType::S8: return 1;
         case DataType::S32: return 4;
         case DataType::U8: return 1;
-        case DataType::S16: return 2;
+        case DataType::S16:
+        case DataType::BF16: return 2;
     }
     throw std::logic_error("element_size: unknown data type");
 }
@@ -62,6 +63,7 @@ const char* data_type_name(DataType type) {
         case DataType::S32: return "s32";
         case DataType::U8: return "u8";
         case DataType::S16: return "s16";
+        case DataType::BF16: return "bf16";
     }
     return "?";
 }

@@ -108,11 +108,12 @@ inline std::size_t aligned_bytes(std::size_t bytes) {
 }
 
 // Element types of typed tensors; the numbers are the model file's type codes, so they never change.
-// S16 (the int8 Winograd's transformed operands) names kernels only: no model tensor role allows it.
-enum class DataType : std::uint8_t { F32 = 0, S8 = 1, S32 = 2, U8 = 3, S16 = 4 };
-inline constexpr int kDataTypeCount = 5;
+// S16 (the int8 Winograd's transformed operands) and BF16 (the products of bf16 training) name kernels only: no
+// model tensor role allows them.
+enum class DataType : std::uint8_t { F32 = 0, S8 = 1, S32 = 2, U8 = 3, S16 = 4, BF16 = 5 };
+inline constexpr int kDataTypeCount = 6;
 std::size_t element_size(DataType type);
-const char* data_type_name(DataType type);  // "f32", "s8", "s32", "u8", "s16"
+const char* data_type_name(DataType type);  // "f32", "s8", "s32", "u8", "s16", "bf16"
 
 template <class T>
 constexpr DataType data_type_of();

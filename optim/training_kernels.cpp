@@ -4,11 +4,26 @@
 #include <map>
 #include <mutex>
 
+#include "engine/error.hpp"
 #include "optim/kernels/adam_f32.hpp"
 
 namespace edgeqc {
 
 void adam_f32_reference(const AdamStepF32&, std::ptrdiff_t, float*, const float*, float*, float*);
+void gemm_bf16_reference(bool, bool, int, int, int, float, const float*, int, const float*, int, float, float*, int,
+                         const GemmEpilogue&, float*);
+std::size_t gemm_workspace_bf16_reference(int, int, int, bool);
+std::size_t gemm_pack_a_bf16_reference(bool, int, int, const float*, int, float*);
+void gemm_packed_a_bf16_reference(bool, int, int, int, float, const float*, const float*, int, float, float*, int,
+                                  const GemmEpilogue&, float*);
+#if defined(__x86_64__)
+void gemm_bf16_avx512_bf16(bool, bool, int, int, int, float, const float*, int, const float*, int, float, float*, int,
+                           const GemmEpilogue&, float*);
+std::size_t gemm_workspace_bf16_avx512_bf16(int, int, int, bool);
+std::size_t gemm_pack_a_bf16_avx512_bf16(bool, int, int, const float*, int, float*);
+void gemm_packed_a_bf16_avx512_bf16(bool, int, int, int, float, const float*, const float*, int, float, float*, int,
+                                    const GemmEpilogue&, float*);
+#endif
 
 namespace {
 
@@ -21,10 +36,25 @@ void adam_f32(const AdamStepF32& step, std::ptrdiff_t n, float* parameters, cons
 template <class Arch>
 void install_adam_f32(TrainingKernelTable& t) { t.adam_f32 = adam_f32<Arch>; }
 void install_adam_f32_reference(TrainingKernelTable& t) { t.adam_f32 = adam_f32_reference; }
+void install_gemm_bf16_reference(TrainingKernelTable& t) {
+    t.gemm_bf16 = gemm_bf16_reference;
+    t.gemm_workspace_bf16 = gemm_workspace_bf16_reference;
+    t.gemm_pack_a_bf16 = gemm_pack_a_bf16_reference;
+    t.gemm_packed_a_bf16 = gemm_packed_a_bf16_reference;
+}
+#if defined(__x86_64__)
+void install_gemm_bf16_avx512_bf16(TrainingKernelTable& t) {
+    t.gemm_bf16 = gemm_bf16_avx512_bf16;
+    t.gemm_workspace_bf16 = gemm_workspace_bf16_avx512_bf16;
+    t.gemm_pack_a_bf16 = gemm_pack_a_bf16_avx512_bf16;
+    t.gemm_packed_a_bf16 = gemm_packed_a_bf16_avx512_bf16;
+}
+#endif
 
 std::vector<KernelListing<TrainingKernelTable>> build_list() {
     std::vector<KernelListing<TrainingKernelTable>> list;
 #if defined(__x86_64__)
+    list.push_back({"gemm", DataType::BF16, "avx512_bf16", cpu_has_avx512_bf16, install_gemm_bf16_avx512_bf16});
     list.push_back({"adam", DataType::F32, "avx512", cpu_has_avx512, install_adam_f32<xsimd::avx512bw>});
     list.push_back({"adam", DataType::F32, "avx2", cpu_has_avx2_fma, install_adam_f32<xsimd::fma3<xsimd::avx2>>});
     list.push_back({"adam", DataType::F32, "sse2", any_cpu, install_adam_f32<xsimd::sse2>});
@@ -32,6 +62,7 @@ std::vector<KernelListing<TrainingKernelTable>> build_list() {
     list.push_back({"adam", DataType::F32, "neon64", any_cpu, install_adam_f32<xsimd::neon64>});
 #endif
     list.push_back({"adam", DataType::F32, "scalar", any_cpu, install_adam_f32_reference});
+    list.push_back({"gemm", DataType::BF16, "scalar", any_cpu, install_gemm_bf16_reference});
     return list;
 }
 
@@ -50,6 +81,27 @@ const TrainingKernelTable& training_kernels() {
     const std::lock_guard<std::mutex> lock(mutex);
     auto found = tables.find(arch);
     if (found == tables.end()) found = tables.emplace(arch, assemble_kernel_table(training_kernel_list(), arch)).first;
+    return found->second;
+}
+
+const KernelTable& bf16_product_kernels() {
+    static std::mutex mutex;
+    static std::map<std::string, KernelTable> tables;
+    const KernelTable& runtime = kernels();
+    const TrainingKernelTable& training = training_kernels();
+    if (training.gemm_bf16 == gemm_bf16_reference && runtime.name != "scalar")
+        throw Error("bf16 training needs a CPU with AVX-512 BF16, which this one lacks; train in f32 (--precision f32)");
+    const std::lock_guard<std::mutex> lock(mutex);
+    auto found = tables.find(runtime.name);
+    if (found == tables.end()) {
+        KernelTable table = runtime;
+        table.gemm_f32 = training.gemm_bf16;
+        table.gemm_workspace_f32 = training.gemm_workspace_bf16;
+        table.gemm_pack_a_f32 = training.gemm_pack_a_bf16;
+        table.gemm_packed_a_f32 = training.gemm_packed_a_bf16;
+        table.name += " (bf16 products)";
+        found = tables.emplace(runtime.name, std::move(table)).first;
+    }
     return found->second;
 }
 

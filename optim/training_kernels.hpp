@@ -1,6 +1,6 @@
-// The kernels only training needs (the optimizer's update), kept out of the inference runtime: their own kernel
-// list and tables, built like the runtime's (engine/kernels.hpp) and following its choice of arch, so that
-// EDGEQC_ARCH and select_kernels() switch them too.
+// The kernels only training needs (the optimizer's update, the GEMMs of bf16 training), kept out of the inference
+// runtime: their own kernel list and tables, built like the runtime's (engine/kernels.hpp) and following its choice
+// of arch, so that EDGEQC_ARCH and select_kernels() switch them too.
 #pragma once
 
 #include <cstddef>
@@ -23,13 +23,23 @@ using AdamF32 = void (*)(const AdamStepF32& step, std::ptrdiff_t n, float* param
 
 struct TrainingKernelTable {
     std::string name;          // the arch, as the runtime's tables are named
-    std::string kernels_used;  // "adam_f32 avx2"
+    std::string kernels_used;  // "adam_f32 avx2, gemm_bf16 avx512_bf16"
     AdamF32 adam_f32;
+    // The runtime's f32 GEMM contracts (engine/kernels.hpp) with bf16 products: the operands rounded to bf16 (to
+    // nearest even), the sums and results in f32.
+    GemmF32 gemm_bf16;
+    GemmWorkspaceF32 gemm_workspace_bf16;
+    GemmPackAF32 gemm_pack_a_bf16;
+    GemmPackedAF32 gemm_packed_a_bf16;
 };
 
 const std::vector<KernelListing<TrainingKernelTable>>& training_kernel_list();
 // The table of the runtime's active arch (kernels().name), or each op's best where the arch lists none.
 const TrainingKernelTable& training_kernels();
+// The active runtime table with its f32 GEMMs replaced by the bf16-product ones, for the layers of a network that
+// trains in bf16. Throws edgeqc::Error where this CPU has no bf16 instructions (only the scalar reference, hundreds
+// of times slower, would compute them) unless the scalar arch was chosen on purpose (EDGEQC_ARCH=scalar, the tests).
+const KernelTable& bf16_product_kernels();
 // The scalar reference, and one table per runnable arch (for the tests).
 const TrainingKernelTable& reference_training_kernels();
 const std::vector<const TrainingKernelTable*>& available_training_kernel_tables();

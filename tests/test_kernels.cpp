@@ -65,9 +65,9 @@ struct GemmCase {
     bool bias, relu;
 };
 
-// Checks one GEMM case with padded leading dimensions (so row strides differ from widths) against the reference,
-// through both GEMM entry points of the table.
-void check_gemm(const KernelTable& table, const GemmCase& t, Rng& rng) {
+// Checks one GEMM case with padded leading dimensions (so row strides differ from widths) against the reference
+// table's, through both GEMM entry points of the table.
+void check_gemm(const KernelTable& table, const GemmCase& t, Rng& rng, const KernelTable& reference = reference_kernels()) {
     CAPTURE(t.m);
     CAPTURE(t.n);
     CAPTURE(t.k);
@@ -81,8 +81,8 @@ void check_gemm(const KernelTable& table, const GemmCase& t, Rng& rng) {
     const std::vector<float> initial_c = normal_values(static_cast<std::size_t>(ldc) * t.m, rng);
     std::vector<float> expected = initial_c;
     const GemmEpilogue epilogue{t.bias ? bias.data() : nullptr, t.relu};
-    reference_kernels().gemm_f32(t.transpose_a, t.transpose_b, t.m, t.n, t.k, t.alpha, a.data(), lda, b.data(), ldb,
-                                 t.beta, expected.data(), ldc, epilogue, nullptr);
+    reference.gemm_f32(t.transpose_a, t.transpose_b, t.m, t.n, t.k, t.alpha, a.data(), lda, b.data(), ldb, t.beta,
+                       expected.data(), ldc, epilogue, nullptr);
     // Both entry points: A packed on the fly, and A packed once beforehand.
     for (const bool prepacked : {false, true}) {
         CAPTURE(prepacked);
@@ -125,28 +125,90 @@ void check_gemm(const KernelTable& table, const GemmCase& t, Rng& rng) {
     }
 }
 
+// Every transpose, alpha and beta, bias and ReLU on sizes around the register tile (6, 8 or 12 rows, 16, 12 or 32
+// columns), the row block (144), the depth block (256; odd depths leave a bf16 pair half empty) and the column block
+// (about 4096, two and more of them, threaded and not), plus shapes of the reference network.
+void check_gemm_cases(const KernelTable& table, Rng& rng, const KernelTable& reference = reference_kernels()) {
+    const int sizes[][3] = {{1, 1, 1},    {13, 17, 29}, {6, 16, 256}, {7, 33, 257},   {145, 31, 5},   {32, 300, 9},
+                            {64, 97, 288}, {5, 4103, 3}, {3, 8200, 2}, {32, 8200, 17}, {289, 19, 520}, {1, 1, 700}};
+    for (const auto& size : sizes)
+        for (const bool transpose_a : {false, true})
+            for (const bool transpose_b : {false, true})
+                check_gemm(table, {size[0], size[1], size[2], transpose_a, transpose_b, 0.5f, 2.0f, false, false}, rng,
+                           reference);
+    for (const auto& size : sizes) {
+        check_gemm(table, {size[0], size[1], size[2], false, false, 1.0f, 0.0f, true, true}, rng, reference);
+        check_gemm(table, {size[0], size[1], size[2], true, true, 0.5f, 2.0f, true, true}, rng, reference);
+        check_gemm(table, {size[0], size[1], size[2], true, false, 1.0f, 1.0f, true, false}, rng, reference);
+        check_gemm(table, {size[0], size[1], size[2], false, true, 1.0f, 0.0f, false, true}, rng, reference);
+    }
+}
+
+// A runtime table whose f32 GEMMs are a training table's bf16-product ones.
+KernelTable with_bf16_products(const TrainingKernelTable& training) {
+    KernelTable table = reference_kernels();
+    table.name = training.name;
+    table.gemm_f32 = training.gemm_bf16;
+    table.gemm_workspace_f32 = training.gemm_workspace_bf16;
+    table.gemm_pack_a_f32 = training.gemm_pack_a_bf16;
+    table.gemm_packed_a_f32 = training.gemm_packed_a_bf16;
+    return table;
+}
+
 }  // namespace
 
 TEST_CASE("GEMM: every table matches the reference on tails, transposes, blocking edges and the epilogue") {
     Rng rng(12);
-    // Sizes around the register tile (6 or 8 rows, 16 or 12 columns), the row block (144), the depth block
-    // (256) and the column block (about 4096, two and more of them, threaded and not), plus shapes of the
-    // reference network.
-    const int sizes[][3] = {{1, 1, 1},    {13, 17, 29}, {6, 16, 256}, {7, 33, 257},   {145, 31, 5},   {32, 300, 9},
-                            {64, 97, 288}, {5, 4103, 3}, {3, 8200, 2}, {32, 8200, 17}, {289, 19, 520}, {1, 1, 700}};
-    for_each_fast_table([&](const KernelTable& table) {
-        for (const auto& size : sizes)
-            for (const bool transpose_a : {false, true})
-                for (const bool transpose_b : {false, true})
-                    check_gemm(table, {size[0], size[1], size[2], transpose_a, transpose_b, 0.5f, 2.0f, false, false},
-                               rng);
-        for (const auto& size : sizes) {
-            check_gemm(table, {size[0], size[1], size[2], false, false, 1.0f, 0.0f, true, true}, rng);
-            check_gemm(table, {size[0], size[1], size[2], true, true, 0.5f, 2.0f, true, true}, rng);
-            check_gemm(table, {size[0], size[1], size[2], true, false, 1.0f, 1.0f, true, false}, rng);
-            check_gemm(table, {size[0], size[1], size[2], false, true, 1.0f, 0.0f, false, true}, rng);
-        }
-    });
+    for_each_fast_table([&](const KernelTable& table) { check_gemm_cases(table, rng); });
+}
+
+TEST_CASE("GEMM with bf16 products: every training table matches the bf16 reference; both round to nearest even") {
+    const KernelTable reference = with_bf16_products(reference_training_kernels());
+    // Exact cases, 1 x 1 x 1: 1 + 2^-8 lies halfway between two bf16 values and goes to the even one, 1; 1 + 3 * 2^-8
+    // lies halfway too and goes up to the even 1 + 2^-6; 3 rounds to itself.
+    const auto product_sum = [](const KernelTable& table, const std::vector<float>& a, const std::vector<float>& b) {
+        const int k = static_cast<int>(a.size());
+        float c = 0.0f;
+        AlignedFloats workspace(table.gemm_workspace_f32(1, 1, k, false) + 1);
+        table.gemm_f32(false, false, 1, 1, k, 1.0f, a.data(), k, b.data(), 1, 0.0f, &c, 1, {}, workspace.data());
+        return c;
+    };
+    const auto product = [&](const KernelTable& table, float a, float b) { return product_sum(table, {a}, {b}); };
+    Rng rng(13);
+    int fast_tables = 0;
+    for (const TrainingKernelTable* training : available_training_kernel_tables()) {
+        const KernelTable table = with_bf16_products(*training);
+        CAPTURE(table.name);
+        CHECK(product(table, 1.0f + 1.0f / 256, 3.0f) == 3.0f);
+        CHECK(product(table, 1.0f + 3.0f / 256, 3.0f) == 3.0f * (1.0f + 1.0f / 64));
+        CHECK(product(table, -0.5f, 1.0f + 1.0f / 128) == -0.5f * (1.0f + 1.0f / 128));
+        if (training->gemm_bf16 == reference.gemm_f32) continue;
+        ++fast_tables;
+        check_gemm_cases(table, rng, reference);
+    }
+    if (fast_tables == 0)
+        MESSAGE("no bf16 GEMM but the reference on this CPU (it lacks AVX-512 BF16): only the reference was tested");
+    // The comparison above can fail: an f32 GEMM misses the bf16 reference far beyond its tolerance. 64 products of
+    // 1 + 2^-9 (which rounds to 1 in bf16) and 1 sum to 64.125 in f32 and to 64 in bf16.
+    const std::vector<float> a(64, 1.0f + 1.0f / 512), b(64, 1.0f);
+    const float f32_sum = product_sum(reference_kernels(), a, b), bf16_sum = product_sum(reference, a, b);
+    CHECK(bf16_sum == 64.0f);
+    CHECK(f32_sum - bf16_sum > 10 * (kGemmAbsoluteTolerance * std::sqrt(65.0) + kGemmRelativeTolerance * 64));
+}
+
+TEST_CASE("bf16 training's kernel table: the active table with the bf16-product GEMMs, following the arch") {
+    const KernelTable& table = bf16_product_kernels();
+    const bool bf16_gemms = table.gemm_f32 == training_kernels().gemm_bf16 &&
+                            table.gemm_packed_a_f32 == training_kernels().gemm_packed_a_bf16;
+    CHECK(bf16_gemms);
+    const bool other_ops_kept = table.max_pool_2x2_f32 == kernels().max_pool_2x2_f32;
+    CHECK(other_ops_kept);
+    CHECK(table.name.find("bf16") != std::string::npos);
+    const std::string original = kernels().name;
+    select_kernels("scalar");  // chosen on purpose: the reference computes the products, slowly but allowed
+    const bool scalar_products = bf16_product_kernels().gemm_f32 == reference_training_kernels().gemm_bf16;
+    CHECK(scalar_products);
+    select_kernels(original);
 }
 
 TEST_CASE("GEMM: threads never repack panels others still read (short last depth block, several column blocks)") {

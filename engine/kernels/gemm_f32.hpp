@@ -34,7 +34,17 @@ struct GemmTileShape<xsimd::neon64> {
     static constexpr int rows = 8, vectors = 3;
 };
 
+// How the packed GEMM stores and multiplies its operands; the default keeps them in f32 (F32Operands, below). A
+// policy packs kc-deep micro-panels into float-sized slots, at most kc x tile width of them, so that every policy
+// shares the driver's blocking and workspace, and multiplies two such panels into a tile of C:
+//   static void pack_a(a, lda, transposed, row, rows, depth, kc, tile_rows, packed);
+//   static void pack_b(b, ldb, transposed, depth, kc, column, columns, tile_columns, packed);
+//   template <int kVectors> static void micro_kernel(kc, a_panel, b_panel, c, ldc, rows, columns, merge);
+// (optim/kernels/gemm_bf16_avx512_bf16.cpp packs bf16 pairs into the slots and multiplies them with vdpbf16ps.)
 template <class Arch>
+struct F32Operands;
+
+template <class Arch, class Operands = F32Operands<Arch>>
 struct PackedGemmF32 {
     // The GemmF32 contract: packs op(A) and op(B) block by block as it goes, into the workspace.
     void operator()(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha, const float* a, int lda,
@@ -121,37 +131,13 @@ struct TileMerge {
     }
 };
 
-// One MR x (kVectors SIMD vectors) tile: C[rows x columns] merged with the product of two packed micro-panels.
-// kVectors is the arch's full tile width, or fewer for a last panel that narrow (a 40-column product then costs
-// 40 columns of work, not 48); b_panel rows are always the full packed width apart.
-template <class Arch, int kVectors = GemmTileShape<Arch>::vectors>
-inline void micro_kernel(int kc, const float* a_panel, const float* b_panel, float* c, int ldc, int rows, int columns,
-                         const TileMerge& merge) {
+// Merges an MR x (kVectors SIMD vectors) tile of sums into C[rows x columns] (the valid part of an edge tile only).
+template <class Arch, int kVectors>
+inline void merge_tile(const xsimd::batch<float, Arch> (&acc)[GemmTileShape<Arch>::rows][kVectors], float* c, int ldc,
+                       int rows, int columns, const TileMerge& merge) {
     using Batch = xsimd::batch<float, Arch>;
     constexpr int kRows = GemmTileShape<Arch>::rows;
     constexpr int kWidth = static_cast<int>(Batch::size), kColumns = kVectors * kWidth;
-    constexpr int kPackedColumns = GemmTileShape<Arch>::vectors * kWidth;
-
-    Batch acc[kRows][kVectors];
-#pragma GCC unroll 16
-    for (int i = 0; i < kRows; ++i)
-#pragma GCC unroll 4
-        for (int v = 0; v < kVectors; ++v) acc[i][v] = Batch(0.0f);
-#pragma GCC unroll 4
-    for (int p = 0; p < kc; ++p) {
-        Batch b_row[kVectors];
-#pragma GCC unroll 4
-        for (int v = 0; v < kVectors; ++v) b_row[v] = Batch::load_aligned(b_panel + v * kWidth);
-#pragma GCC unroll 16
-        for (int i = 0; i < kRows; ++i) {
-            const Batch a_value(a_panel[i]);
-#pragma GCC unroll 4
-            for (int v = 0; v < kVectors; ++v) acc[i][v] = xsimd::fma(a_value, b_row[v], acc[i][v]);
-        }
-        a_panel += kRows;
-        b_panel += kPackedColumns;
-    }
-
     if (rows == kRows && columns == kColumns) {
         const Batch alpha(merge.alpha), beta(merge.beta), zero(0.0f);
 #pragma GCC unroll 16
@@ -177,6 +163,39 @@ inline void micro_kernel(int kc, const float* a_panel, const float* b_panel, flo
         float* c_row = c + static_cast<std::ptrdiff_t>(i) * ldc;
         for (int j = 0; j < columns; ++j) c_row[j] = merge.apply(tile[i * kColumns + j], c_row + j, i);
     }
+}
+
+// One MR x (kVectors SIMD vectors) tile: C[rows x columns] merged with the product of two packed micro-panels.
+// kVectors is the arch's full tile width, or fewer for a last panel that narrow (a 40-column product then costs
+// 40 columns of work, not 48); b_panel rows are always the full packed width apart.
+template <class Arch, int kVectors = GemmTileShape<Arch>::vectors>
+inline void micro_kernel(int kc, const float* a_panel, const float* b_panel, float* c, int ldc, int rows, int columns,
+                         const TileMerge& merge) {
+    using Batch = xsimd::batch<float, Arch>;
+    constexpr int kRows = GemmTileShape<Arch>::rows;
+    constexpr int kWidth = static_cast<int>(Batch::size);
+    constexpr int kPackedColumns = GemmTileShape<Arch>::vectors * kWidth;
+
+    Batch acc[kRows][kVectors];
+#pragma GCC unroll 16
+    for (int i = 0; i < kRows; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < kVectors; ++v) acc[i][v] = Batch(0.0f);
+#pragma GCC unroll 4
+    for (int p = 0; p < kc; ++p) {
+        Batch b_row[kVectors];
+#pragma GCC unroll 4
+        for (int v = 0; v < kVectors; ++v) b_row[v] = Batch::load_aligned(b_panel + v * kWidth);
+#pragma GCC unroll 16
+        for (int i = 0; i < kRows; ++i) {
+            const Batch a_value(a_panel[i]);
+#pragma GCC unroll 4
+            for (int v = 0; v < kVectors; ++v) acc[i][v] = xsimd::fma(a_value, b_row[v], acc[i][v]);
+        }
+        a_panel += kRows;
+        b_panel += kPackedColumns;
+    }
+    merge_tile<Arch, kVectors>(acc, c, ldc, rows, columns, merge);
 }
 
 // The blocking of one product: how multiply() walks it and how much of the workspace it packs into.
@@ -208,9 +227,27 @@ struct Blocking {
 }  // namespace gemm_detail
 }  // namespace
 
+// The operands as given, in f32.
 template <class Arch>
-std::size_t PackedGemmF32<Arch>::pack_a(bool transpose_a, int m, int k, const float* a, int lda,
-                                        float* packed) const {
+struct F32Operands {
+    static void pack_a(const float* a, int lda, bool transposed, int row, int rows, int depth, int kc, int tile_rows,
+                       float* packed) {
+        gemm_detail::pack_a(a, lda, transposed, row, rows, depth, kc, tile_rows, packed);
+    }
+    static void pack_b(const float* b, int ldb, bool transposed, int depth, int kc, int column, int columns,
+                       int tile_columns, float* packed) {
+        gemm_detail::pack_b(b, ldb, transposed, depth, kc, column, columns, tile_columns, packed);
+    }
+    template <int kVectors>
+    static void micro_kernel(int kc, const float* a_panel, const float* b_panel, float* c, int ldc, int rows,
+                             int columns, const gemm_detail::TileMerge& merge) {
+        gemm_detail::micro_kernel<Arch, kVectors>(kc, a_panel, b_panel, c, ldc, rows, columns, merge);
+    }
+};
+
+template <class Arch, class Operands>
+std::size_t PackedGemmF32<Arch, Operands>::pack_a(bool transpose_a, int m, int k, const float* a, int lda,
+                                                  float* packed) const {
     using namespace gemm_detail;
     constexpr int kRows = GemmTileShape<Arch>::rows;
     const std::size_t padded_rows = static_cast<std::size_t>(round_up(std::max(m, 0), kRows));
@@ -220,28 +257,28 @@ std::size_t PackedGemmF32<Arch>::pack_a(bool transpose_a, int m, int k, const fl
         const int kc = std::min(depth_block, k - pc);
         float* block = packed + padded_rows * pc;
         for (int row = 0; row < m; row += kRows)
-            gemm_detail::pack_a(a, lda, transpose_a, row, std::min(kRows, m - row), pc, kc, kRows,
-                                block + static_cast<std::ptrdiff_t>(row) * kc);
+            Operands::pack_a(a, lda, transpose_a, row, std::min(kRows, m - row), pc, kc, kRows,
+                             block + static_cast<std::ptrdiff_t>(row) * kc);
     }
     return padded_rows * k;
 }
 
-template <class Arch>
-std::size_t PackedGemmF32<Arch>::workspace_floats(int m, int n, int k, bool a_packed) const {
+template <class Arch, class Operands>
+std::size_t PackedGemmF32<Arch, Operands>::workspace_floats(int m, int n, int k, bool a_packed) const {
     if (m <= 0 || n <= 0 || k <= 0) return 0;
     const gemm_detail::Blocking<Arch> blocking(m, n, k);
     return blocking.a_floats(a_packed) + blocking.b_floats();
 }
 
-template <class Arch>
-void PackedGemmF32<Arch>::multiply(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha,
-                                   const float* a, int lda, const float* prepacked_a, const float* b, int ldb,
-                                   float beta, float* c, int ldc, const GemmEpilogue& epilogue,
-                                   float* workspace) const {
+template <class Arch, class Operands>
+void PackedGemmF32<Arch, Operands>::multiply(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha,
+                                             const float* a, int lda, const float* prepacked_a, const float* b,
+                                             int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue,
+                                             float* workspace) const {
     using namespace gemm_detail;
     constexpr int kRows = GemmTileShape<Arch>::rows;
     constexpr int kWidth = static_cast<int>(xsimd::batch<float, Arch>::size);
-    constexpr int kColumns = GemmTileShape<Arch>::vectors * kWidth;
+    constexpr int kVectors = GemmTileShape<Arch>::vectors, kColumns = kVectors * kWidth;
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {  // no product: only beta, bias and ReLU
         const TileMerge merge{alpha, beta, epilogue.row_bias, epilogue.relu};
@@ -290,8 +327,8 @@ void PackedGemmF32<Arch>::multiply(bool transpose_a, bool transpose_b, int m, in
                     return b_packed + static_cast<std::ptrdiff_t>(panel) * kColumns * depth_block;
                 };
                 const auto pack_b_panel = [&](int panel) {
-                    pack_b(b, ldb, transpose_b, pc, kc, jc + panel * kColumns,
-                           std::min(kColumns, nc - panel * kColumns), kColumns, b_panel_of(panel));
+                    Operands::pack_b(b, ldb, transpose_b, pc, kc, jc + panel * kColumns,
+                                     std::min(kColumns, nc - panel * kColumns), kColumns, b_panel_of(panel));
                 };
                 if (split_columns) {
                     for (int panel = my_first_panel; panel < my_last_panel; ++panel) pack_b_panel(panel);
@@ -303,8 +340,8 @@ void PackedGemmF32<Arch>::multiply(bool transpose_a, bool transpose_b, int m, in
                 if (!prepacked_a) {
 #pragma omp for schedule(static)
                     for (int panel = 0; panel < row_panels; ++panel)
-                        gemm_detail::pack_a(a, lda, transpose_a, panel * kRows, std::min(kRows, m - panel * kRows),
-                                            pc, kc, kRows, a_workspace + static_cast<std::ptrdiff_t>(panel) * kRows * kc);
+                        Operands::pack_a(a, lda, transpose_a, panel * kRows, std::min(kRows, m - panel * kRows), pc,
+                                         kc, kRows, a_workspace + static_cast<std::ptrdiff_t>(panel) * kRows * kc);
                 }
                 const auto tile = [&](int panel, int row) {
                     TileMerge tile_merge = merge;
@@ -315,9 +352,11 @@ void PackedGemmF32<Arch>::multiply(bool transpose_a, bool transpose_b, int m, in
                     float* c_tile = c + static_cast<std::ptrdiff_t>(row) * ldc + jc + column;
                     const int rows = std::min(kRows, m - row);
                     if (columns <= kWidth)
-                        micro_kernel<Arch, 1>(kc, a_panel, b_panel_of(panel), c_tile, ldc, rows, columns, tile_merge);
+                        Operands::template micro_kernel<1>(kc, a_panel, b_panel_of(panel), c_tile, ldc, rows, columns,
+                                                           tile_merge);
                     else
-                        micro_kernel<Arch>(kc, a_panel, b_panel_of(panel), c_tile, ldc, rows, columns, tile_merge);
+                        Operands::template micro_kernel<kVectors>(kc, a_panel, b_panel_of(panel), c_tile, ldc, rows,
+                                                                  columns, tile_merge);
                 };
                 if (split_columns) {
                     // The thread's B panels stay in L2 while the blocks of A pass them, one L2-sized block at a time.
