@@ -1,5 +1,6 @@
 // Kernel micro-benchmark: the machine's FMA peak (measured here, per kernel table), then the GEMM and every conv
-// layer of the reference network as GFLOP/s and % of that peak, with Eigen's GEMM as the outside reference.
+// layer of the reference network as GFLOP/s and % of that peak, with Eigen's GEMM as the outside reference (and
+// the GEMM with bf16 products, where the CPU has it, against the same f32 peak).
 // Prints figures, asserts nothing. Usage: edgeqc_kernels [SECONDS_PER_FIGURE]; OMP_NUM_THREADS sets the threads.
 #include <omp.h>
 
@@ -13,6 +14,7 @@
 #include "engine/kernels.hpp"
 #include "engine/rng.hpp"
 #include "layers/conv2d.hpp"
+#include "optim/training_kernels.hpp"
 #include "timing.hpp"
 
 using namespace edgeqc;
@@ -143,8 +145,12 @@ int main(int argc, char** argv) {
         const double peak = fma_peak(*table, min_seconds);
         std::printf("\n[%s] FMA peak %.1f GFLOP/s (%d threads)\n", table->name.c_str(), peak * 1e-9,
                     omp_get_max_threads());
+        // bf16 products (train --precision bf16) where the CPU has them: up to twice the f32 FMA peak.
+        const TrainingKernelTable& training = training_kernels();
+        const bool bf16 = training.gemm_bf16 != reference_training_kernels().gemm_bf16;
         for (const ConvLayerShape& layer : kReferenceConvLayers) {
             bench_gemm(table->name.c_str(), table->gemm_f32, table->gemm_workspace_f32, layer, 1, peak, min_seconds, rng);
+            if (bf16) bench_gemm("bf16", training.gemm_bf16, training.gemm_workspace_bf16, layer, 1, peak, min_seconds, rng);
             bench_gemm("eigen", gemm_f32_eigen, nullptr, layer, 1, peak, min_seconds, rng);
         }
         for (const int batch : {1, 32})

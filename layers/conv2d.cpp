@@ -98,8 +98,8 @@ Conv2d::Plan Conv2d::plan(const Shape& input) {
     if (static_cast<std::size_t>(p.chunk) * static_cast<std::size_t>(p.g.positions()) >
         static_cast<std::size_t>(std::numeric_limits<int>::max()))
         throw Error("conv2d: the input " + input.str() + " is too large");
-    p.column = scratch_->columns.floats(column_floats_per_image * p.chunk);
-    p.product = scratch_->products.floats(p.out_image * p.chunk);
+    p.column = context_->columns.floats(column_floats_per_image * p.chunk);
+    p.product = context_->products.floats(p.out_image * p.chunk);
     return p;
 }
 
@@ -122,11 +122,11 @@ bool Conv2d::winograd_pays_while_training(const Shape& output) const {
 
 void Conv2d::winograd_run(const float* weights, int out_channels, int in_channels, const Shape& x_shape,
                           const float* x, int padding, const float* bias, float* y) {
-    WinogradConv3x3& winograd = scratch_->winograd_weights;
-    winograd.prepare(kernels(), weights, out_channels, in_channels);
+    WinogradConv3x3& winograd = context_->winograd_weights;
+    winograd.prepare(context_->kernels(), weights, out_channels, in_channels);
     const int threads = omp_get_max_threads();
     const std::size_t floats = winograd.workspace_floats(x_shape[0], x_shape[2], x_shape[3], padding, threads);
-    winograd.forward(x, x_shape[0], x_shape[2], x_shape[3], padding, bias, false, y, scratch_->winograd.floats(floats),
+    winograd.forward(x, x_shape[0], x_shape[2], x_shape[3], padding, bias, false, y, context_->winograd.floats(floats),
                       threads);
 }
 
@@ -142,6 +142,7 @@ void Conv2d::forward(const Tensor& x, Tensor& y, Mode) {
     const ConvGeometry& g = p.g;
     const int batch = p.batch, cout = p.out_channels, chunk = p.chunk, positions = g.positions();
     const std::size_t in_image = p.in_image, out_image = p.out_image;
+    const KernelTable& table = context_->kernels();
     float* col = p.column;
     float* product = p.product;
 
@@ -149,8 +150,8 @@ void Conv2d::forward(const Tensor& x, Tensor& y, Mode) {
         const int count = std::min(chunk, batch - first);
         const int columns = count * positions;
         im2col(g, x.data() + first * in_image, count, col);
-        kernels().gemm_f32(false, false, cout, columns, g.rows(), 1.0f, w, g.rows(), col, columns, 0.0f, product, columns, {},
-                           scratch_->gemm.floats(kernels().gemm_workspace_f32(cout, columns, g.rows(), false)));
+        table.gemm_f32(false, false, cout, columns, g.rows(), 1.0f, w, g.rows(), col, columns, 0.0f, product, columns, {},
+                       context_->gemm.floats(table.gemm_workspace_f32(cout, columns, g.rows(), false)));
         // product is Cout x (count * positions); y wants count x Cout x positions.
 #pragma omp parallel for collapse(2) schedule(static)
         for (int n = 0; n < count; ++n) {
@@ -171,6 +172,7 @@ void Conv2d::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* 
     const std::size_t in_image = p.in_image, out_image = p.out_image;
     const float* w = weight().data;
     float* dw = parameters_->gradient(weight_slot_).data;
+    const KernelTable& table = context_->kernels();
     float* col = p.column;
     float* dy_gathered = p.product;
 
@@ -195,8 +197,8 @@ void Conv2d::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* 
         else input_gradient_winograd(dy, *dx);
     }
     if (winograd_weights)
-        winograd_weight_gradient(kernels(), x.data(), dy.data(), batch, g.height, g.width, g.padding, cout,
-                                 g.channels, dw, scratch_->winograd);
+        winograd_weight_gradient(table, x.data(), dy.data(), batch, g.height, g.width, g.padding, cout,
+                                 g.channels, dw, context_->winograd);
     if (winograd_weights && !gemm_input_gradient) return;
     for (int first = 0; first < batch; first += chunk) {
         const int count = std::min(chunk, batch - first);
@@ -212,13 +214,13 @@ void Conv2d::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* 
         if (!winograd_weights) {
             im2col(g, x.data() + first * in_image, count, col);
             // dW[Cout x K] += dY[Cout x columns] * col^T
-            kernels().gemm_f32(false, true, cout, g.rows(), columns, 1.0f, dy_gathered, columns, col, columns, 1.0f, dw,
-                               g.rows(), {}, scratch_->gemm.floats(kernels().gemm_workspace_f32(cout, g.rows(), columns, false)));
+            table.gemm_f32(false, true, cout, g.rows(), columns, 1.0f, dy_gathered, columns, col, columns, 1.0f, dw, g.rows(),
+                           {}, context_->gemm.floats(table.gemm_workspace_f32(cout, g.rows(), columns, false)));
         }
         if (gemm_input_gradient) {
             // dcol[K x columns] = W^T * dY, written over col, then scattered back.
-            kernels().gemm_f32(true, false, g.rows(), columns, cout, 1.0f, w, g.rows(), dy_gathered, columns, 0.0f, col,
-                               columns, {}, scratch_->gemm.floats(kernels().gemm_workspace_f32(g.rows(), columns, cout, false)));
+            table.gemm_f32(true, false, g.rows(), columns, cout, 1.0f, w, g.rows(), dy_gathered, columns, 0.0f, col,
+                           columns, {}, context_->gemm.floats(table.gemm_workspace_f32(g.rows(), columns, cout, false)));
             col2im_add(g, col, count, dx->data() + first * in_image);
         }
     }
@@ -226,7 +228,7 @@ void Conv2d::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* 
 
 void Conv2d::input_gradient_winograd(const Tensor& dy, Tensor& dx) {
     const int cin = config_.in_channels, cout = config_.out_channels;
-    float* flipped = scratch_->flipped.floats(static_cast<std::size_t>(cin) * cout * 9);  // Cin x Cout x 3 x 3
+    float* flipped = context_->flipped.floats(static_cast<std::size_t>(cin) * cout * 9);  // Cin x Cout x 3 x 3
     const float* w = weight().data;
     for (int ci = 0; ci < cin; ++ci)
         for (int co = 0; co < cout; ++co)

@@ -39,7 +39,7 @@ public:
     void initialize(InitScheme scheme, Rng& rng) override;
     void forward(const Tensor& x, Tensor& y, Mode mode) override;
     void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) override;
-    void share_scratch(TrainingScratch& scratch) override { scratch_ = &scratch; }
+    void share_context(TrainingContext& context) override { context_ = &context; }
 
     const Conv2dConfig& config() const { return config_; }
     TensorView weight() const { return parameters_->value(weight_slot_); }  // Cout x Cin x k x k
@@ -63,8 +63,8 @@ private:
     ParameterArena* parameters_ = nullptr;
     std::size_t weight_slot_ = 0;
     std::size_t bias_slot_ = 0;
-    TrainingScratch own_scratch_;  // unused once a network shares its scratch
-    TrainingScratch* scratch_ = &own_scratch_;
+    TrainingContext own_context_;  // unused once a network shares its context
+    TrainingContext* context_ = &own_context_;
 };
 
 }  // namespace edgeqc

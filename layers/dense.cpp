@@ -28,7 +28,7 @@ void Dense::initialize(InitScheme scheme, Rng& rng) {
 }
 
 float* Dense::scratch(int m, int n, int k) {
-    return scratch_->gemm.floats(kernels().gemm_workspace_f32(m, n, k, false));
+    return context_->gemm.floats(context_->kernels().gemm_workspace_f32(m, n, k, false));
 }
 
 void Dense::forward(const Tensor& x, Tensor& y, Mode) {
@@ -37,8 +37,8 @@ void Dense::forward(const Tensor& x, Tensor& y, Mode) {
     const float* b = bias().data;
     for (int n = 0; n < batch; ++n)
         for (int o = 0; o < outputs_; ++o) y[static_cast<std::size_t>(n) * outputs_ + o] = b[o];
-    kernels().gemm_f32(false, true, batch, outputs_, inputs_, 1.0f, x.data(), inputs_, weight().data, inputs_, 1.0f,
-                       y.data(), outputs_, {}, scratch(batch, outputs_, inputs_));
+    context_->kernels().gemm_f32(false, true, batch, outputs_, inputs_, 1.0f, x.data(), inputs_, weight().data, inputs_,
+                                 1.0f, y.data(), outputs_, {}, scratch(batch, outputs_, inputs_));
 }
 
 void Dense::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* dx) {
@@ -51,12 +51,13 @@ void Dense::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* d
         db[o] += static_cast<float>(sum);
     }
     // dW[out x in] += dy^T[out x N] * x[N x in]
-    kernels().gemm_f32(true, false, outputs_, inputs_, batch, 1.0f, dy.data(), outputs_, x.data(), inputs_, 1.0f, dw,
-                       inputs_, {}, scratch(outputs_, inputs_, batch));
+    const GemmF32 gemm = context_->kernels().gemm_f32;
+    gemm(true, false, outputs_, inputs_, batch, 1.0f, dy.data(), outputs_, x.data(), inputs_, 1.0f, dw, inputs_, {},
+         scratch(outputs_, inputs_, batch));
     if (dx) {
         dx->resize(x.shape());
-        kernels().gemm_f32(false, false, batch, inputs_, outputs_, 1.0f, dy.data(), outputs_, weight().data, inputs_,
-                           0.0f, dx->data(), inputs_, {}, scratch(batch, inputs_, outputs_));
+        gemm(false, false, batch, inputs_, outputs_, 1.0f, dy.data(), outputs_, weight().data, inputs_, 0.0f, dx->data(),
+             inputs_, {}, scratch(batch, inputs_, outputs_));
     }
 }
 

@@ -15,7 +15,7 @@ public:
     void initialize(InitScheme scheme, Rng& rng) override;
     void forward(const Tensor& x, Tensor& y, Mode mode) override;
     void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) override;
-    void share_scratch(TrainingScratch& scratch) override { scratch_ = &scratch; }
+    void share_context(TrainingContext& context) override { context_ = &context; }
 
     int inputs() const { return inputs_; }
     int outputs() const { return outputs_; }
@@ -27,8 +27,8 @@ private:
     float* scratch(int m, int n, int k);  // GEMM workspace for an m x n x k product
     ParameterArena* parameters_ = nullptr;
     std::size_t weight_slot_ = 0, bias_slot_ = 0;
-    TrainingScratch own_scratch_;  // unused once a network shares its scratch
-    TrainingScratch* scratch_ = &own_scratch_;
+    TrainingContext own_context_;  // unused once a network shares its context
+    TrainingContext* context_ = &own_context_;
 };
 
 }  // namespace edgeqc

@@ -1,10 +1,11 @@
 // The interface every layer implements: shape inference, parameter declaration, forward and backward.
-// A flat hierarchy (Layer -> concrete layer); layers compute through kernels() and hold no CPU-specific code.
+// A flat hierarchy (Layer -> concrete layer); layers compute through a kernel table and hold no CPU-specific code.
 #pragma once
 
 #include <cstddef>
 #include <string>
 
+#include "engine/kernels.hpp"
 #include "engine/winograd_f32.hpp"
 #include "layers/parameter_arena.hpp"
 #include "engine/rng.hpp"
@@ -20,18 +21,21 @@ enum class InitScheme { He, Torch };
 InitScheme parse_init_scheme(const std::string& name);  // "he" | "torch"; throws edgeqc::Error
 const char* init_scheme_name(InitScheme scheme);
 
-// Scratch memory the layers of one network share: they run one at a time, so one set, grown to the largest need
-// and reused, bounds training's scratch by its largest layer. A layer built on its own uses a set of its own.
-struct TrainingScratch {
+// What the layers of one network share: scratch memory (they run one at a time, so one set, grown to the largest
+// need and reused, bounds training's scratch by its largest layer) and the kernel table they compute with. A layer
+// built on its own has a context of its own.
+struct TrainingContext {
     ScratchBuffer columns, products, gemm, winograd, flipped;
     WinogradConv3x3 winograd_weights;  // re-prepared on every call: training's weights change every step
+    const KernelTable* table = nullptr;  // null: the active table, kernels(); bf16 training sets its own
+    const KernelTable& kernels() const { return table ? *table : edgeqc::kernels(); }
 };
 
 class Layer {
 public:
     virtual ~Layer() = default;
-    // The network's shared scratch, for the layers that need any.
-    virtual void share_scratch(TrainingScratch& /*scratch*/) {}
+    // The network's shared context, for the layers that need scratch or GEMMs.
+    virtual void share_context(TrainingContext& /*context*/) {}
 
     // Output shape for an input shape (batch first); throws edgeqc::Error when the input does not fit.
     virtual Shape output_shape(const Shape& input) const = 0;

@@ -50,11 +50,11 @@ Network::Network(std::vector<LayerSpec> layers, const Shape& input, int num_clas
       num_classes_(num_classes),
       parameters_(std::make_unique<ParameterArena>(trainable)),
       buffers_(std::make_unique<ParameterArena>(false)),
-      scratch_(std::make_unique<TrainingScratch>()) {
+      context_(std::make_unique<TrainingContext>()) {
     Shape shape{1, input[0], input[1], input[2]};
     for (const LayerSpec& spec : architecture_.layers) {
         layers_.push_back(make_layer(spec, shape));
-        layers_.back()->share_scratch(*scratch_);
+        layers_.back()->share_context(*context_);
         shape = layers_.back()->output_shape(shape);
         layers_.back()->declare(*parameters_, *buffers_, std::to_string(layers_.size() - 1) + ".");
     }

@@ -35,6 +35,9 @@ public:
     void reseed_dropout(std::uint64_t seed);
     // The momentum of every batch-norm layer's running statistics (BatchNorm::kMomentum in normal training).
     void set_batch_norm_momentum(float momentum);
+    // The kernel table the layers compute with from now on (bf16 training gives bf16_product_kernels()); the active
+    // table, kernels(), until then. The table must outlive the network.
+    void compute_with(const KernelTable& table) { context_->table = &table; }
     bool has_batch_norm() const;
 
     // Freezes the first `layers` layers for transfer learning: a training forward runs them in inference mode
@@ -84,7 +87,7 @@ private:
     // Held by pointer so that layers' references to the arenas survive moving the network.
     std::unique_ptr<ParameterArena> parameters_;
     std::unique_ptr<ParameterArena> buffers_;
-    std::unique_ptr<TrainingScratch> scratch_;  // shared by every layer; by pointer, so that moves keep it
+    std::unique_ptr<TrainingContext> context_;  // shared by every layer; by pointer, so that moves keep it
     const Tensor* last_input_ = nullptr;  // input of the last training forward; null after an inference forward
     std::vector<Tensor> activations_;
     Tensor gradient_a_, gradient_b_, input_gradient_;

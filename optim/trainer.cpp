@@ -26,8 +26,17 @@
 #include "layers/softmax_cross_entropy.hpp"
 #include "optim/evaluation.hpp"
 #include "optim/recipe.hpp"
+#include "optim/training_kernels.hpp"
 
 namespace edgeqc {
+
+const char* train_precision_name(TrainPrecision precision) { return precision == TrainPrecision::BF16 ? "bf16" : "f32"; }
+
+TrainPrecision parse_train_precision(const std::string& name) {
+    if (name == "f32") return TrainPrecision::F32;
+    if (name == "bf16") return TrainPrecision::BF16;
+    throw Error("unknown precision '" + name + "' (use f32 or bf16)");
+}
 
 namespace {
 
@@ -422,6 +431,7 @@ void TrainingRun::start_model() {
         network_ = build_network(description_);
         network_->initialize(options_.init, options_.seed);
     }
+    if (options_.precision == TrainPrecision::BF16) network_->compute_with(bf16_product_kernels());
     network_->layers_in_conv_blocks(options_.freeze_blocks);  // throws now, not after the first phase, when too many
     if (options_.freeze_blocks > 0 && options_.init_model.empty() && !requested_.resume)
         observer_.warning(text_of("--freeze %d without --init MODEL keeps randomly initialised blocks fixed",

@@ -22,6 +22,12 @@
 
 namespace edgeqc {
 
+// The arithmetic of training's matrix products (convolutions, dense layers): f32, or bf16 operands with f32 sums
+// where the CPU has AVX-512 BF16. Master weights, batch norm, the loss and the optimizer stay f32 either way.
+enum class TrainPrecision { F32, BF16 };
+const char* train_precision_name(TrainPrecision precision);  // "f32", "bf16"
+TrainPrecision parse_train_precision(const std::string& name);  // throws edgeqc::Error
+
 struct TrainOptions {
     std::string data_dir;
     std::string validation_dir;  // empty: split validation off data_dir
@@ -36,6 +42,7 @@ struct TrainOptions {
     float learning_rate = 1e-3f;
     OptimizerConfig optimizer;
     float sparsity_l1 = 0.0f;  // L1 penalty on batch-norm scales (network slimming); 0 = off
+    TrainPrecision precision = TrainPrecision::F32;
     ScheduleKind schedule = ScheduleKind::Cosine;
     int warmup_epochs = 1;
     int step_epochs = 10;      // --schedule step: epochs between decays
