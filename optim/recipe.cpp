@@ -7,7 +7,6 @@
 
 #include "data/augment.hpp"
 #include "engine/error.hpp"
-#include "optim/training_kernels.hpp"
 
 namespace edgeqc {
 
@@ -169,22 +168,13 @@ std::vector<RecipeOption> build_table() {
     sparsity.check = unless([](const TrainOptions& o) { return !(o.sparsity_l1 >= 0.0f) || !std::isfinite(o.sparsity_l1); },
                             "--sparsity-l1 must be a non-negative number");
     table.push_back(sparsity);
-    RecipeOption precision = named<TrainPrecision>(
+    // Whether this CPU can is not the recipe's to check: the run refuses it (trainer.cpp), a resume elsewhere too.
+    table.push_back(named<TrainPrecision>(
         described("precision", "--precision", optimisation,
                   "Arithmetic of the convolutions' and dense layers' products: f32, or bf16 (bf16 operands, f32 sums; "
                   "weights, batch norm, loss and optimizer stay f32), on CPUs with AVX-512 BF16",
                   "f32"),
-        [](TrainOptions& o) -> TrainPrecision& { return o.precision; }, train_precision_name, parse_train_precision);
-    precision.check = [](const TrainOptions& o) {
-        if (o.precision != TrainPrecision::BF16) return std::string();
-        try {
-            bf16_product_kernels();  // refuses a CPU without bf16 instructions before any work
-        } catch (const Error& e) {
-            return std::string("--precision bf16: ") + e.what();
-        }
-        return std::string();
-    };
-    table.push_back(precision);
+        [](TrainOptions& o) -> TrainPrecision& { return o.precision; }, train_precision_name, parse_train_precision));
     table.push_back(named<ScheduleKind>(described("schedule", "--schedule", optimisation,
                                          "Learning-rate decay after warm-up: constant, cosine or step"),
                                         [](TrainOptions& o) -> ScheduleKind& { return o.schedule; }, schedule_kind_name,

@@ -324,6 +324,7 @@ private:
     double seconds_so_far_ = 0.0;
     Batch batch_;
     Tensor dlogits_;
+    const KernelTable* product_kernels_ = nullptr;  // bf16 training's table; null: the active one
 };
 
 TrainingRun::TrainingRun(const TrainOptions& requested, ProgressObserver& observer)
@@ -338,6 +339,8 @@ TrainingRun::TrainingRun(const TrainOptions& requested, ProgressObserver& observ
     if (!requested.report_path.empty()) check_output_writable(requested.report_path, "the report");
     checkpoint_path_ = checkpoint_path_for(requested.output_path);
     read_checkpoint();
+    // A CPU without bf16 instructions is refused before the data is read.
+    if (options_.precision == TrainPrecision::BF16) product_kernels_ = &bf16_product_kernels();
     read_data();
     start_model();
     start_optimizer_and_callbacks();
@@ -431,7 +434,7 @@ void TrainingRun::start_model() {
         network_ = build_network(description_);
         network_->initialize(options_.init, options_.seed);
     }
-    if (options_.precision == TrainPrecision::BF16) network_->compute_with(bf16_product_kernels());
+    if (product_kernels_) network_->compute_with(*product_kernels_);
     network_->layers_in_conv_blocks(options_.freeze_blocks);  // throws now, not after the first phase, when too many
     if (options_.freeze_blocks > 0 && options_.init_model.empty() && !requested_.resume)
         observer_.warning(text_of("--freeze %d without --init MODEL keeps randomly initialised blocks fixed",

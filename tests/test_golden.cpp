@@ -16,6 +16,7 @@
 #include "layers/network.hpp"
 #include "layers/softmax_cross_entropy.hpp"
 #include "optim/optimizer.hpp"
+#include "optim/training_kernels.hpp"
 
 using namespace edgeqc;
 
@@ -212,6 +213,49 @@ TEST_CASE("golden: logits, gradients, batch-norm statistics and optimizer curves
         CAPTURE(table->name);
         select_kernels(table->name);
         for (const GoldenNet& net : nets) check_net(net);
+    }
+    select_kernels(original);
+}
+
+TEST_CASE("golden: bf16 training's 10-step loss curves stay within 2 % of the first loss of PyTorch's f32 curves") {
+    // bf16 keeps 8 significant bits: each product's operands are off by up to 2^-9 (0.2 %) relative. Measured on
+    // these nets, with AVX-512 BF16 and with the scalar reference alike, Adam and SGD with momentum: at most 0.76 %
+    // (one net) and 0.14 % (the other) of the first loss off at any of the 10 steps, where the f32 test above holds the
+    // same curves to 0.1 %. The loss falls towards 0, so the tolerance is a share of the first loss, not of each
+    // step's. A curve computed in f32 would pass too, so the last check shows that the products are really rounded.
+    constexpr double kBf16CurveTolerance = 2e-2;
+    const std::vector<GoldenNet> nets = read_golden(std::string(EDGEQC_SOURCE_DIR) + "/tests/golden/golden_v1.txt");
+    const std::string original = kernels().name;
+    for (const std::string arch : {original, std::string("scalar")}) {
+        CAPTURE(arch);
+        select_kernels(arch);
+        for (const GoldenNet& net : nets) {
+            CAPTURE(net.name);
+            double worst_bf16_to_f32 = 0.0, worst_golden = 0.0;
+            for (const bool sgd : {false, true}) {
+                OptimizerConfig config;
+                if (sgd) {
+                    config.kind = OptimizerKind::Sgd;
+                    config.momentum = 0.9f;
+                }
+                const float lr = sgd ? 0.05f : 1e-2f;
+                Network bf16_network = network_from(net);
+                bf16_network.compute_with(bf16_product_kernels());
+                const std::vector<double> bf16 = loss_curve(net, bf16_network, config, lr);
+                Network f32_network = network_from(net);
+                const std::vector<double> f32 = loss_curve(net, f32_network, config, lr);
+                const std::vector<double>& golden = net.values(sgd ? "curve.sgd" : "curve.adam");
+                for (int step = 0; step < kCurveSteps; ++step) {
+                    CAPTURE(step);
+                    CHECK(std::abs(bf16[step] - golden[step]) <= kBf16CurveTolerance * golden[0]);
+                    worst_golden = std::max(worst_golden, std::abs(bf16[step] - golden[step]) / golden[0]);
+                    worst_bf16_to_f32 = std::max(worst_bf16_to_f32, std::abs(bf16[step] - f32[step]) / golden[0]);
+                }
+            }
+            MESSAGE("worst difference, as a share of the first loss: bf16 to PyTorch " << worst_golden << ", bf16 to f32 "
+                    << worst_bf16_to_f32);
+            CHECK(worst_bf16_to_f32 > 1e-4);
+        }
     }
     select_kernels(original);
 }

@@ -43,6 +43,7 @@ TrainOptions unusual_options() {
     o.unlabelled_dir = "/data/unlabelled";
     o.pseudo = {0.9f, 3, 4, true};
     o.strict = true;
+    o.precision = TrainPrecision::BF16;
     return o;
 }
 
@@ -81,6 +82,7 @@ TEST_CASE("recipe table: a checkpoint older than a key resumes with what that ru
     CHECK(old.augment == AugmentOptions{});
     CHECK(old.step_epochs == 10);
     CHECK(old.unfreeze_blocks == -1);
+    CHECK(old.precision == TrainPrecision::F32);
     CHECK(old.learning_rate == unusual_options().learning_rate);  // always stored: kept
 
     std::map<std::string, std::string> incomplete = recipe;

@@ -13,6 +13,7 @@
 #include "engine/model_file.hpp"
 #include "layers/network.hpp"
 #include "optim/trainer.hpp"
+#include "optim/training_kernels.hpp"
 #include "test_support.hpp"
 
 using namespace edgeqc;
@@ -24,6 +25,16 @@ std::vector<float> parameters_of(const std::string& model_path) {
     const std::unique_ptr<Network> network = Network::from_model(load_model(model_path));
     const ParameterArena& p = network->parameters();
     return {p.values(), p.values() + p.size()};
+}
+
+// The options that resume `interrupted` (trained for fewer epochs) to `epochs`; `ignored` changes the recipe, which
+// the checkpoint's recipe must override.
+TrainOptions resumed_to(TrainOptions interrupted, int epochs, void (*ignored)(TrainOptions&)) {
+    interrupted.epochs = epochs;
+    interrupted.epochs_given = true;
+    interrupted.resume = true;
+    ignored(interrupted);
+    return interrupted;
 }
 
 }  // namespace
@@ -75,11 +86,7 @@ TEST_CASE("--resume continues exactly where the checkpoint left off") {
     TrainOptions interrupted = tiny_train_options(folder.file("data"), folder.file("resumed.eqc"));
     interrupted.epochs = 1;
     train(interrupted);
-    TrainOptions resumed = interrupted;
-    resumed.epochs = 3;
-    resumed.epochs_given = true;
-    resumed.resume = true;
-    resumed.learning_rate = 1.0f;  // ignored: a resumed run keeps the checkpoint's recipe
+    TrainOptions resumed = resumed_to(interrupted, 3, [](TrainOptions& o) { o.learning_rate = 1.0f; });
     const TrainSummary summary = train(resumed);
     CHECK(summary.epochs_done == 3);
     CHECK(parameters_of(folder.file("straight.last.eqc")) == parameters_of(folder.file("resumed.last.eqc")));
@@ -98,6 +105,45 @@ TEST_CASE("--resume continues exactly where the checkpoint left off") {
     sgd.epochs_given = true;
     sgd.resume = true;
     CHECK(train(sgd).epochs_done == 2);
+}
+
+TEST_CASE("bf16 training: another model than f32, the same for the same seed, kept by --resume; refused without bf16") {
+    TempFolder folder;
+    write_tiny_dataset(folder.file("data"), 6);
+    const std::string original = kernels().name;
+    const auto& tables = available_training_kernel_tables();
+    if (std::none_of(tables.begin(), tables.end(), [](const TrainingKernelTable* table) {
+            return table->gemm_bf16 != reference_training_kernels().gemm_bf16;
+        })) {
+        if (original != "scalar") {  // the scalar arch chosen on purpose may run the reference's bf16 products
+            TrainOptions refused = tiny_train_options(folder.file("data"), folder.file("refused.eqc"));
+            refused.precision = TrainPrecision::BF16;
+            CHECK_THROWS_WITH_AS(train(refused), doctest::Contains("needs a CPU with AVX-512 BF16"), Error);
+            CHECK_FALSE(fs::exists(folder.file("refused.eqc")));
+        }
+        MESSAGE("this CPU lacks AVX-512 BF16: bf16 training is tested on the scalar kernels");
+        select_kernels("scalar");
+    }
+    TrainOptions f32 = tiny_train_options(folder.file("data"), folder.file("f32.eqc"));
+    f32.epochs = 2;
+    train(f32);
+    TrainOptions straight = f32;
+    straight.precision = TrainPrecision::BF16;
+    straight.output_path = folder.file("straight.eqc");
+    train(straight);
+    CHECK(parameters_of(folder.file("straight.eqc")) != parameters_of(folder.file("f32.eqc")));
+    TrainOptions again = straight;
+    again.output_path = folder.file("again.eqc");
+    train(again);
+    CHECK(read_bytes(folder.file("again.eqc")) == read_bytes(folder.file("straight.eqc")));
+
+    TrainOptions interrupted = straight;
+    interrupted.output_path = folder.file("resumed.eqc");
+    interrupted.epochs = 1;
+    train(interrupted);
+    train(resumed_to(interrupted, 2, [](TrainOptions& o) { o.precision = TrainPrecision::F32; }));
+    CHECK(parameters_of(folder.file("straight.last.eqc")) == parameters_of(folder.file("resumed.last.eqc")));
+    select_kernels(original);
 }
 
 TEST_CASE("a stop request ends training at a batch boundary and keeps the last complete epoch's checkpoint") {
