@@ -1,5 +1,6 @@
-// Throughput benchmark of the reference network: training img/s (forward + backward + Adam) at batch 32,
-// inference img/s at batch 1 and 32, achieved GFLOP/s and peak RSS. Prints figures, asserts nothing.
+// Throughput benchmark of the reference network: training img/s (forward + backward + Adam) at batch 32, in f32
+// and, where the CPU has AVX-512 BF16, with bf16 products (train --precision bf16); inference img/s at batch 1 and
+// 32, achieved GFLOP/s and peak RSS (of f32 training). Prints figures, asserts nothing.
 // Usage: edgeqc_throughput [ARCH] [SECONDS_PER_FIGURE] [HEIGHTxWIDTH]; OMP_NUM_THREADS sets the threads.
 #include <omp.h>
 
@@ -27,25 +28,38 @@ constexpr const char* kUsage =
     "  training img/s (batch 32, forward + backward + Adam), inference img/s at batch 1 and 32, GFLOP/s, peak RSS\n"
     "  defaults: the default network, 10 seconds per figure, 80x120; OMP_NUM_THREADS sets the threads\n";
 
-void run(const std::string& architecture, double min_seconds, int height, int width) {
-    const int classes = 5, batch = 32;
-    Network network(architecture, Shape{1, height, width}, classes);
+// Seconds per training step (forward, backward, Adam) of a fresh network on `images`, computing with `table`.
+double training_step_seconds(const std::string& architecture, const Tensor& images, const std::vector<int>& labels,
+                             int classes, const KernelTable& table, double min_seconds) {
+    Network network(architecture, Shape{images.shape()[1], images.shape()[2], images.shape()[3]}, classes);
     network.initialize(InitScheme::He, 1);
-    Rng rng(2);
-    Tensor images({batch, 1, height, width}), single({1, 1, height, width}), dlogits;
-    for (std::size_t i = 0; i < images.size(); ++i) images[i] = rng.normal();
-    for (std::size_t i = 0; i < single.size(); ++i) single[i] = images[i];
-    std::vector<int> labels(batch);
-    for (int n = 0; n < batch; ++n) labels[static_cast<std::size_t>(n)] = n % classes;
+    network.compute_with(table);
     Optimizer adam(OptimizerConfig{}, network.parameters().size());
-
-    const double train_seconds = time_per_call([&] {
+    Tensor dlogits;
+    return time_per_call([&] {
         softmax_cross_entropy(network.forward(images, Mode::Train), labels, {}, &dlogits);
         network.parameters().zero_gradients();
         network.backward(dlogits);
         adam.step(network.parameters().values(), network.parameters().gradients(), 1e-4f);
     }, min_seconds);
+}
+
+void run(const std::string& architecture, double min_seconds, int height, int width) {
+    const int classes = 5, batch = 32;
+    Network network(architecture, Shape{1, height, width}, classes);
+    network.initialize(InitScheme::He, 1);
+    Rng rng(2);
+    Tensor images({batch, 1, height, width}), single({1, 1, height, width});
+    for (std::size_t i = 0; i < images.size(); ++i) images[i] = rng.normal();
+    for (std::size_t i = 0; i < single.size(); ++i) single[i] = images[i];
+    std::vector<int> labels(batch);
+    for (int n = 0; n < batch; ++n) labels[static_cast<std::size_t>(n)] = n % classes;
+
+    const double train_seconds = training_step_seconds(architecture, images, labels, classes, kernels(), min_seconds);
     const double train_rss = peak_rss_mib();
+    const bool bf16 = training_kernels().gemm_bf16 != reference_training_kernels().gemm_bf16;
+    const double bf16_train_seconds =
+        bf16 ? training_step_seconds(architecture, images, labels, classes, bf16_product_kernels(), min_seconds) : 0.0;
     ModelDescription description;
     description.architecture = architecture;
     description.class_names.resize(classes);
@@ -62,6 +76,9 @@ void run(const std::string& architecture, double min_seconds, int height, int wi
                 training_kernels().kernels_used.c_str(), omp_get_max_threads());
     std::printf("train_img_per_s %.2f  (%.1f GFLOP/s counting backward as 2x forward)\n", batch / train_seconds,
                 3.0 * gflop * batch / train_seconds);
+    if (bf16)
+        std::printf("train_bf16_img_per_s %.2f  (%.2fx f32 training)\n", batch / bf16_train_seconds,
+                    train_seconds / bf16_train_seconds);
     std::printf("infer_b32_img_per_s %.2f  (%.1f GFLOP/s)\n", batch / batch_seconds, gflop * batch / batch_seconds);
     std::printf("infer_b1_img_per_s %.2f  (%.1f GFLOP/s)\n", 1.0 / single_seconds, gflop / single_seconds);
     std::printf("peak_rss_mib_after_training %.0f\n", train_rss);

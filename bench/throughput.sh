@@ -62,5 +62,9 @@ awk '
         }
         print ""
         print "img/s: a ratio above 1 means edgeqc is faster; peak RSS: a ratio below 1 means edgeqc uses less memory."
+        if (("edgeqc", "train_bf16_img_per_s") in value)
+            printf "edgeqc bf16 training (--precision bf16): %s img/s, %.2fx edgeqc f32 training, %.2fx PyTorch (f32) training\n",
+                value["edgeqc", "train_bf16_img_per_s"], value["edgeqc", "train_bf16_img_per_s"] / value["edgeqc", "train_img_per_s"],
+                value["edgeqc", "train_bf16_img_per_s"] / value["torch", "train_img_per_s"]
     }
 ' "$outputs/edgeqc.txt" "$outputs/torch_train.txt" "$outputs/torch_infer.txt"
