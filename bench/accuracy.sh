@@ -7,7 +7,8 @@
 # Environment (defaults in brackets; relative paths are relative to the repository root):
 #   EPOCHS [30]  THREADS [2]  SEED [1]  DATASETS [../shared/datasets]  BUILD [build]  OUT [bench/out]
 #   PYTHON [/usr/bin/python3]
-#   EDGEQC_ARGS  extra arguments for `edgeqc train`, e.g. a different --arch
+#   EDGEQC_ARGS  extra arguments for `edgeqc train`, e.g. a different --arch or --precision bf16
+#   TORCH [1]    0 skips the PyTorch reference (edgeqc against edgeqc, e.g. --precision bf16 against f32)
 #   TORCH_ARGS   extra arguments for torch_ref.py; they come last, so they override the recipe below
 # torch_ref.py defaults to a constant learning rate without warm-up, whereas edgeqc defaults to one warm-up
 # epoch and cosine decay, so the script passes edgeqc's defaults to torch_ref.py explicitly (TORCH_RECIPE).
@@ -29,6 +30,7 @@ DATASETS=${DATASETS:-../shared/datasets}
 BUILD=${BUILD:-build}
 OUT=${OUT:-bench/out}
 PYTHON=${PYTHON:-/usr/bin/python3}
+TORCH=${TORCH:-1}
 TORCH_RECIPE=${TORCH_RECIPE:---warmup-epochs 1 --schedule cosine}
 read -r -a edgeqc_args <<< "${EDGEQC_ARGS:-}"
 read -r -a torch_recipe <<< "$TORCH_RECIPE"
@@ -61,11 +63,13 @@ for set in "${sets[@]}"; do
     "$BUILD/edgeqc" eval "$OUT/$set.eqc" "$data/test" --threads "$THREADS" --json > "$OUT/$set.eval.json"
     echo "== $set: edgeqc eval took $(seconds_since "$start") s"
 
-    echo "== $set: torch_ref.py ($EPOCHS epochs, $THREADS threads) $TORCH_RECIPE ${TORCH_ARGS:-}"
-    start=$EPOCHREALTIME
-    "$PYTHON" bench/torch_ref.py "$data" --epochs "$EPOCHS" --threads "$THREADS" --seed "$SEED" --json "$OUT/$set.torch.json" \
-        "${torch_recipe[@]}" "${torch_args[@]}" 2>&1 | tee "$OUT/$set.torch.txt"
-    echo "== $set: torch_ref.py took $(seconds_since "$start") s"
+    if [ "$TORCH" != 0 ]; then
+        echo "== $set: torch_ref.py ($EPOCHS epochs, $THREADS threads) $TORCH_RECIPE ${TORCH_ARGS:-}"
+        start=$EPOCHREALTIME
+        "$PYTHON" bench/torch_ref.py "$data" --epochs "$EPOCHS" --threads "$THREADS" --seed "$SEED" --json "$OUT/$set.torch.json" \
+            "${torch_recipe[@]}" "${torch_args[@]}" 2>&1 | tee "$OUT/$set.torch.txt"
+        echo "== $set: torch_ref.py took $(seconds_since "$start") s"
+    fi
     ran+=("$set")
 done
 

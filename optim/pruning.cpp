@@ -478,6 +478,7 @@ PruneResult prune(const Model& model, const PruneOptions& options, ProgressObser
         checked.epochs = options.finetune_epochs;
         checked.output_path = step_path(options.output_path, 1);
         validate_train_options(checked);
+        product_kernels_for(checked.precision);  // a CPU without bf16 is refused now, not at the first fine-tuning
     }
     const FolderScan scan = scan_labelled_folder(options.finetune.data_dir);
     if (scan.class_names != model.description.class_names)

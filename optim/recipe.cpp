@@ -168,7 +168,8 @@ std::vector<RecipeOption> build_table() {
     sparsity.check = unless([](const TrainOptions& o) { return !(o.sparsity_l1 >= 0.0f) || !std::isfinite(o.sparsity_l1); },
                             "--sparsity-l1 must be a non-negative number");
     table.push_back(sparsity);
-    // Whether this CPU can is not the recipe's to check: the run refuses it (trainer.cpp), a resume elsewhere too.
+    // The recipe checks values, not this CPU: a run refuses bf16 where the CPU lacks it (product_kernels_for), and so
+    // does a bf16 run resumed on such a CPU.
     table.push_back(named<TrainPrecision>(
         described("precision", "--precision", optimisation,
                   "Arithmetic of the convolutions' and dense layers' products: f32, or bf16 (bf16 operands, f32 sums; "

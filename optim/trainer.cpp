@@ -38,7 +38,30 @@ TrainPrecision parse_train_precision(const std::string& name) {
     throw Error("unknown precision '" + name + "' (use f32 or bf16)");
 }
 
+const KernelTable* product_kernels_for(TrainPrecision precision) {
+    return precision == TrainPrecision::BF16 ? &bf16_product_kernels() : nullptr;
+}
+
 namespace {
+
+// While alive, `network` computes in f32: the kept model runs in f32 once trained, so its batch-norm statistics and
+// its validation scores come from f32 products even when training's are bf16.
+class F32Products {
+public:
+    F32Products(Network& network, const KernelTable* training_products)
+        : network_(network), training_products_(training_products) {
+        network.compute_with(kernels());
+    }
+    ~F32Products() {
+        if (training_products_) network_.compute_with(*training_products_);
+    }
+    F32Products(const F32Products&) = delete;
+    F32Products& operator=(const F32Products&) = delete;
+
+private:
+    Network& network_;
+    const KernelTable* training_products_;
+};
 
 std::string stem_of(const std::string& output_path) {
     const std::filesystem::path path(output_path);
@@ -339,8 +362,7 @@ TrainingRun::TrainingRun(const TrainOptions& requested, ProgressObserver& observ
     if (!requested.report_path.empty()) check_output_writable(requested.report_path, "the report");
     checkpoint_path_ = checkpoint_path_for(requested.output_path);
     read_checkpoint();
-    // A CPU without bf16 instructions is refused before the data is read.
-    if (options_.precision == TrainPrecision::BF16) product_kernels_ = &bf16_product_kernels();
+    product_kernels_ = product_kernels_for(options_.precision);  // refuses bf16 before the data is read
     read_data();
     start_model();
     start_optimizer_and_callbacks();
@@ -609,7 +631,10 @@ bool TrainingRun::train_epoch(int epoch, int phase, EpochRecord& record, float p
         return false;
     }
     if (seen == 0) throw Error("no training image could be decoded in epoch " + std::to_string(epoch));
-    if (clean_training_loader_) reestimate_batch_norm(*network_, *clean_training_loader_, epoch);
+    if (clean_training_loader_) {
+        const F32Products f32(*network_, product_kernels_);
+        reestimate_batch_norm(*network_, *clean_training_loader_, epoch);
+    }
     record.epoch = epoch;
     record.train_loss = loss_sum / static_cast<double>(seen);
     record.train_accuracy = static_cast<double>(correct) / static_cast<double>(seen);
@@ -631,7 +656,10 @@ EpochDecision TrainingRun::validate(EpochRecord& record) {
         return decision;
     }
     const auto start = std::chrono::steady_clock::now();
-    const InferenceResult validation = run_inference(*network_, *validation_loader_, "validating", observer_);
+    const InferenceResult validation = [&] {
+        const F32Products f32(*network_, product_kernels_);
+        return run_inference(*network_, *validation_loader_, "validating", observer_);
+    }();
     const ClassificationReport report =
         classification_report(validation.labels, validation.probabilities, description_.class_names);
     record.validation_loss = validation.mean_loss;

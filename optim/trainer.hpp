@@ -27,6 +27,9 @@ namespace edgeqc {
 enum class TrainPrecision { F32, BF16 };
 const char* train_precision_name(TrainPrecision precision);  // "f32", "bf16"
 TrainPrecision parse_train_precision(const std::string& name);  // throws edgeqc::Error
+// The kernel table a network training in `precision` computes with: null for the active table (f32), else
+// bf16_product_kernels(). Throws edgeqc::Error where this CPU cannot (no AVX-512 BF16), before any work is done.
+const KernelTable* product_kernels_for(TrainPrecision precision);
 
 struct TrainOptions {
     std::string data_dir;

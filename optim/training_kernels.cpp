@@ -90,7 +90,8 @@ const KernelTable& bf16_product_kernels() {
     const KernelTable& runtime = kernels();
     const TrainingKernelTable& training = training_kernels();
     if (training.gemm_bf16 == gemm_bf16_reference && runtime.name != "scalar")
-        throw Error("bf16 training needs a CPU with AVX-512 BF16, which this one lacks; train in f32 (--precision f32)");
+        throw Error("bf16 training (--precision bf16) needs a CPU with AVX-512 BF16, which this one lacks: train with "
+                    "--precision f32, or resume a bf16 run on a CPU that has it");
     const std::lock_guard<std::mutex> lock(mutex);
     auto found = tables.find(runtime.name);
     if (found == tables.end()) {

@@ -17,6 +17,7 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -30,6 +31,7 @@
 #include "data/synth.hpp"
 #include "layers/network.hpp"
 #include "optim/trainer.hpp"
+#include "optim/training_kernels.hpp"
 
 namespace edgeqc::testing {
 
@@ -130,6 +132,15 @@ inline Model random_model(const ModelDescription& description, std::uint64_t see
 }
 
 // A path as one shell word.
+// Whether this CPU has a bf16 GEMM of its own (AVX-512 BF16), rather than only the scalar reference, which bf16
+// training refuses unless the scalar arch is chosen on purpose.
+inline bool cpu_runs_bf16_products() {
+    const auto& tables = available_training_kernel_tables();
+    return std::any_of(tables.begin(), tables.end(), [](const TrainingKernelTable* table) {
+        return table->gemm_bf16 != reference_training_kernels().gemm_bf16;
+    });
+}
+
 inline std::string shell_quoted(const std::string& path) { return "'" + path + "'"; }
 
 struct CommandResult {
