@@ -150,7 +150,8 @@ int main(int argc, char** argv) {
         const bool bf16 = training.gemm_bf16 != reference_training_kernels().gemm_bf16;
         for (const ConvLayerShape& layer : kReferenceConvLayers) {
             bench_gemm(table->name.c_str(), table->gemm_f32, table->gemm_workspace_f32, layer, 1, peak, min_seconds, rng);
-            if (bf16) bench_gemm("bf16", training.gemm_bf16, training.gemm_workspace_bf16, layer, 1, peak, min_seconds, rng);
+            if (bf16)
+                bench_gemm("bf16", training.gemm_bf16, training.gemm_workspace_bf16, layer, 1, peak, min_seconds, rng);
             bench_gemm("eigen", gemm_f32_eigen, nullptr, layer, 1, peak, min_seconds, rng);
         }
         for (const int batch : {1, 32})

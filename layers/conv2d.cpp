@@ -150,8 +150,8 @@ void Conv2d::forward(const Tensor& x, Tensor& y, Mode) {
         const int count = std::min(chunk, batch - first);
         const int columns = count * positions;
         im2col(g, x.data() + first * in_image, count, col);
-        table.gemm_f32(false, false, cout, columns, g.rows(), 1.0f, w, g.rows(), col, columns, 0.0f, product, columns, {},
-                       context_->gemm.floats(table.gemm_workspace_f32(cout, columns, g.rows(), false)));
+        table.gemm_f32(false, false, cout, columns, g.rows(), 1.0f, w, g.rows(), col, columns, 0.0f, product, columns,
+                       {}, context_->gemm.floats(table.gemm_workspace_f32(cout, columns, g.rows(), false)));
         // product is Cout x (count * positions); y wants count x Cout x positions.
 #pragma omp parallel for collapse(2) schedule(static)
         for (int n = 0; n < count; ++n) {
@@ -214,13 +214,13 @@ void Conv2d::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* 
         if (!winograd_weights) {
             im2col(g, x.data() + first * in_image, count, col);
             // dW[Cout x K] += dY[Cout x columns] * col^T
-            table.gemm_f32(false, true, cout, g.rows(), columns, 1.0f, dy_gathered, columns, col, columns, 1.0f, dw, g.rows(),
-                           {}, context_->gemm.floats(table.gemm_workspace_f32(cout, g.rows(), columns, false)));
+            table.gemm_f32(false, true, cout, g.rows(), columns, 1.0f, dy_gathered, columns, col, columns, 1.0f, dw,
+                           g.rows(), {}, context_->gemm.floats(table.gemm_workspace_f32(cout, g.rows(), columns, false)));
         }
         if (gemm_input_gradient) {
             // dcol[K x columns] = W^T * dY, written over col, then scattered back.
-            table.gemm_f32(true, false, g.rows(), columns, cout, 1.0f, w, g.rows(), dy_gathered, columns, 0.0f, col,
-                           columns, {}, context_->gemm.floats(table.gemm_workspace_f32(g.rows(), columns, cout, false)));
+            table.gemm_f32(true, false, g.rows(), columns, cout, 1.0f, w, g.rows(), dy_gathered, columns, 0.0f, col, columns,
+                           {}, context_->gemm.floats(table.gemm_workspace_f32(g.rows(), columns, cout, false)));
             col2im_add(g, col, count, dx->data() + first * in_image);
         }
     }

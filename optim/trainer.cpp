@@ -30,7 +30,9 @@
 
 namespace edgeqc {
 
-const char* train_precision_name(TrainPrecision precision) { return precision == TrainPrecision::BF16 ? "bf16" : "f32"; }
+const char* train_precision_name(TrainPrecision precision) {
+    return precision == TrainPrecision::BF16 ? "bf16" : "f32";
+}
 
 TrainPrecision parse_train_precision(const std::string& name) {
     if (name == "f32") return TrainPrecision::F32;

@@ -256,8 +256,8 @@ TEST_CASE("golden: bf16 training's 10-step loss curves stay within 2 % of the fi
                     worst_bf16_to_f32 = std::max(worst_bf16_to_f32, std::abs(bf16[step] - f32[step]) / golden[0]);
                 }
             }
-            MESSAGE("worst difference, as a share of the first loss: bf16 to PyTorch " << worst_golden << ", bf16 to f32 "
-                    << worst_bf16_to_f32);
+            MESSAGE("worst difference, as a share of the first loss: bf16 to PyTorch "
+                    << worst_golden << ", bf16 to f32 " << worst_bf16_to_f32);
             CHECK(worst_bf16_to_f32 > 1e-4);
         }
     }

@@ -69,7 +69,8 @@ struct GemmCase {
 
 // Checks one GEMM case with padded leading dimensions (so row strides differ from widths) against the reference
 // table's, through both GEMM entry points of the table.
-void check_gemm(const KernelTable& table, const GemmCase& t, Rng& rng, const KernelTable& reference = reference_kernels()) {
+void check_gemm(const KernelTable& table, const GemmCase& t, Rng& rng,
+                const KernelTable& reference = reference_kernels()) {
     CAPTURE(t.m);
     CAPTURE(t.n);
     CAPTURE(t.k);

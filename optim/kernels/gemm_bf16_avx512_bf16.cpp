@@ -46,8 +46,8 @@ struct Bf16Operands {
     // time, interleaved into slots in the vector registers.
     static void pack_depth_rows(const float* source, int stride, int line, int lines, int depth, int kc, int width,
                                 float* packed) {
-        const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22,
-                                                    6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+        const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                                    23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
         for (int p = 0; p < kc; p += 2) {
             const float* even = source + static_cast<std::ptrdiff_t>(depth + p) * stride + line;
             const float* odd = even + stride;
@@ -57,7 +57,8 @@ struct Bf16Operands {
                 const __m512 even_values = _mm512_maskz_loadu_ps(load, even + j);
                 const __m512 odd_values = p + 1 < kc ? _mm512_maskz_loadu_ps(load, odd + j) : _mm512_setzero_ps();
                 // Both rows rounded at once, the even row's 16 bf16 then the odd row's, then interleaved into pairs.
-                const __m512i slots = _mm512_permutexvar_epi16(interleave, bits(_mm512_cvtne2ps_pbh(odd_values, even_values)));
+                const __m512i rounded = bits(_mm512_cvtne2ps_pbh(odd_values, even_values));
+                const __m512i slots = _mm512_permutexvar_epi16(interleave, rounded);
                 // A tile 12 rows wide (A transposed) takes only part of the vector.
                 _mm512_mask_storeu_epi32(out + j, lanes(std::min(width - j, kWidth)), slots);
             }
