@@ -28,9 +28,10 @@ constexpr const char* kUsage =
     "  training img/s (batch 32, forward + backward + Adam), inference img/s at batch 1 and 32, GFLOP/s, peak RSS\n"
     "  defaults: the default network, 10 seconds per figure, 80x120; OMP_NUM_THREADS sets the threads\n";
 
-// Seconds per training step (forward, backward, Adam) of a fresh network on `images`, computing with `table`.
+// Seconds per training step (forward, backward, Adam) of a fresh network on `images`, computing with `table` (null:
+// the active one).
 double training_step_seconds(const std::string& architecture, const Tensor& images, const std::vector<int>& labels,
-                             int classes, const KernelTable& table, double min_seconds) {
+                             int classes, const KernelTable* table, double min_seconds) {
     Network network(architecture, Shape{images.shape()[1], images.shape()[2], images.shape()[3]}, classes);
     network.initialize(InitScheme::He, 1);
     network.compute_with(table);
@@ -55,11 +56,11 @@ void run(const std::string& architecture, double min_seconds, int height, int wi
     std::vector<int> labels(batch);
     for (int n = 0; n < batch; ++n) labels[static_cast<std::size_t>(n)] = n % classes;
 
-    const double train_seconds = training_step_seconds(architecture, images, labels, classes, kernels(), min_seconds);
+    const double train_seconds = training_step_seconds(architecture, images, labels, classes, nullptr, min_seconds);
     const double train_rss = peak_rss_mib();
     const bool bf16 = training_kernels().gemm_bf16 != reference_training_kernels().gemm_bf16;
     const double bf16_train_seconds =
-        bf16 ? training_step_seconds(architecture, images, labels, classes, bf16_product_kernels(), min_seconds) : 0.0;
+        bf16 ? training_step_seconds(architecture, images, labels, classes, &bf16_product_kernels(), min_seconds) : 0.0;
     ModelDescription description;
     description.architecture = architecture;
     description.class_names.resize(classes);

@@ -35,9 +35,9 @@ public:
     void reseed_dropout(std::uint64_t seed);
     // The momentum of every batch-norm layer's running statistics (BatchNorm::kMomentum in normal training).
     void set_batch_norm_momentum(float momentum);
-    // The kernel table the layers compute with from now on (bf16 training gives bf16_product_kernels()); the active
-    // table, kernels(), until then. The table must outlive the network.
-    void compute_with(const KernelTable& table) { context_->table = &table; }
+    // The kernel table the layers compute with from now on (bf16 training gives bf16_product_kernels()), which must
+    // outlive the network; null, as until then, for the active table, kernels().
+    void compute_with(const KernelTable* table) { context_->table = table; }
     bool has_batch_norm() const;
 
     // Freezes the first `layers` layers for transfer learning: a training forward runs them in inference mode

@@ -52,11 +52,9 @@ class F32Products {
 public:
     F32Products(Network& network, const KernelTable* training_products)
         : network_(network), training_products_(training_products) {
-        network.compute_with(kernels());
+        network.compute_with(nullptr);
     }
-    ~F32Products() {
-        if (training_products_) network_.compute_with(*training_products_);
-    }
+    ~F32Products() { network_.compute_with(training_products_); }
     F32Products(const F32Products&) = delete;
     F32Products& operator=(const F32Products&) = delete;
 
@@ -458,7 +456,7 @@ void TrainingRun::start_model() {
         network_ = build_network(description_);
         network_->initialize(options_.init, options_.seed);
     }
-    if (product_kernels_) network_->compute_with(*product_kernels_);
+    network_->compute_with(product_kernels_);
     network_->layers_in_conv_blocks(options_.freeze_blocks);  // throws now, not after the first phase, when too many
     if (options_.freeze_blocks > 0 && options_.init_model.empty() && !requested_.resume)
         observer_.warning(text_of("--freeze %d without --init MODEL keeps randomly initialised blocks fixed",

@@ -84,6 +84,16 @@ const TrainingKernelTable& training_kernels() {
     return found->second;
 }
 
+KernelTable with_bf16_products(const KernelTable& base, const TrainingKernelTable& training) {
+    KernelTable table = base;
+    table.gemm_f32 = training.gemm_bf16;
+    table.gemm_workspace_f32 = training.gemm_workspace_bf16;
+    table.gemm_pack_a_f32 = training.gemm_pack_a_bf16;
+    table.gemm_packed_a_f32 = training.gemm_packed_a_bf16;
+    table.name += " (bf16 products)";
+    return table;
+}
+
 const KernelTable& bf16_product_kernels() {
     static std::mutex mutex;
     static std::map<std::string, KernelTable> tables;
@@ -94,15 +104,7 @@ const KernelTable& bf16_product_kernels() {
                     "--precision f32, or resume a bf16 run on a CPU that has it");
     const std::lock_guard<std::mutex> lock(mutex);
     auto found = tables.find(runtime.name);
-    if (found == tables.end()) {
-        KernelTable table = runtime;
-        table.gemm_f32 = training.gemm_bf16;
-        table.gemm_workspace_f32 = training.gemm_workspace_bf16;
-        table.gemm_pack_a_f32 = training.gemm_pack_a_bf16;
-        table.gemm_packed_a_f32 = training.gemm_packed_a_bf16;
-        table.name += " (bf16 products)";
-        found = tables.emplace(runtime.name, std::move(table)).first;
-    }
+    if (found == tables.end()) found = tables.emplace(runtime.name, with_bf16_products(runtime, training)).first;
     return found->second;
 }
 

@@ -36,6 +36,8 @@ struct TrainingKernelTable {
 const std::vector<KernelListing<TrainingKernelTable>>& training_kernel_list();
 // The table of the runtime's active arch (kernels().name), or each op's best where the arch lists none.
 const TrainingKernelTable& training_kernels();
+// `base` with its four f32 GEMM entries replaced by `training`'s bf16-product ones, named after it.
+KernelTable with_bf16_products(const KernelTable& base, const TrainingKernelTable& training);
 // The active runtime table with its f32 GEMMs replaced by the bf16-product ones, for the layers of a network that
 // trains in bf16. Throws edgeqc::Error where this CPU has no bf16 instructions (only the scalar reference, hundreds
 // of times slower, would compute them) unless the scalar arch was chosen on purpose (EDGEQC_ARCH=scalar, the tests).

@@ -244,7 +244,7 @@ TEST_CASE("golden: bf16 training's 10-step loss curves stay within 2 % of the fi
                 }
                 const float lr = sgd ? 0.05f : 1e-2f;
                 Network bf16_network = network_from(net);
-                bf16_network.compute_with(bf16_product_kernels());
+                bf16_network.compute_with(&bf16_product_kernels());
                 const std::vector<double> bf16 = loss_curve(net, bf16_network, config, lr);
                 Network f32_network = network_from(net);
                 const std::vector<double> f32 = loss_curve(net, f32_network, config, lr);
