@@ -91,9 +91,6 @@ void bench_conv(const ConvLayerShape& layer, int batch, bool winograd, double pe
     for (ParameterArena* arena : {&parameters, &buffers}) arena->allocate();
     conv.initialize(InitScheme::He, rng);
     const ConvGeometry geometry{layer.in_channels, layer.height, layer.width, 3, 1, 1, layer.height, layer.width};
-    const PackedConv2dF32 packed(kernels(), geometry, layer.out_channels, conv.weight().data, conv.bias().data, true,
-                                 winograd);
-    AlignedFloats workspace(packed.workspace_floats(batch, omp_get_max_threads()));
     Tensor x({batch, layer.in_channels, layer.height, layer.width}), y, dy, dx;
     for (std::size_t i = 0; i < x.size(); ++i) x[i] = rng.normal();
     const double flops = 2.0 * batch * layer.out_channels * layer.in_channels * 9.0 * layer.height * layer.width;
@@ -107,10 +104,19 @@ void bench_conv(const ConvLayerShape& layer, int batch, bool winograd, double pe
     const bool input_gradient = layer.in_channels > 1;
     report(("conv train backward " + shape).c_str(), flops * (input_gradient ? 2.0 : 1.0),
            time_per_call([&] { conv.backward(x, y, dy, input_gradient ? &dx : nullptr); }, min_seconds), peak);
-    report(("conv inference      " + shape).c_str(), flops,
-           time_per_call([&] { packed.run(x.data(), batch, y.data(), workspace.data(), omp_get_max_threads()); },
-                         min_seconds),
-           peak);
+    // Inference: im2col, or Winograd with each output tile.
+    for (const ConvAlgorithmF32 algorithm :
+         winograd ? std::vector<ConvAlgorithmF32>{ConvAlgorithmF32::WinogradF2x2, ConvAlgorithmF32::WinogradF4x4}
+                  : std::vector<ConvAlgorithmF32>{ConvAlgorithmF32::Im2col}) {
+        const PackedConv2dF32 packed(kernels(), geometry, layer.out_channels, conv.weight().data, conv.bias().data,
+                                     true, batch, algorithm);
+        AlignedFloats workspace(packed.workspace_floats(batch, omp_get_max_threads()));
+        const char* tile = packed.algorithm() == ConvAlgorithmF32::WinogradF4x4 ? " 4x4" : packed.uses_winograd() ? " 2x2" : "";
+        report(("conv inference      " + shape + tile).c_str(), flops,
+               time_per_call([&] { packed.run(x.data(), batch, y.data(), workspace.data(), omp_get_max_threads()); },
+                             min_seconds),
+               peak);
+    }
 }
 
 }  // namespace

@@ -34,15 +34,21 @@ inline bool winograd_suits(const ConvGeometry& g) {
     return g.kernel == 3 && g.stride == 1 && g.channels >= kWinogradMinInputChannels;
 }
 
+// How a packed convolution computes: as the shape and batch suit (Auto: Winograd where winograd_suits(), with the
+// tile winograd_tile_for() picks), or as forced (benchmarks and tests compare them; a Winograd algorithm falls back to
+// im2col where the shape does not suit it).
+enum class ConvAlgorithmF32 { Auto, Im2col, WinogradF2x2, WinogradF4x4 };
+
 // A convolution with fixed weights for one kernel table: packed once, then run on any batch.
 class PackedConv2dF32 {
 public:
-    // weights: Cout x Cin x k x k; bias: Cout values or null; relu: fused after the bias. allow_winograd: false
-    // keeps im2col + GEMM where Winograd would suit (benchmarks compare both).
+    // weights: Cout x Cin x k x k; bias: Cout values or null; relu: fused after the bias; max_batch: the largest
+    // batch it will run (the Winograd tile depends on it).
     PackedConv2dF32(const KernelTable& table, const ConvGeometry& geometry, int out_channels, const float* weights,
-                    const float* bias, bool relu, bool allow_winograd = true);
+                    const float* bias, bool relu, int max_batch, ConvAlgorithmF32 algorithm = ConvAlgorithmF32::Auto);
 
     bool uses_winograd() const { return winograd_ != nullptr; }
+    ConvAlgorithmF32 algorithm() const;
     std::size_t packed_bytes() const;
     // Floats of workspace run() needs for `batch` images on up to `threads` threads.
     std::size_t workspace_floats(int batch, int threads) const;

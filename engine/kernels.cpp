@@ -29,6 +29,9 @@ void max_pool_2x2_f32_reference(const float*, int, int, int, float*, std::uint32
 void winograd_input_row_f32_reference(const float*, int, int, int, int, int, std::ptrdiff_t, float*, float*);
 void winograd_output_row_f32_reference(const float*, std::ptrdiff_t, int, float, bool, float*, int, int, int, float*);
 void winograd_gradient_row_f32_reference(const float*, int, int, int, int, std::ptrdiff_t, float*, float*);
+void winograd_f4_input_row_f32_reference(const float*, int, int, int, int, int, std::ptrdiff_t, float*, float*);
+void winograd_f4_output_row_f32_reference(const float*, std::ptrdiff_t, int, float, bool, float*, int, int, int,
+                                          float*);
 FmaPeakResult fma_peak_f32_reference(long iterations, float start);
 std::size_t gemm_pack_a_s8_reference(int, int, const std::int8_t*, int, std::int8_t*);
 std::size_t gemm_pack_a_s16_reference(int, int, const std::int16_t*, int, std::int16_t*);
@@ -121,6 +124,8 @@ void install_winograd_rows_f32(KernelTable& t) {
     t.winograd_input_row_f32 = WinogradRowsF32<Arch>::input;
     t.winograd_output_row_f32 = WinogradRowsF32<Arch>::output;
     t.winograd_gradient_row_f32 = WinogradRowsF32<Arch>::output_gradient;
+    t.winograd_f4_input_row_f32 = WinogradRowsF32<Arch>::input_f4;
+    t.winograd_f4_output_row_f32 = WinogradRowsF32<Arch>::output_f4;
 }
 template <class Arch>
 void install_fma_peak_f32(KernelTable& t) { t.fma_peak_f32 = fma_peak_f32<Arch>; }
@@ -150,6 +155,8 @@ void install_winograd_rows_f32_reference(KernelTable& t) {
     t.winograd_input_row_f32 = winograd_input_row_f32_reference;
     t.winograd_output_row_f32 = winograd_output_row_f32_reference;
     t.winograd_gradient_row_f32 = winograd_gradient_row_f32_reference;
+    t.winograd_f4_input_row_f32 = winograd_f4_input_row_f32_reference;
+    t.winograd_f4_output_row_f32 = winograd_f4_output_row_f32_reference;
 }
 void install_fma_peak_f32_reference(KernelTable& t) { t.fma_peak_f32 = fma_peak_f32_reference; }
 void install_gemm_s8_reference(KernelTable& t) {

@@ -50,7 +50,8 @@ using GemmPackedAF32 = void (*)(bool transpose_b, int m, int n, int k, float alp
 // first (row-major) maximum, which backward routes the gradient to.
 using MaxPool2x2F32 = void (*)(const float* x, int planes, int height, int width, float* y, std::uint32_t* winners);
 
-// Winograd F(2x2, 3x3) tile transforms of one row of tiles (engine/kernels/winograd_f32.hpp says what each computes).
+// Winograd F(2x2, 3x3) and F(4x4, 3x3) tile transforms of one row of tiles (engine/kernels/winograd_f32.hpp says
+// what each computes).
 using WinogradInputRowF32 = void (*)(const float* plane, int height, int width, int first_row, int first_column,
                                      int tile_columns, std::ptrdiff_t position_stride, float* out, float* rows);
 using WinogradOutputRowF32 = void (*)(const float* m, std::ptrdiff_t position_stride, int tile_columns, float shift,
@@ -121,6 +122,8 @@ struct KernelTable {
     WinogradInputRowF32 winograd_input_row_f32;
     WinogradOutputRowF32 winograd_output_row_f32;
     WinogradGradientRowF32 winograd_gradient_row_f32;
+    WinogradInputRowF32 winograd_f4_input_row_f32;
+    WinogradOutputRowF32 winograd_f4_output_row_f32;
     FmaPeakF32 fma_peak_f32;
     GemmPackAS8 gemm_pack_a_s8;
     GemmWorkspaceInt gemm_workspace_s8;

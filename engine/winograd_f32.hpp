@@ -1,7 +1,8 @@
-// Winograd F(2x2, 3x3) forward convolution (3x3 kernel, stride 1, any zero padding): each 2x2 output tile costs 16
-// multiplications per channel pair instead of 36 (Lavin & Gray, "Fast Algorithms for Convolutional Neural
-// Networks", CVPR 2016). Inference plans transform and pack the weights once; training re-prepares them per call.
-// All scratch comes from the caller's workspace; the weight gradient lives with training (layers/conv2d_winograd).
+// Winograd F(2x2, 3x3) and F(4x4, 3x3) forward convolution (3x3 kernel, stride 1, any zero padding): each 2x2 output
+// tile costs 16 multiplications per channel pair instead of 36, each 4x4 tile 36 instead of 144 (Lavin & Gray, "Fast
+// Algorithms for Convolutional Neural Networks", CVPR 2016). Inference plans transform and pack the weights once;
+// training re-prepares them per call. All scratch comes from the caller's workspace; the weight gradient lives with
+// training (layers/conv2d_winograd).
 #pragma once
 
 #include <cstddef>
@@ -11,30 +12,56 @@
 
 namespace edgeqc {
 
-inline constexpr int kWinogradPositions = 16;  // a 4x4 transformed tile
+// The output tile: F(4x4, 3x3) does 2.25 multiplications per output where F(2x2, 3x3) does 4, and moves 2.25
+// transformed floats per output where it moves 4, but its weights take 36 floats per 3x3 kernel rather than 16, and
+// its tiles are coarser (more of them cropped at the edges, fewer columns for the GEMM).
+enum class WinogradTile { F2x2, F4x4 };
+constexpr int winograd_tile_size(WinogradTile tile) { return tile == WinogradTile::F4x4 ? 4 : 2; }  // outputs a side
+constexpr int winograd_positions(WinogradTile tile) {
+    return (winograd_tile_size(tile) + 2) * (winograd_tile_size(tile) + 2);
+}
+inline constexpr int kWinogradPositions = winograd_positions(WinogradTile::F2x2);  // the int8 path's and training's
 
-// The 2x2 output tiles of a convolution with `padding` on a height x width input.
+// The output tiles of a convolution with `padding` on a height x width input.
 struct WinogradTileGrid {
-    int height, width, padding, out_height, out_width, tile_rows, tile_columns;
-    WinogradTileGrid(int height, int width, int padding);
+    WinogradTile tile;
+    int size, height, width, padding, out_height, out_width, tile_rows, tile_columns;
+    WinogradTileGrid(WinogradTile tile, int height, int width, int padding);
     int tiles_per_image() const { return tile_rows * tile_columns; }
+    int positions() const { return winograd_positions(tile); }
     // Images per round so that `floats_per_tile` floats of scratch per tile stay within a fixed budget.
     int chunk(int batch, std::size_t floats_per_tile) const;
 };
 
+// The output tile for a convolution whose weights are prepared once (an inference plan), on batches of up to `batch`
+// height x width inputs: 4x4 where three things hold, else 2x2.
+// - Its products, cropped edges included, come to at most 70 % of the 2x2 tiles'.
+// - The batch holds at least 16 of its tiles, a vector of GEMM columns.
+// - Its transformed weights (36 floats per channel pair) fit in 8 MiB, or the batch holds 128 of its tiles: each
+//   position's GEMM streams all its weights for every call, and with few columns that stream is the bottleneck.
+// Measured on the reference network, inference, 2 threads (bench/RESULTS.md): 4x4 tiles ran 1.2-1.5x faster on
+// 32 -> 64 at 40x60 and 64 -> 512 at 20x30 at batch 1 and 32; on 512 -> 512 at 10x15 (36 MiB of weights) 1.04-1.18x
+// at batch 32 but 0.69x at batch 2; on 512 -> 256 at 5x7 (75 % of the products) 0.4-0.8x. Training keeps 2x2 tiles:
+// it prepares the weights on every call (4x4 doubles that cost) and its bf16 products lose precision in the larger
+// transforms (2.5 % relative error against 0.4 %). A fixed rule rather than a timing, so that the same model and
+// batch always compute the same bits.
+WinogradTile winograd_tile_for(int in_channels, int out_channels, int height, int width, int padding, int batch);
+
 // Row scratch one thread needs for the tile transforms of this grid.
 std::size_t winograd_thread_scratch_floats(const WinogradTileGrid& grid);
 
-// V = B^T d B for images [first, first + count) of x (batch x channels x H x W): 16 matrices of channels x tiles at
-// v. thread_scratch holds `threads` slices of thread_floats (>= winograd_thread_scratch_floats), one per thread.
+// V = B^T d B for images [first, first + count) of x (batch x channels x H x W): grid.positions() matrices of
+// channels x tiles at v. thread_scratch holds `threads` slices of thread_floats (>= winograd_thread_scratch_floats), one per thread.
 void winograd_transform_input(const KernelTable& table, const WinogradTileGrid& grid, const float* x, int channels,
                               int first, int count, float* v, float* thread_scratch, std::size_t thread_floats,
                               int threads);
 
 class WinogradConv3x3 {
 public:
-    // Transforms and packs weights (out_channels x in_channels x 3 x 3) for `table`'s GEMM.
-    void prepare(const KernelTable& table, const float* weights, int out_channels, int in_channels);
+    // Transforms and packs weights (out_channels x in_channels x 3 x 3) for `table`'s GEMM and this output tile.
+    void prepare(const KernelTable& table, const float* weights, int out_channels, int in_channels,
+                 WinogradTile tile);
+    WinogradTile tile() const { return tile_; }
     const KernelTable* prepared_for() const { return table_; }
     // Forgets the prepared weights (they changed): prepared_for() is null until prepare() runs again.
     void reset() { table_ = nullptr; }
@@ -56,8 +83,9 @@ private:
     Layout layout(int batch, int height, int width, int padding, int threads) const;
 
     const KernelTable* table_ = nullptr;
+    WinogradTile tile_ = WinogradTile::F2x2;
     int out_channels_ = 0, in_channels_ = 0;
-    std::size_t packed_floats_ = 0;  // per transformed position (16 of them)
+    std::size_t packed_floats_ = 0;  // per transformed position
     AlignedFloats packed_weights_;
 };
 

@@ -41,7 +41,7 @@ struct WinogradConv3x3S8::Layout {
 };
 
 WinogradConv3x3S8::Layout WinogradConv3x3S8::layout() const {
-    const WinogradTileGrid grid(height_, width_, padding_);
+    const WinogradTileGrid grid(WinogradTile::F2x2, height_, width_, padding_);
     const std::size_t tiles = static_cast<std::size_t>(grid.tiles_per_image());
     Layout l;
     l.input = aligned_bytes(kPositions * static_cast<std::size_t>(in_channels_) * tiles * sizeof(std::int16_t));
@@ -60,7 +60,7 @@ WinogradConv3x3S8::WinogradConv3x3S8(const KernelTable& table, const std::int8_t
       padding_(padding) {
     // A block's products, 16 x rows x tiles int32, about 192 KiB (they stay in L2 for the output transform), in
     // whole 8s of rows; at least four blocks when there are channels enough, so that threads share the work.
-    const int tiles = WinogradTileGrid(height, width, padding).tiles_per_image();
+    const int tiles = WinogradTileGrid(WinogradTile::F2x2, height, width, padding).tiles_per_image();
     const int cache_rows = std::max(8, 3072 / std::max(tiles, 1) / 8 * 8);
     block_rows_ = std::min({cache_rows, std::max(8, (out_channels + 31) / 32 * 8), out_channels});
     const std::size_t plane = static_cast<std::size_t>(out_channels) * in_channels;
@@ -101,7 +101,7 @@ std::size_t WinogradConv3x3S8::workspace_bytes(int threads) const {
 void WinogradConv3x3S8::forward(const std::uint8_t* x, int batch, int zero_point, const IntegerGemmEpilogue& epilogue,
                                 void* y, unsigned char* workspace, int threads) const {
     const int height = height_, width = width_, padding = padding_;
-    const WinogradTileGrid grid(height, width, padding);
+    const WinogradTileGrid grid(WinogradTile::F2x2, height, width, padding);
     const Layout l = layout();
     const int tile_rows = grid.tile_rows, tile_columns = grid.tile_columns, out_width = grid.out_width;
     const std::ptrdiff_t tiles = grid.tiles_per_image();

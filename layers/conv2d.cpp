@@ -123,7 +123,8 @@ bool Conv2d::winograd_pays_while_training(const Shape& output) const {
 void Conv2d::winograd_run(const float* weights, int out_channels, int in_channels, const Shape& x_shape,
                           const float* x, int padding, const float* bias, float* y) {
     WinogradConv3x3& winograd = context_->winograd_weights;
-    winograd.prepare(context_->kernels(), weights, out_channels, in_channels);
+    // 2x2 tiles: winograd_tile_for() says why training keeps them.
+    winograd.prepare(context_->kernels(), weights, out_channels, in_channels, WinogradTile::F2x2);
     const int threads = omp_get_max_threads();
     const std::size_t floats = winograd.workspace_floats(x_shape[0], x_shape[2], x_shape[3], padding, threads);
     winograd.forward(x, x_shape[0], x_shape[2], x_shape[3], padding, bias, false, y, context_->winograd.floats(floats),

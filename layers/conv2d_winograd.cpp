@@ -32,7 +32,7 @@ void accumulate_weight_gradient(const float (&du)[kPositions], float* dw) {
 void winograd_weight_gradient(const KernelTable& table, const float* x, const float* dy, int batch, int height,
                               int width, int padding, int out_channels, int in_channels, float* dw, ScratchBuffer& scratch) {
     if (batch <= 0) return;  // no tiles: nothing to add (and the scratch below would hold an old sum)
-    const WinogradTileGrid grid(height, width, padding);
+    const WinogradTileGrid grid(WinogradTile::F2x2, height, width, padding);
     const int tiles_per_image = grid.tiles_per_image();
     const int chunk = grid.chunk(batch, static_cast<std::size_t>(kPositions) * (in_channels + out_channels));
     const int threads = omp_get_max_threads();

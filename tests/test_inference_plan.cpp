@@ -75,7 +75,8 @@ TEST_CASE("the plan reports its memory, and the reference network's batch-1 plan
     const ModelDescription d = model_description(kDefaultArchitecture, 1, 80, 120);
     InferencePlan plan(random_model(d, 3), 1, 2);
     const PlanMemory memory = plan.memory();
-    // 3.76 M parameters (folded) of 4 bytes, Winograd-transformed 3x3 weights take 16/9 of that for three layers.
+    // 3.76 M parameters (folded) of 4 bytes; Winograd-transformed 3x3 weights take 16/9 (2x2 tiles: conv4, conv5)
+    // or 4 (4x4 tiles: conv2, conv3) times their size.
     CHECK(memory.weights > std::size_t{14} << 20);
     CHECK(memory.weights < std::size_t{40} << 20);
     // The largest activation is 32 x 80 x 120 floats (1.2 MB), twice.

@@ -445,44 +445,94 @@ TEST_CASE("kernel list: every op has a scalar reference, each arch's table uses 
 
 TEST_CASE("Winograd tile transforms: every table equals the reference bit for bit, edges and NaN included") {
     Rng rng(12);
-    for_each_fast_table([&](const KernelTable& table) {
-        for (const int width : {1, 6, 13, 37}) {
-            CAPTURE(width);
-            const int height = 5, tile_columns = (width + 1) / 2;
-            const std::size_t scratch_floats = 16 * static_cast<std::size_t>(tile_columns) + 32;
-            std::vector<float> plane = normal_values(static_cast<std::size_t>(height) * width, rng);
-            plane[0] = std::numeric_limits<float>::quiet_NaN();
-            const std::ptrdiff_t stride = tile_columns + 3;  // positions apart, with a gap that must stay untouched
-            for (const int first_row : {-1, 0, 3}) {
-                std::vector<float> expected(16 * static_cast<std::size_t>(stride), kGuardValue), actual = expected;
-                std::vector<float> scratch(scratch_floats);
-                reference_kernels().winograd_input_row_f32(plane.data(), height, width, first_row, -1, tile_columns,
-                                                           stride, expected.data(), scratch.data());
-                table.winograd_input_row_f32(plane.data(), height, width, first_row, -1, tile_columns, stride,
-                                             actual.data(), scratch.data());
-                CHECK(std::memcmp(expected.data(), actual.data(), expected.size() * sizeof(float)) == 0);
-                std::fill(expected.begin(), expected.end(), kGuardValue);
-                std::fill(actual.begin(), actual.end(), kGuardValue);
-                reference_kernels().winograd_gradient_row_f32(plane.data(), height, width, first_row + 1, tile_columns,
-                                                              stride, expected.data(), scratch.data());
-                table.winograd_gradient_row_f32(plane.data(), height, width, first_row + 1, tile_columns, stride,
-                                                actual.data(), scratch.data());
-                CHECK(std::memcmp(expected.data(), actual.data(), expected.size() * sizeof(float)) == 0);
+    // The transforms of both output tiles; the output gradient exists for 2x2 tiles only.
+    struct Transforms {
+        int size;
+        WinogradInputRowF32 KernelTable::*input;
+        WinogradOutputRowF32 KernelTable::*output;
+    };
+    for (const Transforms tile : {Transforms{2, &KernelTable::winograd_input_row_f32, &KernelTable::winograd_output_row_f32},
+                                  Transforms{4, &KernelTable::winograd_f4_input_row_f32,
+                                             &KernelTable::winograd_f4_output_row_f32}}) {
+        CAPTURE(tile.size);
+        const int positions = (tile.size + 2) * (tile.size + 2);
+        for_each_fast_table([&](const KernelTable& table) {
+            for (const int width : {1, 6, 13, 37}) {
+                CAPTURE(width);
+                const int height = 5, tile_columns = (width + tile.size - 1) / tile.size;
+                const std::size_t scratch_floats = 48 * static_cast<std::size_t>(tile_columns) + 48;
+                std::vector<float> plane = normal_values(static_cast<std::size_t>(height) * width, rng);
+                plane[0] = std::numeric_limits<float>::quiet_NaN();
+                const std::ptrdiff_t stride = tile_columns + 3;  // positions apart, with a gap that must stay untouched
+                for (const int first_row : {-1, 0, 3}) {
+                    std::vector<float> expected(positions * static_cast<std::size_t>(stride), kGuardValue),
+                        actual = expected;
+                    std::vector<float> scratch(scratch_floats);
+                    (reference_kernels().*tile.input)(plane.data(), height, width, first_row, -1, tile_columns, stride,
+                                                      expected.data(), scratch.data());
+                    (table.*tile.input)(plane.data(), height, width, first_row, -1, tile_columns, stride,
+                                        actual.data(), scratch.data());
+                    CHECK(std::memcmp(expected.data(), actual.data(), expected.size() * sizeof(float)) == 0);
+                    if (tile.size != 2) continue;
+                    std::fill(expected.begin(), expected.end(), kGuardValue);
+                    std::fill(actual.begin(), actual.end(), kGuardValue);
+                    reference_kernels().winograd_gradient_row_f32(plane.data(), height, width, first_row + 1,
+                                                                  tile_columns, stride, expected.data(), scratch.data());
+                    table.winograd_gradient_row_f32(plane.data(), height, width, first_row + 1, tile_columns, stride,
+                                                    actual.data(), scratch.data());
+                    CHECK(std::memcmp(expected.data(), actual.data(), expected.size() * sizeof(float)) == 0);
+                }
+                const std::vector<float> m = normal_values(positions * static_cast<std::size_t>(stride), rng);
+                for (const bool relu : {false, true}) {
+                    std::vector<float> expected(static_cast<std::size_t>(height) * width, kGuardValue),
+                        actual = expected;
+                    std::vector<float> scratch(scratch_floats);
+                    (reference_kernels().*tile.output)(m.data(), stride, tile_columns, 0.25f, relu, expected.data(),
+                                                       height, width, 3, scratch.data());
+                    (table.*tile.output)(m.data(), stride, tile_columns, 0.25f, relu, actual.data(), height, width, 3,
+                                         scratch.data());
+                    CHECK(std::memcmp(expected.data(), actual.data(), expected.size() * sizeof(float)) == 0);
+                    CHECK(actual[0] == kGuardValue);  // rows 3 and 4 only
+                    CHECK(actual[static_cast<std::size_t>(3) * width] != kGuardValue);
+                }
             }
-            const std::vector<float> m = normal_values(16 * static_cast<std::size_t>(stride), rng);
-            for (const bool relu : {false, true}) {
-                std::vector<float> expected(static_cast<std::size_t>(height) * width, kGuardValue), actual = expected;
-                std::vector<float> scratch(scratch_floats);
-                reference_kernels().winograd_output_row_f32(m.data(), stride, tile_columns, 0.25f, relu, expected.data(),
-                                                            height, width, 3, scratch.data());
-                table.winograd_output_row_f32(m.data(), stride, tile_columns, 0.25f, relu, actual.data(), height, width,
-                                              3, scratch.data());
-                CHECK(std::memcmp(expected.data(), actual.data(), expected.size() * sizeof(float)) == 0);
-                CHECK(actual[0] == kGuardValue);  // rows 3 and 4 only
-                CHECK(actual[static_cast<std::size_t>(3) * width] != kGuardValue);
+        });
+    }
+}
+
+TEST_CASE("Winograd 4x4 tiles: the transforms compute B^T d B and A^T m A as written out in Lavin & Gray") {
+    // The reference against the matrices themselves, so the fast kernels' bit-for-bit match above means something.
+    constexpr double kInput[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                                     {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+    constexpr double kOutput[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+    Rng rng(13);
+    const int width = 10, height = 6, tile_columns = 2;  // one row of two tiles, columns 0..9 of the plane
+    const std::vector<float> plane = normal_values(static_cast<std::size_t>(height) * width, rng);
+    std::vector<float> v(36 * tile_columns), scratch(200);
+    reference_kernels().winograd_f4_input_row_f32(plane.data(), height, width, 0, 0, tile_columns, tile_columns,
+                                                  v.data(), scratch.data());
+    const std::vector<float> m = normal_values(36 * tile_columns, rng);
+    std::vector<float> y(4 * 8);
+    reference_kernels().winograd_f4_output_row_f32(m.data(), tile_columns, tile_columns, 0.0f, false, y.data(), 4, 8, 0,
+                                                   scratch.data());
+    for (int tx = 0; tx < tile_columns; ++tx) {
+        for (int i = 0; i < 6; ++i)
+            for (int j = 0; j < 6; ++j) {
+                double want = 0;
+                for (int r = 0; r < 6; ++r)
+                    for (int c = 0; c < 6; ++c)
+                        want += kInput[i][r] * plane[static_cast<std::size_t>(r * width + 4 * tx + c)] * kInput[j][c];
+                CHECK(v[static_cast<std::size_t>((6 * i + j) * tile_columns + tx)] == doctest::Approx(want).epsilon(1e-5));
             }
-        }
-    });
+        for (int i = 0; i < 4; ++i)
+            for (int j = 0; j < 4; ++j) {
+                double want = 0;
+                for (int r = 0; r < 6; ++r)
+                    for (int c = 0; c < 6; ++c)
+                        want += kOutput[i][r] * m[static_cast<std::size_t>((6 * r + c) * tile_columns + tx)] * kOutput[j][c];
+                CHECK(y[static_cast<std::size_t>(i * 8 + 4 * tx + j)] == doctest::Approx(want).epsilon(1e-5));
+            }
+    }
 }
 
 namespace {

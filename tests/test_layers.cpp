@@ -201,7 +201,7 @@ TEST_CASE("conv2d forward matches a direct convolution") {
                 }
 }
 
-TEST_CASE("the packed inference conv (Winograd or GEMM, fused ReLU) equals the training conv then ReLU") {
+TEST_CASE("the packed inference conv (Winograd 2x2 or 4x4 tiles, or GEMM; fused ReLU) equals the training conv then ReLU") {
     // Winograd (16+ inputs, 3x3 stride 1, padding 1 and 0), and im2col + GEMM (stride 2; too few inputs).
     Conv2dConfig winograd_same{17, 7, 3, 1, 1, true}, winograd_valid{16, 9, 3, 1, 0, false};
     Conv2dConfig gemm_strided{5, 19, 3, 2, 0, false}, gemm_narrow{13, 7, 3, 1, 1, true};
@@ -216,31 +216,57 @@ TEST_CASE("the packed inference conv (Winograd or GEMM, fused ReLU) equals the t
         const int batch = 3, threads = 2;
         Tensor x({batch, config.in_channels, 11, 17}), expected;  // odd output sizes: partial Winograd tiles
         fill_normal(x.data(), x.size(), rng);
+        trained.forward(x, expected, Mode::Infer);
         const Shape out = trained.output_shape(x.shape());
         const ConvGeometry geometry{config.in_channels, 11, 17, config.kernel, config.stride, config.padding, out[2], out[3]};
-        on_every_kernel_path([&] {
-            const PackedConv2dF32 packed(kernels(), geometry, config.out_channels, trained.weight().data,
-                                         config.bias ? trained.bias().data : nullptr, true);
-            CHECK(packed.uses_winograd() == (config.in_channels >= kWinogradMinInputChannels && config.stride == 1));
-            // Exactly the workspace it asks for, then a guard band it must not touch.
-            const std::size_t workspace_floats = packed.workspace_floats(batch, threads);
-            AlignedFloats workspace(workspace_floats + 64, -7.0f);
-            std::vector<float> actual(out.elements());
-            packed.run(x.data(), batch, actual.data(), workspace.data(), threads);
-            CHECK(std::all_of(workspace.begin() + static_cast<std::ptrdiff_t>(workspace_floats), workspace.end(),
-                              [](float v) { return v == -7.0f; }));
-            trained.forward(x, expected, Mode::Infer);
-            // Winograd sums in another order (and transforms); outputs here are of order 1.
-            constexpr double kAbsolute = 2e-5, kRelative = 1e-4;
-            int mismatches = 0;
-            for (std::size_t i = 0; i < actual.size(); ++i) {
-                const double want = std::max(expected[i], 0.0f);
-                if (!(std::abs(actual[i] - want) <= kAbsolute + kRelative * std::abs(want)) && mismatches++ < 5)
-                    FAIL_CHECK("y[" << i << "] = " << actual[i] << ", training path " << want);
-            }
-            CHECK(mismatches == 0);
-        });
+        const bool winograd = config.in_channels >= kWinogradMinInputChannels && config.stride == 1;
+        for (const ConvAlgorithmF32 algorithm : {ConvAlgorithmF32::Auto, ConvAlgorithmF32::WinogradF4x4}) {
+            CAPTURE(static_cast<int>(algorithm));
+            on_every_kernel_path([&] {
+                const PackedConv2dF32 packed(kernels(), geometry, config.out_channels, trained.weight().data,
+                                             config.bias ? trained.bias().data : nullptr, true, batch, algorithm);
+                CHECK(packed.uses_winograd() == winograd);
+                const bool large_tiles =
+                    algorithm == ConvAlgorithmF32::WinogradF4x4 ||
+                    winograd_tile_for(config.in_channels, config.out_channels, 11, 17, config.padding, batch) ==
+                        WinogradTile::F4x4;
+                CHECK(packed.algorithm() == (!winograd      ? ConvAlgorithmF32::Im2col
+                                             : large_tiles ? ConvAlgorithmF32::WinogradF4x4
+                                                           : ConvAlgorithmF32::WinogradF2x2));
+                // Exactly the workspace it asks for, then a guard band it must not touch.
+                const std::size_t workspace_floats = packed.workspace_floats(batch, threads);
+                AlignedFloats workspace(workspace_floats + 64, -7.0f);
+                std::vector<float> actual(out.elements());
+                packed.run(x.data(), batch, actual.data(), workspace.data(), threads);
+                CHECK(std::all_of(workspace.begin() + static_cast<std::ptrdiff_t>(workspace_floats), workspace.end(),
+                                  [](float v) { return v == -7.0f; }));
+                // Winograd sums in another order (and transforms); outputs here are of order 1.
+                constexpr double kAbsolute = 2e-5, kRelative = 1e-4;
+                int mismatches = 0;
+                for (std::size_t i = 0; i < actual.size(); ++i) {
+                    const double want = std::max(expected[i], 0.0f);
+                    if (!(std::abs(actual[i] - want) <= kAbsolute + kRelative * std::abs(want)) && mismatches++ < 5)
+                        FAIL_CHECK("y[" << i << "] = " << actual[i] << ", training path " << want);
+                }
+                CHECK(mismatches == 0);
+            });
+        }
     }
+}
+
+TEST_CASE("Winograd tiles: 4x4 where they save enough products, fill a vector of columns and stream few weights") {
+    // The reference network's layers (padding 1): 32 -> 64 at 40x60 and 64 -> 512 at 20x30 always; 512 -> 512 at 10x15
+    // (12 tiles, 36 MiB of weights) only with a batch of 128 tiles; 512 -> 256 at 5x7 (75 % of the products) never.
+    CHECK(winograd_tile_for(32, 64, 40, 60, 1, 1) == WinogradTile::F4x4);
+    CHECK(winograd_tile_for(64, 512, 20, 30, 1, 1) == WinogradTile::F4x4);
+    CHECK(winograd_tile_for(512, 512, 10, 15, 1, 1) == WinogradTile::F2x2);
+    CHECK(winograd_tile_for(512, 512, 10, 15, 1, 10) == WinogradTile::F2x2);
+    CHECK(winograd_tile_for(512, 512, 10, 15, 1, 11) == WinogradTile::F4x4);
+    CHECK(winograd_tile_for(512, 256, 5, 7, 1, 32) == WinogradTile::F2x2);
+    // Few weights: 16 tiles are enough. Valid padding shrinks the output: 18x18 -> 16x16 (16 tiles), 13x18 -> 11x16 (12).
+    CHECK(winograd_tile_for(16, 16, 18, 18, 0, 1) == WinogradTile::F4x4);
+    CHECK(winograd_tile_for(16, 16, 13, 18, 0, 1) == WinogradTile::F2x2);
+    CHECK(winograd_tile_for(16, 16, 13, 18, 0, 2) == WinogradTile::F4x4);
 }
 
 TEST_CASE("batch norm gradients in training mode, 4-D inputs of batch 1 and 3, 2-D inputs") {

@@ -1,7 +1,9 @@
-// The tile transforms of Winograd F(2x2, 3x3), one row of tiles at a time, written once as plain loops over whole
-// rows that the compiler vectorises for the arch each instantiation is built for (winograd_f32_avx2.cpp is compiled
-// with -mavx2, so its loops use AVX2 whatever the rest of the build targets). Only additions, subtractions and a
-// ReLU select: no multiply-add the compiler could contract, so every arch rounds alike. Arch is only a tag here.
+// The tile transforms of Winograd F(2x2, 3x3) and F(4x4, 3x3), one row of tiles at a time, written once as plain
+// loops over whole rows that the compiler vectorises for the arch each instantiation is built for
+// (winograd_f32_avx2.cpp is compiled with -mavx2, so its loops use AVX2 whatever the rest of the build targets).
+// Only additions, subtractions, multiplications by powers of two and a ReLU select: a multiply-add the compiler
+// contracts rounds as the separate multiply and add would (the product is exact), so every arch rounds alike.
+// Arch is only a tag here.
 #pragma once
 
 #include <algorithm>
@@ -30,6 +32,15 @@ struct WinogradRowsF32 {
     // as the forward pass cropped them. rows: the calling thread's scratch, 8 * tile_columns floats at least.
     static void output_gradient(const float* plane, int out_height, int out_width, int first_row, int tile_columns,
                                 std::ptrdiff_t position_stride, float* out, float* rows);
+
+    // F(4x4, 3x3): as input() and output() for 6x6 transformed tiles (36 positions, position = 6 * row + column)
+    // of 4x4 output tiles, with the matrices of Lavin & Gray (2016), section 4.2:
+    // B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1] and
+    // A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]. Scratch: winograd_thread_scratch_floats().
+    static void input_f4(const float* plane, int height, int width, int first_row, int first_column, int tile_columns,
+                         std::ptrdiff_t position_stride, float* out, float* rows);
+    static void output_f4(const float* m, std::ptrdiff_t position_stride, int tile_columns, float shift, bool relu,
+                          float* plane, int out_height, int out_width, int first_row, float* scratch);
 };
 
 // Unnamed: each per-arch source compiles these helpers with its own flags, and a helper with external linkage would
@@ -65,18 +76,14 @@ inline void input_row(int tile_columns, const float* __restrict r, float* __rest
     }
 }
 
-}  // namespace winograd_detail
-}  // namespace
-
-template <class Arch>
-void WinogradRowsF32<Arch>::input(const float* plane, int height, int width, int first_row, int first_column,
-                                  int tile_columns, std::ptrdiff_t position_stride, float* out, float* rows) {
-    const int row_width = 2 * tile_columns + 2;  // input columns the row of tiles reads
-    float* d[4] = {rows, rows + row_width, rows + 2 * row_width, rows + 3 * row_width};
+// Copies `rows` input rows from first_row on, columns [first_column, first_column + row_width), into d[0..rows),
+// with zeros where they lie outside the plane (the convolution's padding).
+inline void gather_rows(const float* plane, int height, int width, int first_row, int first_column, int row_width,
+                        int rows, float* const* d) {
     // Columns [inside_begin, inside_end) of the row lie inside the plane; the rest is zero padding.
     const int inside_begin = std::clamp(-first_column, 0, row_width);
     const int inside_end = std::clamp(width - first_column, inside_begin, row_width);
-    for (int i = 0; i < 4; ++i) {
+    for (int i = 0; i < rows; ++i) {
         const int iy = first_row + i;
         if (iy < 0 || iy >= height) {
             std::fill_n(d[i], row_width, 0.0f);
@@ -87,6 +94,91 @@ void WinogradRowsF32<Arch>::input(const float* plane, int height, int width, int
                   plane + static_cast<std::ptrdiff_t>(iy) * width + first_column + inside_end, d[i] + inside_begin);
         std::fill(d[i] + inside_end, d[i] + row_width, 0.0f);
     }
+}
+
+// The six combinations of F(4x4, 3x3)'s B^T, from six values (one per input row or column). Every product is by a
+// power of two, hence exact.
+struct InputTransformF4 {
+    float v[6];
+    InputTransformF4(float d0, float d1, float d2, float d3, float d4, float d5) {
+        const float outer = d4 - d2, inner = 2.0f * (d3 - d1);
+        const float quad_even = d4 - 4.0f * d2, quad_odd = d3 - 4.0f * d1;
+        v[0] = 4.0f * (d0 - d2) + outer;
+        v[1] = quad_even + quad_odd;
+        v[2] = quad_even - quad_odd;
+        v[3] = outer + inner;
+        v[4] = outer - inner;
+        v[5] = 4.0f * (d1 - d3) + (d5 - d3);
+    }
+};
+
+// t = B^T d over six input rows, element by element.
+inline void input_columns_f4(int n, const float* __restrict d0, const float* __restrict d1,
+                             const float* __restrict d2, const float* __restrict d3, const float* __restrict d4,
+                             const float* __restrict d5, float* __restrict t0, float* __restrict t1,
+                             float* __restrict t2, float* __restrict t3, float* __restrict t4,
+                             float* __restrict t5) {
+    for (int xx = 0; xx < n; ++xx) {
+        const InputTransformF4 t(d0[xx], d1[xx], d2[xx], d3[xx], d4[xx], d5[xx]);
+        t0[xx] = t.v[0];
+        t1[xx] = t.v[1];
+        t2[xx] = t.v[2];
+        t3[xx] = t.v[3];
+        t4[xx] = t.v[4];
+        t5[xx] = t.v[5];
+    }
+}
+
+// B along one row r of t: the six positions of each tile, from its columns 4 tx .. 4 tx + 5.
+inline void input_row_f4(int tile_columns, const float* __restrict r, float* __restrict v0, float* __restrict v1,
+                         float* __restrict v2, float* __restrict v3, float* __restrict v4, float* __restrict v5) {
+    for (int tx = 0; tx < tile_columns; ++tx) {
+        const float* c = r + 4 * tx;
+        const InputTransformF4 t(c[0], c[1], c[2], c[3], c[4], c[5]);
+        v0[tx] = t.v[0];
+        v1[tx] = t.v[1];
+        v2[tx] = t.v[2];
+        v3[tx] = t.v[3];
+        v4[tx] = t.v[4];
+        v5[tx] = t.v[5];
+    }
+}
+
+// The four combinations of F(4x4, 3x3)'s A^T, from six values.
+struct OutputTransformF4 {
+    float y[4];
+    OutputTransformF4(float m0, float m1, float m2, float m3, float m4, float m5) {
+        const float sum12 = m1 + m2, difference12 = m1 - m2, sum34 = m3 + m4, difference34 = m3 - m4;
+        y[0] = m0 + sum12 + sum34;
+        y[1] = difference12 + 2.0f * difference34;
+        y[2] = sum12 + 4.0f * sum34;
+        y[3] = difference12 + 8.0f * difference34 + m5;
+    }
+};
+
+// q = A^T m over six positions down the tiles' columns, tile by tile.
+inline void output_columns_f4(int n, const float* __restrict m0, const float* __restrict m1,
+                              const float* __restrict m2, const float* __restrict m3, const float* __restrict m4,
+                              const float* __restrict m5, float* __restrict q0, float* __restrict q1,
+                              float* __restrict q2, float* __restrict q3) {
+    for (int tx = 0; tx < n; ++tx) {
+        const OutputTransformF4 o(m0[tx], m1[tx], m2[tx], m3[tx], m4[tx], m5[tx]);
+        q0[tx] = o.y[0];
+        q1[tx] = o.y[1];
+        q2[tx] = o.y[2];
+        q3[tx] = o.y[3];
+    }
+}
+
+}  // namespace winograd_detail
+}  // namespace
+
+template <class Arch>
+void WinogradRowsF32<Arch>::input(const float* plane, int height, int width, int first_row, int first_column,
+                                  int tile_columns, std::ptrdiff_t position_stride, float* out, float* rows) {
+    const int row_width = 2 * tile_columns + 2;  // input columns the row of tiles reads
+    float* d[4] = {rows, rows + row_width, rows + 2 * row_width, rows + 3 * row_width};
+    winograd_detail::gather_rows(plane, height, width, first_row, first_column, row_width, 4, d);
     float* t[4] = {rows + 4 * row_width, rows + 5 * row_width, rows + 6 * row_width, rows + 7 * row_width};
     winograd_detail::input_columns(row_width, d[0], d[1], d[2], d[3], t[0], t[1], t[2], t[3]);
     for (int i = 0; i < 4; ++i) {
@@ -163,6 +255,56 @@ void WinogradRowsF32<Arch>::output_gradient(const float* plane, int out_height, 
             m2[tx] = left - right;
             m3[tx] = -right;
         }
+    }
+}
+
+template <class Arch>
+void WinogradRowsF32<Arch>::input_f4(const float* plane, int height, int width, int first_row, int first_column,
+                                     int tile_columns, std::ptrdiff_t position_stride, float* out, float* rows) {
+    const int row_width = 4 * tile_columns + 2;  // input columns the row of tiles reads
+    float* d[6];
+    float* t[6];
+    for (int i = 0; i < 6; ++i) {
+        d[i] = rows + i * row_width;
+        t[i] = rows + (6 + i) * row_width;
+    }
+    winograd_detail::gather_rows(plane, height, width, first_row, first_column, row_width, 6, d);
+    winograd_detail::input_columns_f4(row_width, d[0], d[1], d[2], d[3], d[4], d[5], t[0], t[1], t[2], t[3], t[4],
+                                      t[5]);
+    for (int i = 0; i < 6; ++i) {
+        float* v0 = out + (6 * i) * position_stride;
+        winograd_detail::input_row_f4(tile_columns, t[i], v0, v0 + position_stride, v0 + 2 * position_stride,
+                                      v0 + 3 * position_stride, v0 + 4 * position_stride, v0 + 5 * position_stride);
+    }
+}
+
+template <class Arch>
+void WinogradRowsF32<Arch>::output_f4(const float* m, std::ptrdiff_t position_stride, int tile_columns, float shift,
+                                      bool relu, float* plane, int out_height, int out_width, int first_row,
+                                      float* scratch) {
+    // q[i][j]: output row i of the tiles' column j (A^T down the columns), then A^T along each output row.
+    float* q[4][6];
+    for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 6; ++j) q[i][j] = scratch + (6 * i + j) * tile_columns;
+    for (int j = 0; j < 6; ++j) {
+        const float* m0 = m + j * position_stride;
+        winograd_detail::output_columns_f4(tile_columns, m0, m0 + 6 * position_stride, m0 + 12 * position_stride,
+                                           m0 + 18 * position_stride, m0 + 24 * position_stride,
+                                           m0 + 30 * position_stride, q[0][j], q[1][j], q[2][j], q[3][j]);
+    }
+    float* row = scratch + 24 * tile_columns;
+    for (int i = 0; i < 4; ++i) {
+        const int oy = first_row + i;
+        if (oy >= out_height) break;
+        for (int tx = 0; tx < tile_columns; ++tx) {
+            const winograd_detail::OutputTransformF4 o(q[i][0][tx], q[i][1][tx], q[i][2][tx], q[i][3][tx], q[i][4][tx],
+                                                       q[i][5][tx]);
+            for (int k = 0; k < 4; ++k) {
+                const float value = o.y[k] + shift;
+                row[4 * tx + k] = relu && value < 0.0f ? 0.0f : value;  // NaN passes through, as in PyTorch
+            }
+        }
+        std::copy_n(row, out_width, plane + static_cast<std::ptrdiff_t>(oy) * out_width);
     }
 }
 

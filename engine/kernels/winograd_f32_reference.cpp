@@ -25,4 +25,15 @@ void winograd_gradient_row_f32_reference(const float* plane, int out_height, int
     Rows::output_gradient(plane, out_height, out_width, first_row, tile_columns, position_stride, out, rows);
 }
 
+void winograd_f4_input_row_f32_reference(const float* plane, int height, int width, int first_row, int first_column,
+                                         int tile_columns, std::ptrdiff_t position_stride, float* out, float* rows) {
+    Rows::input_f4(plane, height, width, first_row, first_column, tile_columns, position_stride, out, rows);
+}
+
+void winograd_f4_output_row_f32_reference(const float* m, std::ptrdiff_t position_stride, int tile_columns,
+                                          float shift, bool relu, float* plane, int out_height, int out_width,
+                                          int first_row, float* scratch) {
+    Rows::output_f4(m, position_stride, tile_columns, shift, relu, plane, out_height, out_width, first_row, scratch);
+}
+
 }  // namespace edgeqc
