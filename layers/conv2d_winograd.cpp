@@ -58,9 +58,10 @@ void winograd_weight_gradient(const KernelTable& table, const float* x, const fl
         const std::ptrdiff_t tiles = static_cast<std::ptrdiff_t>(count) * tiles_per_image;
         winograd_transform_input(table, grid, x, in_channels, first, count, transformed_input, thread_scratch,
                                  thread_floats, threads);
+        // Channel outermost, as in winograd_transform_input().
 #pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
-        for (int n = 0; n < count; ++n) {
-            for (int co = 0; co < out_channels; ++co) {
+        for (int co = 0; co < out_channels; ++co) {
+            for (int n = 0; n < count; ++n) {
                 float* rows = thread_scratch + static_cast<std::size_t>(omp_get_thread_num()) * thread_floats;
                 const float* plane = dy + (static_cast<std::size_t>(first + n) * out_channels + co) * out_plane;
                 float* out = transformed_gradient + static_cast<std::ptrdiff_t>(co) * tiles + n * tiles_per_image;
