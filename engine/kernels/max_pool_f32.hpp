@@ -1,9 +1,11 @@
 // 2x2 stride-2 max pooling written once against xsimd::batch<float, Arch>: V outputs per step from 2V input columns
-// of two rows, split into even and odd columns. Other window sizes stay in the layer's plain loops.
+// of two rows, split into even and odd columns; the first (row-major) maximum of a window wins. Other window sizes
+// stay in the layer's plain loops.
 #pragma once
 
 #include <xsimd/xsimd.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -12,8 +14,9 @@
 
 namespace edgeqc {
 
-// One 2x2 window, first (row-major) maximum wins: the plain definition both paths share for their tails. Unnamed
-// namespace: each per-arch source keeps its own copy, compiled with its own flags (gemm_f32.hpp says why).
+// One 2x2 window, first (row-major) maximum wins: the plain definition both paths share (the SIMD one for rows
+// narrower than a vector). Unnamed namespace: each per-arch source keeps its own copy, compiled with its own flags
+// (gemm_f32.hpp says why).
 namespace {
 inline void max_pool_2x2_window(const float* row0, const float* row1, int column, int width, int row, float* out,
                                 std::uint32_t* winner) {
@@ -51,8 +54,16 @@ template <class Arch>
 void SimdMaxPool2x2F32<Arch>::operator()(const float* x, int planes, int height, int width, float* y,
                                          std::uint32_t* winners) const {
     using Batch = xsimd::batch<float, Arch>;
+    using Indices = xsimd::batch<std::int32_t, Arch>;
     constexpr int kWidth = static_cast<int>(Batch::size);
     const int out_height = height / 2, out_width = width / 2;
+    // Input columns 2 x lane of each output lane, and each candidate's offset from its window's first input
+    // (right: + 1, lower row: + width), carried through the selects below as the bit patterns of floats.
+    alignas(64) std::int32_t column_values[kWidth];
+    for (int i = 0; i < kWidth; ++i) column_values[i] = 2 * i;
+    const Indices columns = Indices::load_aligned(column_values);
+    Batch offsets[4];
+    for (int i = 0; i < 4; ++i) offsets[i] = xsimd::bitwise_cast<Batch>(Indices((i / 2) * width + i % 2));
 #pragma omp parallel for schedule(static)
     for (int plane = 0; plane < planes; ++plane) {
         const float* in = x + static_cast<std::size_t>(plane) * height * width;
@@ -62,28 +73,26 @@ void SimdMaxPool2x2F32<Arch>::operator()(const float* x, int planes, int height,
             const float* row1 = row0 + width;
             float* out = y + out_offset + static_cast<std::size_t>(oy) * out_width;
             std::uint32_t* winner = winners ? winners + out_offset + static_cast<std::size_t>(oy) * out_width : nullptr;
-            int ox = 0;
-            for (; ox + kWidth <= out_width; ox += kWidth) {
+            // Whole vectors; a row at least one vector wide ends with one that overlaps the one before (recomputing
+            // a few outputs the same way), a narrower row goes window by window.
+            const int vector_end = out_width >= kWidth ? out_width : 0;
+            for (int step = 0; step < vector_end; step += kWidth) {
+                const int ox = std::min(step, out_width - kWidth);
                 Batch candidates[4];
                 split_even_odd(row0 + 2 * ox, candidates[0], candidates[1]);
                 split_even_odd(row1 + 2 * ox, candidates[2], candidates[3]);
-                Batch best = candidates[0], which(0.0f);
+                Batch best = candidates[0], offset = offsets[0];
                 for (int i = 1; i < 4; ++i) {
-                    const auto better = candidates[i] > best;
+                    const auto better = candidates[i] > best;  // strict: the first maximum wins ties, as PyTorch
                     best = xsimd::select(better, candidates[i], best);
-                    which = xsimd::select(better, Batch(static_cast<float>(i)), which);
+                    offset = xsimd::select(better, offsets[i], offset);
                 }
                 best.store_unaligned(out + ox);
-                if (!winner) continue;
-                alignas(64) float chosen[kWidth];
-                which.store_aligned(chosen);
-                for (int i = 0; i < kWidth; ++i) {
-                    const int candidate = static_cast<int>(chosen[i]);
-                    winner[ox + i] = static_cast<std::uint32_t>((2 * oy + candidate / 2) * width + 2 * (ox + i) +
-                                                                candidate % 2);
-                }
+                if (winner)
+                    (Indices(2 * oy * width + 2 * ox) + columns + xsimd::bitwise_cast<Indices>(offset))
+                        .store_unaligned(reinterpret_cast<std::int32_t*>(winner + ox));
             }
-            for (; ox < out_width; ++ox)
+            for (int ox = vector_end; ox < out_width; ++ox)
                 max_pool_2x2_window(row0, row1, 2 * ox, width, 2 * oy, out + ox, winner ? winner + ox : nullptr);
         }
     }
