@@ -58,7 +58,8 @@ PackedConv2dF32::PackedConv2dF32(const KernelTable& table, const ConvGeometry& g
             algorithm == ConvAlgorithmF32::WinogradF4x4   ? WinogradTile::F4x4
             : algorithm == ConvAlgorithmF32::WinogradF2x2 ? WinogradTile::F2x2
                                                  : winograd_tile_for(geometry.channels, out_channels, geometry.height,
-                                                                     geometry.width, geometry.padding, max_batch);
+                                                                     geometry.width, geometry.padding, max_batch,
+                                                                     WinogradWeights::PreparedOnce);
         winograd_ = std::make_unique<WinogradConv3x3>();
         winograd_->prepare(table, weights, out_channels, geometry.channels, tile);
         return;

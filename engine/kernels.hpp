@@ -114,6 +114,9 @@ using FmaPeakF32 = FmaPeakResult (*)(long iterations, float start);
 struct KernelTable {
     std::string name;  // the arch of a per-arch table; for the default, the arch every op chose, or "mixed"
     std::string kernels_used;  // "gemm_f32 avx2, max_pool_2x2_f32 avx2, ...", for `edgeqc --version` and benchmarks
+    // Significant bits of the operands the float GEMMs multiply: 24 (f32), or 8 where training swapped in bf16
+    // products; callers choose numerically gentler algorithms for the fewer bits.
+    int product_bits = 24;
     GemmF32 gemm_f32;
     GemmWorkspaceF32 gemm_workspace_f32;
     GemmPackAF32 gemm_pack_a_f32;

@@ -51,14 +51,16 @@ int WinogradTileGrid::chunk(int batch, std::size_t floats_per_tile) const {
         static_cast<std::size_t>(batch)));
 }
 
-WinogradTile winograd_tile_for(int in_channels, int out_channels, int height, int width, int padding, int batch) {
+WinogradTile winograd_tile_for(int in_channels, int out_channels, int height, int width, int padding, int batch,
+                               WinogradWeights weights) {
     const WinogradTileGrid small(WinogradTile::F2x2, height, width, padding), large(WinogradTile::F4x4, height, width, padding);
     const long small_products = static_cast<long>(small.positions()) * small.tiles_per_image();
     const long large_products = static_cast<long>(large.positions()) * large.tiles_per_image();
     const long columns = static_cast<long>(batch) * large.tiles_per_image();
     const double weight_bytes = static_cast<double>(large.positions()) * in_channels * out_channels * sizeof(float);
     const bool fewer_products = 10 * large_products <= 7 * small_products;
-    const bool weights_keep_up = weight_bytes <= 8.0 * (1 << 20) || columns >= 128;
+    const bool weights_keep_up =
+        weight_bytes <= 8.0 * (1 << 20) || (weights == WinogradWeights::PreparedOnce && columns >= 128);
     return fewer_products && columns >= 16 && weights_keep_up ? WinogradTile::F4x4 : WinogradTile::F2x2;
 }
 

@@ -91,6 +91,7 @@ KernelTable with_bf16_products(const KernelTable& base, const TrainingKernelTabl
     table.gemm_pack_a_f32 = training.gemm_pack_a_bf16;
     table.gemm_packed_a_f32 = training.gemm_packed_a_bf16;
     table.name += " (bf16 products)";
+    table.product_bits = 8;
     return table;
 }
 

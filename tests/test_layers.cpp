@@ -228,7 +228,8 @@ TEST_CASE("the packed inference conv (Winograd 2x2 or 4x4 tiles, or GEMM; fused 
                 CHECK(packed.uses_winograd() == winograd);
                 const bool large_tiles =
                     algorithm == ConvAlgorithmF32::WinogradF4x4 ||
-                    winograd_tile_for(config.in_channels, config.out_channels, 11, 17, config.padding, batch) ==
+                    winograd_tile_for(config.in_channels, config.out_channels, 11, 17, config.padding, batch,
+                                      WinogradWeights::PreparedOnce) ==
                         WinogradTile::F4x4;
                 CHECK(packed.algorithm() == (!winograd      ? ConvAlgorithmF32::Im2col
                                              : large_tiles ? ConvAlgorithmF32::WinogradF4x4
@@ -255,18 +256,23 @@ TEST_CASE("the packed inference conv (Winograd 2x2 or 4x4 tiles, or GEMM; fused 
 }
 
 TEST_CASE("Winograd tiles: 4x4 where they save enough products, fill a vector of columns and stream few weights") {
+    const WinogradWeights once = WinogradWeights::PreparedOnce;
     // The reference network's layers (padding 1): 32 -> 64 at 40x60 and 64 -> 512 at 20x30 always; 512 -> 512 at 10x15
     // (12 tiles, 36 MiB of weights) only with a batch of 128 tiles; 512 -> 256 at 5x7 (75 % of the products) never.
-    CHECK(winograd_tile_for(32, 64, 40, 60, 1, 1) == WinogradTile::F4x4);
-    CHECK(winograd_tile_for(64, 512, 20, 30, 1, 1) == WinogradTile::F4x4);
-    CHECK(winograd_tile_for(512, 512, 10, 15, 1, 1) == WinogradTile::F2x2);
-    CHECK(winograd_tile_for(512, 512, 10, 15, 1, 10) == WinogradTile::F2x2);
-    CHECK(winograd_tile_for(512, 512, 10, 15, 1, 11) == WinogradTile::F4x4);
-    CHECK(winograd_tile_for(512, 256, 5, 7, 1, 32) == WinogradTile::F2x2);
+    CHECK(winograd_tile_for(32, 64, 40, 60, 1, 1, once) == WinogradTile::F4x4);
+    CHECK(winograd_tile_for(64, 512, 20, 30, 1, 1, once) == WinogradTile::F4x4);
+    CHECK(winograd_tile_for(512, 512, 10, 15, 1, 1, once) == WinogradTile::F2x2);
+    CHECK(winograd_tile_for(512, 512, 10, 15, 1, 10, once) == WinogradTile::F2x2);
+    CHECK(winograd_tile_for(512, 512, 10, 15, 1, 11, once) == WinogradTile::F4x4);
+    CHECK(winograd_tile_for(512, 256, 5, 7, 1, 32, once) == WinogradTile::F2x2);
     // Few weights: 16 tiles are enough. Valid padding shrinks the output: 18x18 -> 16x16 (16 tiles), 13x18 -> 11x16 (12).
-    CHECK(winograd_tile_for(16, 16, 18, 18, 0, 1) == WinogradTile::F4x4);
-    CHECK(winograd_tile_for(16, 16, 13, 18, 0, 1) == WinogradTile::F2x2);
-    CHECK(winograd_tile_for(16, 16, 13, 18, 0, 2) == WinogradTile::F4x4);
+    CHECK(winograd_tile_for(16, 16, 18, 18, 0, 1, once) == WinogradTile::F4x4);
+    CHECK(winograd_tile_for(16, 16, 13, 18, 0, 1, once) == WinogradTile::F2x2);
+    CHECK(winograd_tile_for(16, 16, 13, 18, 0, 2, once) == WinogradTile::F4x4);
+    // Prepared on every call (training), 36 MiB of weights stay with 2x2 tiles at any batch.
+    const WinogradWeights per_call = WinogradWeights::PreparedPerCall;
+    CHECK(winograd_tile_for(64, 512, 20, 30, 1, 32, per_call) == WinogradTile::F4x4);
+    CHECK(winograd_tile_for(512, 512, 10, 15, 1, 32, per_call) == WinogradTile::F2x2);
 }
 
 TEST_CASE("batch norm gradients in training mode, 4-D inputs of batch 1 and 3, 2-D inputs") {
