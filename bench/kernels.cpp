@@ -78,8 +78,9 @@ void bench_gemm(const char* name, GemmF32 gemm, std::size_t (*workspace_floats)(
 }
 
 // One conv layer of the reference network: training forward and backward (input gradient except for the first
-// layer, which never needs one) and the packed inference conv with its fused ReLU, with Winograd on or off. GFLOP/s count the
-// direct convolution's multiply-adds, so Winograd's figures are effective rates and may exceed the FMA peak.
+// layer, which never needs one) and the packed inference conv with its fused ReLU, with Winograd on (each tile, for
+// inference) or off. GFLOP/s count the direct convolution's multiply-adds, so Winograd's figures are effective rates
+// and may exceed the FMA peak.
 void bench_conv(const ConvLayerShape& layer, int batch, bool winograd, double peak, double min_seconds, Rng& rng) {
     Conv2dConfig config;
     config.in_channels = layer.in_channels;
@@ -104,14 +105,17 @@ void bench_conv(const ConvLayerShape& layer, int batch, bool winograd, double pe
     const bool input_gradient = layer.in_channels > 1;
     report(("conv train backward " + shape).c_str(), flops * (input_gradient ? 2.0 : 1.0),
            time_per_call([&] { conv.backward(x, y, dy, input_gradient ? &dx : nullptr); }, min_seconds), peak);
-    // Inference: im2col, or Winograd with each output tile.
-    for (const ConvAlgorithmF32 algorithm :
-         winograd ? std::vector<ConvAlgorithmF32>{ConvAlgorithmF32::WinogradF2x2, ConvAlgorithmF32::WinogradF4x4}
-                  : std::vector<ConvAlgorithmF32>{ConvAlgorithmF32::Im2col}) {
+    // Inference: im2col, or Winograd with each output tile where Winograd suits the layer.
+    std::vector<ConvAlgorithmF32> algorithms{ConvAlgorithmF32::Im2col};
+    if (winograd) algorithms = {ConvAlgorithmF32::WinogradF2x2, ConvAlgorithmF32::WinogradF4x4};
+    if (!winograd_suits(geometry)) algorithms.resize(1);
+    for (const ConvAlgorithmF32 algorithm : algorithms) {
         const PackedConv2dF32 packed(kernels(), geometry, layer.out_channels, conv.weight().data, conv.bias().data,
-                                     true, batch, algorithm);
+                                     true, batch, omp_get_max_threads(), algorithm);
         AlignedFloats workspace(packed.workspace_floats(batch, omp_get_max_threads()));
-        const char* tile = packed.algorithm() == ConvAlgorithmF32::WinogradF4x4 ? " 4x4" : packed.uses_winograd() ? " 2x2" : "";
+        const char* tile = packed.algorithm() == ConvAlgorithmF32::WinogradF4x4 ? " 4x4"
+                           : packed.uses_winograd()                               ? " 2x2"
+                                                                                  : "";
         report(("conv inference      " + shape + tile).c_str(), flops,
                time_per_call([&] { packed.run(x.data(), batch, y.data(), workspace.data(), omp_get_max_threads()); },
                              min_seconds),

@@ -65,7 +65,8 @@ void run(const std::string& architecture, double min_seconds, int height, int wi
             const ConvGeometry g{shape[0], shape[1], shape[2], layer.kernel, layer.stride, layer.padding, out[1], out[2]};
             const std::string weight = resolved.tensor_name(i, TensorRole::Weight), bias = resolved.tensor_name(i, TensorRole::Bias);
             const PackedConv2dF32 float_conv(kernels(), g, layer.units, folded.f32_values(weight, ""),
-                                             folded.f32_values(bias, ""), true, 1);
+                                             folded.f32_values(bias, ""), true, 1,
+                                             omp_get_max_threads());
             const int threads = omp_get_max_threads();
             const PackedLayerS8 int8_conv(kernels(), &g, layer.units, 0, quantized.tensor(weight), &quantized.tensor(bias),
                                           quantized.input_quantization(i), ActivationQuantization{}, true, threads,

@@ -49,19 +49,17 @@ template void im2col<float>(const ConvGeometry&, const float*, int, float*, floa
 template void im2col<std::uint8_t>(const ConvGeometry&, const std::uint8_t*, int, std::uint8_t*, std::uint8_t);
 
 PackedConv2dF32::PackedConv2dF32(const KernelTable& table, const ConvGeometry& geometry, int out_channels,
-                                 const float* weights, const float* bias, bool relu, int max_batch,
+                                 const float* weights, const float* bias, bool relu, int max_batch, int threads,
                                  ConvAlgorithmF32 algorithm)
     : table_(table), geometry_(geometry), out_channels_(out_channels), relu_(relu) {
     if (bias) bias_.assign(bias, bias + out_channels);
     if (algorithm != ConvAlgorithmF32::Im2col && winograd_suits(geometry)) {
-        const WinogradTile tile =
-            algorithm == ConvAlgorithmF32::WinogradF4x4   ? WinogradTile::F4x4
-            : algorithm == ConvAlgorithmF32::WinogradF2x2 ? WinogradTile::F2x2
-                                                 : winograd_tile_for(geometry.channels, out_channels, geometry.height,
-                                                                     geometry.width, geometry.padding, max_batch,
-                                                                     WinogradWeights::PreparedOnce);
+        WinogradTile tile = algorithm == ConvAlgorithmF32::WinogradF4x4 ? WinogradTile::F4x4 : WinogradTile::F2x2;
+        if (algorithm == ConvAlgorithmF32::Auto)
+            tile = winograd_tile_for(geometry.channels, out_channels, geometry.height, geometry.width,
+                                     geometry.padding, max_batch, WinogradWeights::PreparedOnce);
         winograd_ = std::make_unique<WinogradConv3x3>();
-        winograd_->prepare(table, weights, out_channels, geometry.channels, tile);
+        winograd_->prepare(table, weights, out_channels, geometry.channels, tile, threads);
         return;
     }
     const int rows = geometry.rows();

@@ -29,7 +29,7 @@ void im2col(const ConvGeometry& g, const T* x, int count, T* col, T padding = T(
 
 // Below this many input channels the Winograd transforms cost more than the multiplications they save.
 inline constexpr int kWinogradMinInputChannels = 16;
-// Whether a convolution of this shape can go through Winograd F(2x2, 3x3) and gains from it.
+// Whether a convolution of this shape can go through Winograd (F(2x2, 3x3) or F(4x4, 3x3)) and gains from it.
 inline bool winograd_suits(const ConvGeometry& g) {
     return g.kernel == 3 && g.stride == 1 && g.channels >= kWinogradMinInputChannels;
 }
@@ -43,9 +43,11 @@ enum class ConvAlgorithmF32 { Auto, Im2col, WinogradF2x2, WinogradF4x4 };
 class PackedConv2dF32 {
 public:
     // weights: Cout x Cin x k x k; bias: Cout values or null; relu: fused after the bias; max_batch: the largest
-    // batch it will run (the Winograd tile depends on it).
+    // batch it will run (the Winograd tile is chosen for it, and kept for smaller batches: a model computes the same
+    // bits whatever the batch); threads: the most threads packing the weights may use.
     PackedConv2dF32(const KernelTable& table, const ConvGeometry& geometry, int out_channels, const float* weights,
-                    const float* bias, bool relu, int max_batch, ConvAlgorithmF32 algorithm = ConvAlgorithmF32::Auto);
+                    const float* bias, bool relu, int max_batch, int threads,
+                    ConvAlgorithmF32 algorithm = ConvAlgorithmF32::Auto);
 
     bool uses_winograd() const { return winograd_ != nullptr; }
     ConvAlgorithmF32 algorithm() const;

@@ -155,7 +155,7 @@ InferencePlan::InferencePlan(Model model, int max_batch, int threads)
                 } else if (is_conv) {
                     step->conv = std::make_unique<PackedConv2dF32>(table, g, layer.units, f32_tensor(folded, weight),
                                                                    bias.empty() ? nullptr : f32_tensor(folded, bias),
-                                                                   relu_follows, max_batch);
+                                                                   relu_follows, max_batch, threads_);
                 } else {
                     const float* bias_values = f32_tensor(folded, bias);
                     step->bias.assign(bias_values, bias_values + layer.units);

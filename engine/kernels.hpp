@@ -46,8 +46,8 @@ using GemmPackedAF32 = void (*)(bool transpose_b, int m, int n, int k, float alp
                                 float* workspace);
 
 // 2x2 stride-2 max pooling of `planes` planes of height x width into planes of (height / 2) x (width / 2) (a last odd
-// row or column is dropped). winners, when not null, receives per output the index within its input plane of the
-// first (row-major) maximum, which backward routes the gradient to.
+// row or column is dropped); x and y must not overlap. winners, when not null, receives per output the index within
+// its input plane of the first (row-major) maximum, which backward routes the gradient to.
 using MaxPool2x2F32 = void (*)(const float* x, int planes, int height, int width, float* y, std::uint32_t* winners);
 
 // Winograd F(2x2, 3x3) and F(4x4, 3x3) tile transforms of one row of tiles (engine/kernels/winograd_f32.hpp says

@@ -13,7 +13,7 @@ namespace edgeqc {
 namespace {
 
 // Bound on the floats of transformed inputs and products held at once; batches are processed in chunks of images
-// that fit (4 M floats = 16 MiB: enough columns for an efficient GEMM, little memory).
+// that fit (8 M floats = 32 MiB: enough columns for an efficient GEMM even with 36 positions, little memory).
 constexpr std::size_t kScratchBudgetFloats = std::size_t{8} << 20;
 
 // G of each output tile, (m + 2) x 3.
@@ -25,9 +25,9 @@ constexpr float kWeightTransformF4[6][3] = {{1.0f / 4, 0, 0},          {-1.0f / 
 // Row i of U = G g G^T for every channel pair: position (m + 2) i + l of pair p goes to out[l * pairs + p].
 template <int Side>
 void transform_weight_row(const float (&transform)[Side][3], const float* weights, std::size_t pairs, int i,
-                          float* out) {
+                          float* out, int threads) {
     const float gi0 = transform[i][0], gi1 = transform[i][1], gi2 = transform[i][2];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(threads)
     for (std::ptrdiff_t pair = 0; pair < static_cast<std::ptrdiff_t>(pairs); ++pair) {
         const float* g = weights + pair * 9;
         float s[3];
@@ -53,7 +53,8 @@ int WinogradTileGrid::chunk(int batch, std::size_t floats_per_tile) const {
 
 WinogradTile winograd_tile_for(int in_channels, int out_channels, int height, int width, int padding, int batch,
                                WinogradWeights weights) {
-    const WinogradTileGrid small(WinogradTile::F2x2, height, width, padding), large(WinogradTile::F4x4, height, width, padding);
+    const WinogradTileGrid small(WinogradTile::F2x2, height, width, padding);
+    const WinogradTileGrid large(WinogradTile::F4x4, height, width, padding);
     const long small_products = static_cast<long>(small.positions()) * small.tiles_per_image();
     const long large_products = static_cast<long>(large.positions()) * large.tiles_per_image();
     const long columns = static_cast<long>(batch) * large.tiles_per_image();
@@ -93,7 +94,7 @@ void winograd_transform_input(const KernelTable& table, const WinogradTileGrid& 
 }
 
 void WinogradConv3x3::prepare(const KernelTable& table, const float* weights, int out_channels, int in_channels,
-                              WinogradTile tile) {
+                              WinogradTile tile, int threads) {
     tile_ = tile;
     out_channels_ = out_channels;
     in_channels_ = in_channels;
@@ -105,9 +106,11 @@ void WinogradConv3x3::prepare(const KernelTable& table, const float* weights, in
     packed_floats_ = table.gemm_pack_a_f32(false, out_channels, in_channels, nullptr, in_channels, nullptr);
     packed_weights_.assign(packed_floats_ * static_cast<std::size_t>(side * side), 0.0f);
     for (int row = 0; row < side; ++row) {
-        if (tile == WinogradTile::F4x4) transform_weight_row(kWeightTransformF4, weights, plane, row, transformed.data());
-        else transform_weight_row(kWeightTransformF2, weights, plane, row, transformed.data());
-#pragma omp parallel for schedule(static)
+        if (tile == WinogradTile::F4x4)
+            transform_weight_row(kWeightTransformF4, weights, plane, row, transformed.data(), threads);
+        else
+            transform_weight_row(kWeightTransformF2, weights, plane, row, transformed.data(), threads);
+#pragma omp parallel for schedule(static) num_threads(threads)
         for (int column = 0; column < side; ++column)
             table.gemm_pack_a_f32(false, out_channels, in_channels, transformed.data() + column * plane, in_channels,
                                   packed_weights_.data() + (side * row + column) * packed_floats_);

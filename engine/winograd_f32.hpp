@@ -20,7 +20,8 @@ constexpr int winograd_tile_size(WinogradTile tile) { return tile == WinogradTil
 constexpr int winograd_positions(WinogradTile tile) {
     return (winograd_tile_size(tile) + 2) * (winograd_tile_size(tile) + 2);
 }
-inline constexpr int kWinogradPositions = winograd_positions(WinogradTile::F2x2);  // the int8 path's and training's
+// The int8 Winograd's and the weight gradient's: both use 2x2 tiles.
+inline constexpr int kWinogradPositions = winograd_positions(WinogradTile::F2x2);
 
 // The output tiles of a convolution with `padding` on a height x width input.
 struct WinogradTileGrid {
@@ -56,16 +57,18 @@ WinogradTile winograd_tile_for(int in_channels, int out_channels, int height, in
 std::size_t winograd_thread_scratch_floats(const WinogradTileGrid& grid);
 
 // V = B^T d B for images [first, first + count) of x (batch x channels x H x W): grid.positions() matrices of
-// channels x tiles at v. thread_scratch holds `threads` slices of thread_floats (>= winograd_thread_scratch_floats), one per thread.
+// channels x tiles at v. thread_scratch holds `threads` slices of thread_floats (>= winograd_thread_scratch_floats),
+// one per thread.
 void winograd_transform_input(const KernelTable& table, const WinogradTileGrid& grid, const float* x, int channels,
                               int first, int count, float* v, float* thread_scratch, std::size_t thread_floats,
                               int threads);
 
 class WinogradConv3x3 {
 public:
-    // Transforms and packs weights (out_channels x in_channels x 3 x 3) for `table`'s GEMM and this output tile.
+    // Transforms and packs weights (out_channels x in_channels x 3 x 3) for `table`'s GEMM and this output tile, on
+    // up to `threads` threads.
     void prepare(const KernelTable& table, const float* weights, int out_channels, int in_channels,
-                 WinogradTile tile);
+                 WinogradTile tile, int threads);
     WinogradTile tile() const { return tile_; }
     const KernelTable* prepared_for() const { return table_; }
     // Forgets the prepared weights (they changed): prepared_for() is null until prepare() runs again.

@@ -21,7 +21,8 @@ struct Conv2dConfig {
     // (a single image that does not fit still gets its full buffer). 4 M floats = 16 MiB.
     std::size_t column_budget_floats = std::size_t{4} << 20;
     // 3x3 stride-1 layers with at least kWinogradMinInputChannels inputs compute forward (and, with as many
-    // outputs, the input gradient) with Winograd F(2x2, 3x3); false keeps im2col + GEMM (benchmarks compare both).
+    // outputs, the input gradient) with Winograd (engine/winograd_f32.hpp picks the tile); false keeps im2col + GEMM
+    // (benchmarks compare both).
     bool winograd = true;
     // While training, Winograd re-transforms the weights on every call, which pays only over enough 2x2 output
     // tiles in the batch (bench/kernels.cpp: the 5x7 layer at batch 32, 384 tiles, is slower; 10x15 at batch 32,

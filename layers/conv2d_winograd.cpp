@@ -1,4 +1,4 @@
-// The weight gradient of a Winograd F(2x2, 3x3) convolution over the forward pass's tiles (engine/winograd_f32.hpp).
+// The weight gradient of a 3x3 convolution through Winograd F(2x2, 3x3), with engine/winograd_f32.hpp's transforms.
 #include "layers/conv2d_winograd.hpp"
 
 #include <omp.h>

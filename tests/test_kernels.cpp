@@ -306,9 +306,10 @@ TEST_CASE("GEMM: an empty product leaves only beta, bias and ReLU") {
 
 TEST_CASE("2x2 max pooling: every table matches the reference, winners and ties included, odd sizes") {
     Rng rng(5);
-    // Widths around the SIMD widths (4, 8 and 16 outputs per step; partial last vectors) and odd sizes whose last
+    // Widths around the SIMD widths (4, 8 and 16 outputs per step; overlapping last vectors) and odd sizes whose last
     // row/column is dropped.
-    const int sizes[][3] = {{1, 2, 2}, {13, 7, 11}, {3, 9, 33}, {2, 16, 34}, {5, 3, 17}, {1, 80, 120}, {4, 20, 30}, {3, 10, 15}};
+    const int sizes[][3] = {{1, 2, 2},    {13, 7, 11},  {3, 9, 33},   {2, 16, 34}, {5, 3, 17},
+                            {1, 80, 120}, {4, 20, 30}, {3, 10, 15}, {2, 5, 43}};
     for_each_fast_table([&](const KernelTable& table) {
         for (const auto& size : sizes) {
             const int planes = size[0], height = size[1], width = size[2];
@@ -317,7 +318,7 @@ TEST_CASE("2x2 max pooling: every table matches the reference, winners and ties 
             std::vector<float> x = normal_values(static_cast<std::size_t>(planes) * height * width, rng);
             // Coarse values make ties common, so the first-maximum rule is exercised.
             for (std::size_t i = 0; i < x.size(); i += 2) x[i] = std::round(x[i]);
-            // Infinities against the -inf padding of a partial vector: an input of -inf still wins its own window.
+            // Infinities: an input of -inf loses to the finite values of its window, one of +inf wins its window.
             x[x.size() / 3] = -std::numeric_limits<float>::infinity();
             x.back() = std::numeric_limits<float>::infinity();
             const std::size_t outputs = static_cast<std::size_t>(planes) * (height / 2) * (width / 2);
@@ -455,9 +456,10 @@ TEST_CASE("Winograd tile transforms: every table equals the reference bit for bi
         WinogradInputRowF32 KernelTable::*input;
         WinogradOutputRowF32 KernelTable::*output;
     };
-    for (const Transforms tile : {Transforms{2, &KernelTable::winograd_input_row_f32, &KernelTable::winograd_output_row_f32},
-                                  Transforms{4, &KernelTable::winograd_f4_input_row_f32,
-                                             &KernelTable::winograd_f4_output_row_f32}}) {
+    const Transforms tiles[] = {
+        {2, &KernelTable::winograd_input_row_f32, &KernelTable::winograd_output_row_f32},
+        {4, &KernelTable::winograd_f4_input_row_f32, &KernelTable::winograd_f4_output_row_f32}};
+    for (const Transforms& tile : tiles) {
         CAPTURE(tile.size);
         const int positions = (tile.size + 2) * (tile.size + 2);
         for_each_fast_table([&](const KernelTable& table) {
@@ -481,7 +483,8 @@ TEST_CASE("Winograd tile transforms: every table equals the reference bit for bi
                     std::fill(expected.begin(), expected.end(), kGuardValue);
                     std::fill(actual.begin(), actual.end(), kGuardValue);
                     reference_kernels().winograd_gradient_row_f32(plane.data(), height, width, first_row + 1,
-                                                                  tile_columns, stride, expected.data(), scratch.data());
+                                                                  tile_columns, stride, expected.data(),
+                                                                  scratch.data());
                     table.winograd_gradient_row_f32(plane.data(), height, width, first_row + 1, tile_columns, stride,
                                                     actual.data(), scratch.data());
                     CHECK(std::memcmp(expected.data(), actual.data(), expected.size() * sizeof(float)) == 0);
@@ -506,9 +509,10 @@ TEST_CASE("Winograd tile transforms: every table equals the reference bit for bi
 
 TEST_CASE("Winograd 4x4 tiles: the transforms compute B^T d B and A^T m A as written out in Lavin & Gray") {
     // The reference against the matrices themselves, so the fast kernels' bit-for-bit match above means something.
-    constexpr double kInput[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+    constexpr double kInput[6][6] = {{4, 0, -5, 0, 1, 0}, {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
                                      {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
-    constexpr double kOutput[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+    constexpr double kOutput[4][6] = {
+        {1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
     Rng rng(13);
     const int width = 10, height = 6, tile_columns = 2;  // one row of two tiles, columns 0..9 of the plane
     const std::vector<float> plane = normal_values(static_cast<std::size_t>(height) * width, rng);
@@ -525,15 +529,17 @@ TEST_CASE("Winograd 4x4 tiles: the transforms compute B^T d B and A^T m A as wri
                 double want = 0;
                 for (int r = 0; r < 6; ++r)
                     for (int c = 0; c < 6; ++c)
-                        want += kInput[i][r] * plane[static_cast<std::size_t>(r * width + 4 * tx + c)] * kInput[j][c];
-                CHECK(v[static_cast<std::size_t>((6 * i + j) * tile_columns + tx)] == doctest::Approx(want).epsilon(1e-5));
+                        want += kInput[i][r] * kInput[j][c] * plane[static_cast<std::size_t>(r * width + 4 * tx + c)];
+                const std::size_t position = static_cast<std::size_t>((6 * i + j) * tile_columns + tx);
+                CHECK(v[position] == doctest::Approx(want).epsilon(1e-5));
             }
         for (int i = 0; i < 4; ++i)
             for (int j = 0; j < 4; ++j) {
                 double want = 0;
                 for (int r = 0; r < 6; ++r)
                     for (int c = 0; c < 6; ++c)
-                        want += kOutput[i][r] * m[static_cast<std::size_t>((6 * r + c) * tile_columns + tx)] * kOutput[j][c];
+                        want += kOutput[i][r] * kOutput[j][c] *
+                                m[static_cast<std::size_t>((6 * r + c) * tile_columns + tx)];
                 CHECK(y[static_cast<std::size_t>(i * 8 + 4 * tx + j)] == doctest::Approx(want).epsilon(1e-5));
             }
     }

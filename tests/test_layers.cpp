@@ -24,6 +24,7 @@
 #include "layers/max_pool.hpp"
 #include "layers/relu.hpp"
 #include "layers/softmax_cross_entropy.hpp"
+#include "optim/training_kernels.hpp"
 
 using namespace edgeqc;
 
@@ -201,7 +202,7 @@ TEST_CASE("conv2d forward matches a direct convolution") {
                 }
 }
 
-TEST_CASE("the packed inference conv (Winograd 2x2 or 4x4 tiles, or GEMM; fused ReLU) equals the training conv then ReLU") {
+TEST_CASE("the packed inference conv (Winograd 2x2 or 4x4 tiles, or GEMM; fused ReLU) equals training's then ReLU") {
     // Winograd (16+ inputs, 3x3 stride 1, padding 1 and 0), and im2col + GEMM (stride 2; too few inputs).
     Conv2dConfig winograd_same{17, 7, 3, 1, 1, true}, winograd_valid{16, 9, 3, 1, 0, false};
     Conv2dConfig gemm_strided{5, 19, 3, 2, 0, false}, gemm_narrow{13, 7, 3, 1, 1, true};
@@ -220,17 +221,19 @@ TEST_CASE("the packed inference conv (Winograd 2x2 or 4x4 tiles, or GEMM; fused 
         const Shape out = trained.output_shape(x.shape());
         const ConvGeometry geometry{config.in_channels, 11, 17, config.kernel, config.stride, config.padding, out[2], out[3]};
         const bool winograd = config.in_channels >= kWinogradMinInputChannels && config.stride == 1;
-        for (const ConvAlgorithmF32 algorithm : {ConvAlgorithmF32::Auto, ConvAlgorithmF32::WinogradF4x4}) {
+        for (const ConvAlgorithmF32 algorithm :
+             {ConvAlgorithmF32::Auto, ConvAlgorithmF32::WinogradF2x2, ConvAlgorithmF32::WinogradF4x4}) {
             CAPTURE(static_cast<int>(algorithm));
             on_every_kernel_path([&] {
                 const PackedConv2dF32 packed(kernels(), geometry, config.out_channels, trained.weight().data,
-                                             config.bias ? trained.bias().data : nullptr, true, batch, algorithm);
+                                             config.bias ? trained.bias().data : nullptr, true, batch, threads,
+                                             algorithm);
                 CHECK(packed.uses_winograd() == winograd);
                 const bool large_tiles =
                     algorithm == ConvAlgorithmF32::WinogradF4x4 ||
-                    winograd_tile_for(config.in_channels, config.out_channels, 11, 17, config.padding, batch,
-                                      WinogradWeights::PreparedOnce) ==
-                        WinogradTile::F4x4;
+                    (algorithm == ConvAlgorithmF32::Auto &&
+                     winograd_tile_for(config.in_channels, config.out_channels, 11, 17, config.padding, batch,
+                                       WinogradWeights::PreparedOnce) == WinogradTile::F4x4);
                 CHECK(packed.algorithm() == (!winograd      ? ConvAlgorithmF32::Im2col
                                              : large_tiles ? ConvAlgorithmF32::WinogradF4x4
                                                            : ConvAlgorithmF32::WinogradF2x2));
@@ -265,7 +268,8 @@ TEST_CASE("Winograd tiles: 4x4 where they save enough products, fill a vector of
     CHECK(winograd_tile_for(512, 512, 10, 15, 1, 10, once) == WinogradTile::F2x2);
     CHECK(winograd_tile_for(512, 512, 10, 15, 1, 11, once) == WinogradTile::F4x4);
     CHECK(winograd_tile_for(512, 256, 5, 7, 1, 32, once) == WinogradTile::F2x2);
-    // Few weights: 16 tiles are enough. Valid padding shrinks the output: 18x18 -> 16x16 (16 tiles), 13x18 -> 11x16 (12).
+    // Few weights: 16 tiles are enough. Valid padding shrinks the output: 18x18 -> 16x16 (16 tiles), 13x18 -> 11x16
+    // (12 tiles).
     CHECK(winograd_tile_for(16, 16, 18, 18, 0, 1, once) == WinogradTile::F4x4);
     CHECK(winograd_tile_for(16, 16, 13, 18, 0, 1, once) == WinogradTile::F2x2);
     CHECK(winograd_tile_for(16, 16, 13, 18, 0, 2, once) == WinogradTile::F4x4);
@@ -273,6 +277,26 @@ TEST_CASE("Winograd tiles: 4x4 where they save enough products, fill a vector of
     const WinogradWeights per_call = WinogradWeights::PreparedPerCall;
     CHECK(winograd_tile_for(64, 512, 20, 30, 1, 32, per_call) == WinogradTile::F4x4);
     CHECK(winograd_tile_for(512, 512, 10, 15, 1, 32, per_call) == WinogradTile::F2x2);
+}
+
+TEST_CASE("training convolutions take 4x4 Winograd tiles with f32 products and 2x2 tiles with bf16 products") {
+    Conv2dConfig config{17, 16, 3, 1, 1, true};
+    config.winograd_training_min_tiles = 0;
+    Conv2d conv(config);
+    Arenas arenas(&conv);
+    Rng rng(9);
+    conv.initialize(InitScheme::Torch, rng);
+    TrainingContext context;
+    conv.share_context(context);
+    Tensor x({3, 17, 7, 11}), y;  // 6 tiles of 4x4 per image: 18 in the batch, 56 % of the 2x2 tiles' products
+    fill_normal(x.data(), x.size(), rng);
+    REQUIRE(winograd_tile_for(17, 16, 7, 11, 1, 3, WinogradWeights::PreparedPerCall) == WinogradTile::F4x4);
+    conv.forward(x, y, Mode::Train);
+    CHECK(context.winograd_weights.tile() == WinogradTile::F4x4);
+    const KernelTable bf16 = with_bf16_products(reference_kernels(), reference_training_kernels());
+    context.table = &bf16;
+    conv.forward(x, y, Mode::Train);
+    CHECK(context.winograd_weights.tile() == WinogradTile::F2x2);
 }
 
 TEST_CASE("batch norm gradients in training mode, 4-D inputs of batch 1 and 3, 2-D inputs") {
