@@ -56,7 +56,7 @@ PackedConv2dF32::PackedConv2dF32(const KernelTable& table, const ConvGeometry& g
     if (algorithm != ConvAlgorithmF32::Im2col && winograd_suits(geometry)) {
         WinogradTile tile = algorithm == ConvAlgorithmF32::WinogradF4x4 ? WinogradTile::F4x4 : WinogradTile::F2x2;
         if (algorithm == ConvAlgorithmF32::Auto)
-            tile = winograd_tile_for(geometry.channels, out_channels, geometry.height, geometry.width,
+            tile = winograd_tile_for(table, geometry.channels, out_channels, geometry.height, geometry.width,
                                      geometry.padding, max_batch, WinogradWeights::PreparedOnce);
         winograd_ = std::make_unique<WinogradConv3x3>();
         winograd_->prepare(table, weights, out_channels, geometry.channels, tile, threads);

@@ -51,8 +51,8 @@ int WinogradTileGrid::chunk(int batch, std::size_t floats_per_tile) const {
         static_cast<std::size_t>(batch)));
 }
 
-WinogradTile winograd_tile_for(int in_channels, int out_channels, int height, int width, int padding, int batch,
-                               WinogradWeights weights) {
+WinogradTile winograd_tile_for(const KernelTable& table, int in_channels, int out_channels, int height, int width,
+                               int padding, int batch, WinogradWeights weights) {
     const WinogradTileGrid small(WinogradTile::F2x2, height, width, padding);
     const WinogradTileGrid large(WinogradTile::F4x4, height, width, padding);
     const long small_products = static_cast<long>(small.positions()) * small.tiles_per_image();
@@ -62,7 +62,9 @@ WinogradTile winograd_tile_for(int in_channels, int out_channels, int height, in
     const bool fewer_products = 10 * large_products <= 7 * small_products;
     const bool weights_keep_up =
         weight_bytes <= 8.0 * (1 << 20) || (weights == WinogradWeights::PreparedOnce && columns >= 128);
-    return fewer_products && columns >= 16 && weights_keep_up ? WinogradTile::F4x4 : WinogradTile::F2x2;
+    const bool f32_products = table.product_bits >= 24;
+    return f32_products && fewer_products && columns >= 16 && weights_keep_up ? WinogradTile::F4x4
+                                                                              : WinogradTile::F2x2;
 }
 
 std::size_t winograd_thread_scratch_floats(const WinogradTileGrid& grid) {

@@ -38,8 +38,10 @@ struct WinogradTileGrid {
 // whose weights change every step).
 enum class WinogradWeights { PreparedOnce, PreparedPerCall };
 
-// The output tile for a convolution on batches of up to `batch` height x width inputs: 4x4 where three things hold,
-// else 2x2.
+// The output tile for a convolution computed with `table` on batches of up to `batch` height x width inputs: 4x4
+// where four things hold, else 2x2.
+// - The table's GEMMs multiply f32 operands: bf16 products lose too much precision in the larger transforms (2.5 %
+//   relative error against 0.4 %).
 // - Its products, cropped edges included, come to at most 70 % of the 2x2 tiles'.
 // - The batch holds at least 16 of its tiles, a vector of GEMM columns.
 // - Its transformed weights (36 floats per channel pair) fit in 8 MiB, or, prepared once, the batch holds 128 of its
@@ -48,10 +50,9 @@ enum class WinogradWeights { PreparedOnce, PreparedPerCall };
 // Measured on the reference network, 2 threads (bench/RESULTS.md): 4x4 tiles ran 1.2-1.5x faster on 32 -> 64 at
 // 40x60 and 64 -> 512 at 20x30 at batch 1 and 32; on 512 -> 512 at 10x15 (36 MiB of weights) 1.04-1.18x at batch 32
 // but 0.69x at batch 2; on 512 -> 256 at 5x7 (75 % of the products) 0.4-0.8x. A fixed rule rather than a timing, so
-// that the same model and batch always compute the same bits. bf16 products lose too much precision in the larger
-// transforms (2.5 % relative error against 0.4 %): their callers keep 2x2 tiles.
-WinogradTile winograd_tile_for(int in_channels, int out_channels, int height, int width, int padding, int batch,
-                               WinogradWeights weights);
+// that the same model and batch always compute the same bits.
+WinogradTile winograd_tile_for(const KernelTable& table, int in_channels, int out_channels, int height, int width,
+                               int padding, int batch, WinogradWeights weights);
 
 // Row scratch one thread needs for the tile transforms of this grid.
 std::size_t winograd_thread_scratch_floats(const WinogradTileGrid& grid);

@@ -124,11 +124,8 @@ void Conv2d::winograd_run(const float* weights, int out_channels, int in_channel
                           const float* x, int padding, const float* bias, float* y) {
     WinogradConv3x3& winograd = context_->winograd_weights;
     const KernelTable& table = context_->kernels();
-    // bf16 products keep 2x2 tiles: winograd_tile_for() says why.
-    const WinogradTile tile =
-        table.product_bits < 24 ? WinogradTile::F2x2
-                                : winograd_tile_for(in_channels, out_channels, x_shape[2], x_shape[3], padding,
-                                                    x_shape[0], WinogradWeights::PreparedPerCall);
+    const WinogradTile tile = winograd_tile_for(table, in_channels, out_channels, x_shape[2], x_shape[3], padding,
+                                                x_shape[0], WinogradWeights::PreparedPerCall);
     const int threads = omp_get_max_threads();
     winograd.prepare(table, weights, out_channels, in_channels, tile, threads);
     const std::size_t floats = winograd.workspace_floats(x_shape[0], x_shape[2], x_shape[3], padding, threads);

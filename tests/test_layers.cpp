@@ -232,8 +232,8 @@ TEST_CASE("the packed inference conv (Winograd 2x2 or 4x4 tiles, or GEMM; fused 
                 const bool large_tiles =
                     algorithm == ConvAlgorithmF32::WinogradF4x4 ||
                     (algorithm == ConvAlgorithmF32::Auto &&
-                     winograd_tile_for(config.in_channels, config.out_channels, 11, 17, config.padding, batch,
-                                       WinogradWeights::PreparedOnce) == WinogradTile::F4x4);
+                     winograd_tile_for(kernels(), config.in_channels, config.out_channels, 11, 17, config.padding,
+                                       batch, WinogradWeights::PreparedOnce) == WinogradTile::F4x4);
                 CHECK(packed.algorithm() == (!winograd      ? ConvAlgorithmF32::Im2col
                                              : large_tiles ? ConvAlgorithmF32::WinogradF4x4
                                                            : ConvAlgorithmF32::WinogradF2x2));
@@ -262,21 +262,21 @@ TEST_CASE("Winograd tiles: 4x4 where they save enough products, fill a vector of
     const WinogradWeights once = WinogradWeights::PreparedOnce;
     // The reference network's layers (padding 1): 32 -> 64 at 40x60 and 64 -> 512 at 20x30 always; 512 -> 512 at 10x15
     // (12 tiles, 36 MiB of weights) only with a batch of 128 tiles; 512 -> 256 at 5x7 (75 % of the products) never.
-    CHECK(winograd_tile_for(32, 64, 40, 60, 1, 1, once) == WinogradTile::F4x4);
-    CHECK(winograd_tile_for(64, 512, 20, 30, 1, 1, once) == WinogradTile::F4x4);
-    CHECK(winograd_tile_for(512, 512, 10, 15, 1, 1, once) == WinogradTile::F2x2);
-    CHECK(winograd_tile_for(512, 512, 10, 15, 1, 10, once) == WinogradTile::F2x2);
-    CHECK(winograd_tile_for(512, 512, 10, 15, 1, 11, once) == WinogradTile::F4x4);
-    CHECK(winograd_tile_for(512, 256, 5, 7, 1, 32, once) == WinogradTile::F2x2);
+    CHECK(winograd_tile_for(kernels(), 32, 64, 40, 60, 1, 1, once) == WinogradTile::F4x4);
+    CHECK(winograd_tile_for(kernels(), 64, 512, 20, 30, 1, 1, once) == WinogradTile::F4x4);
+    CHECK(winograd_tile_for(kernels(), 512, 512, 10, 15, 1, 1, once) == WinogradTile::F2x2);
+    CHECK(winograd_tile_for(kernels(), 512, 512, 10, 15, 1, 10, once) == WinogradTile::F2x2);
+    CHECK(winograd_tile_for(kernels(), 512, 512, 10, 15, 1, 11, once) == WinogradTile::F4x4);
+    CHECK(winograd_tile_for(kernels(), 512, 256, 5, 7, 1, 32, once) == WinogradTile::F2x2);
     // Few weights: 16 tiles are enough. Valid padding shrinks the output: 18x18 -> 16x16 (16 tiles), 13x18 -> 11x16
     // (12 tiles).
-    CHECK(winograd_tile_for(16, 16, 18, 18, 0, 1, once) == WinogradTile::F4x4);
-    CHECK(winograd_tile_for(16, 16, 13, 18, 0, 1, once) == WinogradTile::F2x2);
-    CHECK(winograd_tile_for(16, 16, 13, 18, 0, 2, once) == WinogradTile::F4x4);
+    CHECK(winograd_tile_for(kernels(), 16, 16, 18, 18, 0, 1, once) == WinogradTile::F4x4);
+    CHECK(winograd_tile_for(kernels(), 16, 16, 13, 18, 0, 1, once) == WinogradTile::F2x2);
+    CHECK(winograd_tile_for(kernels(), 16, 16, 13, 18, 0, 2, once) == WinogradTile::F4x4);
     // Prepared on every call (training), 36 MiB of weights stay with 2x2 tiles at any batch.
     const WinogradWeights per_call = WinogradWeights::PreparedPerCall;
-    CHECK(winograd_tile_for(64, 512, 20, 30, 1, 32, per_call) == WinogradTile::F4x4);
-    CHECK(winograd_tile_for(512, 512, 10, 15, 1, 32, per_call) == WinogradTile::F2x2);
+    CHECK(winograd_tile_for(kernels(), 64, 512, 20, 30, 1, 32, per_call) == WinogradTile::F4x4);
+    CHECK(winograd_tile_for(kernels(), 512, 512, 10, 15, 1, 32, per_call) == WinogradTile::F2x2);
 }
 
 TEST_CASE("training convolutions take 4x4 Winograd tiles with f32 products and 2x2 tiles with bf16 products") {
@@ -290,7 +290,8 @@ TEST_CASE("training convolutions take 4x4 Winograd tiles with f32 products and 2
     conv.share_context(context);
     Tensor x({3, 17, 7, 11}), y;  // 6 tiles of 4x4 per image: 18 in the batch, 56 % of the 2x2 tiles' products
     fill_normal(x.data(), x.size(), rng);
-    REQUIRE(winograd_tile_for(17, 16, 7, 11, 1, 3, WinogradWeights::PreparedPerCall) == WinogradTile::F4x4);
+    REQUIRE(winograd_tile_for(kernels(), 17, 16, 7, 11, 1, 3, WinogradWeights::PreparedPerCall) ==
+            WinogradTile::F4x4);
     conv.forward(x, y, Mode::Train);
     CHECK(context.winograd_weights.tile() == WinogradTile::F4x4);
     const KernelTable bf16 = with_bf16_products(reference_kernels(), reference_training_kernels());
