@@ -7,6 +7,10 @@
 
 #if defined(__aarch64__)
 #include <sys/auxv.h>
+#elif defined(__x86_64__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 
 #include "engine/error.hpp"
@@ -192,6 +196,7 @@ void list_int_kernels(std::vector<KernelListing<KernelTable>>& list, const char*
 std::vector<KernelListing<KernelTable>> build_kernel_list() {
     std::vector<KernelListing<KernelTable>> list;
 #if defined(__x86_64__)
+    list.push_back({"gemm", DataType::S8, "amx_int8", cpu_has_amx_int8, install_gemm_s8<AmxInt8>});
     list_int_kernels<Avx512Vnni>(list, "avx512_vnni", cpu_has_avx512_vnni);
     list_simd_kernels<xsimd::avx512bw>(list, "avx512", cpu_has_avx512);
     list_simd_kernels<xsimd::fma3<xsimd::avx2>>(list, "avx2", cpu_has_avx2_fma);
@@ -264,6 +269,23 @@ bool cpu_has_avx512_vnni() {
 bool cpu_has_avx512_bf16() {
 #if defined(__x86_64__)
     return cpu_has_avx512() && __builtin_cpu_supports("avx512bf16");
+#else
+    return false;
+#endif
+}
+bool cpu_has_amx_int8() {
+#if defined(__x86_64__)
+    // CPUID leaf 7 lists the tiles (EDX bit 24) and their int8 products (bit 25); Linux then keeps a process from
+    // using the 8 KiB of tile state until it asks (arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA, state component
+    // 18), which fails where the kernel does not support it. Asked once, for the whole process.
+    static const bool granted = [] {
+        unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+        if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+        if (!(edx & (1u << 24)) || !(edx & (1u << 25))) return false;
+        constexpr long kRequestPermission = 0x1023, kTileData = 18;
+        return syscall(SYS_arch_prctl, kRequestPermission, kTileData) == 0;
+    }();
+    return granted;
 #else
     return false;
 #endif

@@ -139,12 +139,13 @@ struct KernelTable {
 };
 
 // The CPU checks of kernel lists: every CPU, (x86-64) AVX2 with FMA, AVX-512 F/CD/DQ/BW/VL, AVX-512 BW with VNNI
-// and the same with BF16, and (AArch64) the ARMv8.2 dot product.
+// and the same with BF16, AMX-INT8 with the OS's permission, and (AArch64) the ARMv8.2 dot product.
 bool any_cpu();
 bool cpu_has_avx2_fma();
 bool cpu_has_avx512();
 bool cpu_has_avx512_vnni();
 bool cpu_has_avx512_bf16();
+bool cpu_has_amx_int8();
 bool cpu_has_dotprod();
 
 // One line of a kernel list: an implementation of op `op` on `type` for `arch`, run only where cpu_supports()
@@ -154,7 +155,8 @@ template <class Table>
 struct KernelListing {
     const char* op;  // "gemm", "max_pool_2x2", "winograd_rows", "fma_peak"
     DataType type;
-    const char* arch;  // "avx512_vnni", "avx512", "avx2", "sse2", "neon64", "neon64_dotprod", "scalar" (the reference)
+    // "amx_int8", "avx512_vnni", "avx512", "avx2", "sse2", "neon64", "neon64_dotprod", "scalar" (the reference)
+    const char* arch;
     bool (*cpu_supports)();
     void (*install)(Table& table);
 };

@@ -625,10 +625,12 @@ void check_gemm_s8(const KernelTable& table, const S8GemmCase& t, Rng& rng) {
 
 TEST_CASE("int8 GEMM: every table equals the reference bit for bit: odd shapes, extremes, zero rows, both epilogues") {
     Rng rng(21);
-    // Around the register tiles (2 or 4 rows, 8 or 16 columns), the depth padding (multiples of 8), a row block
-    // of 256 KiB, and the reference network's shapes at batch 1 (the first conv's 27 deep, conv3's 576).
+    // Around the register tiles (2 to 32 rows, 8 to 32 columns), the depth padding (multiples of 8, or of 64 for
+    // AMX), a row block of 256 KiB, and the reference network's shapes at batch 1 (the first conv's 27 deep, conv3's
+    // 576).
     const int sizes[][3] = {{1, 1, 1},    {13, 17, 29}, {4, 16, 8},  {5, 33, 9},     {3, 7, 3},
-                            {32, 97, 27}, {64, 31, 576}, {7, 1, 4608}, {130, 35, 2305}, {33, 150, 13}};
+                            {32, 97, 27}, {64, 31, 576}, {7, 1, 4608}, {130, 35, 2305}, {33, 150, 13},
+                            {31, 32, 64}, {65, 63, 129}};
     for_each_fast_table([&](const KernelTable& table) {
         for (const auto& size : sizes)
             for (const bool transpose_b : {false, true}) {

@@ -7,10 +7,11 @@
 // products) and instantiates the driver for them.
 //
 // Packed layout, shared by every arch: k is zero-padded to a multiple of kDepthMultiple and cut into groups of
-// Tile::kGroup consecutive values, 32 bits in all (four s8 or two s16); a panel of A holds, group after group, its
-// rows' groups side by side, and a panel of B the same for its columns. One 32-bit lane then holds a group of one
+// Operands::kGroup consecutive values, 32 bits in all (four s8 or two s16); a panel of A holds, group after group,
+// its rows' groups side by side, and a panel of B the same for its columns. One 32-bit lane then holds a group of one
 // row or column, which is what AVX2's vpmaddubsw + vpmaddwd or vpmaddwd, AVX-VNNI's vpdpbusd and ARM's smull/smlal
-// + sadalp or sdot consume.
+// + sadalp or sdot consume. A tile may ask for A in longer groups and a deeper padding (AMX's tiles: 64 bytes of one
+// row, a tile row), through Tile::kAGroup and Tile::kDepthMultiple.
 #pragma once
 
 #include <omp.h>
@@ -39,10 +40,12 @@ struct S16Operands {
 };
 
 // The register tile of one arch for one kind of operands: kRows x kColumns int32 sums of a packed A panel (kRows
-// rows) times a packed B panel (kColumns columns) over `groups` groups, stored row-major into `sums`:
+// rows) times a packed B panel (kColumns columns) over `groups` groups of B, stored row-major into `sums`:
 //   static constexpr int kRows, kColumns;
 //   static void sums(int groups, const Operands::A* a, const Operands::B* b, std::int32_t* sums);
-// Only declared here: each arch's source specializes it.
+// and optionally kAGroup (values of a row of A side by side in its panel; Operands::kGroup if absent) and
+// kDepthMultiple (the depth padding, a multiple of kAGroup; 8 if absent). Only declared here: each arch's source
+// specializes it.
 template <class Operands, class Arch>
 struct IntTile;
 
@@ -62,15 +65,30 @@ inline std::int32_t group_bits(const void* group) {
     return bits;
 }
 
-inline int padded_depth(int k) { return (k + kDepthMultiple - 1) / kDepthMultiple * kDepthMultiple; }
+// The depth padding and the A group length of a tile: its own, or the defaults every vector tile shares.
+template <class Tile>
+constexpr int depth_multiple() {
+    if constexpr (requires { Tile::kDepthMultiple; }) return Tile::kDepthMultiple;
+    else return kDepthMultiple;
+}
+template <class Tile, class Operands>
+constexpr int a_group() {
+    if constexpr (requires { Tile::kAGroup; }) return Tile::kAGroup;
+    else return Operands::kGroup;
+}
+
+template <class Tile>
+int padded_depth(int k) {
+    constexpr int multiple = depth_multiple<Tile>();
+    return (k + multiple - 1) / multiple * multiple;
+}
 
 // Packs `lines` lines (rows of A, or columns of B) of depth k into one panel of `panel_lines` lines in the group
-// layout (groups of kGroup); element (line, p) is source[line * line_stride + p * depth_stride]. Lines and depth
-// beyond the source are zero, so padding adds nothing to any sum.
+// layout (groups of kGroup), zero-padded to `depth`; element (line, p) is source[line * line_stride + p *
+// depth_stride]. Lines and depth beyond the source are zero, so padding adds nothing to any sum.
 template <int kGroup, class T>
 void pack_panel(const T* source, std::ptrdiff_t line_stride, std::ptrdiff_t depth_stride, int lines, int k,
-                int panel_lines, T* packed) {
-    const int depth = padded_depth(k);
+                int depth, int panel_lines, T* packed) {
     if (lines < panel_lines || depth > k) std::fill_n(packed, static_cast<std::ptrdiff_t>(depth) * panel_lines, T(0));
     const auto at = [&](int line, int p) -> T& {
         return packed[static_cast<std::ptrdiff_t>(p / kGroup) * panel_lines * kGroup + line * kGroup + p % kGroup];
@@ -180,34 +198,37 @@ std::size_t PackedGemmInt<Operands, Arch>::pack_a(int m, int k, const A* a, int 
     using Tile = IntTile<Operands, Arch>;
     constexpr int kRows = Tile::kRows;
     if (m <= 0 || k <= 0) return 0;
-    const int panels = (m + kRows - 1) / kRows;
-    const std::size_t panel_elements = static_cast<std::size_t>(padded_depth(k)) * kRows;
+    const int panels = (m + kRows - 1) / kRows, depth = padded_depth<Tile>(k);
+    const std::size_t panel_elements = static_cast<std::size_t>(depth) * kRows;
     if (packed)
         for (int panel = 0; panel < panels; ++panel)
-            pack_panel<Operands::kGroup>(a + static_cast<std::ptrdiff_t>(panel) * kRows * lda, lda, 1,
-                                     std::min(kRows, m - panel * kRows), k, kRows, packed + panel * panel_elements);
+            pack_panel<a_group<Tile, Operands>()>(a + static_cast<std::ptrdiff_t>(panel) * kRows * lda, lda, 1,
+                                                  std::min(kRows, m - panel * kRows), k, depth, kRows,
+                                                  packed + panel * panel_elements);
     return panels * panel_elements;
 }
 
 template <class Operands, class Arch>
 std::size_t PackedGemmInt<Operands, Arch>::workspace_bytes(int m, int n, int k) const {
     using namespace int_gemm_detail;
-    constexpr int kColumns = IntTile<Operands, Arch>::kColumns;
+    using Tile = IntTile<Operands, Arch>;
+    constexpr int kColumns = Tile::kColumns;
     if (m <= 0 || n <= 0 || k <= 0) return 0;
-    return static_cast<std::size_t>((n + kColumns - 1) / kColumns) * kColumns * padded_depth(k) * sizeof(B);
+    return static_cast<std::size_t>((n + kColumns - 1) / kColumns) * kColumns * padded_depth<Tile>(k) * sizeof(B);
 }
 
 template <class Operands, class Arch>
 void PackedGemmInt<Operands, Arch>::pack_b_panels(bool transpose_b, int n, int k, const B* b, int ldb,
                                                    B* packed) const {
     using namespace int_gemm_detail;
-    constexpr int kColumns = IntTile<Operands, Arch>::kColumns;
-    const int depth = padded_depth(k), column_panels = (n + kColumns - 1) / kColumns;
+    using Tile = IntTile<Operands, Arch>;
+    constexpr int kColumns = Tile::kColumns;
+    const int depth = padded_depth<Tile>(k), column_panels = (n + kColumns - 1) / kColumns;
     const std::ptrdiff_t line_stride = transpose_b ? ldb : 1, depth_stride = transpose_b ? 1 : ldb;
 #pragma omp for schedule(static)
     for (int panel = 0; panel < column_panels; ++panel)
         pack_panel<Operands::kGroup>(b + panel * kColumns * line_stride, line_stride, depth_stride,
-                                     std::min(kColumns, n - panel * kColumns), k, kColumns,
+                                     std::min(kColumns, n - panel * kColumns), k, depth, kColumns,
                                      packed + static_cast<std::ptrdiff_t>(panel) * kColumns * depth);
 }
 
@@ -218,7 +239,8 @@ void PackedGemmInt<Operands, Arch>::compute(int m, int n, int k, const A* packed
     using Tile = IntTile<Operands, Arch>;
     constexpr int kRows = Tile::kRows, kColumns = Tile::kColumns, kGroup = Operands::kGroup;
     static_assert(sizeof(A) * kGroup == 4 && sizeof(B) * kGroup == 4, "a group is one 32-bit lane");
-    const int depth = padded_depth(k), groups = depth / kGroup;
+    static_assert(depth_multiple<Tile>() % a_group<Tile, Operands>() == 0, "the padding holds whole A groups");
+    const int depth = padded_depth<Tile>(k), groups = depth / kGroup;
     const int column_panels = (n + kColumns - 1) / kColumns, row_panels = (m + kRows - 1) / kRows;
     const int block_panels =
         std::max(1, static_cast<int>(kRowBlockBytes / (static_cast<std::size_t>(depth) * kRows * sizeof(A))));
@@ -278,10 +300,12 @@ void PackedGemmInt<Operands, Arch>::multiply_packed(int m, int n, int k, const A
 
 // Arch tags of tiles for instructions xsimd 8 has no arch for, each in its own source with its own flags.
 struct Avx512Vnni;     // x86-64 AVX-512 BW + VNNI: vpdpbusd, vpdpwssd (gemm_int_avx512_vnni.cpp)
+struct AmxInt8;        // x86-64 AMX-INT8 tiles: tdpbsud, s8 only (gemm_int_amx_int8.cpp)
 struct Neon64Dotprod;  // AArch64 ARMv8.2 dot product: sdot (gemm_int_neon64_dotprod.cpp)
 #if defined(__x86_64__)
 extern template struct PackedGemmInt<S8Operands, Avx512Vnni>;
 extern template struct PackedGemmInt<S16Operands, Avx512Vnni>;
+extern template struct PackedGemmInt<S8Operands, AmxInt8>;
 #elif defined(__aarch64__)
 extern template struct PackedGemmInt<S8Operands, Neon64Dotprod>;
 #endif

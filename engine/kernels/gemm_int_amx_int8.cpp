@@ -1,0 +1,76 @@
+// AMX-INT8 tile of the s8 GEMM: tdpbsud multiplies a 16 x 64 tile of s8 weights by a 64 x 16 tile of 7-bit
+// activations (unsigned), 16 384 multiply-adds into 16 x 16 int32 sums in one instruction, 16 times what one
+// vpdpbusd does. Built with the AMX tile and int8 flags (and AVX-512 for the driver's packing and epilogue), listed
+// only where the CPU has AMX-INT8 and Linux granted the process its tile state (cpu_has_amx_int8).
+#include <immintrin.h>
+
+#include "engine/kernels/gemm_int.hpp"
+
+namespace edgeqc {
+
+namespace {
+
+// The tile register layout of palette 1: every tile 16 rows of 64 bytes (A: 16 weight rows of 64 depths; B: 16
+// depth groups of four, for 16 columns; C: 16 rows of 16 int32 sums).
+struct alignas(64) TileConfig {
+    std::uint8_t palette = 1;
+    std::uint8_t start_row = 0;
+    std::uint8_t reserved[14] = {};
+    std::uint16_t bytes_per_row[16] = {};
+    std::uint8_t rows[16] = {};
+};
+
+// A thread's tile registers keep their configuration until it loads another, and nothing else here loads one:
+// configure once per thread.
+void configure_tiles() {
+    thread_local const bool configured = [] {
+        TileConfig config;
+        for (int tile = 0; tile < 8; ++tile) {
+            config.bytes_per_row[tile] = 64;
+            config.rows[tile] = 16;
+        }
+        _tile_loadconfig(&config);
+        return true;
+    }();
+    (void)configured;
+}
+
+}  // namespace
+
+// 32 rows x 32 columns: four C tiles (0-3), two A tiles (4, 5) of 16 rows and two B tiles (6, 7) of 16 columns,
+// the eight tile registers. A's panel holds, per 64 depths, its 32 rows of 64 bytes (kAGroup); B's, per 16 groups,
+// 16 rows of 32 columns' groups, so a B tile is every other 64 bytes of it.
+template <>
+struct IntTile<S8Operands, AmxInt8> {
+    static constexpr int kRows = 32, kColumns = 32, kAGroup = 64, kDepthMultiple = 64;
+
+    static void sums(int groups, const std::int8_t* a, const std::uint8_t* b, std::int32_t* out) {
+        constexpr int kRowBytes = 64, kTileBytes = 16 * kRowBytes, kBRowBytes = kColumns * 4;
+        configure_tiles();
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+        for (int step = 0; step < groups / 16; ++step) {
+            _tile_loadd(4, a, kRowBytes);
+            _tile_loadd(5, a + kTileBytes, kRowBytes);
+            _tile_loadd(6, b, kBRowBytes);
+            _tile_loadd(7, b + kRowBytes, kBRowBytes);
+            _tile_dpbsud(0, 4, 6);
+            _tile_dpbsud(1, 4, 7);
+            _tile_dpbsud(2, 5, 6);
+            _tile_dpbsud(3, 5, 7);
+            a += 2 * kTileBytes;
+            b += 16 * kBRowBytes;
+        }
+        constexpr int kOutRowBytes = kColumns * 4;
+        _tile_stored(0, out, kOutRowBytes);
+        _tile_stored(1, out + 16, kOutRowBytes);
+        _tile_stored(2, out + 16 * kColumns, kOutRowBytes);
+        _tile_stored(3, out + 16 * kColumns + 16, kOutRowBytes);
+    }
+};
+
+template struct PackedGemmInt<S8Operands, AmxInt8>;
+
+}  // namespace edgeqc
