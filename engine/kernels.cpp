@@ -44,6 +44,9 @@ void gemm_packed_a_s8_reference(bool, int, int, int, const std::int8_t*, const s
                                 const IntegerGemmEpilogue&, unsigned char*);
 void gemm_packed_a_s16_reference(bool, int, int, int, const std::int16_t*, const std::int16_t*, int,
                                  const IntegerGemmEpilogue&, unsigned char*);
+std::size_t gemm_conv3x3_workspace_s8_reference(int, int, int, int);
+void gemm_conv3x3_s8_reference(int, int, int, int, const std::int8_t*, const std::uint8_t*, std::uint8_t,
+                               const IntegerGemmEpilogue&, unsigned char*);
 std::size_t gemm_pack_b_s16_reference(bool, int, int, const std::int16_t*, int, std::int16_t*);
 void gemm_packed_ab_s16_reference(int, int, int, const std::int16_t*, const std::int16_t*, const IntegerGemmEpilogue&);
 
@@ -101,6 +104,18 @@ void gemm_packed_a_int(bool transpose_b, int m, int n, int k, const typename Ope
     PackedGemmInt<Operands, Arch>{}.multiply(transpose_b, m, n, k, packed_a, b, ldb, epilogue, workspace);
 }
 
+template <class Arch>
+std::size_t gemm_conv3x3_workspace_s8(int m, int channels, int height, int width) {
+    return PackedGemmInt<S8Operands, Arch>{}.conv3x3_workspace_bytes(m, channels, height, width);
+}
+
+template <class Arch>
+void gemm_conv3x3_s8(int m, int channels, int height, int width, const std::int8_t* packed_a, const std::uint8_t* x,
+                     std::uint8_t padding, const IntegerGemmEpilogue& epilogue, unsigned char* workspace) {
+    PackedGemmInt<S8Operands, Arch>{}.multiply_conv3x3(m, channels, height, width, packed_a, x, padding, epilogue,
+                                                       workspace);
+}
+
 template <class Operands, class Arch>
 std::size_t gemm_pack_b_int(bool transpose_b, int n, int k, const typename Operands::B* b, int ldb,
                             typename Operands::B* packed) {
@@ -138,6 +153,8 @@ void install_gemm_s8(KernelTable& t) {
     t.gemm_pack_a_s8 = gemm_pack_a_int<S8Operands, Arch>;
     t.gemm_workspace_s8 = gemm_workspace_int<S8Operands, Arch>;
     t.gemm_packed_a_s8 = gemm_packed_a_int<S8Operands, Arch>;
+    t.gemm_conv3x3_workspace_s8 = gemm_conv3x3_workspace_s8<Arch>;
+    t.gemm_conv3x3_s8 = gemm_conv3x3_s8<Arch>;
 }
 template <class Arch>
 void install_gemm_s16(KernelTable& t) {
@@ -167,6 +184,8 @@ void install_gemm_s8_reference(KernelTable& t) {
     t.gemm_pack_a_s8 = gemm_pack_a_s8_reference;
     t.gemm_workspace_s8 = gemm_workspace_int_reference;
     t.gemm_packed_a_s8 = gemm_packed_a_s8_reference;
+    t.gemm_conv3x3_workspace_s8 = gemm_conv3x3_workspace_s8_reference;
+    t.gemm_conv3x3_s8 = gemm_conv3x3_s8_reference;
 }
 void install_gemm_s16_reference(KernelTable& t) {
     t.gemm_pack_a_s16 = gemm_pack_a_s16_reference;
@@ -277,8 +296,10 @@ bool cpu_has_amx_int8() {
 #if defined(__x86_64__)
     // CPUID leaf 7 lists the tiles (EDX bit 24) and their int8 products (bit 25); Linux then keeps a process from
     // using the 8 KiB of tile state until it asks (arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA, state component
-    // 18), which fails where the kernel does not support it. Asked once, for the whole process.
+    // 18), which fails where the kernel does not support it. Asked once, for the whole process. The tile's packing
+    // needs AVX-512 VBMI, which every AMX CPU has.
     static const bool granted = [] {
+        if (!cpu_has_avx512() || !__builtin_cpu_supports("avx512vbmi")) return false;
         unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
         if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
         if (!(edx & (1u << 24)) || !(edx & (1u << 25))) return false;

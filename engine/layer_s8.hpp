@@ -49,6 +49,12 @@ private:
     IntegerGemmEpilogue epilogue(void* c, int ldc) const;
     void run_im2col(const std::uint8_t* x, int batch, void* y, unsigned char* workspace) const;
     std::size_t im2col_workspace_bytes(int batch) const;
+    // A 3x3 convolution of stride 1 and padding 1 (the output the size of the input): the GEMM packs its B from the
+    // image itself (GemmConv3x3S8), without an im2col matrix.
+    bool packs_from_image() const {
+        return conv_ && conv_->kernel == 3 && conv_->stride == 1 && conv_->padding == 1 &&
+               conv_->out_height == conv_->height && conv_->out_width == conv_->width;
+    }
 
     const KernelTable& table_;
     std::optional<ConvGeometry> conv_;

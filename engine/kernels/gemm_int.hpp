@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "engine/kernels.hpp"
 #include "engine/kernels/simd_arch.hpp"
@@ -184,6 +185,13 @@ struct PackedGemmInt {
     // The GemmPackedAB contract: multiply() with B packed beforehand.
     void multiply_packed(int m, int n, int k, const A* packed_a, const B* packed_b,
                          const IntegerGemmEpilogue& epilogue) const;
+    // The GemmConv3x3S8 contracts: B = im2col of a 3x3, stride-1, padding-1 convolution's input, packed straight
+    // from the image (through a copy of it with its padding around each plane) instead of from an im2col matrix.
+    std::size_t conv3x3_workspace_bytes(int m, int channels, int height, int width) const
+        requires std::is_same_v<Operands, S8Operands>;
+    void multiply_conv3x3(int m, int channels, int height, int width, const A* packed_a, const B* x, B padding,
+                          const IntegerGemmEpilogue& epilogue, unsigned char* workspace) const
+        requires std::is_same_v<Operands, S8Operands>;
 
 private:
     // Packs every column panel, as an orphaned `omp for` (inside a parallel region, the team shares the panels).
@@ -296,6 +304,97 @@ void PackedGemmInt<Operands, Arch>::multiply_packed(int m, int n, int k, const A
     if (k <= 0) return finish_empty_product(m, n, epilogue);
 #pragma omp parallel if (2.0 * m * n * k >= kParallelMinOps && !omp_in_parallel())
     compute(m, n, k, packed_a, packed_b, epilogue);
+}
+
+namespace {
+namespace int_gemm_detail {
+
+// The padded copy of a 3x3 convolution's input: each plane with a border of `padding` one value wide, and a margin
+// after the last plane that a tile's whole-vector loads may read.
+struct PaddedPlanes {
+    int channels, height, width;
+    static constexpr int kMargin = 64;
+    int stride() const { return width + 2; }
+    std::size_t plane() const { return static_cast<std::size_t>(height + 2) * stride(); }
+    std::size_t bytes() const { return (plane() * channels + kMargin + 63) / 64 * 64; }
+    // Where tap (ky, kx) of channel c reads, for the output at offset `base` (oy * stride() + ox).
+    std::size_t tap(int c, int ky, int kx) const { return c * plane() + static_cast<std::size_t>(ky) * stride() + kx; }
+};
+
+// Copies the planes in (an orphaned `omp for`), the border and the margin set to `padding`.
+template <class B>
+void pad_planes(const PaddedPlanes& p, const B* x, B padding, B* planes) {
+#pragma omp for schedule(static)
+    for (int c = 0; c < p.channels; ++c) {
+        B* out = planes + c * p.plane();
+        std::fill_n(out, p.stride(), padding);
+        for (int y = 0; y < p.height; ++y) {
+            B* row = out + static_cast<std::size_t>(y + 1) * p.stride();
+            row[0] = padding;
+            std::memcpy(row + 1, x + (static_cast<std::size_t>(c) * p.height + y) * p.width, p.width * sizeof(B));
+            row[p.width + 1] = padding;
+        }
+        std::fill_n(out + static_cast<std::size_t>(p.height + 1) * p.stride(), p.stride(), padding);
+        if (c == p.channels - 1)  // the margin
+            std::fill(out + p.plane(), planes + p.bytes() / sizeof(B), padding);
+    }
+}
+
+}  // namespace int_gemm_detail
+}  // namespace
+
+template <class Operands, class Arch>
+std::size_t PackedGemmInt<Operands, Arch>::conv3x3_workspace_bytes(int m, int channels, int height, int width) const
+    requires std::is_same_v<Operands, S8Operands>
+{
+    using namespace int_gemm_detail;
+    return PaddedPlanes{channels, height, width}.bytes() + workspace_bytes(m, height * width, 9 * channels);
+}
+
+template <class Operands, class Arch>
+void PackedGemmInt<Operands, Arch>::multiply_conv3x3(int m, int channels, int height, int width, const A* packed_a,
+                                                     const B* x, B padding, const IntegerGemmEpilogue& epilogue,
+                                                     unsigned char* workspace) const
+    requires std::is_same_v<Operands, S8Operands>
+{
+    using namespace int_gemm_detail;
+    using Tile = IntTile<Operands, Arch>;
+    constexpr int kColumns = Tile::kColumns, kGroup = Operands::kGroup;
+    const int n = height * width, k = 9 * channels;
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) return finish_empty_product(m, n, epilogue);
+    const PaddedPlanes padded{channels, height, width};
+    auto* planes = reinterpret_cast<B*>(workspace);
+    auto* packed_b = reinterpret_cast<B*>(workspace + padded.bytes());
+    const int depth = padded_depth<Tile>(k), column_panels = (n + kColumns - 1) / kColumns;
+#pragma omp parallel if (2.0 * m * n * k >= kParallelMinOps && !omp_in_parallel())
+    {
+        pad_planes(padded, x, padding, planes);  // its `omp for` ends in a barrier: the planes are complete
+#pragma omp for schedule(static)
+        for (int panel = 0; panel < column_panels; ++panel) {
+            // Each column's output (oy, ox) reads the padded planes at oy * stride + ox plus the tap's offset;
+            // columns past the last (never stored) read as the first.
+            int base[kColumns];
+            for (int j = 0; j < kColumns; ++j) {
+                const int column = panel * kColumns + j, position = column < n ? column : panel * kColumns;
+                base[j] = position / width * padded.stride() + position % width;
+            }
+            B* out = packed_b + static_cast<std::ptrdiff_t>(panel) * kColumns * depth;
+            bool packed = false;
+            if constexpr (requires { Tile::pack_conv3x3_panel; })
+                packed = Tile::pack_conv3x3_panel(padded, planes, base, k, depth, out);
+            if (!packed)
+                for (int p = 0; p < depth; p += kGroup) {
+                    for (int q = 0; q < kGroup; ++q) {
+                        const int tap = (p + q) % 9;
+                        const B* source = p + q < k ? planes + padded.tap((p + q) / 9, tap / 3, tap % 3) : nullptr;
+                        for (int j = 0; j < kColumns; ++j) out[j * kGroup + q] = source ? source[base[j]] : B(0);
+                    }
+                    out += kColumns * kGroup;
+                }
+        }
+        compute(m, n, k, packed_a, packed_b, epilogue);
+    }
 }
 
 // Arch tags of tiles for instructions xsimd 8 has no arch for, each in its own source with its own flags.

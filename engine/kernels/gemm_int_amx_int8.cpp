@@ -1,8 +1,11 @@
 // AMX-INT8 tile of the s8 GEMM: tdpbsud multiplies a 16 x 64 tile of s8 weights by a 64 x 16 tile of 7-bit
 // activations (unsigned), 16 384 multiply-adds into 16 x 16 int32 sums in one instruction, 16 times what one
-// vpdpbusd does. Built with the AMX tile and int8 flags (and AVX-512 for the driver's packing and epilogue), listed
-// only where the CPU has AMX-INT8 and Linux granted the process its tile state (cpu_has_amx_int8).
+// vpdpbusd does. Built with the AMX tile and int8 flags and AVX-512 (BW and VBMI, for the packing and epilogue),
+// listed only where the CPU has AMX-INT8 and VBMI and Linux granted the process its tile state (cpu_has_amx_int8).
 #include <immintrin.h>
+
+#include <algorithm>
+#include <array>
 
 #include "engine/kernels/gemm_int.hpp"
 
@@ -68,6 +71,53 @@ struct IntTile<S8Operands, AmxInt8> {
         _tile_stored(1, out + 16, kOutRowBytes);
         _tile_stored(2, out + 16 * kColumns, kOutRowBytes);
         _tile_stored(3, out + 16 * kColumns + 16, kOutRowBytes);
+    }
+
+    // A 3x3 convolution's B panel straight from its padded planes (PackedGemmInt::multiply_conv3x3), four taps (a
+    // group) at a time: each tap's 32 columns are one 64-byte load permuted by vpermb into one half of a register
+    // (taps 0 and 1 share one, 2 and 3 the other), then two vpermt2b interleave the four into groups. Declines
+    // (false) a panel whose columns span 64 bytes or more of a plane (rows narrower than about 14 outputs) for the
+    // driver's byte-by-byte packing.
+    static bool pack_conv3x3_panel(const int_gemm_detail::PaddedPlanes& padded, const std::uint8_t* planes,
+                                   const int* base, int k, int depth, std::uint8_t* out) {
+        constexpr int kTaps = 4;
+        alignas(64) std::uint8_t offsets[64];  // both halves: a column's offset from the panel's first
+        for (int j = 0; j < kColumns; ++j) {
+            if (base[j] - base[0] >= 64) return false;
+            offsets[j] = offsets[j + kColumns] = static_cast<std::uint8_t>(base[j] - base[0]);
+        }
+        const __m512i gather = _mm512_load_si512(offsets);
+        // Byte 4j + q of the group layout is column j of tap q: byte (q % 2) * 32 + j of the first register for
+        // taps 0 and 1, of the second (numbered from 64) for taps 2 and 3.
+        static constexpr auto interleave = [](int first_column) {
+            std::array<std::uint8_t, 64> index{};
+            for (int j = 0; j < 16; ++j)
+                for (int q = 0; q < kTaps; ++q) index[4 * j + q] = (q / 2) * 64 + (q % 2) * 32 + first_column + j;
+            return index;
+        };
+        alignas(64) static constexpr std::array<std::uint8_t, 64> kLowColumns = interleave(0),
+                                                                   kHighColumns = interleave(16);
+        const __m512i low_columns = _mm512_load_si512(kLowColumns.data());
+        const __m512i high_columns = _mm512_load_si512(kHighColumns.data());
+        constexpr __mmask64 kLowHalf = 0xFFFFFFFFull, kHighHalf = ~kLowHalf;
+        const std::uint8_t* first = planes + base[0];
+        const auto load_tap = [&](int tap) {
+            return _mm512_loadu_si512(first + padded.tap(tap / 9, tap % 9 / 3, tap % 3));
+        };
+        for (int p = 0; p < depth; p += kTaps) {
+            __m512i pairs[2];
+            for (int pair = 0; pair < 2; ++pair) {
+                const int even = p + 2 * pair, odd = even + 1;  // taps past the depth stay zero
+                pairs[pair] = _mm512_maskz_permutexvar_epi8(even < k ? kLowHalf : 0, gather,
+                                                            load_tap(std::min(even, k - 1)));
+                pairs[pair] = _mm512_mask_permutexvar_epi8(pairs[pair], odd < k ? kHighHalf : 0, gather,
+                                                           load_tap(std::min(odd, k - 1)));
+            }
+            _mm512_storeu_si512(out, _mm512_permutex2var_epi8(pairs[0], low_columns, pairs[1]));
+            _mm512_storeu_si512(out + 64, _mm512_permutex2var_epi8(pairs[0], high_columns, pairs[1]));
+            out += kColumns * kTaps;
+        }
+        return true;
     }
 };
 

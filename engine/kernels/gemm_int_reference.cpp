@@ -53,6 +53,28 @@ void gemm_packed_a_s16_reference(bool transpose_b, int m, int n, int k, const st
     gemm_reference(transpose_b, m, n, k, packed_a, b, ldb, epilogue);
 }
 
+// The reference's workspace is the im2col matrix, k x n.
+std::size_t gemm_conv3x3_workspace_s8_reference(int, int channels, int height, int width) {
+    return static_cast<std::size_t>(9) * channels * height * width;
+}
+
+void gemm_conv3x3_s8_reference(int m, int channels, int height, int width, const std::int8_t* packed_a,
+                               const std::uint8_t* x, std::uint8_t padding, const IntegerGemmEpilogue& epilogue,
+                               unsigned char* workspace) {
+    const int n = height * width;
+    std::uint8_t* columns = workspace;
+    for (int c = 0; c < channels; ++c)
+        for (int ky = 0; ky < 3; ++ky)
+            for (int kx = 0; kx < 3; ++kx, columns += n)
+                for (int oy = 0; oy < height; ++oy)
+                    for (int ox = 0; ox < width; ++ox) {
+                        const int iy = oy + ky - 1, ix = ox + kx - 1;
+                        const bool inside = iy >= 0 && iy < height && ix >= 0 && ix < width;
+                        columns[oy * width + ox] = inside ? x[(c * height + iy) * width + ix] : padding;
+                    }
+    gemm_reference(false, m, n, 9 * channels, packed_a, workspace, n, epilogue);
+}
+
 // The reference "packed" B is plain op(B), row-major k x n.
 std::size_t gemm_pack_b_s16_reference(bool transpose_b, int n, int k, const std::int16_t* b, int ldb,
                                       std::int16_t* packed) {
