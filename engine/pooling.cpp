@@ -2,6 +2,7 @@
 #include "engine/pooling.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <cstddef>
 
 namespace edgeqc {
@@ -50,16 +51,23 @@ void max_pool_u8(const std::uint8_t* x, int planes, int height, int width, int k
         max_pool_plain(x, planes, height, width, kernel, stride, y, nullptr);
         return;
     }
-    // The reference network's pool, in loops the compiler vectorizes (no winners to track here).
+    // The reference network's pool, in loops the compiler vectorizes (no winners to track here): each pair of
+    // columns read as one 16-bit value, so the loads are contiguous (byte by byte at stride 2 they were not
+    // vectorized, and the pool took a twentieth of an int8 network's time).
     const int out_height = height / 2, out_width = width / 2;
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < planes; ++p)
         for (int oy = 0; oy < out_height; ++oy) {
             const std::uint8_t* row0 = x + (static_cast<std::size_t>(p) * height + 2 * oy) * width;
             const std::uint8_t* row1 = row0 + width;
-            std::uint8_t* out = y + (static_cast<std::size_t>(p) * out_height + oy) * out_width;
-            for (int ox = 0; ox < out_width; ++ox)
-                out[ox] = std::max(std::max(row0[2 * ox], row0[2 * ox + 1]), std::max(row1[2 * ox], row1[2 * ox + 1]));
+            std::uint8_t* __restrict out = y + (static_cast<std::size_t>(p) * out_height + oy) * out_width;
+            for (int ox = 0; ox < out_width; ++ox) {
+                std::uint16_t top, bottom;
+                std::memcpy(&top, row0 + 2 * ox, sizeof top);
+                std::memcpy(&bottom, row1 + 2 * ox, sizeof bottom);
+                const int left = std::max(top & 0xFF, bottom & 0xFF), right = std::max(top >> 8, bottom >> 8);
+                out[ox] = static_cast<std::uint8_t>(std::max(left, right));
+            }
         }
 }
 

@@ -14,6 +14,7 @@
 #include "engine/kernels.hpp"
 #include "engine/model_file.hpp"
 #include "engine/model_passes.hpp"
+#include "engine/pooling.hpp"
 #include "optim/calibration.hpp"
 #include "test_support.hpp"
 
@@ -342,5 +343,29 @@ TEST_CASE("plans sharing one set of weights run at once on two threads, each bit
             });
         for (std::thread& thread : threads) thread.join();
         for (const std::vector<float>& result : results) CHECK(result == expected);
+    }
+}
+
+TEST_CASE("int8 2x2 max pool: the maximum of each window, on even, odd and one-wide sizes, extremes included") {
+    Rng rng(31);
+    const int sizes[][3] = {{1, 1, 1}, {2, 2, 2}, {3, 5, 7}, {4, 40, 60}, {2, 10, 15}, {5, 5, 7}, {1, 3, 2}, {2, 2, 67}};
+    for (const auto& size : sizes) {
+        const int planes = size[0], height = size[1], width = size[2], out_height = height / 2, out_width = width / 2;
+        CAPTURE(height);
+        CAPTURE(width);
+        std::vector<std::uint8_t> x(static_cast<std::size_t>(planes) * height * width);
+        for (std::uint8_t& v : x) v = static_cast<std::uint8_t>(rng.below(4) == 0 ? kActivationMax : rng.below(kActivationMax + 1));
+        std::vector<std::uint8_t> y(static_cast<std::size_t>(planes) * out_height * out_width + 1, 0xEE);
+        max_pool_u8(x.data(), planes, height, width, 2, 2, y.data());
+        for (int p = 0; p < planes; ++p)
+            for (int oy = 0; oy < out_height; ++oy)
+                for (int ox = 0; ox < out_width; ++ox) {
+                    const auto at = [&](int dy, int dx) {
+                        return x[(static_cast<std::size_t>(p) * height + 2 * oy + dy) * width + 2 * ox + dx];
+                    };
+                    const std::uint8_t expected = std::max({at(0, 0), at(0, 1), at(1, 0), at(1, 1)});
+                    CHECK(y[(static_cast<std::size_t>(p) * out_height + oy) * out_width + ox] == expected);
+                }
+        CHECK(y.back() == 0xEE);  // nothing past the output
     }
 }

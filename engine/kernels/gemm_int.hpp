@@ -250,9 +250,12 @@ void PackedGemmInt<Operands, Arch>::compute(int m, int n, int k, const A* packed
     static_assert(depth_multiple<Tile>() % a_group<Tile, Operands>() == 0, "the padding holds whole A groups");
     const int depth = padded_depth<Tile>(k), groups = depth / kGroup;
     const int column_panels = (n + kColumns - 1) / kColumns, row_panels = (m + kRows - 1) / kRows;
-    const int block_panels =
+    const int most_panels =
         std::max(1, static_cast<int>(kRowBlockBytes / (static_cast<std::size_t>(depth) * kRows * sizeof(A))));
-    const int row_blocks = (row_panels + block_panels - 1) / block_panels;
+    // The fewest blocks of at most that many panels, then the panels spread evenly over them: 16 panels in blocks
+    // of 14 and 2 gave one thread 7 times the other's work.
+    const int row_blocks = (row_panels + most_panels - 1) / most_panels;
+    const int block_panels = (row_panels + row_blocks - 1) / row_blocks;
     // Each task: one B panel against one block of A panels, the B panel staying in L1 meanwhile.
 #pragma omp for collapse(2) schedule(static)
     for (int block = 0; block < row_blocks; ++block) {
@@ -317,8 +320,13 @@ struct PaddedPlanes {
     int stride() const { return width + 2; }
     std::size_t plane() const { return static_cast<std::size_t>(height + 2) * stride(); }
     std::size_t bytes() const { return (plane() * channels + kMargin + 63) / 64 * 64; }
-    // Where tap (ky, kx) of channel c reads, for the output at offset `base` (oy * stride() + ox).
-    std::size_t tap(int c, int ky, int kx) const { return c * plane() + static_cast<std::size_t>(ky) * stride() + kx; }
+    // Where depth p of im2col (channel p / 9, tap (ky, kx) = (p % 9 / 3, p % 3)) reads for the output at offset
+    // `base` (oy * stride() + ox) of the planes: base + offset(p).
+    std::ptrdiff_t offset(int p) const {
+        return static_cast<std::ptrdiff_t>(p / 9) * plane() + static_cast<std::ptrdiff_t>(p % 9 / 3) * stride() + p % 3;
+    }
+    // The offsets of a padded depth, each depth's, -1 past k, after the planes in the workspace.
+    static std::size_t offsets_bytes(int depth) { return (depth * sizeof(std::ptrdiff_t) + 63) / 64 * 64; }
 };
 
 // Copies the planes in (an orphaned `omp for`), the border and the margin set to `padding`.
@@ -348,7 +356,9 @@ std::size_t PackedGemmInt<Operands, Arch>::conv3x3_workspace_bytes(int m, int ch
     requires std::is_same_v<Operands, S8Operands>
 {
     using namespace int_gemm_detail;
-    return PaddedPlanes{channels, height, width}.bytes() + workspace_bytes(m, height * width, 9 * channels);
+    using Tile = IntTile<Operands, Arch>;
+    return PaddedPlanes{channels, height, width}.bytes() + PaddedPlanes::offsets_bytes(padded_depth<Tile>(9 * channels)) +
+           workspace_bytes(m, height * width, 9 * channels);
 }
 
 template <class Operands, class Arch>
@@ -364,12 +374,15 @@ void PackedGemmInt<Operands, Arch>::multiply_conv3x3(int m, int channels, int he
     if (m <= 0 || n <= 0) return;
     if (k <= 0) return finish_empty_product(m, n, epilogue);
     const PaddedPlanes padded{channels, height, width};
-    auto* planes = reinterpret_cast<B*>(workspace);
-    auto* packed_b = reinterpret_cast<B*>(workspace + padded.bytes());
     const int depth = padded_depth<Tile>(k), column_panels = (n + kColumns - 1) / kColumns;
+    auto* planes = reinterpret_cast<B*>(workspace);
+    auto* offsets = reinterpret_cast<std::ptrdiff_t*>(workspace + padded.bytes());
+    auto* packed_b = reinterpret_cast<B*>(workspace + padded.bytes() + PaddedPlanes::offsets_bytes(depth));
 #pragma omp parallel if (2.0 * m * n * k >= kParallelMinOps && !omp_in_parallel())
     {
-        pad_planes(padded, x, padding, planes);  // its `omp for` ends in a barrier: the planes are complete
+#pragma omp for schedule(static) nowait
+        for (int p = 0; p < depth; ++p) offsets[p] = p < k ? padded.offset(p) : -1;
+        pad_planes(padded, x, padding, planes);  // its `omp for` ends in a barrier: planes and offsets are complete
 #pragma omp for schedule(static)
         for (int panel = 0; panel < column_panels; ++panel) {
             // Each column's output (oy, ox) reads the padded planes at oy * stride + ox plus the tap's offset;
@@ -382,12 +395,11 @@ void PackedGemmInt<Operands, Arch>::multiply_conv3x3(int m, int channels, int he
             B* out = packed_b + static_cast<std::ptrdiff_t>(panel) * kColumns * depth;
             bool packed = false;
             if constexpr (requires { Tile::pack_conv3x3_panel; })
-                packed = Tile::pack_conv3x3_panel(padded, planes, base, k, depth, out);
+                packed = Tile::pack_conv3x3_panel(planes, offsets, base, depth, out);
             if (!packed)
                 for (int p = 0; p < depth; p += kGroup) {
                     for (int q = 0; q < kGroup; ++q) {
-                        const int tap = (p + q) % 9;
-                        const B* source = p + q < k ? planes + padded.tap((p + q) / 9, tap / 3, tap % 3) : nullptr;
+                        const B* source = offsets[p + q] >= 0 ? planes + offsets[p + q] : nullptr;
                         for (int j = 0; j < kColumns; ++j) out[j * kGroup + q] = source ? source[base[j]] : B(0);
                     }
                     out += kColumns * kGroup;

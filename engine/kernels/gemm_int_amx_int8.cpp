@@ -78,15 +78,15 @@ struct IntTile<S8Operands, AmxInt8> {
     // (taps 0 and 1 share one, 2 and 3 the other), then two vpermt2b interleave the four into groups. Declines
     // (false) a panel whose columns span 64 bytes or more of a plane (rows narrower than about 14 outputs) for the
     // driver's byte-by-byte packing.
-    static bool pack_conv3x3_panel(const int_gemm_detail::PaddedPlanes& padded, const std::uint8_t* planes,
-                                   const int* base, int k, int depth, std::uint8_t* out) {
+    static bool pack_conv3x3_panel(const std::uint8_t* planes, const std::ptrdiff_t* offsets, const int* base,
+                                   int depth, std::uint8_t* out) {
         constexpr int kTaps = 4;
-        alignas(64) std::uint8_t offsets[64];  // both halves: a column's offset from the panel's first
+        alignas(64) std::uint8_t columns[64];  // both halves: a column's offset from the panel's first
         for (int j = 0; j < kColumns; ++j) {
             if (base[j] - base[0] >= 64) return false;
-            offsets[j] = offsets[j + kColumns] = static_cast<std::uint8_t>(base[j] - base[0]);
+            columns[j] = columns[j + kColumns] = static_cast<std::uint8_t>(base[j] - base[0]);
         }
-        const __m512i gather = _mm512_load_si512(offsets);
+        const __m512i gather = _mm512_load_si512(columns);
         // Byte 4j + q of the group layout is column j of tap q: byte (q % 2) * 32 + j of the first register for
         // taps 0 and 1, of the second (numbered from 64) for taps 2 and 3.
         static constexpr auto interleave = [](int first_column) {
@@ -101,17 +101,15 @@ struct IntTile<S8Operands, AmxInt8> {
         const __m512i high_columns = _mm512_load_si512(kHighColumns.data());
         constexpr __mmask64 kLowHalf = 0xFFFFFFFFull, kHighHalf = ~kLowHalf;
         const std::uint8_t* first = planes + base[0];
-        const auto load_tap = [&](int tap) {
-            return _mm512_loadu_si512(first + padded.tap(tap / 9, tap % 9 / 3, tap % 3));
-        };
         for (int p = 0; p < depth; p += kTaps) {
             __m512i pairs[2];
             for (int pair = 0; pair < 2; ++pair) {
-                const int even = p + 2 * pair, odd = even + 1;  // taps past the depth stay zero
-                pairs[pair] = _mm512_maskz_permutexvar_epi8(even < k ? kLowHalf : 0, gather,
-                                                            load_tap(std::min(even, k - 1)));
-                pairs[pair] = _mm512_mask_permutexvar_epi8(pairs[pair], odd < k ? kHighHalf : 0, gather,
-                                                           load_tap(std::min(odd, k - 1)));
+                // Depths past k (offset -1) stay zero; their load reads the planes' start, which is never used.
+                const std::ptrdiff_t even = offsets[p + 2 * pair], odd = offsets[p + 2 * pair + 1];
+                pairs[pair] = _mm512_maskz_permutexvar_epi8(even >= 0 ? kLowHalf : 0, gather,
+                                                            _mm512_loadu_si512(first + std::max(even, std::ptrdiff_t{0})));
+                pairs[pair] = _mm512_mask_permutexvar_epi8(pairs[pair], odd >= 0 ? kHighHalf : 0, gather,
+                                                           _mm512_loadu_si512(first + std::max(odd, std::ptrdiff_t{0})));
             }
             _mm512_storeu_si512(out, _mm512_permutex2var_epi8(pairs[0], low_columns, pairs[1]));
             _mm512_storeu_si512(out + 64, _mm512_permutex2var_epi8(pairs[0], high_columns, pairs[1]));
