@@ -118,9 +118,9 @@ void pack_panel(const T* source, std::ptrdiff_t line_stride, std::ptrdiff_t dept
 // Round to nearest, ties to even, of |value| <= 2^22 (as std::nearbyint in the default rounding mode): adding
 // 1.5 x 2^23 leaves no fraction bits, the FPU rounds, and subtracting it back is exact. Unlike nearbyint it needs
 // no SSE4.1 (roundps) to vectorize, so every arch's build computes it in vectors, and all get the same bits.
+constexpr float kRoundingShifter = 12582912.0f;  // 1.5 x 2^23
 inline float round_to_even(float value) {
-    constexpr float kShifter = 12582912.0f;  // 1.5 x 2^23
-    return (value + kShifter) - kShifter;
+    return (value + kRoundingShifter) - kRoundingShifter;
 }
 
 // The epilogue of `count` sums of row `row`, columns [column, column + count): the one definition every arch and
@@ -267,7 +267,14 @@ void PackedGemmInt<Operands, Arch>::compute(int m, int n, int k, const A* packed
                 alignas(64) std::int32_t sums[kRows * kColumns];
                 Tile::sums(groups, packed_a + static_cast<std::ptrdiff_t>(row_panel) * kRows * depth, b_panel, sums);
                 const int row = row_panel * kRows, rows = std::min(kRows, m - row);
-                for (int i = 0; i < rows; ++i) finish_sums(sums + i * kColumns, columns, row + i, column, epilogue);
+                for (int i = 0; i < rows; ++i) {
+                    if constexpr (requires { Tile::finish_quantized; })  // the same bits, in the tile's vectors
+                        if (epilogue.quantized) {
+                            Tile::finish_quantized(sums + i * kColumns, columns, row + i, column, epilogue);
+                            continue;
+                        }
+                    finish_sums(sums + i * kColumns, columns, row + i, column, epilogue);
+                }
             }
         }
     }
@@ -348,6 +355,29 @@ void pad_planes(const PaddedPlanes& p, const B* x, B padding, B* planes) {
     }
 }
 
+// Packs a panel of a 3x3 convolution's B run by run: a run is columns whose outputs are consecutive in one row, so
+// each tap reads it as one stretch of a plane, and a group's taps interleave along it (a loop the compiler
+// vectorizes, as in pack_panel). base[j] is column j's offset in the planes; columns from `columns` on are zero.
+template <int kColumns, int kGroup, class B>
+void pack_conv3x3_runs(const B* planes, const std::ptrdiff_t* offsets, const int* base, int columns, int depth,
+                       B* out) {
+    static constexpr B kZeros[kColumns] = {};
+    for (int first = 0; first < kColumns;) {
+        int length = kColumns - first;  // the zero columns at the end, or a run
+        if (first < columns)
+            for (length = 1; first + length < columns && base[first + length] == base[first] + length;) ++length;
+        for (int p = 0; p < depth; p += kGroup) {
+            const B* __restrict rows[kGroup];
+            for (int q = 0; q < kGroup; ++q)
+                rows[q] = first < columns && offsets[p + q] >= 0 ? planes + offsets[p + q] + base[first] : kZeros;
+            B* __restrict group = out + static_cast<std::ptrdiff_t>(p / kGroup) * kColumns * kGroup + first * kGroup;
+            for (int j = 0; j < length; ++j)
+                for (int q = 0; q < kGroup; ++q) group[j * kGroup + q] = rows[q][j];
+        }
+        first += length;
+    }
+}
+
 }  // namespace int_gemm_detail
 }  // namespace
 
@@ -397,13 +427,8 @@ void PackedGemmInt<Operands, Arch>::multiply_conv3x3(int m, int channels, int he
             if constexpr (requires { Tile::pack_conv3x3_panel; })
                 packed = Tile::pack_conv3x3_panel(planes, offsets, base, depth, out);
             if (!packed)
-                for (int p = 0; p < depth; p += kGroup) {
-                    for (int q = 0; q < kGroup; ++q) {
-                        const B* source = offsets[p + q] >= 0 ? planes + offsets[p + q] : nullptr;
-                        for (int j = 0; j < kColumns; ++j) out[j * kGroup + q] = source ? source[base[j]] : B(0);
-                    }
-                    out += kColumns * kGroup;
-                }
+                pack_conv3x3_runs<kColumns, kGroup>(planes, offsets, base, std::min(kColumns, n - panel * kColumns),
+                                                    depth, out);
         }
         compute(m, n, k, packed_a, packed_b, epilogue);
     }

@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include "engine/kernels/gemm_int.hpp"
+#include "engine/kernels/gemm_int_avx512_epilogue.hpp"
 
 namespace edgeqc {
 
@@ -17,7 +18,7 @@ __m512i broadcast_group(const void* group) {
 // 12 rows x 32 columns: 24 accumulators, 2 B vectors and a broadcast weight group of the 32 registers. Dot is
 // vpdpbusd or vpdpwssd.
 template <class A, class B, __m512i (*Dot)(__m512i, __m512i, __m512i)>
-struct VnniTile {
+struct VnniTile : Avx512QuantizedEpilogue {
     static constexpr int kRows = 12, kColumns = 32;
 
     static void sums(int groups, const A* a, const B* b, std::int32_t* out) {
