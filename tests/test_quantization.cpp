@@ -348,7 +348,8 @@ TEST_CASE("plans sharing one set of weights run at once on two threads, each bit
 
 TEST_CASE("int8 2x2 max pool: the maximum of each window, on even, odd and one-wide sizes, extremes included") {
     Rng rng(31);
-    const int sizes[][3] = {{1, 1, 1}, {2, 2, 2}, {3, 5, 7}, {4, 40, 60}, {2, 10, 15}, {5, 5, 7}, {1, 3, 2}, {2, 2, 67}};
+    const int sizes[][3] = {{1, 1, 1}, {2, 2, 2}, {3, 5, 7}, {4, 40, 60}, {2, 10, 15}, {5, 5, 7}, {1, 3, 2}, {2, 2, 67},
+                             {2, 4, 1}, {1, 2, 33}, {3, 4, 9}};
     for (const auto& size : sizes) {
         const int planes = size[0], height = size[1], width = size[2], out_height = height / 2, out_width = width / 2;
         CAPTURE(height);
