@@ -292,21 +292,36 @@ bool cpu_has_avx512_bf16() {
     return false;
 #endif
 }
-bool cpu_has_amx_int8() {
 #if defined(__x86_64__)
-    // CPUID leaf 7 lists the tiles (EDX bit 24) and their int8 products (bit 25); Linux then keeps a process from
-    // using the 8 KiB of tile state until it asks (arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA, state component
-    // 18), which fails where the kernel does not support it. Asked once, for the whole process. The tile's packing
-    // needs AVX-512 VBMI, which every AMX CPU has.
+namespace {
+// Whether CPUID leaf 7 lists the AMX tiles (EDX bit 24) and `feature` (AMX-INT8 bit 25, AMX-BF16 bit 22), and Linux
+// grants the process the 8 KiB of tile state, which it withholds until asked (arch_prctl ARCH_REQ_XCOMP_PERM for
+// XTILEDATA, state component 18; refused where the kernel does not support it). The kernels also need AVX-512 BW
+// (their packing and epilogues) and VBMI (the int8 packing), which every AMX CPU has.
+bool cpu_has_amx(unsigned feature_bit) {
     static const bool granted = [] {
         if (!cpu_has_avx512() || !__builtin_cpu_supports("avx512vbmi")) return false;
         unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-        if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
-        if (!(edx & (1u << 24)) || !(edx & (1u << 25))) return false;
+        if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) || !(edx & (1u << 24))) return false;
         constexpr long kRequestPermission = 0x1023, kTileData = 18;
         return syscall(SYS_arch_prctl, kRequestPermission, kTileData) == 0;
     }();
-    return granted;
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return granted && __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) && (edx & (1u << feature_bit));
+}
+}  // namespace
+#endif
+
+bool cpu_has_amx_int8() {
+#if defined(__x86_64__)
+    return cpu_has_amx(25);
+#else
+    return false;
+#endif
+}
+bool cpu_has_amx_bf16() {
+#if defined(__x86_64__)
+    return cpu_has_amx(22) && cpu_has_avx512_bf16();
 #else
     return false;
 #endif

@@ -149,13 +149,14 @@ struct KernelTable {
 };
 
 // The CPU checks of kernel lists: every CPU, (x86-64) AVX2 with FMA, AVX-512 F/CD/DQ/BW/VL, AVX-512 BW with VNNI
-// and the same with BF16, AMX-INT8 with the OS's permission, and (AArch64) the ARMv8.2 dot product.
+// and the same with BF16, AMX-INT8 and AMX-BF16 with the OS's permission, and (AArch64) the ARMv8.2 dot product.
 bool any_cpu();
 bool cpu_has_avx2_fma();
 bool cpu_has_avx512();
 bool cpu_has_avx512_vnni();
 bool cpu_has_avx512_bf16();
 bool cpu_has_amx_int8();
+bool cpu_has_amx_bf16();
 bool cpu_has_dotprod();
 
 // One line of a kernel list: an implementation of op `op` on `type` for `arch`, run only where cpu_supports()

@@ -17,12 +17,8 @@ std::size_t gemm_pack_a_bf16_reference(bool, int, int, const float*, int, float*
 void gemm_packed_a_bf16_reference(bool, int, int, int, float, const float*, const float*, int, float, float*, int,
                                   const GemmEpilogue&, float*);
 #if defined(__x86_64__)
-void gemm_bf16_avx512_bf16(bool, bool, int, int, int, float, const float*, int, const float*, int, float, float*, int,
-                           const GemmEpilogue&, float*);
-std::size_t gemm_workspace_bf16_avx512_bf16(int, int, int, bool);
-std::size_t gemm_pack_a_bf16_avx512_bf16(bool, int, int, const float*, int, float*);
-void gemm_packed_a_bf16_avx512_bf16(bool, int, int, int, float, const float*, const float*, int, float, float*, int,
-                                    const GemmEpilogue&, float*);
+void install_gemm_bf16_avx512_bf16(TrainingKernelTable& table);  // optim/kernels/gemm_bf16_avx512_bf16.cpp
+void install_gemm_bf16_amx_bf16(TrainingKernelTable& table);     // optim/kernels/gemm_bf16_amx_bf16.cpp
 #endif
 
 namespace {
@@ -42,18 +38,11 @@ void install_gemm_bf16_reference(TrainingKernelTable& t) {
     t.gemm_pack_a_bf16 = gemm_pack_a_bf16_reference;
     t.gemm_packed_a_bf16 = gemm_packed_a_bf16_reference;
 }
-#if defined(__x86_64__)
-void install_gemm_bf16_avx512_bf16(TrainingKernelTable& t) {
-    t.gemm_bf16 = gemm_bf16_avx512_bf16;
-    t.gemm_workspace_bf16 = gemm_workspace_bf16_avx512_bf16;
-    t.gemm_pack_a_bf16 = gemm_pack_a_bf16_avx512_bf16;
-    t.gemm_packed_a_bf16 = gemm_packed_a_bf16_avx512_bf16;
-}
-#endif
 
 std::vector<KernelListing<TrainingKernelTable>> build_list() {
     std::vector<KernelListing<TrainingKernelTable>> list;
 #if defined(__x86_64__)
+    list.push_back({"gemm", DataType::BF16, "amx_bf16", cpu_has_amx_bf16, install_gemm_bf16_amx_bf16});
     list.push_back({"gemm", DataType::BF16, "avx512_bf16", cpu_has_avx512_bf16, install_gemm_bf16_avx512_bf16});
     list.push_back({"adam", DataType::F32, "avx512", cpu_has_avx512, install_adam_f32<xsimd::avx512bw>});
     list.push_back({"adam", DataType::F32, "avx2", cpu_has_avx2_fma, install_adam_f32<xsimd::fma3<xsimd::avx2>>});

@@ -129,7 +129,7 @@ void check_gemm(const KernelTable& table, const GemmCase& t, Rng& rng,
     }
 }
 
-// Every transpose, alpha and beta, bias and ReLU on sizes around the register tile (6, 8 or 12 rows, 16, 12 or 32
+// Every transpose, alpha and beta, bias and ReLU on sizes around the register tile (6, 8, 12 or 32 rows, 16, 12 or 32
 // columns), the row block (144), the depth block (256; odd depths leave a bf16 pair half empty) and the column block
 // (about 4096, two and more of them, threaded and not), plus shapes of the reference network.
 void check_gemm_cases(const KernelTable& table, Rng& rng, const KernelTable& reference = reference_kernels()) {

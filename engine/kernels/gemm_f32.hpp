@@ -35,8 +35,10 @@ struct GemmTileShape<xsimd::neon64> {
 };
 
 // How the packed GEMM stores and multiplies its operands; the default keeps them in f32 (F32Operands, below). A
-// policy packs kc-deep micro-panels into float-sized slots, at most kc x tile width of them, so that every policy
-// shares the driver's blocking and workspace, and multiplies two such panels into a tile of C:
+// policy names its register tile (Shape: rows of A, and SIMD vectors of B's columns, as GemmTileShape), packs
+// kc-deep micro-panels into float-sized slots, at most kc x tile width of them, so that every policy shares the
+// driver's blocking and workspace, and multiplies two such panels into a tile of C:
+//   using Shape = ...;
 //   static void pack_a(a, lda, transposed, row, rows, depth, kc, tile_rows, packed);
 //   static void pack_b(b, ldb, transposed, depth, kc, column, columns, tile_columns, packed);
 //   template <int kVectors> static void micro_kernel(kc, a_panel, b_panel, c, ldc, rows, columns, merge);
@@ -131,12 +133,11 @@ struct TileMerge {
     }
 };
 
-// Merges an MR x (kVectors SIMD vectors) tile of sums into C[rows x columns] (the valid part of an edge tile only).
-template <class Arch, int kVectors>
-inline void merge_tile(const xsimd::batch<float, Arch> (&acc)[GemmTileShape<Arch>::rows][kVectors], float* c, int ldc,
-                       int rows, int columns, const TileMerge& merge) {
+// Merges a kRows x (kVectors SIMD vectors) tile of sums into C[rows x columns] (the valid part of an edge tile only).
+template <class Arch, int kVectors, int kRows = GemmTileShape<Arch>::rows>
+inline void merge_tile(const xsimd::batch<float, Arch> (&acc)[kRows][kVectors], float* c, int ldc, int rows,
+                       int columns, const TileMerge& merge) {
     using Batch = xsimd::batch<float, Arch>;
-    constexpr int kRows = GemmTileShape<Arch>::rows;
     constexpr int kWidth = static_cast<int>(Batch::size), kColumns = kVectors * kWidth;
     if (rows == kRows && columns == kColumns) {
         const Batch alpha(merge.alpha), beta(merge.beta), zero(0.0f);
@@ -198,12 +199,13 @@ inline void micro_kernel(int kc, const float* a_panel, const float* b_panel, flo
     merge_tile<Arch, kVectors>(acc, c, ldc, rows, columns, merge);
 }
 
-// The blocking of one product: how multiply() walks it and how much of the workspace it packs into.
-template <class Arch>
+// The blocking of one product with a register tile of Shape: how multiply() walks it and how much of the workspace
+// it packs into.
+template <class Arch, class Shape>
 struct Blocking {
-    static constexpr int kRows = GemmTileShape<Arch>::rows;
+    static constexpr int kRows = Shape::rows;
     static constexpr int kWidth = static_cast<int>(xsimd::batch<float, Arch>::size);
-    static constexpr int kColumns = GemmTileShape<Arch>::vectors * kWidth;
+    static constexpr int kColumns = Shape::vectors * kWidth;
     int row_block, depth_block, column_block;
     std::ptrdiff_t padded_rows;
     // The buffers hold depth blocks of min(kDepthBlock, k), the most any product of depth k or less cuts (an even cut
@@ -230,6 +232,7 @@ struct Blocking {
 // The operands as given, in f32.
 template <class Arch>
 struct F32Operands {
+    using Shape = GemmTileShape<Arch>;
     static void pack_a(const float* a, int lda, bool transposed, int row, int rows, int depth, int kc, int tile_rows,
                        float* packed) {
         gemm_detail::pack_a(a, lda, transposed, row, rows, depth, kc, tile_rows, packed);
@@ -249,10 +252,10 @@ template <class Arch, class Operands>
 std::size_t PackedGemmF32<Arch, Operands>::pack_a(bool transpose_a, int m, int k, const float* a, int lda,
                                                   float* packed) const {
     using namespace gemm_detail;
-    constexpr int kRows = GemmTileShape<Arch>::rows;
+    constexpr int kRows = Operands::Shape::rows;
     const std::size_t padded_rows = static_cast<std::size_t>(round_up(std::max(m, 0), kRows));
     if (!packed || m <= 0 || k <= 0) return padded_rows * static_cast<std::size_t>(std::max(k, 0));
-    const int depth_block = Blocking<Arch>(m, 1, k).depth_block;  // as multiply() cuts it
+    const int depth_block = Blocking<Arch, typename Operands::Shape>(m, 1, k).depth_block;  // as multiply() cuts it
     for (int pc = 0; pc < k; pc += depth_block) {
         const int kc = std::min(depth_block, k - pc);
         float* block = packed + padded_rows * pc;
@@ -266,7 +269,7 @@ std::size_t PackedGemmF32<Arch, Operands>::pack_a(bool transpose_a, int m, int k
 template <class Arch, class Operands>
 std::size_t PackedGemmF32<Arch, Operands>::workspace_floats(int m, int n, int k, bool a_packed) const {
     if (m <= 0 || n <= 0 || k <= 0) return 0;
-    const gemm_detail::Blocking<Arch> blocking(m, n, k);
+    const gemm_detail::Blocking<Arch, typename Operands::Shape> blocking(m, n, k);
     return blocking.a_floats(a_packed) + blocking.b_floats();
 }
 
@@ -276,9 +279,9 @@ void PackedGemmF32<Arch, Operands>::multiply(bool transpose_a, bool transpose_b,
                                              int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue,
                                              float* workspace) const {
     using namespace gemm_detail;
-    constexpr int kRows = GemmTileShape<Arch>::rows;
+    constexpr int kRows = Operands::Shape::rows;
     constexpr int kWidth = static_cast<int>(xsimd::batch<float, Arch>::size);
-    constexpr int kVectors = GemmTileShape<Arch>::vectors, kColumns = kVectors * kWidth;
+    constexpr int kVectors = Operands::Shape::vectors, kColumns = kVectors * kWidth;
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {  // no product: only beta, bias and ReLU
         const TileMerge merge{alpha, beta, epilogue.row_bias, epilogue.relu};
@@ -290,7 +293,7 @@ void PackedGemmF32<Arch, Operands>::multiply(bool transpose_a, bool transpose_b,
         return;
     }
 
-    const Blocking<Arch> blocking(m, n, k);
+    const Blocking<Arch, typename Operands::Shape> blocking(m, n, k);
     const int row_block = blocking.row_block, depth_block = blocking.depth_block, column_block = blocking.column_block;
     const std::ptrdiff_t padded_rows = blocking.padded_rows;
     float* a_workspace = prepacked_a ? nullptr : workspace;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 
+#include "engine/kernels/amx_tiles.hpp"
 #include "engine/kernels/gemm_int.hpp"
 #include "engine/kernels/gemm_int_avx512_epilogue.hpp"
 
@@ -14,30 +15,16 @@ namespace edgeqc {
 
 namespace {
 
-// The tile register layout of palette 1: every tile 16 rows of 64 bytes (A: 16 weight rows of 64 depths; B: 16
-// depth groups of four, for 16 columns; C: 16 rows of 16 int32 sums).
-struct alignas(64) TileConfig {
-    std::uint8_t palette = 1;
-    std::uint8_t start_row = 0;
-    std::uint8_t reserved[14] = {};
-    std::uint16_t bytes_per_row[16] = {};
-    std::uint8_t rows[16] = {};
-};
-
-// A thread's tile registers keep their configuration until it loads another, and nothing else here loads one:
-// configure once per thread.
-void configure_tiles() {
-    thread_local const bool configured = [] {
-        TileConfig config;
-        for (int tile = 0; tile < 8; ++tile) {
-            config.bytes_per_row[tile] = 64;
-            config.rows[tile] = 16;
-        }
-        _tile_loadconfig(&config);
-        return true;
-    }();
-    (void)configured;
-}
+// Every tile 16 rows of 64 bytes (A: 16 weight rows of 64 depths; B: 16 depth groups of four, for 16 columns; C: 16
+// rows of 16 int32 sums).
+const TileConfig kTiles = [] {
+    TileConfig config;
+    for (int tile = 0; tile < 8; ++tile) {
+        config.bytes_per_row[tile] = 64;
+        config.rows[tile] = 16;
+    }
+    return config;
+}();
 
 }  // namespace
 
@@ -50,7 +37,7 @@ struct IntTile<S8Operands, AmxInt8> : Avx512QuantizedEpilogue {
 
     static void sums(int groups, const std::int8_t* a, const std::uint8_t* b, std::int32_t* out) {
         constexpr int kRowBytes = 64, kTileBytes = 16 * kRowBytes, kBRowBytes = kColumns * 4;
-        configure_tiles();
+        use_tile_config(kTiles);
         _tile_zero(0);
         _tile_zero(1);
         _tile_zero(2);
@@ -107,10 +94,10 @@ struct IntTile<S8Operands, AmxInt8> : Avx512QuantizedEpilogue {
             for (int pair = 0; pair < 2; ++pair) {
                 // Depths past k (offset -1) stay zero; their load reads the planes' start, which is never used.
                 const std::ptrdiff_t even = offsets[p + 2 * pair], odd = offsets[p + 2 * pair + 1];
-                pairs[pair] = _mm512_maskz_permutexvar_epi8(even >= 0 ? kLowHalf : 0, gather,
-                                                            _mm512_loadu_si512(first + std::max(even, std::ptrdiff_t{0})));
-                pairs[pair] = _mm512_mask_permutexvar_epi8(pairs[pair], odd >= 0 ? kHighHalf : 0, gather,
-                                                           _mm512_loadu_si512(first + std::max(odd, std::ptrdiff_t{0})));
+                const __m512i even_bytes = _mm512_loadu_si512(first + std::max(even, std::ptrdiff_t{0}));
+                const __m512i odd_bytes = _mm512_loadu_si512(first + std::max(odd, std::ptrdiff_t{0}));
+                pairs[pair] = _mm512_maskz_permutexvar_epi8(even >= 0 ? kLowHalf : 0, gather, even_bytes);
+                pairs[pair] = _mm512_mask_permutexvar_epi8(pairs[pair], odd >= 0 ? kHighHalf : 0, gather, odd_bytes);
             }
             _mm512_storeu_si512(out, _mm512_permutex2var_epi8(pairs[0], low_columns, pairs[1]));
             _mm512_storeu_si512(out + 64, _mm512_permutex2var_epi8(pairs[0], high_columns, pairs[1]));
