@@ -91,7 +91,8 @@ std::size_t PackedLayerS8::workspace_bytes(int batch, int threads) const {
 }
 
 std::size_t PackedLayerS8::im2col_workspace_bytes(int batch) const {
-    if (packs_from_image()) return table_.gemm_conv3x3_workspace_s8(outputs_, conv_->channels, conv_->height, conv_->width);
+    if (packs_from_image())
+        return table_.gemm_conv3x3_workspace_s8(outputs_, conv_->channels, conv_->height, conv_->width);
     if (conv_)  // one image at a time: its columns, then the GEMM's packing space
         return aligned_bytes(static_cast<std::size_t>(inputs_) * conv_->positions()) +
                table_.gemm_workspace_s8(outputs_, conv_->positions(), inputs_);
@@ -128,10 +129,12 @@ void PackedLayerS8::run_im2col(const std::uint8_t* x, int batch, void* y, unsign
         const std::size_t out_image = static_cast<std::size_t>(outputs_) * g.positions() * out_size;
         const auto padding = static_cast<std::uint8_t>(input_.zero_point);  // a real 0 outside the image
         if (packs_from_image()) {
-            for (int n = 0; n < batch; ++n)
-                table_.gemm_conv3x3_s8(outputs_, g.channels, g.height, g.width, packed_weights_.data(), x + n * in_image,
-                                       padding, epilogue(static_cast<unsigned char*>(y) + n * out_image, g.positions()),
-                                       workspace);
+            for (int n = 0; n < batch; ++n) {
+                const IntegerGemmEpilogue image_epilogue =
+                    epilogue(static_cast<unsigned char*>(y) + n * out_image, g.positions());
+                table_.gemm_conv3x3_s8(outputs_, g.channels, g.height, g.width, packed_weights_.data(),
+                                       x + n * in_image, padding, image_epilogue, workspace);
+            }
             return;
         }
         auto* columns = reinterpret_cast<std::uint8_t*>(workspace);

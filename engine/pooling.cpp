@@ -2,8 +2,8 @@
 #include "engine/pooling.hpp"
 
 #include <algorithm>
-#include <cstring>
 #include <cstddef>
+#include <cstring>
 
 namespace edgeqc {
 

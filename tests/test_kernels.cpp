@@ -657,7 +657,8 @@ void check_conv3x3_s8(const KernelTable& table, int m, int channels, int height,
     const int k = 9 * channels, n = height * width;
     std::vector<std::int8_t> weights(static_cast<std::size_t>(m) * k);
     for (std::size_t i = 0; i < weights.size(); ++i)
-        weights[i] = extreme ? (i % 5 == 0 ? -127 : 127) : static_cast<std::int8_t>(static_cast<int>(rng.below(255)) - 127);
+        weights[i] = extreme ? (i % 5 == 0 ? -127 : 127)
+                             : static_cast<std::int8_t>(static_cast<int>(rng.below(255)) - 127);
     std::vector<std::uint8_t> x(static_cast<std::size_t>(channels) * n);
     for (std::uint8_t& v : x) v = extreme ? kActivationMax : static_cast<std::uint8_t>(rng.below(kActivationMax + 1));
     const auto padding = static_cast<std::uint8_t>(extreme ? kActivationMax : rng.below(kActivationMax + 1));
@@ -670,7 +671,8 @@ void check_conv3x3_s8(const KernelTable& table, int m, int channels, int height,
         IntegerGemmEpilogue epilogue;
         epilogue.sums = sums.data();
         epilogue.ldc = n;
-        kernels.gemm_conv3x3_s8(m, channels, height, width, packed.data(), x.data(), padding, epilogue, workspace.data());
+        kernels.gemm_conv3x3_s8(m, channels, height, width, packed.data(), x.data(), padding, epilogue,
+                                workspace.data());
         CHECK(std::all_of(workspace.begin() + static_cast<std::ptrdiff_t>(workspace_bytes), workspace.end(),
                           [](unsigned char v) { return v == 0xA5; }));
         return sums;
@@ -682,13 +684,15 @@ void check_conv3x3_s8(const KernelTable& table, int m, int channels, int height,
 
 TEST_CASE("int8 3x3 convolution GEMM (B packed from the image): every table equals the reference bit for bit") {
     Rng rng(23);
-    // Rows of 1 and 2 outputs (too narrow for AMX's vector packing), prime sizes, depths 9 x channels that are and
-    // are not multiples of 64, and the reference network's layers at batch 1.
-    const int shapes[][4] = {{1, 1, 1, 1},   {5, 1, 7, 1},    {33, 13, 5, 2},   {31, 7, 11, 13}, {64, 32, 40, 60},
-                             {40, 64, 20, 30}, {17, 512, 10, 15}, {256, 512, 5, 7}, {3, 3, 3, 97}};
+    // Rows of 1 and 2 outputs (one output wide and 40 high: too narrow for AMX's vector packing), prime sizes, depths
+    // 9 x channels that are and are not multiples of 64, and the reference network's layers at batch 1.
+    const int shapes[][4] = {{1, 1, 1, 1},     {5, 1, 7, 1},      {3, 2, 40, 1},    {33, 13, 5, 2},
+                             {31, 7, 11, 13},  {64, 32, 40, 60},  {40, 64, 20, 30}, {17, 512, 10, 15},
+                             {256, 512, 5, 7}, {3, 3, 3, 97}};
     for_each_fast_table([&](const KernelTable& table) {
         for (const auto& shape : shapes)
-            for (const bool extreme : {false, true}) check_conv3x3_s8(table, shape[0], shape[1], shape[2], shape[3], extreme, rng);
+            for (const bool extreme : {false, true})
+                check_conv3x3_s8(table, shape[0], shape[1], shape[2], shape[3], extreme, rng);
     });
 }
 

@@ -355,7 +355,8 @@ TEST_CASE("int8 2x2 max pool: the maximum of each window, on even, odd and one-w
         CAPTURE(height);
         CAPTURE(width);
         std::vector<std::uint8_t> x(static_cast<std::size_t>(planes) * height * width);
-        for (std::uint8_t& v : x) v = static_cast<std::uint8_t>(rng.below(4) == 0 ? kActivationMax : rng.below(kActivationMax + 1));
+        for (std::uint8_t& v : x)
+            v = static_cast<std::uint8_t>(rng.below(4) == 0 ? kActivationMax : rng.below(kActivationMax + 1));
         std::vector<std::uint8_t> y(static_cast<std::size_t>(planes) * out_height * out_width + 1, 0xEE);
         max_pool_u8(x.data(), planes, height, width, 2, 2, y.data());
         for (int p = 0; p < planes; ++p)

@@ -19,7 +19,9 @@ struct alignas(64) TileConfig {
 };
 
 // Loads `config` (a kernel's static object: its address names it) unless this thread's tiles already have it.
-// Loading a layout zeroes the tiles, so a kernel calls this before it starts accumulating, never in between.
+// Loading a layout zeroes the tiles, so a kernel calls this before it starts accumulating, never in between. Not in an
+// unnamed namespace, unlike the kernels' helpers: its thread_local must be one for all the AMX kernels. It assumes
+// nothing else in the process loads or releases tile layouts (edgeqc links no other AMX code).
 inline void use_tile_config(const TileConfig& config) {
     thread_local const TileConfig* loaded = nullptr;
     if (loaded == &config) return;

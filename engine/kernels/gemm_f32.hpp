@@ -42,7 +42,8 @@ struct GemmTileShape<xsimd::neon64> {
 //   static void pack_a(a, lda, transposed, row, rows, depth, kc, tile_rows, packed);
 //   static void pack_b(b, ldb, transposed, depth, kc, column, columns, tile_columns, packed);
 //   template <int kVectors> static void micro_kernel(kc, a_panel, b_panel, c, ldc, rows, columns, merge);
-// (optim/kernels/gemm_bf16_avx512_bf16.cpp packs bf16 pairs into the slots and multiplies them with vdpbf16ps.)
+// (optim/kernels/gemm_bf16_operands.hpp packs bf16 pairs into the slots and multiplies them with vdpbf16ps;
+// gemm_bf16_amx_bf16.cpp, with a tile shape of its own, with tdpbf16ps.)
 template <class Arch>
 struct F32Operands;
 

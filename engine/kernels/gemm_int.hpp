@@ -44,8 +44,10 @@ struct S16Operands {
 // rows) times a packed B panel (kColumns columns) over `groups` groups of B, stored row-major into `sums`:
 //   static constexpr int kRows, kColumns;
 //   static void sums(int groups, const Operands::A* a, const Operands::B* b, std::int32_t* sums);
-// and optionally kAGroup (values of a row of A side by side in its panel; Operands::kGroup if absent) and
-// kDepthMultiple (the depth padding, a multiple of kAGroup; 8 if absent). Only declared here: each arch's source
+// and optionally kAGroup (values of a row of A side by side in its panel; Operands::kGroup if absent),
+// kDepthMultiple (the depth padding, a multiple of kAGroup; 8 if absent), finish_quantized (finish_sums into 7-bit
+// activations, the same bits in the tile's own vectors) and pack_conv3x3_panel (a convolution's B panel packed in the
+// tile's own instructions, or false to leave it to pack_conv3x3_runs). Only declared here: each arch's source
 // specializes it.
 template <class Operands, class Arch>
 struct IntTile;
@@ -387,7 +389,8 @@ std::size_t PackedGemmInt<Operands, Arch>::conv3x3_workspace_bytes(int m, int ch
 {
     using namespace int_gemm_detail;
     using Tile = IntTile<Operands, Arch>;
-    return PaddedPlanes{channels, height, width}.bytes() + PaddedPlanes::offsets_bytes(padded_depth<Tile>(9 * channels)) +
+    const std::size_t planes = PaddedPlanes{channels, height, width}.bytes();
+    return planes + PaddedPlanes::offsets_bytes(padded_depth<Tile>(9 * channels)) +
            workspace_bytes(m, height * width, 9 * channels);
 }
 

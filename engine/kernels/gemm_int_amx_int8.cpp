@@ -1,5 +1,5 @@
 // AMX-INT8 tile of the s8 GEMM: tdpbsud multiplies a 16 x 64 tile of s8 weights by a 64 x 16 tile of 7-bit
-// activations (unsigned), 16 384 multiply-adds into 16 x 16 int32 sums in one instruction, 16 times what one
+// activations (unsigned), 16 384 multiply-adds into 16 x 16 int32 sums in one instruction, 256 times what one
 // vpdpbusd does. Built with the AMX tile and int8 flags and AVX-512 (BW and VBMI, for the packing and epilogue),
 // listed only where the CPU has AMX-INT8 and VBMI and Linux granted the process its tile state (cpu_has_amx_int8).
 #include <immintrin.h>
@@ -64,8 +64,8 @@ struct IntTile<S8Operands, AmxInt8> : Avx512QuantizedEpilogue {
     // A 3x3 convolution's B panel straight from its padded planes (PackedGemmInt::multiply_conv3x3), four taps (a
     // group) at a time: each tap's 32 columns are one 64-byte load permuted by vpermb into one half of a register
     // (taps 0 and 1 share one, 2 and 3 the other), then two vpermt2b interleave the four into groups. Declines
-    // (false) a panel whose columns span 64 bytes or more of a plane (rows narrower than about 14 outputs) for the
-    // driver's byte-by-byte packing.
+    // (false) a panel whose columns span 64 bytes or more of a plane (32 columns and two bytes of border per row
+    // break: only images one output wide) for the driver's run-by-run packing.
     static bool pack_conv3x3_panel(const std::uint8_t* planes, const std::ptrdiff_t* offsets, const int* base,
                                    int depth, std::uint8_t* out) {
         constexpr int kTaps = 4;

@@ -7,6 +7,8 @@
 #include "engine/kernels/gemm_int.hpp"
 
 namespace edgeqc {
+// Unnamed, as gemm_int.hpp's helpers: the VNNI and the AMX sources each compile their own copy with their own flags.
+namespace {
 
 struct Avx512QuantizedEpilogue {
     // int_gemm_detail::finish_sums into 7-bit activations, with the same float operations in the same order (and
@@ -25,7 +27,8 @@ struct Avx512QuantizedEpilogue {
             const auto lanes = static_cast<__mmask16>(count - j >= kWidth ? 0xFFFF : (1u << (count - j)) - 1);
             const __m512i sum = _mm512_add_epi32(_mm512_maskz_loadu_epi32(lanes, sums + j), bias);
             __m512 value = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), scale);
-            value = _mm512_min_ps(_mm512_max_ps(value, low), high);
+            // x86 returns the second operand where either is NaN: the value, which then passes, as in finish_sums.
+            value = _mm512_min_ps(high, _mm512_max_ps(low, value));
             value = _mm512_sub_ps(_mm512_add_ps(value, shifter), shifter);
             const __m512i quantized = _mm512_add_epi32(_mm512_cvttps_epi32(value), zero_point);
             _mm_mask_storeu_epi8(out + j, lanes, _mm512_cvtepi32_epi8(quantized));
@@ -33,4 +36,5 @@ struct Avx512QuantizedEpilogue {
     }
 };
 
+}  // namespace
 }  // namespace edgeqc

@@ -1,6 +1,6 @@
 // The f32 GEMM family with bf16 products for AMX-BF16 (train --precision bf16 where the CPU has the tiles): the
 // packed GEMM's driver and the AVX-512 BF16 operands' rounding and packing (gemm_bf16_operands.hpp), multiplied by
-// tdpbf16ps, which adds 16 x 16 x 32 bf16 products into 16 x 16 f32 sums in one instruction (32 times what one
+// tdpbf16ps, which adds 16 x 16 x 32 bf16 products into 16 x 16 f32 sums in one instruction (256 times what one
 // vdpbf16ps does). Built with the AMX tile and bf16 flags, listed only where the CPU has them and Linux granted the
 // tile state (cpu_has_amx_bf16).
 #include <array>
@@ -48,7 +48,8 @@ struct AmxBf16Operands : Bf16Operands {
         const int slots = pairs_per_step(kc), step_floats = kRows * slots;
         if (!transposed && slots == kPairsPerStep) {  // a row's 32 depths of a step: one conversion, one tile row
             for (int i = 0; i < kRows; ++i) {
-                const float* run = a + static_cast<std::ptrdiff_t>(row + i) * lda + depth;
+                // Rows past m load nothing (count 0): zero.
+                const float* run = i < rows ? a + static_cast<std::ptrdiff_t>(row + i) * lda + depth : a;
                 for (int step = 0; step < steps(kc); ++step) {
                     const int first = 2 * kPairsPerStep * step, count = i < rows ? std::min(2 * kWidth, kc - first) : 0;
                     const __m512 low = _mm512_maskz_loadu_ps(lanes(std::min(count, kWidth)), run + first);

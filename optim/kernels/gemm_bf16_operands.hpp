@@ -81,7 +81,8 @@ struct Bf16Operands {
     static void pack_b(const float* b, int ldb, bool transposed, int depth, int kc, int column, int columns,
                        int tile_columns, float* packed) {
         if (transposed) {
-            pack_depth_runs(b + static_cast<std::ptrdiff_t>(column) * ldb, ldb, columns, depth, kc, tile_columns, packed);
+            const float* first_column = b + static_cast<std::ptrdiff_t>(column) * ldb;
+            pack_depth_runs(first_column, ldb, columns, depth, kc, tile_columns, packed);
         } else {
             pack_depth_rows(b, ldb, column, columns, depth, kc, tile_columns, packed);
         }
