@@ -299,15 +299,15 @@ namespace {
 // XTILEDATA, state component 18; refused where the kernel does not support it). The kernels also need AVX-512 BW
 // (their packing and epilogues) and VBMI (the int8 packing), which every AMX CPU has.
 bool cpu_has_amx(unsigned feature_bit) {
-    static const bool granted = [] {
-        if (!cpu_has_avx512() || !__builtin_cpu_supports("avx512vbmi")) return false;
+    // The AMX feature bits of CPUID leaf 7, or none where the tiles cannot be used.
+    static const unsigned usable_features = [] {
         unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-        if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) || !(edx & (1u << 24))) return false;
+        if (!cpu_has_avx512() || !__builtin_cpu_supports("avx512vbmi")) return 0u;
+        if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) || !(edx & (1u << 24))) return 0u;
         constexpr long kRequestPermission = 0x1023, kTileData = 18;
-        return syscall(SYS_arch_prctl, kRequestPermission, kTileData) == 0;
+        return syscall(SYS_arch_prctl, kRequestPermission, kTileData) == 0 ? edx : 0u;
     }();
-    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-    return granted && __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) && (edx & (1u << feature_bit));
+    return (usable_features & (1u << feature_bit)) != 0;
 }
 }  // namespace
 #endif

@@ -84,7 +84,7 @@ void pool_chunk(const std::uint8_t* row0, const std::uint8_t* row1, std::uint8_t
 }
 
 // A row of any length in a plain loop, which the compiler vectorizes 16 outputs at a time (and leaves a scalar tail
-// of up to 15): the faster way for rows of 16 outputs or more.
+// of up to 15): the faster way for rows of 16 outputs or more, and the way for a row of one.
 void pool_row(const std::uint8_t* row0, const std::uint8_t* row1, int outputs, std::uint8_t* __restrict out) {
     for (int ox = 0; ox < outputs; ++ox) {
         std::uint16_t top, bottom;  // a pair of columns, read as one value so that the loads are contiguous
@@ -125,11 +125,10 @@ void max_pool_u8(const std::uint8_t* x, int planes, int height, int width, int k
             const std::uint8_t* row0 = x + (static_cast<std::size_t>(p) * height + 2 * oy) * width;
             const std::uint8_t* row1 = row0 + width;
             std::uint8_t* out = y + (static_cast<std::size_t>(p) * out_height + oy) * out_width;
-            if (out_width >= 16) pool_row(row0, row1, out_width, out);
+            if (out_width >= 16 || out_width == 1) pool_row(row0, row1, out_width, out);
             else if (out_width >= 8) pool_row_in_chunks<8>(row0, row1, out_width, out);
             else if (out_width >= 4) pool_row_in_chunks<4>(row0, row1, out_width, out);
-            else if (out_width >= 2) pool_row_in_chunks<2>(row0, row1, out_width, out);
-            else out[0] = std::max({row0[0], row0[1], row1[0], row1[1]});
+            else pool_row_in_chunks<2>(row0, row1, out_width, out);
         }
 }
 

@@ -80,10 +80,13 @@ constexpr int a_group() {
     else return Operands::kGroup;
 }
 
+constexpr std::size_t round_up(std::size_t value, std::size_t multiple) {
+    return (value + multiple - 1) / multiple * multiple;
+}
+
 template <class Tile>
 int padded_depth(int k) {
-    constexpr int multiple = depth_multiple<Tile>();
-    return (k + multiple - 1) / multiple * multiple;
+    return static_cast<int>(round_up(static_cast<std::size_t>(k), depth_multiple<Tile>()));
 }
 
 // Packs `lines` lines (rows of A, or columns of B) of depth k into one panel of `panel_lines` lines in the group
@@ -328,14 +331,14 @@ struct PaddedPlanes {
     static constexpr int kMargin = 64;
     int stride() const { return width + 2; }
     std::size_t plane() const { return static_cast<std::size_t>(height + 2) * stride(); }
-    std::size_t bytes() const { return (plane() * channels + kMargin + 63) / 64 * 64; }
+    std::size_t bytes() const { return round_up(plane() * channels + kMargin, 64); }
     // Where depth p of im2col (channel p / 9, tap (ky, kx) = (p % 9 / 3, p % 3)) reads for the output at offset
     // `base` (oy * stride() + ox) of the planes: base + offset(p).
     std::ptrdiff_t offset(int p) const {
         return static_cast<std::ptrdiff_t>(p / 9) * plane() + static_cast<std::ptrdiff_t>(p % 9 / 3) * stride() + p % 3;
     }
     // The offsets of a padded depth, each depth's, -1 past k, after the planes in the workspace.
-    static std::size_t offsets_bytes(int depth) { return (depth * sizeof(std::ptrdiff_t) + 63) / 64 * 64; }
+    static std::size_t offsets_bytes(int depth) { return round_up(depth * sizeof(std::ptrdiff_t), 64); }
 };
 
 // Copies the planes in (an orphaned `omp for`), the border and the margin set to `padding`.
