@@ -39,14 +39,6 @@ PackedLayerS8::PackedLayerS8(const KernelTable& table, const ConvGeometry* conv,
     if (2.0 * kWeightMax * kActivationMax * inputs_ >= static_cast<double>(1 << 30))
         throw Error("a layer " + std::to_string(inputs_) + " deep is too deep for int8 inference");
     const std::int8_t* w = weights.data<std::int8_t>();
-    if (conv && algorithm != ConvAlgorithm::Im2col && winograd_suits(*conv) &&
-        WinogradConv3x3S8::exact_for(conv->channels))
-        winograd_ = std::make_unique<WinogradConv3x3S8>(table, w, outputs_, conv->channels, conv->height, conv->width,
-                                                        conv->padding);
-    if (!winograd_ || algorithm == ConvAlgorithm::Fastest) {
-        packed_weights_.resize(table.gemm_pack_a_s8(outputs_, inputs_, w, inputs_, nullptr));
-        table.gemm_pack_a_s8(outputs_, inputs_, w, inputs_, packed_weights_.data());
-    }
     row_bias_.resize(static_cast<std::size_t>(outputs_));
     row_scale_.resize(static_cast<std::size_t>(outputs_));
     for (int o = 0; o < outputs_; ++o) {
@@ -57,27 +49,53 @@ PackedLayerS8::PackedLayerS8(const KernelTable& table, const ConvGeometry* conv,
         const float sum_scale = weights.scales[static_cast<std::size_t>(o)] * input.scale;
         row_scale_[static_cast<std::size_t>(o)] = output ? sum_scale / output->scale : sum_scale;
     }
-    if (winograd_ && !packed_weights_.empty()) {
-        // Both ways ready: keep the one that runs faster on this CPU (the best of three runs on the layer's shape).
-        std::vector<std::uint8_t> x(static_cast<std::size_t>(conv->channels) * conv->height * conv->width,
-                                    static_cast<std::uint8_t>(input.zero_point));
-        std::vector<unsigned char, AlignedAllocator<unsigned char>> y(
-            static_cast<std::size_t>(outputs_) * conv->positions() * sizeof(float)),
-            workspace(std::max(winograd_->workspace_bytes(threads), im2col_workspace_bytes(1)));
-        const auto best_of_three = [](const auto& step) {
-            double best = 1e30;
-            for (int trial = 0; trial < 3; ++trial) {
-                const auto start = std::chrono::steady_clock::now();
-                step();
-                best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-            }
-            return best;
-        };
-        const double winograd_seconds = best_of_three(
-            [&] { winograd_->forward(x.data(), 1, input.zero_point, epilogue(y.data(), 0), y.data(), workspace.data(), threads); });
-        const double im2col_seconds = best_of_three([&] { run_im2col(x.data(), 1, y.data(), workspace.data()); });
-        if (im2col_seconds <= winograd_seconds) winograd_.reset();
-        else packed_weights_ = {};
+    const auto pack_im2col_weights = [&] {
+        packed_weights_.resize(table.gemm_pack_a_s8(outputs_, inputs_, w, inputs_, nullptr));
+        table.gemm_pack_a_s8(outputs_, inputs_, w, inputs_, packed_weights_.data());
+    };
+    const auto build_winograd = [&] {
+        winograd_ = std::make_unique<WinogradConv3x3S8>(table, w, outputs_, conv->channels, conv->height,
+                                                        conv->width, conv->padding);
+    };
+    const bool winograd_possible = conv && algorithm != ConvAlgorithm::Im2col && winograd_suits(*conv) &&
+                                   WinogradConv3x3S8::exact_for(conv->channels);
+    if (!winograd_possible) {
+        pack_im2col_weights();
+        return;
+    }
+    if (algorithm == ConvAlgorithm::Winograd) {
+        build_winograd();
+        return;
+    }
+
+    // Keep the way that runs faster on this CPU (the best of three runs on the layer's shape), timing one way at a
+    // time so that only one set of its weights is held: a 512 x 512 layer's Winograd weights are 8 MiB, and holding
+    // both ways' at once was the peak of a whole int8 inference's memory.
+    std::vector<std::uint8_t> x(static_cast<std::size_t>(conv->channels) * conv->height * conv->width,
+                                static_cast<std::uint8_t>(input.zero_point));
+    std::vector<unsigned char, AlignedAllocator<unsigned char>> y(
+        static_cast<std::size_t>(outputs_) * conv->positions() * sizeof(float));
+    const auto best_of_three = [&](std::size_t workspace_bytes, const auto& step) {
+        std::vector<unsigned char, AlignedAllocator<unsigned char>> workspace(workspace_bytes);
+        double best = 1e30;
+        for (int trial = 0; trial < 3; ++trial) {
+            const auto start = std::chrono::steady_clock::now();
+            step(workspace.data());
+            best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        }
+        return best;
+    };
+    pack_im2col_weights();
+    const double im2col_seconds = best_of_three(
+        im2col_workspace_bytes(1), [&](unsigned char* workspace) { run_im2col(x.data(), 1, y.data(), workspace); });
+    decltype(packed_weights_)().swap(packed_weights_);  // frees them (assigning {} would keep the capacity)
+    build_winograd();
+    const double winograd_seconds = best_of_three(winograd_->workspace_bytes(threads), [&](unsigned char* workspace) {
+        winograd_->forward(x.data(), 1, input.zero_point, epilogue(y.data(), 0), y.data(), workspace, threads);
+    });
+    if (im2col_seconds <= winograd_seconds) {
+        winograd_.reset();
+        pack_im2col_weights();
     }
 }
 
