@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <limits>
 
 #include "engine/kernels.hpp"
 #include "engine/kernels/simd_arch.hpp"
@@ -170,6 +171,16 @@ inline void output_columns_f4(int n, const float* __restrict m0, const float* __
     }
 }
 
+// An output row from the four columns of its 4x4 tiles: row[4 tx + k] = y[k][tx] + shift, raised to floor where
+// below it (NaN stays NaN).
+inline void interleave_columns_f4(int n, const float* const (&y)[4], float shift, float floor, float* __restrict row) {
+    for (int tx = 0; tx < n; ++tx)
+        for (int k = 0; k < 4; ++k) {
+            const float value = y[k][tx] + shift;
+            row[4 * tx + k] = value < floor ? floor : value;
+        }
+}
+
 }  // namespace winograd_detail
 }  // namespace
 
@@ -292,18 +303,21 @@ void WinogradRowsF32<Arch>::output_f4(const float* m, std::ptrdiff_t position_st
                                            m0 + 18 * position_stride, m0 + 24 * position_stride,
                                            m0 + 30 * position_stride, q[0][j], q[1][j], q[2][j], q[3][j]);
     }
-    float* row = scratch + 24 * tile_columns;
+    // Then A^T along each output row as whole rows of tiles too (y[k][tx]: column k of tile tx), and the columns
+    // interleaved into the output row in a loop of its own: computing and interleaving each tile in one loop kept
+    // the compiler to scalar code (a tenth of batch-1 inference).
+    float* const y[4] = {scratch + 24 * tile_columns, scratch + 25 * tile_columns, scratch + 26 * tile_columns,
+                         scratch + 27 * tile_columns};
+    float* row = scratch + 28 * tile_columns;
+    // ReLU clamps below 0; without it the floor lets every number and NaN through (NaN passes either way, as in
+    // PyTorch).
+    const float floor = relu ? 0.0f : -std::numeric_limits<float>::infinity();
     for (int i = 0; i < 4; ++i) {
         const int oy = first_row + i;
         if (oy >= out_height) break;
-        for (int tx = 0; tx < tile_columns; ++tx) {
-            const winograd_detail::OutputTransformF4 o(q[i][0][tx], q[i][1][tx], q[i][2][tx], q[i][3][tx], q[i][4][tx],
-                                                       q[i][5][tx]);
-            for (int k = 0; k < 4; ++k) {
-                const float value = o.y[k] + shift;
-                row[4 * tx + k] = relu && value < 0.0f ? 0.0f : value;  // NaN passes through, as in PyTorch
-            }
-        }
+        winograd_detail::output_columns_f4(tile_columns, q[i][0], q[i][1], q[i][2], q[i][3], q[i][4], q[i][5], y[0],
+                                           y[1], y[2], y[3]);
+        winograd_detail::interleave_columns_f4(tile_columns, y, shift, floor, row);
         std::copy_n(row, out_width, plane + static_cast<std::ptrdiff_t>(oy) * out_width);
     }
 }
