@@ -29,6 +29,8 @@ std::size_t gemm_workspace_f32_reference(int, int, int, bool);
 std::size_t gemm_pack_a_f32_reference(bool, int, int, const float*, int, float*);
 void gemm_packed_a_f32_reference(bool, int, int, int, float, const float*, const float*, int, float, float*, int,
                                  const GemmEpilogue&, float*);
+std::size_t gemm_pack_a_narrow_f32_reference(int, int, const float*, int, float*);
+void gemm_narrow_f32_reference(int, int, int, const float*, const float*, int, float*, int, const GemmEpilogue&);
 void max_pool_2x2_f32_reference(const float*, int, int, int, float*, std::uint32_t*);
 void winograd_input_row_f32_reference(const float*, int, int, int, int, int, std::ptrdiff_t, float*, float*);
 void winograd_output_row_f32_reference(const float*, std::ptrdiff_t, int, float, bool, float*, int, int, int, float*);
@@ -74,6 +76,17 @@ void gemm_packed_a_f32(bool transpose_b, int m, int n, int k, float alpha, const
                        int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue, float* workspace) {
     PackedGemmF32<Arch>{}.multiply(false, transpose_b, m, n, k, alpha, nullptr, 0, packed_a, b, ldb, beta, c, ldc,
                                    epilogue, workspace);
+}
+
+template <class Arch>
+std::size_t gemm_pack_a_narrow_f32(int m, int k, const float* a, int lda, float* packed) {
+    return PackedGemmF32<Arch>{}.pack_a_narrow(m, k, a, lda, packed);
+}
+
+template <class Arch>
+void gemm_narrow_f32(int m, int n, int k, const float* packed_a, const float* b, int ldb, float* c, int ldc,
+                     const GemmEpilogue& epilogue) {
+    PackedGemmF32<Arch>{}.multiply_narrow(m, n, k, packed_a, b, ldb, c, ldc, epilogue);
 }
 
 template <class Arch>
@@ -135,6 +148,8 @@ void install_gemm_f32(KernelTable& t) {
     t.gemm_workspace_f32 = gemm_workspace_f32<Arch>;
     t.gemm_pack_a_f32 = gemm_pack_a_f32<Arch>;
     t.gemm_packed_a_f32 = gemm_packed_a_f32<Arch>;
+    t.gemm_pack_a_narrow_f32 = gemm_pack_a_narrow_f32<Arch>;
+    t.gemm_narrow_f32 = gemm_narrow_f32<Arch>;
 }
 template <class Arch>
 void install_max_pool_2x2_f32(KernelTable& t) { t.max_pool_2x2_f32 = max_pool_2x2_f32<Arch>; }
@@ -170,6 +185,8 @@ void install_gemm_f32_reference(KernelTable& t) {
     t.gemm_workspace_f32 = gemm_workspace_f32_reference;
     t.gemm_pack_a_f32 = gemm_pack_a_f32_reference;
     t.gemm_packed_a_f32 = gemm_packed_a_f32_reference;
+    t.gemm_pack_a_narrow_f32 = gemm_pack_a_narrow_f32_reference;
+    t.gemm_narrow_f32 = gemm_narrow_f32_reference;
 }
 void install_max_pool_2x2_f32_reference(KernelTable& t) { t.max_pool_2x2_f32 = max_pool_2x2_f32_reference; }
 void install_winograd_rows_f32_reference(KernelTable& t) {

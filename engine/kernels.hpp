@@ -45,6 +45,15 @@ using GemmPackedAF32 = void (*)(bool transpose_b, int m, int n, int k, float alp
                                 const float* b, int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue,
                                 float* workspace);
 
+// For products only a few columns wide and deep (a batch-1 Winograd convolution's: 12 to 40 tiles, 512 channels),
+// where the packed GEMM's vectors along the columns would run partly empty: A packed once (as GemmPackAF32 does,
+// in a layout of its own), then C = A B + row bias, ReLU as the epilogue asks, with the vectors along A's rows and
+// B's values broadcast from B as stored (no packing). C is m x n with row stride ldc, B k x n with row stride ldb.
+// Runs on the calling thread alone; the sums are ordered differently from the packed GEMM's.
+using GemmPackANarrowF32 = std::size_t (*)(int m, int k, const float* a, int lda, float* packed);
+using GemmNarrowF32 = void (*)(int m, int n, int k, const float* packed_a, const float* b, int ldb, float* c,
+                               int ldc, const GemmEpilogue& epilogue);
+
 // 2x2 stride-2 max pooling of `planes` planes of height x width into planes of (height / 2) x (width / 2) (a last odd
 // row or column is dropped); x and y must not overlap. winners, when not null, receives per output the index within
 // its input plane of the first (row-major) maximum, which backward routes the gradient to.
@@ -129,6 +138,8 @@ struct KernelTable {
     GemmWorkspaceF32 gemm_workspace_f32;
     GemmPackAF32 gemm_pack_a_f32;
     GemmPackedAF32 gemm_packed_a_f32;
+    GemmPackANarrowF32 gemm_pack_a_narrow_f32;
+    GemmNarrowF32 gemm_narrow_f32;
     MaxPool2x2F32 max_pool_2x2_f32;
     WinogradInputRowF32 winograd_input_row_f32;
     WinogradOutputRowF32 winograd_output_row_f32;

@@ -67,6 +67,14 @@ WinogradTile winograd_tile_for(const KernelTable& table, int in_channels, int ou
                                                                               : WinogradTile::F2x2;
 }
 
+bool winograd_narrow_products(const KernelTable& table, int in_channels, const WinogradTileGrid& grid, int batch,
+                              WinogradWeights weights) {
+    constexpr long kMostTiles = 40;
+    constexpr int kLeastDepth = 256;
+    return weights == WinogradWeights::PreparedOnce && table.gemm_narrow_f32 &&
+           static_cast<long>(batch) * grid.tiles_per_image() <= kMostTiles && in_channels >= kLeastDepth;
+}
+
 std::size_t winograd_thread_scratch_floats(const WinogradTileGrid& grid) {
     // The input transform's rows are the largest: 2 (m + 2) rows of m * tile_columns + 2 input columns.
     const std::size_t rows = 2 * static_cast<std::size_t>(grid.size + 2);
@@ -96,8 +104,9 @@ void winograd_transform_input(const KernelTable& table, const WinogradTileGrid& 
 }
 
 void WinogradConv3x3::prepare(const KernelTable& table, const float* weights, int out_channels, int in_channels,
-                              WinogradTile tile, int threads) {
+                              WinogradTile tile, int threads, bool narrow_products) {
     tile_ = tile;
+    narrow_products_ = narrow_products;
     out_channels_ = out_channels;
     in_channels_ = in_channels;
     // U as (m + 2)^2 matrices of Cout x Cin, each packed as the GEMM's A; built one row of U (m + 2 positions) at a
@@ -105,7 +114,11 @@ void WinogradConv3x3::prepare(const KernelTable& table, const float* weights, in
     const int side = winograd_tile_size(tile) + 2;
     const std::size_t plane = static_cast<std::size_t>(out_channels) * in_channels;
     AlignedFloats transformed(static_cast<std::size_t>(side) * plane);
-    packed_floats_ = table.gemm_pack_a_f32(false, out_channels, in_channels, nullptr, in_channels, nullptr);
+    const auto pack = [&](const float* matrix, float* packed) {
+        return narrow_products ? table.gemm_pack_a_narrow_f32(out_channels, in_channels, matrix, in_channels, packed)
+                               : table.gemm_pack_a_f32(false, out_channels, in_channels, matrix, in_channels, packed);
+    };
+    packed_floats_ = pack(nullptr, nullptr);
     packed_weights_.assign(packed_floats_ * static_cast<std::size_t>(side * side), 0.0f);
     for (int row = 0; row < side; ++row) {
         if (tile == WinogradTile::F4x4)
@@ -114,8 +127,7 @@ void WinogradConv3x3::prepare(const KernelTable& table, const float* weights, in
             transform_weight_row(kWeightTransformF2, weights, plane, row, transformed.data(), threads);
 #pragma omp parallel for schedule(static) num_threads(threads)
         for (int column = 0; column < side; ++column)
-            table.gemm_pack_a_f32(false, out_channels, in_channels, transformed.data() + column * plane, in_channels,
-                                  packed_weights_.data() + (side * row + column) * packed_floats_);
+            pack(transformed.data() + column * plane, packed_weights_.data() + (side * row + column) * packed_floats_);
     }
     table_ = &table;
 }
@@ -163,12 +175,18 @@ void WinogradConv3x3::forward(const float* x, int batch, int height, int width, 
         // M = U V for each position: Cout x tiles. One whole GEMM per thread: no barriers inside them,
         // and each thread's packed panels stay in its own cache.
 #pragma omp parallel for schedule(dynamic) num_threads(threads)
-        for (int position = 0; position < positions; ++position)
-            table_->gemm_packed_a_f32(false, out_channels_, static_cast<int>(tiles), in_channels_, 1.0f,
-                                      packed_weights_.data() + position * packed_floats_,
-                                      transformed_input + position * in_channels_ * tiles, static_cast<int>(tiles),
-                                      0.0f, products + position * out_channels_ * tiles, static_cast<int>(tiles), {},
-                                      thread_scratch + static_cast<std::size_t>(omp_get_thread_num()) * thread_floats);
+        for (int position = 0; position < positions; ++position) {
+            const float* weights = packed_weights_.data() + position * packed_floats_;
+            const float* v = transformed_input + position * in_channels_ * tiles;
+            float* m = products + position * out_channels_ * tiles;
+            const int n = static_cast<int>(tiles);
+            if (narrow_products_)
+                table_->gemm_narrow_f32(out_channels_, n, in_channels_, weights, v, n, m, n, {});
+            else
+                table_->gemm_packed_a_f32(
+                    false, out_channels_, n, in_channels_, 1.0f, weights, v, n, 0.0f, m, n, {},
+                    thread_scratch + static_cast<std::size_t>(omp_get_thread_num()) * thread_floats);
+        }
         // Y = A^T M A per tile, plus bias and ReLU, cropped to the output size.
         // Channel outermost, as in winograd_transform_input().
 #pragma omp parallel for collapse(2) schedule(static) num_threads(threads)

@@ -54,6 +54,17 @@ enum class WinogradWeights { PreparedOnce, PreparedPerCall };
 WinogradTile winograd_tile_for(const KernelTable& table, int in_channels, int out_channels, int height, int width,
                                int padding, int batch, WinogradWeights weights);
 
+// Whether a convolution computed with `table`, its weights prepared once, runs its position products on the narrow GEMM
+// (GemmNarrowF32: vectors along the output channels) rather than the packed one (vectors along the tiles): where a
+// batch of up to `batch` images holds at most 40 tiles, so that the packed GEMM's vectors would run partly empty (40
+// tiles fill 40 of 48 lanes of three AVX-512 vectors, 12 tiles 12 of 16), and the products are at least 256 deep,
+// so that the narrow GEMM's turn of its sums into C's rows stays a small part of the work. Measured at 2 threads on
+// the position products of the reference network at batch 1 (bench/RESULTS.md): 512 -> 512 at 10x15 (40 tiles)
+// 1.09x, 512 -> 256 at 5x7 (12 tiles) 1.37x, 64 -> 512 at 20x30 (40 tiles, 64 deep) 0.93x. A fixed rule, as for the
+// tile.
+bool winograd_narrow_products(const KernelTable& table, int in_channels, const WinogradTileGrid& grid, int batch,
+                              WinogradWeights weights);
+
 // Row scratch one thread needs for the tile transforms of this grid.
 std::size_t winograd_thread_scratch_floats(const WinogradTileGrid& grid);
 
@@ -67,9 +78,9 @@ void winograd_transform_input(const KernelTable& table, const WinogradTileGrid& 
 class WinogradConv3x3 {
 public:
     // Transforms and packs weights (out_channels x in_channels x 3 x 3) for `table`'s GEMM and this output tile, on
-    // up to `threads` threads.
+    // up to `threads` threads; for its narrow GEMM when `narrow_products` (winograd_narrow_products() says when).
     void prepare(const KernelTable& table, const float* weights, int out_channels, int in_channels,
-                 WinogradTile tile, int threads);
+                 WinogradTile tile, int threads, bool narrow_products = false);
     WinogradTile tile() const { return tile_; }
     const KernelTable* prepared_for() const { return table_; }
     // Forgets the prepared weights (they changed): prepared_for() is null until prepare() runs again.
@@ -93,6 +104,7 @@ private:
 
     const KernelTable* table_ = nullptr;
     WinogradTile tile_ = WinogradTile::F2x2;
+    bool narrow_products_ = false;
     int out_channels_ = 0, in_channels_ = 0;
     std::size_t packed_floats_ = 0;  // per transformed position
     AlignedFloats packed_weights_;

@@ -305,6 +305,48 @@ TEST_CASE("GEMM: an empty product leaves only beta, bias and ReLU") {
     });
 }
 
+TEST_CASE("narrow GEMM: every table matches the reference on every column count up to three tiles, odd rows, bias, "
+          "ReLU and NaN") {
+    Rng rng(11);
+    // Rows around the narrow tile's (8, 12, 16 or 32: whole vectors) and columns from 1 to past three tiles of 6, 8 or
+    // 12, at the depths of the reference network's products and odd ones; C with a row stride wider than n.
+    const int rows[] = {1, 13, 32, 45, 64};
+    const int depths[] = {0, 1, 7, 256, 513};
+    for_each_fast_table([&](const KernelTable& table) {
+        for (const int m : rows)
+            for (const int k : depths)
+                for (int n = 1; n <= 40; n += (n < 14 ? 1 : 13)) {
+                    CAPTURE(m);
+                    CAPTURE(k);
+                    CAPTURE(n);
+                    const int ldb = n + 3, ldc = n + 2;
+                    std::vector<float> a = normal_values(static_cast<std::size_t>(m) * k, rng);
+                    const std::vector<float> b = normal_values(static_cast<std::size_t>(std::max(k, 1)) * ldb, rng);
+                    const std::vector<float> bias = normal_values(static_cast<std::size_t>(m), rng);
+                    if (k > 0) a[static_cast<std::size_t>(m - 1) * k] = std::numeric_limits<float>::quiet_NaN();
+                    for (const bool epilogue_on : {false, true}) {
+                        const GemmEpilogue epilogue{epilogue_on ? bias.data() : nullptr, epilogue_on};
+                        std::vector<float> expected(static_cast<std::size_t>(m) * ldc, 7.0f), actual = expected;
+                        reference_kernels().gemm_f32(false, false, m, n, k, 1.0f, a.data(), k, b.data(), ldb, 0.0f,
+                                                     expected.data(), ldc, epilogue, nullptr);
+                        std::vector<float> packed(table.gemm_pack_a_narrow_f32(m, k, a.data(), k, nullptr));
+                        CHECK(table.gemm_pack_a_narrow_f32(m, k, a.data(), k, packed.data()) == packed.size());
+                        table.gemm_narrow_f32(m, n, k, packed.data(), b.data(), ldb, actual.data(), ldc, epilogue);
+                        int mismatches = 0;
+                        for (std::size_t i = 0; i < actual.size(); ++i) {
+                            const double want = expected[i], got = actual[i];
+                            const double tolerance =
+                                kGemmAbsoluteTolerance * std::sqrt(k + 1.0) + kGemmRelativeTolerance * std::abs(want);
+                            const bool same = std::isnan(want) ? std::isnan(got) : std::abs(got - want) <= tolerance;
+                            if (!same && mismatches++ < 5)
+                                FAIL_CHECK("C[" << i << "] = " << got << ", reference " << want);
+                        }
+                        CHECK(mismatches == 0);
+                    }
+                }
+    });
+}
+
 TEST_CASE("2x2 max pooling: every table matches the reference, winners and ties included, odd sizes") {
     Rng rng(5);
     // Widths around the SIMD widths (4, 8 and 16 outputs per step; overlapping last vectors) and odd sizes whose last

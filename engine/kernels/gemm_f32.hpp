@@ -8,7 +8,10 @@
 #include <xsimd/xsimd.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
+#include <type_traits>
+#include <utility>
 
 #include "engine/kernels.hpp"
 #include "engine/kernels/simd_arch.hpp"
@@ -63,6 +66,14 @@ struct PackedGemmF32 {
     void multiply(bool transpose_a, bool transpose_b, int m, int n, int k, float alpha, const float* a, int lda,
                   const float* prepacked_a, const float* b, int ldb, float beta, float* c, int ldc,
                   const GemmEpilogue& epilogue, float* workspace) const;
+    // The GemmPackANarrowF32 and GemmNarrowF32 contracts: the register tile turned around, `vectors` SIMD vectors of
+    // A's rows by `rows` of B's columns, A packed in panels of that many rows over the whole depth, and B's values
+    // broadcast straight from B.
+    std::size_t pack_a_narrow(int m, int k, const float* a, int lda, float* packed) const
+        requires std::is_same_v<Operands, F32Operands<Arch>>;
+    void multiply_narrow(int m, int n, int k, const float* packed_a, const float* b, int ldb, float* c, int ldc,
+                         const GemmEpilogue& epilogue) const
+        requires std::is_same_v<Operands, F32Operands<Arch>>;
 };
 
 // Unnamed: each per-arch source compiles these helpers with its own flags, and a helper with external linkage would
@@ -167,36 +178,44 @@ inline void merge_tile(const xsimd::batch<float, Arch> (&acc)[kRows][kVectors], 
     }
 }
 
+// The register tile of both GEMMs: acc[i][v] = the sum over `depth` steps of broadcasts[i] x vectors[v], each
+// step's kBroadcasts values and kVectors SIMD vectors read at the operands' next stride.
+template <class Arch, int kBroadcasts, int kVectors>
+inline void outer_product_sums(int depth, const float* broadcasts, std::ptrdiff_t broadcast_stride,
+                               const float* vectors, std::ptrdiff_t vector_stride,
+                               xsimd::batch<float, Arch> (&acc)[kBroadcasts][kVectors]) {
+    using Batch = xsimd::batch<float, Arch>;
+    constexpr int kWidth = static_cast<int>(Batch::size);
+#pragma GCC unroll 16
+    for (int i = 0; i < kBroadcasts; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < kVectors; ++v) acc[i][v] = Batch(0.0f);
+#pragma GCC unroll 4
+    for (int p = 0; p < depth; ++p) {
+        Batch vector_row[kVectors];
+#pragma GCC unroll 4
+        for (int v = 0; v < kVectors; ++v) vector_row[v] = Batch::load_unaligned(vectors + v * kWidth);
+#pragma GCC unroll 16
+        for (int i = 0; i < kBroadcasts; ++i) {
+            const Batch value(broadcasts[i]);
+#pragma GCC unroll 4
+            for (int v = 0; v < kVectors; ++v) acc[i][v] = xsimd::fma(value, vector_row[v], acc[i][v]);
+        }
+        broadcasts += broadcast_stride;
+        vectors += vector_stride;
+    }
+}
+
 // One MR x (kVectors SIMD vectors) tile: C[rows x columns] merged with the product of two packed micro-panels.
 // kVectors is the arch's full tile width, or fewer for a last panel that narrow (a 40-column product then costs
 // 40 columns of work, not 48); b_panel rows are always the full packed width apart.
 template <class Arch, int kVectors = GemmTileShape<Arch>::vectors>
 inline void micro_kernel(int kc, const float* a_panel, const float* b_panel, float* c, int ldc, int rows, int columns,
                          const TileMerge& merge) {
-    using Batch = xsimd::batch<float, Arch>;
     constexpr int kRows = GemmTileShape<Arch>::rows;
-    constexpr int kWidth = static_cast<int>(Batch::size);
-    constexpr int kPackedColumns = GemmTileShape<Arch>::vectors * kWidth;
-
-    Batch acc[kRows][kVectors];
-#pragma GCC unroll 16
-    for (int i = 0; i < kRows; ++i)
-#pragma GCC unroll 4
-        for (int v = 0; v < kVectors; ++v) acc[i][v] = Batch(0.0f);
-#pragma GCC unroll 4
-    for (int p = 0; p < kc; ++p) {
-        Batch b_row[kVectors];
-#pragma GCC unroll 4
-        for (int v = 0; v < kVectors; ++v) b_row[v] = Batch::load_aligned(b_panel + v * kWidth);
-#pragma GCC unroll 16
-        for (int i = 0; i < kRows; ++i) {
-            const Batch a_value(a_panel[i]);
-#pragma GCC unroll 4
-            for (int v = 0; v < kVectors; ++v) acc[i][v] = xsimd::fma(a_value, b_row[v], acc[i][v]);
-        }
-        a_panel += kRows;
-        b_panel += kPackedColumns;
-    }
+    constexpr int kPackedColumns = GemmTileShape<Arch>::vectors * static_cast<int>(xsimd::batch<float, Arch>::size);
+    xsimd::batch<float, Arch> acc[kRows][kVectors];
+    outer_product_sums<Arch>(kc, a_panel, kRows, b_panel, kPackedColumns, acc);
     merge_tile<Arch, kVectors>(acc, c, ldc, rows, columns, merge);
 }
 
@@ -385,6 +404,77 @@ void PackedGemmF32<Arch, Operands>::multiply(bool transpose_a, bool transpose_b,
 #pragma omp barrier
             }
         }
+    }
+}
+
+namespace {
+namespace gemm_detail {
+
+// One narrow tile: rows [row, row + rows) x kColumns columns of C = A B, A a packed panel of kVectors SIMD vectors of
+// rows (zero past `rows`) over depth k, B's kColumns columns read from b (row stride ldb). The sums leave the
+// registers column by column, so they pass through a small buffer to reach C's rows; the epilogue's bias and ReLU
+// are applied on the way, as merge_tile() does.
+template <class Arch, int kColumns>
+void narrow_tile(int k, const float* a_panel, const float* b, int ldb, float* c, int ldc, int rows,
+                 const float* row_bias, bool relu) {
+    using Batch = xsimd::batch<float, Arch>;
+    constexpr int kVectors = GemmTileShape<Arch>::vectors, kWidth = static_cast<int>(Batch::size);
+    constexpr int kRows = kVectors * kWidth;
+    Batch acc[kColumns][kVectors];
+    outer_product_sums<Arch>(k, b, ldb, a_panel, kRows, acc);
+    alignas(64) float sums[kColumns][kRows];
+    for (int j = 0; j < kColumns; ++j)
+        for (int v = 0; v < kVectors; ++v) acc[j][v].store_aligned(&sums[j][v * kWidth]);
+    for (int i = 0; i < rows; ++i) {
+        const float bias = row_bias ? row_bias[i] : 0.0f;
+        float* c_row = c + static_cast<std::ptrdiff_t>(i) * ldc;
+        for (int j = 0; j < kColumns; ++j) {
+            const float value = sums[j][i] + bias;
+            c_row[j] = relu && value < 0.0f ? 0.0f : value;  // NaN passes through, as in PyTorch
+        }
+    }
+}
+
+using NarrowTile = void (*)(int, const float*, const float*, int, float*, int, int, const float*, bool);
+
+// narrow_tile for 1 ... GemmTileShape<Arch>::rows columns, indexed by columns - 1: the last tile of a product
+// takes only the columns it has.
+template <class Arch, std::size_t... kColumns>
+constexpr std::array<NarrowTile, sizeof...(kColumns)> narrow_tiles(std::index_sequence<kColumns...>) {
+    return {narrow_tile<Arch, static_cast<int>(kColumns) + 1>...};
+}
+
+}  // namespace gemm_detail
+}  // namespace
+
+template <class Arch, class Operands>
+std::size_t PackedGemmF32<Arch, Operands>::pack_a_narrow(int m, int k, const float* a, int lda, float* packed) const
+    requires std::is_same_v<Operands, F32Operands<Arch>>
+{
+    constexpr int kRows = GemmTileShape<Arch>::vectors * static_cast<int>(xsimd::batch<float, Arch>::size);
+    const std::size_t padded_rows = static_cast<std::size_t>(gemm_detail::round_up(std::max(m, 0), kRows));
+    if (!packed || m <= 0 || k <= 0) return padded_rows * static_cast<std::size_t>(std::max(k, 0));
+    for (int row = 0; row < m; row += kRows)
+        gemm_detail::pack_a(a, lda, false, row, std::min(kRows, m - row), 0, k, kRows,
+                            packed + static_cast<std::ptrdiff_t>(row) * k);
+    return padded_rows * k;
+}
+
+template <class Arch, class Operands>
+void PackedGemmF32<Arch, Operands>::multiply_narrow(int m, int n, int k, const float* packed_a, const float* b,
+                                                    int ldb, float* c, int ldc, const GemmEpilogue& epilogue) const
+    requires std::is_same_v<Operands, F32Operands<Arch>>
+{
+    constexpr int kColumns = GemmTileShape<Arch>::rows;
+    constexpr int kRows = GemmTileShape<Arch>::vectors * static_cast<int>(xsimd::batch<float, Arch>::size);
+    static constexpr auto kTiles = gemm_detail::narrow_tiles<Arch>(std::make_index_sequence<kColumns>{});
+    for (int row = 0; row < m; row += kRows) {
+        const float* a_panel = packed_a + static_cast<std::ptrdiff_t>(row) * k;
+        const float* row_bias = epilogue.row_bias ? epilogue.row_bias + row : nullptr;
+        for (int column = 0; column < n; column += kColumns)
+            kTiles[std::min(kColumns, n - column) - 1](k, a_panel, b + column, ldb,
+                                                      c + static_cast<std::ptrdiff_t>(row) * ldc + column, ldc,
+                                                      std::min(kRows, m - row), row_bias, epilogue.relu);
     }
 }
 

@@ -45,4 +45,14 @@ void gemm_packed_a_f32_reference(bool transpose_b, int m, int n, int k, float al
     gemm_f32_reference(false, transpose_b, m, n, k, alpha, packed_a, k, b, ldb, beta, c, ldc, epilogue, workspace);
 }
 
+// The reference narrow GEMM packs as its packed-A GEMM does (plain A) and computes as the reference GEMM.
+std::size_t gemm_pack_a_narrow_f32_reference(int m, int k, const float* a, int lda, float* packed) {
+    return gemm_pack_a_f32_reference(false, m, k, a, lda, packed);
+}
+
+void gemm_narrow_f32_reference(int m, int n, int k, const float* packed_a, const float* b, int ldb, float* c, int ldc,
+                               const GemmEpilogue& epilogue) {
+    gemm_f32_reference(false, false, m, n, k, 1.0f, packed_a, k, b, ldb, 0.0f, c, ldc, epilogue, nullptr);
+}
+
 }  // namespace edgeqc
