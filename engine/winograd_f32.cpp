@@ -13,8 +13,10 @@ namespace edgeqc {
 namespace {
 
 // Bound on the floats of transformed inputs and products held at once; batches are processed in chunks of images
-// that fit (8 M floats = 32 MiB: enough columns for an efficient GEMM even with 36 positions, little memory).
-constexpr std::size_t kScratchBudgetFloats = std::size_t{8} << 20;
+// that fit. 4 M floats = 16 MiB: enough columns for an efficient GEMM even with 36 positions, and chunks whose
+// transformed inputs are still in cache when the GEMMs pack them (training steps of the reference network ran 2-6 %
+// faster than with 32 MiB, batch-32 inference the same; 4 MiB made inference 15 % slower).
+constexpr std::size_t kScratchBudgetFloats = std::size_t{4} << 20;
 
 // G of each output tile, (m + 2) x 3.
 constexpr float kWeightTransformF2[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
