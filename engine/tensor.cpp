@@ -39,10 +39,12 @@ void TensorView::fill(float value) const { std::fill(data, data + size(), value)
 
 void Tensor::resize(const Shape& shape) {
     shape_ = shape;
-    storage_.resize(shape.elements());
+    // The storage only grows: the backward pass's gradient buffers alternate between layers of different sizes,
+    // and growing back into kept capacity zero-filled the difference on every step (1-3 % of a training step).
+    if (storage_.size() < shape.elements()) storage_.resize(shape.elements());
 }
 
-void Tensor::fill(float value) { std::fill(storage_.begin(), storage_.end(), value); }
+void Tensor::fill(float value) { std::fill_n(storage_.begin(), shape_.elements(), value); }
 
 std::size_t element_size(DataType type) {
     switch (type) {

@@ -61,7 +61,8 @@ struct TensorView {
     void fill(float value) const;
 };
 
-// Owning tensor. resize() keeps capacity so per-batch activations are allocated once per run.
+// Owning tensor. resize() keeps capacity so per-batch activations are allocated once per run; elements it adds are
+// zero the first time the storage reaches them and otherwise keep what was there.
 class Tensor {
 public:
     Tensor() = default;
