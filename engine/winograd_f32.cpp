@@ -121,7 +121,9 @@ void WinogradConv3x3::prepare(const KernelTable& table, const float* weights, in
                                : table.gemm_pack_a_f32(false, out_channels, in_channels, matrix, in_channels, packed);
     };
     packed_floats_ = pack(nullptr, nullptr);
-    packed_weights_.assign(packed_floats_ * static_cast<std::size_t>(side * side), 0.0f);
+    // Every element is packed below (padding included): no need to clear them first, which training, preparing its
+    // weights twice a step, paid for on every call.
+    packed_weights_.resize(packed_floats_ * static_cast<std::size_t>(side * side));
     for (int row = 0; row < side; ++row) {
         if (tile == WinogradTile::F4x4)
             transform_weight_row(kWeightTransformF4, weights, plane, row, transformed.data(), threads);
