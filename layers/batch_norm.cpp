@@ -2,7 +2,10 @@
 #include "layers/batch_norm.hpp"
 
 #include <algorithm>
+#include <utility>
+#include <array>
 #include <cmath>
+#include <limits>
 
 #include "engine/error.hpp"
 
@@ -41,28 +44,35 @@ void BatchNorm::initialize(InitScheme, Rng&) {
 
 namespace {
 
-// Sum of term(0) ... term(n - 1) in a fixed order whatever vector width the compiler picks, so a model trains the
-// same on every machine: 8 interleaved float lanes (one AVX2 register, two SSE/NEON ones) over blocks of 1024
-// terms, the lanes added in a fixed order and the blocks in double. Accurate, and vectorised, where one double
-// running sum is bound by add latency.
-template <class Term>
-double ordered_sum(std::size_t n, Term term) {
-    constexpr std::size_t kLanes = 8, kBlock = 1024;
-    double total = 0.0;
+// Sums of term(0) ... term(n - 1), one per term function, each in a fixed order whatever vector width the compiler
+// picks, so a model trains the same on every machine: 8 interleaved float lanes (one AVX2 register, two SSE/NEON
+// ones) over blocks of 1024 terms, the lanes added in a fixed order and the blocks in double. Accurate, and
+// vectorised, where one double running sum is bound by add latency. Several sums in one pass read shared operands
+// once.
+template <class... Terms>
+std::array<double, sizeof...(Terms)> ordered_sums(std::size_t n, const Terms&... terms) {
+    constexpr std::size_t kSums = sizeof...(Terms), kLanes = 8, kBlock = 1024;
+    constexpr auto kIndices = std::make_index_sequence<kSums>{};
+    std::array<double, kSums> totals{};
     for (std::size_t start = 0; start < n; start += kBlock) {
         const std::size_t end = std::min(n, start + kBlock);
-        float lanes[kLanes] = {};
+        float lanes[kSums][kLanes] = {};
         std::size_t i = start;
         for (; i + kLanes <= end; i += kLanes) {
 #pragma omp simd
-            for (std::size_t lane = 0; lane < kLanes; ++lane) lanes[lane] += term(i + lane);
+            for (std::size_t lane = 0; lane < kLanes; ++lane) {
+                const float values[kSums] = {terms(i + lane)...};
+                for (std::size_t sum = 0; sum < kSums; ++sum) lanes[sum][lane] += values[sum];
+            }
         }
-        float block = 0.0f;
-        for (const float lane : lanes) block += lane;
-        for (; i < end; ++i) block += term(i);
-        total += block;
+        std::array<float, kSums> blocks{};
+        for (std::size_t sum = 0; sum < kSums; ++sum)
+            for (const float lane : lanes[sum]) blocks[sum] += lane;
+        for (; i < end; ++i)
+            [&]<std::size_t... S>(std::index_sequence<S...>) { ((blocks[S] += terms(i)), ...); }(kIndices);
+        for (std::size_t sum = 0; sum < kSums; ++sum) totals[sum] += blocks[sum];
     }
-    return total;
+    return totals;
 }
 
 }  // namespace
@@ -84,7 +94,7 @@ void BatchNorm::forward(const Tensor& x, Tensor& y, Mode mode) {
             double sum = 0.0, sum_squares = 0.0;
             for (int n = 0; n < batch; ++n) {
                 const float* in = x.data() + (static_cast<std::size_t>(n) * channels_ + c) * plane;
-                sum += ordered_sum(plane, [in](std::size_t i) { return in[i]; });
+                sum += ordered_sums(plane, [in](std::size_t i) { return in[i]; })[0];
             }
             const double count = static_cast<double>(batch) * static_cast<double>(plane);
             const double batch_mean = sum / count;
@@ -92,7 +102,8 @@ void BatchNorm::forward(const Tensor& x, Tensor& y, Mode mode) {
             const auto centre = static_cast<float>(batch_mean);
             for (int n = 0; n < batch; ++n) {
                 const float* in = x.data() + (static_cast<std::size_t>(n) * channels_ + c) * plane;
-                sum_squares += ordered_sum(plane, [in, centre](std::size_t i) { return (in[i] - centre) * (in[i] - centre); });
+                sum_squares +=
+                    ordered_sums(plane, [in, centre](std::size_t i) { return (in[i] - centre) * (in[i] - centre); })[0];
             }
             const double variance = sum_squares / count;
             mean = static_cast<float>(batch_mean);
@@ -110,17 +121,22 @@ void BatchNorm::forward(const Tensor& x, Tensor& y, Mode mode) {
         }
         const float scale = g[c] * inverse_std;
         const float shift = b[c] - mean * scale;
+        // A fused ReLU raises values below 0 to 0 (as Relu::forward: NaN passes); without it nothing is below -inf.
+        const float floor = relu_ ? 0.0f : -std::numeric_limits<float>::infinity();
         for (int n = 0; n < batch; ++n) {
             const std::size_t offset = (static_cast<std::size_t>(n) * channels_ + c) * plane;
             const float* in = x.data() + offset;
             float* out = y.data() + offset;
 #pragma omp simd
-            for (std::size_t i = 0; i < plane; ++i) out[i] = in[i] * scale + shift;
+            for (std::size_t i = 0; i < plane; ++i) {
+                const float value = in[i] * scale + shift;
+                out[i] = value < floor ? floor : value;
+            }
         }
     }
 }
 
-void BatchNorm::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* dx) {
+void BatchNorm::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) {
     const int batch = x.shape()[0];
     const std::size_t plane = plane_size(x.shape());
     const double count = static_cast<double>(batch) * static_cast<double>(plane);
@@ -132,13 +148,28 @@ void BatchNorm::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tenso
     for (int c = 0; c < channels_; ++c) {
         const float mean = batch_mean_[static_cast<std::size_t>(c)];
         const float inverse_std = batch_inverse_std_[static_cast<std::size_t>(c)];
+        // The gradient of the batch norm's output: dy, or with a fused ReLU dy where the output is above 0 (as
+        // Relu::backward computes it, from its input: the same mask).
+        const auto gradient_at = [&](std::size_t offset) {
+            const float* upstream = dy.data() + offset;
+            const float* out = y.data() + offset;
+            const bool relu = relu_;
+            // Both loaded unconditionally: a load under the condition keeps the compiler to scalar code.
+            return [upstream, out, relu](std::size_t i) {
+                const float gradient = upstream[i];
+                const bool passes = (out[i] > 0.0f) | !relu;
+                return passes ? gradient : 0.0f;
+            };
+        };
         double sum_dy = 0.0, sum_dy_centred = 0.0;
         for (int n = 0; n < batch; ++n) {
             const std::size_t offset = (static_cast<std::size_t>(n) * channels_ + c) * plane;
-            const float* upstream = dy.data() + offset;
+            const auto upstream = gradient_at(offset);
             const float* in = x.data() + offset;
-            sum_dy += ordered_sum(plane, [upstream](std::size_t i) { return upstream[i]; });
-            sum_dy_centred += ordered_sum(plane, [upstream, in, mean](std::size_t i) { return upstream[i] * (in[i] - mean); });
+            const auto [plain, centred] = ordered_sums(
+                plane, upstream, [upstream, in, mean](std::size_t i) { return upstream(i) * (in[i] - mean); });
+            sum_dy += plain;
+            sum_dy_centred += centred;
         }
         const double sum_dy_xhat = sum_dy_centred * inverse_std;
         dgamma[c] += static_cast<float>(sum_dy_xhat);
@@ -151,12 +182,12 @@ void BatchNorm::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tenso
         for (int n = 0; n < batch; ++n) {
             const std::size_t offset = (static_cast<std::size_t>(n) * channels_ + c) * plane;
             const float* in = x.data() + offset;
-            const float* upstream = dy.data() + offset;
+            const auto upstream = gradient_at(offset);
             float* out = dx->data() + offset;
 #pragma omp simd
             for (std::size_t i = 0; i < plane; ++i) {
                 const float xhat = (in[i] - mean) * inverse_std;
-                out[i] = scale * (upstream[i] - mean_dy - xhat * mean_dy_xhat);
+                out[i] = scale * (upstream(i) - mean_dy - xhat * mean_dy_xhat);
             }
         }
     }

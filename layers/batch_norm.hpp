@@ -28,6 +28,10 @@ public:
     // Weight of the current batch in the running statistics of a training forward; 1 / k for the k-th batch
     // makes them the plain average over a pass (re-estimating them, see Network::set_batch_norm_momentum).
     void set_momentum(float momentum) { momentum_ = momentum; }
+    // Takes over the ReLU that follows it (the Network's call): forward writes relu(y), and backward takes the
+    // gradient of relu(y) and routes it through the ReLU itself, with y (then its output) > 0 as the mask. The same
+    // operations as the two layers' in their order, so the same bits; one pass over the activations fewer each way.
+    void fuse_relu() { relu_ = true; }
     TensorView gamma() const { return parameters_->value(gamma_slot_); }
     TensorView beta() const { return parameters_->value(beta_slot_); }
     TensorView running_mean() const { return buffers_->value(mean_slot_); }
@@ -36,6 +40,7 @@ public:
 private:
     int channels_;
     float momentum_ = kMomentum;
+    bool relu_ = false;
     ParameterArena* parameters_ = nullptr;
     ParameterArena* buffers_ = nullptr;
     std::size_t gamma_slot_ = 0, beta_slot_ = 0, mean_slot_ = 0, variance_slot_ = 0;

@@ -61,6 +61,18 @@ Network::Network(std::vector<LayerSpec> layers, const Shape& input, int num_clas
     parameters_->allocate();
     buffers_->allocate();
     activations_.resize(layers_.size());
+    // A ReLU right after a batch norm runs inside it: one pass over the activations fewer in each direction, and
+    // one activation tensor fewer to keep.
+    fused_relu_.assign(layers_.size(), false);
+    for (std::size_t i = 1; i < layers_.size(); ++i)
+        if (architecture_.layers[i].kind == LayerKind::Relu && architecture_.layers[i - 1].kind == LayerKind::BatchNorm) {
+            static_cast<BatchNorm&>(*layers_[i - 1]).fuse_relu();
+            fused_relu_[i] = true;
+        }
+}
+
+const Tensor& Network::output_of(std::size_t layer) const {
+    return fused_relu_[layer] ? activations_[layer - 1] : activations_[layer];
 }
 
 TensorView Network::tensor_values(std::size_t index) const {
@@ -159,6 +171,7 @@ const Tensor& Network::forward(const Tensor& x, Mode mode) {
     last_input_ = mode == Mode::Train ? &x : nullptr;
     const Tensor* current = &x;
     for (std::size_t i = 0; i < layers_.size(); ++i) {
+        if (fused_relu_[i]) continue;  // its batch norm applied it
         layers_[i]->forward(*current, activations_[i], i < frozen_layers_ ? Mode::Infer : mode);
         current = &activations_[i];
     }
@@ -172,9 +185,12 @@ void Network::backward(const Tensor& dlogits, bool want_input_gradient) {
         throw std::logic_error("Network::backward: no input gradient through frozen layers");
     const Tensor* dy = &dlogits;
     Tensor* buffers[2] = {&gradient_a_, &gradient_b_};
+    int next_buffer = 0;  // the one dy is not in
     for (std::size_t i = layers_.size(); i-- > frozen_layers_;) {
-        const Tensor& x = i == 0 ? *last_input_ : activations_[i - 1];
-        Tensor* dx = i == frozen_layers_ ? (want_input_gradient ? &input_gradient_ : nullptr) : buffers[i % 2];
+        if (fused_relu_[i]) continue;  // its batch norm's backward routes dy through it
+        const Tensor& x = i == 0 ? *last_input_ : output_of(i - 1);
+        Tensor* dx = i == frozen_layers_ ? (want_input_gradient ? &input_gradient_ : nullptr) : buffers[next_buffer];
+        next_buffer ^= 1;
         layers_[i]->backward(x, activations_[i], *dy, dx);
         dy = dx;
     }

@@ -89,7 +89,12 @@ private:
     std::unique_ptr<ParameterArena> buffers_;
     std::unique_ptr<TrainingContext> context_;  // shared by every layer; by pointer, so that moves keep it
     const Tensor* last_input_ = nullptr;  // input of the last training forward; null after an inference forward
-    std::vector<Tensor> activations_;
+    // The output of layer `layer`: its own activations, or, for a ReLU fused into the batch norm before it, those of
+    // the batch norm.
+    const Tensor& output_of(std::size_t layer) const;
+
+    std::vector<Tensor> activations_;  // per layer; a fused ReLU's stays empty
+    std::vector<bool> fused_relu_;     // per layer: a ReLU its batch norm computes (BatchNorm::fuse_relu)
     Tensor gradient_a_, gradient_b_, input_gradient_;
 };
 

@@ -8,7 +8,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <numeric>
 
@@ -361,6 +363,43 @@ TEST_CASE("batch norm gradients in training mode, 4-D inputs of batch 1 and 3, 2
         Tensor x(shape);
         fill_normal(x.data(), x.size(), rng, 2.0f);
         check_layer_gradients(bn, a.parameters, x);
+    }
+}
+
+TEST_CASE("batch norm with a fused ReLU computes what batch norm then ReLU do, bit for bit, NaN included") {
+    for (const Mode mode : {Mode::Train, Mode::Infer}) {
+        CAPTURE(static_cast<int>(mode));
+        BatchNorm fused(13), plain(13);
+        fused.fuse_relu();
+        Relu relu;
+        Arenas fused_arenas(&fused), plain_arenas(&plain);
+        Rng rng(6);
+        for (BatchNorm* bn : {&fused, &plain}) {
+            Rng same(7);
+            bn->initialize(InitScheme::He, same);
+            fill_normal(bn->gamma().data, 13, same);
+            fill_normal(bn->beta().data, 13, same);
+            fill_normal(bn->running_mean().data, 13, same);
+        }
+        // Planes of 1100 values: a whole block of the ordered sums, then a part of one, and lanes left over.
+        Tensor x({2, 13, 25, 44}), dy({2, 13, 25, 44});
+        fill_normal(x.data(), x.size(), rng, 2.0f);
+        fill_normal(dy.data(), dy.size(), rng);
+        x[5] = std::numeric_limits<float>::quiet_NaN();  // channel 0 of the first image
+        Tensor fused_y, plain_y, relu_y, fused_dx, plain_dx, relu_dx;
+        fused.forward(x, fused_y, mode);
+        plain.forward(x, plain_y, mode);
+        relu.forward(plain_y, relu_y, mode);
+        REQUIRE(fused_y.size() == relu_y.size());
+        CHECK(std::memcmp(fused_y.data(), relu_y.data(), fused_y.size() * sizeof(float)) == 0);
+        if (mode == Mode::Infer) continue;  // backward follows a training forward
+        fused.backward(x, fused_y, dy, &fused_dx);
+        relu.backward(plain_y, relu_y, dy, &relu_dx);
+        plain.backward(x, plain_y, relu_dx, &plain_dx);
+        CHECK(std::memcmp(fused_dx.data(), plain_dx.data(), fused_dx.size() * sizeof(float)) == 0);
+        CHECK(std::memcmp(fused_arenas.parameters.gradients(), plain_arenas.parameters.gradients(),
+                          plain_arenas.parameters.size() * sizeof(float)) == 0);
+        CHECK(std::memcmp(fused.running_variance().data, plain.running_variance().data, 13 * sizeof(float)) == 0);
     }
 }
 
