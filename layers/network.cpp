@@ -64,11 +64,12 @@ Network::Network(std::vector<LayerSpec> layers, const Shape& input, int num_clas
     // A ReLU right after a batch norm runs inside it: one pass over the activations fewer in each direction, and
     // one activation tensor fewer to keep.
     fused_relu_.assign(layers_.size(), false);
-    for (std::size_t i = 1; i < layers_.size(); ++i)
-        if (architecture_.layers[i].kind == LayerKind::Relu && architecture_.layers[i - 1].kind == LayerKind::BatchNorm) {
-            static_cast<BatchNorm&>(*layers_[i - 1]).fuse_relu();
-            fused_relu_[i] = true;
-        }
+    for (std::size_t i = 1; i < layers_.size(); ++i) {
+        const std::vector<LayerSpec>& specs = architecture_.layers;
+        if (specs[i].kind != LayerKind::Relu || specs[i - 1].kind != LayerKind::BatchNorm) continue;
+        static_cast<BatchNorm&>(*layers_[i - 1]).fuse_relu();
+        fused_relu_[i] = true;
+    }
 }
 
 const Tensor& Network::output_of(std::size_t layer) const {
