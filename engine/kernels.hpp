@@ -49,7 +49,8 @@ using GemmPackedAF32 = void (*)(bool transpose_b, int m, int n, int k, float alp
 // where the packed GEMM's vectors along the columns would run partly empty: A packed once (as GemmPackAF32 does,
 // in a layout of its own), then C = A B + row bias, ReLU as the epilogue asks, with the vectors along A's rows and
 // B's values broadcast from B as stored (no packing). C is m x n with row stride ldc, B k x n with row stride ldb.
-// Runs on the calling thread alone; the sums are ordered differently from the packed GEMM's.
+// The vector tables' run on the calling thread alone (callers share products out among threads); the sums are
+// ordered differently from the packed GEMM's.
 using GemmPackANarrowF32 = std::size_t (*)(int m, int k, const float* a, int lda, float* packed);
 using GemmNarrowF32 = void (*)(int m, int n, int k, const float* packed_a, const float* b, int ldb, float* c,
                                int ldc, const GemmEpilogue& epilogue);

@@ -111,8 +111,9 @@ void WinogradConv3x3::prepare(const KernelTable& table, const float* weights, in
     narrow_products_ = narrow_products;
     out_channels_ = out_channels;
     in_channels_ = in_channels;
-    // U as (m + 2)^2 matrices of Cout x Cin, each packed as the GEMM's A; built one row of U (m + 2 positions) at a
-    // time, so that preparing a 512 x 512 layer holds a few MB of unpacked matrices rather than all of them.
+    // U as (m + 2)^2 matrices of Cout x Cin, each packed as its GEMM's A (the packed or the narrow GEMM's); built one
+    // row of U (m + 2 positions) at a time, so that preparing a 512 x 512 layer holds a few MB of unpacked matrices
+    // rather than all of them.
     const int side = winograd_tile_size(tile) + 2;
     const std::size_t plane = static_cast<std::size_t>(out_channels) * in_channels;
     AlignedFloats transformed(static_cast<std::size_t>(side) * plane);
@@ -121,8 +122,8 @@ void WinogradConv3x3::prepare(const KernelTable& table, const float* weights, in
                                : table.gemm_pack_a_f32(false, out_channels, in_channels, matrix, in_channels, packed);
     };
     packed_floats_ = pack(nullptr, nullptr);
-    // Every element is packed below (padding included): no need to clear them first, which training, preparing its
-    // weights twice a step, paid for on every call.
+    // Packing writes every element the GEMM reads (padding included): no need to clear them first, which training,
+    // preparing its weights twice a step, paid for on every call.
     packed_weights_.resize(packed_floats_ * static_cast<std::size_t>(side * side));
     for (int row = 0; row < side; ++row) {
         if (tile == WinogradTile::F4x4)

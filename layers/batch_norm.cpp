@@ -152,7 +152,9 @@ void BatchNorm::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Ten
         // Relu::backward computes it, from its input: the same mask).
         const auto gradient_at = [&](std::size_t offset) {
             const float* upstream = dy.data() + offset;
-            const float* out = y.data() + offset;
+            // Without a fused ReLU the mask passes everything and reads dy again, a stream already read (and y,
+            // which callers of an unfused batch norm need not keep, is not read at all).
+            const float* out = relu_ ? y.data() + offset : upstream;
             const bool relu = relu_;
             // Both loaded unconditionally: a load under the condition keeps the compiler to scalar code.
             return [upstream, out, relu](std::size_t i) {

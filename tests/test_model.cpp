@@ -247,3 +247,32 @@ TEST_CASE("a folded model saved to a file loads and predicts exactly as the mode
     const float* actual = reloaded.run(x.data(), 2);
     CHECK(std::equal(first.begin(), first.end(), actual));
 }
+
+TEST_CASE("a ReLU fused into its batch norm: freezing up to it or past it gives the same gradients, bit for bit") {
+    // Layers: 0 conv, 1 batch norm, 2 ReLU (run inside 1), 3 pool, 4 conv, ... Freezing 2 layers leaves the fused
+    // ReLU as the first trainable layer, with its batch norm frozen; freezing 3 freezes the pool after it too. Neither
+    // has parameters, so the trainable layers' gradients must not differ, and the frozen ones must have none.
+    Rng rng(3);
+    Tensor x({3, 1, 12, 16});
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = rng.normal();
+    std::vector<float> gradients[2];
+    std::size_t first_trainable[2] = {};
+    for (int run = 0; run < 2; ++run) {
+        Network network("c8bn-p-c8bn-p-fc", Shape{1, 12, 16}, 3);
+        network.initialize(InitScheme::He, 5);
+        network.freeze_leading_layers(static_cast<std::size_t>(2 + run));
+        const Tensor& logits = network.forward(x, Mode::Train);
+        Tensor dlogits(logits.shape());
+        for (std::size_t i = 0; i < dlogits.size(); ++i) dlogits[i] = 0.1f * static_cast<float>(i % 7) - 0.3f;
+        network.parameters().zero_gradients();
+        network.backward(dlogits);
+        first_trainable[run] = network.first_trainable_parameter();
+        const float* all = network.parameters().gradients();
+        gradients[run].assign(all, all + network.parameters().size());
+    }
+    CHECK(first_trainable[0] == first_trainable[1]);
+    CHECK(gradients[0] == gradients[1]);
+    const auto trainable = gradients[0].begin() + static_cast<std::ptrdiff_t>(first_trainable[0]);
+    CHECK(std::all_of(gradients[0].begin(), trainable, [](float g) { return g == 0.0f; }));
+    CHECK(std::any_of(trainable, gradients[0].end(), [](float g) { return g != 0.0f; }));
+}
