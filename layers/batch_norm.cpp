@@ -2,7 +2,6 @@
 #include "layers/batch_norm.hpp"
 
 #include <algorithm>
-#include <utility>
 #include <array>
 #include <cmath>
 #include <limits>
@@ -52,7 +51,6 @@ namespace {
 template <class... Terms>
 std::array<double, sizeof...(Terms)> ordered_sums(std::size_t n, const Terms&... terms) {
     constexpr std::size_t kSums = sizeof...(Terms), kLanes = 8, kBlock = 1024;
-    constexpr auto kIndices = std::make_index_sequence<kSums>{};
     std::array<double, kSums> totals{};
     for (std::size_t start = 0; start < n; start += kBlock) {
         const std::size_t end = std::min(n, start + kBlock);
@@ -68,8 +66,10 @@ std::array<double, sizeof...(Terms)> ordered_sums(std::size_t n, const Terms&...
         std::array<float, kSums> blocks{};
         for (std::size_t sum = 0; sum < kSums; ++sum)
             for (const float lane : lanes[sum]) blocks[sum] += lane;
-        for (; i < end; ++i)
-            [&]<std::size_t... S>(std::index_sequence<S...>) { ((blocks[S] += terms(i)), ...); }(kIndices);
+        for (; i < end; ++i) {
+            const float values[kSums] = {terms(i)...};
+            for (std::size_t sum = 0; sum < kSums; ++sum) blocks[sum] += values[sum];
+        }
         for (std::size_t sum = 0; sum < kSums; ++sum) totals[sum] += blocks[sum];
     }
     return totals;
