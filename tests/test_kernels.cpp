@@ -155,6 +155,20 @@ TEST_CASE("GEMM: every table matches the reference on tails, transposes, blockin
     for_each_fast_table([&](const KernelTable& table) { check_gemm_cases(table, rng); });
 }
 
+TEST_CASE("GEMM: thin products (few columns, many rows) match the reference on every table") {
+    Rng rng(19);
+    // 17 panels of the narrow tile's rows (at most 32) share out among up to 4 threads, so these take the thin path;
+    // columns around its tile (6, 8 or 12) up to its limit of 64, depths around the depth block and its vectors.
+    for_each_fast_table([&](const KernelTable& table) {
+        for (const int n : {1, 11, 12, 13, 35, 36, 64})
+            for (const int k : {1, 17, 256, 257, 700}) {
+                check_gemm(table, {519, n, k, false, false, 1.0f, 0.0f, true, true}, rng);
+                check_gemm(table, {519, n, k, true, false, 0.5f, 2.0f, false, true}, rng);
+                check_gemm(table, {519, n, k, false, false, 1.0f, 1.0f, true, false}, rng);
+            }
+    });
+}
+
 TEST_CASE("GEMM with bf16 products: every training table matches the bf16 reference; both round to nearest even") {
     const KernelTable reference = with_bf16_products(reference_kernels(), reference_training_kernels());
     // Exact cases, 1 x 1 x 1: 1 + 2^-8 lies halfway between two bf16 values and goes to the even one, 1; 1 + 3 * 2^-8

@@ -15,6 +15,7 @@
 
 #include "engine/kernels.hpp"
 #include "engine/kernels/simd_arch.hpp"
+#include "engine/kernels/transpose_f32.hpp"
 
 namespace edgeqc {
 
@@ -74,6 +75,15 @@ struct PackedGemmF32 {
     void multiply_narrow(int m, int n, int k, const float* packed_a, const float* b, int ldb, float* c, int ldc,
                          const GemmEpilogue& epilogue) const
         requires std::is_same_v<Operands, F32Operands<Arch>>;
+
+private:
+    // Thin products (few columns of B, all of B within L2, enough panels of A's rows to share out) run on the narrow
+    // tile, whose columns come a few at a time: a 35-column product computes 36 there and 48 on the packed tile.
+    static bool thin(int m, int n, int k)
+        requires std::is_same_v<Operands, F32Operands<Arch>>;
+    void multiply_thin(bool transpose_a, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
+                       int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue) const
+        requires std::is_same_v<Operands, F32Operands<Arch>>;
 };
 
 // Unnamed: each per-arch source compiles these helpers with its own flags, and a helper with external linkage would
@@ -85,6 +95,8 @@ constexpr int kDepthBlock = 256;        // kc: a kc x NR micro-panel of B (16 Ki
 constexpr int kRowBlockTarget = 144;    // mc: an mc x kc block of A (144 KiB) stays in L2
 constexpr int kColumnBlock = 4096;      // nc: a kc x nc block of B (4 MiB) stays in the shared L3
 constexpr double kParallelMinFlops = 2e6;  // smaller products lose more to thread start-up than they gain
+constexpr int kThinMaxColumns = 64;        // a thin product's sums stay on the stack
+constexpr std::size_t kThinMaxBFloats = 256 * 1024;  // and its B (1 MiB) in L2
 
 inline int round_up(int value, int multiple) { return (value + multiple - 1) / multiple * multiple; }
 
@@ -96,38 +108,56 @@ inline int balanced_block(int extent, int target, int multiple) {
     return round_up((extent + blocks - 1) / blocks, multiple);
 }
 
-// Packs rows [row, row + rows) x depth [depth, depth + kc) of op(A) as kc groups of `tile_rows` floats, zero-padded.
-// Each loop runs along the stored rows so reads are sequential; the strided writes land in a buffer that fits L1.
-inline void pack_a(const float* a, int lda, bool transposed, int row, int rows, int depth, int kc, int tile_rows,
-                   float* packed) {
-    if (rows < tile_rows) std::fill_n(packed, static_cast<std::ptrdiff_t>(kc) * tile_rows, 0.0f);
-    if (transposed) {
-        for (int p = 0; p < kc; ++p)
-            std::copy_n(a + static_cast<std::ptrdiff_t>(depth + p) * lda + row, rows,
-                        packed + static_cast<std::ptrdiff_t>(p) * tile_rows);
-        return;
+// Packs `count` stored rows (stride ld) of kc floats each, from source, as kc groups of `tile` floats, zero-padded:
+// group p holds every row's value p. Whole blocks of the vector width go through in-register transposes where the
+// arch has them (8 to 16 times fewer instructions); the rest goes element by element, reading along the rows.
+template <class Arch>
+inline void pack_transposed(const float* source, std::ptrdiff_t ld, int count, int kc, int tile, float* packed) {
+    int p = 0;
+    if constexpr (VectorTranspose<Arch>::kAvailable) {
+        constexpr int kWidth = VectorTranspose<Arch>::kWidth;
+        // A tile narrower than whole vectors lets a block's last store run onto the next group, which must then follow.
+        const int end = tile % kWidth == 0 ? kc : kc - 1;
+        for (; p + kWidth <= end; p += kWidth)
+            for (int first = 0; first < tile; first += kWidth)
+                VectorTranspose<Arch>::transpose(source + first * ld + p, ld, std::clamp(count - first, 0, kWidth),
+                                                 packed + static_cast<std::ptrdiff_t>(p) * tile + first, tile);
     }
-    for (int i = 0; i < rows; ++i) {
-        const float* source = a + static_cast<std::ptrdiff_t>(row + i) * lda + depth;
-        for (int p = 0; p < kc; ++p) packed[static_cast<std::ptrdiff_t>(p) * tile_rows + i] = source[p];
+    if (count < tile) std::fill(packed + std::ptrdiff_t{p} * tile, packed + std::ptrdiff_t{kc} * tile, 0.0f);
+    for (int i = 0; i < count; ++i) {
+        const float* row = source + i * ld;
+        for (int q = p; q < kc; ++q) packed[static_cast<std::ptrdiff_t>(q) * tile + i] = row[q];
     }
 }
 
-// Packs depth [depth, depth + kc) x columns [column, column + columns) of op(B) as kc groups of `tile_columns`,
-// zero-padded, reading along the stored rows as pack_a does.
-inline void pack_b(const float* b, int ldb, bool transposed, int depth, int kc, int column, int columns,
-                   int tile_columns, float* packed) {
-    if (columns < tile_columns) std::fill_n(packed, static_cast<std::ptrdiff_t>(kc) * tile_columns, 0.0f);
+// Packs rows [row, row + rows) x depth [depth, depth + kc) of op(A) as kc groups of `tile_rows` floats, zero-padded.
+template <class Arch>
+inline void pack_a(const float* a, int lda, bool transposed, int row, int rows, int depth, int kc, int tile_rows,
+                   float* packed) {
     if (!transposed) {
-        for (int p = 0; p < kc; ++p)
-            std::copy_n(b + static_cast<std::ptrdiff_t>(depth + p) * ldb + column, columns,
-                        packed + static_cast<std::ptrdiff_t>(p) * tile_columns);
+        pack_transposed<Arch>(a + static_cast<std::ptrdiff_t>(row) * lda + depth, lda, rows, kc, tile_rows, packed);
         return;
     }
-    for (int j = 0; j < columns; ++j) {
-        const float* source = b + static_cast<std::ptrdiff_t>(column + j) * ldb + depth;
-        for (int p = 0; p < kc; ++p) packed[static_cast<std::ptrdiff_t>(p) * tile_columns + j] = source[p];
+    if (rows < tile_rows) std::fill_n(packed, static_cast<std::ptrdiff_t>(kc) * tile_rows, 0.0f);
+    for (int p = 0; p < kc; ++p)
+        std::copy_n(a + static_cast<std::ptrdiff_t>(depth + p) * lda + row, rows,
+                    packed + static_cast<std::ptrdiff_t>(p) * tile_rows);
+}
+
+// Packs depth [depth, depth + kc) x columns [column, column + columns) of op(B) as kc groups of `tile_columns`,
+// zero-padded.
+template <class Arch>
+inline void pack_b(const float* b, int ldb, bool transposed, int depth, int kc, int column, int columns,
+                   int tile_columns, float* packed) {
+    if (transposed) {
+        pack_transposed<Arch>(b + static_cast<std::ptrdiff_t>(column) * ldb + depth, ldb, columns, kc, tile_columns,
+                              packed);
+        return;
     }
+    if (columns < tile_columns) std::fill_n(packed, static_cast<std::ptrdiff_t>(kc) * tile_columns, 0.0f);
+    for (int p = 0; p < kc; ++p)
+        std::copy_n(b + static_cast<std::ptrdiff_t>(depth + p) * ldb + column, columns,
+                    packed + static_cast<std::ptrdiff_t>(p) * tile_columns);
 }
 
 // How one depth block's partial product is merged into C: c = alpha * product + beta * c, then, on the last
@@ -178,7 +208,7 @@ inline void merge_tile(const xsimd::batch<float, Arch> (&acc)[kRows][kVectors], 
     }
 }
 
-// The register tile of both GEMMs: acc[i][v] = the sum over `depth` steps of broadcasts[i] x vectors[v], each
+// The register tile of both GEMMs: acc[i][v] += the sum over `depth` steps of broadcasts[i] x vectors[v], each
 // step's kBroadcasts values and kVectors SIMD vectors read at the operands' next stride. Step p also asks for the
 // cache line prefetch + 64 p into L2, while p < prefetch_lines.
 template <class Arch, int kBroadcasts, int kVectors>
@@ -188,10 +218,6 @@ inline void outer_product_sums(int depth, const float* broadcasts, std::ptrdiff_
                                const char* prefetch = nullptr, int prefetch_lines = 0) {
     using Batch = xsimd::batch<float, Arch>;
     constexpr int kWidth = static_cast<int>(Batch::size);
-#pragma GCC unroll 16
-    for (int i = 0; i < kBroadcasts; ++i)
-#pragma GCC unroll 4
-        for (int v = 0; v < kVectors; ++v) acc[i][v] = Batch(0.0f);
 #pragma GCC unroll 4
     for (int p = 0; p < depth; ++p) {
         Batch vector_row[kVectors];
@@ -218,6 +244,10 @@ inline void micro_kernel(int kc, const float* a_panel, const float* b_panel, flo
     constexpr int kRows = GemmTileShape<Arch>::rows;
     constexpr int kPackedColumns = GemmTileShape<Arch>::vectors * static_cast<int>(xsimd::batch<float, Arch>::size);
     xsimd::batch<float, Arch> acc[kRows][kVectors];
+#pragma GCC unroll 16
+    for (int i = 0; i < kRows; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < kVectors; ++v) acc[i][v] = xsimd::batch<float, Arch>(0.0f);
     outer_product_sums<Arch>(kc, a_panel, kRows, b_panel, kPackedColumns, acc);
     merge_tile<Arch, kVectors>(acc, c, ldc, rows, columns, merge);
 }
@@ -258,11 +288,11 @@ struct F32Operands {
     using Shape = GemmTileShape<Arch>;
     static void pack_a(const float* a, int lda, bool transposed, int row, int rows, int depth, int kc, int tile_rows,
                        float* packed) {
-        gemm_detail::pack_a(a, lda, transposed, row, rows, depth, kc, tile_rows, packed);
+        gemm_detail::pack_a<Arch>(a, lda, transposed, row, rows, depth, kc, tile_rows, packed);
     }
     static void pack_b(const float* b, int ldb, bool transposed, int depth, int kc, int column, int columns,
                        int tile_columns, float* packed) {
-        gemm_detail::pack_b(b, ldb, transposed, depth, kc, column, columns, tile_columns, packed);
+        gemm_detail::pack_b<Arch>(b, ldb, transposed, depth, kc, column, columns, tile_columns, packed);
     }
     template <int kVectors>
     static void micro_kernel(int kc, const float* a_panel, const float* b_panel, float* c, int ldc, int rows,
@@ -316,6 +346,12 @@ void PackedGemmF32<Arch, Operands>::multiply(bool transpose_a, bool transpose_b,
         return;
     }
 
+    if constexpr (std::is_same_v<Operands, F32Operands<Arch>>) {
+        if (!prepacked_a && !transpose_b && thin(m, n, k)) {
+            multiply_thin(transpose_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue);
+            return;
+        }
+    }
     const Blocking<Arch, typename Operands::Shape> blocking(m, n, k);
     const int row_block = blocking.row_block, depth_block = blocking.depth_block, column_block = blocking.column_block;
     const std::ptrdiff_t padded_rows = blocking.padded_rows;
@@ -413,39 +449,45 @@ void PackedGemmF32<Arch, Operands>::multiply(bool transpose_a, bool transpose_b,
 namespace {
 namespace gemm_detail {
 
-// One narrow tile: rows [row, row + rows) x kColumns columns of C = A B, A a packed panel of kVectors SIMD vectors of
-// rows (zero past `rows`) over depth k, B's kColumns columns read from b (row stride ldb), prefetching as
-// outer_product_sums() does. The sums leave the registers column by column, so they pass through a small buffer to
-// reach C's rows; the epilogue's bias and ReLU are applied on the way, as merge_tile() does.
+// One narrow tile's sums, kColumns columns by kRows = kVectors SIMD vectors of rows, kept column by column at `sums`
+// (kRows floats apart, as the registers hold them) and added to what is there when `accumulate`: A a packed panel over
+// depth k, B's kColumns columns read from b (row stride ldb), prefetching as outer_product_sums() does.
 template <class Arch, int kColumns>
-void narrow_tile(int k, const float* a_panel, const float* b, int ldb, float* c, int ldc, int rows,
-                 const float* row_bias, bool relu, const char* prefetch, int prefetch_lines) {
+void narrow_sums(int k, const float* a_panel, const float* b, int ldb, float* sums, bool accumulate,
+                 const char* prefetch, int prefetch_lines) {
     using Batch = xsimd::batch<float, Arch>;
     constexpr int kVectors = GemmTileShape<Arch>::vectors, kWidth = static_cast<int>(Batch::size);
     constexpr int kRows = kVectors * kWidth;
     Batch acc[kColumns][kVectors];
-    outer_product_sums<Arch>(k, b, ldb, a_panel, kRows, acc, prefetch, prefetch_lines);
-    alignas(64) float sums[kColumns][kRows];
+#pragma GCC unroll 16
     for (int j = 0; j < kColumns; ++j)
-        for (int v = 0; v < kVectors; ++v) acc[j][v].store_aligned(&sums[j][v * kWidth]);
-    for (int i = 0; i < rows; ++i) {
-        const float bias = row_bias ? row_bias[i] : 0.0f;
-        float* c_row = c + static_cast<std::ptrdiff_t>(i) * ldc;
-        for (int j = 0; j < kColumns; ++j) {
-            const float value = sums[j][i] + bias;
-            c_row[j] = relu && value < 0.0f ? 0.0f : value;  // NaN passes through, as in PyTorch
-        }
-    }
+#pragma GCC unroll 4
+        for (int v = 0; v < kVectors; ++v)
+            acc[j][v] = accumulate ? Batch::load_unaligned(sums + j * kRows + v * kWidth) : Batch(0.0f);
+    outer_product_sums<Arch>(k, b, ldb, a_panel, kRows, acc, prefetch, prefetch_lines);
+#pragma GCC unroll 16
+    for (int j = 0; j < kColumns; ++j)
+#pragma GCC unroll 4
+        for (int v = 0; v < kVectors; ++v) acc[j][v].store_unaligned(sums + j * kRows + v * kWidth);
 }
 
-using NarrowTile = void (*)(int, const float*, const float*, int, float*, int, int, const float*, bool, const char*,
-                            int);
+using NarrowSums = void (*)(int, const float*, const float*, int, float*, bool, const char*, int);
 
-// narrow_tile for 1 ... GemmTileShape<Arch>::rows columns, indexed by columns - 1: the last tile of a product
+// narrow_sums for 1 ... GemmTileShape<Arch>::rows columns, indexed by columns - 1: the last tile of a product
 // takes only the columns it has.
 template <class Arch, std::size_t... kColumns>
-constexpr std::array<NarrowTile, sizeof...(kColumns)> narrow_tiles(std::index_sequence<kColumns...>) {
-    return {narrow_tile<Arch, static_cast<int>(kColumns) + 1>...};
+constexpr std::array<NarrowSums, sizeof...(kColumns)> narrow_tiles(std::index_sequence<kColumns...>) {
+    return {narrow_sums<Arch, static_cast<int>(kColumns) + 1>...};
+}
+
+// Merges narrow sums (`columns` columns of kRows, as narrow_sums() leaves them) into C[rows x columns]: the sums
+// reach C's rows one value at a time, a small share of a tile's work.
+template <int kRows>
+void merge_narrow_sums(const float* sums, int columns, float* c, int ldc, int rows, const TileMerge& merge) {
+    for (int i = 0; i < rows; ++i) {
+        float* c_row = c + static_cast<std::ptrdiff_t>(i) * ldc;
+        for (int j = 0; j < columns; ++j) c_row[j] = merge.apply(sums[j * kRows + i], c_row + j, i);
+    }
 }
 
 }  // namespace gemm_detail
@@ -459,7 +501,7 @@ std::size_t PackedGemmF32<Arch, Operands>::pack_a_narrow(int m, int k, const flo
     const std::size_t padded_rows = static_cast<std::size_t>(gemm_detail::round_up(std::max(m, 0), kRows));
     if (!packed || m <= 0 || k <= 0) return padded_rows * static_cast<std::size_t>(std::max(k, 0));
     for (int row = 0; row < m; row += kRows)
-        gemm_detail::pack_a(a, lda, false, row, std::min(kRows, m - row), 0, k, kRows,
+        gemm_detail::pack_a<Arch>(a, lda, false, row, std::min(kRows, m - row), 0, k, kRows,
                             packed + static_cast<std::ptrdiff_t>(row) * k);
     return padded_rows * k;
 }
@@ -475,18 +517,79 @@ void PackedGemmF32<Arch, Operands>::multiply_narrow(int m, int n, int k, const f
     // A panel is read from memory by its first tile and from L2 by the others, which meanwhile prefetch the next panel
     // into L2, a line per step (15 % faster on 512 x 40 x 512 products, whose 1 MiB of A comes from L3).
     const int panel_lines = static_cast<int>(static_cast<std::size_t>(k) * kRows * sizeof(float) / 64);
+    const gemm_detail::TileMerge merge{1.0f, 0.0f, nullptr, epilogue.relu};
+    alignas(64) float sums[kColumns * kRows];
     for (int row = 0; row < m; row += kRows) {
         const float* a_panel = packed_a + static_cast<std::ptrdiff_t>(row) * k;
         const auto* next_panel = reinterpret_cast<const char*>(a_panel + static_cast<std::ptrdiff_t>(kRows) * k);
-        const float* row_bias = epilogue.row_bias ? epilogue.row_bias + row : nullptr;
+        gemm_detail::TileMerge tile_merge = merge;
+        if (epilogue.row_bias) tile_merge.row_bias = epilogue.row_bias + row;
         for (int column = 0, tile = 0; column < n; column += kColumns, ++tile) {
             const int first_line = (tile - 1) * k;
             const bool prefetching = row + kRows < m && tile > 0 && first_line < panel_lines;
-            kTiles[std::min(kColumns, n - column) - 1](
-                k, a_panel, b + column, ldb, c + static_cast<std::ptrdiff_t>(row) * ldc + column, ldc,
-                std::min(kRows, m - row), row_bias, epilogue.relu,
-                prefetching ? next_panel + 64 * static_cast<std::ptrdiff_t>(first_line) : nullptr,
-                prefetching ? panel_lines - first_line : 0);
+            const int columns = std::min(kColumns, n - column);
+            kTiles[columns - 1](k, a_panel, b + column, ldb, sums, false,
+                                prefetching ? next_panel + 64 * static_cast<std::ptrdiff_t>(first_line) : nullptr,
+                                prefetching ? panel_lines - first_line : 0);
+            gemm_detail::merge_narrow_sums<kRows>(sums, columns, c + static_cast<std::ptrdiff_t>(row) * ldc + column,
+                                                  ldc, std::min(kRows, m - row), tile_merge);
+        }
+    }
+}
+
+template <class Arch, class Operands>
+bool PackedGemmF32<Arch, Operands>::thin(int m, int n, int k)
+    requires std::is_same_v<Operands, F32Operands<Arch>>
+{
+    using namespace gemm_detail;
+    constexpr int kWidth = static_cast<int>(xsimd::batch<float, Arch>::size);
+    constexpr int kColumns = GemmTileShape<Arch>::vectors * kWidth;  // the packed tile's
+    constexpr int kNarrowRows = kColumns, kNarrowColumns = GemmTileShape<Arch>::rows;
+    // Columns the packed tiles compute: whole tiles, the last one a single vector wide when that covers it.
+    const int rest = n % kColumns;
+    const int packed_columns = n - rest + (rest == 0 ? 0 : rest <= kWidth ? kWidth : kColumns);
+    const int panels = (m + kNarrowRows - 1) / kNarrowRows, threads = omp_get_max_threads();
+    return n <= kThinMaxColumns && round_up(n, kNarrowColumns) < packed_columns &&
+           static_cast<std::size_t>(n) * static_cast<std::size_t>(k) <= kThinMaxBFloats &&
+           (panels % threads == 0 || panels >= 4 * threads);
+}
+
+template <class Arch, class Operands>
+void PackedGemmF32<Arch, Operands>::multiply_thin(bool transpose_a, int m, int n, int k, float alpha, const float* a,
+                                                  int lda, const float* b, int ldb, float beta, float* c, int ldc,
+                                                  const GemmEpilogue& epilogue) const
+    requires std::is_same_v<Operands, F32Operands<Arch>>
+{
+    using namespace gemm_detail;
+    constexpr int kColumns = GemmTileShape<Arch>::rows;
+    constexpr int kRows = GemmTileShape<Arch>::vectors * static_cast<int>(xsimd::batch<float, Arch>::size);
+    constexpr int kMaxTiles = (kThinMaxColumns + kColumns - 1) / kColumns;
+    static constexpr auto kTiles = narrow_tiles<Arch>(std::make_index_sequence<kColumns>{});
+    const int depth_block = balanced_block(k, kDepthBlock, 1);
+    const int panels = (m + kRows - 1) / kRows, tiles = (n + kColumns - 1) / kColumns;
+    const bool parallel = 2.0 * m * n * k >= kParallelMinFlops && !omp_in_parallel();
+    // Each thread packs its own panels of A, a depth block at a time, and keeps their sums on its stack: no workspace
+    // and no barrier. B is read where it lies, from L2 once the first panel has passed.
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int panel = 0; panel < panels; ++panel) {
+        alignas(64) float a_block[kRows * kDepthBlock];
+        alignas(64) float sums[kMaxTiles * kColumns * kRows];
+        const int row = panel * kRows, rows = std::min(kRows, m - row);
+        for (int pc = 0; pc < k; pc += depth_block) {
+            const int kc = std::min(depth_block, k - pc);
+            gemm_detail::pack_a<Arch>(a, lda, transpose_a, row, rows, pc, kc, kRows, a_block);
+            for (int tile = 0; tile < tiles; ++tile) {
+                const int column = tile * kColumns;
+                const float* b_block = b + static_cast<std::ptrdiff_t>(pc) * ldb + column;
+                kTiles[std::min(kColumns, n - column) - 1](kc, a_block, b_block, ldb, sums + tile * kColumns * kRows,
+                                                           pc > 0, nullptr, 0);
+            }
+        }
+        TileMerge merge{alpha, beta, epilogue.row_bias ? epilogue.row_bias + row : nullptr, epilogue.relu};
+        for (int tile = 0; tile < tiles; ++tile) {
+            const int column = tile * kColumns;
+            merge_narrow_sums<kRows>(sums + tile * kColumns * kRows, std::min(kColumns, n - column),
+                                     c + static_cast<std::ptrdiff_t>(row) * ldc + column, ldc, rows, merge);
         }
     }
 }
