@@ -158,9 +158,9 @@ TEST_CASE("GEMM: every table matches the reference on tails, transposes, blockin
 TEST_CASE("GEMM: thin products (few columns, many rows) match the reference on every table") {
     Rng rng(19);
     // 17 panels of the narrow tile's rows (at most 32) share out among up to 4 threads, so these take the thin path;
-    // columns around its tile (6, 8 or 12) up to its limit of 64, depths around the depth block and its vectors.
+    // columns around its tile (6, 8 or 12) up to its limit of 160, depths around the depth block and its vectors.
     for_each_fast_table([&](const KernelTable& table) {
-        for (const int n : {1, 11, 12, 13, 35, 36, 64})
+        for (const int n : {1, 11, 12, 13, 35, 36, 64, 150, 160})
             for (const int k : {1, 17, 256, 257, 700}) {
                 check_gemm(table, {519, n, k, false, false, 1.0f, 0.0f, true, true}, rng);
                 check_gemm(table, {519, n, k, true, false, 0.5f, 2.0f, false, true}, rng);
