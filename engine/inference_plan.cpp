@@ -56,7 +56,7 @@ struct InferencePlan::Step {
         switch (kind) {
             case Kind::Conv: conv->run(x, batch, y, workspace, threads); return;
             case Kind::MaxPool:
-                if (quantized) max_pool_u8(xq, batch * in[0], in[1], in[2], kernel, stride, yq);
+                if (quantized) max_pool_u8(table, xq, batch * in[0], in[1], in[2], kernel, stride, yq);
                 else max_pool_f32(table, x, batch * in[0], in[1], in[2], kernel, stride, y, nullptr);
                 return;
             case Kind::GlobalAvgPool: {

@@ -18,6 +18,7 @@
 #include "engine/kernels/gemm_f32.hpp"
 #include "engine/kernels/gemm_int.hpp"
 #include "engine/kernels/max_pool_f32.hpp"
+#include "engine/kernels/max_pool_u8.hpp"
 #include "engine/kernels/winograd_f32.hpp"
 #include "engine/tensor.hpp"
 
@@ -32,6 +33,7 @@ void gemm_packed_a_f32_reference(bool, int, int, int, float, const float*, const
 std::size_t gemm_pack_a_narrow_f32_reference(int, int, const float*, int, float*);
 void gemm_narrow_f32_reference(int, int, int, const float*, const float*, int, float*, int, const GemmEpilogue&);
 void max_pool_2x2_f32_reference(const float*, int, int, int, float*, std::uint32_t*);
+void max_pool_2x2_u8_reference(const std::uint8_t*, int, int, int, std::uint8_t*);
 void winograd_input_row_f32_reference(const float*, int, int, int, int, int, std::ptrdiff_t, float*, float*);
 void winograd_output_row_f32_reference(const float*, std::ptrdiff_t, int, float, bool, float*, int, int, int, float*);
 void winograd_gradient_row_f32_reference(const float*, int, int, int, int, std::ptrdiff_t, float*, float*);
@@ -95,6 +97,11 @@ void max_pool_2x2_f32(const float* x, int planes, int height, int width, float* 
 }
 
 template <class Arch>
+void max_pool_2x2_u8(const std::uint8_t* x, int planes, int height, int width, std::uint8_t* y) {
+    SimdMaxPool2x2U8<Arch>{}(x, planes, height, width, y);
+}
+
+template <class Arch>
 FmaPeakResult fma_peak_f32(long iterations, float start) {
     return FmaChainsF32<Arch>{}(iterations, start);
 }
@@ -154,6 +161,8 @@ void install_gemm_f32(KernelTable& t) {
 template <class Arch>
 void install_max_pool_2x2_f32(KernelTable& t) { t.max_pool_2x2_f32 = max_pool_2x2_f32<Arch>; }
 template <class Arch>
+void install_max_pool_2x2_u8(KernelTable& t) { t.max_pool_2x2_u8 = max_pool_2x2_u8<Arch>; }
+template <class Arch>
 void install_winograd_rows_f32(KernelTable& t) {
     t.winograd_input_row_f32 = WinogradRowsF32<Arch>::input;
     t.winograd_output_row_f32 = WinogradRowsF32<Arch>::output;
@@ -189,6 +198,7 @@ void install_gemm_f32_reference(KernelTable& t) {
     t.gemm_narrow_f32 = gemm_narrow_f32_reference;
 }
 void install_max_pool_2x2_f32_reference(KernelTable& t) { t.max_pool_2x2_f32 = max_pool_2x2_f32_reference; }
+void install_max_pool_2x2_u8_reference(KernelTable& t) { t.max_pool_2x2_u8 = max_pool_2x2_u8_reference; }
 void install_winograd_rows_f32_reference(KernelTable& t) {
     t.winograd_input_row_f32 = winograd_input_row_f32_reference;
     t.winograd_output_row_f32 = winograd_output_row_f32_reference;
@@ -217,6 +227,7 @@ template <class Arch>
 void list_simd_kernels(std::vector<KernelListing<KernelTable>>& list, const char* arch, bool (*cpu_supports)()) {
     list.push_back({"gemm", DataType::F32, arch, cpu_supports, install_gemm_f32<Arch>});
     list.push_back({"max_pool_2x2", DataType::F32, arch, cpu_supports, install_max_pool_2x2_f32<Arch>});
+    list.push_back({"max_pool_2x2", DataType::U8, arch, cpu_supports, install_max_pool_2x2_u8<Arch>});
     list.push_back({"winograd_rows", DataType::F32, arch, cpu_supports, install_winograd_rows_f32<Arch>});
     list.push_back({"fma_peak", DataType::F32, arch, cpu_supports, install_fma_peak_f32<Arch>});
 }
@@ -246,6 +257,7 @@ std::vector<KernelListing<KernelTable>> build_kernel_list() {
 #endif
     list.push_back({"gemm", DataType::F32, "scalar", any_cpu, install_gemm_f32_reference});
     list.push_back({"max_pool_2x2", DataType::F32, "scalar", any_cpu, install_max_pool_2x2_f32_reference});
+    list.push_back({"max_pool_2x2", DataType::U8, "scalar", any_cpu, install_max_pool_2x2_u8_reference});
     list.push_back({"winograd_rows", DataType::F32, "scalar", any_cpu, install_winograd_rows_f32_reference});
     list.push_back({"fma_peak", DataType::F32, "scalar", any_cpu, install_fma_peak_f32_reference});
     list.push_back({"gemm", DataType::S8, "scalar", any_cpu, install_gemm_s8_reference});

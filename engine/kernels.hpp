@@ -59,6 +59,8 @@ using GemmNarrowF32 = void (*)(int m, int n, int k, const float* packed_a, const
 // row or column is dropped); x and y must not overlap. winners, when not null, receives per output the index within
 // its input plane of the first (row-major) maximum, which backward routes the gradient to.
 using MaxPool2x2F32 = void (*)(const float* x, int planes, int height, int width, float* y, std::uint32_t* winners);
+// The same for 7-bit quantized activations (max commutes with the monotonic quantization: no scale needed).
+using MaxPool2x2U8 = void (*)(const std::uint8_t* x, int planes, int height, int width, std::uint8_t* y);
 
 // Winograd F(2x2, 3x3) and F(4x4, 3x3) tile transforms of one row of tiles (engine/kernels/winograd_f32.hpp says
 // what each computes).
@@ -142,6 +144,7 @@ struct KernelTable {
     GemmPackANarrowF32 gemm_pack_a_narrow_f32;
     GemmNarrowF32 gemm_narrow_f32;
     MaxPool2x2F32 max_pool_2x2_f32;
+    MaxPool2x2U8 max_pool_2x2_u8;
     WinogradInputRowF32 winograd_input_row_f32;
     WinogradOutputRowF32 winograd_output_row_f32;
     WinogradGradientRowF32 winograd_gradient_row_f32;

@@ -1,6 +1,6 @@
-// Pooling for inference and training alike: max pooling of floats (the 2x2 stride-2 case through the kernel table,
-// any other window in plain loops) and of 7-bit quantized activations (plain loops: max commutes with the
-// monotonic quantization, so pooling needs no scale), and global average pooling of both. Backward passes live
+// Pooling for inference and training alike: max pooling of floats and of 7-bit quantized activations (max commutes
+// with the monotonic quantization, so pooling needs no scale), the 2x2 stride-2 case through the kernel table and
+// any other window in plain loops, and global average pooling of both. Backward passes live
 // with the training layers.
 #pragma once
 
@@ -15,7 +15,8 @@ namespace edgeqc {
 // when not null, receives per output the index within its input plane of the first (row-major) maximum.
 void max_pool_f32(const KernelTable& table, const float* x, int planes, int height, int width, int kernel, int stride,
                   float* y, std::uint32_t* winners);
-void max_pool_u8(const std::uint8_t* x, int planes, int height, int width, int kernel, int stride, std::uint8_t* y);
+void max_pool_u8(const KernelTable& table, const std::uint8_t* x, int planes, int height, int width, int kernel,
+                 int stride, std::uint8_t* y);
 
 // y[p] = mean of plane p of x (`planes` planes of `plane` values), summed in double.
 void global_avg_pool_f32(const float* x, int planes, std::size_t plane, float* y);

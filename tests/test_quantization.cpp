@@ -346,28 +346,37 @@ TEST_CASE("plans sharing one set of weights run at once on two threads, each bit
     }
 }
 
-TEST_CASE("int8 2x2 max pool: the maximum of each window, on even, odd and one-wide sizes, extremes included") {
+TEST_CASE("int8 2x2 max pool: every table gives the maximum of each window, on even, odd and one-wide sizes, "
+          "chunk edges and extremes") {
     Rng rng(31);
-    const int sizes[][3] = {{1, 1, 1}, {2, 2, 2}, {3, 5, 7}, {4, 40, 60}, {2, 10, 15}, {5, 5, 7}, {1, 3, 2}, {2, 2, 67},
-                             {2, 4, 1}, {1, 2, 33}, {3, 4, 9}};
-    for (const auto& size : sizes) {
-        const int planes = size[0], height = size[1], width = size[2], out_height = height / 2, out_width = width / 2;
-        CAPTURE(height);
-        CAPTURE(width);
-        std::vector<std::uint8_t> x(static_cast<std::size_t>(planes) * height * width);
-        for (std::uint8_t& v : x)
-            v = static_cast<std::uint8_t>(rng.below(4) == 0 ? kActivationMax : rng.below(kActivationMax + 1));
-        std::vector<std::uint8_t> y(static_cast<std::size_t>(planes) * out_height * out_width + 1, 0xEE);
-        max_pool_u8(x.data(), planes, height, width, 2, 2, y.data());
-        for (int p = 0; p < planes; ++p)
-            for (int oy = 0; oy < out_height; ++oy)
-                for (int ox = 0; ox < out_width; ++ox) {
-                    const auto at = [&](int dy, int dx) {
-                        return x[(static_cast<std::size_t>(p) * height + 2 * oy + dy) * width + 2 * ox + dx];
-                    };
-                    const std::uint8_t expected = std::max({at(0, 0), at(0, 1), at(1, 0), at(1, 1)});
-                    CHECK(y[(static_cast<std::size_t>(p) * out_height + oy) * out_width + ox] == expected);
-                }
-        CHECK(y.back() == 0xEE);  // nothing past the output
+    // Output rows of 1 to 65: every chunk width (2 to 32) alone, with an overlapping last chunk, and several of them;
+    // the last size is large enough to share out among threads.
+    const int sizes[][3] = {{1, 1, 1},  {2, 2, 2},  {3, 5, 7},   {4, 40, 60}, {2, 10, 15}, {5, 5, 7},
+                            {1, 3, 2},  {2, 2, 67}, {2, 4, 1},   {1, 2, 33},  {3, 4, 9},   {2, 4, 130},
+                            {1, 2, 64}, {3, 3, 97}, {2, 6, 63},  {1, 2, 17},  {64, 20, 30}};
+    for (const KernelTable* table : available_kernel_tables()) {
+        for (const auto& size : sizes) {
+            const std::string table_name = table->name;
+            CAPTURE(table_name);
+            const int planes = size[0], height = size[1], width = size[2];
+            const int out_height = height / 2, out_width = width / 2;
+            CAPTURE(height);
+            CAPTURE(width);
+            std::vector<std::uint8_t> x(static_cast<std::size_t>(planes) * height * width);
+            for (std::uint8_t& v : x)
+                v = static_cast<std::uint8_t>(rng.below(4) == 0 ? kActivationMax : rng.below(kActivationMax + 1));
+            std::vector<std::uint8_t> y(static_cast<std::size_t>(planes) * out_height * out_width + 1, 0xEE);
+            max_pool_u8(*table, x.data(), planes, height, width, 2, 2, y.data());
+            for (int p = 0; p < planes; ++p)
+                for (int oy = 0; oy < out_height; ++oy)
+                    for (int ox = 0; ox < out_width; ++ox) {
+                        const auto at = [&](int dy, int dx) {
+                            return x[(static_cast<std::size_t>(p) * height + 2 * oy + dy) * width + 2 * ox + dx];
+                        };
+                        const std::uint8_t expected = std::max({at(0, 0), at(0, 1), at(1, 0), at(1, 1)});
+                        CHECK(y[(static_cast<std::size_t>(p) * out_height + oy) * out_width + ox] == expected);
+                    }
+            CHECK(y.back() == 0xEE);  // nothing past the output
+        }
     }
 }
