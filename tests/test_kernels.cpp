@@ -157,8 +157,8 @@ TEST_CASE("GEMM: every table matches the reference on tails, transposes, blockin
 
 TEST_CASE("GEMM: thin products (few columns, many rows) match the reference on every table") {
     Rng rng(19);
-    // 17 panels of the narrow tile's rows (at most 32) share out among up to 4 threads, so these take the thin path;
-    // columns around its tile (6, 8 or 12) up to its limit of 160, depths around the depth block and its vectors.
+    // 519 rows (several panels of the narrow tile's 12 to 32) take the thin path; columns around its tile (6, 8 or
+    // 12) up to its limit of 160, depths around the depth block and its vectors.
     for_each_fast_table([&](const KernelTable& table) {
         for (const int n : {1, 11, 12, 13, 35, 36, 64, 150, 160})
             for (const int k : {1, 17, 256, 257, 700}) {
@@ -167,6 +167,34 @@ TEST_CASE("GEMM: thin products (few columns, many rows) match the reference on e
                 check_gemm(table, {519, n, k, false, false, 1.0f, 1.0f, true, false}, rng);
             }
     });
+}
+
+TEST_CASE("GEMM: the same bits on any number of threads, thin and packed products alike (training's --seed promise)") {
+    Rng rng(23);
+    const int caller_threads = omp_get_max_threads();
+    // Thin (few columns) and packed (wide) products, each deeper than one depth block, on 1 to 5 threads: the routes
+    // and their summation orders must not follow the thread count.
+    const int shapes[][3] = {{64, 35, 700}, {519, 150, 513}, {97, 300, 600}, {33, 20, 300}};
+    for_each_fast_table([&](const KernelTable& table) {
+        for (const auto& shape : shapes) {
+            const int m = shape[0], n = shape[1], k = shape[2];
+            CAPTURE(m);
+            CAPTURE(n);
+            const std::vector<float> a = normal_values(static_cast<std::size_t>(m) * k, rng);
+            const std::vector<float> b = normal_values(static_cast<std::size_t>(k) * n, rng);
+            AlignedFloats workspace = gemm_workspace(table, m, n, k);
+            std::vector<float> first;
+            for (int threads = 1; threads <= 5; ++threads) {
+                omp_set_num_threads(threads);
+                std::vector<float> c(static_cast<std::size_t>(m) * n);
+                table.gemm_f32(false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, c.data(), n, {},
+                               workspace.data());
+                if (first.empty()) first = c;
+                else CHECK(std::memcmp(first.data(), c.data(), c.size() * sizeof(float)) == 0);
+            }
+        }
+    });
+    omp_set_num_threads(caller_threads);
 }
 
 TEST_CASE("GEMM with bf16 products: every training table matches the bf16 reference; both round to nearest even") {

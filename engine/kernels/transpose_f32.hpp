@@ -16,7 +16,8 @@ namespace gemm_detail {
 // kWidth floats, row i at source + i * stride, and writes them column by column: column p, its `rows` values and
 // then zeros up to kWidth, as one whole vector at packed + p * group_stride, in increasing p. Where group_stride is
 // below kWidth, column p's zeros land on column p + 1's place (which its own store then overwrites) and the last
-// column's on whatever follows the block. Arches without one say kAvailable = false.
+// column's on whatever follows the block (pack_transposed() in gemm_f32.hpp keeps that inside its buffer). Arches
+// without one say kAvailable = false.
 template <class Arch>
 struct VectorTranspose {
     static constexpr bool kAvailable = false;
@@ -57,8 +58,8 @@ struct LaneTranspose {
 struct Avx512TransposeOps {
     using Register = __m512;
     static constexpr int kWidth = 16;
-    // The unmasked unpack and lane-shuffle intrinsics start from _mm512_undefined_ps(), which GCC 12 then reports as
-    // maybe uninitialized; with every lane selected the masked ones compile to the same instructions.
+    // GCC 12's unmasked _mm512_unpack{lo,hi}_ps and _mm512_shuffle_f32x4 start from _mm512_undefined_ps(), which it
+    // then reports as maybe uninitialized; with every lane selected the masked ones compile to the same instructions.
     static constexpr __mmask16 kAll = 0xFFFF;
     static __m512 load(const float* source) { return _mm512_loadu_ps(source); }
     static __m512 zero() { return _mm512_setzero_ps(); }
