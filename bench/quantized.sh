@@ -77,7 +77,7 @@ for batch in (1, 32):
     floats = [edgeqc[batch, r][0] for r in runs]
     int8s = [edgeqc[batch, r][1] for r in runs]
     torches = [torch[batch, r][0] for r in runs]
-    backends = "/".join(sorted({torch[batch, r][1] for r in runs}))
+    backends = "/".join(sorted({torch[batch, r][1] for r in runs})) or "no figures"
     print(f"| {batch} | {cell(floats, 1)} | {cell(int8s, 1)} | {cell([i / f for i, f in zip(int8s, floats)], 2)} "
           f"| {cell(torches, 1)} ({backends}) | {cell([i / t for i, t in zip(int8s, torches)], 2)} |")
 print()
