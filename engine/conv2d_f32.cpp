@@ -59,8 +59,7 @@ PackedConv2dF32::PackedConv2dF32(const KernelTable& table, const ConvGeometry& g
             tile = winograd_tile_for(table, geometry.channels, out_channels, geometry.height, geometry.width,
                                      geometry.padding, max_batch, WinogradWeights::PreparedOnce);
         const WinogradTileGrid grid(tile, geometry.height, geometry.width, geometry.padding);
-        const bool narrow =
-            winograd_narrow_products(table, geometry.channels, grid, max_batch, WinogradWeights::PreparedOnce);
+        const bool narrow = winograd_narrow_products(table, grid, max_batch, WinogradWeights::PreparedOnce);
         winograd_ = std::make_unique<WinogradConv3x3>();
         winograd_->prepare(table, weights, out_channels, geometry.channels, tile, threads, narrow);
         return;

@@ -69,12 +69,11 @@ WinogradTile winograd_tile_for(const KernelTable& table, int in_channels, int ou
                                                                               : WinogradTile::F2x2;
 }
 
-bool winograd_narrow_products(const KernelTable& table, int in_channels, const WinogradTileGrid& grid, int batch,
+bool winograd_narrow_products(const KernelTable& table, const WinogradTileGrid& grid, int batch,
                               WinogradWeights weights) {
-    constexpr long kMostTiles = 40;
-    constexpr int kLeastDepth = 256;
+    constexpr long kMostTiles = 160;
     return weights == WinogradWeights::PreparedOnce && table.gemm_narrow_f32 &&
-           static_cast<long>(batch) * grid.tiles_per_image() <= kMostTiles && in_channels >= kLeastDepth;
+           static_cast<long>(batch) * grid.tiles_per_image() <= kMostTiles;
 }
 
 std::size_t winograd_thread_scratch_floats(const WinogradTileGrid& grid) {

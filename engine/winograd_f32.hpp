@@ -56,13 +56,13 @@ WinogradTile winograd_tile_for(const KernelTable& table, int in_channels, int ou
 
 // Whether a convolution computed with `table`, its weights prepared once, runs its position products on the narrow GEMM
 // (GemmNarrowF32: vectors along the output channels) rather than the packed one (vectors along the tiles): where a
-// batch of up to `batch` images holds at most 40 tiles, so that the packed GEMM's vectors would run partly empty (40
-// tiles fill 40 of 48 lanes of three AVX-512 vectors, 12 tiles 12 of 16), and the products are at least 256 deep,
-// so that the narrow GEMM's turn of its sums into C's rows stays a small part of the work. Measured at 2 threads on
-// the position products of the reference network at batch 1 (bench/RESULTS.md): 512 -> 512 at 10x15 (40 tiles)
-// 1.09x, 512 -> 256 at 5x7 (12 tiles) 1.37x, 64 -> 512 at 20x30 (40 tiles, 64 deep) 0.93x. A fixed rule, as for the
-// tile.
-bool winograd_narrow_products(const KernelTable& table, int in_channels, const WinogradTileGrid& grid, int batch,
+// batch of up to `batch` images holds at most 160 tiles. There the packed GEMM's vectors run partly empty (40 tiles
+// fill 40 of 48 lanes of three AVX-512 vectors, 12 tiles 12 of 16) and its packing of B is not repaid; from 160 tiles
+// on the two measured even. Measured at 2 threads on the position products of the reference network at batch 1
+// (bench/RESULTS.md), narrow against packed: 512 -> 512 at 10x15 (40 tiles, 512 deep) 1.22x, 64 -> 512 at 20x30
+// (40 tiles of 4x4, 64 deep) 1.20x, 32 -> 64 at 40x60 (150 tiles of 4x4, 32 deep) 1.30x; 512 x 160 x 512 products
+// 0.99x. A fixed rule, as for the tile.
+bool winograd_narrow_products(const KernelTable& table, const WinogradTileGrid& grid, int batch,
                               WinogradWeights weights);
 
 // Row scratch one thread needs for the tile transforms of this grid.

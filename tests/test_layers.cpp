@@ -282,51 +282,64 @@ TEST_CASE("Winograd tiles: 4x4 where they save enough products, fill a vector of
     CHECK(winograd_tile_for(kernels(), 512, 512, 10, 15, 1, 32, per_call) == WinogradTile::F2x2);
 }
 
-TEST_CASE("Winograd products: the narrow GEMM for few tiles and deep products, prepared once, f32 products only") {
+TEST_CASE("Winograd products: the narrow GEMM for batches of at most 160 tiles, prepared once, f32 products only") {
     const WinogradWeights once = WinogradWeights::PreparedOnce;
-    const auto narrow = [](const KernelTable& table, int in_channels, int height, int width, WinogradTile tile,
-                           int batch, WinogradWeights weights) {
-        return winograd_narrow_products(table, in_channels, WinogradTileGrid(tile, height, width, 1), batch, weights);
+    const auto narrow = [](const KernelTable& table, int height, int width, WinogradTile tile, int batch,
+                           WinogradWeights weights) {
+        return winograd_narrow_products(table, WinogradTileGrid(tile, height, width, 1), batch, weights);
     };
-    // The reference network at batch 1: 512 -> 512 at 10x15 (40 tiles) and 512 -> 256 at 5x7 (12); not 64 -> 512 at
-    // 20x30 (40 tiles of 4x4, but 64 deep), nor at batches of more tiles, nor in training, nor with bf16 products.
-    CHECK(narrow(kernels(), 512, 10, 15, WinogradTile::F2x2, 1, once));
-    CHECK(narrow(kernels(), 512, 5, 7, WinogradTile::F2x2, 3, once));
-    CHECK_FALSE(narrow(kernels(), 512, 5, 7, WinogradTile::F2x2, 4, once));
-    CHECK_FALSE(narrow(kernels(), 64, 20, 30, WinogradTile::F4x4, 1, once));
-    CHECK_FALSE(narrow(kernels(), 512, 10, 15, WinogradTile::F2x2, 2, once));
-    CHECK_FALSE(narrow(kernels(), 512, 10, 15, WinogradTile::F2x2, 1, WinogradWeights::PreparedPerCall));
+    // The reference network at batch 1: 10x15 (40 tiles of 2x2), 5x7 (12), 20x30 (40 of 4x4), 40x60 (150 of 4x4);
+    // not at batches of more tiles, nor in training, nor with bf16 products.
+    CHECK(narrow(kernels(), 10, 15, WinogradTile::F2x2, 1, once));
+    CHECK(narrow(kernels(), 10, 15, WinogradTile::F2x2, 4, once));
+    CHECK_FALSE(narrow(kernels(), 10, 15, WinogradTile::F2x2, 5, once));
+    CHECK(narrow(kernels(), 5, 7, WinogradTile::F2x2, 13, once));
+    CHECK_FALSE(narrow(kernels(), 5, 7, WinogradTile::F2x2, 14, once));
+    CHECK(narrow(kernels(), 20, 30, WinogradTile::F4x4, 1, once));
+    CHECK(narrow(kernels(), 40, 60, WinogradTile::F4x4, 1, once));
+    CHECK_FALSE(narrow(kernels(), 40, 60, WinogradTile::F4x4, 2, once));
+    CHECK_FALSE(narrow(kernels(), 10, 15, WinogradTile::F2x2, 1, WinogradWeights::PreparedPerCall));
     if (edgeqc::testing::cpu_runs_bf16_products())
-        CHECK_FALSE(narrow(bf16_product_kernels(), 512, 10, 15, WinogradTile::F2x2, 1, once));
+        CHECK_FALSE(narrow(bf16_product_kernels(), 10, 15, WinogradTile::F2x2, 1, once));
 
-    // A convolution the rule gives the narrow GEMM equals training's on every kernel path, at a batch of 12 tiles and
-    // at one of 36 (the last tile of columns partly filled); 9 outputs leave most of a panel of rows empty.
-    Conv2dConfig config{256, 9, 3, 1, 1, true};
-    Conv2d trained(config);
-    Arenas arenas(&trained);
-    Rng rng(12);
-    trained.initialize(InitScheme::Torch, rng);
-    for (const int batch : {1, 3}) {
-        CAPTURE(batch);
-        REQUIRE(narrow(kernels(), 256, 5, 7, WinogradTile::F2x2, batch, once));
-        Tensor x({batch, 256, 5, 7}), expected;
-        fill_normal(x.data(), x.size(), rng);
-        trained.forward(x, expected, Mode::Infer);
-        const ConvGeometry geometry{256, 5, 7, 3, 1, 1, 5, 7};
-        on_every_kernel_path([&] {
-            const PackedConv2dF32 packed(kernels(), geometry, 9, trained.weight().data, trained.bias().data, true,
-                                         batch, 2);
-            AlignedFloats workspace(packed.workspace_floats(batch, 2));
-            std::vector<float> actual(expected.size());
-            packed.run(x.data(), batch, actual.data(), workspace.data(), 2);
-            int mismatches = 0;
-            for (std::size_t i = 0; i < actual.size(); ++i) {
-                const double want = std::max(expected[i], 0.0f);
-                if (!(std::abs(actual[i] - want) <= 1e-4 + 1e-4 * std::abs(want)) && mismatches++ < 5)
-                    FAIL_CHECK("y[" << i << "] = " << actual[i] << ", training path " << want);
-            }
-            CHECK(mismatches == 0);
-        });
+    // A convolution the rule gives the narrow GEMM equals training's on every kernel path: deep (256 channels in, 9
+    // out: most of a panel of rows empty) at batches of 12 and 36 tiles (the last tile of columns partly filled), and
+    // shallow (13 in, 37 out: a panel and a part) at 30 tiles of 2x2 and 45 of 4x4.
+    struct Case {
+        int in_channels, out_channels, height, width;
+    };
+    for (const Case shape : {Case{256, 9, 5, 7}, Case{13, 37, 9, 11}}) {
+        Conv2dConfig config{shape.in_channels, shape.out_channels, 3, 1, 1, true};
+        Conv2d trained(config);
+        Arenas arenas(&trained);
+        Rng rng(12);
+        trained.initialize(InitScheme::Torch, rng);
+        const int height = shape.height, width = shape.width;
+        for (const int batch : {1, shape.in_channels > 64 ? 3 : 5}) {
+            CAPTURE(shape.in_channels);
+            CAPTURE(batch);
+            const WinogradTile tile = winograd_tile_for(kernels(), shape.in_channels, shape.out_channels, height,
+                                                        width, 1, batch, once);
+            REQUIRE(narrow(kernels(), height, width, tile, batch, once));
+            Tensor x({batch, shape.in_channels, height, width}), expected;
+            fill_normal(x.data(), x.size(), rng);
+            trained.forward(x, expected, Mode::Infer);
+            const ConvGeometry geometry{shape.in_channels, height, width, 3, 1, 1, height, width};
+            on_every_kernel_path([&] {
+                const PackedConv2dF32 packed(kernels(), geometry, shape.out_channels, trained.weight().data,
+                                             trained.bias().data, true, batch, 2);
+                AlignedFloats workspace(packed.workspace_floats(batch, 2));
+                std::vector<float> actual(expected.size());
+                packed.run(x.data(), batch, actual.data(), workspace.data(), 2);
+                int mismatches = 0;
+                for (std::size_t i = 0; i < actual.size(); ++i) {
+                    const double want = std::max(expected[i], 0.0f);
+                    if (!(std::abs(actual[i] - want) <= 1e-4 + 1e-4 * std::abs(want)) && mismatches++ < 5)
+                        FAIL_CHECK("y[" << i << "] = " << actual[i] << ", training path " << want);
+                }
+                CHECK(mismatches == 0);
+            });
+        }
     }
 }
 

@@ -113,26 +113,24 @@ inline int balanced_block(int extent, int target, int multiple) {
 }
 
 // Packs `count` stored rows (stride ld) of kc floats each, from source, as kc groups of `tile` floats, zero-padded:
-// group p holds every row's value p. Whole blocks of the vector width go through in-register transposes where the
-// arch has them (8 to 16 times fewer instructions); the rest goes element by element, reading along the rows.
+// group p holds every row's value p. Whole blocks of the vector width go through in-register transposes (8 to 16
+// times fewer instructions on AVX-512 and AVX2); the rest goes element by element, reading along the rows.
 template <class Arch>
 inline void pack_transposed(const float* source, std::ptrdiff_t ld, int count, int kc, int tile, float* packed) {
     int p = 0;
-    if constexpr (VectorTranspose<Arch>::kAvailable) {
-        constexpr int kWidth = VectorTranspose<Arch>::kWidth;
-        // Tiles of whole vectors, or of one vector's half or more (the register tiles' 12 of 16 and 6 of 8): a group's
-        // store then runs at most onto the next group, which a later store overwrites; a block's last group runs onto
-        // the group after the block, which must exist. Other tile widths go element by element.
-        const bool whole_vectors = tile % kWidth == 0;
-        if (whole_vectors || (tile < kWidth && 2 * tile >= kWidth)) {
-            const int end = whole_vectors ? kc : kc - 1;
-            for (; p + kWidth <= end; p += kWidth)
-                for (int first = 0; first < tile; first += kWidth) {
-                    const int rows = std::clamp(count - first, 0, kWidth);  // 0: a panel of zeros past the edge
-                    VectorTranspose<Arch>::transpose(rows > 0 ? source + first * ld + p : source, ld, rows,
-                                                     packed + static_cast<std::ptrdiff_t>(p) * tile + first, tile);
-                }
-        }
+    constexpr int kWidth = VectorTranspose<Arch>::kWidth;
+    // Tiles of whole vectors, or of one vector's half or more (the register tiles' 12 of 16 and 6 of 8): a group's
+    // store then runs at most onto the next group, which a later store overwrites; a block's last group runs onto
+    // the group after the block, which must exist. Other tile widths go element by element.
+    const bool whole_vectors = tile % kWidth == 0;
+    if (whole_vectors || (tile < kWidth && 2 * tile >= kWidth)) {
+        const int end = whole_vectors ? kc : kc - 1;
+        for (; p + kWidth <= end; p += kWidth)
+            for (int first = 0; first < tile; first += kWidth) {
+                const int rows = std::clamp(count - first, 0, kWidth);  // 0: a panel of zeros past the edge
+                VectorTranspose<Arch>::transpose(rows > 0 ? source + first * ld + p : source, ld, rows,
+                                                 packed + static_cast<std::ptrdiff_t>(p) * tile + first, tile);
+            }
     }
     if (count < tile) std::fill(packed + std::ptrdiff_t{p} * tile, packed + std::ptrdiff_t{kc} * tile, 0.0f);
     for (int i = 0; i < count; ++i) {
@@ -186,6 +184,18 @@ struct TileMerge {
     }
 };
 
+// A vector of sums of one row of C merged as TileMerge::apply() merges one (bar beta's multiply-add, fused here);
+// old() gives C's values there, read only when beta is not 0.
+template <class Batch, class Old>
+inline Batch merge_vector(Batch sums, const TileMerge& merge, int row, const Old& old) {
+    Batch value = merge.alpha == 1.0f ? sums : sums * Batch(merge.alpha);
+    if (merge.beta != 0.0f) value = xsimd::fma(Batch(merge.beta), old(), value);
+    if (merge.row_bias) value += Batch(merge.row_bias[row]);
+    // Not xsimd::max: x86's max returns its second operand for NaN; NaN must pass, as in PyTorch.
+    if (merge.relu) value = xsimd::select(value < Batch(0.0f), Batch(0.0f), value);
+    return value;
+}
+
 // Merges a kRows x (kVectors SIMD vectors) tile of sums into C[rows x columns] (the valid part of an edge tile only).
 template <class Arch, int kVectors, int kRows = GemmTileShape<Arch>::rows>
 inline void merge_tile(const xsimd::batch<float, Arch> (&acc)[kRows][kVectors], float* c, int ldc, int rows,
@@ -193,19 +203,13 @@ inline void merge_tile(const xsimd::batch<float, Arch> (&acc)[kRows][kVectors], 
     using Batch = xsimd::batch<float, Arch>;
     constexpr int kWidth = static_cast<int>(Batch::size), kColumns = kVectors * kWidth;
     if (rows == kRows && columns == kColumns) {
-        const Batch alpha(merge.alpha), beta(merge.beta), zero(0.0f);
 #pragma GCC unroll 16
         for (int i = 0; i < kRows; ++i) {
             float* c_row = c + static_cast<std::ptrdiff_t>(i) * ldc;
 #pragma GCC unroll 4
-            for (int v = 0; v < kVectors; ++v) {
-                Batch value = merge.alpha == 1.0f ? acc[i][v] : acc[i][v] * alpha;
-                if (merge.beta != 0.0f) value = xsimd::fma(beta, Batch::load_unaligned(c_row + v * kWidth), value);
-                if (merge.row_bias) value += Batch(merge.row_bias[i]);
-                // Not xsimd::max: x86's max returns its second operand for NaN; NaN must pass, as in PyTorch.
-                if (merge.relu) value = xsimd::select(value < zero, zero, value);
-                value.store_unaligned(c_row + v * kWidth);
-            }
+            for (int v = 0; v < kVectors; ++v)
+                merge_vector(acc[i][v], merge, i, [&] { return Batch::load_unaligned(c_row + v * kWidth); })
+                    .store_unaligned(c_row + v * kWidth);
         }
         return;
     }
@@ -491,14 +495,29 @@ constexpr std::array<NarrowSums, sizeof...(kColumns)> narrow_tiles(std::index_se
     return {narrow_sums<Arch, static_cast<int>(kColumns) + 1>...};
 }
 
-// Merges narrow sums (`columns` columns of kRows, as narrow_sums() leaves them) into C[rows x columns]: the sums
-// reach C's rows one value at a time, a small share of a tile's work.
-template <int kRows>
+// Merges narrow sums (`columns` columns of kRows, as narrow_sums() leaves them) into C[rows x columns], a vector's
+// worth of rows and columns at a time, transposed in registers: a shallow product's merge one value at a time cost as
+// much as its sums.
+template <class Arch, int kRows>
 void merge_narrow_sums(const float* sums, int columns, float* c, int ldc, int rows, const TileMerge& merge) {
-    for (int i = 0; i < rows; ++i) {
-        float* c_row = c + static_cast<std::ptrdiff_t>(i) * ldc;
-        for (int j = 0; j < columns; ++j) c_row[j] = merge.apply(sums[j * kRows + i], c_row + j, i);
-    }
+    using Transpose = VectorTranspose<Arch>;
+    using Batch = xsimd::batch<float, Arch>;
+    constexpr int kWidth = Transpose::kWidth;
+    static_assert(kRows % kWidth == 0, "a column of sums is whole vectors");
+    for (int first = 0; first < rows; first += kWidth)
+        for (int column = 0; column < columns; column += kWidth) {
+            const int count = std::min(kWidth, columns - column);
+            typename Transpose::Register row_sums[kWidth];  // row first + i's sums in these columns
+            Transpose::transpose_registers(sums + column * kRows + first, kRows, count, row_sums);
+#pragma GCC unroll 16
+            for (int i = 0; i < kWidth; ++i) {
+                if (first + i >= rows) break;
+                float* c_row = c + static_cast<std::ptrdiff_t>(first + i) * ldc + column;
+                const Batch value = merge_vector(Batch(row_sums[i]), merge, first + i,
+                                                 [&] { return Batch(Transpose::load_first(c_row, count)); });
+                Transpose::store_first(c_row, value, count);
+            }
+        }
 }
 
 }  // namespace gemm_detail
@@ -542,8 +561,8 @@ void PackedGemmF32<Arch, Operands>::multiply_narrow(int m, int n, int k, const f
             kTiles[columns - 1](k, a_panel, b + column, ldb, sums, false,
                                 prefetching ? next_panel + 64 * static_cast<std::ptrdiff_t>(first_line) : nullptr,
                                 prefetching ? panel_lines - first_line : 0);
-            gemm_detail::merge_narrow_sums<kRows>(sums, columns, c + static_cast<std::ptrdiff_t>(row) * ldc + column,
-                                                  ldc, std::min(kRows, m - row), tile_merge);
+            float* c_tile = c + static_cast<std::ptrdiff_t>(row) * ldc + column;
+            gemm_detail::merge_narrow_sums<Arch, kRows>(sums, columns, c_tile, ldc, std::min(kRows, m - row), tile_merge);
         }
     }
 }
@@ -593,7 +612,7 @@ void PackedGemmF32<Arch, Operands>::multiply_thin(bool transpose_a, int m, int n
         TileMerge merge{alpha, beta, epilogue.row_bias ? epilogue.row_bias + row : nullptr, epilogue.relu};
         for (int tile = 0; tile < tiles; ++tile) {
             const int column = tile * kColumns;
-            merge_narrow_sums<kRows>(sums + tile * kColumns * kRows, std::min(kColumns, n - column),
+            merge_narrow_sums<Arch, kRows>(sums + tile * kColumns * kRows, std::min(kColumns, n - column),
                                      c + static_cast<std::ptrdiff_t>(row) * ldc + column, ldc, rows, merge);
         }
     }

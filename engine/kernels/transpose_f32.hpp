@@ -1,9 +1,10 @@
-// In-register transposes of one vector-width block of floats, for the GEMM's packing, on the arches whose shuffles
-// xsimd 8 cannot express generically (its zip_lo/zip_hi stay inside 128-bit lanes on AVX2 and AVX-512).
+// In-register transposes of one vector-width block of floats, for the GEMM's packing and merges: written with
+// intrinsics where xsimd 8 cannot express them (its zip_lo/zip_hi stay inside 128-bit lanes on AVX2 and AVX-512).
 #pragma once
 
 #include <xsimd/xsimd.hpp>
 
+#include <algorithm>
 #include <cstddef>
 
 namespace edgeqc {
@@ -16,22 +17,27 @@ namespace gemm_detail {
 // kWidth floats, row i at source + i * stride, and writes them column by column: column p, its `rows` values and
 // then zeros up to kWidth, as one whole vector at packed + p * group_stride, in increasing p. Where group_stride is
 // below kWidth, column p's zeros land on column p + 1's place (which its own store then overwrites) and the last
-// column's on whatever follows the block (pack_transposed() in gemm_f32.hpp keeps that inside its buffer). Arches
-// without one say kAvailable = false.
+// column's on whatever follows the block (pack_transposed() in gemm_f32.hpp keeps that inside its buffer).
+// transpose_registers() leaves the columns in registers; load_first() and store_first() move a row's first `count`
+// floats (the rest read as zeros). Specialised for every arch the build instantiates kernels for.
 template <class Arch>
-struct VectorTranspose {
-    static constexpr bool kAvailable = false;
-};
+struct VectorTranspose;
 
 // The transpose of a kWidth x kWidth block written once: Ops names the arch's register type, loads and stores, in-lane
 // unpacks and shuffles, and how the last rounds gather 128-bit lanes across registers.
 template <class Ops>
 struct LaneTranspose {
-    static constexpr bool kAvailable = true;
+    using Register = typename Ops::Register;
     static constexpr int kWidth = Ops::kWidth;
     static void transpose(const float* source, std::ptrdiff_t stride, int rows, float* packed,
                           std::ptrdiff_t group_stride) {
-        typename Ops::Register r[kWidth], t[kWidth];
+        Register columns[kWidth];
+        transpose_registers(source, stride, rows, columns);
+#pragma GCC unroll 16
+        for (int p = 0; p < kWidth; ++p) Ops::store(packed + p * group_stride, columns[p]);
+    }
+    static void transpose_registers(const float* source, std::ptrdiff_t stride, int rows, Register (&columns)[kWidth]) {
+        Register r[kWidth], t[kWidth];
 #pragma GCC unroll 16
         for (int i = 0; i < kWidth; ++i) r[i] = i < rows ? Ops::load(source + i * stride) : Ops::zero();
         // Rows interleaved in pairs, then in fours: r[4i + j]'s 128-bit lane L then holds rows 4i ... 4i + 3 of
@@ -48,10 +54,10 @@ struct LaneTranspose {
             r[i + 2] = Ops::low_pairs(t[i + 1], t[i + 3]);
             r[i + 3] = Ops::high_pairs(t[i + 1], t[i + 3]);
         }
-        Ops::gather_lanes(r, t);
-#pragma GCC unroll 16
-        for (int p = 0; p < kWidth; ++p) Ops::store(packed + p * group_stride, t[p]);
+        Ops::gather_lanes(r, columns);
     }
+    static Register load_first(const float* source, int count) { return Ops::load_first(source, count); }
+    static void store_first(float* target, Register value, int count) { Ops::store_first(target, value, count); }
 };
 
 #if defined(__AVX512F__)
@@ -64,6 +70,11 @@ struct Avx512TransposeOps {
     static __m512 load(const float* source) { return _mm512_loadu_ps(source); }
     static __m512 zero() { return _mm512_setzero_ps(); }
     static void store(float* target, __m512 value) { _mm512_storeu_ps(target, value); }
+    static __mmask16 first(int count) { return static_cast<__mmask16>((1u << count) - 1); }
+    static __m512 load_first(const float* source, int count) { return _mm512_maskz_loadu_ps(first(count), source); }
+    static void store_first(float* target, __m512 value, int count) {
+        _mm512_mask_storeu_ps(target, first(count), value);
+    }
     static __m512 unpack_low(__m512 a, __m512 b) { return _mm512_maskz_unpacklo_ps(kAll, a, b); }
     static __m512 unpack_high(__m512 a, __m512 b) { return _mm512_maskz_unpackhi_ps(kAll, a, b); }
     static __m512 low_pairs(__m512 a, __m512 b) { return _mm512_shuffle_ps(a, b, 0x44); }
@@ -98,6 +109,13 @@ struct Avx2TransposeOps {
     static __m256 load(const float* source) { return _mm256_loadu_ps(source); }
     static __m256 zero() { return _mm256_setzero_ps(); }
     static void store(float* target, __m256 value) { _mm256_storeu_ps(target, value); }
+    static __m256i first(int count) {
+        return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    }
+    static __m256 load_first(const float* source, int count) { return _mm256_maskload_ps(source, first(count)); }
+    static void store_first(float* target, __m256 value, int count) {
+        _mm256_maskstore_ps(target, first(count), value);
+    }
     static __m256 unpack_low(__m256 a, __m256 b) { return _mm256_unpacklo_ps(a, b); }
     static __m256 unpack_high(__m256 a, __m256 b) { return _mm256_unpackhi_ps(a, b); }
     static __m256 low_pairs(__m256 a, __m256 b) { return _mm256_shuffle_ps(a, b, 0x44); }
@@ -113,6 +131,54 @@ struct Avx2TransposeOps {
 };
 template <>
 struct VectorTranspose<xsimd::fma3<xsimd::avx2>> : LaneTranspose<Avx2TransposeOps> {};
+#endif
+
+// 4 x 4 blocks on the arches of 128-bit vectors, whose zips interleave whole registers (SSE2's unpacks, NEON's
+// zip1/zip2): rows 0 and 2, 1 and 3, then the two results. Neither has masked loads or stores: a short row goes
+// through a vector on the stack.
+template <class Arch>
+struct ZipTranspose {
+    using Register = xsimd::batch<float, Arch>;
+    static constexpr int kWidth = 4;
+    static_assert(Register::size == kWidth, "128-bit vectors of floats");
+    static void transpose(const float* source, std::ptrdiff_t stride, int rows, float* packed,
+                          std::ptrdiff_t group_stride) {
+        Register columns[kWidth];
+        transpose_registers(source, stride, rows, columns);
+#pragma GCC unroll 4
+        for (int p = 0; p < kWidth; ++p) columns[p].store_unaligned(packed + p * group_stride);
+    }
+    static void transpose_registers(const float* source, std::ptrdiff_t stride, int rows, Register (&columns)[kWidth]) {
+        Register r[kWidth];
+#pragma GCC unroll 4
+        for (int i = 0; i < kWidth; ++i)
+            r[i] = i < rows ? Register::load_unaligned(source + i * stride) : Register(0.0f);
+        const Register low02 = xsimd::zip_lo(r[0], r[2]), high02 = xsimd::zip_hi(r[0], r[2]);
+        const Register low13 = xsimd::zip_lo(r[1], r[3]), high13 = xsimd::zip_hi(r[1], r[3]);
+        columns[0] = xsimd::zip_lo(low02, low13);
+        columns[1] = xsimd::zip_hi(low02, low13);
+        columns[2] = xsimd::zip_lo(high02, high13);
+        columns[3] = xsimd::zip_hi(high02, high13);
+    }
+    static Register load_first(const float* source, int count) {
+        if (count == kWidth) return Register::load_unaligned(source);
+        alignas(16) float row[kWidth] = {};
+        std::copy_n(source, count, row);
+        return Register::load_aligned(row);
+    }
+    static void store_first(float* target, Register value, int count) {
+        if (count == kWidth) return value.store_unaligned(target);
+        alignas(16) float row[kWidth];
+        value.store_aligned(row);
+        std::copy_n(row, count, target);
+    }
+};
+#if defined(__x86_64__)
+template <>
+struct VectorTranspose<xsimd::sse2> : ZipTranspose<xsimd::sse2> {};
+#elif defined(__aarch64__)
+template <>
+struct VectorTranspose<xsimd::neon64> : ZipTranspose<xsimd::neon64> {};
 #endif
 
 }  // namespace gemm_detail
