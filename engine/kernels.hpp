@@ -66,9 +66,15 @@ using MaxPool2x2U8 = void (*)(const std::uint8_t* x, int planes, int height, int
 // what each computes).
 using WinogradInputRowF32 = void (*)(const float* plane, int height, int width, int first_row, int first_column,
                                      int tile_columns, std::ptrdiff_t position_stride, float* out, float* rows);
-using WinogradOutputRowF32 = void (*)(const float* m, std::ptrdiff_t position_stride, int tile_columns, float shift,
-                                      bool relu, float* plane, int out_height, int out_width, int first_row,
-                                      float* scratch);
+using WinogradOutputRowF32 = void (*)(const float* m, std::ptrdiff_t position_stride, int tile_columns, int tile_rows,
+                                      float shift, bool relu, float* plane, int out_height, int out_width,
+                                      int first_row, float* scratch);
+// The scratch floats one call of an output transform of tile_rows x tile_columns tiles of size x size needs: the
+// tiles' column transforms (8 floats a tile for 2x2 tiles, 40 for 4x4) and one output row.
+inline std::size_t winograd_output_scratch_floats(int size, int tile_columns, int tile_rows) {
+    const std::size_t tiles = static_cast<std::size_t>(tile_rows) * static_cast<std::size_t>(tile_columns);
+    return (size == 4 ? 40 : 8) * tiles + static_cast<std::size_t>(size) * static_cast<std::size_t>(tile_columns);
+}
 using WinogradGradientRowF32 = void (*)(const float* plane, int out_height, int out_width, int first_row,
                                         int tile_columns, std::ptrdiff_t position_stride, float* out, float* rows);
 

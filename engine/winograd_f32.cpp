@@ -53,6 +53,11 @@ int WinogradTileGrid::chunk(int batch, std::size_t floats_per_tile) const {
         static_cast<std::size_t>(batch)));
 }
 
+int WinogradTileGrid::output_rows_at_once() const {
+    constexpr int kTilesAtOnce = 128;
+    return std::clamp(kTilesAtOnce / tile_columns, 1, tile_rows);
+}
+
 WinogradTile winograd_tile_for(const KernelTable& table, int in_channels, int out_channels, int height, int width,
                                int padding, int batch, WinogradWeights weights) {
     const WinogradTileGrid small(WinogradTile::F2x2, height, width, padding);
@@ -77,9 +82,12 @@ bool winograd_narrow_products(const KernelTable& table, const WinogradTileGrid& 
 }
 
 std::size_t winograd_thread_scratch_floats(const WinogradTileGrid& grid) {
-    // The input transform's rows are the largest: 2 (m + 2) rows of m * tile_columns + 2 input columns.
+    // The input transform's 2 (m + 2) rows of m * tile_columns + 2 input columns, or the output transform's.
     const std::size_t rows = 2 * static_cast<std::size_t>(grid.size + 2);
-    return aligned_floats(rows * (static_cast<std::size_t>(grid.size) * grid.tile_columns + 2) + 16);
+    return aligned_floats(
+        std::max(rows * (static_cast<std::size_t>(grid.size) * grid.tile_columns + 2),
+                 winograd_output_scratch_floats(grid.size, grid.tile_columns, grid.output_rows_at_once())) +
+        16);
 }
 
 void winograd_transform_input(const KernelTable& table, const WinogradTileGrid& grid, const float* x, int channels,
@@ -160,8 +168,9 @@ void WinogradConv3x3::forward(const float* x, int batch, int height, int width, 
     const WinogradTileGrid grid(tile_, height, width, padding);
     const int tiles_per_image = grid.tiles_per_image(), tile_rows = grid.tile_rows, tile_columns = grid.tile_columns;
     const int positions = grid.positions();
-    const WinogradOutputRowF32 output_row =
+    const WinogradOutputRowF32 output_rows =
         tile_ == WinogradTile::F4x4 ? table_->winograd_f4_output_row_f32 : table_->winograd_output_row_f32;
+    const int rows_at_once = grid.output_rows_at_once();
     const int out_height = grid.out_height, out_width = grid.out_width;
     const Layout l = layout(batch, height, width, padding, threads);
     const int chunk = l.chunk;
@@ -199,10 +208,10 @@ void WinogradConv3x3::forward(const float* x, int batch, int height, int width, 
                 float* scratch = thread_scratch + static_cast<std::size_t>(omp_get_thread_num()) * thread_floats;
                 const float* in = products + static_cast<std::ptrdiff_t>(co) * tiles + n * tiles_per_image;
                 float* plane = y + (static_cast<std::size_t>(first + n) * out_channels_ + co) * out_plane;
-                for (int ty = 0; ty < tile_rows; ++ty)
-                    output_row(in + ty * tile_columns, static_cast<std::ptrdiff_t>(out_channels_) * tiles,
-                               tile_columns, bias ? bias[co] : 0.0f, relu, plane, out_height, out_width,
-                               grid.size * ty, scratch);
+                for (int ty = 0; ty < tile_rows; ty += rows_at_once)
+                    output_rows(in + ty * tile_columns, static_cast<std::ptrdiff_t>(out_channels_) * tiles,
+                                tile_columns, std::min(rows_at_once, tile_rows - ty), bias ? bias[co] : 0.0f, relu,
+                                plane, out_height, out_width, grid.size * ty, scratch);
             }
         }
     }

@@ -32,6 +32,9 @@ struct WinogradTileGrid {
     int positions() const { return winograd_positions(tile); }
     // Images per round so that `floats_per_tile` floats of scratch per tile stay within a fixed budget.
     int chunk(int batch, std::size_t floats_per_tile) const;
+    // Rows of tiles one call of the output transform takes: up to 128 tiles, a few vectors' worth, whose column
+    // transforms stay in L1.
+    int output_rows_at_once() const;
 };
 
 // Where a Winograd convolution's weights come from: prepared once (an inference plan), or on every call (training,

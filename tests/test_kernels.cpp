@@ -581,18 +581,27 @@ TEST_CASE("Winograd tile transforms: every table equals the reference bit for bi
                                                     actual.data(), scratch.data());
                     CHECK(std::memcmp(expected.data(), actual.data(), expected.size() * sizeof(float)) == 0);
                 }
-                const std::vector<float> m = normal_values(positions * static_cast<std::size_t>(stride), rng);
-                for (const bool relu : {false, true}) {
-                    std::vector<float> expected(static_cast<std::size_t>(height) * width, kGuardValue),
-                        actual = expected;
-                    std::vector<float> scratch(scratch_floats);
-                    (reference_kernels().*tile.output)(m.data(), stride, tile_columns, 0.25f, relu, expected.data(),
-                                                       height, width, 3, scratch.data());
-                    (table.*tile.output)(m.data(), stride, tile_columns, 0.25f, relu, actual.data(), height, width, 3,
-                                         scratch.data());
-                    CHECK(std::memcmp(expected.data(), actual.data(), expected.size() * sizeof(float)) == 0);
-                    CHECK(actual[0] == kGuardValue);  // rows 3 and 4 only
-                    CHECK(actual[static_cast<std::size_t>(3) * width] != kGuardValue);
+                // One row of tiles from output row 3 (cropped at the plane's 5 rows), and every row of tiles at once.
+                for (const int tile_rows : {1, (height + tile.size - 1) / tile.size}) {
+                    CAPTURE(tile_rows);
+                    const int first_row = tile_rows == 1 ? 3 : 0;
+                    const std::ptrdiff_t tiles_stride = tile_rows * tile_columns + 3;
+                    const std::vector<float> m = normal_values(positions * static_cast<std::size_t>(tiles_stride), rng);
+                    std::vector<float> scratch(winograd_output_scratch_floats(tile.size, tile_columns, tile_rows));
+                    for (const bool relu : {false, true}) {
+                        std::vector<float> expected(static_cast<std::size_t>(height) * width, kGuardValue),
+                            actual = expected;
+                        (reference_kernels().*tile.output)(m.data(), tiles_stride, tile_columns, tile_rows, 0.25f,
+                                                           relu, expected.data(), height, width, first_row,
+                                                           scratch.data());
+                        (table.*tile.output)(m.data(), tiles_stride, tile_columns, tile_rows, 0.25f, relu,
+                                             actual.data(), height, width, first_row, scratch.data());
+                        CHECK(std::memcmp(expected.data(), actual.data(), expected.size() * sizeof(float)) == 0);
+                        // Rows 3 and 4 only, or all of them.
+                        CHECK((actual[0] == kGuardValue) == (first_row == 3));
+                        CHECK(actual[static_cast<std::size_t>(3) * width] != kGuardValue);
+                        CHECK(actual[static_cast<std::size_t>(height) * width - 1] != kGuardValue);
+                    }
                 }
             }
         });
@@ -613,8 +622,8 @@ TEST_CASE("Winograd 4x4 tiles: the transforms compute B^T d B and A^T m A as wri
                                                   v.data(), scratch.data());
     const std::vector<float> m = normal_values(36 * tile_columns, rng);
     std::vector<float> y(4 * 8);
-    reference_kernels().winograd_f4_output_row_f32(m.data(), tile_columns, tile_columns, 0.0f, false, y.data(), 4, 8, 0,
-                                                   scratch.data());
+    reference_kernels().winograd_f4_output_row_f32(m.data(), tile_columns, tile_columns, 1, 0.0f, false, y.data(), 4, 8,
+                                                   0, scratch.data());
     for (int tx = 0; tx < tile_columns; ++tx) {
         for (int i = 0; i < 6; ++i)
             for (int j = 0; j < 6; ++j) {

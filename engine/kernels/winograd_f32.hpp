@@ -23,11 +23,13 @@ struct WinogradRowsF32 {
     // rows: the calling thread's scratch, winograd_thread_scratch_floats() of them.
     static void input(const float* plane, int height, int width, int first_row, int first_column, int tile_columns,
                       std::ptrdiff_t position_stride, float* out, float* rows);
-    // Y = A^T m A (A^T = [1 1 1 0; 0 1 -1 -1]) for one row of tiles of one output plane, plus shift and ReLU, cropped
-    // to the plane. m + position * position_stride + tx holds position `position` of tile tx.
-    // scratch: the calling thread's, 12 * tile_columns floats at least.
-    static void output(const float* m, std::ptrdiff_t position_stride, int tile_columns, float shift, bool relu,
-                       float* plane, int out_height, int out_width, int first_row, float* scratch);
+    // Y = A^T m A (A^T = [1 1 1 0; 0 1 -1 -1]) for `tile_rows` rows of tile_columns tiles of one output plane, the
+    // first at output row first_row, plus shift and ReLU, cropped to the plane. m + position * position_stride + t
+    // holds position `position` of tile t, row by row (tile tx of row r is t = r * tile_columns + tx): A^T down the
+    // tiles' columns runs over all the rows' tiles at once, so that a plane of few tiles still fills whole vectors.
+    // scratch: the calling thread's, winograd_output_scratch_floats() of them.
+    static void output(const float* m, std::ptrdiff_t position_stride, int tile_columns, int tile_rows, float shift,
+                       bool relu, float* plane, int out_height, int out_width, int first_row, float* scratch);
     // dM = A dy A^T (A = [1 0; 1 1; 1 -1; 0 -1], the transpose of the output transform) for one row of tiles of one
     // output-gradient plane, a whole row at a time as in input(); entries outside the plane count as 0,
     // as the forward pass cropped them. rows: the calling thread's scratch, 8 * tile_columns floats at least.
@@ -37,11 +39,12 @@ struct WinogradRowsF32 {
     // F(4x4, 3x3): as input() and output() for 6x6 transformed tiles (36 positions, position = 6 * row + column)
     // of 4x4 output tiles, with the matrices of Lavin & Gray (2016), section 4.2:
     // B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1] and
-    // A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]. Scratch: winograd_thread_scratch_floats().
+    // A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]. Scratch: winograd_thread_scratch_floats() for
+    // the input, winograd_output_scratch_floats() for the output.
     static void input_f4(const float* plane, int height, int width, int first_row, int first_column, int tile_columns,
                          std::ptrdiff_t position_stride, float* out, float* rows);
-    static void output_f4(const float* m, std::ptrdiff_t position_stride, int tile_columns, float shift, bool relu,
-                          float* plane, int out_height, int out_width, int first_row, float* scratch);
+    static void output_f4(const float* m, std::ptrdiff_t position_stride, int tile_columns, int tile_rows, float shift,
+                          bool relu, float* plane, int out_height, int out_width, int first_row, float* scratch);
 };
 
 // Unnamed: each per-arch source compiles these helpers with its own flags, and a helper with external linkage would
@@ -145,6 +148,21 @@ inline void input_row_f4(int tile_columns, const float* __restrict r, float* __r
     }
 }
 
+// One output row of n 2x2 tiles from q = A^T m's row (its four columns): A^T along the row, plus shift and ReLU (NaN
+// passes through, as in PyTorch); tile tx's two values at row[2 tx].
+inline void output_row_pairs(int n, const float* const (&q)[4], float shift, bool relu, float* __restrict row) {
+    for (int tx = 0; tx < n; ++tx) {
+        float left = q[0][tx] + q[1][tx] + q[2][tx] + shift;
+        float right = q[1][tx] - q[2][tx] - q[3][tx] + shift;
+        if (relu) {
+            left = left < 0.0f ? 0.0f : left;
+            right = right < 0.0f ? 0.0f : right;
+        }
+        row[2 * tx] = left;
+        row[2 * tx + 1] = right;
+    }
+}
+
 // The four combinations of F(4x4, 3x3)'s A^T, from six values.
 struct OutputTransformF4 {
     float y[4];
@@ -181,6 +199,21 @@ inline void interleave_columns_f4(int n, const float* const (&y)[4], float shift
         }
 }
 
+// One output row of tile_columns tiles `size` wide, from the four arrays of its tiles' columns, by row_of(n, columns,
+// out), which writes n tiles' values: whole tiles straight into the plane's row (a copy through a row of scratch took
+// 40 % of the 4x4 output transform), a last tile the plane crops through the scratch row.
+template <class RowOf>
+inline void write_output_row(int size, int tile_columns, int out_width, const float* const (&columns)[4],
+                             float* plane_row, float* scratch_row, const RowOf& row_of) {
+    const int whole = std::min(tile_columns, out_width / size);
+    row_of(whole, columns, plane_row);
+    if (whole < tile_columns) {
+        const float* const last[4] = {columns[0] + whole, columns[1] + whole, columns[2] + whole, columns[3] + whole};
+        row_of(1, last, scratch_row);
+        std::copy_n(scratch_row, out_width - size * whole, plane_row + size * whole);
+    }
+}
+
 }  // namespace winograd_detail
 }  // namespace
 
@@ -200,38 +233,36 @@ void WinogradRowsF32<Arch>::input(const float* plane, int height, int width, int
 }
 
 template <class Arch>
-void WinogradRowsF32<Arch>::output(const float* m, std::ptrdiff_t position_stride, int tile_columns, float shift,
-                                   bool relu, float* plane, int out_height, int out_width, int first_row,
+void WinogradRowsF32<Arch>::output(const float* m, std::ptrdiff_t position_stride, int tile_columns, int tile_rows,
+                                   float shift, bool relu, float* plane, int out_height, int out_width, int first_row,
                                    float* scratch) {
+    const int tiles = tile_rows * tile_columns;
     float* q[2][4];
     for (int i = 0; i < 2; ++i)
-        for (int j = 0; j < 4; ++j) q[i][j] = scratch + (4 * i + j) * tile_columns;
+        for (int j = 0; j < 4; ++j) q[i][j] = scratch + (4 * i + j) * tiles;
     for (int j = 0; j < 4; ++j) {
         const float* m0 = m + j * position_stride;
         const float* m1 = m0 + 4 * position_stride;
         const float* m2 = m1 + 4 * position_stride;
         const float* m3 = m2 + 4 * position_stride;
-        for (int tx = 0; tx < tile_columns; ++tx) {
-            q[0][j][tx] = m0[tx] + m1[tx] + m2[tx];
-            q[1][j][tx] = m1[tx] - m2[tx] - m3[tx];
+        for (int t = 0; t < tiles; ++t) {
+            q[0][j][t] = m0[t] + m1[t] + m2[t];
+            q[1][j][t] = m1[t] - m2[t] - m3[t];
         }
     }
-    float* row = scratch + 8 * tile_columns;
-    for (int i = 0; i < 2; ++i) {
-        const int oy = first_row + i;
-        if (oy >= out_height) break;
-        for (int tx = 0; tx < tile_columns; ++tx) {
-            float left = q[i][0][tx] + q[i][1][tx] + q[i][2][tx] + shift;
-            float right = q[i][1][tx] - q[i][2][tx] - q[i][3][tx] + shift;
-            if (relu) {  // NaN passes through, as in PyTorch
-                left = left < 0.0f ? 0.0f : left;
-                right = right < 0.0f ? 0.0f : right;
-            }
-            row[2 * tx] = left;
-            row[2 * tx + 1] = right;
+    float* row = scratch + 8 * tiles;
+    for (int r = 0; r < tile_rows; ++r)
+        for (int i = 0; i < 2; ++i) {
+            const int oy = first_row + 2 * r + i;
+            if (oy >= out_height) break;
+            const int first = r * tile_columns;
+            const float* const columns[4] = {q[i][0] + first, q[i][1] + first, q[i][2] + first, q[i][3] + first};
+            winograd_detail::write_output_row(
+                2, tile_columns, out_width, columns, plane + static_cast<std::ptrdiff_t>(oy) * out_width, row,
+                [&](int n, const float* const (&q_row)[4], float* out) {
+                    winograd_detail::output_row_pairs(n, q_row, shift, relu, out);
+                });
         }
-        std::copy_n(row, out_width, plane + static_cast<std::ptrdiff_t>(oy) * out_width);
-    }
 }
 
 template <class Arch>
@@ -290,36 +321,45 @@ void WinogradRowsF32<Arch>::input_f4(const float* plane, int height, int width, 
 }
 
 template <class Arch>
-void WinogradRowsF32<Arch>::output_f4(const float* m, std::ptrdiff_t position_stride, int tile_columns, float shift,
-                                      bool relu, float* plane, int out_height, int out_width, int first_row,
-                                      float* scratch) {
+void WinogradRowsF32<Arch>::output_f4(const float* m, std::ptrdiff_t position_stride, int tile_columns, int tile_rows,
+                                      float shift, bool relu, float* plane, int out_height, int out_width,
+                                      int first_row, float* scratch) {
+    const int tiles = tile_rows * tile_columns;
     // q[i][j]: output row i of the tiles' column j (A^T down the columns), then A^T along each output row.
     float* q[4][6];
     for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 6; ++j) q[i][j] = scratch + (6 * i + j) * tile_columns;
+        for (int j = 0; j < 6; ++j) q[i][j] = scratch + (6 * i + j) * tiles;
     for (int j = 0; j < 6; ++j) {
         const float* m0 = m + j * position_stride;
-        winograd_detail::output_columns_f4(tile_columns, m0, m0 + 6 * position_stride, m0 + 12 * position_stride,
+        winograd_detail::output_columns_f4(tiles, m0, m0 + 6 * position_stride, m0 + 12 * position_stride,
                                            m0 + 18 * position_stride, m0 + 24 * position_stride,
                                            m0 + 30 * position_stride, q[0][j], q[1][j], q[2][j], q[3][j]);
     }
-    // Then A^T along each output row as whole rows of tiles too (y[k][tx]: column k of tile tx), and the columns
-    // interleaved into the output row in a loop of its own: computing and interleaving each tile in one loop kept
-    // the compiler to scalar code (a tenth of batch-1 inference).
-    float* const y[4] = {scratch + 24 * tile_columns, scratch + 25 * tile_columns, scratch + 26 * tile_columns,
-                         scratch + 27 * tile_columns};
-    float* row = scratch + 28 * tile_columns;
+    // Then A^T along each output row as whole rows of tiles too (y[i][k][t]: column k of output row i of tile t), and
+    // the columns interleaved into the output rows in a loop of its own: computing and interleaving each tile in one
+    // loop kept the compiler to scalar code (a tenth of batch-1 inference).
+    float* y[4][4];
+    for (int i = 0; i < 4; ++i)
+        for (int k = 0; k < 4; ++k) y[i][k] = scratch + (24 + 4 * i + k) * tiles;
+    for (int i = 0; i < 4; ++i)
+        winograd_detail::output_columns_f4(tiles, q[i][0], q[i][1], q[i][2], q[i][3], q[i][4], q[i][5], y[i][0],
+                                           y[i][1], y[i][2], y[i][3]);
+    float* row = scratch + 40 * tiles;
     // ReLU clamps below 0; without it the floor lets every number and NaN through (NaN passes either way, as in
     // PyTorch).
     const float floor = relu ? 0.0f : -std::numeric_limits<float>::infinity();
-    for (int i = 0; i < 4; ++i) {
-        const int oy = first_row + i;
-        if (oy >= out_height) break;
-        winograd_detail::output_columns_f4(tile_columns, q[i][0], q[i][1], q[i][2], q[i][3], q[i][4], q[i][5], y[0],
-                                           y[1], y[2], y[3]);
-        winograd_detail::interleave_columns_f4(tile_columns, y, shift, floor, row);
-        std::copy_n(row, out_width, plane + static_cast<std::ptrdiff_t>(oy) * out_width);
-    }
+    for (int r = 0; r < tile_rows; ++r)
+        for (int i = 0; i < 4; ++i) {
+            const int oy = first_row + 4 * r + i;
+            if (oy >= out_height) break;
+            const int first = r * tile_columns;
+            const float* const columns[4] = {y[i][0] + first, y[i][1] + first, y[i][2] + first, y[i][3] + first};
+            winograd_detail::write_output_row(
+                4, tile_columns, out_width, columns, plane + static_cast<std::ptrdiff_t>(oy) * out_width, row,
+                [&](int n, const float* const (&y_row)[4], float* out) {
+                    winograd_detail::interleave_columns_f4(n, y_row, shift, floor, out);
+                });
+        }
 }
 
 EDGEQC_EXTERN_SIMD_KERNEL(WinogradRowsF32)
