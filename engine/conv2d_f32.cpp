@@ -86,9 +86,18 @@ std::size_t PackedConv2dF32::workspace_floats(int batch, int threads) const {
     return image_workspace_floats() * static_cast<std::size_t>(batch >= threads ? threads : 1);
 }
 
-// Floats one image in flight needs: its columns, then the GEMM's packing space.
+// A 3x3 "same" convolution packs the GEMM's B straight from the image (no im2col matrix: one pass less over
+// 9 x the input, and 9 x less memory).
+bool PackedConv2dF32::packs_from_image() const {
+    const ConvGeometry& g = geometry_;
+    return g.kernel == 3 && g.stride == 1 && g.padding == 1;
+}
+
+// Floats one image in flight needs: the GEMM's from the image, or the columns and then the GEMM's packing space.
 std::size_t PackedConv2dF32::image_workspace_floats() const {
     const ConvGeometry& g = geometry_;
+    if (packs_from_image())
+        return aligned_floats(table_.gemm_conv3x3_workspace_f32(out_channels_, g.channels, g.height, g.width));
     return aligned_floats(static_cast<std::size_t>(g.rows()) * g.positions()) +
            aligned_floats(table_.gemm_workspace_f32(out_channels_, g.positions(), g.rows(), true));
 }
@@ -106,6 +115,9 @@ void PackedConv2dF32::run(const float* x, int batch, float* y, float* workspace,
     // One image per GEMM: its columns fit in cache, and C is the image's output itself, bias and ReLU included.
     const GemmEpilogue epilogue{bias, relu_};
     const auto convolve = [&](int n, float* image_workspace) {
+        if (packs_from_image())
+            return table_.gemm_conv3x3_f32(out_channels_, g.channels, g.height, g.width, packed_weights_.data(),
+                                           x + n * in_image, y + n * out_image, epilogue, image_workspace);
         im2col(g, x + n * in_image, 1, image_workspace);
         table_.gemm_packed_a_f32(false, out_channels_, g.positions(), g.rows(), 1.0f, packed_weights_.data(),
                                  image_workspace, g.positions(), 0.0f, y + n * out_image, g.positions(), epilogue,

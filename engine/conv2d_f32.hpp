@@ -58,7 +58,8 @@ public:
     void run(const float* x, int batch, float* y, float* workspace, int threads) const;
 
 private:
-    std::size_t image_workspace_floats() const;  // the im2col path's, per image in flight
+    bool packs_from_image() const;
+    std::size_t image_workspace_floats() const;  // the GEMM path's, per image in flight
 
     const KernelTable& table_;
     ConvGeometry geometry_;

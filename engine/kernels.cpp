@@ -32,6 +32,8 @@ void gemm_packed_a_f32_reference(bool, int, int, int, float, const float*, const
                                  const GemmEpilogue&, float*);
 std::size_t gemm_pack_a_narrow_f32_reference(int, int, const float*, int, float*);
 void gemm_narrow_f32_reference(int, int, int, const float*, const float*, int, float*, int, const GemmEpilogue&);
+std::size_t gemm_conv3x3_workspace_f32_reference(int, int, int, int);
+void gemm_conv3x3_f32_reference(int, int, int, int, const float*, const float*, float*, const GemmEpilogue&, float*);
 void max_pool_2x2_f32_reference(const float*, int, int, int, float*, std::uint32_t*);
 void max_pool_2x2_u8_reference(const std::uint8_t*, int, int, int, std::uint8_t*);
 void winograd_input_row_f32_reference(const float*, int, int, int, int, int, std::ptrdiff_t, float*, float*);
@@ -90,6 +92,17 @@ template <class Arch>
 void gemm_narrow_f32(int m, int n, int k, const float* packed_a, const float* b, int ldb, float* c, int ldc,
                      const GemmEpilogue& epilogue) {
     PackedGemmF32<Arch>{}.multiply_narrow(m, n, k, packed_a, b, ldb, c, ldc, epilogue);
+}
+
+template <class Arch>
+std::size_t gemm_conv3x3_workspace_f32(int m, int channels, int height, int width) {
+    return PackedGemmF32<Arch>{}.conv3x3_workspace_floats(m, channels, height, width);
+}
+
+template <class Arch>
+void gemm_conv3x3_f32(int m, int channels, int height, int width, const float* packed_a, const float* x, float* c,
+                      const GemmEpilogue& epilogue, float* workspace) {
+    PackedGemmF32<Arch>{}.multiply_conv3x3(m, channels, height, width, packed_a, x, c, epilogue, workspace);
 }
 
 template <class Arch>
@@ -158,6 +171,8 @@ void install_gemm_f32(KernelTable& t) {
     t.gemm_packed_a_f32 = gemm_packed_a_f32<Arch>;
     t.gemm_pack_a_narrow_f32 = gemm_pack_a_narrow_f32<Arch>;
     t.gemm_narrow_f32 = gemm_narrow_f32<Arch>;
+    t.gemm_conv3x3_workspace_f32 = gemm_conv3x3_workspace_f32<Arch>;
+    t.gemm_conv3x3_f32 = gemm_conv3x3_f32<Arch>;
 }
 template <class Arch>
 void install_max_pool_2x2_f32(KernelTable& t) { t.max_pool_2x2_f32 = max_pool_2x2_f32<Arch>; }
@@ -197,6 +212,8 @@ void install_gemm_f32_reference(KernelTable& t) {
     t.gemm_packed_a_f32 = gemm_packed_a_f32_reference;
     t.gemm_pack_a_narrow_f32 = gemm_pack_a_narrow_f32_reference;
     t.gemm_narrow_f32 = gemm_narrow_f32_reference;
+    t.gemm_conv3x3_workspace_f32 = gemm_conv3x3_workspace_f32_reference;
+    t.gemm_conv3x3_f32 = gemm_conv3x3_f32_reference;
 }
 void install_max_pool_2x2_f32_reference(KernelTable& t) { t.max_pool_2x2_f32 = max_pool_2x2_f32_reference; }
 void install_max_pool_2x2_u8_reference(KernelTable& t) { t.max_pool_2x2_u8 = max_pool_2x2_u8_reference; }

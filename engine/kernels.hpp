@@ -55,6 +55,15 @@ using GemmPackANarrowF32 = std::size_t (*)(int m, int k, const float* a, int lda
 using GemmNarrowF32 = void (*)(int m, int n, int k, const float* packed_a, const float* b, int ldb, float* c,
                                int ldc, const GemmEpilogue& epilogue);
 
+// The packed-A GEMM of a 3x3 convolution with stride 1 and padding 1: C = A x im2col(x) + row bias, ReLU as the
+// epilogue asks, x `channels` planes of height x width (zero outside the image), packed_a from GemmPackAF32 with
+// k = 9 x channels; B is packed straight from x, without an im2col matrix in between, and the bits are those of
+// GemmPackedAF32 on that matrix. C is m x (height x width). The workspace's floats (64-byte aligned) come from
+// GemmConv3x3WorkspaceF32.
+using GemmConv3x3WorkspaceF32 = std::size_t (*)(int m, int channels, int height, int width);
+using GemmConv3x3F32 = void (*)(int m, int channels, int height, int width, const float* packed_a, const float* x,
+                                float* c, const GemmEpilogue& epilogue, float* workspace);
+
 // 2x2 stride-2 max pooling of `planes` planes of height x width into planes of (height / 2) x (width / 2) (a last odd
 // row or column is dropped); x and y must not overlap. winners, when not null, receives per output the index within
 // its input plane of the first (row-major) maximum, which backward routes the gradient to.
@@ -149,6 +158,8 @@ struct KernelTable {
     GemmPackedAF32 gemm_packed_a_f32;
     GemmPackANarrowF32 gemm_pack_a_narrow_f32;
     GemmNarrowF32 gemm_narrow_f32;
+    GemmConv3x3WorkspaceF32 gemm_conv3x3_workspace_f32;
+    GemmConv3x3F32 gemm_conv3x3_f32;
     MaxPool2x2F32 max_pool_2x2_f32;
     MaxPool2x2U8 max_pool_2x2_u8;
     WinogradInputRowF32 winograd_input_row_f32;

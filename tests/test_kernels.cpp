@@ -130,11 +130,13 @@ void check_gemm(const KernelTable& table, const GemmCase& t, Rng& rng,
 }
 
 // Every transpose, alpha and beta, bias and ReLU on sizes around the register tile (6, 8, 12 or 32 rows, 16, 12 or 32
-// columns), the row block (144), the depth block (256; odd depths leave a bf16 pair half empty) and the column block
-// (about 4096, two and more of them, threaded and not), plus shapes of the reference network.
+// columns), the row block (144), the depth block (256; 576 with A packed on AVX-512; odd depths leave a bf16 pair half
+// empty) and the column block (about 4096, two and more of them, threaded and not), plus the reference network's
+// shapes.
 void check_gemm_cases(const KernelTable& table, Rng& rng, const KernelTable& reference = reference_kernels()) {
     const int sizes[][3] = {{1, 1, 1},    {13, 17, 29}, {6, 16, 256}, {7, 33, 257},   {145, 31, 5},   {32, 300, 9},
-                            {64, 97, 288}, {5, 4103, 3}, {3, 8200, 2}, {32, 8200, 17}, {289, 19, 520}, {1, 1, 700}};
+                            {64, 97, 288}, {5, 4103, 3}, {3, 8200, 2}, {32, 8200, 17}, {289, 19, 520}, {1, 1, 700},
+                            {25, 70, 577}, {14, 33, 1153}};
     for (const auto& size : sizes)
         for (const bool transpose_a : {false, true})
             for (const bool transpose_b : {false, true})
@@ -793,6 +795,47 @@ TEST_CASE("int8 3x3 convolution GEMM (B packed from the image): every table equa
         for (const auto& shape : shapes)
             for (const bool extreme : {false, true})
                 check_conv3x3_s8(table, shape[0], shape[1], shape[2], shape[3], extreme, rng);
+    });
+}
+
+TEST_CASE("f32 3x3 convolution GEMM (B packed from the image): the bits of the packed GEMM on im2col, on every table") {
+    Rng rng(29);
+    // One-output rows and columns, prime sizes, a last column panel part empty, depths of one and of several depth
+    // blocks (9 x 70 = 630, 9 x 512 = 4608), more columns than a column block (61 x 70 = 4270), the network's layers.
+    const int shapes[][4] = {{1, 1, 1, 1},     {5, 1, 7, 1},    {3, 2, 40, 1},     {33, 13, 5, 2}, {31, 7, 11, 13},
+                             {13, 70, 9, 31},  {3, 2, 61, 70},  {40, 64, 20, 30},  {17, 512, 10, 15}, {3, 3, 3, 97}};
+    for_each_fast_table([&](const KernelTable& table) {
+        for (const auto& shape : shapes) {
+            const int m = shape[0], channels = shape[1], height = shape[2], width = shape[3];
+            CAPTURE(m);
+            CAPTURE(channels);
+            CAPTURE(height);
+            CAPTURE(width);
+            const ConvGeometry g{channels, height, width, 3, 1, 1, height, width};
+            const int k = g.rows(), n = g.positions();
+            const std::vector<float> weights = normal_values(static_cast<std::size_t>(m) * k, rng);
+            const std::vector<float> x = normal_values(static_cast<std::size_t>(channels) * n, rng);
+            const std::vector<float> bias = normal_values(static_cast<std::size_t>(m), rng);
+            const GemmEpilogue epilogue{bias.data(), true};
+            std::vector<float> packed(table.gemm_pack_a_f32(false, m, k, weights.data(), k, nullptr));
+            table.gemm_pack_a_f32(false, m, k, weights.data(), k, packed.data());
+
+            std::vector<float> columns(static_cast<std::size_t>(k) * n), expected(static_cast<std::size_t>(m) * n);
+            im2col(g, x.data(), 1, columns.data());
+            AlignedFloats gemm_workspace(table.gemm_workspace_f32(m, n, k, true));
+            table.gemm_packed_a_f32(false, m, n, k, 1.0f, packed.data(), columns.data(), n, 0.0f, expected.data(), n,
+                                    epilogue, gemm_workspace.data());
+
+            const std::size_t workspace_floats = table.gemm_conv3x3_workspace_f32(m, channels, height, width);
+            AlignedFloats workspace(workspace_floats + 64);
+            std::fill(workspace.begin(), workspace.end(), kGuardValue);
+            std::vector<float> actual(expected.size(), -1.0f);
+            table.gemm_conv3x3_f32(m, channels, height, width, packed.data(), x.data(), actual.data(), epilogue,
+                                   workspace.data());
+            CHECK(std::memcmp(actual.data(), expected.data(), actual.size() * sizeof(float)) == 0);
+            CHECK(std::all_of(workspace.begin() + static_cast<std::ptrdiff_t>(workspace_floats), workspace.end(),
+                              [](float v) { return v == kGuardValue; }));
+        }
     });
 }
 

@@ -24,6 +24,7 @@
 #include <type_traits>
 
 #include "engine/kernels.hpp"
+#include "engine/kernels/padded_planes.hpp"
 #include "engine/kernels/simd_arch.hpp"
 
 namespace edgeqc {
@@ -324,41 +325,11 @@ void PackedGemmInt<Operands, Arch>::multiply_packed(int m, int n, int k, const A
 namespace {
 namespace int_gemm_detail {
 
-// The padded copy of a 3x3 convolution's input: each plane with a border of `padding` one value wide, and a margin
-// after the last plane that a tile's whole-vector loads may read.
-struct PaddedPlanes {
-    int channels, height, width;
-    static constexpr int kMargin = 64;
-    int stride() const { return width + 2; }
-    std::size_t plane() const { return static_cast<std::size_t>(height + 2) * stride(); }
-    std::size_t bytes() const { return round_up(plane() * channels + kMargin, 64); }
-    // Where depth p of im2col (channel p / 9, tap (ky, kx) = (p % 9 / 3, p % 3)) reads for the output at offset
-    // `base` (oy * stride() + ox) of the planes: base + offset(p).
-    std::ptrdiff_t offset(int p) const {
-        return static_cast<std::ptrdiff_t>(p / 9) * plane() + static_cast<std::ptrdiff_t>(p % 9 / 3) * stride() + p % 3;
-    }
-    // The offsets of a padded depth, each depth's, -1 past k, after the planes in the workspace.
-    static std::size_t offsets_bytes(int depth) { return round_up(depth * sizeof(std::ptrdiff_t), 64); }
-};
+using padded_planes_detail::pad_planes;
+using padded_planes_detail::PaddedPlanes;
 
-// Copies the planes in (an orphaned `omp for`), the border and the margin set to `padding`.
-template <class B>
-void pad_planes(const PaddedPlanes& p, const B* x, B padding, B* planes) {
-#pragma omp for schedule(static)
-    for (int c = 0; c < p.channels; ++c) {
-        B* out = planes + c * p.plane();
-        std::fill_n(out, p.stride(), padding);
-        for (int y = 0; y < p.height; ++y) {
-            B* row = out + static_cast<std::size_t>(y + 1) * p.stride();
-            row[0] = padding;
-            std::memcpy(row + 1, x + (static_cast<std::size_t>(c) * p.height + y) * p.width, p.width * sizeof(B));
-            row[p.width + 1] = padding;
-        }
-        std::fill_n(out + static_cast<std::size_t>(p.height + 1) * p.stride(), p.stride(), padding);
-        if (c == p.channels - 1)  // the margin
-            std::fill(out + p.plane(), planes + p.bytes() / sizeof(B), padding);
-    }
-}
+// The bytes of the offsets of a padded depth (each depth's, -1 past k), after the planes in the workspace.
+inline std::size_t offsets_bytes(int depth) { return round_up(depth * sizeof(std::ptrdiff_t), 64); }
 
 // Packs a panel of a 3x3 convolution's B run by run: a run is columns whose outputs are consecutive in one row, so
 // each tap reads it as one stretch of a plane, and a group's taps interleave along it (a loop the compiler
@@ -392,8 +363,8 @@ std::size_t PackedGemmInt<Operands, Arch>::conv3x3_workspace_bytes(int m, int ch
 {
     using namespace int_gemm_detail;
     using Tile = IntTile<Operands, Arch>;
-    const std::size_t planes = PaddedPlanes{channels, height, width}.bytes();
-    return planes + PaddedPlanes::offsets_bytes(padded_depth<Tile>(9 * channels)) +
+    const std::size_t planes = PaddedPlanes{channels, height, width}.elements() * sizeof(B);
+    return planes + offsets_bytes(padded_depth<Tile>(9 * channels)) +
            workspace_bytes(m, height * width, 9 * channels);
 }
 
@@ -412,8 +383,8 @@ void PackedGemmInt<Operands, Arch>::multiply_conv3x3(int m, int channels, int he
     const PaddedPlanes padded{channels, height, width};
     const int depth = padded_depth<Tile>(k), column_panels = (n + kColumns - 1) / kColumns;
     auto* planes = reinterpret_cast<B*>(workspace);
-    auto* offsets = reinterpret_cast<std::ptrdiff_t*>(workspace + padded.bytes());
-    auto* packed_b = reinterpret_cast<B*>(workspace + padded.bytes() + PaddedPlanes::offsets_bytes(depth));
+    auto* offsets = reinterpret_cast<std::ptrdiff_t*>(workspace + padded.elements() * sizeof(B));
+    auto* packed_b = reinterpret_cast<B*>(workspace + padded.elements() * sizeof(B) + offsets_bytes(depth));
 #pragma omp parallel if (2.0 * m * n * k >= kParallelMinOps && !omp_in_parallel())
     {
 #pragma omp for schedule(static) nowait
@@ -426,7 +397,7 @@ void PackedGemmInt<Operands, Arch>::multiply_conv3x3(int m, int channels, int he
             int base[kColumns];
             for (int j = 0; j < kColumns; ++j) {
                 const int column = panel * kColumns + j, position = column < n ? column : panel * kColumns;
-                base[j] = position / width * padded.stride() + position % width;
+                base[j] = padded.base(position);
             }
             B* out = packed_b + static_cast<std::ptrdiff_t>(panel) * kColumns * depth;
             bool packed = false;
