@@ -71,6 +71,11 @@ PackedConv2dF32::PackedConv2dF32(const KernelTable& table, const ConvGeometry& g
     table.gemm_pack_a_f32(false, out_channels, rows, weights, rows, packed_weights_.data());
 }
 
+bool PackedConv2dF32::fuse_max_pool_2x2() {
+    pool_ = pool_ || winograd_ != nullptr;
+    return pool_;
+}
+
 ConvAlgorithmF32 PackedConv2dF32::algorithm() const {
     if (!winograd_) return ConvAlgorithmF32::Im2col;
     return winograd_->tile() == WinogradTile::F4x4 ? ConvAlgorithmF32::WinogradF4x4 : ConvAlgorithmF32::WinogradF2x2;
@@ -106,7 +111,7 @@ void PackedConv2dF32::run(const float* x, int batch, float* y, float* workspace,
     const ConvGeometry& g = geometry_;
     const float* bias = bias_.empty() ? nullptr : bias_.data();
     if (winograd_) {
-        winograd_->forward(x, batch, g.height, g.width, g.padding, bias, relu_, y, workspace, threads);
+        winograd_->forward(x, batch, g.height, g.width, g.padding, bias, relu_, pool_, y, workspace, threads);
         return;
     }
     const std::size_t in_image = static_cast<std::size_t>(g.channels) * g.height * g.width;

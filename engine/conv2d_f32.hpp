@@ -54,7 +54,12 @@ public:
     std::size_t packed_bytes() const;
     // Floats of workspace run() needs for `batch` images on up to `threads` threads.
     std::size_t workspace_floats(int batch, int threads) const;
-    // x: batch x Cin x H x W -> y: batch x Cout x Ho x Wo (sizes from the geometry).
+    // Takes over a 2x2 max pool of stride 2 that follows the convolution (and its ReLU), where the path computes it
+    // on the way out (the Winograd output transforms do: the full output is never written); returns whether it did.
+    bool fuse_max_pool_2x2();
+    bool pools() const { return pool_; }
+    // x: batch x Cin x H x W -> y: batch x Cout x Ho x Wo (sizes from the geometry; halved, rounded down, when it
+    // pools).
     void run(const float* x, int batch, float* y, float* workspace, int threads) const;
 
 private:
@@ -65,6 +70,7 @@ private:
     ConvGeometry geometry_;
     int out_channels_;
     bool relu_;
+    bool pool_ = false;
     std::vector<float> bias_;  // empty without bias
     AlignedFloats packed_weights_;                // the GEMM path's A
     std::unique_ptr<WinogradConv3x3> winograd_;  // or the Winograd path

@@ -95,6 +95,16 @@ std::optional<std::size_t> next_compute_layer(const ResolvedArchitecture& archit
     return std::nullopt;
 }
 
+// The layer after `layer` (and its ReLU) when it is a 2x2 max pool of stride 2, which a float conv may take over.
+std::optional<std::size_t> max_pool_2x2_after(const ResolvedArchitecture& architecture, std::size_t layer) {
+    std::size_t j = layer + 1;
+    if (j < architecture.layers.size() && architecture.layers[j].kind == LayerKind::Relu) ++j;
+    if (j >= architecture.layers.size()) return std::nullopt;
+    const LayerSpec& pool = architecture.layers[j];
+    if (pool.kind != LayerKind::MaxPool || pool.kernel != 2 || pool.stride != 2) return std::nullopt;
+    return j;
+}
+
 }  // namespace
 
 InferencePlan::InferencePlan(Model model, int max_batch, int threads)
@@ -110,6 +120,7 @@ InferencePlan::InferencePlan(Model model, int max_batch, int threads)
     std::size_t workspace_floats = 0;
     Shape shape = architecture.input;
     bool quantized = false;  // whether the activations reaching layer i are 7-bit
+    int fused_pool = -1;  // a max pool layer the conv step before it computes, or none
     Steps steps;
     const auto add_step = [&](std::unique_ptr<Step> step) {
         largest_activation = std::max(largest_activation, step->out.elements());
@@ -156,6 +167,12 @@ InferencePlan::InferencePlan(Model model, int max_batch, int threads)
                     step->conv = std::make_unique<PackedConv2dF32>(table, g, layer.units, f32_tensor(folded, weight),
                                                                    bias.empty() ? nullptr : f32_tensor(folded, bias),
                                                                    relu_follows, max_batch, threads_);
+                    // A pool that follows is computed on the way out: the full output is never written or read.
+                    const std::optional<std::size_t> pool = max_pool_2x2_after(architecture, i);
+                    if (pool && step->conv->fuse_max_pool_2x2()) {
+                        fused_pool = static_cast<int>(*pool);
+                        step->out = architecture.outputs[*pool];
+                    }
                 } else {
                     const float* bias_values = f32_tensor(folded, bias);
                     step->bias.assign(bias_values, bias_values + layer.units);
@@ -166,13 +183,17 @@ InferencePlan::InferencePlan(Model model, int max_batch, int threads)
                 break;
             }
             case LayerKind::MaxPool:
+                if (fused_pool == static_cast<int>(i)) {
+                    shape = out;
+                    continue;
+                }
                 step->kind = Step::Kind::MaxPool;
                 step->kernel = layer.kernel;
                 step->stride = layer.stride;
                 break;
             case LayerKind::GlobalAvgPool: step->kind = Step::Kind::GlobalAvgPool; break;
             case LayerKind::Relu:  // the grammar puts every ReLU right after a conv or dense layer, which applies it
-                if (steps.empty() || !steps.back()->relu || steps.back()->out != shape)
+                if (steps.empty() || !steps.back()->relu || (steps.back()->out != shape && fused_pool < 0))
                     throw std::logic_error("InferencePlan: a ReLU that follows no conv or dense layer");
                 shape = out;
                 continue;

@@ -37,12 +37,12 @@ void gemm_conv3x3_f32_reference(int, int, int, int, const float*, const float*, 
 void max_pool_2x2_f32_reference(const float*, int, int, int, float*, std::uint32_t*);
 void max_pool_2x2_u8_reference(const std::uint8_t*, int, int, int, std::uint8_t*);
 void winograd_input_row_f32_reference(const float*, int, int, int, int, int, std::ptrdiff_t, float*, float*);
-void winograd_output_row_f32_reference(const float*, std::ptrdiff_t, int, int, float, bool, float*, int, int, int,
-                                       float*);
+void winograd_output_row_f32_reference(const float*, std::ptrdiff_t, int, int, float, bool, bool, float*, int, int,
+                                       int, float*);
 void winograd_gradient_row_f32_reference(const float*, int, int, int, int, std::ptrdiff_t, float*, float*);
 void winograd_f4_input_row_f32_reference(const float*, int, int, int, int, int, std::ptrdiff_t, float*, float*);
-void winograd_f4_output_row_f32_reference(const float*, std::ptrdiff_t, int, int, float, bool, float*, int, int, int,
-                                          float*);
+void winograd_f4_output_row_f32_reference(const float*, std::ptrdiff_t, int, int, float, bool, bool, float*, int,
+                                          int, int, float*);
 FmaPeakResult fma_peak_f32_reference(long iterations, float start);
 std::size_t gemm_pack_a_s8_reference(int, int, const std::int8_t*, int, std::int8_t*);
 std::size_t gemm_pack_a_s16_reference(int, int, const std::int16_t*, int, std::int16_t*);

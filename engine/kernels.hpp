@@ -76,7 +76,7 @@ using MaxPool2x2U8 = void (*)(const std::uint8_t* x, int planes, int height, int
 using WinogradInputRowF32 = void (*)(const float* plane, int height, int width, int first_row, int first_column,
                                      int tile_columns, std::ptrdiff_t position_stride, float* out, float* rows);
 using WinogradOutputRowF32 = void (*)(const float* m, std::ptrdiff_t position_stride, int tile_columns, int tile_rows,
-                                      float shift, bool relu, float* plane, int out_height, int out_width,
+                                      float shift, bool relu, bool pool, float* plane, int out_height, int out_width,
                                       int first_row, float* scratch);
 // The scratch floats one call of an output transform of tile_rows x tile_columns tiles of size x size needs: the
 // tiles' column transforms (8 floats a tile for 2x2 tiles, 40 for 4x4) and one output row.

@@ -163,7 +163,7 @@ std::size_t WinogradConv3x3::workspace_floats(int batch, int height, int width, 
 }
 
 void WinogradConv3x3::forward(const float* x, int batch, int height, int width, int padding, const float* bias,
-                              bool relu, float* y, float* workspace, int threads) const {
+                              bool relu, bool pool, float* y, float* workspace, int threads) const {
     if (batch <= 0) return;
     const WinogradTileGrid grid(tile_, height, width, padding);
     const int tiles_per_image = grid.tiles_per_image(), tile_rows = grid.tile_rows, tile_columns = grid.tile_columns;
@@ -178,7 +178,8 @@ void WinogradConv3x3::forward(const float* x, int batch, int height, int width, 
     float* products = workspace + l.input_floats;
     float* thread_scratch = products + l.product_floats;
     const std::size_t thread_floats = l.thread_floats;
-    const std::size_t out_plane = static_cast<std::size_t>(out_height) * out_width;
+    const std::size_t out_plane = pool ? static_cast<std::size_t>(out_height / 2) * (out_width / 2)
+                                       : static_cast<std::size_t>(out_height) * out_width;
 
     for (int first = 0; first < batch; first += chunk) {
         const int count = std::min(chunk, batch - first);
@@ -200,7 +201,7 @@ void WinogradConv3x3::forward(const float* x, int batch, int height, int width, 
                     false, out_channels_, n, in_channels_, 1.0f, weights, v, n, 0.0f, m, n, {},
                     thread_scratch + static_cast<std::size_t>(omp_get_thread_num()) * thread_floats);
         }
-        // Y = A^T M A per tile, plus bias and ReLU, cropped to the output size.
+        // Y = A^T M A per tile, plus bias and ReLU, cropped to the output size (and pooled when asked).
         // Channel outermost, as in winograd_transform_input().
 #pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
         for (int co = 0; co < out_channels_; ++co) {
@@ -211,7 +212,7 @@ void WinogradConv3x3::forward(const float* x, int batch, int height, int width, 
                 for (int ty = 0; ty < tile_rows; ty += rows_at_once)
                     output_rows(in + ty * tile_columns, static_cast<std::ptrdiff_t>(out_channels_) * tiles,
                                 tile_columns, std::min(rows_at_once, tile_rows - ty), bias ? bias[co] : 0.0f, relu,
-                                plane, out_height, out_width, grid.size * ty, scratch);
+                                pool, plane, out_height, out_width, grid.size * ty, scratch);
             }
         }
     }

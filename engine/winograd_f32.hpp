@@ -93,9 +93,10 @@ public:
     // Floats of workspace forward() needs for these sizes on up to `threads` threads (after prepare()).
     std::size_t workspace_floats(int batch, int height, int width, int padding, int threads) const;
     // x: batch x Cin x height x width -> y: batch x Cout x (height + 2p - 2) x (width + 2p - 2), then + bias (Cout
-    // values, may be null) and ReLU when asked; on at most `threads` threads.
+    // values, may be null) and ReLU when asked, and with `pool` a 2x2 max pool of stride 2 (y's planes are then half
+    // as high and half as wide, rounded down); on at most `threads` threads.
     void forward(const float* x, int batch, int height, int width, int padding, const float* bias, bool relu,
-                 float* y, float* workspace, int threads) const;
+                 bool pool, float* y, float* workspace, int threads) const;
 
 private:
     // How forward() carves its workspace: transformed inputs and products of one chunk, then a slice per thread.

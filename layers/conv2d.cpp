@@ -129,8 +129,8 @@ void Conv2d::winograd_run(const float* weights, int out_channels, int in_channel
     const int threads = omp_get_max_threads();
     winograd.prepare(table, weights, out_channels, in_channels, tile, threads);
     const std::size_t floats = winograd.workspace_floats(x_shape[0], x_shape[2], x_shape[3], padding, threads);
-    winograd.forward(x, x_shape[0], x_shape[2], x_shape[3], padding, bias, false, y, context_->winograd.floats(floats),
-                      threads);
+    winograd.forward(x, x_shape[0], x_shape[2], x_shape[3], padding, bias, false, false, y,
+                     context_->winograd.floats(floats), threads);
 }
 
 void Conv2d::forward(const Tensor& x, Tensor& y, Mode) {

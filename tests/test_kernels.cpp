@@ -588,21 +588,40 @@ TEST_CASE("Winograd tile transforms: every table equals the reference bit for bi
                     CAPTURE(tile_rows);
                     const int first_row = tile_rows == 1 ? 3 : 0;
                     const std::ptrdiff_t tiles_stride = tile_rows * tile_columns + 3;
-                    const std::vector<float> m = normal_values(positions * static_cast<std::size_t>(tiles_stride), rng);
+                    std::vector<float> m = normal_values(positions * static_cast<std::size_t>(tiles_stride), rng);
+                    m[tile_rows * tile_columns - 1] = std::numeric_limits<float>::quiet_NaN();  // the last tile's
                     std::vector<float> scratch(winograd_output_scratch_floats(tile.size, tile_columns, tile_rows));
                     for (const bool relu : {false, true}) {
                         std::vector<float> expected(static_cast<std::size_t>(height) * width, kGuardValue),
                             actual = expected;
                         (reference_kernels().*tile.output)(m.data(), tiles_stride, tile_columns, tile_rows, 0.25f,
-                                                           relu, expected.data(), height, width, first_row,
+                                                           relu, false, expected.data(), height, width, first_row,
                                                            scratch.data());
-                        (table.*tile.output)(m.data(), tiles_stride, tile_columns, tile_rows, 0.25f, relu,
+                        (table.*tile.output)(m.data(), tiles_stride, tile_columns, tile_rows, 0.25f, relu, false,
                                              actual.data(), height, width, first_row, scratch.data());
                         CHECK(std::memcmp(expected.data(), actual.data(), expected.size() * sizeof(float)) == 0);
                         // Rows 3 and 4 only, or all of them.
                         CHECK((actual[0] == kGuardValue) == (first_row == 3));
                         CHECK(actual[static_cast<std::size_t>(3) * width] != kGuardValue);
                         CHECK(actual[static_cast<std::size_t>(height) * width - 1] != kGuardValue);
+                        if (first_row != 0) continue;
+                        // Pooled on the way out: what the max pool makes of the whole output, bit for bit (its
+                        // last odd row and column dropped), on every table.
+                        const int pooled_height = height / 2, pooled_width = width / 2;
+                        std::vector<float> pooled(static_cast<std::size_t>(pooled_height) * pooled_width + 1,
+                                                  kGuardValue),
+                            pooled_by_table = pooled, pooled_after(pooled.size() - 1);
+                        (reference_kernels().*tile.output)(m.data(), tiles_stride, tile_columns, tile_rows, 0.25f,
+                                                           relu, true, pooled.data(), height, width, 0,
+                                                           scratch.data());
+                        (table.*tile.output)(m.data(), tiles_stride, tile_columns, tile_rows, 0.25f, relu, true,
+                                             pooled_by_table.data(), height, width, 0, scratch.data());
+                        reference_kernels().max_pool_2x2_f32(expected.data(), 1, height, width, pooled_after.data(),
+                                                             nullptr);
+                        CHECK(std::memcmp(pooled.data(), pooled_after.data(), pooled_after.size() * sizeof(float)) ==
+                              0);
+                        CHECK(std::memcmp(pooled.data(), pooled_by_table.data(), pooled.size() * sizeof(float)) == 0);
+                        CHECK(pooled.back() == kGuardValue);
                     }
                 }
             }
@@ -624,8 +643,8 @@ TEST_CASE("Winograd 4x4 tiles: the transforms compute B^T d B and A^T m A as wri
                                                   v.data(), scratch.data());
     const std::vector<float> m = normal_values(36 * tile_columns, rng);
     std::vector<float> y(4 * 8);
-    reference_kernels().winograd_f4_output_row_f32(m.data(), tile_columns, tile_columns, 1, 0.0f, false, y.data(), 4, 8,
-                                                   0, scratch.data());
+    reference_kernels().winograd_f4_output_row_f32(m.data(), tile_columns, tile_columns, 1, 0.0f, false, false,
+                                                   y.data(), 4, 8, 0, scratch.data());
     for (int tx = 0; tx < tile_columns; ++tx) {
         for (int i = 0; i < 6; ++i)
             for (int j = 0; j < 6; ++j) {

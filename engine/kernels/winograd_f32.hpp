@@ -27,9 +27,12 @@ struct WinogradRowsF32 {
     // first at output row first_row, plus shift and ReLU, cropped to the plane. m + position * position_stride + t
     // holds position `position` of tile t, row by row (tile tx of row r is t = r * tile_columns + tx): A^T down the
     // tiles' columns runs over all the rows' tiles at once, so that a plane of few tiles still fills whole vectors.
-    // scratch: the calling thread's, winograd_output_scratch_floats() of them.
+    // scratch: the calling thread's, winograd_output_scratch_floats() of them. With `pool`, the output goes through
+    // a 2x2 max pool of stride 2 on its way: plane is the pooled plane, (out_height / 2) x (out_width / 2), each
+    // window's first maximum winning as max_pool_2x2_f32 picks it (NaN included), a last odd row or column dropped.
     static void output(const float* m, std::ptrdiff_t position_stride, int tile_columns, int tile_rows, float shift,
-                       bool relu, float* plane, int out_height, int out_width, int first_row, float* scratch);
+                       bool relu, bool pool, float* plane, int out_height, int out_width, int first_row,
+                       float* scratch);
     // dM = A dy A^T (A = [1 0; 1 1; 1 -1; 0 -1], the transpose of the output transform) for one row of tiles of one
     // output-gradient plane, a whole row at a time as in input(); entries outside the plane count as 0,
     // as the forward pass cropped them. rows: the calling thread's scratch, 8 * tile_columns floats at least.
@@ -44,7 +47,8 @@ struct WinogradRowsF32 {
     static void input_f4(const float* plane, int height, int width, int first_row, int first_column, int tile_columns,
                          std::ptrdiff_t position_stride, float* out, float* rows);
     static void output_f4(const float* m, std::ptrdiff_t position_stride, int tile_columns, int tile_rows, float shift,
-                          bool relu, float* plane, int out_height, int out_width, int first_row, float* scratch);
+                          bool relu, bool pool, float* plane, int out_height, int out_width, int first_row,
+                          float* scratch);
 };
 
 // Unnamed: each per-arch source compiles these helpers with its own flags, and a helper with external linkage would
@@ -199,16 +203,47 @@ inline void interleave_columns_f4(int n, const float* const (&y)[4], float shift
         }
 }
 
-// One output row of tile_columns tiles `size` wide, from the four arrays of its tiles' columns, by row_of(n, columns,
-// out), which writes n tiles' values: whole tiles straight into the plane's row (a copy through a row of scratch took
-// 40 % of the 4x4 output transform), a last tile the plane crops through the scratch row.
-template <class RowOf>
-inline void write_output_row(int size, int tile_columns, int out_width, const float* const (&columns)[4],
+// The 2x2 max pool of one window of outputs v (row-major), each plus shift and raised to floor first: the first
+// maximum wins, as max_pool_2x2_window() picks it, NaN included.
+inline float pooled_window(float v0, float v1, float v2, float v3, float shift, float floor) {
+    const auto output = [&](float v) {
+        v += shift;
+        return v < floor ? floor : v;
+    };
+    float best = output(v0);
+    const float rest[3] = {output(v1), output(v2), output(v3)};
+    for (const float v : rest) best = v > best ? v : best;
+    return best;
+}
+
+// A pooled output row of n 2x2 tiles, one value a tile, from both tile rows' q = A^T m (q[4 i + j]: row i, column j).
+inline void pooled_row_pairs(int n, const float* const (&q)[8], float shift, float floor, float* __restrict row) {
+    for (int tx = 0; tx < n; ++tx)
+        row[tx] = pooled_window(q[0][tx] + q[1][tx] + q[2][tx], q[1][tx] - q[2][tx] - q[3][tx],
+                                q[4][tx] + q[5][tx] + q[6][tx], q[5][tx] - q[6][tx] - q[7][tx], shift, floor);
+}
+
+// A pooled output row of n 4x4 tiles, two values a tile, from the columns of the two output rows it pools
+// (y[4 i + k]: column k of row i).
+inline void pooled_row_f4(int n, const float* const (&y)[8], float shift, float floor, float* __restrict row) {
+    for (int tx = 0; tx < n; ++tx)
+        for (int k = 0; k < 2; ++k)
+            row[2 * tx + k] = pooled_window(y[2 * k][tx], y[2 * k + 1][tx], y[4 + 2 * k][tx], y[5 + 2 * k][tx], shift,
+                                            floor);
+}
+
+// One row of a plane out_width wide, `size` values a tile from tile_columns tiles, computed by row_of(n, arrays,
+// out) from arrays of per-tile values (each offset to the first tile), which writes n tiles' values: whole tiles
+// straight into the plane's row (a copy through a row of scratch took 40 % of the 4x4 output transform), a last tile
+// the plane crops through the scratch row.
+template <std::size_t kArrays, class RowOf>
+inline void write_output_row(int size, int tile_columns, int out_width, const float* const (&arrays)[kArrays],
                              float* plane_row, float* scratch_row, const RowOf& row_of) {
     const int whole = std::min(tile_columns, out_width / size);
-    row_of(whole, columns, plane_row);
+    row_of(whole, arrays, plane_row);
     if (whole < tile_columns) {
-        const float* const last[4] = {columns[0] + whole, columns[1] + whole, columns[2] + whole, columns[3] + whole};
+        const float* last[kArrays];
+        for (std::size_t a = 0; a < kArrays; ++a) last[a] = arrays[a] + whole;
         row_of(1, last, scratch_row);
         std::copy_n(scratch_row, out_width - size * whole, plane_row + size * whole);
     }
@@ -234,8 +269,8 @@ void WinogradRowsF32<Arch>::input(const float* plane, int height, int width, int
 
 template <class Arch>
 void WinogradRowsF32<Arch>::output(const float* m, std::ptrdiff_t position_stride, int tile_columns, int tile_rows,
-                                   float shift, bool relu, float* plane, int out_height, int out_width, int first_row,
-                                   float* scratch) {
+                                   float shift, bool relu, bool pool, float* plane, int out_height, int out_width,
+                                   int first_row, float* scratch) {
     const int tiles = tile_rows * tile_columns;
     float* q[2][4];
     for (int i = 0; i < 2; ++i)
@@ -251,6 +286,22 @@ void WinogradRowsF32<Arch>::output(const float* m, std::ptrdiff_t position_strid
         }
     }
     float* row = scratch + 8 * tiles;
+    if (pool) {  // each tile one pooled value, a tile row one pooled row
+        const int pooled_height = out_height / 2, pooled_width = out_width / 2;
+        const float floor = relu ? 0.0f : -std::numeric_limits<float>::infinity();
+        for (int r = 0; r < tile_rows && first_row / 2 + r < pooled_height; ++r) {
+            const int first = r * tile_columns;
+            const float* const arrays[8] = {q[0][0] + first, q[0][1] + first, q[0][2] + first, q[0][3] + first,
+                                            q[1][0] + first, q[1][1] + first, q[1][2] + first, q[1][3] + first};
+            winograd_detail::write_output_row(
+                1, tile_columns, pooled_width, arrays,
+                plane + static_cast<std::ptrdiff_t>(first_row / 2 + r) * pooled_width, row,
+                [&](int n, const float* const (&q_rows)[8], float* out) {
+                    winograd_detail::pooled_row_pairs(n, q_rows, shift, floor, out);
+                });
+        }
+        return;
+    }
     for (int r = 0; r < tile_rows; ++r)
         for (int i = 0; i < 2; ++i) {
             const int oy = first_row + 2 * r + i;
@@ -322,7 +373,7 @@ void WinogradRowsF32<Arch>::input_f4(const float* plane, int height, int width, 
 
 template <class Arch>
 void WinogradRowsF32<Arch>::output_f4(const float* m, std::ptrdiff_t position_stride, int tile_columns, int tile_rows,
-                                      float shift, bool relu, float* plane, int out_height, int out_width,
+                                      float shift, bool relu, bool pool, float* plane, int out_height, int out_width,
                                       int first_row, float* scratch) {
     const int tiles = tile_rows * tile_columns;
     // q[i][j]: output row i of the tiles' column j (A^T down the columns), then A^T along each output row.
@@ -348,6 +399,25 @@ void WinogradRowsF32<Arch>::output_f4(const float* m, std::ptrdiff_t position_st
     // ReLU clamps below 0; without it the floor lets every number and NaN through (NaN passes either way, as in
     // PyTorch).
     const float floor = relu ? 0.0f : -std::numeric_limits<float>::infinity();
+    if (pool) {  // output rows 2 i and 2 i + 1 of a tile make its pooled row i, two values a tile
+        const int pooled_height = out_height / 2, pooled_width = out_width / 2;
+        for (int r = 0; r < tile_rows; ++r)
+            for (int i = 0; i < 2; ++i) {
+                const int py = first_row / 2 + 2 * r + i;
+                if (py >= pooled_height) break;
+                const int first = r * tile_columns;
+                const float* const* upper = y[2 * i];
+                const float* const* lower = y[2 * i + 1];
+                const float* const arrays[8] = {upper[0] + first, upper[1] + first, upper[2] + first, upper[3] + first,
+                                                lower[0] + first, lower[1] + first, lower[2] + first, lower[3] + first};
+                winograd_detail::write_output_row(
+                    2, tile_columns, pooled_width, arrays, plane + static_cast<std::ptrdiff_t>(py) * pooled_width, row,
+                    [&](int n, const float* const (&y_rows)[8], float* out) {
+                        winograd_detail::pooled_row_f4(n, y_rows, shift, floor, out);
+                    });
+            }
+        return;
+    }
     for (int r = 0; r < tile_rows; ++r)
         for (int i = 0; i < 4; ++i) {
             const int oy = first_row + 4 * r + i;

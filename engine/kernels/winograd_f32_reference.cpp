@@ -15,10 +15,10 @@ void winograd_input_row_f32_reference(const float* plane, int height, int width,
 }
 
 void winograd_output_row_f32_reference(const float* m, std::ptrdiff_t position_stride, int tile_columns,
-                                       int tile_rows, float shift, bool relu, float* plane, int out_height,
-                                       int out_width, int first_row, float* scratch) {
-    Rows::output(m, position_stride, tile_columns, tile_rows, shift, relu, plane, out_height, out_width, first_row,
-                 scratch);
+                                       int tile_rows, float shift, bool relu, bool pool, float* plane,
+                                       int out_height, int out_width, int first_row, float* scratch) {
+    Rows::output(m, position_stride, tile_columns, tile_rows, shift, relu, pool, plane, out_height, out_width,
+                 first_row, scratch);
 }
 
 void winograd_gradient_row_f32_reference(const float* plane, int out_height, int out_width, int first_row,
@@ -32,10 +32,10 @@ void winograd_f4_input_row_f32_reference(const float* plane, int height, int wid
 }
 
 void winograd_f4_output_row_f32_reference(const float* m, std::ptrdiff_t position_stride, int tile_columns,
-                                          int tile_rows, float shift, bool relu, float* plane, int out_height,
-                                          int out_width, int first_row, float* scratch) {
-    Rows::output_f4(m, position_stride, tile_columns, tile_rows, shift, relu, plane, out_height, out_width, first_row,
-                    scratch);
+                                          int tile_rows, float shift, bool relu, bool pool, float* plane,
+                                          int out_height, int out_width, int first_row, float* scratch) {
+    Rows::output_f4(m, position_stride, tile_columns, tile_rows, shift, relu, pool, plane, out_height, out_width,
+                    first_row, scratch);
 }
 
 }  // namespace edgeqc
