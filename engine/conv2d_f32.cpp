@@ -88,20 +88,13 @@ std::size_t PackedConv2dF32::packed_bytes() const {
 std::size_t PackedConv2dF32::workspace_floats(int batch, int threads) const {
     const ConvGeometry& g = geometry_;
     if (winograd_) return winograd_->workspace_floats(batch, g.height, g.width, g.padding, threads);
-    return image_workspace_floats() * static_cast<std::size_t>(batch >= threads ? threads : 1);
-}
-
-// A 3x3 "same" convolution packs the GEMM's B straight from the image (no im2col matrix: one pass less over
-// 9 x the input, and 9 x less memory).
-bool PackedConv2dF32::packs_from_image() const {
-    const ConvGeometry& g = geometry_;
-    return g.kernel == 3 && g.stride == 1 && g.padding == 1;
+    return image_workspace_floats() * static_cast<std::size_t>(images_in_flight(batch, threads));
 }
 
 // Floats one image in flight needs: the GEMM's from the image, or the columns and then the GEMM's packing space.
 std::size_t PackedConv2dF32::image_workspace_floats() const {
     const ConvGeometry& g = geometry_;
-    if (packs_from_image())
+    if (packs_from_image(table_, g))
         return aligned_floats(table_.gemm_conv3x3_workspace_f32(out_channels_, g.channels, g.height, g.width));
     return aligned_floats(static_cast<std::size_t>(g.rows()) * g.positions()) +
            aligned_floats(table_.gemm_workspace_f32(out_channels_, g.positions(), g.rows(), true));
@@ -116,25 +109,17 @@ void PackedConv2dF32::run(const float* x, int batch, float* y, float* workspace,
     }
     const std::size_t in_image = static_cast<std::size_t>(g.channels) * g.height * g.width;
     const std::size_t out_image = static_cast<std::size_t>(out_channels_) * g.positions();
-    const std::size_t per_image = image_workspace_floats();
     // One image per GEMM: its columns fit in cache, and C is the image's output itself, bias and ReLU included.
     const GemmEpilogue epilogue{bias, relu_};
-    const auto convolve = [&](int n, float* image_workspace) {
-        if (packs_from_image())
+    for_each_image(batch, threads, workspace, image_workspace_floats(), [&](int n, float* image_workspace) {
+        if (packs_from_image(table_, g))
             return table_.gemm_conv3x3_f32(out_channels_, g.channels, g.height, g.width, packed_weights_.data(),
                                            x + n * in_image, y + n * out_image, epilogue, image_workspace);
         im2col(g, x + n * in_image, 1, image_workspace);
         table_.gemm_packed_a_f32(false, out_channels_, g.positions(), g.rows(), 1.0f, packed_weights_.data(),
                                  image_workspace, g.positions(), 0.0f, y + n * out_image, g.positions(), epilogue,
                                  image_workspace + aligned_floats(static_cast<std::size_t>(g.rows()) * g.positions()));
-    };
-    // Whole rounds of one image per thread, each GEMM on its thread alone: no barriers, and each thread packs and
-    // reads only its own columns (at batch 32, 1.1x the rate of every thread on one image's GEMM). The images left
-    // over, fewer than the threads, run one at a time on all of them.
-    const int shared_out = threads > 1 && batch >= threads ? batch / threads * threads : 0;
-#pragma omp parallel for num_threads(threads) schedule(static) if (shared_out > 0)
-    for (int n = 0; n < shared_out; ++n) convolve(n, workspace + per_image * omp_get_thread_num());
-    for (int n = shared_out; n < batch; ++n) convolve(n, workspace);
+    });
 }
 
 }  // namespace edgeqc

@@ -5,6 +5,8 @@
 // W[Cout x K] * col[K x chunk*Ho*Wo] computes a whole chunk.
 #pragma once
 
+#include <omp.h>
+
 #include <cstddef>
 #include <memory>
 #include <vector>
@@ -26,6 +28,28 @@ struct ConvGeometry {
 // float and std::uint8_t.
 template <class T>
 void im2col(const ConvGeometry& g, const T* x, int count, T* col, T padding = T(0));
+
+// Whether a convolution's GEMM can pack B straight from the image with `table` (a 3x3 "same" convolution: no im2col
+// matrix, one pass less over 9 x the input and 9 x less memory), which bf16 products cannot.
+inline bool packs_from_image(const KernelTable& table, const ConvGeometry& g) {
+    return g.kernel == 3 && g.stride == 1 && g.padding == 1 && table.gemm_conv3x3_f32 != nullptr;
+}
+
+// How many images of a batch a GEMM convolution keeps in flight, each with a workspace of its own: one per thread
+// once the batch has as many images as threads, else one.
+inline int images_in_flight(int batch, int threads) { return threads > 1 && batch >= threads ? threads : 1; }
+
+// convolve(n, workspace) for every image n of the batch: whole rounds of one image per thread, each GEMM on its
+// thread alone (no barriers, and each thread packs and reads only its own columns: at batch 32, 1.1x the rate of
+// every thread on one image's GEMM), then the images left over, fewer than the threads, one at a time on all of
+// them. workspace: images_in_flight(batch, threads) slices of per_image floats.
+template <class Convolve>
+void for_each_image(int batch, int threads, float* workspace, std::size_t per_image, const Convolve& convolve) {
+    const int shared_out = images_in_flight(batch, threads) > 1 ? batch / threads * threads : 0;
+#pragma omp parallel for num_threads(threads) schedule(static) if (shared_out > 0)
+    for (int n = 0; n < shared_out; ++n) convolve(n, workspace + per_image * omp_get_thread_num());
+    for (int n = shared_out; n < batch; ++n) convolve(n, workspace);
+}
 
 // Below this many input channels the Winograd transforms cost more than the multiplications they save.
 inline constexpr int kWinogradMinInputChannels = 16;
@@ -63,7 +87,6 @@ public:
     void run(const float* x, int batch, float* y, float* workspace, int threads) const;
 
 private:
-    bool packs_from_image() const;
     std::size_t image_workspace_floats() const;  // the GEMM path's, per image in flight
 
     const KernelTable& table_;

@@ -141,6 +141,12 @@ void Conv2d::forward(const Tensor& x, Tensor& y, Mode) {
         winograd_run(w, config_.out_channels, config_.in_channels, x.shape(), x.data(), config_.padding, b, y.data());
         return;
     }
+    const Shape& in = x.shape();
+    if (packs_from_image(context_->kernels(), {in[1], in[2], in[3], config_.kernel, config_.stride, config_.padding,
+                                               in[2], in[3]})) {
+        forward_from_image(w, b, x, y);
+        return;
+    }
     const Plan p = plan(x.shape());
     const ConvGeometry& g = p.g;
     const int batch = p.batch, cout = p.out_channels, chunk = p.chunk, positions = g.positions();
@@ -166,6 +172,22 @@ void Conv2d::forward(const Tensor& x, Tensor& y, Mode) {
             }
         }
     }
+}
+
+void Conv2d::forward_from_image(const float* weights, const float* bias, const Tensor& x, Tensor& y) {
+    const KernelTable& table = context_->kernels();
+    const int batch = x.shape()[0], channels = x.shape()[1], height = x.shape()[2], width = x.shape()[3];
+    const int cout = config_.out_channels, k = 9 * channels, threads = omp_get_max_threads();
+    float* packed = context_->packed_weights.floats(table.gemm_pack_a_f32(false, cout, k, nullptr, k, nullptr));
+    table.gemm_pack_a_f32(false, cout, k, weights, k, packed);
+    const std::size_t per_image = aligned_floats(table.gemm_conv3x3_workspace_f32(cout, channels, height, width));
+    float* workspace = context_->gemm.floats(per_image * images_in_flight(batch, threads));
+    const std::size_t in_image = static_cast<std::size_t>(channels) * height * width;
+    const std::size_t out_image = static_cast<std::size_t>(cout) * height * width;
+    for_each_image(batch, threads, workspace, per_image, [&](int n, float* image_workspace) {
+        table.gemm_conv3x3_f32(cout, channels, height, width, packed, x.data() + n * in_image,
+                               y.data() + n * out_image, {bias, false}, image_workspace);
+    });
 }
 
 void Conv2d::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* dx) {

@@ -57,6 +57,9 @@ private:
     // Runs the scratch's Winograd convolution (prepared for weights) over x: N x Cin' x H x W with `padding`, into y.
     void winograd_run(const float* weights, int out_channels, int in_channels, const Shape& x_shape, const float* x,
                       int padding, const float* bias, float* y);
+    // y = the convolution of x (3x3 "same", packs_from_image() says when) as the inference one computes it: the
+    // weights packed for the GEMM once per call, then an image per GEMM with B packed straight from the image.
+    void forward_from_image(const float* weights, const float* bias, const Tensor& x, Tensor& y);
     // dx = full convolution of dy with the flipped weights, through Winograd (see winograd_input_gradient()).
     void input_gradient_winograd(const Tensor& dy, Tensor& dx);
 

@@ -25,7 +25,7 @@ const char* init_scheme_name(InitScheme scheme);
 // need and reused, bounds training's scratch by its largest layer) and the kernel table they compute with. A layer
 // built on its own has a context of its own.
 struct TrainingContext {
-    ScratchBuffer columns, products, gemm, winograd, flipped;
+    ScratchBuffer columns, products, gemm, winograd, flipped, packed_weights;
     WinogradConv3x3 winograd_weights;  // re-prepared on every call: training's weights change every step
     const KernelTable* table = nullptr;  // null: the active table, kernels(); bf16 training sets its own
     const KernelTable& kernels() const { return table ? *table : edgeqc::kernels(); }

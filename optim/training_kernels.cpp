@@ -79,9 +79,12 @@ KernelTable with_bf16_products(const KernelTable& base, const TrainingKernelTabl
     table.gemm_workspace_f32 = training.gemm_workspace_bf16;
     table.gemm_pack_a_f32 = training.gemm_pack_a_bf16;
     table.gemm_packed_a_f32 = training.gemm_packed_a_bf16;
-    // No narrow GEMM with bf16 products: its callers then keep to the packed GEMM.
+    // No narrow GEMM and no convolution GEMM from the image with bf16 products: their callers then keep to the
+    // packed GEMM (and im2col).
     table.gemm_pack_a_narrow_f32 = nullptr;
     table.gemm_narrow_f32 = nullptr;
+    table.gemm_conv3x3_workspace_f32 = nullptr;
+    table.gemm_conv3x3_f32 = nullptr;
     table.name += " (bf16 products)";
     table.product_bits = 8;
     return table;
