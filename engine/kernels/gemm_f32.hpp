@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "engine/kernels.hpp"
 #include "engine/kernels/padded_planes.hpp"
@@ -693,33 +694,43 @@ void PackedGemmF32<Arch, Operands>::multiply_thin(bool transpose_a, int m, int n
     using namespace gemm_detail;
     constexpr int kColumns = GemmTileShape<Arch>::rows;
     constexpr int kRows = GemmTileShape<Arch>::vectors * static_cast<int>(xsimd::batch<float, Arch>::size);
-    constexpr int kMaxTiles = (kThinMaxColumns + kColumns - 1) / kColumns;
     static constexpr auto kTiles = narrow_tiles<Arch>(std::make_index_sequence<kColumns>{});
     const int depth_block = balanced_block(k, kDepthBlock, 1);
     const int panels = (m + kRows - 1) / kRows, tiles = (n + kColumns - 1) / kColumns;
     const bool parallel = 2.0 * m * n * k >= kParallelMinFlops && !omp_in_parallel();
-    // Each thread packs its own panels of A, a depth block at a time, and keeps their sums on its stack: no workspace
-    // and no barrier. B is read where it lies, from L2 once the first panel has passed.
-#pragma omp parallel for schedule(static) if (parallel)
-    for (int panel = 0; panel < panels; ++panel) {
+    // Each thread packs its own panels of A, a depth block at a time, and keeps their sums in a buffer of its own: no
+    // workspace and no barrier. B is read where it lies; the thread's panels pass each depth block of it in turn, so
+    // that the block (k x n floats of at most 256 x 160) stays in L2 and B comes from memory once per thread.
+#pragma omp parallel if (parallel)
+    {
+        const int threads = omp_get_num_threads(), thread = omp_get_thread_num();
+        const int first = panels * thread / threads, last = panels * (thread + 1) / threads;
+        const std::size_t panel_sums = static_cast<std::size_t>(tiles) * kColumns * kRows;
+        std::vector<float, xsimd::aligned_allocator<float, 64>> sums(panel_sums * (last - first));
         alignas(64) float a_block[kRows * kDepthBlock];
-        alignas(64) float sums[kMaxTiles * kColumns * kRows];
-        const int row = panel * kRows, rows = std::min(kRows, m - row);
         for (int pc = 0; pc < k; pc += depth_block) {
             const int kc = std::min(depth_block, k - pc);
-            gemm_detail::pack_a<Arch>(a, lda, transpose_a, row, rows, pc, kc, kRows, a_block);
-            for (int tile = 0; tile < tiles; ++tile) {
-                const int column = tile * kColumns;
-                const float* b_block = b + static_cast<std::ptrdiff_t>(pc) * ldb + column;
-                kTiles[std::min(kColumns, n - column) - 1](kc, a_block, b_block, ldb, sums + tile * kColumns * kRows,
-                                                           pc > 0, nullptr, 0);
+            for (int panel = first; panel < last; ++panel) {
+                const int row = panel * kRows, rows = std::min(kRows, m - row);
+                gemm_detail::pack_a<Arch>(a, lda, transpose_a, row, rows, pc, kc, kRows, a_block);
+                for (int tile = 0; tile < tiles; ++tile) {
+                    const int column = tile * kColumns;
+                    const float* b_block = b + static_cast<std::ptrdiff_t>(pc) * ldb + column;
+                    kTiles[std::min(kColumns, n - column) - 1](
+                        kc, a_block, b_block, ldb, sums.data() + (panel - first) * panel_sums + tile * kColumns * kRows,
+                        pc > 0, nullptr, 0);
+                }
             }
         }
-        TileMerge merge{alpha, beta, epilogue.row_bias ? epilogue.row_bias + row : nullptr, epilogue.relu};
-        for (int tile = 0; tile < tiles; ++tile) {
-            const int column = tile * kColumns;
-            merge_narrow_sums<Arch, kRows>(sums + tile * kColumns * kRows, std::min(kColumns, n - column),
-                                     c + static_cast<std::ptrdiff_t>(row) * ldc + column, ldc, rows, merge);
+        for (int panel = first; panel < last; ++panel) {
+            const int row = panel * kRows, rows = std::min(kRows, m - row);
+            TileMerge merge{alpha, beta, epilogue.row_bias ? epilogue.row_bias + row : nullptr, epilogue.relu};
+            for (int tile = 0; tile < tiles; ++tile) {
+                const int column = tile * kColumns;
+                merge_narrow_sums<Arch, kRows>(sums.data() + (panel - first) * panel_sums + tile * kColumns * kRows,
+                                               std::min(kColumns, n - column),
+                                               c + static_cast<std::ptrdiff_t>(row) * ldc + column, ldc, rows, merge);
+            }
         }
     }
 }
