@@ -1,8 +1,6 @@
 // The im2col transform and the packed inference convolution.
 #include "engine/conv2d_f32.hpp"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -14,7 +12,7 @@ void im2col(const ConvGeometry& g, const T* x, int count, T* col, T padding) {
     const int positions = g.positions();
     const std::size_t columns = static_cast<std::size_t>(count) * positions;
     const std::size_t image_size = static_cast<std::size_t>(g.channels) * g.height * g.width;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())  // inside an image-per-thread loop: alone
     for (int row = 0; row < g.rows(); ++row) {
         const int c = row / (g.kernel * g.kernel);
         const int ky = (row / g.kernel) % g.kernel;

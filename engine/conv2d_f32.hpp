@@ -2,7 +2,8 @@
 // with the training layer, which adds col2im for its backward pass) and a convolution whose weights are packed once
 // (Winograd-transformed where that pays) with bias and ReLU fused into its GEMM.
 // Column layout: row r = (c * k + ky) * k + kx, column = image_in_chunk * Ho * Wo + oy * Wo + ox, so one GEMM
-// W[Cout x K] * col[K x chunk*Ho*Wo] computes a whole chunk.
+// W[Cout x K] * col[K x chunk*Ho*Wo] computes a whole chunk (training's backward pass); a 3x3 "same" convolution's
+// GEMM packs those columns straight from the image instead (packs_from_image()).
 #pragma once
 
 #include <omp.h>
@@ -60,7 +61,8 @@ inline bool winograd_suits(const ConvGeometry& g) {
 
 // How a packed convolution computes: as the shape and batch suit (Auto: Winograd where winograd_suits(), with the
 // tile winograd_tile_for() picks), or as forced (benchmarks and tests compare them; a Winograd algorithm falls back to
-// im2col where the shape does not suit it).
+// the GEMM where the shape does not suit it). Im2col names the GEMM path, whose B comes from the image itself where
+// packs_from_image() says so.
 enum class ConvAlgorithmF32 { Auto, Im2col, WinogradF2x2, WinogradF4x4 };
 
 // A convolution with fixed weights for one kernel table: packed once, then run on any batch.
@@ -81,7 +83,6 @@ public:
     // Takes over a 2x2 max pool of stride 2 that follows the convolution (and its ReLU), where the path computes it
     // on the way out (the Winograd output transforms do: the full output is never written); returns whether it did.
     bool fuse_max_pool_2x2();
-    bool pools() const { return pool_; }
     // x: batch x Cin x H x W -> y: batch x Cout x Ho x Wo (sizes from the geometry; halved, rounded down, when it
     // pools).
     void run(const float* x, int batch, float* y, float* workspace, int threads) const;

@@ -193,7 +193,9 @@ InferencePlan::InferencePlan(Model model, int max_batch, int threads)
                 break;
             case LayerKind::GlobalAvgPool: step->kind = Step::Kind::GlobalAvgPool; break;
             case LayerKind::Relu:  // the grammar puts every ReLU right after a conv or dense layer, which applies it
-                if (steps.empty() || !steps.back()->relu || (steps.back()->out != shape && fused_pool < 0))
+                // (Its conv step's output is the pooled one when it took over the pool right after.)
+                if (steps.empty() || !steps.back()->relu ||
+                    (steps.back()->out != shape && fused_pool != static_cast<int>(i) + 1))
                     throw std::logic_error("InferencePlan: a ReLU that follows no conv or dense layer");
                 shape = out;
                 continue;

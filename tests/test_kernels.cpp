@@ -622,6 +622,18 @@ TEST_CASE("Winograd tile transforms: every table equals the reference bit for bi
                               0);
                         CHECK(std::memcmp(pooled.data(), pooled_by_table.data(), pooled.size() * sizeof(float)) == 0);
                         CHECK(pooled.back() == kGuardValue);
+                        // The second row of tiles alone (as a call for one row of tiles further down makes it): its
+                        // pooled rows (none, for 4x4 tiles on 5 rows), and no others.
+                        std::vector<float> second(pooled.size(), kGuardValue);
+                        (table.*tile.output)(m.data() + tile_columns, tiles_stride, tile_columns, 1, 0.25f, relu, true,
+                                             second.data(), height, width, tile.size, scratch.data());
+                        for (int py = 0; py < pooled_height; ++py)
+                            for (int px = 0; px < pooled_width; ++px) {
+                                const int at = py * pooled_width + px;
+                                const bool covered = py >= tile.size / 2 && py < tile.size;
+                                CHECK(std::memcmp(second.data() + at, covered ? pooled.data() + at : &kGuardValue,
+                                                  sizeof(float)) == 0);
+                            }
                     }
                 }
             }

@@ -30,10 +30,12 @@ struct GemmTileShape {
 };
 // 32 vector registers (AVX-512): 12 x 2 = 24 accumulators + 2 B vectors + a broadcast. (14 x 2 leaves GCC 12 one
 // register short: it spills an accumulator inside the loop; measured 2-8 % slower.)
-// With A packed beforehand (inference weights), its depth blocks (kc) go to 576 (one block for a 64-channel 3x3
-// convolution, 8 for 512 channels), where they stop at 256 otherwise: the B micro-panel (72 KiB) then streams from
-// L2, but C is merged a third as often. The packed convolutions at batch 32, an image per thread, measured 3-11 %
-// faster (1152 about the same, the whole depth slower); products shared by two threads, 1-6 % slower, keep 256.
+// With A packed beforehand (inference weights, training's Winograd weights, bf16 products too), its depth blocks (kc)
+// go to 576 (one block for a 64-channel 3x3 convolution, 8 for 512 channels), where they stop at 256 otherwise: the
+// B micro-panel (72 KiB) then streams from L2, but C is merged a third as often. The packed convolutions at batch
+// 32, an image per thread, measured 3-11 % faster (1152 about the same, the whole depth slower), the batch-1 plan
+// and bf16 training the same; GEMMs that pack A as they go (training's, shared by the threads) measured 1-6 %
+// slower with 576 and keep 256.
 template <>
 struct GemmTileShape<xsimd::avx512bw> {
     static constexpr int rows = 12, vectors = 2, packed_a_depth_block = 576;
