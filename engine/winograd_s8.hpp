@@ -36,6 +36,7 @@ public:
                  unsigned char* workspace, int threads) const;
 
 private:
+    struct Tiles;
     struct Layout;
     Layout layout() const;
 
