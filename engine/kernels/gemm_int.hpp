@@ -45,7 +45,8 @@ struct S16Operands {
 // rows) times a packed B panel (kColumns columns) over `groups` groups of B, stored row-major into `sums`:
 //   static constexpr int kRows, kColumns;
 //   static void sums(int groups, const Operands::A* a, const Operands::B* b, std::int32_t* sums);
-// and optionally kAGroup (values of a row of A side by side in its panel; Operands::kGroup if absent),
+// and optionally sums_half (the same for a panel's first kColumns / 2 columns alone, which the driver calls where
+// no more are used), kAGroup (values of a row of A side by side in its panel; Operands::kGroup if absent),
 // kDepthMultiple (the depth padding, a multiple of kAGroup; 8 if absent), finish_quantized (finish_sums into 7-bit
 // activations, the same bits in the tile's own vectors) and pack_conv3x3_panel (a convolution's B panel packed in the
 // tile's own instructions, or false to leave it to pack_conv3x3_runs). Only declared here: each arch's source
@@ -271,7 +272,11 @@ void PackedGemmInt<Operands, Arch>::compute(int m, int n, int k, const A* packed
             const int last_row_panel = std::min(row_panels, (block + 1) * block_panels);
             for (int row_panel = block * block_panels; row_panel < last_row_panel; ++row_panel) {
                 alignas(64) std::int32_t sums[kRows * kColumns];
-                Tile::sums(groups, packed_a + static_cast<std::ptrdiff_t>(row_panel) * kRows * depth, b_panel, sums);
+                const A* a_panel = packed_a + static_cast<std::ptrdiff_t>(row_panel) * kRows * depth;
+                if constexpr (requires { Tile::sums_half; })
+                    if (2 * columns <= kColumns) Tile::sums_half(groups, a_panel, b_panel, sums);
+                    else Tile::sums(groups, a_panel, b_panel, sums);
+                else Tile::sums(groups, a_panel, b_panel, sums);
                 const int row = row_panel * kRows, rows = std::min(kRows, m - row);
                 for (int i = 0; i < rows; ++i) {
                     if constexpr (requires { Tile::finish_quantized; })  // the same bits, in the tile's vectors

@@ -34,35 +34,51 @@ struct IntTile<S8Operands, AmxInt8> : Avx512QuantizedEpilogue {
     static constexpr int kRows = 32, kColumns = 32, kAGroup = 64, kDepthMultiple = 64;
 
     static void sums(int groups, const std::int8_t* a, const std::uint8_t* b, std::int32_t* out) {
-        constexpr int kRowBytes = 64, kTileBytes = 16 * kRowBytes, kBRowBytes = kColumns * 4;
-        use_tile_config(kTiles);
-        _tile_zero(0);
-        _tile_zero(1);
-        _tile_zero(2);
-        _tile_zero(3);
-        for (int step = 0; step < groups / 16; ++step) {
-            _tile_loadd(4, a, kRowBytes);
-            _tile_loadd(5, a + kTileBytes, kRowBytes);
-            _tile_loadd(6, b, kBRowBytes);
-            _tile_loadd(7, b + kRowBytes, kBRowBytes);
-            _tile_dpbsud(0, 4, 6);
-            _tile_dpbsud(1, 4, 7);
-            _tile_dpbsud(2, 5, 6);
-            _tile_dpbsud(3, 5, 7);
-            a += 2 * kTileBytes;
-            b += 16 * kBRowBytes;
-        }
-        constexpr int kOutRowBytes = kColumns * 4;
-        _tile_stored(0, out, kOutRowBytes);
-        _tile_stored(1, out + 16, kOutRowBytes);
-        _tile_stored(2, out + 16 * kColumns, kOutRowBytes);
-        _tile_stored(3, out + 16 * kColumns + 16, kOutRowBytes);
+        tile_sums<2>(groups, a, b, out);
+    }
+    // The left 16 columns alone (C tiles 0 and 2 from B tile 6): half the multiply-adds where no more are used.
+    static void sums_half(int groups, const std::int8_t* a, const std::uint8_t* b, std::int32_t* out) {
+        tile_sums<1>(groups, a, b, out);
     }
 
     // A 3x3 convolution's B panel in vpermb shuffles: every AMX CPU has VBMI.
     static bool pack_conv3x3_panel(const std::uint8_t* planes, const std::ptrdiff_t* offsets, const int* base,
                                    int depth, std::uint8_t* out) {
         return pack_conv3x3_panel_vbmi(planes, offsets, base, depth, out);
+    }
+
+private:
+    template <int kBTiles>
+    static void tile_sums(int groups, const std::int8_t* a, const std::uint8_t* b, std::int32_t* out) {
+        constexpr int kRowBytes = 64, kTileBytes = 16 * kRowBytes, kBRowBytes = kColumns * 4;
+        use_tile_config(kTiles);
+        _tile_zero(0);
+        _tile_zero(2);
+        if constexpr (kBTiles == 2) {
+            _tile_zero(1);
+            _tile_zero(3);
+        }
+        for (int step = 0; step < groups / 16; ++step) {
+            _tile_loadd(4, a, kRowBytes);
+            _tile_loadd(5, a + kTileBytes, kRowBytes);
+            _tile_loadd(6, b, kBRowBytes);
+            _tile_dpbsud(0, 4, 6);
+            _tile_dpbsud(2, 5, 6);
+            if constexpr (kBTiles == 2) {
+                _tile_loadd(7, b + kRowBytes, kBRowBytes);
+                _tile_dpbsud(1, 4, 7);
+                _tile_dpbsud(3, 5, 7);
+            }
+            a += 2 * kTileBytes;
+            b += 16 * kBRowBytes;
+        }
+        constexpr int kOutRowBytes = kColumns * 4;
+        _tile_stored(0, out, kOutRowBytes);
+        _tile_stored(2, out + 16 * kColumns, kOutRowBytes);
+        if constexpr (kBTiles == 2) {
+            _tile_stored(1, out + 16, kOutRowBytes);
+            _tile_stored(3, out + 16 * kColumns + 16, kOutRowBytes);
+        }
     }
 };
 
