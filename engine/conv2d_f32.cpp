@@ -86,14 +86,21 @@ std::size_t PackedConv2dF32::packed_bytes() const {
 std::size_t PackedConv2dF32::workspace_floats(int batch, int threads) const {
     const ConvGeometry& g = geometry_;
     if (winograd_) return winograd_->workspace_floats(batch, g.height, g.width, g.padding, threads);
-    return image_workspace_floats() * static_cast<std::size_t>(images_in_flight(batch, threads));
+    return gemm_workspace_floats(images_per_gemm(batch, threads)) *
+           static_cast<std::size_t>(images_in_flight(batch, threads));
 }
 
-// Floats one image in flight needs: the GEMM's from the image, or the columns and then the GEMM's packing space.
-std::size_t PackedConv2dF32::image_workspace_floats() const {
+// Several images a GEMM where B is packed from them, else one (im2col makes one image's columns).
+int PackedConv2dF32::images_per_gemm(int batch, int threads) const {
+    return packs_from_image(table_, geometry_) ? edgeqc::images_per_gemm(geometry_.positions(), batch, threads) : 1;
+}
+
+// Floats a GEMM of `images` in flight needs: the GEMM's from the images, or the columns and then the GEMM's packing
+// space.
+std::size_t PackedConv2dF32::gemm_workspace_floats(int images) const {
     const ConvGeometry& g = geometry_;
     if (packs_from_image(table_, g))
-        return aligned_floats(table_.gemm_conv3x3_workspace_f32(out_channels_, g.channels, g.height, g.width));
+        return aligned_floats(table_.gemm_conv3x3_workspace_f32(out_channels_, g.channels, g.height, g.width, images));
     return aligned_floats(static_cast<std::size_t>(g.rows()) * g.positions()) +
            aligned_floats(table_.gemm_workspace_f32(out_channels_, g.positions(), g.rows(), true));
 }
@@ -107,12 +114,15 @@ void PackedConv2dF32::run(const float* x, int batch, float* y, float* workspace,
     }
     const std::size_t in_image = static_cast<std::size_t>(g.channels) * g.height * g.width;
     const std::size_t out_image = static_cast<std::size_t>(out_channels_) * g.positions();
-    // One image per GEMM: its columns fit in cache, and C is the image's output itself, bias and ReLU included.
+    // C is the images' output itself, bias and ReLU included.
     const GemmEpilogue epilogue{bias, relu_};
-    for_each_image(batch, threads, workspace, image_workspace_floats(), [&](int n, float* image_workspace) {
+    const int group = images_per_gemm(batch, threads);
+    for_each_image(batch, threads, group, workspace, gemm_workspace_floats(group), [&](int n, int images,
+                                                                                      float* image_workspace) {
         if (packs_from_image(table_, g))
-            return table_.gemm_conv3x3_f32(out_channels_, g.channels, g.height, g.width, packed_weights_.data(),
-                                           x + n * in_image, y + n * out_image, epilogue, image_workspace);
+            return table_.gemm_conv3x3_f32(out_channels_, g.channels, g.height, g.width, images,
+                                           packed_weights_.data(), x + n * in_image, y + n * out_image, epilogue,
+                                           image_workspace);
         im2col(g, x + n * in_image, 1, image_workspace);
         table_.gemm_packed_a_f32(false, out_channels_, g.positions(), g.rows(), 1.0f, packed_weights_.data(),
                                  image_workspace, g.positions(), 0.0f, y + n * out_image, g.positions(), epilogue,

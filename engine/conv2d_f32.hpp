@@ -8,6 +8,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <memory>
 #include <vector>
@@ -40,16 +41,28 @@ inline bool packs_from_image(const KernelTable& table, const ConvGeometry& g) {
 // once the batch has as many images as threads, else one.
 inline int images_in_flight(int batch, int threads) { return threads > 1 && batch >= threads ? threads : 1; }
 
-// convolve(n, workspace) for every image n of the batch: whole rounds of one image per thread, each GEMM on its
-// thread alone (no barriers, and each thread packs and reads only its own columns: at batch 32, 1.1x the rate of
-// every thread on one image's GEMM), then the images left over, fewer than the threads, one at a time on all of
-// them. workspace: images_in_flight(batch, threads) slices of per_image floats.
+// Images of a batch that one GEMM convolution on a thread multiplies together: enough for 128 columns where an image
+// has fewer positions, at most a thread's share of the batch. Each product reads all of A, the weights: conv5 of the
+// reference network (512 -> 256 at 5x7, 4.7 MB of weights) read them for 35 columns an image, bound by memory; four
+// images a product measured 50 -> 66 % of the FMA peak at batch 32 (training forward). 256 columns (8 images) gave
+// 63 %, and conv4's 150 columns in pairs ran slower on the packed tile than alone on the thin one.
+inline int images_per_gemm(int positions, int batch, int threads) {
+    constexpr int kColumns = 128;
+    if (images_in_flight(batch, threads) == 1) return 1;
+    return std::clamp((kColumns + positions - 1) / std::max(positions, 1), 1, batch / threads);
+}
+
+// convolve(first, count, workspace) for every image of the batch, `group` images (images_per_gemm) a call: whole
+// rounds of one group per thread, each GEMM on its thread alone (no barriers, and each thread packs and reads only its
+// own columns: at batch 32, 1.1x the rate of every thread on one image's GEMM), then the images left over one at a
+// time on all the threads. workspace: images_in_flight(batch, threads) slices of per_group floats.
 template <class Convolve>
-void for_each_image(int batch, int threads, float* workspace, std::size_t per_image, const Convolve& convolve) {
-    const int shared_out = images_in_flight(batch, threads) > 1 ? batch / threads * threads : 0;
-#pragma omp parallel for num_threads(threads) schedule(static) if (shared_out > 0)
-    for (int n = 0; n < shared_out; ++n) convolve(n, workspace + per_image * omp_get_thread_num());
-    for (int n = shared_out; n < batch; ++n) convolve(n, workspace);
+void for_each_image(int batch, int threads, int group, float* workspace, std::size_t per_group,
+                    const Convolve& convolve) {
+    const int rounds = images_in_flight(batch, threads) > 1 ? batch / group / threads : 0, groups = rounds * threads;
+#pragma omp parallel for num_threads(threads) schedule(static) if (groups > 0)
+    for (int i = 0; i < groups; ++i) convolve(i * group, group, workspace + per_group * omp_get_thread_num());
+    for (int n = groups * group; n < batch; ++n) convolve(n, 1, workspace);
 }
 
 // Below this many input channels the Winograd transforms cost more than the multiplications they save.
@@ -88,7 +101,8 @@ public:
     void run(const float* x, int batch, float* y, float* workspace, int threads) const;
 
 private:
-    std::size_t image_workspace_floats() const;  // the GEMM path's, per image in flight
+    int images_per_gemm(int batch, int threads) const;      // the GEMM path's, and its workspace per GEMM in flight
+    std::size_t gemm_workspace_floats(int images) const;
 
     const KernelTable& table_;
     ConvGeometry geometry_;

@@ -32,8 +32,9 @@ void gemm_packed_a_f32_reference(bool, int, int, int, float, const float*, const
                                  const GemmEpilogue&, float*);
 std::size_t gemm_pack_a_narrow_f32_reference(int, int, const float*, int, float*);
 void gemm_narrow_f32_reference(int, int, int, const float*, const float*, int, float*, int, const GemmEpilogue&);
-std::size_t gemm_conv3x3_workspace_f32_reference(int, int, int, int);
-void gemm_conv3x3_f32_reference(int, int, int, int, const float*, const float*, float*, const GemmEpilogue&, float*);
+std::size_t gemm_conv3x3_workspace_f32_reference(int, int, int, int, int);
+void gemm_conv3x3_f32_reference(int, int, int, int, int, const float*, const float*, float*, const GemmEpilogue&,
+                                float*);
 void max_pool_2x2_f32_reference(const float*, int, int, int, float*, std::uint32_t*);
 void max_pool_2x2_u8_reference(const std::uint8_t*, int, int, int, std::uint8_t*);
 void winograd_input_row_f32_reference(const float*, int, int, int, int, int, std::ptrdiff_t, float*, float*);
@@ -95,14 +96,14 @@ void gemm_narrow_f32(int m, int n, int k, const float* packed_a, const float* b,
 }
 
 template <class Arch>
-std::size_t gemm_conv3x3_workspace_f32(int m, int channels, int height, int width) {
-    return PackedGemmF32<Arch>{}.conv3x3_workspace_floats(m, channels, height, width);
+std::size_t gemm_conv3x3_workspace_f32(int m, int channels, int height, int width, int images) {
+    return PackedGemmF32<Arch>{}.conv3x3_workspace_floats(m, channels, height, width, images);
 }
 
 template <class Arch>
-void gemm_conv3x3_f32(int m, int channels, int height, int width, const float* packed_a, const float* x, float* c,
-                      const GemmEpilogue& epilogue, float* workspace) {
-    PackedGemmF32<Arch>{}.multiply_conv3x3(m, channels, height, width, packed_a, x, c, epilogue, workspace);
+void gemm_conv3x3_f32(int m, int channels, int height, int width, int images, const float* packed_a, const float* x,
+                      float* c, const GemmEpilogue& epilogue, float* workspace) {
+    PackedGemmF32<Arch>{}.multiply_conv3x3(m, channels, height, width, images, packed_a, x, c, epilogue, workspace);
 }
 
 template <class Arch>

@@ -58,11 +58,12 @@ using GemmNarrowF32 = void (*)(int m, int n, int k, const float* packed_a, const
 // The packed-A GEMM of a 3x3 convolution with stride 1 and padding 1: C = A x im2col(x) + row bias, ReLU as the
 // epilogue asks, x `channels` planes of height x width (zero outside the image), packed_a from GemmPackAF32 with
 // k = 9 x channels; B is packed straight from x, without an im2col matrix in between, and the bits are those of
-// GemmPackedAF32 on that matrix. C is m x (height x width). The workspace's floats (64-byte aligned) come from
+// GemmPackedAF32 on that matrix. x holds `images` images, which make one product (fewer passes over A where an image
+// has few positions); C is images x m x (height x width). The workspace's floats (64-byte aligned) come from
 // GemmConv3x3WorkspaceF32.
-using GemmConv3x3WorkspaceF32 = std::size_t (*)(int m, int channels, int height, int width);
-using GemmConv3x3F32 = void (*)(int m, int channels, int height, int width, const float* packed_a, const float* x,
-                                float* c, const GemmEpilogue& epilogue, float* workspace);
+using GemmConv3x3WorkspaceF32 = std::size_t (*)(int m, int channels, int height, int width, int images);
+using GemmConv3x3F32 = void (*)(int m, int channels, int height, int width, int images, const float* packed_a,
+                                const float* x, float* c, const GemmEpilogue& epilogue, float* workspace);
 
 // 2x2 stride-2 max pooling of `planes` planes of height x width into planes of (height / 2) x (width / 2) (a last odd
 // row or column is dropped); x and y must not overlap. winners, when not null, receives per output the index within

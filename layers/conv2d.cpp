@@ -180,13 +180,15 @@ void Conv2d::forward_from_image(const float* weights, const float* bias, const T
     const int cout = config_.out_channels, k = 9 * channels, threads = omp_get_max_threads();
     float* packed = context_->packed_weights.floats(table.gemm_pack_a_f32(false, cout, k, nullptr, k, nullptr));
     table.gemm_pack_a_f32(false, cout, k, weights, k, packed);
-    const std::size_t per_image = aligned_floats(table.gemm_conv3x3_workspace_f32(cout, channels, height, width));
-    float* workspace = context_->gemm.floats(per_image * images_in_flight(batch, threads));
+    const int group = images_per_gemm(height * width, batch, threads);
+    const std::size_t per_group =
+        aligned_floats(table.gemm_conv3x3_workspace_f32(cout, channels, height, width, group));
+    float* workspace = context_->gemm.floats(per_group * images_in_flight(batch, threads));
     const std::size_t in_image = static_cast<std::size_t>(channels) * height * width;
     const std::size_t out_image = static_cast<std::size_t>(cout) * height * width;
-    for_each_image(batch, threads, workspace, per_image, [&](int n, float* image_workspace) {
-        table.gemm_conv3x3_f32(cout, channels, height, width, packed, x.data() + n * in_image,
-                               y.data() + n * out_image, {bias, false}, image_workspace);
+    for_each_image(batch, threads, group, workspace, per_group, [&](int n, int images, float* group_workspace) {
+        table.gemm_conv3x3_f32(cout, channels, height, width, images, packed, x.data() + n * in_image,
+                               y.data() + n * out_image, {bias, false}, group_workspace);
     });
 }
 

@@ -832,37 +832,44 @@ TEST_CASE("int8 3x3 convolution GEMM (B packed from the image): every table equa
 TEST_CASE("f32 3x3 convolution GEMM (B packed from the image): the bits of the packed GEMM on im2col, on every table") {
     Rng rng(29);
     // One-output rows and columns, prime sizes, a last column panel part empty, depths of one and of several depth
-    // blocks (9 x 70 = 630, 9 x 512 = 4608), more columns than a column block (61 x 70 = 4270), the network's layers.
-    const int shapes[][4] = {{1, 1, 1, 1},     {5, 1, 7, 1},    {3, 2, 40, 1},     {33, 13, 5, 2}, {31, 7, 11, 13},
-                             {13, 70, 9, 31},  {3, 2, 61, 70},  {40, 64, 20, 30},  {17, 512, 10, 15}, {3, 3, 3, 97}};
+    // blocks (9 x 70 = 630, 9 x 512 = 4608), more columns than a column block (61 x 70 = 4270), the network's layers;
+    // images multiplied together (their columns in one product, thin or packed as the count falls), each image's
+    // bits those of its product alone.
+    const int shapes[][5] = {{1, 1, 1, 1, 1},      {5, 1, 7, 1, 3},    {3, 2, 40, 1, 2},     {33, 13, 5, 2, 1},
+                             {31, 7, 11, 13, 2},   {13, 70, 9, 31, 1}, {3, 2, 61, 70, 1},    {40, 64, 20, 30, 1},
+                             {17, 512, 10, 15, 2}, {3, 3, 3, 97, 1},   {37, 512, 5, 7, 8},   {20, 64, 10, 15, 3}};
     for_each_fast_table([&](const KernelTable& table) {
         for (const auto& shape : shapes) {
-            const int m = shape[0], channels = shape[1], height = shape[2], width = shape[3];
+            const int m = shape[0], channels = shape[1], height = shape[2], width = shape[3], images = shape[4];
             CAPTURE(m);
             CAPTURE(channels);
             CAPTURE(height);
             CAPTURE(width);
+            CAPTURE(images);
             const ConvGeometry g{channels, height, width, 3, 1, 1, height, width};
             const int k = g.rows(), n = g.positions();
             const std::vector<float> weights = normal_values(static_cast<std::size_t>(m) * k, rng);
-            const std::vector<float> x = normal_values(static_cast<std::size_t>(channels) * n, rng);
+            const std::vector<float> x = normal_values(static_cast<std::size_t>(images) * channels * n, rng);
             const std::vector<float> bias = normal_values(static_cast<std::size_t>(m), rng);
             const GemmEpilogue epilogue{bias.data(), true};
             std::vector<float> packed(table.gemm_pack_a_f32(false, m, k, weights.data(), k, nullptr));
             table.gemm_pack_a_f32(false, m, k, weights.data(), k, packed.data());
 
-            std::vector<float> columns(static_cast<std::size_t>(k) * n), expected(static_cast<std::size_t>(m) * n);
-            im2col(g, x.data(), 1, columns.data());
+            const std::size_t image_out = static_cast<std::size_t>(m) * n;
+            std::vector<float> columns(static_cast<std::size_t>(k) * n), expected(image_out * images);
             AlignedFloats gemm_workspace(table.gemm_workspace_f32(m, n, k, true));
-            table.gemm_packed_a_f32(false, m, n, k, 1.0f, packed.data(), columns.data(), n, 0.0f, expected.data(), n,
-                                    epilogue, gemm_workspace.data());
+            for (int image = 0; image < images; ++image) {
+                im2col(g, x.data() + static_cast<std::size_t>(image) * channels * n, 1, columns.data());
+                table.gemm_packed_a_f32(false, m, n, k, 1.0f, packed.data(), columns.data(), n, 0.0f,
+                                        expected.data() + image * image_out, n, epilogue, gemm_workspace.data());
+            }
 
-            const std::size_t workspace_floats = table.gemm_conv3x3_workspace_f32(m, channels, height, width);
+            const std::size_t workspace_floats = table.gemm_conv3x3_workspace_f32(m, channels, height, width, images);
             AlignedFloats workspace(workspace_floats + 64);
             std::fill(workspace.begin(), workspace.end(), kGuardValue);
             std::vector<float> actual(expected.size(), -1.0f);
-            table.gemm_conv3x3_f32(m, channels, height, width, packed.data(), x.data(), actual.data(), epilogue,
-                                   workspace.data());
+            table.gemm_conv3x3_f32(m, channels, height, width, images, packed.data(), x.data(), actual.data(),
+                                   epilogue, workspace.data());
             CHECK(std::memcmp(actual.data(), expected.data(), actual.size() * sizeof(float)) == 0);
             CHECK(std::all_of(workspace.begin() + static_cast<std::ptrdiff_t>(workspace_floats), workspace.end(),
                               [](float v) { return v == kGuardValue; }));

@@ -84,12 +84,13 @@ struct PackedGemmF32 {
                          const GemmEpilogue& epilogue) const
         requires std::is_same_v<Operands, F32Operands<Arch>>;
     // The GemmConv3x3WorkspaceF32 and GemmConv3x3F32 contracts: multiply() with prepacked A and B = im2col of a 3x3,
-    // stride-1, padding-1 convolution's input, packed straight from a copy of the image with a zero border around
-    // each plane instead of from an im2col matrix: the same blocks, hence the same bits.
-    std::size_t conv3x3_workspace_floats(int m, int channels, int height, int width) const
+    // stride-1, padding-1 convolution's input, packed straight from a copy of the images with a zero border around
+    // each plane instead of from an im2col matrix: the same blocks, hence the same bits. Several images make one
+    // product, its columns image after image, then C is copied out image by image.
+    std::size_t conv3x3_workspace_floats(int m, int channels, int height, int width, int images) const
         requires std::is_same_v<Operands, F32Operands<Arch>>;
-    void multiply_conv3x3(int m, int channels, int height, int width, const float* packed_a, const float* x, float* c,
-                          const GemmEpilogue& epilogue, float* workspace) const
+    void multiply_conv3x3(int m, int channels, int height, int width, int images, const float* packed_a,
+                          const float* x, float* c, const GemmEpilogue& epilogue, float* workspace) const
         requires std::is_same_v<Operands, F32Operands<Arch>>;
 
 private:
@@ -206,7 +207,8 @@ inline void pack_conv3x3(const PaddedPlanes& padded, const float* planes, int de
     using Batch = xsimd::batch<float, Arch>;
     constexpr int kWidth = static_cast<int>(Batch::size), kMaxColumns = 64;
     static_assert(GemmTileShape<Arch>::vectors * kWidth <= kMaxColumns);
-    int runs = 0, first[kMaxColumns], length[kMaxColumns], base[kMaxColumns];
+    int runs = 0, first[kMaxColumns], length[kMaxColumns];
+    std::ptrdiff_t base[kMaxColumns];
     for (int j = 0; j < columns; j += length[runs++]) {
         first[runs] = j;
         length[runs] = std::min(padded.width - (column + j) % padded.width, columns - j);
@@ -542,32 +544,48 @@ void PackedGemmF32<Arch, Operands>::multiply_blocks(bool transpose_a, int m, int
 }
 
 template <class Arch, class Operands>
-std::size_t PackedGemmF32<Arch, Operands>::conv3x3_workspace_floats(int m, int channels, int height, int width) const
+std::size_t PackedGemmF32<Arch, Operands>::conv3x3_workspace_floats(int m, int channels, int height, int width,
+                                                                    int images) const
     requires std::is_same_v<Operands, F32Operands<Arch>>
 {
-    const gemm_detail::PaddedPlanes padded{channels, height, width};
-    return padded.elements() + workspace_floats(m, height * width, 9 * channels, true);
+    const gemm_detail::PaddedPlanes padded{channels, height, width, images};
+    const std::size_t n = static_cast<std::size_t>(height) * width * images;
+    const std::size_t product = images > 1 ? (static_cast<std::size_t>(m) * n + 15) / 16 * 16 : 0;
+    return padded.elements() + product + workspace_floats(m, static_cast<int>(n), 9 * channels, true);
 }
 
 template <class Arch, class Operands>
-void PackedGemmF32<Arch, Operands>::multiply_conv3x3(int m, int channels, int height, int width,
+void PackedGemmF32<Arch, Operands>::multiply_conv3x3(int m, int channels, int height, int width, int images,
                                                      const float* packed_a, const float* x, float* c,
                                                      const GemmEpilogue& epilogue, float* workspace) const
     requires std::is_same_v<Operands, F32Operands<Arch>>
 {
     using namespace gemm_detail;
     constexpr int kColumns = GemmTileShape<Arch>::vectors * static_cast<int>(xsimd::batch<float, Arch>::size);
-    const int n = height * width, k = 9 * channels;
-    if (m <= 0 || n <= 0 || k <= 0)  // no product: multiply() leaves C or sets it to the bias
-        return multiply(false, false, m, n, 0, 1.0f, nullptr, 0, packed_a, x, n, 0.0f, c, n, epilogue, workspace);
-    const PaddedPlanes padded{channels, height, width};
-    float* planes = workspace;  // 64 floats a multiple: the packed panels after them stay 64-byte aligned
+    const int positions = height * width, n = positions * images, k = 9 * channels;
+    const std::size_t image_out = static_cast<std::size_t>(m) * positions;
+    if (m <= 0 || n <= 0 || k <= 0) {  // no product: multiply() leaves C or sets it to the bias
+        for (int image = 0; image < images; ++image)
+            multiply(false, false, m, positions, 0, 1.0f, nullptr, 0, packed_a, x, positions, 0.0f,
+                     c + image * image_out, positions, epilogue, workspace);
+        return;
+    }
+    const PaddedPlanes padded{channels, height, width, images};
+    float* planes = workspace;  // 64 floats a multiple: what follows stays 64-byte aligned
+    // One image: C itself; several: their product, m x n, then each image's columns copied out to C.
+    float* product = images > 1 ? workspace + padded.elements() : c;
+    float* gemm_workspace = workspace + padded.elements() + (images > 1 ? (image_out * images + 15) / 16 * 16 : 0);
     multiply_blocks(
-        false, m, n, k, 1.0f, nullptr, 0, packed_a, 0.0f, c, n, epilogue, workspace + padded.elements(),
+        false, m, n, k, 1.0f, nullptr, 0, packed_a, 0.0f, product, n, epilogue, gemm_workspace,
         [&] { pad_planes(padded, x, 0.0f, planes); },  // its `omp for` ends in a barrier: the planes are complete
         [&](int depth, int kc, int column, int columns, float* packed) {
             pack_conv3x3<Arch>(padded, planes, depth, kc, column, columns, kColumns, packed);
         });
+    if (images > 1)
+        for (int image = 0; image < images; ++image)
+            for (int row = 0; row < m; ++row)
+                std::copy_n(product + static_cast<std::size_t>(row) * n + static_cast<std::size_t>(image) * positions,
+                            positions, c + image * image_out + static_cast<std::size_t>(row) * positions);
 }
 
 namespace {

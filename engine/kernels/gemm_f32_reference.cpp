@@ -56,17 +56,21 @@ void gemm_narrow_f32_reference(int m, int n, int k, const float* packed_a, const
     gemm_f32_reference(false, false, m, n, k, 1.0f, packed_a, k, b, ldb, 0.0f, c, ldc, epilogue, nullptr);
 }
 
-// The reference's workspace is the im2col matrix, k x n.
-std::size_t gemm_conv3x3_workspace_f32_reference(int, int channels, int height, int width) {
+// The reference's workspace is one image's im2col matrix, k x n.
+std::size_t gemm_conv3x3_workspace_f32_reference(int, int channels, int height, int width, int) {
     return static_cast<std::size_t>(9) * channels * height * width;
 }
 
-void gemm_conv3x3_f32_reference(int m, int channels, int height, int width, const float* packed_a, const float* x,
-                                float* c, const GemmEpilogue& epilogue, float* workspace) {
+// Image by image: the reference's sums of a column do not depend on the others.
+void gemm_conv3x3_f32_reference(int m, int channels, int height, int width, int images, const float* packed_a,
+                                const float* x, float* c, const GemmEpilogue& epilogue, float* workspace) {
     const ConvGeometry g{channels, height, width, 3, 1, 1, height, width};
-    im2col(g, x, 1, workspace, 0.0f);
-    gemm_f32_reference(false, false, m, g.positions(), g.rows(), 1.0f, packed_a, g.rows(), workspace, g.positions(),
-                       0.0f, c, g.positions(), epilogue, nullptr);
+    for (int image = 0; image < images; ++image) {
+        im2col(g, x + static_cast<std::size_t>(image) * channels * g.positions(), 1, workspace, 0.0f);
+        gemm_f32_reference(false, false, m, g.positions(), g.rows(), 1.0f, packed_a, g.rows(), workspace,
+                           g.positions(), 0.0f, c + static_cast<std::size_t>(image) * m * g.positions(), g.positions(),
+                           epilogue, nullptr);
+    }
 }
 
 }  // namespace edgeqc

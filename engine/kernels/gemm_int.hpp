@@ -402,7 +402,7 @@ void PackedGemmInt<Operands, Arch>::multiply_conv3x3(int m, int channels, int he
             int base[kColumns];
             for (int j = 0; j < kColumns; ++j) {
                 const int column = panel * kColumns + j, position = column < n ? column : panel * kColumns;
-                base[j] = padded.base(position);
+                base[j] = static_cast<int>(padded.base(position));
             }
             B* out = packed_b + static_cast<std::ptrdiff_t>(panel) * kColumns * depth;
             bool packed = false;
