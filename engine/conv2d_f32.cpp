@@ -86,12 +86,17 @@ std::size_t PackedConv2dF32::packed_bytes() const {
 std::size_t PackedConv2dF32::workspace_floats(int batch, int threads) const {
     const ConvGeometry& g = geometry_;
     if (winograd_) return winograd_->workspace_floats(batch, g.height, g.width, g.padding, threads);
-    return gemm_workspace_floats(images_per_gemm(batch, threads)) *
-           static_cast<std::size_t>(images_in_flight(batch, threads));
+    // The most any thread count up to `threads` needs: the images a product, and with them a product's workspace,
+    // grow as the threads fall.
+    std::size_t floats = 0;
+    for (int t = 1; t <= threads; ++t)
+        floats = std::max(floats, gemm_workspace_floats(gemm_images(batch, t)) *
+                                      static_cast<std::size_t>(images_in_flight(batch, t)));
+    return floats;
 }
 
 // Several images a GEMM where B is packed from them, else one (im2col makes one image's columns).
-int PackedConv2dF32::images_per_gemm(int batch, int threads) const {
+int PackedConv2dF32::gemm_images(int batch, int threads) const {
     return packs_from_image(table_, geometry_) ? edgeqc::images_per_gemm(geometry_.positions(), batch, threads) : 1;
 }
 
@@ -116,18 +121,18 @@ void PackedConv2dF32::run(const float* x, int batch, float* y, float* workspace,
     const std::size_t out_image = static_cast<std::size_t>(out_channels_) * g.positions();
     // C is the images' output itself, bias and ReLU included.
     const GemmEpilogue epilogue{bias, relu_};
-    const int group = images_per_gemm(batch, threads);
-    for_each_image(batch, threads, group, workspace, gemm_workspace_floats(group), [&](int n, int images,
-                                                                                      float* image_workspace) {
+    const int group = gemm_images(batch, threads);
+    const auto convolve = [&](int n, int images, float* gemm_workspace) {
         if (packs_from_image(table_, g))
             return table_.gemm_conv3x3_f32(out_channels_, g.channels, g.height, g.width, images,
                                            packed_weights_.data(), x + n * in_image, y + n * out_image, epilogue,
-                                           image_workspace);
-        im2col(g, x + n * in_image, 1, image_workspace);
+                                           gemm_workspace);
+        im2col(g, x + n * in_image, 1, gemm_workspace);  // one image: gemm_images() is 1 here
         table_.gemm_packed_a_f32(false, out_channels_, g.positions(), g.rows(), 1.0f, packed_weights_.data(),
-                                 image_workspace, g.positions(), 0.0f, y + n * out_image, g.positions(), epilogue,
-                                 image_workspace + aligned_floats(static_cast<std::size_t>(g.rows()) * g.positions()));
-    });
+                                 gemm_workspace, g.positions(), 0.0f, y + n * out_image, g.positions(), epilogue,
+                                 gemm_workspace + aligned_floats(static_cast<std::size_t>(g.rows()) * g.positions()));
+    };
+    for_each_image(batch, threads, group, workspace, gemm_workspace_floats(group), convolve);
 }
 
 }  // namespace edgeqc

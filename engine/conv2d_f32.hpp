@@ -45,24 +45,33 @@ inline int images_in_flight(int batch, int threads) { return threads > 1 && batc
 // has fewer positions, at most a thread's share of the batch. Each product reads all of A, the weights: conv5 of the
 // reference network (512 -> 256 at 5x7, 4.7 MB of weights) read them for 35 columns an image, bound by memory; four
 // images a product measured 50 -> 66 % of the FMA peak at batch 32 (training forward). 256 columns (8 images) gave
-// 63 %, and conv4's 150 columns in pairs ran slower on the packed tile than alone on the thin one.
+// 63 %, and conv4's 150 columns in pairs ran slower than alone.
 inline int images_per_gemm(int positions, int batch, int threads) {
     constexpr int kColumns = 128;
     if (images_in_flight(batch, threads) == 1) return 1;
     return std::clamp((kColumns + positions - 1) / std::max(positions, 1), 1, batch / threads);
 }
 
-// convolve(first, count, workspace) for every image of the batch, `group` images (images_per_gemm) a call: whole
-// rounds of one group per thread, each GEMM on its thread alone (no barriers, and each thread packs and reads only its
-// own columns: at batch 32, 1.1x the rate of every thread on one image's GEMM), then the images left over one at a
-// time on all the threads. workspace: images_in_flight(batch, threads) slices of per_group floats.
+// convolve(first, count, workspace) for every image of the batch: whole rounds of one group of `group` images
+// (images_per_gemm) per thread, then rounds of one image per thread, each GEMM on its thread alone (no barriers, and
+// each thread packs and reads only its own columns: at batch 32, 1.1x the rate of every thread on one image's GEMM),
+// then the images left over, fewer than the threads, one at a time on all of them. workspace: images_in_flight(batch,
+// threads) slices of per_group floats (a group's workspace also serves one image).
 template <class Convolve>
 void for_each_image(int batch, int threads, int group, float* workspace, std::size_t per_group,
                     const Convolve& convolve) {
-    const int rounds = images_in_flight(batch, threads) > 1 ? batch / group / threads : 0, groups = rounds * threads;
-#pragma omp parallel for num_threads(threads) schedule(static) if (groups > 0)
-    for (int i = 0; i < groups; ++i) convolve(i * group, group, workspace + per_group * omp_get_thread_num());
-    for (int n = groups * group; n < batch; ++n) convolve(n, 1, workspace);
+    const bool shared_out = images_in_flight(batch, threads) > 1;
+    const int grouped = shared_out ? batch / (group * threads) * (group * threads) : 0;
+    const int single = shared_out ? grouped + (batch - grouped) / threads * threads : 0;
+#pragma omp parallel num_threads(threads) if (shared_out)
+    {
+        float* own = workspace + per_group * omp_get_thread_num();
+#pragma omp for schedule(static)
+        for (int first = 0; first < grouped; first += group) convolve(first, group, own);
+#pragma omp for schedule(static)
+        for (int n = grouped; n < single; ++n) convolve(n, 1, own);
+    }
+    for (int n = single; n < batch; ++n) convolve(n, 1, workspace);
 }
 
 // Below this many input channels the Winograd transforms cost more than the multiplications they save.
@@ -101,7 +110,8 @@ public:
     void run(const float* x, int batch, float* y, float* workspace, int threads) const;
 
 private:
-    int images_per_gemm(int batch, int threads) const;      // the GEMM path's, and its workspace per GEMM in flight
+    // The GEMM path's images a product, and its workspace for one product of `images` in flight.
+    int gemm_images(int batch, int threads) const;
     std::size_t gemm_workspace_floats(int images) const;
 
     const KernelTable& table_;

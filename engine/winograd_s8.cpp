@@ -160,7 +160,7 @@ void WinogradConv3x3S8::forward(const std::uint8_t* x, int batch, int zero_point
             const std::ptrdiff_t stride = static_cast<std::ptrdiff_t>(in_channels_) * count;
             std::int16_t* out = v + static_cast<std::ptrdiff_t>(c) * count;
             // Tile g reads values 2g to 2g + 3 of its row of tiles; the last (spare) tile reads two past the rows:
-            // the next rows' first two, or after the last rows two zeros.
+            // the next vertical combination's first two, or after the last one (t[3]) two zeros.
             for (int i = 0; i < 4; ++i) {
                 const std::int16_t* __restrict r = t[i];
                 std::int16_t* __restrict o0 = out + (4 * i) * stride;
@@ -178,7 +178,8 @@ void WinogradConv3x3S8::forward(const std::uint8_t* x, int batch, int zero_point
         // V packed once per position for the GEMMs of every block.
 #pragma omp parallel for schedule(static) num_threads(threads)
         for (int position = 0; position < kPositions; ++position)
-            table_.gemm_pack_b_s16(false, count, in_channels_, v + position * in_channels_ * count, count,
+            table_.gemm_pack_b_s16(false, count, in_channels_,
+                                   v + static_cast<std::ptrdiff_t>(position) * in_channels_ * count, count,
                                    packed_v + position * l.packed_position);
         IntegerGemmEpilogue e = epilogue;
         e.ldc = static_cast<int>(out_plane);
@@ -210,7 +211,8 @@ void WinogradConv3x3S8::forward(const std::uint8_t* x, int batch, int zero_point
                 for (int j = 0; j < 4; ++j) s[i][j] = row_scratch + (4 * i + j) * count;
             std::uint32_t* y_rows[2] = {row_scratch + 8 * count, row_scratch + 10 * count};
             for (int co = first; co < first + rows; ++co) {
-                const auto* in = reinterpret_cast<const std::uint32_t*>(m + static_cast<std::ptrdiff_t>(co - first) * count);
+                const auto* in =
+                    reinterpret_cast<const std::uint32_t*>(m + static_cast<std::ptrdiff_t>(co - first) * count);
                 for (int j = 0; j < 4; ++j) {  // s = A^T M
                     const std::uint32_t *__restrict p0 = in + j * stride, *__restrict p1 = in + (4 + j) * stride,
                                        *__restrict p2 = in + (8 + j) * stride, *__restrict p3 = in + (12 + j) * stride;

@@ -833,8 +833,7 @@ TEST_CASE("f32 3x3 convolution GEMM (B packed from the image): the bits of the p
     Rng rng(29);
     // One-output rows and columns, prime sizes, a last column panel part empty, depths of one and of several depth
     // blocks (9 x 70 = 630, 9 x 512 = 4608), more columns than a column block (61 x 70 = 4270), the network's layers;
-    // images multiplied together (their columns in one product, thin or packed as the count falls), each image's
-    // bits those of its product alone.
+    // images multiplied together (their columns in one product), each image's bits those of its product alone.
     const int shapes[][5] = {{1, 1, 1, 1, 1},      {5, 1, 7, 1, 3},    {3, 2, 40, 1, 2},     {33, 13, 5, 2, 1},
                              {31, 7, 11, 13, 2},   {13, 70, 9, 31, 1}, {3, 2, 61, 70, 1},    {40, 64, 20, 30, 1},
                              {17, 512, 10, 15, 2}, {3, 3, 3, 97, 1},   {37, 512, 5, 7, 8},   {20, 64, 10, 15, 3}};

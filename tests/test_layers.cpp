@@ -343,6 +343,42 @@ TEST_CASE("Winograd products: the narrow GEMM for batches of at most 160 tiles, 
     }
 }
 
+TEST_CASE("GEMM convolutions of few positions multiply images together: each image's bits as alone, any batch") {
+    // 20 positions: up to 7 images a product (128 columns). Batches that leave whole groups, single images a thread
+    // and images for all the threads; run on fewer threads than the workspace was sized for.
+    const int in_channels = 13, out_channels = 7, height = 4, width = 5;
+    Rng rng(41);
+    std::vector<float> weights(static_cast<std::size_t>(out_channels) * in_channels * 9), bias(out_channels);
+    fill_normal(weights.data(), weights.size(), rng);
+    fill_normal(bias.data(), bias.size(), rng);
+    const ConvGeometry geometry{in_channels, height, width, 3, 1, 1, height, width};
+    const std::size_t in_image = static_cast<std::size_t>(in_channels) * height * width;
+    const std::size_t out_image = static_cast<std::size_t>(out_channels) * height * width;
+    const int most = 17;
+    std::vector<float> x(most * in_image);
+    fill_normal(x.data(), x.size(), rng);
+    on_every_kernel_path([&] {
+        const PackedConv2dF32 packed(kernels(), geometry, out_channels, weights.data(), bias.data(), true, most, 3,
+                                     ConvAlgorithmF32::Im2col);
+        std::vector<float> alone(most * out_image);
+        AlignedFloats one(packed.workspace_floats(1, 1));
+        for (int n = 0; n < most; ++n)
+            packed.run(x.data() + n * in_image, 1, alone.data() + n * out_image, one.data(), 1);
+        for (const int batch : {2, 9, 17})
+            for (const int threads : {1, 2, 3}) {
+                CAPTURE(batch);
+                CAPTURE(threads);
+                const std::size_t workspace_floats = packed.workspace_floats(batch, 3);
+                AlignedFloats workspace(workspace_floats + 64, -7.0f);
+                std::vector<float> together(batch * out_image, -1.0f);
+                packed.run(x.data(), batch, together.data(), workspace.data(), threads);
+                CHECK(std::memcmp(together.data(), alone.data(), together.size() * sizeof(float)) == 0);
+                CHECK(std::all_of(workspace.begin() + static_cast<std::ptrdiff_t>(workspace_floats), workspace.end(),
+                                  [](float v) { return v == -7.0f; }));
+            }
+    });
+}
+
 TEST_CASE("training convolutions take 4x4 Winograd tiles with f32 products and 2x2 tiles with bf16 products") {
     Conv2dConfig config{17, 16, 3, 1, 1, true};
     config.winograd_training_min_tiles = 0;

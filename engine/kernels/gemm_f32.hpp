@@ -230,6 +230,12 @@ inline void pack_conv3x3(const PaddedPlanes& padded, const float* planes, int de
     }
 }
 
+// Floats of multiply_conv3x3's product of several images (m x n, each image's columns copied out of it afterwards),
+// rounded to keep what follows it 64-byte aligned; none for one image, whose product is C itself.
+inline std::size_t conv3x3_product_floats(int m, int n, int images) {
+    return images > 1 ? (static_cast<std::size_t>(m) * static_cast<std::size_t>(n) + 15) / 16 * 16 : 0;
+}
+
 // How one depth block's partial product is merged into C: c = alpha * product + beta * c, then, on the last
 // depth block only, + row_bias and ReLU. beta is the caller's on the first block and 1 afterwards.
 struct TileMerge {
@@ -549,9 +555,9 @@ std::size_t PackedGemmF32<Arch, Operands>::conv3x3_workspace_floats(int m, int c
     requires std::is_same_v<Operands, F32Operands<Arch>>
 {
     const gemm_detail::PaddedPlanes padded{channels, height, width, images};
-    const std::size_t n = static_cast<std::size_t>(height) * width * images;
-    const std::size_t product = images > 1 ? (static_cast<std::size_t>(m) * n + 15) / 16 * 16 : 0;
-    return padded.elements() + product + workspace_floats(m, static_cast<int>(n), 9 * channels, true);
+    const int n = height * width * images;
+    return padded.elements() + gemm_detail::conv3x3_product_floats(m, n, images) +
+           workspace_floats(m, n, 9 * channels, true);
 }
 
 template <class Arch, class Operands>
@@ -574,7 +580,7 @@ void PackedGemmF32<Arch, Operands>::multiply_conv3x3(int m, int channels, int he
     float* planes = workspace;  // 64 floats a multiple: what follows stays 64-byte aligned
     // One image: C itself; several: their product, m x n, then each image's columns copied out to C.
     float* product = images > 1 ? workspace + padded.elements() : c;
-    float* gemm_workspace = workspace + padded.elements() + (images > 1 ? (image_out * images + 15) / 16 * 16 : 0);
+    float* gemm_workspace = workspace + padded.elements() + conv3x3_product_floats(m, n, images);
     multiply_blocks(
         false, m, n, k, 1.0f, nullptr, 0, packed_a, 0.0f, product, n, epilogue, gemm_workspace,
         [&] { pad_planes(padded, x, 0.0f, planes); },  // its `omp for` ends in a barrier: the planes are complete

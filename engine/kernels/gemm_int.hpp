@@ -273,10 +273,12 @@ void PackedGemmInt<Operands, Arch>::compute(int m, int n, int k, const A* packed
             for (int row_panel = block * block_panels; row_panel < last_row_panel; ++row_panel) {
                 alignas(64) std::int32_t sums[kRows * kColumns];
                 const A* a_panel = packed_a + static_cast<std::ptrdiff_t>(row_panel) * kRows * depth;
-                if constexpr (requires { Tile::sums_half; })
-                    if (2 * columns <= kColumns) Tile::sums_half(groups, a_panel, b_panel, sums);
-                    else Tile::sums(groups, a_panel, b_panel, sums);
-                else Tile::sums(groups, a_panel, b_panel, sums);
+                bool half = false;
+                if constexpr (requires { Tile::sums_half; }) {
+                    half = 2 * columns <= kColumns;
+                    if (half) Tile::sums_half(groups, a_panel, b_panel, sums);
+                }
+                if (!half) Tile::sums(groups, a_panel, b_panel, sums);
                 const int row = row_panel * kRows, rows = std::min(kRows, m - row);
                 for (int i = 0; i < rows; ++i) {
                     if constexpr (requires { Tile::finish_quantized; })  // the same bits, in the tile's vectors

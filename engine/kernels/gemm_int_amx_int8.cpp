@@ -44,6 +44,7 @@ struct IntTile<S8Operands, AmxInt8> : Avx512QuantizedEpilogue {
     // A 3x3 convolution's B panel in vpermb shuffles: every AMX CPU has VBMI.
     static bool pack_conv3x3_panel(const std::uint8_t* planes, const std::ptrdiff_t* offsets, const int* base,
                                    int depth, std::uint8_t* out) {
+        static_assert(kColumns == 32, "the VBMI packer writes panels of 32 columns");
         return pack_conv3x3_panel_vbmi(planes, offsets, base, depth, out);
     }
 

@@ -65,6 +65,7 @@ struct IntTile<S8Operands, Avx512Vnni> : VnniTile<std::int8_t, std::uint8_t, dot
     // else run by run (the int8 network at batch 1 ran 14-26 % faster with the shuffles on a Xeon with AMX left out).
     static bool pack_conv3x3_panel(const std::uint8_t* planes, const std::ptrdiff_t* offsets, const int* base,
                                    int depth, std::uint8_t* out) {
+        static_assert(kColumns == 32, "the VBMI packer writes panels of 32 columns");
         static const bool has_vbmi = __builtin_cpu_supports("avx512vbmi");
         return has_vbmi && pack_conv3x3_panel_vbmi(planes, offsets, base, depth, out);
     }
