@@ -71,7 +71,9 @@ WinogradConv3x3S8::WinogradConv3x3S8(const KernelTable& table, const std::int8_t
       padding_(padding) {
     // A block's products, 16 x rows x tiles int32, about 192 KiB (they stay in L2 for the output transform), in
     // whole 8s of rows; at least four blocks when there are channels enough, so that threads share the work.
-    const int tiles = Tiles(WinogradTileGrid(WinogradTile::F2x2, height, width, padding)).count();
+    // (The image's tiles, not counting the transforms' spare ones: counting them changed conv4's blocks from 72 rows
+    // to 64, which pad to 72 on a 12-row tile and held 1 MB more weights.)
+    const int tiles = WinogradTileGrid(WinogradTile::F2x2, height, width, padding).tiles_per_image();
     const int cache_rows = std::max(8, 3072 / std::max(tiles, 1) / 8 * 8);
     block_rows_ = std::min({cache_rows, std::max(8, (out_channels + 31) / 32 * 8), out_channels});
     const std::size_t plane = static_cast<std::size_t>(out_channels) * in_channels;
