@@ -136,15 +136,21 @@ void WinogradConv3x3S8::forward(const std::uint8_t* x, int batch, int zero_point
                 thread_scratch + static_cast<std::size_t>(omp_get_thread_num()) * l.per_thread() + l.products);
             std::int16_t* t[4];
             for (int i = 0; i < 4; ++i) t[i] = padded + padded_rows * row_length + i * 2 * count;
-            std::fill_n(padded, padded_rows * row_length, static_cast<std::int16_t>(zero_point));
             t[3][2 * count] = t[3][2 * count + 1] = 0;  // read by the last spare tile alone
             const std::uint8_t* plane = x + (static_cast<std::size_t>(n) * in_channels_ + c) * in_plane;
             const int first_row = std::max(0, padding), last_row = std::min(padded_rows, height + padding);
             const int first = std::max(0, padding), last = std::min(row_length, width + padding);
-            for (int row = first_row; row < last_row; ++row) {
-                const std::uint8_t* __restrict source = plane + static_cast<std::size_t>(row - padding) * width;
+            const auto pad = static_cast<std::int16_t>(zero_point);
+            for (int row = 0; row < padded_rows; ++row) {  // each value written once: the image's, or the padding
                 std::int16_t* __restrict out = padded + row * row_length;
+                if (row < first_row || row >= last_row) {
+                    std::fill_n(out, row_length, pad);
+                    continue;
+                }
+                const std::uint8_t* __restrict source = plane + static_cast<std::size_t>(row - padding) * width;
+                std::fill_n(out, first, pad);
                 for (int column = first; column < last; ++column) out[column] = source[column - padding];
+                std::fill(out + last, out + row_length, pad);
             }
             for (int ty = 0; ty < tiles.rows; ++ty) {
                 const std::int16_t* __restrict d0 = padded + 2 * ty * row_length;
