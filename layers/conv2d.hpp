@@ -60,6 +60,13 @@ private:
     // y = the convolution of x (3x3 "same", packs_from_image() says when) as the inference one computes it: the
     // weights packed for the GEMM once per call, then an image per GEMM with B packed straight from the image.
     void forward_from_image(const float* weights, const float* bias, const Tensor& x, Tensor& y);
+    // Whether this convolution has few weights: its weight gradient goes image by image (weight_gradient_by_image),
+    // and its products stay f32 under bf16 training.
+    bool few_weights() const;
+    // The kernel table of its products: the network's, or kernels() for f32 products (see few_weights()).
+    const KernelTable& table() const;
+    // dw += the weight gradient of the plan's batch x with output gradient dy, an image per GEMM on one thread.
+    void weight_gradient_by_image(const Plan& p, const Tensor& x, const Tensor& dy, float* dw);
     // dx = full convolution of dy with the flipped weights, through Winograd (see winograd_input_gradient()).
     void input_gradient_winograd(const Tensor& dy, Tensor& dx);
 

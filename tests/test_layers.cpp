@@ -161,18 +161,23 @@ TEST_CASE("conv2d gradients through Winograd (16+ channels): same and valid padd
     });
 }
 
-TEST_CASE("conv2d gradients: 5x5 stride 2, batch 1, no bias; 3x3 valid stride 2") {
+TEST_CASE("conv2d gradients: 5x5 stride 2, batch 1, no bias; 3x3 valid stride 2; few weights and more") {
+    // Up to 4096 weights the weight gradient goes image by image, above it as one GEMM over the batch.
     on_every_kernel_path([] {
         check_conv_gradients({2, 3, 5, 2, 2, false}, {1, 2, 13, 17});
         check_conv_gradients({3, 4, 3, 2, 0, true}, {3, 3, 13, 17});
+        check_conv_gradients({12, 16, 5, 2, 2, false}, {3, 12, 9, 11});
     });
 }
 
-TEST_CASE("conv2d gradients when the batch is processed in several chunks") {
+TEST_CASE("conv2d gradients when the batch is processed in several chunks, few weights and more") {
     on_every_kernel_path([] {
-        Conv2dConfig config{3, 4, 3, 1, 1, true};
-        config.column_budget_floats = 2 * 27 * 7 * 5;  // two images of 3x7x5 per chunk, batch 5 -> chunks 2, 2, 1
-        check_conv_gradients(config, {5, 3, 7, 5});
+        for (const int out_channels : {4, 160}) {  // 108 weights, 4320 weights
+            CAPTURE(out_channels);
+            Conv2dConfig config{3, out_channels, 3, 1, 1, true};
+            config.column_budget_floats = 2 * 27 * 7 * 5;  // two images of 3x7x5 per chunk, batch 5 -> chunks 2, 2, 1
+            check_conv_gradients(config, {5, 3, 7, 5});
+        }
     });
 }
 
@@ -379,25 +384,33 @@ TEST_CASE("GEMM convolutions of few positions multiply images together: each ima
     });
 }
 
-TEST_CASE("training convolutions take 4x4 Winograd tiles with f32 products and 2x2 tiles with bf16 products") {
-    Conv2dConfig config{17, 16, 3, 1, 1, true};
-    config.winograd_training_min_tiles = 0;
-    Conv2d conv(config);
-    Arenas arenas(&conv);
-    Rng rng(9);
-    conv.initialize(InitScheme::Torch, rng);
-    TrainingContext context;
-    conv.share_context(context);
-    Tensor x({3, 17, 7, 11}), y;  // 6 tiles of 4x4 per image: 18 in the batch, 56 % of the 2x2 tiles' products
-    fill_normal(x.data(), x.size(), rng);
-    REQUIRE(winograd_tile_for(kernels(), 17, 16, 7, 11, 1, 3, WinogradWeights::PreparedPerCall) ==
-            WinogradTile::F4x4);
-    conv.forward(x, y, Mode::Train);
-    CHECK(context.winograd_weights.tile() == WinogradTile::F4x4);
+TEST_CASE("training convolutions take 4x4 Winograd tiles with f32 products and 2x2 tiles with bf16 products, but "
+          "a convolution of few weights keeps f32 products") {
     const KernelTable bf16 = with_bf16_products(reference_kernels(), reference_training_kernels());
-    context.table = &bf16;
-    conv.forward(x, y, Mode::Train);
-    CHECK(context.winograd_weights.tile() == WinogradTile::F2x2);
+    // 6 tiles of 4x4 per image: 18 in the batch, 56 % of the 2x2 tiles' products. 40 x 16 x 9 weights are more than
+    // few; 17 x 16 x 9 are few.
+    for (const int in_channels : {40, 17}) {
+        CAPTURE(in_channels);
+        Conv2dConfig config{in_channels, 16, 3, 1, 1, true};
+        config.winograd_training_min_tiles = 0;
+        Conv2d conv(config);
+        Arenas arenas(&conv);
+        Rng rng(9);
+        conv.initialize(InitScheme::Torch, rng);
+        TrainingContext context;
+        conv.share_context(context);
+        Tensor x({3, in_channels, 7, 11}), y, y_bf16;
+        fill_normal(x.data(), x.size(), rng);
+        REQUIRE(winograd_tile_for(kernels(), in_channels, 16, 7, 11, 1, 3, WinogradWeights::PreparedPerCall) ==
+                WinogradTile::F4x4);
+        conv.forward(x, y, Mode::Train);
+        CHECK(context.winograd_weights.tile() == WinogradTile::F4x4);
+        context.table = &bf16;
+        conv.forward(x, y_bf16, Mode::Train);
+        const bool few_weights = in_channels == 17;
+        CHECK(context.winograd_weights.tile() == (few_weights ? WinogradTile::F4x4 : WinogradTile::F2x2));
+        CHECK((std::memcmp(y.data(), y_bf16.data(), y.size() * sizeof(float)) == 0) == few_weights);
+    }
 }
 
 TEST_CASE("batch norm gradients in training mode, 4-D inputs of batch 1 and 3, 2-D inputs") {
