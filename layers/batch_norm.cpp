@@ -75,6 +75,9 @@ std::array<double, sizeof...(Terms)> ordered_sums(std::size_t n, const Terms&...
     return totals;
 }
 
+// y before the fused ReLU, one expression for forward and for backward's mask, so that both round alike.
+inline float normalised(float x, float scale, float shift) { return x * scale + shift; }
+
 }  // namespace
 
 void BatchNorm::forward(const Tensor& x, Tensor& y, Mode mode) {
@@ -86,6 +89,8 @@ void BatchNorm::forward(const Tensor& x, Tensor& y, Mode mode) {
     if (mode == Mode::Train) {
         batch_mean_.assign(static_cast<std::size_t>(channels_), 0.0f);
         batch_inverse_std_.assign(static_cast<std::size_t>(channels_), 0.0f);
+        batch_scale_.assign(static_cast<std::size_t>(channels_), 0.0f);
+        batch_shift_.assign(static_cast<std::size_t>(channels_), 0.0f);
     }
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < channels_; ++c) {
@@ -121,6 +126,10 @@ void BatchNorm::forward(const Tensor& x, Tensor& y, Mode mode) {
         }
         const float scale = g[c] * inverse_std;
         const float shift = b[c] - mean * scale;
+        if (mode == Mode::Train) {
+            batch_scale_[static_cast<std::size_t>(c)] = scale;
+            batch_shift_[static_cast<std::size_t>(c)] = shift;
+        }
         // A fused ReLU raises values below 0 to 0 (as Relu::forward: NaN passes); without it nothing is below -inf.
         const float floor = relu_ ? 0.0f : -std::numeric_limits<float>::infinity();
         for (int n = 0; n < batch; ++n) {
@@ -129,14 +138,14 @@ void BatchNorm::forward(const Tensor& x, Tensor& y, Mode mode) {
             float* out = y.data() + offset;
 #pragma omp simd
             for (std::size_t i = 0; i < plane; ++i) {
-                const float value = in[i] * scale + shift;
+                const float value = normalised(in[i], scale, shift);
                 out[i] = value < floor ? floor : value;
             }
         }
     }
 }
 
-void BatchNorm::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) {
+void BatchNorm::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* dx) {
     const int batch = x.shape()[0];
     const std::size_t plane = plane_size(x.shape());
     const double count = static_cast<double>(batch) * static_cast<double>(plane);
@@ -148,18 +157,18 @@ void BatchNorm::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Ten
     for (int c = 0; c < channels_; ++c) {
         const float mean = batch_mean_[static_cast<std::size_t>(c)];
         const float inverse_std = batch_inverse_std_[static_cast<std::size_t>(c)];
+        const float scale_y = batch_scale_[static_cast<std::size_t>(c)];
+        const float shift_y = batch_shift_[static_cast<std::size_t>(c)];
         // The gradient of the batch norm's output: dy, or with a fused ReLU dy where the output is above 0 (as
-        // Relu::backward computes it, from its input: the same mask).
+        // Relu::backward computes it, from its input: the same mask), that output recomputed from x as forward did.
         const auto gradient_at = [&](std::size_t offset) {
             const float* upstream = dy.data() + offset;
-            // Without a fused ReLU the mask passes everything and reads dy again, a stream already read (and y,
-            // which callers of an unfused batch norm need not keep, is not read at all).
-            const float* out = relu_ ? y.data() + offset : upstream;
+            const float* in = x.data() + offset;
             const bool relu = relu_;
             // Both loaded unconditionally: a load under the condition keeps the compiler to scalar code.
-            return [upstream, out, relu](std::size_t i) {
+            return [upstream, in, scale_y, shift_y, relu](std::size_t i) {
                 const float gradient = upstream[i];
-                const bool passes = (out[i] > 0.0f) | !relu;
+                const bool passes = (normalised(in[i], scale_y, shift_y) > 0.0f) | !relu;
                 return passes ? gradient : 0.0f;
             };
         };

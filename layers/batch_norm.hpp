@@ -29,8 +29,9 @@ public:
     // makes them the plain average over a pass (re-estimating them, see Network::set_batch_norm_momentum).
     void set_momentum(float momentum) { momentum_ = momentum; }
     // Takes over the ReLU that follows it (the Network's call): forward writes relu(y), and backward takes the
-    // gradient of relu(y) and routes it through the ReLU itself, with y (then its output) > 0 as the mask. The same
-    // operations as the two layers' in their order, so the same bits; one pass over the activations fewer each way.
+    // gradient of relu(y) and routes it through the ReLU itself, with y > 0 as the mask (recomputed from x, which
+    // backward reads anyway). The same operations as the two layers' in their order, so the same bits; one pass over
+    // the activations fewer forward, two fewer backward.
     void fuse_relu() { relu_ = true; }
     TensorView gamma() const { return parameters_->value(gamma_slot_); }
     TensorView beta() const { return parameters_->value(beta_slot_); }
@@ -44,8 +45,8 @@ private:
     ParameterArena* parameters_ = nullptr;
     ParameterArena* buffers_ = nullptr;
     std::size_t gamma_slot_ = 0, beta_slot_ = 0, mean_slot_ = 0, variance_slot_ = 0;
-    // Statistics of the last training forward, needed by backward.
-    std::vector<float> batch_mean_, batch_inverse_std_;
+    // Statistics of the last training forward, needed by backward, and its y = x * scale + shift per channel.
+    std::vector<float> batch_mean_, batch_inverse_std_, batch_scale_, batch_shift_;
 };
 
 }  // namespace edgeqc
