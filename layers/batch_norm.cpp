@@ -1,12 +1,17 @@
-// Batch normalisation forward (training and inference) and backward; sums run in double per channel.
+// Batch normalisation forward (training and inference) and backward, alone or with the ReLU and the 2x2 max pool
+// after it; sums run in double per channel.
 #include "layers/batch_norm.hpp"
 
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <limits>
+#include <stdexcept>
+#include <utility>
 
 #include "engine/error.hpp"
+#include "engine/kernels.hpp"
+#include "engine/tensor.hpp"
 
 namespace edgeqc {
 
@@ -75,61 +80,82 @@ std::array<double, sizeof...(Terms)> ordered_sums(std::size_t n, const Terms&...
     return totals;
 }
 
+// The sums over a channel's images of the gradient g(k) and of g(k) * (x(k) - mean), k = 0 ... terms - 1 in each,
+// where image(n) gives image n's pair of functions g and x.
+template <class ImageTerms>
+std::array<double, 2> gradient_sums(int batch, std::size_t terms, float mean, const ImageTerms& image) {
+    std::array<double, 2> sums{};
+    for (int n = 0; n < batch; ++n) {
+        const auto [gradient, input] = image(n);
+        const auto [plain, centred] =
+            ordered_sums(terms, gradient, [&](std::size_t k) { return gradient(k) * (input(k) - mean); });
+        sums[0] += plain;
+        sums[1] += centred;
+    }
+    return sums;
+}
+
 // y before the fused ReLU, one expression for forward and for backward's mask, so that both round alike.
 inline float normalised(float x, float scale, float shift) { return x * scale + shift; }
 
 }  // namespace
 
+void BatchNorm::start_forward(Mode mode) {
+    if (mode != Mode::Train) return;
+    for (std::vector<float>* statistic : {&batch_mean_, &batch_inverse_std_, &batch_scale_, &batch_shift_})
+        statistic->assign(static_cast<std::size_t>(channels_), 0.0f);
+}
+
+BatchNorm::ChannelTransform BatchNorm::channel_transform(const Tensor& x, int c, Mode mode) {
+    const int batch = x.shape()[0];
+    const std::size_t plane = plane_size(x.shape());
+    float mean, inverse_std;
+    if (mode == Mode::Train) {
+        double sum = 0.0, sum_squares = 0.0;
+        for (int n = 0; n < batch; ++n) {
+            const float* in = x.data() + (static_cast<std::size_t>(n) * channels_ + c) * plane;
+            sum += ordered_sums(plane, [in](std::size_t i) { return in[i]; })[0];
+        }
+        const double count = static_cast<double>(batch) * static_cast<double>(plane);
+        const double batch_mean = sum / count;
+        // Two passes: the centred sum of squares stays accurate where E[x^2] - E[x]^2 would cancel.
+        const auto centre = static_cast<float>(batch_mean);
+        for (int n = 0; n < batch; ++n) {
+            const float* in = x.data() + (static_cast<std::size_t>(n) * channels_ + c) * plane;
+            sum_squares +=
+                ordered_sums(plane, [in, centre](std::size_t i) { return (in[i] - centre) * (in[i] - centre); })[0];
+        }
+        const double variance = sum_squares / count;
+        mean = static_cast<float>(batch_mean);
+        inverse_std = static_cast<float>(1.0 / std::sqrt(variance + kEpsilon));
+        batch_mean_[static_cast<std::size_t>(c)] = mean;
+        batch_inverse_std_[static_cast<std::size_t>(c)] = inverse_std;
+        const double unbiased = count > 1 ? sum_squares / (count - 1) : variance;
+        float& running_m = running_mean()[static_cast<std::size_t>(c)];
+        float& running_v = running_variance()[static_cast<std::size_t>(c)];
+        running_m = (1.0f - momentum_) * running_m + momentum_ * mean;
+        running_v = (1.0f - momentum_) * running_v + momentum_ * static_cast<float>(unbiased);
+    } else {
+        mean = running_mean()[static_cast<std::size_t>(c)];
+        inverse_std = 1.0f / std::sqrt(running_variance()[static_cast<std::size_t>(c)] + kEpsilon);
+    }
+    const float scale = gamma()[static_cast<std::size_t>(c)] * inverse_std;
+    const float shift = beta()[static_cast<std::size_t>(c)] - mean * scale;
+    if (mode == Mode::Train) {
+        batch_scale_[static_cast<std::size_t>(c)] = scale;
+        batch_shift_[static_cast<std::size_t>(c)] = shift;
+    }
+    return {scale, shift};
+}
+
 void BatchNorm::forward(const Tensor& x, Tensor& y, Mode mode) {
     y.resize(output_shape(x.shape()));
     const int batch = x.shape()[0];
     const std::size_t plane = plane_size(x.shape());
-    const float* g = gamma().data;
-    const float* b = beta().data;
-    if (mode == Mode::Train) {
-        batch_mean_.assign(static_cast<std::size_t>(channels_), 0.0f);
-        batch_inverse_std_.assign(static_cast<std::size_t>(channels_), 0.0f);
-        batch_scale_.assign(static_cast<std::size_t>(channels_), 0.0f);
-        batch_shift_.assign(static_cast<std::size_t>(channels_), 0.0f);
-    }
+    start_forward(mode);
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < channels_; ++c) {
-        float mean, inverse_std;
-        if (mode == Mode::Train) {
-            double sum = 0.0, sum_squares = 0.0;
-            for (int n = 0; n < batch; ++n) {
-                const float* in = x.data() + (static_cast<std::size_t>(n) * channels_ + c) * plane;
-                sum += ordered_sums(plane, [in](std::size_t i) { return in[i]; })[0];
-            }
-            const double count = static_cast<double>(batch) * static_cast<double>(plane);
-            const double batch_mean = sum / count;
-            // Two passes: the centred sum of squares stays accurate where E[x^2] - E[x]^2 would cancel.
-            const auto centre = static_cast<float>(batch_mean);
-            for (int n = 0; n < batch; ++n) {
-                const float* in = x.data() + (static_cast<std::size_t>(n) * channels_ + c) * plane;
-                sum_squares +=
-                    ordered_sums(plane, [in, centre](std::size_t i) { return (in[i] - centre) * (in[i] - centre); })[0];
-            }
-            const double variance = sum_squares / count;
-            mean = static_cast<float>(batch_mean);
-            inverse_std = static_cast<float>(1.0 / std::sqrt(variance + kEpsilon));
-            batch_mean_[static_cast<std::size_t>(c)] = mean;
-            batch_inverse_std_[static_cast<std::size_t>(c)] = inverse_std;
-            const double unbiased = count > 1 ? sum_squares / (count - 1) : variance;
-            float& running_m = running_mean()[static_cast<std::size_t>(c)];
-            float& running_v = running_variance()[static_cast<std::size_t>(c)];
-            running_m = (1.0f - momentum_) * running_m + momentum_ * mean;
-            running_v = (1.0f - momentum_) * running_v + momentum_ * static_cast<float>(unbiased);
-        } else {
-            mean = running_mean()[static_cast<std::size_t>(c)];
-            inverse_std = 1.0f / std::sqrt(running_variance()[static_cast<std::size_t>(c)] + kEpsilon);
-        }
-        const float scale = g[c] * inverse_std;
-        const float shift = b[c] - mean * scale;
-        if (mode == Mode::Train) {
-            batch_scale_[static_cast<std::size_t>(c)] = scale;
-            batch_shift_[static_cast<std::size_t>(c)] = shift;
-        }
+        const auto [scale, shift] = channel_transform(x, c, mode);
         // A fused ReLU raises values below 0 to 0 (as Relu::forward: NaN passes); without it nothing is below -inf.
         const float floor = relu_ ? 0.0f : -std::numeric_limits<float>::infinity();
         for (int n = 0; n < batch; ++n) {
@@ -145,18 +171,59 @@ void BatchNorm::forward(const Tensor& x, Tensor& y, Mode mode) {
     }
 }
 
+void BatchNorm::forward_pooled(const Tensor& x, Tensor& pooled, Mode mode) {
+    if (!pooled_) throw std::logic_error("BatchNorm::forward_pooled needs fuse_pool()");
+    const Shape& s = output_shape(x.shape());
+    if (s.rank() != 4 || s[2] < 2 || s[3] < 2)
+        throw Error("max pool: input " + s.str() + " is smaller than its 2x2 window");
+    const int batch = s[0], height = s[2], width = s[3], out_height = height / 2, out_width = width / 2;
+    pooled.resize({batch, channels_, out_height, out_width});
+    const std::size_t plane = static_cast<std::size_t>(height) * width;
+    const std::size_t out_plane = static_cast<std::size_t>(out_height) * out_width;
+    winners_.resize(mode == Mode::Train ? pooled.size() : 0);  // only backward needs them
+    start_forward(mode);
+    const KernelTable& table = kernels();
+#pragma omp parallel
+    {
+        // relu(y) of one plane at a time, in cache for the pool that reads it at once: as the three layers compute
+        // it, the same bits, but never written out whole.
+        AlignedFloats rows(plane);
+#pragma omp for schedule(static)
+        for (int c = 0; c < channels_; ++c) {
+            const auto [scale, shift] = channel_transform(x, c, mode);
+            for (int n = 0; n < batch; ++n) {
+                const float* in = x.data() + (static_cast<std::size_t>(n) * channels_ + c) * plane;
+#pragma omp simd
+                for (std::size_t i = 0; i < plane; ++i) {
+                    const float value = normalised(in[i], scale, shift);
+                    rows[i] = value < 0.0f ? 0.0f : value;
+                }
+                const std::size_t out_offset = (static_cast<std::size_t>(n) * channels_ + c) * out_plane;
+                table.max_pool_2x2_f32(rows.data(), 1, height, width, pooled.data() + out_offset,
+                                       winners_.empty() ? nullptr : winners_.data() + out_offset);
+            }
+        }
+    }
+}
+
+BatchNorm::ChannelGradient BatchNorm::channel_gradient(int c, double sum_dy, double sum_dy_centred, double count) {
+    const double sum_dy_xhat = sum_dy_centred * batch_inverse_std_[static_cast<std::size_t>(c)];
+    parameters_->gradient(gamma_slot_)[static_cast<std::size_t>(c)] += static_cast<float>(sum_dy_xhat);
+    parameters_->gradient(beta_slot_)[static_cast<std::size_t>(c)] += static_cast<float>(sum_dy);
+    // dx = gamma * inv_std / M * (M * dy - sum(dy) - xhat * sum(dy * xhat))
+    return {batch_mean_[static_cast<std::size_t>(c)], batch_inverse_std_[static_cast<std::size_t>(c)],
+            gamma()[static_cast<std::size_t>(c)] * batch_inverse_std_[static_cast<std::size_t>(c)],
+            static_cast<float>(sum_dy / count), static_cast<float>(sum_dy_xhat / count)};
+}
+
 void BatchNorm::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* dx) {
     const int batch = x.shape()[0];
     const std::size_t plane = plane_size(x.shape());
     const double count = static_cast<double>(batch) * static_cast<double>(plane);
-    float* dgamma = parameters_->gradient(gamma_slot_).data;
-    float* dbeta = parameters_->gradient(beta_slot_).data;
-    const float* g = gamma().data;
     if (dx) dx->resize(x.shape());
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < channels_; ++c) {
         const float mean = batch_mean_[static_cast<std::size_t>(c)];
-        const float inverse_std = batch_inverse_std_[static_cast<std::size_t>(c)];
         const float scale_y = batch_scale_[static_cast<std::size_t>(c)];
         const float shift_y = batch_shift_[static_cast<std::size_t>(c)];
         // The gradient of the batch norm's output: dy, or with a fused ReLU dy where the output is above 0 (as
@@ -172,34 +239,64 @@ void BatchNorm::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tenso
                 return passes ? gradient : 0.0f;
             };
         };
-        double sum_dy = 0.0, sum_dy_centred = 0.0;
-        for (int n = 0; n < batch; ++n) {
+        const auto [sum_dy, sum_dy_centred] = gradient_sums(batch, plane, mean, [&](int n) {
             const std::size_t offset = (static_cast<std::size_t>(n) * channels_ + c) * plane;
-            const auto upstream = gradient_at(offset);
             const float* in = x.data() + offset;
-            const auto [plain, centred] = ordered_sums(
-                plane, upstream, [upstream, in, mean](std::size_t i) { return upstream(i) * (in[i] - mean); });
-            sum_dy += plain;
-            sum_dy_centred += centred;
-        }
-        const double sum_dy_xhat = sum_dy_centred * inverse_std;
-        dgamma[c] += static_cast<float>(sum_dy_xhat);
-        dbeta[c] += static_cast<float>(sum_dy);
+            return std::pair(gradient_at(offset), [in](std::size_t i) { return in[i]; });
+        });
+        const ChannelGradient k = channel_gradient(c, sum_dy, sum_dy_centred, count);
         if (!dx) continue;
-        // dx = gamma * inv_std / M * (M * dy - sum(dy) - xhat * sum(dy * xhat))
-        const float mean_dy = static_cast<float>(sum_dy / count);
-        const float mean_dy_xhat = static_cast<float>(sum_dy_xhat / count);
-        const float scale = g[c] * inverse_std;
         for (int n = 0; n < batch; ++n) {
             const std::size_t offset = (static_cast<std::size_t>(n) * channels_ + c) * plane;
             const float* in = x.data() + offset;
             const auto upstream = gradient_at(offset);
             float* out = dx->data() + offset;
 #pragma omp simd
-            for (std::size_t i = 0; i < plane; ++i) {
-                const float xhat = (in[i] - mean) * inverse_std;
-                out[i] = scale * (upstream(i) - mean_dy - xhat * mean_dy_xhat);
-            }
+            for (std::size_t i = 0; i < plane; ++i) out[i] = k.input_gradient(upstream(i), in[i]);
+        }
+    }
+}
+
+void BatchNorm::backward_pooled(const Tensor& x, const Tensor& pooled, const Tensor& dpooled, Tensor* dx) {
+    if (winners_.size() != dpooled.size() || pooled.size() != dpooled.size())
+        throw std::logic_error("BatchNorm::backward_pooled needs the winners of a preceding training-mode forward");
+    const int batch = x.shape()[0];
+    const std::size_t plane = plane_size(x.shape());
+    const std::size_t out_plane = static_cast<std::size_t>(pooled.shape()[2]) * pooled.shape()[3];
+    const double count = static_cast<double>(batch) * static_cast<double>(plane);
+    if (dx) dx->resize(x.shape());
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < channels_; ++c) {
+        const float mean = batch_mean_[static_cast<std::size_t>(c)];
+        // The gradient of relu(y) at each window's winner: the pooled gradient where the pooled output is above 0
+        // (it is relu(y) of the winner). Every other input of the window has none.
+        const auto gradient_at = [&](std::size_t out_offset) {
+            const float* upstream = dpooled.data() + out_offset;
+            const float* out = pooled.data() + out_offset;
+            return [upstream, out](std::size_t k) {
+                const float gradient = upstream[k];
+                return out[k] > 0.0f ? gradient : 0.0f;
+            };
+        };
+        const auto [sum_dy, sum_dy_centred] = gradient_sums(batch, out_plane, mean, [&](int n) {
+            const std::size_t out_offset = (static_cast<std::size_t>(n) * channels_ + c) * out_plane;
+            const float* in = x.data() + (static_cast<std::size_t>(n) * channels_ + c) * plane;
+            const std::uint32_t* winner = winners_.data() + out_offset;
+            return std::pair(gradient_at(out_offset), [in, winner](std::size_t k) { return in[winner[k]]; });
+        });
+        const ChannelGradient k = channel_gradient(c, sum_dy, sum_dy_centred, count);
+        if (!dx) continue;
+        for (int n = 0; n < batch; ++n) {
+            const std::size_t offset = (static_cast<std::size_t>(n) * channels_ + c) * plane;
+            const std::size_t out_offset = (static_cast<std::size_t>(n) * channels_ + c) * out_plane;
+            const float* in = x.data() + offset;
+            float* out = dx->data() + offset;
+            // Every input as one that won nothing, then each window's winner with its gradient.
+#pragma omp simd
+            for (std::size_t i = 0; i < plane; ++i) out[i] = k.input_gradient(0.0f, in[i]);
+            const auto upstream = gradient_at(out_offset);
+            const std::uint32_t* winner = winners_.data() + out_offset;
+            for (std::size_t o = 0; o < out_plane; ++o) out[winner[o]] = k.input_gradient(upstream(o), in[winner[o]]);
         }
     }
 }

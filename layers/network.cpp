@@ -70,6 +70,20 @@ Network::Network(std::vector<LayerSpec> layers, const Shape& input, int num_clas
         static_cast<BatchNorm&>(*layers_[i - 1]).fuse_relu();
         fused_relu_[i] = true;
     }
+    // A 2x2 stride-2 max pool after such a ReLU runs inside the batch norm too: y, the size of the batch norm's
+    // input, is then neither written nor kept.
+    fused_pool_.assign(layers_.size(), false);
+    for (std::size_t i = 2; i < layers_.size(); ++i) {
+        const LayerSpec& spec = architecture_.layers[i];
+        if (spec.kind != LayerKind::MaxPool || spec.kernel != 2 || spec.stride != 2 || !fused_relu_[i - 1]) continue;
+        static_cast<BatchNorm&>(*layers_[i - 2]).fuse_pool();
+        fused_pool_[i] = true;
+    }
+}
+
+BatchNorm* Network::pooling_batch_norm(std::size_t layer) const {
+    return layer + 2 < layers_.size() && fused_pool_[layer + 2] ? static_cast<BatchNorm*>(layers_[layer].get())
+                                                                 : nullptr;
 }
 
 const Tensor& Network::output_of(std::size_t layer) const {
@@ -172,8 +186,14 @@ const Tensor& Network::forward(const Tensor& x, Mode mode) {
     last_input_ = mode == Mode::Train ? &x : nullptr;
     const Tensor* current = &x;
     for (std::size_t i = 0; i < layers_.size(); ++i) {
-        if (fused_relu_[i]) continue;  // its batch norm applied it
-        layers_[i]->forward(*current, activations_[i], i < frozen_layers_ ? Mode::Infer : mode);
+        if (fused_relu_[i] || fused_pool_[i]) continue;  // its batch norm applied it
+        const Mode layer_mode = i < frozen_layers_ ? Mode::Infer : mode;
+        if (BatchNorm* pooling = pooling_batch_norm(i)) {
+            pooling->forward_pooled(*current, activations_[i + 2], layer_mode);
+            current = &activations_[i + 2];
+            continue;
+        }
+        layers_[i]->forward(*current, activations_[i], layer_mode);
         current = &activations_[i];
     }
     return *current;
@@ -188,11 +208,14 @@ void Network::backward(const Tensor& dlogits, bool want_input_gradient) {
     Tensor* buffers[2] = {&gradient_a_, &gradient_b_};
     int next_buffer = 0;  // the one dy is not in
     for (std::size_t i = layers_.size(); i-- > frozen_layers_;) {
-        if (fused_relu_[i]) continue;  // its batch norm's backward routes dy through it
+        if (fused_relu_[i] || fused_pool_[i]) continue;  // its batch norm's backward routes dy through it
         const Tensor& x = i == 0 ? *last_input_ : output_of(i - 1);
         Tensor* dx = i == frozen_layers_ ? (want_input_gradient ? &input_gradient_ : nullptr) : buffers[next_buffer];
         next_buffer ^= 1;
-        layers_[i]->backward(x, activations_[i], *dy, dx);
+        if (BatchNorm* pooling = pooling_batch_norm(i))
+            pooling->backward_pooled(x, activations_[i + 2], *dy, dx);
+        else
+            layers_[i]->backward(x, activations_[i], *dy, dx);
         dy = dx;
     }
 }

@@ -14,6 +14,8 @@
 
 namespace edgeqc {
 
+class BatchNorm;
+
 class Network {
 public:
     // input: C x H x W of one image. Throws edgeqc::Error when the layers do not fit the input (for example
@@ -93,8 +95,11 @@ private:
     // the batch norm.
     const Tensor& output_of(std::size_t layer) const;
 
-    std::vector<Tensor> activations_;  // per layer; a fused ReLU's stays empty
+    std::vector<Tensor> activations_;  // per layer; a fused ReLU's stays empty, and so does a pooling batch norm's
     std::vector<bool> fused_relu_;     // per layer: a ReLU its batch norm computes (BatchNorm::fuse_relu)
+    std::vector<bool> fused_pool_;     // per layer: a max pool its batch norm computes (BatchNorm::fuse_pool)
+    // The batch norm at `layer` if it computes the max pool two layers on (with the ReLU between), else null.
+    BatchNorm* pooling_batch_norm(std::size_t layer) const;
     Tensor gradient_a_, gradient_b_, input_gradient_;
 };
 

@@ -465,6 +465,71 @@ TEST_CASE("batch norm with a fused ReLU computes what batch norm then ReLU do, b
     }
 }
 
+TEST_CASE("batch norm with a fused ReLU and 2x2 max pool: the three layers' outputs bit for bit, their gradients") {
+    // Even sizes, odd ones (the last row and column in no window), planes of one window; NaN in one channel.
+    for (const Shape shape : {Shape{2, 13, 24, 44}, Shape{3, 5, 7, 11}, Shape{4, 3, 2, 3}}) {
+        CAPTURE(shape.str());
+        const int channels = shape[1];
+        BatchNorm pooling(channels), plain(channels);
+        pooling.fuse_relu();
+        pooling.fuse_pool();
+        plain.fuse_relu();
+        MaxPool pool(2, 2);
+        Arenas pooling_arenas(&pooling), plain_arenas(&plain);
+        for (BatchNorm* bn : {&pooling, &plain}) {
+            Rng same(7);
+            bn->initialize(InitScheme::He, same);
+            fill_normal(bn->gamma().data, channels, same);
+            fill_normal(bn->beta().data, channels, same);
+            fill_normal(bn->running_mean().data, channels, same);
+        }
+        Rng rng(6);
+        Tensor x(shape), with_nan(shape);
+        fill_normal(x.data(), x.size(), rng, 2.0f);
+        for (std::size_t i = 0; i < x.size(); i += 3) x[i] = std::round(x[i]);  // ties within windows
+        with_nan = x;
+        with_nan[5] = std::numeric_limits<float>::quiet_NaN();
+        for (const Mode mode : {Mode::Infer, Mode::Train}) {
+            for (const Tensor* input : {&with_nan, &x}) {  // x last: backward follows it
+                CAPTURE(static_cast<int>(mode));
+                Tensor pooled, y, expected;
+                pooling.forward_pooled(*input, pooled, mode);
+                plain.forward(*input, y, mode);
+                pool.forward(y, expected, mode);
+                REQUIRE(pooled.shape() == expected.shape());
+                CHECK(std::memcmp(pooled.data(), expected.data(), pooled.size() * sizeof(float)) == 0);
+                CHECK(std::memcmp(pooling.running_variance().data, plain.running_variance().data,
+                                  static_cast<std::size_t>(channels) * sizeof(float)) == 0);
+                if (mode == Mode::Infer || input != &x) continue;
+                Tensor dpooled(pooled.shape()), dy, dx, expected_dx;
+                fill_normal(dpooled.data(), dpooled.size(), rng);
+                pooling_arenas.parameters.zero_gradients();
+                plain_arenas.parameters.zero_gradients();
+                pooling.backward_pooled(x, pooled, dpooled, &dx);
+                pool.backward(y, expected, dpooled, &dy);
+                plain.backward(x, y, dy, &expected_dx);
+                // The sums run over the winners, in another order: equal to float rounding (values of order 1,
+                // some of them differences that cancel to near 0).
+                const auto close = [](float actual, float wanted) {
+                    return std::abs(actual - wanted) <= 1e-5f + 1e-4f * std::abs(wanted);
+                };
+                REQUIRE(dx.shape() == x.shape());
+                int mismatches = 0;
+                for (std::size_t i = 0; i < dx.size(); ++i)
+                    if (!close(dx[i], expected_dx[i]) && mismatches++ < 5)
+                        FAIL_CHECK("dx[" << i << "] = " << dx[i] << ", the three layers give " << expected_dx[i]);
+                const float* gradients = pooling_arenas.parameters.gradients();
+                const float* expected_gradients = plain_arenas.parameters.gradients();
+                for (std::size_t i = 0; i < plain_arenas.parameters.size(); ++i)
+                    if (!close(gradients[i], expected_gradients[i]) && mismatches++ < 5)
+                        FAIL_CHECK("gamma/beta gradient " << i << " = " << gradients[i] << ", the three layers give "
+                                                          << expected_gradients[i]);
+                CHECK(mismatches == 0);
+            }
+        }
+    }
+}
+
 TEST_CASE("batch norm training statistics and running estimates follow PyTorch's definitions") {
     BatchNorm bn(1);
     Arenas a(&bn);
