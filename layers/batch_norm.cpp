@@ -95,6 +95,14 @@ std::array<double, 2> gradient_sums(int batch, std::size_t terms, float mean, co
     return sums;
 }
 
+// dx of one plane from its gradient g(i) and its input x.
+template <class ChannelGradient, class Gradient>
+void write_input_gradient(const ChannelGradient& k, const Gradient& gradient, const float* x, std::size_t plane,
+                          float* dx) {
+#pragma omp simd
+    for (std::size_t i = 0; i < plane; ++i) dx[i] = k.input_gradient(gradient(i), x[i]);
+}
+
 // y before the fused ReLU, one expression for forward and for backward's mask, so that both round alike.
 inline float normalised(float x, float scale, float shift) { return x * scale + shift; }
 
@@ -248,11 +256,7 @@ void BatchNorm::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tenso
         if (!dx) continue;
         for (int n = 0; n < batch; ++n) {
             const std::size_t offset = (static_cast<std::size_t>(n) * channels_ + c) * plane;
-            const float* in = x.data() + offset;
-            const auto upstream = gradient_at(offset);
-            float* out = dx->data() + offset;
-#pragma omp simd
-            for (std::size_t i = 0; i < plane; ++i) out[i] = k.input_gradient(upstream(i), in[i]);
+            write_input_gradient(k, gradient_at(offset), x.data() + offset, plane, dx->data() + offset);
         }
     }
 }
@@ -265,38 +269,35 @@ void BatchNorm::backward_pooled(const Tensor& x, const Tensor& pooled, const Ten
     const std::size_t out_plane = static_cast<std::size_t>(pooled.shape()[2]) * pooled.shape()[3];
     const double count = static_cast<double>(batch) * static_cast<double>(plane);
     if (dx) dx->resize(x.shape());
-#pragma omp parallel for schedule(static)
-    for (int c = 0; c < channels_; ++c) {
-        const float mean = batch_mean_[static_cast<std::size_t>(c)];
-        // The gradient of relu(y) at each window's winner: the pooled gradient where the pooled output is above 0
-        // (it is relu(y) of the winner). Every other input of the window has none.
-        const auto gradient_at = [&](std::size_t out_offset) {
+#pragma omp parallel
+    {
+        // The gradient of relu(y) over one plane, as the pool's and the ReLU's backward would have written it: the
+        // pooled gradient at each window's winner where the pooled output (relu(y) of the winner) is above 0, zero
+        // elsewhere. In cache, and read by the same loops as backward(), in the same order: the same bits.
+        AlignedFloats gradient(plane);
+        const auto expand = [&](int n, int c) {
+            const std::size_t out_offset = (static_cast<std::size_t>(n) * channels_ + c) * out_plane;
             const float* upstream = dpooled.data() + out_offset;
             const float* out = pooled.data() + out_offset;
-            return [upstream, out](std::size_t k) {
-                const float gradient = upstream[k];
-                return out[k] > 0.0f ? gradient : 0.0f;
-            };
+            const std::uint32_t* winner = winners_.data() + out_offset;
+            std::fill(gradient.begin(), gradient.end(), 0.0f);
+            for (std::size_t k = 0; k < out_plane; ++k)
+                if (out[k] > 0.0f) gradient[winner[k]] = upstream[k];
+            return [g = gradient.data()](std::size_t i) { return g[i]; };
         };
-        const auto [sum_dy, sum_dy_centred] = gradient_sums(batch, out_plane, mean, [&](int n) {
-            const std::size_t out_offset = (static_cast<std::size_t>(n) * channels_ + c) * out_plane;
-            const float* in = x.data() + (static_cast<std::size_t>(n) * channels_ + c) * plane;
-            const std::uint32_t* winner = winners_.data() + out_offset;
-            return std::pair(gradient_at(out_offset), [in, winner](std::size_t k) { return in[winner[k]]; });
-        });
-        const ChannelGradient k = channel_gradient(c, sum_dy, sum_dy_centred, count);
-        if (!dx) continue;
-        for (int n = 0; n < batch; ++n) {
-            const std::size_t offset = (static_cast<std::size_t>(n) * channels_ + c) * plane;
-            const std::size_t out_offset = (static_cast<std::size_t>(n) * channels_ + c) * out_plane;
-            const float* in = x.data() + offset;
-            float* out = dx->data() + offset;
-            // Every input as one that won nothing, then each window's winner with its gradient.
-#pragma omp simd
-            for (std::size_t i = 0; i < plane; ++i) out[i] = k.input_gradient(0.0f, in[i]);
-            const auto upstream = gradient_at(out_offset);
-            const std::uint32_t* winner = winners_.data() + out_offset;
-            for (std::size_t o = 0; o < out_plane; ++o) out[winner[o]] = k.input_gradient(upstream(o), in[winner[o]]);
+#pragma omp for schedule(static)
+        for (int c = 0; c < channels_; ++c) {
+            const float mean = batch_mean_[static_cast<std::size_t>(c)];
+            const auto [sum_dy, sum_dy_centred] = gradient_sums(batch, plane, mean, [&](int n) {
+                const float* in = x.data() + (static_cast<std::size_t>(n) * channels_ + c) * plane;
+                return std::pair(expand(n, c), [in](std::size_t i) { return in[i]; });
+            });
+            const ChannelGradient k = channel_gradient(c, sum_dy, sum_dy_centred, count);
+            if (!dx) continue;
+            for (int n = 0; n < batch; ++n) {
+                const std::size_t offset = (static_cast<std::size_t>(n) * channels_ + c) * plane;
+                write_input_gradient(k, expand(n, c), x.data() + offset, plane, dx->data() + offset);
+            }
         }
     }
 }

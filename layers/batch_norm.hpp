@@ -37,8 +37,8 @@ public:
     // Takes over, after the fused ReLU, a 2x2 stride-2 max pool (the Network's call): forward_pooled writes the
     // pooled relu(y) without ever writing y, and backward_pooled takes the gradient of the pooled output, routing it
     // to each window's winner as MaxPool::backward does. Two passes over the activations fewer each way, and y (the
-    // size of x) is not kept for backward. The same outputs as the three layers; the gradients' sums run over the
-    // winners, in another order.
+    // size of x) is not kept for backward. The same operations as the three layers', plane by plane in cache, so the
+    // same bits.
     void fuse_pool() { pooled_ = true; }
     bool pools() const { return pooled_; }
     // x: N x C x H x W -> pooled: N x C x H/2 x W/2 (floor), the max pool of relu(batch norm of x).
