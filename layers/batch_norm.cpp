@@ -1,5 +1,5 @@
 // Batch normalisation forward (training and inference) and backward, alone or with the ReLU and the 2x2 max pool
-// after it; sums run in double per channel.
+// after it; per channel, sums in ordered float lanes, blocks added in double (layers/ordered_sums.hpp).
 #include "layers/batch_norm.hpp"
 
 #include <algorithm>
@@ -55,7 +55,10 @@ template <class ImageTerms>
 std::array<double, 2> gradient_sums(int batch, std::size_t terms, float mean, const ImageTerms& image) {
     std::array<double, 2> sums{};
     for (int n = 0; n < batch; ++n) {
-        const auto [gradient, input] = image(n);
+        // Not a structured binding: Debian's clang 14 cannot capture one in a lambda (C++20 allows it, clang 16 does).
+        const auto image_terms = image(n);
+        const auto& gradient = image_terms.first;
+        const auto& input = image_terms.second;
         const auto [plain, centred] =
             ordered_sums(terms, gradient, [&](std::size_t k) { return gradient(k) * (input(k) - mean); });
         sums[0] += plain;
@@ -132,7 +135,8 @@ void BatchNorm::forward(const Tensor& x, Tensor& y, Mode mode) {
     start_forward(mode);
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < channels_; ++c) {
-        const auto [scale, shift] = channel_transform(x, c, mode);
+        const ChannelTransform transform = channel_transform(x, c, mode);
+        const float scale = transform.scale, shift = transform.shift;
         // A fused ReLU raises values below 0 to 0 (as Relu::forward: NaN passes); without it nothing is below -inf.
         const float floor = relu_ ? 0.0f : -std::numeric_limits<float>::infinity();
         for (int n = 0; n < batch; ++n) {
@@ -167,7 +171,8 @@ void BatchNorm::forward_pooled(const Tensor& x, Tensor& pooled, Mode mode) {
         AlignedFloats rows(plane);
 #pragma omp for schedule(static)
         for (int c = 0; c < channels_; ++c) {
-            const auto [scale, shift] = channel_transform(x, c, mode);
+            const ChannelTransform transform = channel_transform(x, c, mode);
+            const float scale = transform.scale, shift = transform.shift;
             for (int n = 0; n < batch; ++n) {
                 const float* in = x.data() + (static_cast<std::size_t>(n) * channels_ + c) * plane;
 #pragma omp simd

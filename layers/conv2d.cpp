@@ -211,9 +211,9 @@ bool Conv2d::few_weights() const {
            kFewWeights;
 }
 
-// Each image's dW^T (rows x out_channels) = col dy^T on one thread: its columns written to the thread's own buffer,
-// which stays in cache, and dy read as it lies. The images' partial products are then summed in image order, so the
-// bits do not depend on the thread count.
+// Each image's dW^T (rows x out_channels) = col dy^T on one thread: its columns written to the thread's own buffer
+// (in cache for an image of the first layer's size: 9 x 9600 floats), and dy read as it lies. The images' partial
+// products are then summed in image order, so the bits do not depend on the thread count.
 void Conv2d::weight_gradient_by_image(const Plan& p, const Tensor& x, const Tensor& dy, float* dw) {
     const KernelTable& table = this->table();
     const ConvGeometry& g = p.g;
@@ -222,8 +222,9 @@ void Conv2d::weight_gradient_by_image(const Plan& p, const Tensor& x, const Tens
     const std::size_t column_floats = aligned_floats(static_cast<std::size_t>(rows) * positions);
     const std::size_t per_thread =
         column_floats + aligned_floats(table.gemm_workspace_f32(rows, cout, positions, false));
-    float* partials = context_->gemm.floats(per_thread * threads + per_image * p.batch);
-    float* scratch = partials + per_image * p.batch;
+    const std::size_t partial_floats = aligned_floats(per_image * p.batch);
+    float* partials = context_->gemm.floats(partial_floats + per_thread * threads);
+    float* scratch = partials + partial_floats;
 #pragma omp parallel num_threads(threads)
     {
         float* col = scratch + per_thread * omp_get_thread_num();
@@ -279,7 +280,10 @@ void Conv2d::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* 
         if (gemm_input_gradient) dx->fill(0.0f);
         else input_gradient_winograd(dy, *dx);
     }
-    const bool weights_by_image = !winograd_weights && few_weights();
+    // Image by image where a thread's columns of one image stay within the column budget, as a chunk's do.
+    const bool weights_by_image = !winograd_weights && few_weights() &&
+                                  static_cast<std::size_t>(g.rows()) * positions * omp_get_max_threads() <=
+                                      config_.column_budget_floats;
     if (winograd_weights)
         winograd_weight_gradient(table, x.data(), dy.data(), batch, g.height, g.width, g.padding, cout,
                                  g.channels, dw, context_->winograd);

@@ -1,6 +1,7 @@
 // 2-D convolution (cross-correlation, as in PyTorch) with square kernel, stride, zero padding and optional bias, for
-// training: lowered to im2col + one GEMM per chunk of images, or Winograd where that pays; it does not fuse the
-// activation (ReLU is its own layer). Inference runs engine/conv2d_f32.hpp's packed convolution instead.
+// training: lowered to im2col + one GEMM per chunk of images (a convolution of few weights: its weight gradient image
+// by image, in f32 products under bf16 training), or Winograd where that pays; it does not fuse the activation (ReLU
+// is its own layer). Inference runs engine/conv2d_f32.hpp's packed convolution instead.
 #pragma once
 
 #include "engine/conv2d_f32.hpp"

@@ -92,7 +92,7 @@ private:
     std::unique_ptr<TrainingContext> context_;  // shared by every layer; by pointer, so that moves keep it
     const Tensor* last_input_ = nullptr;  // input of the last training forward; null after an inference forward
     // The output of layer `layer`: its own activations, or, for a ReLU fused into the batch norm before it, those of
-    // the batch norm.
+    // the batch norm (empty where that batch norm also pools: only the pool's output exists then).
     const Tensor& output_of(std::size_t layer) const;
 
     std::vector<Tensor> activations_;  // per layer; a fused ReLU's stays empty, and so does a pooling batch norm's

@@ -498,6 +498,8 @@ TEST_CASE("batch norm with a fused ReLU and 2x2 max pool computes what the three
                 pool.forward(y, expected, mode);
                 REQUIRE(pooled.shape() == expected.shape());
                 CHECK(std::memcmp(pooled.data(), expected.data(), pooled.size() * sizeof(float)) == 0);
+                CHECK(std::memcmp(pooling.running_mean().data, plain.running_mean().data,
+                                  static_cast<std::size_t>(channels) * sizeof(float)) == 0);
                 CHECK(std::memcmp(pooling.running_variance().data, plain.running_variance().data,
                                   static_cast<std::size_t>(channels) * sizeof(float)) == 0);
                 if (mode == Mode::Infer || input != &x) continue;
@@ -510,6 +512,11 @@ TEST_CASE("batch norm with a fused ReLU and 2x2 max pool computes what the three
                 plain.backward(x, y, dy, &expected_dx);
                 REQUIRE(dx.shape() == x.shape());
                 CHECK(std::memcmp(dx.data(), expected_dx.data(), dx.size() * sizeof(float)) == 0);
+                CHECK(std::memcmp(pooling_arenas.parameters.gradients(), plain_arenas.parameters.gradients(),
+                                  plain_arenas.parameters.size() * sizeof(float)) == 0);
+                // Without dx (a first trainable layer): the same gamma and beta gradients.
+                pooling_arenas.parameters.zero_gradients();
+                pooling.backward_pooled(x, pooled, dpooled, nullptr);
                 CHECK(std::memcmp(pooling_arenas.parameters.gradients(), plain_arenas.parameters.gradients(),
                                   plain_arenas.parameters.size() * sizeof(float)) == 0);
             }

@@ -248,10 +248,47 @@ TEST_CASE("a folded model saved to a file loads and predicts exactly as the mode
     CHECK(std::equal(first.begin(), first.end(), actual));
 }
 
+TEST_CASE("a network pools inside its batch norms with the bits of batch norm, ReLU and max pool run apart") {
+    // A dropout of 0 between ReLU and pool (an exact copy both ways) keeps the pool a layer of its own; the same
+    // parameters in both networks. Also with the first trainable layer at the ReLU and past the pool.
+    Rng rng(4);
+    Tensor x({3, 1, 12, 18});
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = rng.normal();
+    struct Freeze {
+        std::size_t pooled, apart;  // leading layers frozen: in "c8bn-p-..." and in "c8bn-drop0-p-..."
+    };
+    for (const Freeze freeze : {Freeze{0, 0}, Freeze{2, 2}, Freeze{4, 5}}) {
+        CAPTURE(freeze.pooled);
+        Network pooled("c8bn-p-c8bn-p-fc", Shape{1, 12, 18}, 3);
+        Network apart("c8bn-drop0-p-c8bn-drop0-p-fc", Shape{1, 12, 18}, 3);
+        pooled.initialize(InitScheme::He, 5);
+        apart.initialize(InitScheme::He, 5);
+        REQUIRE(pooled.parameters().size() == apart.parameters().size());
+        std::copy(pooled.parameters().values(), pooled.parameters().values() + pooled.parameters().size(),
+                  apart.parameters().values());
+        pooled.freeze_leading_layers(freeze.pooled);
+        apart.freeze_leading_layers(freeze.apart);
+        const Tensor& logits = pooled.forward(x, Mode::Train);
+        const Tensor& logits_apart = apart.forward(x, Mode::Train);
+        REQUIRE(logits.size() == logits_apart.size());
+        CHECK(std::memcmp(logits.data(), logits_apart.data(), logits.size() * sizeof(float)) == 0);
+        Tensor dlogits(logits.shape());
+        for (std::size_t i = 0; i < dlogits.size(); ++i) dlogits[i] = 0.1f * static_cast<float>(i % 7) - 0.3f;
+        for (Network* network : {&pooled, &apart}) {
+            network->parameters().zero_gradients();
+            network->backward(dlogits);
+        }
+        CHECK(std::memcmp(pooled.parameters().gradients(), apart.parameters().gradients(),
+                          pooled.parameters().size() * sizeof(float)) == 0);
+        const float* gradients = pooled.parameters().gradients();
+        CHECK(std::any_of(gradients, gradients + pooled.parameters().size(), [](float g) { return g != 0.0f; }));
+    }
+}
+
 TEST_CASE("a ReLU fused into its batch norm: freezing up to it or past it gives the same gradients, bit for bit") {
-    // Layers: 0 conv, 1 batch norm, 2 ReLU (run inside 1), 3 pool, 4 conv, ... Freezing 2 layers leaves the fused
-    // ReLU as the first trainable layer, with its batch norm frozen; freezing 3 freezes the pool after it too. Neither
-    // has parameters, so the trainable layers' gradients must not differ, and the frozen ones must have none.
+    // Layers: 0 conv, 1 batch norm, 2 ReLU and 3 pool (both run inside 1), 4 conv, ... Freezing 2 layers leaves the
+    // fused ReLU as the first trainable layer, with its batch norm frozen; freezing 3 freezes the pool after it too.
+    // Neither has parameters, so the trainable layers' gradients must not differ, and the frozen ones must have none.
     Rng rng(3);
     Tensor x({3, 1, 12, 16});
     for (std::size_t i = 0; i < x.size(); ++i) x[i] = rng.normal();

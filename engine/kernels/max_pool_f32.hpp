@@ -3,6 +3,7 @@
 // the first (row-major) maximum of a window wins. Other window sizes stay in the layer's plain loops.
 #pragma once
 
+#include <omp.h>
 #include <xsimd/xsimd.hpp>
 
 #include <algorithm>
@@ -14,9 +15,9 @@
 
 namespace edgeqc {
 
-// One 2x2 window, first (row-major) maximum wins: the plain definition both paths share (the SIMD one for rows
-// narrower than a vector). Unnamed namespace: each per-arch source keeps its own copy, compiled with its own flags
-// (gemm_f32.hpp says why).
+// One 2x2 window, first (row-major) maximum wins: the plain definition, for the SIMD path's planes that hold fewer
+// outputs than a vector all together. Unnamed namespace: each per-arch source keeps its own copy, compiled with its
+// own flags (gemm_f32.hpp says why).
 namespace {
 inline void max_pool_2x2_window(const float* row0, const float* row1, int column, int width, int row, float* out,
                                 std::uint32_t* winner) {
@@ -55,6 +56,9 @@ private:
     // window lies. Window by window, the comparisons' branches mispredicted on most windows: 5x slower per byte.
     static void pool_narrow_rows(const float* x, int planes, int height, int width, float* y, std::uint32_t* winners,
                                  const Batch (&offsets)[4]);
+    // The kWidth outputs of that run from `first` on.
+    static void pool_narrow_step(const float* x, int height, int width, std::ptrdiff_t first, float* y,
+                                 std::uint32_t* winners, const Batch (&offsets)[4]);
 
     // Splits 2V consecutive floats into their even and odd elements. Through memory on purpose: xsimd 8's zip_lo /
     // zip_hi interleave within 128-bit lanes on AVX, so a zip-based split would scramble the order there; the
@@ -83,11 +87,11 @@ void SimdMaxPool2x2F32<Arch>::operator()(const float* x, int planes, int height,
     const Indices columns = Indices::load_aligned(column_values);
     Batch offsets[4];
     for (int i = 0; i < 4; ++i) offsets[i] = xsimd::bitwise_cast<Batch>(Indices((i / 2) * width + i % 2));
-    if (out_width < kWidth && static_cast<long>(planes) * out_height * out_width >= kWidth) {
+    if (out_width < kWidth && static_cast<std::ptrdiff_t>(planes) * out_height * out_width >= kWidth) {
         pool_narrow_rows(x, planes, height, width, y, winners, offsets);
         return;
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())  // inside a batch norm's loop over channels: alone
     for (int plane = 0; plane < planes; ++plane) {
         const float* in = x + static_cast<std::size_t>(plane) * height * width;
         const std::size_t out_offset = static_cast<std::size_t>(plane) * out_height * out_width;
@@ -121,43 +125,48 @@ void SimdMaxPool2x2F32<Arch>::operator()(const float* x, int planes, int height,
 template <class Arch>
 void SimdMaxPool2x2F32<Arch>::pool_narrow_rows(const float* x, int planes, int height, int width, float* y,
                                                std::uint32_t* winners, const Batch (&offsets)[4]) {
+    const std::ptrdiff_t outputs = static_cast<std::ptrdiff_t>(planes) * (height / 2) * (width / 2);
+    const std::ptrdiff_t whole_steps = outputs / kWidth;
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())  // inside a batch norm's loop over channels: alone
+    for (std::ptrdiff_t step = 0; step < whole_steps; ++step)
+        pool_narrow_step(x, height, width, step * kWidth, y, winners, offsets);
+    // A last step overlapping the one before, recomputing a few outputs the same way, once the others are written.
+    if (outputs % kWidth) pool_narrow_step(x, height, width, outputs - kWidth, y, winners, offsets);
+}
+
+template <class Arch>
+void SimdMaxPool2x2F32<Arch>::pool_narrow_step(const float* x, int height, int width, std::ptrdiff_t first, float* y,
+                                               std::uint32_t* winners, const Batch (&offsets)[4]) {
     const int out_height = height / 2, out_width = width / 2;
-    const long out_plane = static_cast<long>(out_height) * out_width;
-    const long outputs = planes * out_plane;
-    const long steps = (outputs + kWidth - 1) / kWidth;
-#pragma omp parallel for schedule(static)
-    for (long step = 0; step < steps; ++step) {
-        // The last step overlaps the one before, recomputing a few outputs the same way.
-        const long first = std::min(step * kWidth, outputs - kWidth);
-        long plane = first / out_plane;
-        int oy = static_cast<int>(first % out_plane / out_width), ox = static_cast<int>(first % out_width);
-        alignas(64) float gathered[4][kWidth];
-        alignas(64) std::int32_t window_starts[kWidth];  // within the plane, as the winners count
-        for (int lane = 0; lane < kWidth; ++lane) {
-            const int start = 2 * oy * width + 2 * ox;
-            const float* window = x + plane * height * width + start;
-            gathered[0][lane] = window[0];
-            gathered[1][lane] = window[1];
-            gathered[2][lane] = window[width];
-            gathered[3][lane] = window[width + 1];
-            window_starts[lane] = start;
-            if (++ox == out_width) {
-                ox = 0;
-                if (++oy == out_height) {
-                    oy = 0;
-                    ++plane;
-                }
+    const std::ptrdiff_t out_plane = static_cast<std::ptrdiff_t>(out_height) * out_width;
+    std::ptrdiff_t plane = first / out_plane;
+    int oy = static_cast<int>(first % out_plane / out_width), ox = static_cast<int>(first % out_width);
+    alignas(64) float gathered[4][kWidth];
+    alignas(64) std::int32_t window_starts[kWidth];  // within the plane, as the winners count
+    for (int lane = 0; lane < kWidth; ++lane) {
+        const int start = 2 * oy * width + 2 * ox;
+        const float* window = x + plane * height * width + start;
+        gathered[0][lane] = window[0];
+        gathered[1][lane] = window[1];
+        gathered[2][lane] = window[width];
+        gathered[3][lane] = window[width + 1];
+        window_starts[lane] = start;
+        if (++ox == out_width) {
+            ox = 0;
+            if (++oy == out_height) {
+                oy = 0;
+                ++plane;
             }
         }
-        const Batch candidates[4] = {Batch::load_aligned(gathered[0]), Batch::load_aligned(gathered[1]),
-                                     Batch::load_aligned(gathered[2]), Batch::load_aligned(gathered[3])};
-        Batch best, offset;
-        select_best(candidates, offsets, best, offset);
-        best.store_unaligned(y + first);
-        if (winners)
-            (Indices::load_aligned(window_starts) + xsimd::bitwise_cast<Indices>(offset))
-                .store_unaligned(reinterpret_cast<std::int32_t*>(winners + first));
     }
+    const Batch candidates[4] = {Batch::load_aligned(gathered[0]), Batch::load_aligned(gathered[1]),
+                                 Batch::load_aligned(gathered[2]), Batch::load_aligned(gathered[3])};
+    Batch best, offset;
+    select_best(candidates, offsets, best, offset);
+    best.store_unaligned(y + first);
+    if (winners)
+        (Indices::load_aligned(window_starts) + xsimd::bitwise_cast<Indices>(offset))
+            .store_unaligned(reinterpret_cast<std::int32_t*>(winners + first));
 }
 
 EDGEQC_EXTERN_SIMD_KERNEL(SimdMaxPool2x2F32)
