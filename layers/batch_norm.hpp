@@ -40,7 +40,6 @@ public:
     // size of x) is not kept for backward. The same operations as the three layers', plane by plane in cache, so the
     // same bits.
     void fuse_pool() { pooled_ = true; }
-    bool pools() const { return pooled_; }
     // x: N x C x H x W -> pooled: N x C x H/2 x W/2 (floor), the max pool of relu(batch norm of x).
     void forward_pooled(const Tensor& x, Tensor& pooled, Mode mode);
     // Given x and pooled of the last training forward_pooled and dpooled = dLoss/dpooled, as backward().
