@@ -203,7 +203,7 @@ struct PackedGemmInt {
 private:
     // Packs every column panel, as an orphaned `omp for` (inside a parallel region, the team shares the panels).
     void pack_b_panels(bool transpose_b, int n, int k, const B* b, int ldb, B* packed) const;
-    // Every tile of C, as an orphaned `omp for`.
+    // Every tile of C, shared out among the threads of the enclosing team (orphaned; it ends in no barrier).
     void compute(int m, int n, int k, const A* packed_a, const B* packed_b, const IntegerGemmEpilogue& epilogue) const;
 };
 
@@ -263,22 +263,36 @@ void PackedGemmInt<Operands, Arch>::compute(int m, int n, int k, const A* packed
     // of 14 and 2 gave one thread 7 times the other's work.
     const int row_blocks = (row_panels + most_panels - 1) / most_panels;
     const int block_panels = (row_panels + row_blocks - 1) / row_blocks;
-    // Each task: one B panel against one block of A panels, the B panel staying in L1 meanwhile.
-#pragma omp for collapse(2) schedule(static)
+    // The tiles in order: block by block, in each block B panel by B panel (the panel staying in L1 while the
+    // block's A panels pass), and the threads take equal shares of that order, weighed by columns computed (a half
+    // tile counts one, a whole one two). An `omp for` over (block, panel) pairs split conv5's 22 row panels (blocks
+    // of 4, 4, 4, 4, 4, 2) 12 to 10 between two threads; shares of tiles split them to within one tile.
+    const auto tile_cost = [&](int panel) {
+        if constexpr (requires { Tile::sums_half; })
+            if (2 * std::min(kColumns, n - panel * kColumns) <= kColumns) return 1;
+        return 2;
+    };
+    long total_cost = 0;
+    for (int panel = 0; panel < column_panels; ++panel) total_cost += tile_cost(panel);
+    total_cost *= row_panels;
+    const long threads = omp_get_num_threads(), thread = omp_get_thread_num();
+    long cost_before = 0;  // of the tiles ahead of the current one in the order
     for (int block = 0; block < row_blocks; ++block) {
+        const int first_row_panel = block * block_panels;
+        const int last_row_panel = std::min(row_panels, first_row_panel + block_panels);
         for (int panel = 0; panel < column_panels; ++panel) {
             const B* b_panel = packed_b + static_cast<std::ptrdiff_t>(panel) * kColumns * depth;
-            const int column = panel * kColumns, columns = std::min(kColumns, n - column);
-            const int last_row_panel = std::min(row_panels, (block + 1) * block_panels);
-            for (int row_panel = block * block_panels; row_panel < last_row_panel; ++row_panel) {
+            const int column = panel * kColumns, columns = std::min(kColumns, n - column), cost = tile_cost(panel);
+            for (int row_panel = first_row_panel; row_panel < last_row_panel; ++row_panel, cost_before += cost) {
+                // The thread whose share holds the tile's middle.
+                if ((2 * cost_before + cost) * threads / (2 * total_cost) != thread) continue;
                 alignas(64) std::int32_t sums[kRows * kColumns];
                 const A* a_panel = packed_a + static_cast<std::ptrdiff_t>(row_panel) * kRows * depth;
-                bool half = false;
-                if constexpr (requires { Tile::sums_half; }) {
-                    half = 2 * columns <= kColumns;
-                    if (half) Tile::sums_half(groups, a_panel, b_panel, sums);
+                if (cost == 1) {
+                    if constexpr (requires { Tile::sums_half; }) Tile::sums_half(groups, a_panel, b_panel, sums);
+                } else {
+                    Tile::sums(groups, a_panel, b_panel, sums);
                 }
-                if (!half) Tile::sums(groups, a_panel, b_panel, sums);
                 const int row = row_panel * kRows, rows = std::min(kRows, m - row);
                 for (int i = 0; i < rows; ++i) {
                     if constexpr (requires { Tile::finish_quantized; })  // the same bits, in the tile's vectors
