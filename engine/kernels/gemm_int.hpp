@@ -263,8 +263,8 @@ void PackedGemmInt<Operands, Arch>::compute(int m, int n, int k, const A* packed
     // of 14 and 2 gave one thread 7 times the other's work.
     const int row_blocks = (row_panels + most_panels - 1) / most_panels;
     const int block_panels = (row_panels + row_blocks - 1) / row_blocks;
-    // The tiles in order: block by block, in each block B panel by B panel (the panel staying in L1 while the
-    // block's A panels pass), and the threads take equal shares of that order, weighed by columns computed (a half
+    // The tiles in order: block by block, in each block B panel by B panel (the panel staying in cache while
+    // the block's A panels pass), and the threads take equal shares of that order, weighed by columns computed (a half
     // tile counts one, a whole one two). An `omp for` over (block, panel) pairs split conv5's 22 row panels (blocks
     // of 4, 4, 4, 4, 4, 2) 12 to 10 between two threads; shares of tiles split them to within one tile.
     const auto tile_cost = [&](int panel) {
