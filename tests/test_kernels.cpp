@@ -829,6 +829,27 @@ TEST_CASE("int8 3x3 convolution GEMM (B packed from the image): every table equa
     });
 }
 
+TEST_CASE("int8 GEMMs on 1 to 4 threads: the shares of the tiles, whole and half panels, equal the reference") {
+    Rng rng(29);
+    const int caller_threads = omp_get_max_threads();
+    // Products large enough to run in parallel, in few row blocks or many, with a last panel of 16 columns or fewer
+    // (a half tile where the tile has one) or more, and fewer columns than one panel.
+    const int gemm_sizes[][3] = {{130, 35, 2305}, {61, 45, 999}, {97, 16, 1300}, {200, 20, 700}, {13, 300, 800}};
+    const int conv_shapes[][4] = {{256, 512, 5, 7}, {40, 64, 20, 30}, {77, 96, 9, 9}};
+    for_each_fast_table([&](const KernelTable& table) {
+        for (int threads = 1; threads <= 4; ++threads) {
+            CAPTURE(threads);
+            omp_set_num_threads(threads);
+            for (const auto& size : gemm_sizes)
+                check_gemm_s8(table, {size[0], size[1], size[2], false, true, true, true, 0, S8GemmCase::Random},
+                              rng);
+            for (const auto& shape : conv_shapes)
+                check_conv3x3_s8(table, shape[0], shape[1], shape[2], shape[3], false, rng);
+        }
+    });
+    omp_set_num_threads(caller_threads);
+}
+
 TEST_CASE("f32 3x3 convolution GEMM (B packed from the image): the bits of the packed GEMM on im2col, on every table") {
     Rng rng(29);
     // One-output rows and columns, prime sizes, a last column panel part empty, depths of one and of several depth

@@ -203,7 +203,8 @@ struct PackedGemmInt {
 private:
     // Packs every column panel, as an orphaned `omp for` (inside a parallel region, the team shares the panels).
     void pack_b_panels(bool transpose_b, int n, int k, const B* b, int ldb, B* packed) const;
-    // Every tile of C, shared out among the threads of the enclosing team (orphaned; it ends in no barrier).
+    // Every tile of C, shared out among the threads of the enclosing team: each must call it with the same
+    // arguments (orphaned; it ends in no barrier).
     void compute(int m, int n, int k, const A* packed_a, const B* packed_b, const IntegerGemmEpilogue& epilogue) const;
 };
 
@@ -259,8 +260,8 @@ void PackedGemmInt<Operands, Arch>::compute(int m, int n, int k, const A* packed
     const int column_panels = (n + kColumns - 1) / kColumns, row_panels = (m + kRows - 1) / kRows;
     const int most_panels =
         std::max(1, static_cast<int>(kRowBlockBytes / (static_cast<std::size_t>(depth) * kRows * sizeof(A))));
-    // The fewest blocks of at most that many panels, then the panels spread evenly over them: 16 panels in blocks
-    // of 14 and 2 gave one thread 7 times the other's work.
+    // The fewest blocks of at most that many panels, each of ceil(panels / blocks) but the last (16 panels at
+    // most 14 a block: 8 and 8, not 14 and 2).
     const int row_blocks = (row_panels + most_panels - 1) / most_panels;
     const int block_panels = (row_panels + row_blocks - 1) / row_blocks;
     // The tiles in order: block by block, in each block B panel by B panel (the panel staying in cache while
