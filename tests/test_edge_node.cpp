@@ -308,7 +308,8 @@ struct Fixture {
 void send_until_logged(const std::string& log, const std::string& text, const std::function<void()>& send_frame) {
     const auto deadline = std::chrono::steady_clock::now() + 60s;
     while (read_text(log).find(text) == std::string::npos) {
-        REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "the node never logged ", text);
+        REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "the node never logged ", text, "; its log:\n",
+                        read_text(log));
         send_frame();
         std::this_thread::sleep_for(100ms);
     }
@@ -592,9 +593,16 @@ TEST_CASE("commands over MQTT pause, resume and re-threshold the node between fr
     Subscriber& subscriber = node.subscriber;
     std::size_t& sent = node.sent;
     const auto send = [&](std::size_t count) { node.send(count); };
+    // Each command is published again every second until the node logs it: one sent before the node's subscription
+    // took effect (it connects while its first frames run, and later under load) would be lost, as it once was in
+    // CI. Repeats change nothing: a pause or resume twice is one, and MQTT keeps one publisher's order.
     const auto command = [&](const std::string& payload, const std::string& applied) {
+        int frames_since_publish = 0;
         subscriber.publish("edgeqc/cell-3/cmd", payload);
-        node.send_until_logged(applied);
+        send_until_logged(f.log, applied, [&] {
+            if (++frames_since_publish % 10 == 0) subscriber.publish("edgeqc/cell-3/cmd", payload);
+            send(1);
+        });
     };
     send(5);
     wait_for_lines(f.output, 5, 60s);
