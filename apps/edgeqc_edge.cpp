@@ -485,10 +485,11 @@ private:
         return r;
     }
 
-    // Counts the results, writes their lines and spools them in one transaction (one group commit per batch).
+    // Counts the results, spools them in one transaction (one group commit per batch), then writes their lines: a
+    // line in the output is then a result the broker will get, even after a kill -9 between the two.
     void emit(const std::vector<InspectionResult*>& results, const Inspector& made_by) {
         if (results.empty()) return;
-        std::vector<SpooledMessage> messages;
+        std::vector<std::string> lines;
         {
             std::lock_guard lock(counters_mutex_);
             last_result_at_ = std::chrono::steady_clock::now();
@@ -504,15 +505,16 @@ private:
         }
         for (const InspectionResult* r : results) {
             if (!r->error.empty()) log_.warn("frame " + std::to_string(r->frame) + " skipped: " + r->error);
-            std::string line = json_text(made_by.to_json(*r, node_));
-            if (output_) *output_ << line << '\n';
-            if (spool_) messages.push_back({0, result_topic_, std::move(line)});
+            lines.push_back(json_text(made_by.to_json(*r, node_)));
         }
-        if (output_) output_->flush();
         if (spool_) {
-            backlog_.insert(backlog_.end(), std::make_move_iterator(messages.begin()), std::make_move_iterator(messages.end()));
+            for (const std::string& line : lines) backlog_.push_back({0, result_topic_, line});
             backlog_last_frame_ = results.back()->frame;
             flush_backlog();
+        }
+        if (output_) {
+            for (const std::string& line : lines) *output_ << line << '\n';
+            output_->flush();
         }
         if (done_folder_.empty()) return;
         for (const InspectionResult* r : results) {  // only now that the result is out: a crash before leaves it
