@@ -52,6 +52,7 @@ void gemm_packed_a_s8_reference(bool, int, int, int, const std::int8_t*, const s
                                 const IntegerGemmEpilogue&, unsigned char*);
 void gemm_packed_a_s16_reference(bool, int, int, int, const std::int16_t*, const std::int16_t*, int,
                                  const IntegerGemmEpilogue&, unsigned char*);
+std::size_t gemm_conv3x3_pack_a_s8_reference(int, int, const std::int8_t*, std::int8_t*);
 std::size_t gemm_conv3x3_workspace_s8_reference(int, int, int, int);
 void gemm_conv3x3_s8_reference(int, int, int, int, const std::int8_t*, const std::uint8_t*, std::uint8_t,
                                const IntegerGemmEpilogue&, unsigned char*);
@@ -140,6 +141,11 @@ void gemm_packed_a_int(bool transpose_b, int m, int n, int k, const typename Ope
 }
 
 template <class Arch>
+std::size_t gemm_conv3x3_pack_a_s8(int m, int channels, const std::int8_t* a, std::int8_t* packed) {
+    return PackedGemmInt<S8Operands, Arch>{}.pack_conv3x3_a(m, channels, a, packed);
+}
+
+template <class Arch>
 std::size_t gemm_conv3x3_workspace_s8(int m, int channels, int height, int width) {
     return PackedGemmInt<S8Operands, Arch>{}.conv3x3_workspace_bytes(m, channels, height, width);
 }
@@ -194,6 +200,7 @@ void install_gemm_s8(KernelTable& t) {
     t.gemm_pack_a_s8 = gemm_pack_a_int<S8Operands, Arch>;
     t.gemm_workspace_s8 = gemm_workspace_int<S8Operands, Arch>;
     t.gemm_packed_a_s8 = gemm_packed_a_int<S8Operands, Arch>;
+    t.gemm_conv3x3_pack_a_s8 = gemm_conv3x3_pack_a_s8<Arch>;
     t.gemm_conv3x3_workspace_s8 = gemm_conv3x3_workspace_s8<Arch>;
     t.gemm_conv3x3_s8 = gemm_conv3x3_s8<Arch>;
 }
@@ -230,6 +237,7 @@ void install_gemm_s8_reference(KernelTable& t) {
     t.gemm_pack_a_s8 = gemm_pack_a_s8_reference;
     t.gemm_workspace_s8 = gemm_workspace_int_reference;
     t.gemm_packed_a_s8 = gemm_packed_a_s8_reference;
+    t.gemm_conv3x3_pack_a_s8 = gemm_conv3x3_pack_a_s8_reference;
     t.gemm_conv3x3_workspace_s8 = gemm_conv3x3_workspace_s8_reference;
     t.gemm_conv3x3_s8 = gemm_conv3x3_s8_reference;
 }

@@ -119,9 +119,11 @@ using GemmPackedAS16 = void (*)(bool transpose_b, int m, int n, int k, const std
                                 const std::int16_t* b, int ldb, const IntegerGemmEpilogue& epilogue,
                                 unsigned char* workspace);
 // The s8 GEMM of a 3x3 convolution with stride 1 and padding 1: C = A x im2col(x), x `channels` planes of height x
-// width 7-bit activations read as `padding` outside the image, packed_a from GemmPackAS8 with k = 9 x channels;
-// B is packed straight from x, without an im2col matrix in between. C is m x (height x width). The workspace's bytes
-// (64-byte aligned) come from GemmConv3x3WorkspaceS8.
+// width 7-bit activations read as `padding` outside the image, A (m x 9 channels, im2col's depth order) packed by
+// GemmConv3x3PackAS8 (returns the elements; with packed == nullptr only computes that: an arch may order the depth
+// its own way); B is read straight from x, without an im2col matrix in between. C is m x (height x width). The
+// workspace's bytes (64-byte aligned) come from GemmConv3x3WorkspaceS8.
+using GemmConv3x3PackAS8 = std::size_t (*)(int m, int channels, const std::int8_t* a, std::int8_t* packed);
 using GemmConv3x3WorkspaceS8 = std::size_t (*)(int m, int channels, int height, int width);
 using GemmConv3x3S8 = void (*)(int m, int channels, int height, int width, const std::int8_t* packed_a,
                                const std::uint8_t* x, std::uint8_t padding, const IntegerGemmEpilogue& epilogue,
@@ -172,6 +174,7 @@ struct KernelTable {
     GemmPackAS8 gemm_pack_a_s8;
     GemmWorkspaceInt gemm_workspace_s8;
     GemmPackedAS8 gemm_packed_a_s8;
+    GemmConv3x3PackAS8 gemm_conv3x3_pack_a_s8;
     GemmConv3x3WorkspaceS8 gemm_conv3x3_workspace_s8;
     GemmConv3x3S8 gemm_conv3x3_s8;
     GemmPackAS16 gemm_pack_a_s16;

@@ -50,6 +50,11 @@ PackedLayerS8::PackedLayerS8(const KernelTable& table, const ConvGeometry* conv,
         row_scale_[static_cast<std::size_t>(o)] = output ? sum_scale / output->scale : sum_scale;
     }
     const auto pack_im2col_weights = [&] {
+        if (packs_from_image()) {
+            packed_weights_.resize(table.gemm_conv3x3_pack_a_s8(outputs_, conv->channels, w, nullptr));
+            table.gemm_conv3x3_pack_a_s8(outputs_, conv->channels, w, packed_weights_.data());
+            return;
+        }
         packed_weights_.resize(table.gemm_pack_a_s8(outputs_, inputs_, w, inputs_, nullptr));
         table.gemm_pack_a_s8(outputs_, inputs_, w, inputs_, packed_weights_.data());
     };

@@ -796,8 +796,8 @@ void check_conv3x3_s8(const KernelTable& table, int m, int channels, int height,
     for (std::uint8_t& v : x) v = extreme ? kActivationMax : static_cast<std::uint8_t>(rng.below(kActivationMax + 1));
     const auto padding = static_cast<std::uint8_t>(extreme ? kActivationMax : rng.below(kActivationMax + 1));
     const auto run = [&](const KernelTable& kernels) {
-        std::vector<std::int8_t> packed(kernels.gemm_pack_a_s8(m, k, weights.data(), k, nullptr));
-        kernels.gemm_pack_a_s8(m, k, weights.data(), k, packed.data());
+        std::vector<std::int8_t> packed(kernels.gemm_conv3x3_pack_a_s8(m, channels, weights.data(), nullptr));
+        kernels.gemm_conv3x3_pack_a_s8(m, channels, weights.data(), packed.data());
         const std::size_t workspace_bytes = kernels.gemm_conv3x3_workspace_s8(m, channels, height, width);
         std::vector<unsigned char, AlignedAllocator<unsigned char>> workspace(workspace_bytes + 256, 0xA5);
         std::vector<std::int32_t> sums(static_cast<std::size_t>(m) * n, -1);
@@ -818,10 +818,12 @@ void check_conv3x3_s8(const KernelTable& table, int m, int channels, int height,
 TEST_CASE("int8 3x3 convolution GEMM (B packed from the image): every table equals the reference bit for bit") {
     Rng rng(23);
     // Rows of 1 and 2 outputs (one output wide and 40 high: too narrow for AMX's vector packing), prime sizes, depths
-    // 9 x channels that are and are not multiples of 64, and the reference network's layers at batch 1.
+    // 9 x channels that are and are not multiples of 64, and the reference network's layers at batch 1. Where the
+    // tile reads B from the input four channels innermost: channel counts short of a group of four (3, 7, 13), 16
+    // positions spanning several rows, and rows of one vector (15 wide) and of two (31 wide), an odd count of them.
     const int shapes[][4] = {{1, 1, 1, 1},     {5, 1, 7, 1},      {3, 2, 40, 1},    {33, 13, 5, 2},
                              {31, 7, 11, 13},  {64, 32, 40, 60},  {40, 64, 20, 30}, {17, 512, 10, 15},
-                             {256, 512, 5, 7}, {3, 3, 3, 97}};
+                             {256, 512, 5, 7}, {3, 3, 3, 97},     {20, 8, 9, 31},   {12, 16, 9, 15}};
     for_each_fast_table([&](const KernelTable& table) {
         for (const auto& shape : shapes)
             for (const bool extreme : {false, true})
@@ -907,8 +909,8 @@ TEST_CASE("int8 3x3 convolution GEMM: the reference equals im2col and the refere
     for (std::uint8_t& v : x) v = static_cast<std::uint8_t>(rng.below(kActivationMax + 1));
     const std::uint8_t padding = 9;
     const KernelTable& reference = reference_kernels();
-    std::vector<std::int8_t> packed(reference.gemm_pack_a_s8(m, k, weights.data(), k, nullptr));
-    reference.gemm_pack_a_s8(m, k, weights.data(), k, packed.data());
+    std::vector<std::int8_t> packed(reference.gemm_conv3x3_pack_a_s8(m, g.channels, weights.data(), nullptr));
+    reference.gemm_conv3x3_pack_a_s8(m, g.channels, weights.data(), packed.data());
     std::vector<std::int32_t> expected(static_cast<std::size_t>(m) * n), actual(expected.size());
     IntegerGemmEpilogue epilogue;
     epilogue.ldc = n;

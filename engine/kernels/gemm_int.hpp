@@ -17,11 +17,13 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "engine/kernels.hpp"
 #include "engine/kernels/padded_planes.hpp"
@@ -49,8 +51,15 @@ struct S16Operands {
 // no more are used), kAGroup (values of a row of A side by side in its panel; Operands::kGroup if absent),
 // kDepthMultiple (the depth padding, a multiple of kAGroup; 8 if absent), finish_quantized (finish_sums into 7-bit
 // activations, the same bits in the tile's own vectors) and pack_conv3x3_panel (a convolution's B panel packed in the
-// tile's own instructions, or false to leave it to pack_conv3x3_runs). Only declared here: each arch's source
-// specializes it.
+// tile's own instructions, or false to leave it to pack_conv3x3_runs). An s8 tile whose columns are two vectors of
+// kColumns / 2 may instead read a 3x3 convolution's B straight from the input, four channels innermost, without
+// packing it (multiply_conv3x3):
+//   template <int kVectors> static void sums_from_planes(int channel_groups, const A* a, const B* const* vectors,
+//                                                        std::ptrdiff_t group_stride, const std::ptrdiff_t* taps,
+//                                                        std::int32_t* sums);
+// the sums of its first kVectors vectors, vector v's columns at vectors[v] and its group (c, tap t) at vectors[v] +
+// c x group_stride + taps[t], A's groups in that order (channel group by channel group, tap by tap within one). Only
+// declared here: each arch's source specializes it.
 template <class Operands, class Arch>
 struct IntTile;
 
@@ -172,6 +181,143 @@ inline void finish_empty_product(int m, int n, const IntegerGemmEpilogue& epilog
         for (int j = 0; j < n; ++j) finish_sums(&zero, 1, i, j, epilogue);
 }
 
+// Lanes [lane, lane + count) of a tile's columns hold C's columns [column, column + count).
+struct ColumnRun {
+    int lane, count, column;
+};
+
+// The columns of C as panels of packed B, kColumns each: what PackedGemmInt::compute asks of a column source.
+template <class Tile, class Operands>
+struct PackedColumns {
+    static constexpr int kColumns = Tile::kColumns;
+    const typename Operands::B* packed_b;
+    int n, depth;
+
+    int panels() const { return (n + kColumns - 1) / kColumns; }
+    // Whether the panel's columns all lie in the tile's first half (computed then by sums_half, where it has one).
+    bool half(int panel) const {
+        if constexpr (requires { Tile::sums_half; }) return 2 * std::min(kColumns, n - panel * kColumns) <= kColumns;
+        return false;
+    }
+    void sums(int panel, const typename Operands::A* a_panel, std::int32_t* sums) const {
+        const typename Operands::B* b_panel = packed_b + static_cast<std::ptrdiff_t>(panel) * kColumns * depth;
+        if constexpr (requires { Tile::sums_half; })
+            if (half(panel)) return Tile::sums_half(depth / Operands::kGroup, a_panel, b_panel, sums);
+        Tile::sums(depth / Operands::kGroup, a_panel, b_panel, sums);
+    }
+    int runs(int panel, ColumnRun* runs) const {
+        runs[0] = {0, std::min(kColumns, n - panel * kColumns), panel * kColumns};
+        return 1;
+    }
+};
+
+// A 3x3, stride-1, padding-1 convolution's input stored four channels innermost, each plane with its border:
+// byte q of position (y, x) of channel group c holds channel 4c + q at (y - 1, x - 1) (the padding value outside
+// the image, 0 past the last channel). The four bytes of one position and tap are then one group of B, and 16
+// positions along a row one vector, read where they lie (tiles with sums_from_planes).
+struct InterleavedPlanes {
+    static_assert(std::endian::native == std::endian::little, "interleave() writes a position's bytes as one word");
+    int channels, height, width;
+    static constexpr int kMarginBytes = 128;  // read by the last positions' whole-vector loads past the last plane
+
+    int groups() const { return (channels + 3) / 4; }
+    int stride() const { return width + 2; }
+    std::ptrdiff_t plane_bytes() const { return static_cast<std::ptrdiff_t>(height + 2) * stride() * 4; }
+    std::size_t bytes() const { return round_up(groups() * plane_bytes() + kMarginBytes, 64); }
+    // Tap t = (ky, kx) = (t / 3, t % 3) of the output at position p (oy x stride() + ox) is at 4 p + tap_bytes(t).
+    std::ptrdiff_t tap_bytes(int t) const { return static_cast<std::ptrdiff_t>(t / 3 * stride() + t % 3) * 4; }
+
+    // Fills `out` from x (channels planes of height x width), as an orphaned `omp for` over the channel groups.
+    void interleave(const std::uint8_t* x, std::uint8_t padding, std::uint8_t* out) const {
+        const int all = groups();
+        const std::size_t plane_size = static_cast<std::size_t>(height) * width;
+#pragma omp for schedule(static)
+        for (int c = 0; c < all; ++c) {
+            std::uint8_t* __restrict group = out + c * plane_bytes();
+            const int present = std::min(4, channels - 4 * c);
+            std::fill_n(group, stride() * 4, padding);
+            for (int y = 0; y < height; ++y) {
+                std::uint8_t* __restrict row = group + static_cast<std::ptrdiff_t>(y + 1) * stride() * 4;
+                std::fill_n(row, 4, padding);
+                const std::uint8_t* in = x + (static_cast<std::size_t>(4 * c) * height + y) * width;
+                if (present == 4) {
+                    // Each position's four bytes as one little-endian word: zero extensions, shifts and ors the
+                    // compiler vectorizes, which it did not for a byte-by-byte interleave here.
+                    const std::uint8_t* __restrict c0 = in;
+                    const std::uint8_t* __restrict c1 = in + plane_size;
+                    const std::uint8_t* __restrict c2 = in + 2 * plane_size;
+                    const std::uint8_t* __restrict c3 = in + 3 * plane_size;
+                    std::uint32_t* __restrict words = reinterpret_cast<std::uint32_t*>(row + 4);
+                    const int positions = width;  // a local: for the compiler, the stores could alias the member
+                    for (int j = 0; j < positions; ++j)
+                        words[j] = c0[j] | std::uint32_t{c1[j]} << 8 | std::uint32_t{c2[j]} << 16 |
+                                   std::uint32_t{c3[j]} << 24;
+                } else {
+                    for (int j = 0; j < width; ++j)
+                        for (int q = 0; q < 4; ++q) row[4 + 4 * j + q] = q < present ? in[q * plane_size + j] : 0;
+                }
+                std::fill_n(row + 4 * (width + 1), 4, padding);
+            }
+            std::fill_n(group + static_cast<std::ptrdiff_t>(height + 1) * stride() * 4, stride() * 4, padding);
+            if (c == all - 1) std::fill_n(group + plane_bytes(), bytes() - all * plane_bytes(), std::uint8_t{0});
+        }
+    }
+};
+
+// The columns of a 3x3 convolution's C as vectors of kColumns / 2 positions read from InterleavedPlanes, two to a
+// tile. The vectors run along the padded rows, border positions included (computed, never stored), or, where that
+// takes fewer, row by row (a row of 15 outputs: one vector of 16 a row, where 10 rows of 17 positions need 11).
+// A tile's outputs are then runs of lanes, broken by the border.
+template <class Tile>
+struct PlaneColumns {
+    static constexpr int kLanes = Tile::kColumns / 2;
+    const std::uint8_t* planes;
+    InterleavedPlanes geometry;
+    std::ptrdiff_t taps[9];
+    int row_vectors, vectors;
+    bool by_row;
+
+    PlaneColumns(const std::uint8_t* planes_, const InterleavedPlanes& g) : planes(planes_), geometry(g) {
+        for (int t = 0; t < 9; ++t) taps[t] = g.tap_bytes(t);
+        row_vectors = (g.width + kLanes - 1) / kLanes;
+        const int along = (g.height * g.stride() + kLanes - 1) / kLanes;
+        by_row = g.height * row_vectors < along;
+        vectors = by_row ? g.height * row_vectors : along;
+    }
+    int panels() const { return (vectors + 1) / 2; }
+    bool half(int panel) const { return 2 * panel + 1 == vectors; }
+    // Vector v's first position (oy x stride + ox), and how many of its lanes may hold outputs.
+    int base(int v) const {
+        return by_row ? v / row_vectors * geometry.stride() + v % row_vectors * kLanes : v * kLanes;
+    }
+    int lanes(int v) const { return by_row ? std::min(kLanes, geometry.width - v % row_vectors * kLanes) : kLanes; }
+
+    void sums(int panel, const std::int8_t* a_panel, std::int32_t* sums) const {
+        const std::uint8_t* vectors_at[2] = {planes + 4 * static_cast<std::ptrdiff_t>(base(2 * panel)), nullptr};
+        if (half(panel))
+            return Tile::template sums_from_planes<1>(geometry.groups(), a_panel, vectors_at, geometry.plane_bytes(),
+                                                      taps, sums);
+        vectors_at[1] = planes + 4 * static_cast<std::ptrdiff_t>(base(2 * panel + 1));
+        Tile::template sums_from_planes<2>(geometry.groups(), a_panel, vectors_at, geometry.plane_bytes(), taps, sums);
+    }
+    int runs(int panel, ColumnRun* runs) const {
+        int count = 0;
+        for (int v = 2 * panel; v < std::min(vectors, 2 * panel + 2); ++v) {
+            int oy = base(v) / geometry.stride(), ox = base(v) % geometry.stride();
+            for (int lane = (v - 2 * panel) * kLanes, end = lane + lanes(v); lane < end; ++lane) {
+                if (oy < geometry.height && ox < geometry.width) {
+                    const int column = oy * geometry.width + ox;
+                    ColumnRun* last = count ? &runs[count - 1] : nullptr;
+                    if (last && last->lane + last->count == lane && last->column + last->count == column) ++last->count;
+                    else runs[count++] = {lane, 1, column};
+                }
+                if (++ox == geometry.stride()) ox = 0, ++oy;
+            }
+        }
+        return count;
+    }
+};
+
 }  // namespace int_gemm_detail
 }  // namespace
 
@@ -193,7 +339,11 @@ struct PackedGemmInt {
     void multiply_packed(int m, int n, int k, const A* packed_a, const B* packed_b,
                          const IntegerGemmEpilogue& epilogue) const;
     // The GemmConv3x3S8 contracts: B = im2col of a 3x3, stride-1, padding-1 convolution's input, packed straight
-    // from the image (through a copy of it with its padding around each plane) instead of from an im2col matrix.
+    // from the image (through a copy of it with its padding around each plane) instead of from an im2col matrix, or
+    // not packed at all where the tile reads it from a copy four channels innermost (sums_from_planes), its A then
+    // in the depth order of that copy.
+    std::size_t pack_conv3x3_a(int m, int channels, const A* a, A* packed) const
+        requires std::is_same_v<Operands, S8Operands>;
     std::size_t conv3x3_workspace_bytes(int m, int channels, int height, int width) const
         requires std::is_same_v<Operands, S8Operands>;
     void multiply_conv3x3(int m, int channels, int height, int width, const A* packed_a, const B* x, B padding,
@@ -204,8 +354,18 @@ private:
     // Packs every column panel, as an orphaned `omp for` (inside a parallel region, the team shares the panels).
     void pack_b_panels(bool transpose_b, int n, int k, const B* b, int ldb, B* packed) const;
     // Every tile of C, shared out among the threads of the enclosing team: each must call it with the same
-    // arguments (orphaned; it ends in no barrier).
-    void compute(int m, int n, int k, const A* packed_a, const B* packed_b, const IntegerGemmEpilogue& epilogue) const;
+    // arguments (orphaned; it ends in no barrier). Columns: int_gemm_detail::PackedColumns or PlaneColumns.
+    template <class Columns>
+    void compute(int m, int depth, const A* packed_a, const Columns& columns,
+                 const IntegerGemmEpilogue& epilogue) const;
+    // Whether multiply_conv3x3 reads B from the input four channels innermost: where the tile can, unless that
+    // multiplies over a quarter more depths than packing (36 for the 9 of a first layer of one channel: conv1 of the
+    // reference network took 0.055 ms so against 0.046 packed on a Zen 5).
+    static constexpr bool kTileReadsPlanes = requires { IntTile<Operands, Arch>::template sums_from_planes<1>; };
+    static bool conv_from_planes(int channels) {
+        return kTileReadsPlanes && 4 * 36 * int_gemm_detail::InterleavedPlanes{channels, 1, 1}.groups() <=
+                                       5 * int_gemm_detail::padded_depth<IntTile<Operands, Arch>>(9 * channels);
+    }
 };
 
 template <class Operands, class Arch>
@@ -249,15 +409,15 @@ void PackedGemmInt<Operands, Arch>::pack_b_panels(bool transpose_b, int n, int k
 }
 
 template <class Operands, class Arch>
-void PackedGemmInt<Operands, Arch>::compute(int m, int n, int k, const A* packed_a, const B* packed_b,
+template <class Columns>
+void PackedGemmInt<Operands, Arch>::compute(int m, int depth, const A* packed_a, const Columns& columns,
                                             const IntegerGemmEpilogue& epilogue) const {
     using namespace int_gemm_detail;
     using Tile = IntTile<Operands, Arch>;
     constexpr int kRows = Tile::kRows, kColumns = Tile::kColumns, kGroup = Operands::kGroup;
     static_assert(sizeof(A) * kGroup == 4 && sizeof(B) * kGroup == 4, "a group is one 32-bit lane");
     static_assert(depth_multiple<Tile>() % a_group<Tile, Operands>() == 0, "the padding holds whole A groups");
-    const int depth = padded_depth<Tile>(k), groups = depth / kGroup;
-    const int column_panels = (n + kColumns - 1) / kColumns, row_panels = (m + kRows - 1) / kRows;
+    const int column_panels = columns.panels(), row_panels = (m + kRows - 1) / kRows;
     const int most_panels =
         std::max(1, static_cast<int>(kRowBlockBytes / (static_cast<std::size_t>(depth) * kRows * sizeof(A))));
     // The fewest blocks of at most that many panels, each of ceil(panels / blocks) but the last (16 panels at
@@ -268,11 +428,7 @@ void PackedGemmInt<Operands, Arch>::compute(int m, int n, int k, const A* packed
     // the block's A panels pass), and the threads take equal shares of that order, weighed by columns computed (a half
     // tile counts one, a whole one two). An `omp for` over (block, panel) pairs split conv5's 22 row panels (blocks
     // of 4, 4, 4, 4, 4, 2) 12 to 10 between two threads; shares of tiles split them to within one tile.
-    const auto tile_cost = [&](int panel) {
-        if constexpr (requires { Tile::sums_half; })
-            if (2 * std::min(kColumns, n - panel * kColumns) <= kColumns) return 1;
-        return 2;
-    };
+    const auto tile_cost = [&](int panel) { return columns.half(panel) ? 1 : 2; };
     long total_cost = 0;
     for (int panel = 0; panel < column_panels; ++panel) total_cost += tile_cost(panel);
     total_cost *= row_panels;
@@ -282,27 +438,26 @@ void PackedGemmInt<Operands, Arch>::compute(int m, int n, int k, const A* packed
         const int first_row_panel = block * block_panels;
         const int last_row_panel = std::min(row_panels, first_row_panel + block_panels);
         for (int panel = 0; panel < column_panels; ++panel) {
-            const B* b_panel = packed_b + static_cast<std::ptrdiff_t>(panel) * kColumns * depth;
-            const int column = panel * kColumns, columns = std::min(kColumns, n - column), cost = tile_cost(panel);
+            const int cost = tile_cost(panel);
+            ColumnRun runs[kColumns];
+            int run_count = -1;  // found at the panel's first tile this thread computes
             for (int row_panel = first_row_panel; row_panel < last_row_panel; ++row_panel, cost_before += cost) {
                 // The thread whose share holds the tile's middle.
                 if ((2 * cost_before + cost) * threads / (2 * total_cost) != thread) continue;
+                if (run_count < 0) run_count = columns.runs(panel, runs);
                 alignas(64) std::int32_t sums[kRows * kColumns];
-                const A* a_panel = packed_a + static_cast<std::ptrdiff_t>(row_panel) * kRows * depth;
-                if (cost == 1) {
-                    if constexpr (requires { Tile::sums_half; }) Tile::sums_half(groups, a_panel, b_panel, sums);
-                } else {
-                    Tile::sums(groups, a_panel, b_panel, sums);
-                }
+                columns.sums(panel, packed_a + static_cast<std::ptrdiff_t>(row_panel) * kRows * depth, sums);
                 const int row = row_panel * kRows, rows = std::min(kRows, m - row);
-                for (int i = 0; i < rows; ++i) {
-                    if constexpr (requires { Tile::finish_quantized; })  // the same bits, in the tile's vectors
-                        if (epilogue.quantized) {
-                            Tile::finish_quantized(sums + i * kColumns, columns, row + i, column, epilogue);
-                            continue;
-                        }
-                    finish_sums(sums + i * kColumns, columns, row + i, column, epilogue);
-                }
+                for (int i = 0; i < rows; ++i)
+                    for (int r = 0; r < run_count; ++r) {
+                        const std::int32_t* run_sums = sums + i * kColumns + runs[r].lane;
+                        if constexpr (requires { Tile::finish_quantized; })  // the same bits, in the tile's vectors
+                            if (epilogue.quantized) {
+                                Tile::finish_quantized(run_sums, runs[r].count, row + i, runs[r].column, epilogue);
+                                continue;
+                            }
+                        finish_sums(run_sums, runs[r].count, row + i, runs[r].column, epilogue);
+                    }
             }
         }
     }
@@ -316,10 +471,11 @@ void PackedGemmInt<Operands, Arch>::multiply(bool transpose_b, int m, int n, int
     if (m <= 0 || n <= 0) return;
     if (k <= 0) return finish_empty_product(m, n, epilogue);
     auto* b_packed = reinterpret_cast<B*>(workspace);
+    const int depth = padded_depth<IntTile<Operands, Arch>>(k);
 #pragma omp parallel if (2.0 * m * n * k >= kParallelMinOps && !omp_in_parallel())
     {
         pack_b_panels(transpose_b, n, k, b, ldb, b_packed);
-        compute(m, n, k, packed_a, b_packed, epilogue);
+        compute(m, depth, packed_a, PackedColumns<IntTile<Operands, Arch>, Operands>{b_packed, n, depth}, epilogue);
     }
 }
 
@@ -340,8 +496,9 @@ void PackedGemmInt<Operands, Arch>::multiply_packed(int m, int n, int k, const A
     using namespace int_gemm_detail;
     if (m <= 0 || n <= 0) return;
     if (k <= 0) return finish_empty_product(m, n, epilogue);
+    const int depth = padded_depth<IntTile<Operands, Arch>>(k);
 #pragma omp parallel if (2.0 * m * n * k >= kParallelMinOps && !omp_in_parallel())
-    compute(m, n, k, packed_a, packed_b, epilogue);
+    compute(m, depth, packed_a, PackedColumns<IntTile<Operands, Arch>, Operands>{packed_b, n, depth}, epilogue);
 }
 
 namespace {
@@ -380,11 +537,31 @@ void pack_conv3x3_runs(const B* planes, const std::ptrdiff_t* offsets, const int
 }  // namespace
 
 template <class Operands, class Arch>
+std::size_t PackedGemmInt<Operands, Arch>::pack_conv3x3_a(int m, int channels, const A* a, A* packed) const
+    requires std::is_same_v<Operands, S8Operands>
+{
+    const int k = 9 * channels;
+    if (!conv_from_planes(channels)) return pack_a(m, k, a, k, packed);
+    // Depth 36 c + 4 t + q of the packed A is channel 4 c + q at tap t (zero past the last channel): the order in
+    // which sums_from_planes reads the interleaved planes.
+    const int groups = int_gemm_detail::InterleavedPlanes{channels, 1, 1}.groups(), depth = 36 * groups;
+    if (!packed || m <= 0) return pack_a(m, depth, nullptr, depth, nullptr);
+    std::vector<A> reordered(static_cast<std::size_t>(m) * depth, A(0));
+    for (int row = 0; row < m; ++row)
+        for (int c = 0; c < channels; ++c)
+            for (int t = 0; t < 9; ++t)
+                reordered[static_cast<std::size_t>(row) * depth + c / 4 * 36 + t * 4 + c % 4] =
+                    a[static_cast<std::size_t>(row) * k + c * 9 + t];
+    return pack_a(m, depth, reordered.data(), depth, packed);
+}
+
+template <class Operands, class Arch>
 std::size_t PackedGemmInt<Operands, Arch>::conv3x3_workspace_bytes(int m, int channels, int height, int width) const
     requires std::is_same_v<Operands, S8Operands>
 {
     using namespace int_gemm_detail;
     using Tile = IntTile<Operands, Arch>;
+    if (conv_from_planes(channels)) return InterleavedPlanes{channels, height, width}.bytes();
     const std::size_t planes = PaddedPlanes{channels, height, width}.elements() * sizeof(B);
     return planes + offsets_bytes(padded_depth<Tile>(9 * channels)) +
            workspace_bytes(m, height * width, 9 * channels);
@@ -402,6 +579,17 @@ void PackedGemmInt<Operands, Arch>::multiply_conv3x3(int m, int channels, int he
     const int n = height * width, k = 9 * channels;
     if (m <= 0 || n <= 0) return;
     if (k <= 0) return finish_empty_product(m, n, epilogue);
+    if constexpr (kTileReadsPlanes)
+        if (conv_from_planes(channels)) {
+            const InterleavedPlanes interleaved{channels, height, width};
+#pragma omp parallel if (2.0 * m * n * k >= kParallelMinOps && !omp_in_parallel())
+            {
+                interleaved.interleave(x, padding, workspace);  // its `omp for` ends in a barrier
+                compute(m, padded_depth<Tile>(36 * interleaved.groups()), packed_a,
+                        PlaneColumns<Tile>(workspace, interleaved), epilogue);
+            }
+            return;
+        }
     const PaddedPlanes padded{channels, height, width};
     const int depth = padded_depth<Tile>(k), column_panels = (n + kColumns - 1) / kColumns;
     auto* planes = reinterpret_cast<B*>(workspace);
@@ -429,7 +617,7 @@ void PackedGemmInt<Operands, Arch>::multiply_conv3x3(int m, int channels, int he
                 pack_conv3x3_runs<kColumns, kGroup>(planes, offsets, base, std::min(kColumns, n - panel * kColumns),
                                                     depth, out);
         }
-        compute(m, n, k, packed_a, packed_b, epilogue);
+        compute(m, depth, packed_a, PackedColumns<Tile, Operands>{packed_b, n, depth}, epilogue);
     }
 }
 

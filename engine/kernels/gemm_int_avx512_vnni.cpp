@@ -28,27 +28,36 @@ struct VnniTile : Avx512QuantizedEpilogue {
         vector_sums<1>(groups, a, b, out);
     }
 
+protected:
+    static constexpr int kGroup = 4 / static_cast<int>(sizeof(A));
+
+    // One group's products: the first kVectors x 16 columns' accumulators plus those columns times the kRows rows'
+    // weights at a.
+    template <int kVectors>
+    static void accumulate(__m512i (&acc)[kRows][kVectors], const __m512i (&columns)[kVectors], const A* a) {
+#pragma GCC unroll 12
+        for (int i = 0; i < kRows; ++i) {
+            const __m512i weights = broadcast_group(a + i * kGroup);
+            for (int v = 0; v < kVectors; ++v) acc[i][v] = Dot(acc[i][v], columns[v], weights);
+        }
+    }
+    template <int kVectors>
+    static void store(const __m512i (&acc)[kRows][kVectors], std::int32_t* out) {
+        for (int i = 0; i < kRows; ++i)
+            for (int v = 0; v < kVectors; ++v) _mm512_storeu_si512(out + i * kColumns + v * 16, acc[i][v]);
+    }
+
 private:
     // The sums of the tile's first kVectors x 16 columns.
     template <int kVectors>
     static void vector_sums(int groups, const A* a, const B* b, std::int32_t* out) {
-        constexpr int kGroup = 4 / static_cast<int>(sizeof(A));
-        __m512i acc[kRows][kVectors];
-        for (auto& row : acc)
-            for (__m512i& sum : row) sum = _mm512_setzero_si512();
-        for (int g = 0; g < groups; ++g) {
+        __m512i acc[kRows][kVectors] = {};
+        for (int g = 0; g < groups; ++g, a += kRows * kGroup, b += kColumns * kGroup) {
             __m512i columns[kVectors];
             for (int v = 0; v < kVectors; ++v) columns[v] = _mm512_loadu_si512(b + v * 16 * kGroup);
-#pragma GCC unroll 12
-            for (int i = 0; i < kRows; ++i) {
-                const __m512i weights = broadcast_group(a + i * kGroup);
-                for (int v = 0; v < kVectors; ++v) acc[i][v] = Dot(acc[i][v], columns[v], weights);
-            }
-            a += kRows * kGroup;
-            b += kColumns * kGroup;
+            accumulate<kVectors>(acc, columns, a);
         }
-        for (int i = 0; i < kRows; ++i)
-            for (int v = 0; v < kVectors; ++v) _mm512_storeu_si512(out + i * kColumns + v * 16, acc[i][v]);
+        store<kVectors>(acc, out);
     }
 };
 
@@ -61,8 +70,36 @@ __m512i dot_s16(__m512i acc, __m512i values, __m512i weights) { return _mm512_dp
 
 template <>
 struct IntTile<S8Operands, Avx512Vnni> : VnniTile<std::int8_t, std::uint8_t, dot_u8_s8> {
-    // A 3x3 convolution's B panel in vpermb shuffles where the CPU has VBMI (Ice Lake and later, Zen 4 and later),
-    // else run by run (the int8 network at batch 1 ran 14-26 % faster with the shuffles on a Xeon with AMX left out).
+    // A 3x3 convolution's B read where it lies, from its input four channels innermost (gemm_int.hpp): a group is
+    // one tap's four channels at 16 positions, 64 consecutive bytes. Packing B took the layer 3-57 % longer than
+    // its products on a Zen 5 (as long as the products on conv2 and conv5 when the memory was busy).
+    template <int kVectors>
+    static void sums_from_planes(int channel_groups, const std::int8_t* a, const std::uint8_t* const* vectors,
+                                 std::ptrdiff_t group_stride, const std::ptrdiff_t* taps, std::int32_t* out) {
+        __m512i acc[kRows][kVectors] = {};
+        const std::uint8_t* at[kVectors];
+        for (int v = 0; v < kVectors; ++v) at[v] = vectors[v];
+        for (int c = 0; c < channel_groups; ++c) {
+            for (int t = 0; t < 9; ++t, a += kRows * kGroup) {
+                __m512i columns[kVectors];
+                for (int v = 0; v < kVectors; ++v) columns[v] = _mm512_loadu_si512(at[v] + taps[t]);
+                accumulate<kVectors>(acc, columns, a);
+            }
+            // The group after next, its three rows of up to 72 bytes (16 positions and the two right taps'): the
+            // groups lie a plane apart, which the hardware prefetchers did not follow (conv4: 0.426 -> 0.399 ms).
+            for (int v = 0; v < kVectors; ++v) {
+                at[v] += group_stride;
+                for (int ky = 0; ky < 3; ++ky) {
+                    _mm_prefetch(reinterpret_cast<const char*>(at[v] + group_stride + taps[3 * ky]), _MM_HINT_T0);
+                    _mm_prefetch(reinterpret_cast<const char*>(at[v] + group_stride + taps[3 * ky] + 71), _MM_HINT_T0);
+                }
+            }
+        }
+        store<kVectors>(acc, out);
+    }
+    // Where the convolution packs its B after all (a first layer of one or two channels): in vpermb shuffles where
+    // the CPU has VBMI (Ice Lake and later, Zen 4 and later), else run by run (the int8 network at batch 1 ran 14-26 %
+    // faster with the shuffles on a Xeon with AMX left out).
     static bool pack_conv3x3_panel(const std::uint8_t* planes, const std::ptrdiff_t* offsets, const int* base,
                                    int depth, std::uint8_t* out) {
         static_assert(kColumns == 32, "the VBMI packer writes panels of 32 columns");
