@@ -10,6 +10,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "engine/error.hpp"
 
@@ -162,6 +164,7 @@ bool MqttPublisher::start_connecting() {
     mosquitto_disconnect_callback_set(client_, &MqttPublisher::on_disconnect);
     mosquitto_publish_callback_set(client_, &MqttPublisher::on_publish);
     mosquitto_message_callback_set(client_, &MqttPublisher::on_message);
+    mosquitto_subscribe_callback_set(client_, &MqttPublisher::on_subscribe);
     const std::string offline = status_payload(false);
     int rc = mosquitto_will_set(client_, settings_.status_topic.c_str(), static_cast<int>(offline.size()), offline.data(),
                                 1, true);
@@ -281,7 +284,23 @@ void MqttPublisher::on_connect(mosquitto* client, void* self_pointer, int result
     const std::string online = self.status_payload(true);
     mosquitto_publish(client, nullptr, self.settings_.status_topic.c_str(), static_cast<int>(online.size()),
                       online.data(), 1, true);
-    for (const std::string& topic : self.settings_.subscriptions) mosquitto_subscribe(client, nullptr, topic.c_str(), 1);
+    // All topics in one SUBSCRIBE, so that one acknowledgement (on_subscribe) says the node hears them all.
+    std::vector<char*> topics;
+    for (std::string& topic : self.settings_.subscriptions) topics.push_back(topic.data());
+    if (!topics.empty())
+        mosquitto_subscribe_multiple(client, nullptr, static_cast<int>(topics.size()), topics.data(), 1, 0, nullptr);
+}
+
+void MqttPublisher::on_subscribe(mosquitto*, void* self_pointer, int, int count, const int* granted_qos) {
+    auto& self = *static_cast<MqttPublisher*>(self_pointer);
+    const std::vector<std::string>& topics = self.settings_.subscriptions;
+    std::string heard, refused;
+    for (int i = 0; i < count && i < static_cast<int>(topics.size()); ++i) {  // granted_qos is in the topics' order
+        std::string& list = granted_qos[i] <= 2 ? heard : refused;           // 0x80: refused
+        list += (list.empty() ? "" : ", ") + topics[i];
+    }
+    if (!heard.empty()) self.log_.info("subscribed to " + heard);
+    if (!refused.empty()) self.log_.error("the broker refused the subscriptions to " + refused);
 }
 
 void MqttPublisher::on_message(mosquitto*, void* self_pointer, const mosquitto_message* message) {

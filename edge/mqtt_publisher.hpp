@@ -85,6 +85,7 @@ private:
     static void on_disconnect(mosquitto* client, void* self, int result);
     static void on_publish(mosquitto* client, void* self, int message_id);
     static void on_message(mosquitto* client, void* self, const mosquitto_message* message);
+    static void on_subscribe(mosquitto* client, void* self, int message_id, int count, const int* granted_qos);
 
     MqttSettings settings_;
     Spool& spool_;

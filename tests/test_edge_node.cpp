@@ -352,6 +352,11 @@ struct LiveNode {
     void send_until_logged(const std::string& text) {
         ::send_until_logged(fixture.log, text, [&] { send(1); });
     }
+    // Until the broker has acknowledged the node's subscriptions (its network thread logs that, frames or not): a
+    // message published before then would not reach the node, as a command once did not in CI.
+    void wait_until_subscribed() {
+        ::send_until_logged(fixture.log, "subscribed to edgeqc/", [] {});
+    }
 };
 
 // Ends the node's input and expects a clean exit, then every result 1..total at the subscriber, first arrivals in
@@ -593,17 +598,11 @@ TEST_CASE("commands over MQTT pause, resume and re-threshold the node between fr
     Subscriber& subscriber = node.subscriber;
     std::size_t& sent = node.sent;
     const auto send = [&](std::size_t count) { node.send(count); };
-    // Each command is published again every second until the node logs it: one sent before the node's subscription
-    // took effect (it connects while its first frames run, and later under load) would be lost, as it once was in
-    // CI. Repeats change nothing: a pause or resume twice is one, and MQTT keeps one publisher's order.
     const auto command = [&](const std::string& payload, const std::string& applied) {
-        int frames_since_publish = 0;
         subscriber.publish("edgeqc/cell-3/cmd", payload);
-        send_until_logged(f.log, applied, [&] {
-            if (++frames_since_publish % 10 == 0) subscriber.publish("edgeqc/cell-3/cmd", payload);
-            send(1);
-        });
+        node.send_until_logged(applied);
     };
+    node.wait_until_subscribed();
     send(5);
     wait_for_lines(f.output, 5, 60s);
     command(R"({"cmd":"pause"})", R"(command: {"cmd":"pause"})");
@@ -798,6 +797,7 @@ TEST_CASE("models over the air: a damaged or incompatible one is refused, a good
         REQUIRE(found.size() >= count);
         return found;
     };
+    node.wait_until_subscribed();
     send(3);
     wait_for_lines(f.output, 3, 60s);
 
