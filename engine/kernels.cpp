@@ -178,6 +178,7 @@ void install_gemm_f32(KernelTable& t) {
     t.gemm_packed_a_f32 = gemm_packed_a_f32<Arch>;
     t.gemm_pack_a_narrow_f32 = gemm_pack_a_narrow_f32<Arch>;
     t.gemm_narrow_f32 = gemm_narrow_f32<Arch>;
+    t.gemm_narrow_rows_f32 = GemmTileShape<Arch>::vectors * static_cast<int>(Arch::alignment() / sizeof(float));
     t.gemm_conv3x3_workspace_f32 = gemm_conv3x3_workspace_f32<Arch>;
     t.gemm_conv3x3_f32 = gemm_conv3x3_f32<Arch>;
 }
@@ -220,6 +221,7 @@ void install_gemm_f32_reference(KernelTable& t) {
     t.gemm_packed_a_f32 = gemm_packed_a_f32_reference;
     t.gemm_pack_a_narrow_f32 = gemm_pack_a_narrow_f32_reference;
     t.gemm_narrow_f32 = gemm_narrow_f32_reference;
+    t.gemm_narrow_rows_f32 = 1;
     t.gemm_conv3x3_workspace_f32 = gemm_conv3x3_workspace_f32_reference;
     t.gemm_conv3x3_f32 = gemm_conv3x3_f32_reference;
 }

@@ -161,6 +161,7 @@ struct KernelTable {
     GemmPackedAF32 gemm_packed_a_f32;
     GemmPackANarrowF32 gemm_pack_a_narrow_f32;
     GemmNarrowF32 gemm_narrow_f32;
+    int gemm_narrow_rows_f32 = 1;  // rows of a narrow panel: rows from a multiple of it on start at packed_a + row x k
     GemmConv3x3WorkspaceF32 gemm_conv3x3_workspace_f32;
     GemmConv3x3F32 gemm_conv3x3_f32;
     MaxPool2x2F32 max_pool_2x2_f32;
