@@ -287,8 +287,10 @@ void MqttPublisher::on_connect(mosquitto* client, void* self_pointer, int result
     // All topics in one SUBSCRIBE, so that one acknowledgement (on_subscribe) says the node hears them all.
     std::vector<char*> topics;
     for (std::string& topic : self.settings_.subscriptions) topics.push_back(topic.data());
-    if (!topics.empty())
+    if (topics.empty()) return;
+    const int rc =
         mosquitto_subscribe_multiple(client, nullptr, static_cast<int>(topics.size()), topics.data(), 1, 0, nullptr);
+    if (rc != MOSQ_ERR_SUCCESS) self.log_.error(std::string("cannot subscribe: ") + mosquitto_reason(rc));
 }
 
 void MqttPublisher::on_subscribe(mosquitto*, void* self_pointer, int, int count, const int* granted_qos) {

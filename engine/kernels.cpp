@@ -178,7 +178,7 @@ void install_gemm_f32(KernelTable& t) {
     t.gemm_packed_a_f32 = gemm_packed_a_f32<Arch>;
     t.gemm_pack_a_narrow_f32 = gemm_pack_a_narrow_f32<Arch>;
     t.gemm_narrow_f32 = gemm_narrow_f32<Arch>;
-    t.gemm_narrow_rows_f32 = GemmTileShape<Arch>::vectors * static_cast<int>(Arch::alignment() / sizeof(float));
+    t.gemm_narrow_rows_f32 = PackedGemmF32<Arch>::kNarrowRows;
     t.gemm_conv3x3_workspace_f32 = gemm_conv3x3_workspace_f32<Arch>;
     t.gemm_conv3x3_f32 = gemm_conv3x3_f32<Arch>;
 }

@@ -62,8 +62,9 @@ private:
     ActivationQuantization input_;
     std::optional<ActivationQuantization> output_;
     bool relu_;
-    std::vector<std::int8_t, AlignedAllocator<std::int8_t>> packed_weights_;  // the im2col path's A
-    std::unique_ptr<WinogradConv3x3S8> winograd_;                            // or the Winograd path
+    // The im2col path's A (as GemmConv3x3PackAS8 packs it where the GEMM reads B from the image).
+    std::vector<std::int8_t, AlignedAllocator<std::int8_t>> packed_weights_;
+    std::unique_ptr<WinogradConv3x3S8> winograd_;  // or the Winograd path
     // The int32 bias minus the input zero point x the row's weight sum: the sums are of q, not q - zero point.
     std::vector<std::int32_t> row_bias_;
     std::vector<float> row_scale_;        // weight scale x input scale (/ output scale when requantizing)

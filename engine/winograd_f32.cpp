@@ -192,8 +192,12 @@ void WinogradConv3x3::forward(const float* x, int batch, int height, int width, 
         const int n = static_cast<int>(tiles);
         // Where the weights stay in cache, the products' way from one core to the other costs the most; where they
         // stream from memory, whole positions a thread keep those streams long (a 512 x 512 layer at batch 1 ran 5 %
-        // slower with its rows split, the 64 -> 512 one 13 % faster, 32 -> 64 7 %; Zen 5, 2 threads).
-        const bool split_rows = packed_weights_.size() * sizeof(float) <= kCachedWeightBytes;
+        // slower with its rows split, the 64 -> 512 one 13 % faster, 32 -> 64 7 %; Zen 5, 2 threads). The rows go
+        // out in whole panels, so only where the threads get about as many.
+        const int panel_rows = table_->gemm_narrow_rows_f32;
+        const int panels = (out_channels_ + panel_rows - 1) / panel_rows;
+        const bool split_rows = packed_weights_.size() * sizeof(float) <= kCachedWeightBytes &&
+                                (panels % std::max(threads, 1) == 0 || panels >= 4 * threads);
         // Y = A^T M A per tile of output channel co and image, plus bias and ReLU, cropped to the output size (and
         // pooled when asked).
         const auto transform_output = [&](int co, int image, float* scratch) {
@@ -210,8 +214,6 @@ void WinogradConv3x3::forward(const float* x, int batch, int height, int width, 
             // the two.
 #pragma omp parallel num_threads(threads)
             {
-                const int panel_rows = table_->gemm_narrow_rows_f32;
-                const int panels = (out_channels_ + panel_rows - 1) / panel_rows;
                 const int thread = omp_get_thread_num(), team = omp_get_num_threads();
                 const int first_row = panels * thread / team * panel_rows;
                 const int last_row = std::min(out_channels_, panels * (thread + 1) / team * panel_rows);

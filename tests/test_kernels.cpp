@@ -819,11 +819,13 @@ TEST_CASE("int8 3x3 convolution GEMM (B packed from the image): every table equa
     Rng rng(23);
     // Rows of 1 and 2 outputs (one output wide and 40 high: too narrow for AMX's vector packing), prime sizes, depths
     // 9 x channels that are and are not multiples of 64, and the reference network's layers at batch 1. Where the
-    // tile reads B from the input four channels innermost: channel counts short of a group of four (3, 7, 13), 16
-    // positions spanning several rows, and rows of one vector (15 wide) and of two (31 wide), an odd count of them.
+    // tile reads B from the input four channels innermost: channel counts short of a group of four (3, 7, 13),
+    // positions of one vector spanning several rows, rows of one vector (15 wide) and of two (31 wide), an odd count
+    // of them, and images one output wide or high.
     const int shapes[][4] = {{1, 1, 1, 1},     {5, 1, 7, 1},      {3, 2, 40, 1},    {33, 13, 5, 2},
                              {31, 7, 11, 13},  {64, 32, 40, 60},  {40, 64, 20, 30}, {17, 512, 10, 15},
-                             {256, 512, 5, 7}, {3, 3, 3, 97},     {20, 8, 9, 31},   {12, 16, 9, 15}};
+                             {256, 512, 5, 7}, {3, 3, 3, 97},     {20, 8, 9, 31},   {12, 16, 9, 15},
+                             {9, 8, 40, 1},    {7, 3, 1, 23}};
     for_each_fast_table([&](const KernelTable& table) {
         for (const auto& shape : shapes)
             for (const bool extreme : {false, true})

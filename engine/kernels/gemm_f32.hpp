@@ -76,8 +76,10 @@ struct PackedGemmF32 {
                   const float* prepacked_a, const float* b, int ldb, float beta, float* c, int ldc,
                   const GemmEpilogue& epilogue, float* workspace) const;
     // The GemmPackANarrowF32 and GemmNarrowF32 contracts: the register tile turned around, `vectors` SIMD vectors of
-    // A's rows by `rows` of B's columns, A packed in panels of that many rows over the whole depth, and B's values
-    // broadcast straight from B.
+    // A's rows (kNarrowRows) by `rows` of B's columns, A packed in panels of that many rows over the whole depth, and
+    // B's values broadcast straight from B.
+    static constexpr int kNarrowRows =
+        GemmTileShape<Arch>::vectors * static_cast<int>(Arch::alignment() / sizeof(float));
     std::size_t pack_a_narrow(int m, int k, const float* a, int lda, float* packed) const
         requires std::is_same_v<Operands, F32Operands<Arch>>;
     void multiply_narrow(int m, int n, int k, const float* packed_a, const float* b, int ldb, float* c, int ldc,
@@ -660,7 +662,7 @@ template <class Arch, class Operands>
 std::size_t PackedGemmF32<Arch, Operands>::pack_a_narrow(int m, int k, const float* a, int lda, float* packed) const
     requires std::is_same_v<Operands, F32Operands<Arch>>
 {
-    constexpr int kRows = GemmTileShape<Arch>::vectors * static_cast<int>(xsimd::batch<float, Arch>::size);
+    constexpr int kRows = kNarrowRows;
     const std::size_t padded_rows = static_cast<std::size_t>(gemm_detail::round_up(std::max(m, 0), kRows));
     if (!packed || m <= 0 || k <= 0) return padded_rows * static_cast<std::size_t>(std::max(k, 0));
     for (int row = 0; row < m; row += kRows)
@@ -674,8 +676,7 @@ void PackedGemmF32<Arch, Operands>::multiply_narrow(int m, int n, int k, const f
                                                     int ldb, float* c, int ldc, const GemmEpilogue& epilogue) const
     requires std::is_same_v<Operands, F32Operands<Arch>>
 {
-    constexpr int kColumns = GemmTileShape<Arch>::rows;
-    constexpr int kRows = GemmTileShape<Arch>::vectors * static_cast<int>(xsimd::batch<float, Arch>::size);
+    constexpr int kColumns = GemmTileShape<Arch>::rows, kRows = kNarrowRows;
     static constexpr auto kTiles = gemm_detail::narrow_tiles<Arch>(std::make_index_sequence<kColumns>{});
     // A panel is read from memory by its first tile and from L2 by the others, which meanwhile prefetch the next panel
     // into L2, a line per step (15 % faster on 512 x 40 x 512 products, whose 1 MiB of A comes from L3).
@@ -704,7 +705,6 @@ template <class Arch, class Operands>
 bool PackedGemmF32<Arch, Operands>::thin(int m, int n, int k)
     requires std::is_same_v<Operands, F32Operands<Arch>>
 {
-    constexpr int kNarrowRows = GemmTileShape<Arch>::vectors * static_cast<int>(xsimd::batch<float, Arch>::size);
     // Not the thread count: the two routes sum in different orders, and training must give the same bits on any
     // number of threads.
     return 2 * m >= kNarrowRows && n <= gemm_detail::kThinMaxColumns &&
@@ -718,8 +718,7 @@ void PackedGemmF32<Arch, Operands>::multiply_thin(bool transpose_a, int m, int n
     requires std::is_same_v<Operands, F32Operands<Arch>>
 {
     using namespace gemm_detail;
-    constexpr int kColumns = GemmTileShape<Arch>::rows;
-    constexpr int kRows = GemmTileShape<Arch>::vectors * static_cast<int>(xsimd::batch<float, Arch>::size);
+    constexpr int kColumns = GemmTileShape<Arch>::rows, kRows = kNarrowRows;
     static constexpr auto kTiles = narrow_tiles<Arch>(std::make_index_sequence<kColumns>{});
     const int depth_block = balanced_block(k, kDepthBlock, 1);
     const int panels = (m + kRows - 1) / kRows, tiles = (n + kColumns - 1) / kColumns;

@@ -213,14 +213,16 @@ struct PackedColumns {
 
 // A 3x3, stride-1, padding-1 convolution's input stored four channels innermost, each plane with its border:
 // byte q of position (y, x) of channel group c holds channel 4c + q at (y - 1, x - 1) (the padding value outside
-// the image, 0 past the last channel). The four bytes of one position and tap are then one group of B, and 16
-// positions along a row one vector, read where they lie (tiles with sums_from_planes).
+// the image; inside it, 0 for channels past the last, whose weights are 0). The four bytes of one position and tap
+// are then one group of B, and a vector's worth of positions along a row (16 with AVX-512, 8 with AVX2) one
+// vector, read where they lie (tiles with sums_from_planes).
 struct InterleavedPlanes {
     static_assert(std::endian::native == std::endian::little, "interleave() writes a position's bytes as one word");
     int channels, height, width;
     static constexpr int kMarginBytes = 128;  // read by the last positions' whole-vector loads past the last plane
 
-    int groups() const { return (channels + 3) / 4; }
+    static int groups(int channels) { return (channels + 3) / 4; }
+    int groups() const { return groups(channels); }
     int stride() const { return width + 2; }
     std::ptrdiff_t plane_bytes() const { return static_cast<std::ptrdiff_t>(height + 2) * stride() * 4; }
     std::size_t bytes() const { return round_up(groups() * plane_bytes() + kMarginBytes, 64); }
@@ -363,7 +365,7 @@ private:
     // reference network took 0.055 ms so against 0.046 packed on a Zen 5).
     static constexpr bool kTileReadsPlanes = requires { IntTile<Operands, Arch>::template sums_from_planes<1>; };
     static bool conv_from_planes(int channels) {
-        return kTileReadsPlanes && 4 * 36 * int_gemm_detail::InterleavedPlanes{channels, 1, 1}.groups() <=
+        return kTileReadsPlanes && 4 * 36 * int_gemm_detail::InterleavedPlanes::groups(channels) <=
                                        5 * int_gemm_detail::padded_depth<IntTile<Operands, Arch>>(9 * channels);
     }
 };
@@ -544,7 +546,7 @@ std::size_t PackedGemmInt<Operands, Arch>::pack_conv3x3_a(int m, int channels, c
     if (!conv_from_planes(channels)) return pack_a(m, k, a, k, packed);
     // Depth 36 c + 4 t + q of the packed A is channel 4 c + q at tap t (zero past the last channel): the order in
     // which sums_from_planes reads the interleaved planes.
-    const int groups = int_gemm_detail::InterleavedPlanes{channels, 1, 1}.groups(), depth = 36 * groups;
+    const int groups = int_gemm_detail::InterleavedPlanes::groups(channels), depth = 36 * groups;
     if (!packed || m <= 0) return pack_a(m, depth, nullptr, depth, nullptr);
     std::vector<A> reordered(static_cast<std::size_t>(m) * depth, A(0));
     for (int row = 0; row < m; ++row)

@@ -53,12 +53,12 @@ void gemm_packed_a_s16_reference(bool transpose_b, int m, int n, int k, const st
     gemm_reference(transpose_b, m, n, k, packed_a, b, ldb, epilogue);
 }
 
-// The reference's workspace is the im2col matrix, k x n.
 // The reference's conv A is its im2col GEMM's.
 std::size_t gemm_conv3x3_pack_a_s8_reference(int m, int channels, const std::int8_t* a, std::int8_t* packed) {
     return pack_a_reference(m, 9 * channels, a, 9 * channels, packed);
 }
 
+// The reference's workspace is the im2col matrix, k x n.
 std::size_t gemm_conv3x3_workspace_s8_reference(int, int channels, int height, int width) {
     return static_cast<std::size_t>(9) * channels * height * width;
 }
