@@ -167,18 +167,18 @@ InferencePlan::InferencePlan(Model model, int max_batch, int threads)
                     step->conv = std::make_unique<PackedConv2dF32>(table, g, layer.units, f32_tensor(folded, weight),
                                                                    bias.empty() ? nullptr : f32_tensor(folded, bias),
                                                                    relu_follows, max_batch, threads_);
-                    // A pool that follows is computed on the way out: the full output is never written or read.
-                    const std::optional<std::size_t> pool = max_pool_2x2_after(architecture, i);
-                    if (pool && step->conv->fuse_max_pool_2x2()) {
-                        fused_pool = static_cast<int>(*pool);
-                        step->out = architecture.outputs[*pool];
-                    }
                 } else {
                     const float* bias_values = f32_tensor(folded, bias);
                     step->bias.assign(bias_values, bias_values + layer.units);
                     step->packed_weights.resize(table.gemm_pack_a_f32(false, layer.units, shape[0], nullptr, shape[0], nullptr));
                     table.gemm_pack_a_f32(false, layer.units, shape[0], f32_tensor(folded, weight), shape[0],
                                           step->packed_weights.data());
+                }
+                // A pool that follows is computed on the way out: the full output is never written or read.
+                const std::optional<std::size_t> pool = max_pool_2x2_after(architecture, i);
+                if (is_conv && pool && (int8 ? step->s8->fuse_max_pool_2x2() : step->conv->fuse_max_pool_2x2())) {
+                    fused_pool = static_cast<int>(*pool);
+                    step->out = architecture.outputs[*pool];
                 }
                 break;
             }

@@ -54,7 +54,7 @@ void gemm_packed_a_s16_reference(bool, int, int, int, const std::int16_t*, const
                                  const IntegerGemmEpilogue&, unsigned char*);
 std::size_t gemm_conv3x3_pack_a_s8_reference(int, int, const std::int8_t*, std::int8_t*);
 std::size_t gemm_conv3x3_workspace_s8_reference(int, int, int, int);
-void gemm_conv3x3_s8_reference(int, int, int, int, const std::int8_t*, const std::uint8_t*, std::uint8_t,
+void gemm_conv3x3_s8_reference(int, int, int, int, const std::int8_t*, const std::uint8_t*, std::uint8_t, bool,
                                const IntegerGemmEpilogue&, unsigned char*);
 std::size_t gemm_pack_b_s16_reference(bool, int, int, const std::int16_t*, int, std::int16_t*);
 void gemm_packed_ab_s16_reference(int, int, int, const std::int16_t*, const std::int16_t*, const IntegerGemmEpilogue&);
@@ -152,9 +152,10 @@ std::size_t gemm_conv3x3_workspace_s8(int m, int channels, int height, int width
 
 template <class Arch>
 void gemm_conv3x3_s8(int m, int channels, int height, int width, const std::int8_t* packed_a, const std::uint8_t* x,
-                     std::uint8_t padding, const IntegerGemmEpilogue& epilogue, unsigned char* workspace) {
-    PackedGemmInt<S8Operands, Arch>{}.multiply_conv3x3(m, channels, height, width, packed_a, x, padding, epilogue,
-                                                       workspace);
+                     std::uint8_t padding, bool max_pool_2x2, const IntegerGemmEpilogue& epilogue,
+                     unsigned char* workspace) {
+    PackedGemmInt<S8Operands, Arch>{}.multiply_conv3x3(m, channels, height, width, packed_a, x, padding, max_pool_2x2,
+                                                       epilogue, workspace);
 }
 
 template <class Operands, class Arch>

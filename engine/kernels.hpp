@@ -121,13 +121,15 @@ using GemmPackedAS16 = void (*)(bool transpose_b, int m, int n, int k, const std
 // The s8 GEMM of a 3x3 convolution with stride 1 and padding 1: C = A x im2col(x), x `channels` planes of height x
 // width 7-bit activations read as `padding` outside the image, A (m x 9 channels, im2col's depth order) packed by
 // GemmConv3x3PackAS8 (returns the elements; with packed == nullptr only computes that: an arch may order the depth
-// its own way); B is read straight from x, without an im2col matrix in between. C is m x (height x width). The
-// workspace's bytes (64-byte aligned) come from GemmConv3x3WorkspaceS8.
+// its own way); B is read straight from x, without an im2col matrix in between. C is m x (height x width), or with
+// max_pool_2x2 its 2x2, stride-2 max pool, m x (height / 2 x width / 2) rounded down: the pool of the sums, then the
+// epilogue, whose outputs are the pool of the unpooled ones' as it never decreases (row scales are not negative). The
+// workspace's bytes (64-byte aligned) come from GemmConv3x3WorkspaceS8, for either.
 using GemmConv3x3PackAS8 = std::size_t (*)(int m, int channels, const std::int8_t* a, std::int8_t* packed);
 using GemmConv3x3WorkspaceS8 = std::size_t (*)(int m, int channels, int height, int width);
 using GemmConv3x3S8 = void (*)(int m, int channels, int height, int width, const std::int8_t* packed_a,
-                               const std::uint8_t* x, std::uint8_t padding, const IntegerGemmEpilogue& epilogue,
-                               unsigned char* workspace);
+                               const std::uint8_t* x, std::uint8_t padding, bool max_pool_2x2,
+                               const IntegerGemmEpilogue& epilogue, unsigned char* workspace);
 // For a B that several products share (the int8 Winograd's, one per block of output channels): op(B) packed once
 // (returns the elements it needs; with packed == nullptr only computes that), then products of packed A and B.
 using GemmPackBS16 = std::size_t (*)(bool transpose_b, int n, int k, const std::int16_t* b, int ldb,

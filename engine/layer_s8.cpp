@@ -104,6 +104,11 @@ PackedLayerS8::PackedLayerS8(const KernelTable& table, const ConvGeometry* conv,
     }
 }
 
+bool PackedLayerS8::fuse_max_pool_2x2() {
+    pool_ = pool_ || (!winograd_ && packs_from_image());
+    return pool_;
+}
+
 std::size_t PackedLayerS8::packed_bytes() const {
     return (winograd_ ? winograd_->packed_bytes() : packed_weights_.size()) + row_bias_.size() * sizeof(std::int32_t) +
            row_scale_.size() * sizeof(float);
@@ -152,11 +157,13 @@ void PackedLayerS8::run_im2col(const std::uint8_t* x, int batch, void* y, unsign
         const std::size_t out_image = static_cast<std::size_t>(outputs_) * g.positions() * out_size;
         const auto padding = static_cast<std::uint8_t>(input_.zero_point);  // a real 0 outside the image
         if (packs_from_image()) {
+            const int positions = pool_ ? g.height / 2 * (g.width / 2) : g.positions();
             for (int n = 0; n < batch; ++n) {
-                const IntegerGemmEpilogue image_epilogue =
-                    epilogue(static_cast<unsigned char*>(y) + n * out_image, g.positions());
+                const IntegerGemmEpilogue image_epilogue = epilogue(
+                    static_cast<unsigned char*>(y) + n * static_cast<std::size_t>(outputs_) * positions * out_size,
+                    positions);
                 table_.gemm_conv3x3_s8(outputs_, g.channels, g.height, g.width, packed_weights_.data(),
-                                       x + n * in_image, padding, image_epilogue, workspace);
+                                       x + n * in_image, padding, pool_, image_epilogue, workspace);
             }
             return;
         }

@@ -39,10 +39,14 @@ public:
 
     bool quantized_output() const { return output_.has_value(); }
     bool uses_winograd() const { return winograd_ != nullptr; }
+    // Takes over a 2x2 max pool of stride 2 that follows the convolution (and its ReLU), where the path computes it
+    // on the sums (the GEMM that reads B from the image does: the full output is never written); returns whether
+    // it did.
+    bool fuse_max_pool_2x2();
     std::size_t packed_bytes() const;
     std::size_t workspace_bytes(int batch, int threads) const;
     // x: batch x (C x H x W, or inputs) 7-bit activations -> y: batch x (outputs x Ho x Wo, or outputs), 7-bit
-    // (quantized_output()) or floats; on at most `threads` threads.
+    // (quantized_output()) or floats, Ho and Wo halved, rounded down, when it pools; on at most `threads` threads.
     void run(const std::uint8_t* x, int batch, void* y, unsigned char* workspace, int threads) const;
 
 private:
@@ -62,6 +66,7 @@ private:
     ActivationQuantization input_;
     std::optional<ActivationQuantization> output_;
     bool relu_;
+    bool pool_ = false;
     // The im2col path's A (as GemmConv3x3PackAS8 packs it where the GEMM reads B from the image).
     std::vector<std::int8_t, AlignedAllocator<std::int8_t>> packed_weights_;
     std::unique_ptr<WinogradConv3x3S8> winograd_;  // or the Winograd path

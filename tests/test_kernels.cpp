@@ -779,38 +779,64 @@ TEST_CASE("int8 GEMM: every table equals the reference bit for bit: odd shapes, 
 
 namespace {
 
-// One 3x3 convolution through the s8 conv GEMM (B packed from the image) on a table and on the reference: every
-// output bit for bit, the workspace exactly as large as the table says.
-void check_conv3x3_s8(const KernelTable& table, int m, int channels, int height, int width, bool extreme, Rng& rng) {
+// One 3x3 convolution through the s8 conv GEMM (B packed from the image) on a table and on the reference, or its 2x2
+// max pool: every output bit for bit, as sums and requantized (with ReLU, and without on odd shapes: the two paths
+// of the epilogue), nothing written outside C, the workspace exactly as large as the table says.
+void check_conv3x3_s8(const KernelTable& table, int m, int channels, int height, int width, bool extreme, bool pool,
+                      Rng& rng) {
     CAPTURE(m);
     CAPTURE(channels);
     CAPTURE(height);
     CAPTURE(width);
     CAPTURE(extreme);
-    const int k = 9 * channels, n = height * width;
+    CAPTURE(pool);
+    const int k = 9 * channels, n = pool ? height / 2 * (width / 2) : height * width;
     std::vector<std::int8_t> weights(static_cast<std::size_t>(m) * k);
     for (std::size_t i = 0; i < weights.size(); ++i)
         weights[i] = extreme ? (i % 5 == 0 ? -127 : 127)
                              : static_cast<std::int8_t>(static_cast<int>(rng.below(255)) - 127);
-    std::vector<std::uint8_t> x(static_cast<std::size_t>(channels) * n);
+    std::vector<std::uint8_t> x(static_cast<std::size_t>(channels) * height * width);
     for (std::uint8_t& v : x) v = extreme ? kActivationMax : static_cast<std::uint8_t>(rng.below(kActivationMax + 1));
     const auto padding = static_cast<std::uint8_t>(extreme ? kActivationMax : rng.below(kActivationMax + 1));
-    const auto run = [&](const KernelTable& kernels) {
+    // Requantized: bias and scale per row spread so that outputs fall below, inside and above the 7-bit range.
+    std::vector<std::int32_t> row_bias(static_cast<std::size_t>(m));
+    std::vector<float> row_scale(static_cast<std::size_t>(m));
+    for (int i = 0; i < m; ++i) {
+        row_bias[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(rng.below(20001)) - 10000;
+        row_scale[static_cast<std::size_t>(i)] = 4.0f * (0.25f + rng.uniform()) / (127.0f * std::sqrt(k + 1.0f));
+    }
+    constexpr std::ptrdiff_t kGuard = 64;  // bytes either side of C
+    const auto run = [&](const KernelTable& kernels, bool requantize) {
         std::vector<std::int8_t> packed(kernels.gemm_conv3x3_pack_a_s8(m, channels, weights.data(), nullptr));
         kernels.gemm_conv3x3_pack_a_s8(m, channels, weights.data(), packed.data());
         const std::size_t workspace_bytes = kernels.gemm_conv3x3_workspace_s8(m, channels, height, width);
         std::vector<unsigned char, AlignedAllocator<unsigned char>> workspace(workspace_bytes + 256, 0xA5);
-        std::vector<std::int32_t> sums(static_cast<std::size_t>(m) * n, -1);
+        const std::size_t c_bytes = static_cast<std::size_t>(m) * n * (requantize ? 1 : sizeof(std::int32_t));
+        std::vector<unsigned char, AlignedAllocator<unsigned char>> c(c_bytes + 2 * kGuard, 0xA5);
         IntegerGemmEpilogue epilogue;
-        epilogue.sums = sums.data();
         epilogue.ldc = n;
-        kernels.gemm_conv3x3_s8(m, channels, height, width, packed.data(), x.data(), padding, epilogue,
+        if (requantize) {
+            epilogue.quantized = c.data() + kGuard;
+            epilogue.row_bias = row_bias.data();
+            epilogue.row_scale = row_scale.data();
+            epilogue.zero_point = (m + width) % 2 ? 3 : 0;
+            epilogue.relu = epilogue.zero_point == 0;
+        } else {
+            epilogue.sums = reinterpret_cast<std::int32_t*>(c.data() + kGuard);
+        }
+        kernels.gemm_conv3x3_s8(m, channels, height, width, packed.data(), x.data(), padding, pool, epilogue,
                                 workspace.data());
         CHECK(std::all_of(workspace.begin() + static_cast<std::ptrdiff_t>(workspace_bytes), workspace.end(),
                           [](unsigned char v) { return v == 0xA5; }));
-        return sums;
+        const auto untouched = [](unsigned char v) { return v == 0xA5; };
+        CHECK(std::all_of(c.begin(), c.begin() + kGuard, untouched));
+        CHECK(std::all_of(c.end() - kGuard, c.end(), untouched));
+        return c;
     };
-    CHECK(run(table) == run(reference_kernels()));
+    for (const bool requantize : {false, true}) {
+        CAPTURE(requantize);
+        CHECK(run(table, requantize) == run(reference_kernels(), requantize));
+    }
 }
 
 }  // namespace
@@ -821,15 +847,18 @@ TEST_CASE("int8 3x3 convolution GEMM (B packed from the image): every table equa
     // 9 x channels that are and are not multiples of 64, and the reference network's layers at batch 1. Where the
     // tile reads B from the input four channels innermost: channel counts short of a group of four (3, 7, 13),
     // positions of one vector spanning several rows, rows of one vector (15 wide) and of two (31 wide), an odd count
-    // of them, and images one output wide or high.
+    // of them, and images one output wide or high. Pooled, besides: both rows of a pair in one vector (7 or fewer
+    // wide with AVX-512, 3 with AVX2), an odd count of pairs, from the input as it is and packed (2 channels).
     const int shapes[][4] = {{1, 1, 1, 1},     {5, 1, 7, 1},      {3, 2, 40, 1},    {33, 13, 5, 2},
                              {31, 7, 11, 13},  {64, 32, 40, 60},  {40, 64, 20, 30}, {17, 512, 10, 15},
                              {256, 512, 5, 7}, {3, 3, 3, 97},     {20, 8, 9, 31},   {12, 16, 9, 15},
-                             {9, 8, 40, 1},    {7, 3, 1, 23}};
+                             {9, 8, 40, 1},    {7, 3, 1, 23},     {20, 8, 7, 6},    {9, 2, 6, 5},
+                             {7, 3, 7, 3}};
     for_each_fast_table([&](const KernelTable& table) {
         for (const auto& shape : shapes)
             for (const bool extreme : {false, true})
-                check_conv3x3_s8(table, shape[0], shape[1], shape[2], shape[3], extreme, rng);
+                for (const bool pool : {false, true})
+                    check_conv3x3_s8(table, shape[0], shape[1], shape[2], shape[3], extreme, pool, rng);
     });
 }
 
@@ -848,7 +877,8 @@ TEST_CASE("int8 GEMMs on 1 to 4 threads: the shares of the tiles, whole and half
                 check_gemm_s8(table, {size[0], size[1], size[2], false, true, true, true, 0, S8GemmCase::Random},
                               rng);
             for (const auto& shape : conv_shapes)
-                check_conv3x3_s8(table, shape[0], shape[1], shape[2], shape[3], false, rng);
+                for (const bool pool : {false, true})
+                    check_conv3x3_s8(table, shape[0], shape[1], shape[2], shape[3], false, pool, rng);
         }
     });
     omp_set_num_threads(caller_threads);
@@ -903,7 +933,7 @@ TEST_CASE("f32 3x3 convolution GEMM (B packed from the image): the bits of the p
 
 TEST_CASE("int8 3x3 convolution GEMM: the reference equals im2col and the reference GEMM") {
     Rng rng(24);
-    const ConvGeometry g{5, 6, 4, 3, 1, 1, 6, 4};
+    const ConvGeometry g{5, 7, 5, 3, 1, 1, 7, 5};
     const int m = 3, k = g.rows(), n = g.positions();
     std::vector<std::int8_t> weights(static_cast<std::size_t>(m) * k);
     for (std::int8_t& w : weights) w = static_cast<std::int8_t>(static_cast<int>(rng.below(255)) - 127);
@@ -922,9 +952,24 @@ TEST_CASE("int8 3x3 convolution GEMM: the reference equals im2col and the refere
     reference.gemm_packed_a_s8(false, m, n, k, packed.data(), columns.data(), n, epilogue, nullptr);
     std::vector<unsigned char> workspace(reference.gemm_conv3x3_workspace_s8(m, g.channels, g.height, g.width));
     epilogue.sums = actual.data();
-    reference.gemm_conv3x3_s8(m, g.channels, g.height, g.width, packed.data(), x.data(), padding, epilogue,
+    reference.gemm_conv3x3_s8(m, g.channels, g.height, g.width, packed.data(), x.data(), padding, false, epilogue,
                               workspace.data());
     CHECK(actual == expected);
+    // Pooled: each output the largest of its 2x2 window's sums (the last row of an odd height left out).
+    const int pooled_height = g.height / 2, pooled_width = g.width / 2;
+    std::vector<std::int32_t> pooled(static_cast<std::size_t>(m) * pooled_height * pooled_width), windows;
+    for (int i = 0; i < m; ++i)
+        for (int py = 0; py < pooled_height; ++py)
+            for (int px = 0; px < pooled_width; ++px) {
+                const std::int32_t* row = expected.data() + static_cast<std::size_t>(i) * n;
+                const auto at = [&](int y, int x) { return row[(2 * py + y) * g.width + 2 * px + x]; };
+                windows.push_back(std::max({at(0, 0), at(0, 1), at(1, 0), at(1, 1)}));
+            }
+    epilogue.sums = pooled.data();
+    epilogue.ldc = pooled_height * pooled_width;
+    reference.gemm_conv3x3_s8(m, g.channels, g.height, g.width, packed.data(), x.data(), padding, true, epilogue,
+                              workspace.data());
+    CHECK(pooled == windows);
 }
 
 TEST_CASE("int8 GEMM: the reference sums exactly at the extremes (-127 and 127 weights, activations at 127)") {

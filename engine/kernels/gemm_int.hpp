@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
@@ -50,10 +51,10 @@ struct S16Operands {
 // and optionally sums_half (the same for a panel's first kColumns / 2 columns alone, which the driver calls where
 // no more are used), kAGroup (values of a row of A side by side in its panel; Operands::kGroup if absent),
 // kDepthMultiple (the depth padding, a multiple of kAGroup; 8 if absent), finish_quantized (finish_sums into 7-bit
-// activations, the same bits in the tile's own vectors) and pack_conv3x3_panel (a convolution's B panel packed in the
-// tile's own instructions, or false to leave it to pack_conv3x3_runs). An s8 tile whose columns are two vectors of
-// kColumns / 2 may instead read a 3x3 convolution's B straight from the input, four channels innermost, without
-// packing it (multiply_conv3x3):
+// activations for a tile's rows and runs of columns, the same bits in the tile's own vectors) and pack_conv3x3_panel
+// (a convolution's B panel packed in the tile's own instructions, or false to leave it to pack_conv3x3_runs). An s8
+// tile whose columns are two vectors of kColumns / 2 may instead read a 3x3 convolution's B straight from the input,
+// four channels innermost, without packing it (multiply_conv3x3):
 //   template <int kVectors> static void sums_from_planes(int channel_groups, const A* a, const B* const* vectors,
 //                                                        std::ptrdiff_t group_stride, const std::ptrdiff_t* taps,
 //                                                        std::int32_t* sums);
@@ -186,17 +187,88 @@ struct ColumnRun {
     int lane, count, column;
 };
 
+// The panels of a 3x3 convolution whose 2x2, stride-2 max pool is taken on its sums, before the epilogue (which never
+// decreases, so this equals pooling the epilogue's outputs, and the full output is never written). A panel is two
+// vectors of kColumns / 2 positions (numbered oy x stride + ox, stride = width + 2, as both padded copies of the
+// input store them), laid out so that each pooling window lies in one panel:
+//   - a vector of each row of a pair, the same kColumns / 2 outputs from an even x (two rows' chunks);
+//   - or, where both rows of a pair and the border between them fit one vector (images 7 or fewer wide with
+//     AVX-512), a vector per pair: conv5's 5 x 7 then takes one panel, against two (three vectors) unpooled.
+// Rows and columns past the pooled ones (an odd height or width) are left out.
+template <int kColumns>
+struct MaxPool2x2Panels {
+    static constexpr int kHalf = kColumns / 2, kPooled = kHalf / 2;  // positions a vector, pooled outputs a chunk
+    static_assert(kHalf % 2 == 0, "a chunk holds whole pairs of outputs");
+    int pooled_height, pooled_width, stride;
+    bool pair_per_vector;
+    int chunks;  // of a pair of rows, without pair_per_vector
+
+    MaxPool2x2Panels(int height, int width)
+        : pooled_height(height / 2), pooled_width(width / 2), stride(width + 2),
+          pair_per_vector(stride + width <= kHalf), chunks((pooled_width + kPooled - 1) / kPooled) {}
+    int vectors() const { return pair_per_vector ? pooled_height : 2 * pooled_height * chunks; }
+    int panels() const { return (vectors() + 1) / 2; }
+    // Vector v's first position. Its lanes that no stored output pools are computed, never stored: the positions
+    // that follow it along the padded rows, up to kHalf - 1 past the last row's end (the planes' margin).
+    int base(int v) const {
+        if (pair_per_vector) return 2 * v * stride;
+        const int panel = v / 2;
+        return (2 * (panel / chunks) + v % 2) * stride + panel % chunks * kHalf;
+    }
+    int runs(int panel, ColumnRun* runs) const {
+        if (!pair_per_vector) {
+            const int first = panel % chunks * kPooled;
+            runs[0] = {0, std::min(kPooled, pooled_width - first), panel / chunks * pooled_width + first};
+            return 1;
+        }
+        int count = 0;
+        for (int half = 0; half < 2 && 2 * panel + half < pooled_height; ++half)
+            runs[count++] = {half * kPooled, pooled_width, (2 * panel + half) * pooled_width};
+        return count;
+    }
+    // The pooled sums of the panel's tile, each of its first `rows` rows into the lanes runs() names: the maxima of
+    // the window's two rows, then those of pairs of neighbours, loops the compiler turns into vector maxima and
+    // shuffles (one loop of the four took scalar loads and stores through the stack instead).
+    void pool(int panel, std::int32_t* sums, int rows) const {
+        if (!pair_per_vector) {
+            for (int i = 0; i < rows; ++i) pool_pairs<kHalf>(sums + i * kColumns, kHalf, sums + i * kColumns);
+            return;
+        }
+        for (int half = 0; half < 2 && 2 * panel + half < pooled_height; ++half)
+            for (int i = 0; i < rows; ++i)
+                pool_pairs<kHalf>(sums + i * kColumns + half * kHalf, stride, sums + i * kColumns + half * kPooled,
+                                  2 * pooled_width);
+    }
+
+private:
+    // out[j] = the largest of in[2j], in[2j + 1], in[rows + 2j] and in[rows + 2j + 1], for 2j < `count` (of the
+    // kMost at most that `in` may hold); out[count / 2] to out[kMost - 1] are overwritten with copies. Storing a whole
+    // vector lets the epilogue's load of it take the value from the store: a narrower store made that load wait for
+    // it to reach the cache, a quarter of conv1's time on a Zen 5.
+    template <int kMost>
+    static void pool_pairs(const std::int32_t* in, int rows, std::int32_t* out, int count = kMost) {
+        std::int32_t rows_max[kMost] = {}, pooled[kMost];
+        for (int j = 0; j < count; ++j) rows_max[j] = std::max(in[j], in[rows + j]);
+        for (int j = 0; j < kMost; ++j) pooled[j] = std::max(rows_max[2 * j % kMost], rows_max[(2 * j + 1) % kMost]);
+        std::copy_n(pooled, kMost, out);
+    }
+};
+
 // The columns of C as panels of packed B, kColumns each: what PackedGemmInt::compute asks of a column source.
+// With `pooled`, the panels are MaxPool2x2Panels' and C is the pool.
 template <class Tile, class Operands>
 struct PackedColumns {
     static constexpr int kColumns = Tile::kColumns;
     const typename Operands::B* packed_b;
     int n, depth;
+    std::optional<MaxPool2x2Panels<kColumns>> pooled = std::nullopt;
 
-    int panels() const { return (n + kColumns - 1) / kColumns; }
+    int panels() const { return pooled ? pooled->panels() : (n + kColumns - 1) / kColumns; }
     // Whether the panel's columns all lie in the tile's first half (computed then by sums_half, where it has one).
     bool half(int panel) const {
-        if constexpr (requires { Tile::sums_half; }) return 2 * std::min(kColumns, n - panel * kColumns) <= kColumns;
+        if constexpr (requires { Tile::sums_half; })
+            return pooled ? 2 * panel + 1 == pooled->vectors()
+                          : 2 * std::min(kColumns, n - panel * kColumns) <= kColumns;
         return false;
     }
     void sums(int panel, const typename Operands::A* a_panel, std::int32_t* sums) const {
@@ -205,7 +277,12 @@ struct PackedColumns {
             if (half(panel)) return Tile::sums_half(depth / Operands::kGroup, a_panel, b_panel, sums);
         Tile::sums(depth / Operands::kGroup, a_panel, b_panel, sums);
     }
+    // The panel's tile's first `rows` rows of sums, made what the epilogue finishes.
+    void pool(int panel, std::int32_t* sums, int rows) const {
+        if (pooled) pooled->pool(panel, sums, rows);
+    }
     int runs(int panel, ColumnRun* runs) const {
+        if (pooled) return pooled->runs(panel, runs);
         runs[0] = {0, std::min(kColumns, n - panel * kColumns), panel * kColumns};
         return 1;
     }
@@ -269,7 +346,8 @@ struct InterleavedPlanes {
 // The columns of a 3x3 convolution's C as vectors of kColumns / 2 positions read from InterleavedPlanes, two to a
 // tile. The vectors run along the padded rows, border positions included (computed, never stored), or, where that
 // takes fewer, row by row (a row of 15 outputs: one vector of 16 a row, where 10 rows of 17 positions need 11).
-// A tile's outputs are then runs of lanes, broken by the border.
+// A tile's outputs are then runs of lanes, broken by the border. With `pool`, the tiles are MaxPool2x2Panels' (two
+// rows' vectors each) and C is the pool.
 template <class Tile>
 struct PlaneColumns {
     static constexpr int kLanes = Tile::kColumns / 2;
@@ -278,18 +356,24 @@ struct PlaneColumns {
     std::ptrdiff_t taps[9];
     int row_vectors, vectors;
     bool by_row;
+    std::optional<MaxPool2x2Panels<Tile::kColumns>> pooled;
 
-    PlaneColumns(const std::uint8_t* planes_, const InterleavedPlanes& g) : planes(planes_), geometry(g) {
+    PlaneColumns(const std::uint8_t* planes_, const InterleavedPlanes& g, bool pool) : planes(planes_), geometry(g) {
         for (int t = 0; t < 9; ++t) taps[t] = g.tap_bytes(t);
         row_vectors = (g.width + kLanes - 1) / kLanes;
         const int along = (g.height * g.stride() + kLanes - 1) / kLanes;
         by_row = g.height * row_vectors < along;
         vectors = by_row ? g.height * row_vectors : along;
+        if (pool) {
+            pooled.emplace(g.height, g.width);
+            vectors = pooled->vectors();
+        }
     }
     int panels() const { return (vectors + 1) / 2; }
     bool half(int panel) const { return 2 * panel + 1 == vectors; }
     // Vector v's first position (oy x stride + ox), and how many of its lanes may hold outputs.
     int base(int v) const {
+        if (pooled) return pooled->base(v);
         return by_row ? v / row_vectors * geometry.stride() + v % row_vectors * kLanes : v * kLanes;
     }
     int lanes(int v) const { return by_row ? std::min(kLanes, geometry.width - v % row_vectors * kLanes) : kLanes; }
@@ -302,7 +386,11 @@ struct PlaneColumns {
         vectors_at[1] = planes + 4 * static_cast<std::ptrdiff_t>(base(2 * panel + 1));
         Tile::template sums_from_planes<2>(geometry.groups(), a_panel, vectors_at, geometry.plane_bytes(), taps, sums);
     }
+    void pool(int panel, std::int32_t* sums, int rows) const {
+        if (pooled) pooled->pool(panel, sums, rows);
+    }
     int runs(int panel, ColumnRun* runs) const {
+        if (pooled) return pooled->runs(panel, runs);
         int count = 0;
         for (int v = 2 * panel; v < std::min(vectors, 2 * panel + 2); ++v) {
             int oy = base(v) / geometry.stride(), ox = base(v) % geometry.stride();
@@ -349,7 +437,7 @@ struct PackedGemmInt {
     std::size_t conv3x3_workspace_bytes(int m, int channels, int height, int width) const
         requires std::is_same_v<Operands, S8Operands>;
     void multiply_conv3x3(int m, int channels, int height, int width, const A* packed_a, const B* x, B padding,
-                          const IntegerGemmEpilogue& epilogue, unsigned char* workspace) const
+                          bool max_pool_2x2, const IntegerGemmEpilogue& epilogue, unsigned char* workspace) const
         requires std::is_same_v<Operands, S8Operands>;
 
 private:
@@ -450,16 +538,16 @@ void PackedGemmInt<Operands, Arch>::compute(int m, int depth, const A* packed_a,
                 alignas(64) std::int32_t sums[kRows * kColumns];
                 columns.sums(panel, packed_a + static_cast<std::ptrdiff_t>(row_panel) * kRows * depth, sums);
                 const int row = row_panel * kRows, rows = std::min(kRows, m - row);
-                for (int i = 0; i < rows; ++i)
-                    for (int r = 0; r < run_count; ++r) {
-                        const std::int32_t* run_sums = sums + i * kColumns + runs[r].lane;
-                        if constexpr (requires { Tile::finish_quantized; })  // the same bits, in the tile's vectors
-                            if (epilogue.quantized) {
-                                Tile::finish_quantized(run_sums, runs[r].count, row + i, runs[r].column, epilogue);
-                                continue;
-                            }
-                        finish_sums(run_sums, runs[r].count, row + i, runs[r].column, epilogue);
+                columns.pool(panel, sums, rows);
+                if constexpr (requires { Tile::finish_quantized; })  // the same bits, in the tile's vectors
+                    if (epilogue.quantized) {
+                        Tile::finish_quantized(sums, rows, runs, run_count, row, epilogue);
+                        continue;
                     }
+                for (int i = 0; i < rows; ++i)
+                    for (int r = 0; r < run_count; ++r)
+                        finish_sums(sums + i * kColumns + runs[r].lane, runs[r].count, row + i, runs[r].column,
+                                    epilogue);
             }
         }
     }
@@ -558,20 +646,25 @@ std::size_t PackedGemmInt<Operands, Arch>::pack_conv3x3_a(int m, int channels, c
 }
 
 template <class Operands, class Arch>
-std::size_t PackedGemmInt<Operands, Arch>::conv3x3_workspace_bytes(int m, int channels, int height, int width) const
+std::size_t PackedGemmInt<Operands, Arch>::conv3x3_workspace_bytes(int, int channels, int height, int width) const
     requires std::is_same_v<Operands, S8Operands>
 {
     using namespace int_gemm_detail;
     using Tile = IntTile<Operands, Arch>;
+    constexpr int kColumns = Tile::kColumns;
     if (conv_from_planes(channels)) return InterleavedPlanes{channels, height, width}.bytes();
     const std::size_t planes = PaddedPlanes{channels, height, width}.elements() * sizeof(B);
-    return planes + offsets_bytes(padded_depth<Tile>(9 * channels)) +
-           workspace_bytes(m, height * width, 9 * channels);
+    const int depth = padded_depth<Tile>(9 * channels);
+    // B's panels in either order of its columns (the pooled one may take more: it computes whole half rows).
+    const int panels = std::max((height * width + kColumns - 1) / kColumns,
+                                MaxPool2x2Panels<kColumns>(height, width).panels());
+    return planes + offsets_bytes(depth) + static_cast<std::size_t>(panels) * kColumns * depth * sizeof(B);
 }
 
 template <class Operands, class Arch>
 void PackedGemmInt<Operands, Arch>::multiply_conv3x3(int m, int channels, int height, int width, const A* packed_a,
-                                                     const B* x, B padding, const IntegerGemmEpilogue& epilogue,
+                                                     const B* x, B padding, bool max_pool_2x2,
+                                                     const IntegerGemmEpilogue& epilogue,
                                                      unsigned char* workspace) const
     requires std::is_same_v<Operands, S8Operands>
 {
@@ -579,8 +672,9 @@ void PackedGemmInt<Operands, Arch>::multiply_conv3x3(int m, int channels, int he
     using Tile = IntTile<Operands, Arch>;
     constexpr int kColumns = Tile::kColumns, kGroup = Operands::kGroup;
     const int n = height * width, k = 9 * channels;
-    if (m <= 0 || n <= 0) return;
-    if (k <= 0) return finish_empty_product(m, n, epilogue);
+    const int outputs = max_pool_2x2 ? height / 2 * (width / 2) : n;
+    if (m <= 0 || outputs <= 0) return;
+    if (k <= 0) return finish_empty_product(m, outputs, epilogue);
     if constexpr (kTileReadsPlanes)
         if (conv_from_planes(channels)) {
             const InterleavedPlanes interleaved{channels, height, width};
@@ -588,12 +682,14 @@ void PackedGemmInt<Operands, Arch>::multiply_conv3x3(int m, int channels, int he
             {
                 interleaved.interleave(x, padding, workspace);  // its `omp for` ends in a barrier
                 compute(m, padded_depth<Tile>(36 * interleaved.groups()), packed_a,
-                        PlaneColumns<Tile>(workspace, interleaved), epilogue);
+                        PlaneColumns<Tile>(workspace, interleaved, max_pool_2x2), epilogue);
             }
             return;
         }
     const PaddedPlanes padded{channels, height, width};
-    const int depth = padded_depth<Tile>(k), column_panels = (n + kColumns - 1) / kColumns;
+    PackedColumns<Tile, Operands> columns_source{nullptr, n, padded_depth<Tile>(k)};
+    if (max_pool_2x2) columns_source.pooled.emplace(height, width);
+    const int depth = columns_source.depth, column_panels = columns_source.panels();
     auto* planes = reinterpret_cast<B*>(workspace);
     auto* offsets = reinterpret_cast<std::ptrdiff_t*>(workspace + padded.elements() * sizeof(B));
     auto* packed_b = reinterpret_cast<B*>(workspace + padded.elements() * sizeof(B) + offsets_bytes(depth));
@@ -605,21 +701,36 @@ void PackedGemmInt<Operands, Arch>::multiply_conv3x3(int m, int channels, int he
 #pragma omp for schedule(static)
         for (int panel = 0; panel < column_panels; ++panel) {
             // Each column's output (oy, ox) reads the padded planes at oy * stride + ox plus the tap's offset;
-            // columns past the last (never stored) read as the first.
-            int base[kColumns];
-            for (int j = 0; j < kColumns; ++j) {
-                const int column = panel * kColumns + j, position = column < n ? column : panel * kColumns;
-                base[j] = static_cast<int>(padded.base(position));
+            // columns past the last or past a pooled row's end (never stored) read as the first.
+            int base[kColumns], columns = kColumns;
+            if (const auto& pooled = columns_source.pooled) {
+                // Lanes that no stored output pools read where they fall, inside the planes and their margin (the
+                // vector's positions run on along the padded rows), but for a last panel's missing vector.
+                for (int half = 0; half < 2; ++half) {
+                    const int v = 2 * panel + half, first = v < pooled->vectors() ? pooled->base(v) : base[0];
+                    for (int lane = 0; lane < kColumns / 2; ++lane)
+                        base[half * kColumns / 2 + lane] = v < pooled->vectors() ? first + lane : first;
+                }
+            } else {
+                // One division for the panel, then steps along its rows (a division per column was a quarter of
+                // conv1's time on a Zen 5).
+                const int first = panel * kColumns;
+                columns = std::min(kColumns, n - first);
+                int ox = first % width, at = static_cast<int>(padded.base(first));
+                for (int j = 0; j < kColumns; ++j) {
+                    base[j] = j < columns ? at : base[0];
+                    at += ++ox < width ? 1 : (ox = 0, padded.stride() - width + 1);
+                }
             }
             B* out = packed_b + static_cast<std::ptrdiff_t>(panel) * kColumns * depth;
             bool packed = false;
             if constexpr (requires { Tile::pack_conv3x3_panel; })
                 packed = Tile::pack_conv3x3_panel(planes, offsets, base, depth, out);
             if (!packed)
-                pack_conv3x3_runs<kColumns, kGroup>(planes, offsets, base, std::min(kColumns, n - panel * kColumns),
-                                                    depth, out);
+                pack_conv3x3_runs<kColumns, kGroup>(planes, offsets, base, columns, depth, out);
         }
-        compute(m, depth, packed_a, PackedColumns<Tile, Operands>{packed_b, n, depth}, epilogue);
+        columns_source.packed_b = packed_b;
+        compute(m, depth, packed_a, columns_source, epilogue);
     }
 }
 

@@ -30,7 +30,7 @@ const TileConfig kTiles = [] {
 // the eight tile registers. A's panel holds, per 64 depths, its 32 rows of 64 bytes (kAGroup); B's, per 16 groups,
 // 16 rows of 32 columns' groups, so a B tile is every other 64 bytes of it.
 template <>
-struct IntTile<S8Operands, AmxInt8> : Avx512QuantizedEpilogue {
+struct IntTile<S8Operands, AmxInt8> : Avx512QuantizedEpilogue<32> {
     static constexpr int kRows = 32, kColumns = 32, kAGroup = 64, kDepthMultiple = 64;
 
     static void sums(int groups, const std::int8_t* a, const std::uint8_t* b, std::int32_t* out) {

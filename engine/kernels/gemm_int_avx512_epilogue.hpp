@@ -1,5 +1,5 @@
 // The integer GEMM's requantizing epilogue in AVX-512 vectors, for the tiles built with AVX-512 (VNNI, AMX): a base
-// class that gives a tile finish_quantized (gemm_int.hpp), 16 columns at a time where the compiler's loop took 8.
+// class that gives a tile of kColumns columns finish_quantized (gemm_int.hpp), a whole tile at a time.
 #pragma once
 
 #include <immintrin.h>
@@ -10,28 +10,57 @@ namespace edgeqc {
 // Unnamed, as gemm_int.hpp's helpers: the VNNI and the AMX sources each compile their own copy with their own flags.
 namespace {
 
+template <int kColumns>
 struct Avx512QuantizedEpilogue {
-    // int_gemm_detail::finish_sums into 7-bit activations, with the same float operations in the same order (and
-    // the same rounding: int_gemm_detail::round_to_even's), so the bits equal the reference's.
-    static void finish_quantized(const std::int32_t* sums, int count, int row, int column,
-                                 const IntegerGemmEpilogue& e) {
-        constexpr int kWidth = 16;
-        const __m512i bias = _mm512_set1_epi32(e.row_bias ? e.row_bias[row] : 0);
-        const __m512 scale = _mm512_set1_ps(e.row_scale[row]);
+    // int_gemm_detail::finish_sums into 7-bit activations for the first `rows` rows of a tile's sums (row-major,
+    // kColumns a row) whose lanes `runs` hold C's columns, with the same float operations in the same order (and the
+    // same rounding: int_gemm_detail::round_to_even's), so the bits equal the reference's. Each 16 lanes are
+    // requantized whole, border lanes included, and stored with a byte mask per run: a call per row and run, each
+    // loading its constants and sums again, was a sixth of conv2's time on a Zen 5.
+    static void finish_quantized(const std::int32_t* sums, int rows, const int_gemm_detail::ColumnRun* runs,
+                                 int run_count, int row, const IntegerGemmEpilogue& e) {
+        constexpr int kWidth = 16, kVectors = kColumns / kWidth;
+        static_assert(kColumns % kWidth == 0, "a tile's columns are whole vectors");
+        // Where each vector's lanes go: per run that overlaps it, a mask of its lanes and the offset in C's row of
+        // the vector's lane 0 (before the row where the run starts past lane 0: masked lanes are never touched).
+        struct Store {
+            __mmask16 lanes;
+            std::ptrdiff_t offset;
+        };
+        Store stores[kColumns + kVectors];
+        int first_store[kVectors + 1] = {};
+        int count = 0;
+        for (int v = 0; v < kVectors; ++v) {
+            first_store[v] = count;
+            for (int r = 0; r < run_count; ++r) {
+                const int begin = std::max(runs[r].lane, v * kWidth);
+                const int end = std::min(runs[r].lane + runs[r].count, (v + 1) * kWidth);
+                if (begin >= end) continue;
+                const unsigned bits = ((1u << (end - begin)) - 1) << (begin - v * kWidth);
+                stores[count++] = {static_cast<__mmask16>(bits), runs[r].column + v * kWidth - runs[r].lane};
+            }
+        }
+        first_store[kVectors] = count;
         const __m512 low = _mm512_set1_ps(static_cast<float>(e.relu ? 0 : -e.zero_point));
         const __m512 high = _mm512_set1_ps(static_cast<float>(kActivationMax - e.zero_point));
         const __m512 shifter = _mm512_set1_ps(int_gemm_detail::kRoundingShifter);
         const __m512i zero_point = _mm512_set1_epi32(e.zero_point);
-        std::uint8_t* out = e.quantized + static_cast<std::ptrdiff_t>(row) * e.ldc + column;
-        for (int j = 0; j < count; j += kWidth) {
-            const auto lanes = static_cast<__mmask16>(count - j >= kWidth ? 0xFFFF : (1u << (count - j)) - 1);
-            const __m512i sum = _mm512_add_epi32(_mm512_maskz_loadu_epi32(lanes, sums + j), bias);
-            __m512 value = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), scale);
-            // x86 returns the second operand where either is NaN: the value, which then passes, as in finish_sums.
-            value = _mm512_min_ps(high, _mm512_max_ps(low, value));
-            value = _mm512_sub_ps(_mm512_add_ps(value, shifter), shifter);
-            const __m512i quantized = _mm512_add_epi32(_mm512_cvttps_epi32(value), zero_point);
-            _mm_mask_storeu_epi8(out + j, lanes, _mm512_cvtepi32_epi8(quantized));
+        for (int i = 0; i < rows; ++i) {
+            const __m512i bias = _mm512_set1_epi32(e.row_bias ? e.row_bias[row + i] : 0);
+            const __m512 scale = _mm512_set1_ps(e.row_scale[row + i]);
+            const auto out =
+                reinterpret_cast<std::uintptr_t>(e.quantized + static_cast<std::ptrdiff_t>(row + i) * e.ldc);
+            for (int v = 0; v < kVectors; ++v) {
+                if (first_store[v] == first_store[v + 1]) continue;
+                const __m512i sum = _mm512_add_epi32(_mm512_loadu_si512(sums + i * kColumns + v * kWidth), bias);
+                __m512 value = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), scale);
+                // x86 returns the second operand where either is NaN: the value, which then passes, as in finish_sums.
+                value = _mm512_min_ps(high, _mm512_max_ps(low, value));
+                value = _mm512_sub_ps(_mm512_add_ps(value, shifter), shifter);
+                const __m128i bytes = _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvttps_epi32(value), zero_point));
+                for (int s = first_store[v]; s < first_store[v + 1]; ++s)
+                    _mm_mask_storeu_epi8(reinterpret_cast<void*>(out + stores[s].offset), stores[s].lanes, bytes);
+            }
         }
     }
 };

@@ -16,17 +16,25 @@ namespace edgeqc {
 namespace {
 
 // The panel straight from the padded planes (PackedGemmInt::multiply_conv3x3), four taps (a group) at a time: each
-// tap's 32 columns are one 64-byte load permuted by vpermb into one half of a register (taps 0 and 1 share one, 2
-// and 3 the other), then two vpermt2b interleave the four into groups. Declines (false) a panel whose columns span
-// 64 bytes or more of a plane (32 columns and two bytes of border per row break: only images one output wide) for
-// the driver's run-by-run packing.
+// tap's 32 columns come from two 64-byte loads, one from the first column and one from the 17th (the pooled order
+// takes its halves from two rows), permuted by vpermt2b into one half of a register (taps 0 and 1 share one, 2 and 3
+// the other); then two vpermt2b interleave the four into groups. Declines (false) a panel with a column in neither
+// 64 bytes (32 columns and two bytes of border per row break: only images one output wide) for the driver's
+// run-by-run packing.
 __attribute__((target("avx512f,avx512bw,avx512vbmi"))) inline bool pack_conv3x3_panel_vbmi(
     const std::uint8_t* planes, const std::ptrdiff_t* offsets, const int* base, int depth, std::uint8_t* out) {
-    constexpr int kColumns = 32, kTaps = 4;
-    alignas(64) std::uint8_t columns[64];  // both halves: a column's offset from the panel's first
+    constexpr int kColumns = 32, kTaps = 4, kWindow = 64;
+    // The second load where some column lies outside the first, else the first again (loading 64 bytes from the
+    // 17th column of the image's last panel would pass the planes' margin).
+    const auto in_first = [&](int j) { return base[j] >= base[0] && base[j] - base[0] < kWindow; };
+    bool one_window = true;
+    for (int j = 0; j < kColumns; ++j) one_window = one_window && in_first(j);
+    const std::uint8_t* windows[2] = {planes + base[0], planes + base[one_window ? 0 : kColumns / 2]};
+    alignas(64) std::uint8_t columns[64];  // both halves: a column's byte in the two loads (the second's from 64)
     for (int j = 0; j < kColumns; ++j) {
-        if (base[j] - base[0] >= 64) return false;
-        columns[j] = columns[j + kColumns] = static_cast<std::uint8_t>(base[j] - base[0]);
+        const std::ptrdiff_t index = in_first(j) ? base[j] - base[0] : planes + base[j] - windows[1] + kWindow;
+        if (index < 0 || index >= 2 * kWindow) return false;
+        columns[j] = columns[j + kColumns] = static_cast<std::uint8_t>(index);
     }
     const __m512i gather = _mm512_load_si512(columns);
     // Byte 4j + q of the group layout is column j of tap q: byte (q % 2) * 32 + j of the first register for taps 0
@@ -42,17 +50,17 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) inline bool pack_conv3x3_
     const __m512i low_columns = _mm512_load_si512(kLowColumns.data());
     const __m512i high_columns = _mm512_load_si512(kHighColumns.data());
     constexpr __mmask64 kLowHalf = 0xFFFFFFFFull, kHighHalf = ~kLowHalf;
-    const std::uint8_t* first = planes + base[0];
     for (int p = 0; p < depth; p += kTaps) {
-        __m512i pairs[2];
-        for (int pair = 0; pair < 2; ++pair) {
-            // Depths past k (offset -1) stay zero; their load reads the planes' start, which is never used.
-            const std::ptrdiff_t even = offsets[p + 2 * pair], odd = offsets[p + 2 * pair + 1];
-            const __m512i even_bytes = _mm512_loadu_si512(first + std::max(even, std::ptrdiff_t{0}));
-            const __m512i odd_bytes = _mm512_loadu_si512(first + std::max(odd, std::ptrdiff_t{0}));
-            pairs[pair] = _mm512_maskz_permutexvar_epi8(even >= 0 ? kLowHalf : 0, gather, even_bytes);
-            pairs[pair] = _mm512_mask_permutexvar_epi8(pairs[pair], odd >= 0 ? kHighHalf : 0, gather, odd_bytes);
+        // Each tap's 32 columns into one half of its pair's register; zero where the depth is past k (offset -1,
+        // whose loads read the planes' start, never used).
+        __m512i taps[kTaps];
+        for (int q = 0; q < kTaps; ++q) {
+            const std::ptrdiff_t offset = offsets[p + q], at = std::max(offset, std::ptrdiff_t{0});
+            taps[q] = _mm512_maskz_permutex2var_epi8(offset >= 0 ? (q % 2 ? kHighHalf : kLowHalf) : 0,
+                                                     _mm512_loadu_si512(windows[0] + at), gather,
+                                                     _mm512_loadu_si512(windows[1] + at));
         }
+        const __m512i pairs[2] = {_mm512_or_si512(taps[0], taps[1]), _mm512_or_si512(taps[2], taps[3])};
         _mm512_storeu_si512(out, _mm512_permutex2var_epi8(pairs[0], low_columns, pairs[1]));
         _mm512_storeu_si512(out + 64, _mm512_permutex2var_epi8(pairs[0], high_columns, pairs[1]));
         out += kColumns * kTaps;

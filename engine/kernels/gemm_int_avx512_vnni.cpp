@@ -20,7 +20,7 @@ __m512i broadcast_group(const void* group) {
 // vpdpbusd or vpdpwssd. A panel's last 16 columns or fewer take the left half of the tile alone (sums_half): the
 // 35 columns of a 5x7 image cost 48 then, not 64.
 template <class A, class B, __m512i (*Dot)(__m512i, __m512i, __m512i)>
-struct VnniTile : Avx512QuantizedEpilogue {
+struct VnniTile : Avx512QuantizedEpilogue<32> {
     static constexpr int kRows = 12, kColumns = 32;
 
     static void sums(int groups, const A* a, const B* b, std::int32_t* out) { vector_sums<2>(groups, a, b, out); }

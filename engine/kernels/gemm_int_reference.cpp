@@ -1,5 +1,6 @@
 // Scalar reference integer GEMMs: the fallback path and the oracle every arch's integer GEMMs must equal bit for
 // bit.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -19,15 +20,22 @@ std::size_t pack_a_reference(int m, int k, const T* a, int lda, T* packed) {
     return static_cast<std::size_t>(m) * k;
 }
 
+// Sum (i, j) of A x op(B).
+template <class A, class B>
+std::int32_t product_sum(bool transpose_b, int k, const A* packed_a, const B* b, int ldb, std::ptrdiff_t i,
+                         std::ptrdiff_t j) {
+    std::int32_t sum = 0;
+    for (std::ptrdiff_t p = 0; p < k; ++p) sum += packed_a[i * k + p] * (transpose_b ? b[j * ldb + p] : b[p * ldb + j]);
+    return sum;
+}
+
 template <class A, class B>
 void gemm_reference(bool transpose_b, int m, int n, int k, const A* packed_a, const B* b, int ldb,
                     const IntegerGemmEpilogue& epilogue) {
 #pragma omp parallel for schedule(static)
     for (std::ptrdiff_t i = 0; i < m; ++i)
         for (std::ptrdiff_t j = 0; j < n; ++j) {
-            std::int32_t sum = 0;
-            for (std::ptrdiff_t p = 0; p < k; ++p)
-                sum += packed_a[i * k + p] * (transpose_b ? b[j * ldb + p] : b[p * ldb + j]);
+            const std::int32_t sum = product_sum(transpose_b, k, packed_a, b, ldb, i, j);
             int_gemm_detail::finish_sums(&sum, 1, static_cast<int>(i), static_cast<int>(j), epilogue);
         }
 }
@@ -64,8 +72,8 @@ std::size_t gemm_conv3x3_workspace_s8_reference(int, int channels, int height, i
 }
 
 void gemm_conv3x3_s8_reference(int m, int channels, int height, int width, const std::int8_t* packed_a,
-                               const std::uint8_t* x, std::uint8_t padding, const IntegerGemmEpilogue& epilogue,
-                               unsigned char* workspace) {
+                               const std::uint8_t* x, std::uint8_t padding, bool max_pool_2x2,
+                               const IntegerGemmEpilogue& epilogue, unsigned char* workspace) {
     const int n = height * width;
     std::uint8_t* columns = workspace;
     for (int c = 0; c < channels; ++c)
@@ -77,7 +85,20 @@ void gemm_conv3x3_s8_reference(int m, int channels, int height, int width, const
                         const bool inside = iy >= 0 && iy < height && ix >= 0 && ix < width;
                         columns[oy * width + ox] = inside ? x[(c * height + iy) * width + ix] : padding;
                     }
-    gemm_reference(false, m, n, 9 * channels, packed_a, workspace, n, epilogue);
+    if (!max_pool_2x2) return gemm_reference(false, m, n, 9 * channels, packed_a, workspace, n, epilogue);
+    // Each pooled output finishes the largest of its window's four sums.
+    const int pooled_height = height / 2, pooled_width = width / 2;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < m; ++i)
+        for (int py = 0; py < pooled_height; ++py)
+            for (int px = 0; px < pooled_width; ++px) {
+                std::int32_t largest = INT32_MIN;
+                for (int dy = 0; dy < 2; ++dy)
+                    for (int dx = 0; dx < 2; ++dx)
+                        largest = std::max(largest, product_sum(false, 9 * channels, packed_a, workspace, n, i,
+                                                                (2 * py + dy) * width + 2 * px + dx));
+                int_gemm_detail::finish_sums(&largest, 1, i, py * pooled_width + px, epilogue);
+            }
 }
 
 // The reference "packed" B is plain op(B), row-major k x n.
