@@ -306,7 +306,19 @@ struct InterleavedPlanes {
     // Tap t = (ky, kx) = (t / 3, t % 3) of the output at position p (oy x stride() + ox) is at 4 p + tap_bytes(t).
     std::ptrdiff_t tap_bytes(int t) const { return static_cast<std::ptrdiff_t>(t / 3 * stride() + t % 3) * 4; }
 
+    // words[j] = the little-endian word of bytes channels[0..3][j], for j < count: zero extensions, shifts and ors
+    // the compiler vectorizes (a byte-by-byte interleave it did not; and with the pointers locals of the caller, it
+    // took a scalar loop after checking them for overlap). A tile may do it in its own instructions instead
+    // (interleave_words: with masked tails, the rows of the reference network being 7 to 60 wide).
+    static void interleave_words(const std::uint8_t* __restrict c0, const std::uint8_t* __restrict c1,
+                                 const std::uint8_t* __restrict c2, const std::uint8_t* __restrict c3, int count,
+                                 std::uint32_t* __restrict words) {
+        for (int j = 0; j < count; ++j)
+            words[j] = c0[j] | std::uint32_t{c1[j]} << 8 | std::uint32_t{c2[j]} << 16 | std::uint32_t{c3[j]} << 24;
+    }
+
     // Fills `out` from x (channels planes of height x width), as an orphaned `omp for` over the channel groups.
+    template <class Tile>
     void interleave(const std::uint8_t* x, std::uint8_t padding, std::uint8_t* out) const {
         const int all = groups();
         const std::size_t plane_size = static_cast<std::size_t>(height) * width;
@@ -314,30 +326,24 @@ struct InterleavedPlanes {
         for (int c = 0; c < all; ++c) {
             std::uint8_t* __restrict group = out + c * plane_bytes();
             const int present = std::min(4, channels - 4 * c);
-            std::fill_n(group, stride() * 4, padding);
+            // The border whole, with one fill of the plane, then the rows over it (a fill for each side of each
+            // row took longer than the rows on the reference network's small images).
+            std::memset(group, padding, static_cast<std::size_t>(plane_bytes()));
             for (int y = 0; y < height; ++y) {
                 std::uint8_t* __restrict row = group + static_cast<std::ptrdiff_t>(y + 1) * stride() * 4;
-                std::fill_n(row, 4, padding);
                 const std::uint8_t* in = x + (static_cast<std::size_t>(4 * c) * height + y) * width;
                 if (present == 4) {
-                    // Each position's four bytes as one little-endian word: zero extensions, shifts and ors the
-                    // compiler vectorizes, which it did not for a byte-by-byte interleave here.
-                    const std::uint8_t* __restrict c0 = in;
-                    const std::uint8_t* __restrict c1 = in + plane_size;
-                    const std::uint8_t* __restrict c2 = in + 2 * plane_size;
-                    const std::uint8_t* __restrict c3 = in + 3 * plane_size;
-                    std::uint32_t* __restrict words = reinterpret_cast<std::uint32_t*>(row + 4);
-                    const int positions = width;  // a local: for the compiler, the stores could alias the member
-                    for (int j = 0; j < positions; ++j)
-                        words[j] = c0[j] | std::uint32_t{c1[j]} << 8 | std::uint32_t{c2[j]} << 16 |
-                                   std::uint32_t{c3[j]} << 24;
+                    auto* words = reinterpret_cast<std::uint32_t*>(row + 4);
+                    if constexpr (requires { Tile::interleave_words; })
+                        Tile::interleave_words(in, in + plane_size, in + 2 * plane_size, in + 3 * plane_size, width,
+                                               words);
+                    else
+                        interleave_words(in, in + plane_size, in + 2 * plane_size, in + 3 * plane_size, width, words);
                 } else {
                     for (int j = 0; j < width; ++j)
                         for (int q = 0; q < 4; ++q) row[4 + 4 * j + q] = q < present ? in[q * plane_size + j] : 0;
                 }
-                std::fill_n(row + 4 * (width + 1), 4, padding);
             }
-            std::fill_n(group + static_cast<std::ptrdiff_t>(height + 1) * stride() * 4, stride() * 4, padding);
             if (c == all - 1) std::fill_n(group + plane_bytes(), bytes() - all * plane_bytes(), std::uint8_t{0});
         }
     }
@@ -680,7 +686,7 @@ void PackedGemmInt<Operands, Arch>::multiply_conv3x3(int m, int channels, int he
             const InterleavedPlanes interleaved{channels, height, width};
 #pragma omp parallel if (2.0 * m * n * k >= kParallelMinOps && !omp_in_parallel())
             {
-                interleaved.interleave(x, padding, workspace);  // its `omp for` ends in a barrier
+                interleaved.interleave<Tile>(x, padding, workspace);  // its `omp for` ends in a barrier
                 compute(m, padded_depth<Tile>(36 * interleaved.groups()), packed_a,
                         PlaneColumns<Tile>(workspace, interleaved, max_pool_2x2), epilogue);
             }

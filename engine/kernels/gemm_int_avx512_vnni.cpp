@@ -97,6 +97,19 @@ struct IntTile<S8Operands, Avx512Vnni> : VnniTile<std::int8_t, std::uint8_t, dot
         }
         store<kVectors>(acc, out);
     }
+    // InterleavedPlanes::interleave_words 16 positions at a time, the last ones masked.
+    static void interleave_words(const std::uint8_t* c0, const std::uint8_t* c1, const std::uint8_t* c2,
+                                 const std::uint8_t* c3, int count, std::uint32_t* words) {
+        for (int j = 0; j < count; j += 16) {
+            const auto lanes = static_cast<__mmask16>(count - j >= 16 ? 0xFFFF : (1u << (count - j)) - 1);
+            const auto channel = [&](const std::uint8_t* c, int shift) {
+                return _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(lanes, c + j)), shift);
+            };
+            const __m512i word = _mm512_or_si512(_mm512_or_si512(channel(c0, 0), channel(c1, 8)),
+                                                 _mm512_or_si512(channel(c2, 16), channel(c3, 24)));
+            _mm512_mask_storeu_epi32(words + j, lanes, word);
+        }
+    }
     // Where the convolution packs its B after all (a first layer of one or two channels): in vpermb shuffles where
     // the CPU has VBMI (Ice Lake and later, Zen 4 and later), else run by run (the int8 network at batch 1 ran 14-26 %
     // faster with the shuffles on a Xeon with AMX left out).
