@@ -134,8 +134,9 @@ bool PackedLayerS8::fuse_max_pool_2x2() {
                          reinterpret_cast<float*>(pooled.data()), nullptr);
     });
     pool_ = true;
-    const double pooled_seconds = best_of_three(
-        im2col_workspace_bytes(1), [&](unsigned char* workspace) { run_im2col(x.data(), 1, pooled.data(), workspace); });
+    const double pooled_seconds = best_of_three(im2col_workspace_bytes(1), [&](unsigned char* workspace) {
+        run_im2col(x.data(), 1, pooled.data(), workspace);
+    });
     pool_ = pooled_seconds < unpooled_seconds;
     return pool_;
 }
