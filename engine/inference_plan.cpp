@@ -95,7 +95,7 @@ std::optional<std::size_t> next_compute_layer(const ResolvedArchitecture& archit
     return std::nullopt;
 }
 
-// The layer after `layer` (and its ReLU) when it is a 2x2 max pool of stride 2, which a float conv may take over.
+// The layer after `layer` (and its ReLU) when it is a 2x2 max pool of stride 2, which a conv may take over.
 std::optional<std::size_t> max_pool_2x2_after(const ResolvedArchitecture& architecture, std::size_t layer) {
     std::size_t j = layer + 1;
     if (j < architecture.layers.size() && architecture.layers[j].kind == LayerKind::Relu) ++j;

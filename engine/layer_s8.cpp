@@ -113,8 +113,9 @@ PackedLayerS8::PackedLayerS8(const KernelTable& table, const ConvGeometry* conv,
     }
 }
 
-bool PackedLayerS8::fuse_max_pool_2x2() {
+bool PackedLayerS8::fuse_max_pool_2x2(bool always) {
     if (pool_ || winograd_ || !packs_from_image()) return pool_;
+    if (always) return pool_ = true;
     // Pooling on the sums computes whole pairs of rows and finishes only the pooled outputs: faster where the tile
     // is wide and finishes in vectors (VNNI: the int8 network 9 % faster at batch 1 on a Zen 5), not always with
     // narrow tiles (AVX2: conv1 and conv2 slower, conv5 faster). Kept where it beats the product and a pool pass

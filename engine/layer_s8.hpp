@@ -40,9 +40,9 @@ public:
     bool quantized_output() const { return output_.has_value(); }
     bool uses_winograd() const { return winograd_ != nullptr; }
     // Takes over a 2x2 max pool of stride 2 that follows the convolution (and its ReLU), where the path computes it
-    // on the sums (the GEMM that reads B from the image does: the full output is never written) and that measures
-    // faster on this CPU than the product and a pool pass; returns whether it did.
-    bool fuse_max_pool_2x2();
+    // on the sums (the GEMM that reads B from the image does: the full output is never written) and, unless
+    // `always`, that measures faster on this CPU than the product and a pool pass; returns whether it did.
+    bool fuse_max_pool_2x2(bool always = false);
     std::size_t packed_bytes() const;
     std::size_t workspace_bytes(int batch, int threads) const;
     // x: batch x (C x H x W, or inputs) 7-bit activations -> y: batch x (outputs x Ho x Wo, or outputs), 7-bit

@@ -848,12 +848,13 @@ TEST_CASE("int8 3x3 convolution GEMM (B packed from the image): every table equa
     // tile reads B from the input four channels innermost: channel counts short of a group of four (3, 7, 13),
     // positions of one vector spanning several rows, rows of one vector (15 wide) and of two (31 wide), an odd count
     // of them, and images one output wide or high. Pooled, besides: both rows of a pair in one vector (7 or fewer
-    // wide with AVX-512, 3 with AVX2), an odd count of pairs, from the input as it is and packed (2 channels).
+    // wide with AVX-512, 3 with AVX2), an odd count of pairs, from the input as it is and packed (one and two
+    // channels: a vector of each row of a pair, its halves two rows apart for the VBMI packer, and a pair a vector).
     const int shapes[][4] = {{1, 1, 1, 1},     {5, 1, 7, 1},      {3, 2, 40, 1},    {33, 13, 5, 2},
                              {31, 7, 11, 13},  {64, 32, 40, 60},  {40, 64, 20, 30}, {17, 512, 10, 15},
                              {256, 512, 5, 7}, {3, 3, 3, 97},     {20, 8, 9, 31},   {12, 16, 9, 15},
                              {9, 8, 40, 1},    {7, 3, 1, 23},     {20, 8, 7, 6},    {9, 2, 6, 5},
-                             {7, 3, 7, 3}};
+                             {7, 3, 7, 3},     {32, 1, 9, 61},    {5, 2, 7, 50},    {9, 1, 8, 9}};
     for_each_fast_table([&](const KernelTable& table) {
         for (const auto& shape : shapes)
             for (const bool extreme : {false, true})

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <thread>
+#include <utility>
 
 #include "engine/error.hpp"
 #include "engine/inference_plan.hpp"
@@ -265,6 +266,26 @@ TEST_CASE("calibration methods: thresholds on known distributions") {
     CHECK_THROWS_AS(parse_calibration_method("kld"), Error);
 }
 
+namespace {
+
+// A 3x3 int8 conv layer's s8 weights (random in [-127, 127], or the extremes -127 and 127 alternating) with scale
+// 0.01, and its int32 bias (random in [-10000, 10000]) of scale 0.01 x 0.05, the input scale the tests use.
+std::pair<TypedTensor, TypedTensor> conv_weights_s8(int outputs, int channels, bool extreme, Rng& rng) {
+    TypedTensor weights(DataType::S8, Shape{outputs, channels, 3, 3});
+    for (std::size_t i = 0; i < weights.elements(); ++i)
+        weights.data<std::int8_t>()[i] = extreme ? static_cast<std::int8_t>(i % 2 ? 127 : -127)
+                                                 : static_cast<std::int8_t>(static_cast<int>(rng.below(255)) - 127);
+    weights.scales.assign(static_cast<std::size_t>(outputs), 0.01f);
+    TypedTensor bias(DataType::S32, Shape{outputs});
+    for (int o = 0; o < outputs; ++o) {
+        bias.data<std::int32_t>()[o] = static_cast<std::int32_t>(rng.below(20001)) - 10000;
+        bias.scales.push_back(0.01f * 0.05f);
+    }
+    return {std::move(weights), std::move(bias)};
+}
+
+}  // namespace
+
 TEST_CASE("the int8 Winograd convolution gives exactly the im2col path's outputs, on every kernel table") {
     Rng rng(31);
     // Odd sizes (partial tiles), valid and same padding, 16 and 33 input channels, zero points 0 and 70, the
@@ -283,17 +304,8 @@ TEST_CASE("the int8 Winograd convolution gives exactly the im2col path's outputs
         CAPTURE(c.padding);
         const int out_height = c.height + 2 * c.padding - 2, out_width = c.width + 2 * c.padding - 2;
         const ConvGeometry g{c.channels, c.height, c.width, 3, 1, c.padding, out_height, out_width};
-        TypedTensor weights(DataType::S8, Shape{c.outputs, c.channels, 3, 3});
-        for (std::size_t i = 0; i < weights.elements(); ++i)
-            weights.data<std::int8_t>()[i] = c.extreme ? static_cast<std::int8_t>(i % 2 ? 127 : -127)
-                                                       : static_cast<std::int8_t>(static_cast<int>(rng.below(255)) - 127);
-        weights.scales.assign(static_cast<std::size_t>(c.outputs), 0.01f);
+        const auto [weights, bias] = conv_weights_s8(c.outputs, c.channels, c.extreme, rng);
         const ActivationQuantization input{0, 0.05f, c.zero_point};
-        TypedTensor bias(DataType::S32, Shape{c.outputs});
-        for (int o = 0; o < c.outputs; ++o) {
-            bias.data<std::int32_t>()[o] = static_cast<std::int32_t>(rng.below(20001)) - 10000;
-            bias.scales.push_back(0.01f * 0.05f);
-        }
         std::optional<ActivationQuantization> output;
         if (c.requantize) output = ActivationQuantization{1, 10.0f, 0};
         const int batch = 2;
@@ -313,6 +325,66 @@ TEST_CASE("the int8 Winograd convolution gives exactly the im2col path's outputs
                 results.push_back(y);
             }
             CHECK(results[0] == results[1]);
+        }
+    }
+}
+
+TEST_CASE("int8 conv layer that takes over its 2x2 max pool: the pool of its own output, bit for bit, on every table") {
+    Rng rng(31);
+    // Odd and even sizes, one channel (the packed path) and several, requantized and dequantized outputs, ReLU or not.
+    struct Case {
+        int channels, height, width, outputs;
+        bool requantize, relu;
+    };
+    const Case cases[] = {{1, 9, 13, 7, true, true}, {16, 8, 10, 33, true, false}, {6, 5, 7, 40, false, true},
+                          {33, 11, 30, 12, false, false}};
+    const int batch = 3;
+    for (const Case& c : cases) {
+        CAPTURE(c.channels);
+        CAPTURE(c.height);
+        CAPTURE(c.width);
+        const ConvGeometry g{c.channels, c.height, c.width, 3, 1, 1, c.height, c.width};
+        const std::pair<TypedTensor, TypedTensor> tensors = conv_weights_s8(c.outputs, c.channels, false, rng);
+        const TypedTensor &weights = tensors.first, &bias = tensors.second;
+        const ActivationQuantization input{0, 0.05f, 9};
+        std::optional<ActivationQuantization> output;
+        if (c.requantize) output = ActivationQuantization{1, 3.0f, 5};
+        const std::size_t value_bytes = c.requantize ? 1 : sizeof(float);
+        std::vector<std::uint8_t> x(static_cast<std::size_t>(batch) * c.channels * c.height * c.width);
+        for (std::uint8_t& v : x) v = static_cast<std::uint8_t>(rng.below(kActivationMax + 1));
+        const int pooled_height = c.height / 2, pooled_width = c.width / 2;
+        for (const KernelTable* table : available_kernel_tables()) {
+            CAPTURE(table->name);
+            const auto run = [&](bool pool) {
+                PackedLayerS8 layer(*table, &g, c.outputs, 0, weights, &bias, input, output, c.relu, 2,
+                                    ConvAlgorithm::Im2col);
+                if (pool) CHECK(layer.fuse_max_pool_2x2(true));
+                const std::size_t positions = pool ? pooled_height * pooled_width : c.height * c.width;
+                std::vector<unsigned char, AlignedAllocator<unsigned char>> workspace(layer.workspace_bytes(batch, 2));
+                std::vector<unsigned char> y(batch * c.outputs * positions * value_bytes, 0xEE);
+                layer.run(x.data(), batch, y.data(), workspace.data(), 2);
+                return y;
+            };
+            const std::vector<unsigned char> full = run(false), pooled = run(true);
+            // The 2x2 windows of the unpooled output, their largest value (compared as bytes or as floats).
+            std::vector<unsigned char> expected;
+            for (int plane = 0; plane < batch * c.outputs; ++plane)
+                for (int py = 0; py < pooled_height; ++py)
+                    for (int px = 0; px < pooled_width; ++px) {
+                        std::size_t best = 0;
+                        float best_value = -1e30f;
+                        for (int corner = 0; corner < 4; ++corner) {
+                            const std::size_t at = (static_cast<std::size_t>(plane) * c.height + 2 * py + corner / 2) *
+                                                       c.width + 2 * px + corner % 2;
+                            float value;
+                            if (c.requantize) value = full[at];
+                            else std::memcpy(&value, &full[at * sizeof(float)], sizeof value);
+                            if (value > best_value) best_value = value, best = at;
+                        }
+                        expected.insert(expected.end(), full.begin() + best * value_bytes,
+                                        full.begin() + (best + 1) * value_bytes);
+                    }
+            CHECK(pooled == expected);
         }
     }
 }

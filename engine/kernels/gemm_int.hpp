@@ -693,12 +693,13 @@ void PackedGemmInt<Operands, Arch>::multiply_conv3x3(int m, int channels, int he
             return;
         }
     const PaddedPlanes padded{channels, height, width};
-    PackedColumns<Tile, Operands> columns_source{nullptr, n, padded_depth<Tile>(k)};
-    if (max_pool_2x2) columns_source.pooled.emplace(height, width);
-    const int depth = columns_source.depth, column_panels = columns_source.panels();
+    const int depth = padded_depth<Tile>(k);
     auto* planes = reinterpret_cast<B*>(workspace);
     auto* offsets = reinterpret_cast<std::ptrdiff_t*>(workspace + padded.elements() * sizeof(B));
     auto* packed_b = reinterpret_cast<B*>(workspace + padded.elements() * sizeof(B) + offsets_bytes(depth));
+    const PackedColumns<Tile, Operands> columns_source{
+        packed_b, n, depth, max_pool_2x2 ? std::optional(MaxPool2x2Panels<kColumns>(height, width)) : std::nullopt};
+    const int column_panels = columns_source.panels();
 #pragma omp parallel if (2.0 * m * n * k >= kParallelMinOps && !omp_in_parallel())
     {
 #pragma omp for schedule(static) nowait
@@ -707,7 +708,7 @@ void PackedGemmInt<Operands, Arch>::multiply_conv3x3(int m, int channels, int he
 #pragma omp for schedule(static)
         for (int panel = 0; panel < column_panels; ++panel) {
             // Each column's output (oy, ox) reads the padded planes at oy * stride + ox plus the tap's offset;
-            // columns past the last or past a pooled row's end (never stored) read as the first.
+            // columns past the last (never stored) read as the first, and are zero where packed run by run.
             int base[kColumns], columns = kColumns;
             if (const auto& pooled = columns_source.pooled) {
                 // Lanes that no stored output pools read where they fall, inside the planes and their margin (the
@@ -717,6 +718,7 @@ void PackedGemmInt<Operands, Arch>::multiply_conv3x3(int m, int channels, int he
                     for (int lane = 0; lane < kColumns / 2; ++lane)
                         base[half * kColumns / 2 + lane] = v < pooled->vectors() ? first + lane : first;
                 }
+                if (2 * panel + 1 == pooled->vectors()) columns = kColumns / 2;
             } else {
                 // One division for the panel, then steps along its rows (a division per column was a quarter of
                 // conv1's time on a Zen 5).
@@ -735,7 +737,6 @@ void PackedGemmInt<Operands, Arch>::multiply_conv3x3(int m, int channels, int he
             if (!packed)
                 pack_conv3x3_runs<kColumns, kGroup>(planes, offsets, base, columns, depth, out);
         }
-        columns_source.packed_b = packed_b;
         compute(m, depth, packed_a, columns_source, epilogue);
     }
 }

@@ -19,13 +19,12 @@ namespace {
 // tap's 32 columns come from two 64-byte loads, one from the first column and one from the 17th (the pooled order
 // takes its halves from two rows), permuted by vpermt2b into one half of a register (taps 0 and 1 share one, 2 and 3
 // the other); then two vpermt2b interleave the four into groups. Declines (false) a panel with a column in neither
-// 64 bytes (32 columns and two bytes of border per row break: only images one output wide) for the driver's
-// run-by-run packing.
+// 64 bytes, for the driver's run-by-run packing (the driver's panels never have one: a half's 16 columns span at
+// most 46 bytes of one image's rows, 2 of border a row).
 __attribute__((target("avx512f,avx512bw,avx512vbmi"))) inline bool pack_conv3x3_panel_vbmi(
     const std::uint8_t* planes, const std::ptrdiff_t* offsets, const int* base, int depth, std::uint8_t* out) {
     constexpr int kColumns = 32, kTaps = 4, kWindow = 64;
-    // The second load where some column lies outside the first, else the first again (loading 64 bytes from the
-    // 17th column of the image's last panel would pass the planes' margin).
+    // The second load where some column lies outside the first, else the first again (already in cache).
     const auto in_first = [&](int j) { return base[j] >= base[0] && base[j] - base[0] < kWindow; };
     bool one_window = true;
     for (int j = 0; j < kColumns; ++j) one_window = one_window && in_first(j);
