@@ -155,6 +155,8 @@ InferencePlan::InferencePlan(Model model, int max_batch, int threads)
                 const bool is_conv = layer.kind == LayerKind::Conv;
                 step->kind = is_conv ? Step::Kind::Conv : Step::Kind::Dense;
                 const ConvGeometry g{shape[0], shape[1], shape[2], layer.kernel, layer.stride, layer.padding, out[1], out[2]};
+                // A pool that follows is computed on the way out where it can be: the full output never written.
+                const std::optional<std::size_t> pool = max_pool_2x2_after(architecture, i);
                 if (int8) {
                     const std::optional<std::size_t> next = next_compute_layer(architecture, i);
                     std::optional<ActivationQuantization> output;
@@ -162,7 +164,7 @@ InferencePlan::InferencePlan(Model model, int max_batch, int threads)
                     step->s8 = std::make_unique<PackedLayerS8>(
                         table, is_conv ? &g : nullptr, layer.units, static_cast<int>(shape.elements()),
                         folded.tensor(weight), bias.empty() ? nullptr : &folded.tensor(bias), folded.input_quantization(i),
-                        output, relu_follows, threads_);
+                        output, relu_follows, threads_, ConvAlgorithm::Fastest, is_conv && pool);
                 } else if (is_conv) {
                     step->conv = std::make_unique<PackedConv2dF32>(table, g, layer.units, f32_tensor(folded, weight),
                                                                    bias.empty() ? nullptr : f32_tensor(folded, bias),
@@ -174,9 +176,7 @@ InferencePlan::InferencePlan(Model model, int max_batch, int threads)
                     table.gemm_pack_a_f32(false, layer.units, shape[0], f32_tensor(folded, weight), shape[0],
                                           step->packed_weights.data());
                 }
-                // A pool that follows is computed on the way out: the full output is never written or read.
-                const std::optional<std::size_t> pool = max_pool_2x2_after(architecture, i);
-                if (is_conv && pool && (int8 ? step->s8->fuse_max_pool_2x2() : step->conv->fuse_max_pool_2x2())) {
+                if (is_conv && pool && (int8 ? step->s8->pools() : step->conv->fuse_max_pool_2x2())) {
                     fused_pool = static_cast<int>(*pool);
                     step->out = architecture.outputs[*pool];
                 }

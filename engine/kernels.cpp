@@ -52,10 +52,10 @@ void gemm_packed_a_s8_reference(bool, int, int, int, const std::int8_t*, const s
                                 const IntegerGemmEpilogue&, unsigned char*);
 void gemm_packed_a_s16_reference(bool, int, int, int, const std::int16_t*, const std::int16_t*, int,
                                  const IntegerGemmEpilogue&, unsigned char*);
-std::size_t gemm_conv3x3_pack_a_s8_reference(int, int, const std::int8_t*, std::int8_t*);
+std::size_t gemm_conv3x3_pack_a_s8_reference(int, int, Conv3x3Order, const std::int8_t*, std::int8_t*);
 std::size_t gemm_conv3x3_workspace_s8_reference(int, int, int, int);
-void gemm_conv3x3_s8_reference(int, int, int, int, const std::int8_t*, const std::uint8_t*, std::uint8_t, bool,
-                               const IntegerGemmEpilogue&, unsigned char*);
+void gemm_conv3x3_s8_reference(int, int, int, int, Conv3x3Order, const std::int8_t*, const std::uint8_t*,
+                               std::uint8_t, bool, const IntegerGemmEpilogue&, unsigned char*);
 std::size_t gemm_pack_b_s16_reference(bool, int, int, const std::int16_t*, int, std::int16_t*);
 void gemm_packed_ab_s16_reference(int, int, int, const std::int16_t*, const std::int16_t*, const IntegerGemmEpilogue&);
 
@@ -141,8 +141,8 @@ void gemm_packed_a_int(bool transpose_b, int m, int n, int k, const typename Ope
 }
 
 template <class Arch>
-std::size_t gemm_conv3x3_pack_a_s8(int m, int channels, const std::int8_t* a, std::int8_t* packed) {
-    return PackedGemmInt<S8Operands, Arch>{}.pack_conv3x3_a(m, channels, a, packed);
+std::size_t gemm_conv3x3_pack_a_s8(int m, int channels, Conv3x3Order order, const std::int8_t* a, std::int8_t* packed) {
+    return PackedGemmInt<S8Operands, Arch>{}.pack_conv3x3_a(m, channels, order, a, packed);
 }
 
 template <class Arch>
@@ -151,11 +151,11 @@ std::size_t gemm_conv3x3_workspace_s8(int m, int channels, int height, int width
 }
 
 template <class Arch>
-void gemm_conv3x3_s8(int m, int channels, int height, int width, const std::int8_t* packed_a, const std::uint8_t* x,
-                     std::uint8_t padding, bool max_pool_2x2, const IntegerGemmEpilogue& epilogue,
-                     unsigned char* workspace) {
-    PackedGemmInt<S8Operands, Arch>{}.multiply_conv3x3(m, channels, height, width, packed_a, x, padding, max_pool_2x2,
-                                                       epilogue, workspace);
+void gemm_conv3x3_s8(int m, int channels, int height, int width, Conv3x3Order order, const std::int8_t* packed_a,
+                     const std::uint8_t* x, std::uint8_t padding, bool max_pool_2x2,
+                     const IntegerGemmEpilogue& epilogue, unsigned char* workspace) {
+    PackedGemmInt<S8Operands, Arch>{}.multiply_conv3x3(m, channels, height, width, order, packed_a, x, padding,
+                                                       max_pool_2x2, epilogue, workspace);
 }
 
 template <class Operands, class Arch>

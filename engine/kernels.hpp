@@ -124,12 +124,18 @@ using GemmPackedAS16 = void (*)(bool transpose_b, int m, int n, int k, const std
 // its own way); B is read straight from x, without an im2col matrix in between. C is m x (height x width), or with
 // max_pool_2x2 its 2x2, stride-2 max pool, m x (height / 2 x width / 2) rounded down: the pool of the sums, then the
 // epilogue, whose outputs are the pool of the unpooled ones' as it never decreases (row scales are not negative). The
-// workspace's bytes (64-byte aligned) come from GemmConv3x3WorkspaceS8, for either.
-using GemmConv3x3PackAS8 = std::size_t (*)(int m, int channels, const std::int8_t* a, std::int8_t* packed);
+// workspace's bytes (64-byte aligned) come from GemmConv3x3WorkspaceS8, for either. The products come in one of two
+// orders, the same bits either way, A packed for the one it runs in (a caller keeps the faster on its shape):
+// ByColumns, vectors of output positions against broadcast weights; ByPositions, where the arch's tile has it (AVX-512
+// VNNI's), positions broadcast against vectors of output channels, so that no lane is spent on the border, the end of
+// a row or an output the pool drops (an image a few positions wide). Elsewhere ByPositions runs as ByColumns.
+enum class Conv3x3Order { ByColumns, ByPositions };
+using GemmConv3x3PackAS8 = std::size_t (*)(int m, int channels, Conv3x3Order order, const std::int8_t* a,
+                                           std::int8_t* packed);
 using GemmConv3x3WorkspaceS8 = std::size_t (*)(int m, int channels, int height, int width);
-using GemmConv3x3S8 = void (*)(int m, int channels, int height, int width, const std::int8_t* packed_a,
-                               const std::uint8_t* x, std::uint8_t padding, bool max_pool_2x2,
-                               const IntegerGemmEpilogue& epilogue, unsigned char* workspace);
+using GemmConv3x3S8 = void (*)(int m, int channels, int height, int width, Conv3x3Order order,
+                               const std::int8_t* packed_a, const std::uint8_t* x, std::uint8_t padding,
+                               bool max_pool_2x2, const IntegerGemmEpilogue& epilogue, unsigned char* workspace);
 // For a B that several products share (the int8 Winograd's, one per block of output channels): op(B) packed once
 // (returns the elements it needs; with packed == nullptr only computes that), then products of packed A and B.
 using GemmPackBS16 = std::size_t (*)(bool transpose_b, int n, int k, const std::int16_t* b, int ldb,

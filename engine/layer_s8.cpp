@@ -49,7 +49,7 @@ void quantize_activations(const float* x, std::size_t count, const ActivationQua
 PackedLayerS8::PackedLayerS8(const KernelTable& table, const ConvGeometry* conv, int outputs, int inputs,
                              const TypedTensor& weights, const TypedTensor* bias, const ActivationQuantization& input,
                              const std::optional<ActivationQuantization>& output, bool relu, int threads,
-                             ConvAlgorithm algorithm)
+                             ConvAlgorithm algorithm, bool max_pool_follows)
     : table_(table), outputs_(outputs), inputs_(conv ? conv->rows() : inputs), input_(input), output_(output),
       relu_(relu) {
     if (conv) conv_ = *conv;
@@ -70,8 +70,8 @@ PackedLayerS8::PackedLayerS8(const KernelTable& table, const ConvGeometry* conv,
     }
     const auto pack_im2col_weights = [&] {
         if (packs_from_image()) {
-            packed_weights_.resize(table.gemm_conv3x3_pack_a_s8(outputs_, conv->channels, w, nullptr));
-            table.gemm_conv3x3_pack_a_s8(outputs_, conv->channels, w, packed_weights_.data());
+            packed_weights_.resize(table.gemm_conv3x3_pack_a_s8(outputs_, conv->channels, order_, w, nullptr));
+            table.gemm_conv3x3_pack_a_s8(outputs_, conv->channels, order_, w, packed_weights_.data());
             return;
         }
         packed_weights_.resize(table.gemm_pack_a_s8(outputs_, inputs_, w, inputs_, nullptr));
@@ -81,65 +81,77 @@ PackedLayerS8::PackedLayerS8(const KernelTable& table, const ConvGeometry* conv,
         winograd_ = std::make_unique<WinogradConv3x3S8>(table, w, outputs_, conv->channels, conv->height,
                                                         conv->width, conv->padding);
     };
-    const bool winograd_possible = conv && algorithm != ConvAlgorithm::Im2col && winograd_suits(*conv) &&
-                                   WinogradConv3x3S8::exact_for(conv->channels);
-    if (!winograd_possible) {
-        pack_im2col_weights();
-        return;
-    }
-    if (algorithm == ConvAlgorithm::Winograd) {
+    if (algorithm == ConvAlgorithm::Im2colByPositions) order_ = Conv3x3Order::ByPositions;
+    const bool winograd_possible = conv &&
+                                   (algorithm == ConvAlgorithm::Fastest || algorithm == ConvAlgorithm::Winograd) &&
+                                   winograd_suits(*conv) && WinogradConv3x3S8::exact_for(conv->channels);
+    if (algorithm == ConvAlgorithm::Winograd && winograd_possible) {
         build_winograd();
         return;
     }
-
-    // Keep the way that runs faster on this CPU (the best of three runs on the layer's shape), timing one way at a
-    // time so that only one set of its weights is held: a 512 x 512 layer's Winograd weights are 8 MiB, and holding
-    // both ways' at once was the peak of a whole int8 inference's memory.
-    std::vector<std::uint8_t> x(static_cast<std::size_t>(conv->channels) * conv->height * conv->width,
-                                static_cast<std::uint8_t>(input.zero_point));
-    std::vector<unsigned char, AlignedAllocator<unsigned char>> y(
-        static_cast<std::size_t>(outputs_) * conv->positions() * sizeof(float));
-    pack_im2col_weights();
-    const double im2col_seconds = best_of_three(
-        im2col_workspace_bytes(1), [&](unsigned char* workspace) { run_im2col(x.data(), 1, y.data(), workspace); });
-    decltype(packed_weights_)().swap(packed_weights_);  // frees them (assigning {} would keep the capacity)
-    build_winograd();
-    const double winograd_seconds = best_of_three(winograd_->workspace_bytes(threads), [&](unsigned char* workspace) {
-        winograd_->forward(x.data(), 1, input.zero_point, epilogue(y.data(), 0), y.data(), workspace, threads);
-    });
-    if (im2col_seconds <= winograd_seconds) {
-        winograd_.reset();
+    // The pool is computed on the sums where the GEMM reads B from the image (the full output is never written).
+    const bool can_pool = max_pool_follows && packs_from_image();
+    if (algorithm != ConvAlgorithm::Fastest || (!winograd_possible && !packs_from_image())) {
+        pool_ = can_pool;
         pack_im2col_weights();
+        return;
     }
-}
 
-bool PackedLayerS8::fuse_max_pool_2x2(bool always) {
-    if (pool_ || winograd_ || !packs_from_image()) return pool_;
-    if (always) return pool_ = true;
-    // Pooling on the sums computes whole pairs of rows and finishes only the pooled outputs: faster where the tile
-    // is wide and finishes in vectors (VNNI: the int8 network 9 % faster at batch 1 on a Zen 5), not always with
-    // narrow tiles (AVX2: conv1 and conv2 slower, conv5 faster). Kept where it beats the product and a pool pass
-    // on this CPU: the bits are the same.
+    // Keep the way that runs fastest on this CPU (the best of three runs on the layer's shape, a pool pass after it
+    // where it leaves one to do): the product in either order where B comes from the image, each pooling its sums or
+    // not, then the Winograd. The order and the pool are a choice of shape: on a Zen 5 with VNNI, conv4 of the
+    // reference network (10 x 15) ran 5 % faster ByPositions when pooling, and no faster when not; pooling the sums
+    // made conv1 to conv3 slower with AVX2's narrow tiles. One way at a time, so that only one set of its weights is
+    // held: a 512 x 512 layer's Winograd weights are 8 MiB, and holding both ways' at once was the peak of a whole
+    // int8 inference's memory.
     const ConvGeometry& g = *conv_;
-    const std::size_t out_size = output_ ? 1 : sizeof(float);
+    const std::size_t out_size = output ? 1 : sizeof(float);
     std::vector<std::uint8_t> x(static_cast<std::size_t>(g.channels) * g.height * g.width,
-                                static_cast<std::uint8_t>(input_.zero_point));
+                                static_cast<std::uint8_t>(input.zero_point));
     std::vector<unsigned char, AlignedAllocator<unsigned char>> y(
         static_cast<std::size_t>(outputs_) * g.positions() * out_size),
         pooled(static_cast<std::size_t>(outputs_) * (g.height / 2) * (g.width / 2) * out_size);
-    const double unpooled_seconds = best_of_three(im2col_workspace_bytes(1), [&](unsigned char* workspace) {
-        run_im2col(x.data(), 1, y.data(), workspace);
-        if (output_) max_pool_u8(table_, y.data(), outputs_, g.height, g.width, 2, 2, pooled.data());
+    const auto pool_pass = [&] {
+        if (!max_pool_follows) return;
+        if (output) max_pool_u8(table, y.data(), outputs_, g.height, g.width, 2, 2, pooled.data());
         else
-            max_pool_f32(table_, reinterpret_cast<const float*>(y.data()), outputs_, g.height, g.width, 2, 2,
+            max_pool_f32(table, reinterpret_cast<const float*>(y.data()), outputs_, g.height, g.width, 2, 2,
                          reinterpret_cast<float*>(pooled.data()), nullptr);
-    });
-    pool_ = true;
-    const double pooled_seconds = best_of_three(im2col_workspace_bytes(1), [&](unsigned char* workspace) {
-        run_im2col(x.data(), 1, pooled.data(), workspace);
-    });
-    pool_ = pooled_seconds < unpooled_seconds;
-    return pool_;
+    };
+    double best_seconds = 1e30;
+    Conv3x3Order best_order = order_;
+    bool best_pool = false;
+    for (const Conv3x3Order order : {Conv3x3Order::ByColumns, Conv3x3Order::ByPositions}) {
+        if (order == Conv3x3Order::ByPositions && !packs_from_image()) break;
+        order_ = order;
+        pack_im2col_weights();
+        for (const bool pool : {false, true}) {
+            if (pool && !can_pool) break;
+            pool_ = pool;
+            const double seconds = best_of_three(im2col_workspace_bytes(1), [&](unsigned char* workspace) {
+                run_im2col(x.data(), 1, pool ? pooled.data() : y.data(), workspace);
+                if (!pool) pool_pass();
+            });
+            if (seconds < best_seconds) best_seconds = seconds, best_order = order, best_pool = pool;
+        }
+    }
+    order_ = best_order;
+    pool_ = best_pool;
+    if (winograd_possible) {
+        decltype(packed_weights_)().swap(packed_weights_);  // frees them (assigning {} would keep the capacity)
+        build_winograd();
+        const double winograd_seconds =
+            best_of_three(winograd_->workspace_bytes(threads), [&](unsigned char* workspace) {
+                winograd_->forward(x.data(), 1, input.zero_point, epilogue(y.data(), 0), y.data(), workspace, threads);
+                pool_pass();
+            });
+        if (winograd_seconds < best_seconds) {
+            pool_ = false;
+            return;
+        }
+        winograd_.reset();
+    }
+    pack_im2col_weights();  // in the order kept
 }
 
 std::size_t PackedLayerS8::packed_bytes() const {
@@ -195,7 +207,7 @@ void PackedLayerS8::run_im2col(const std::uint8_t* x, int batch, void* y, unsign
                 const IntegerGemmEpilogue image_epilogue = epilogue(
                     static_cast<unsigned char*>(y) + n * static_cast<std::size_t>(outputs_) * positions * out_size,
                     positions);
-                table_.gemm_conv3x3_s8(outputs_, g.channels, g.height, g.width, packed_weights_.data(),
+                table_.gemm_conv3x3_s8(outputs_, g.channels, g.height, g.width, order_, packed_weights_.data(),
                                        x + n * in_image, padding, pool_, image_epilogue, workspace);
             }
             return;

@@ -22,27 +22,28 @@ namespace edgeqc {
 void quantize_activations(const float* x, std::size_t count, const ActivationQuantization& quantization,
                           std::uint8_t* q);
 
-// How an int8 3x3 stride-1 convolution of 16+ inputs computes its sums: both ways give the same bits, so the
-// choice is one of speed alone, made by timing both on the layer's shape at build time unless a caller fixes it.
-enum class ConvAlgorithm { Fastest, Im2col, Winograd };
+// How an int8 convolution computes its sums: every way gives the same bits, so the choice is one of speed alone,
+// made by timing the ways the layer allows on its shape at build time unless a caller fixes it. Im2col: the GEMM
+// (for a 3x3, stride-1, padding-1 layer, B read from the image, in Conv3x3Order::ByColumns), or Im2colByPositions
+// (the same in Conv3x3Order::ByPositions); Winograd: for a 3x3 stride-1 layer of 16+ inputs.
+enum class ConvAlgorithm { Fastest, Im2col, Im2colByPositions, Winograd };
 
 class PackedLayerS8 {
 public:
     // conv: the geometry of a conv layer, or null for a dense layer of `inputs` features. weights: s8 with one
     // scale per output; bias: s32 of scale weight scale x input scale, or null. output: the quantization of the
     // next int8 layer's input to requantize into, or none to dequantize to floats. relu: fused. threads: what
-    // run() will get (the timing of ConvAlgorithm::Fastest uses it).
+    // run() will get (the timing of ConvAlgorithm::Fastest uses it). max_pool_follows: a 2x2 max pool of stride 2
+    // follows the convolution (and its ReLU), which the layer takes over where its way computes it on the sums (the
+    // GEMM that reads B from the image does) and, for Fastest, where that measures faster than a pool pass after.
     PackedLayerS8(const KernelTable& table, const ConvGeometry* conv, int outputs, int inputs,
                   const TypedTensor& weights, const TypedTensor* bias, const ActivationQuantization& input,
                   const std::optional<ActivationQuantization>& output, bool relu, int threads,
-                  ConvAlgorithm algorithm = ConvAlgorithm::Fastest);
+                  ConvAlgorithm algorithm = ConvAlgorithm::Fastest, bool max_pool_follows = false);
 
     bool quantized_output() const { return output_.has_value(); }
     bool uses_winograd() const { return winograd_ != nullptr; }
-    // Takes over a 2x2 max pool of stride 2 that follows the convolution (and its ReLU), where the path computes it
-    // on the sums (the GEMM that reads B from the image does: the full output is never written) and, unless
-    // `always`, that measures faster on this CPU than the product and a pool pass; returns whether it did.
-    bool fuse_max_pool_2x2(bool always = false);
+    bool pools() const { return pool_; }  // whether it took over the max pool that follows
     std::size_t packed_bytes() const;
     std::size_t workspace_bytes(int batch, int threads) const;
     // x: batch x (C x H x W, or inputs) 7-bit activations -> y: batch x (outputs x Ho x Wo, or outputs), 7-bit
@@ -67,6 +68,7 @@ private:
     std::optional<ActivationQuantization> output_;
     bool relu_;
     bool pool_ = false;
+    Conv3x3Order order_ = Conv3x3Order::ByColumns;  // where the GEMM reads B from the image
     // The im2col path's A (as GemmConv3x3PackAS8 packs it where the GEMM reads B from the image).
     std::vector<std::int8_t, AlignedAllocator<std::int8_t>> packed_weights_;
     std::unique_ptr<WinogradConv3x3S8> winograd_;  // or the Winograd path

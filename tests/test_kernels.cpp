@@ -779,9 +779,10 @@ TEST_CASE("int8 GEMM: every table equals the reference bit for bit: odd shapes, 
 
 namespace {
 
-// One 3x3 convolution through the s8 conv GEMM (B packed from the image) on a table and on the reference, or its 2x2
-// max pool: every output bit for bit, as sums and requantized (with ReLU, and without on odd shapes: the two paths
-// of the epilogue), nothing written outside C, the workspace exactly as large as the table says.
+// One 3x3 convolution through the s8 conv GEMM (B packed from the image) on a table, in each order of its products,
+// and on the reference, or its 2x2 max pool: every output bit for bit, as sums and requantized (with ReLU, and
+// without on odd shapes: the two paths of the epilogue), nothing written outside C, the workspace exactly as large
+// as the table says.
 void check_conv3x3_s8(const KernelTable& table, int m, int channels, int height, int width, bool extreme, bool pool,
                       Rng& rng) {
     CAPTURE(m);
@@ -806,9 +807,9 @@ void check_conv3x3_s8(const KernelTable& table, int m, int channels, int height,
         row_scale[static_cast<std::size_t>(i)] = 4.0f * (0.25f + rng.uniform()) / (127.0f * std::sqrt(k + 1.0f));
     }
     constexpr std::ptrdiff_t kGuard = 64;  // bytes either side of C
-    const auto run = [&](const KernelTable& kernels, bool requantize) {
-        std::vector<std::int8_t> packed(kernels.gemm_conv3x3_pack_a_s8(m, channels, weights.data(), nullptr));
-        kernels.gemm_conv3x3_pack_a_s8(m, channels, weights.data(), packed.data());
+    const auto run = [&](const KernelTable& kernels, Conv3x3Order order, bool requantize) {
+        std::vector<std::int8_t> packed(kernels.gemm_conv3x3_pack_a_s8(m, channels, order, weights.data(), nullptr));
+        kernels.gemm_conv3x3_pack_a_s8(m, channels, order, weights.data(), packed.data());
         const std::size_t workspace_bytes = kernels.gemm_conv3x3_workspace_s8(m, channels, height, width);
         std::vector<unsigned char, AlignedAllocator<unsigned char>> workspace(workspace_bytes + 256, 0xA5);
         const std::size_t c_bytes = static_cast<std::size_t>(m) * n * (requantize ? 1 : sizeof(std::int32_t));
@@ -824,7 +825,7 @@ void check_conv3x3_s8(const KernelTable& table, int m, int channels, int height,
         } else {
             epilogue.sums = reinterpret_cast<std::int32_t*>(c.data() + kGuard);
         }
-        kernels.gemm_conv3x3_s8(m, channels, height, width, packed.data(), x.data(), padding, pool, epilogue,
+        kernels.gemm_conv3x3_s8(m, channels, height, width, order, packed.data(), x.data(), padding, pool, epilogue,
                                 workspace.data());
         CHECK(std::all_of(workspace.begin() + static_cast<std::ptrdiff_t>(workspace_bytes), workspace.end(),
                           [](unsigned char v) { return v == 0xA5; }));
@@ -835,7 +836,11 @@ void check_conv3x3_s8(const KernelTable& table, int m, int channels, int height,
     };
     for (const bool requantize : {false, true}) {
         CAPTURE(requantize);
-        CHECK(run(table, requantize) == run(reference_kernels(), requantize));
+        const auto expected = run(reference_kernels(), Conv3x3Order::ByColumns, requantize);
+        for (const Conv3x3Order order : {Conv3x3Order::ByColumns, Conv3x3Order::ByPositions}) {
+            CAPTURE(static_cast<int>(order));
+            CHECK(run(table, order, requantize) == expected);
+        }
     }
 }
 
@@ -942,8 +947,9 @@ TEST_CASE("int8 3x3 convolution GEMM: the reference equals im2col and the refere
     for (std::uint8_t& v : x) v = static_cast<std::uint8_t>(rng.below(kActivationMax + 1));
     const std::uint8_t padding = 9;
     const KernelTable& reference = reference_kernels();
-    std::vector<std::int8_t> packed(reference.gemm_conv3x3_pack_a_s8(m, g.channels, weights.data(), nullptr));
-    reference.gemm_conv3x3_pack_a_s8(m, g.channels, weights.data(), packed.data());
+    const Conv3x3Order order = Conv3x3Order::ByColumns;  // the reference's only
+    std::vector<std::int8_t> packed(reference.gemm_conv3x3_pack_a_s8(m, g.channels, order, weights.data(), nullptr));
+    reference.gemm_conv3x3_pack_a_s8(m, g.channels, order, weights.data(), packed.data());
     std::vector<std::int32_t> expected(static_cast<std::size_t>(m) * n), actual(expected.size());
     IntegerGemmEpilogue epilogue;
     epilogue.ldc = n;
@@ -953,8 +959,8 @@ TEST_CASE("int8 3x3 convolution GEMM: the reference equals im2col and the refere
     reference.gemm_packed_a_s8(false, m, n, k, packed.data(), columns.data(), n, epilogue, nullptr);
     std::vector<unsigned char> workspace(reference.gemm_conv3x3_workspace_s8(m, g.channels, g.height, g.width));
     epilogue.sums = actual.data();
-    reference.gemm_conv3x3_s8(m, g.channels, g.height, g.width, packed.data(), x.data(), padding, false, epilogue,
-                              workspace.data());
+    reference.gemm_conv3x3_s8(m, g.channels, g.height, g.width, order, packed.data(), x.data(), padding, false,
+                              epilogue, workspace.data());
     CHECK(actual == expected);
     // Pooled: each output the largest of its 2x2 window's sums (the last row of an odd height left out).
     const int pooled_height = g.height / 2, pooled_width = g.width / 2;
@@ -968,8 +974,8 @@ TEST_CASE("int8 3x3 convolution GEMM: the reference equals im2col and the refere
             }
     epilogue.sums = pooled.data();
     epilogue.ldc = pooled_height * pooled_width;
-    reference.gemm_conv3x3_s8(m, g.channels, g.height, g.width, packed.data(), x.data(), padding, true, epilogue,
-                              workspace.data());
+    reference.gemm_conv3x3_s8(m, g.channels, g.height, g.width, order, packed.data(), x.data(), padding, true,
+                              epilogue, workspace.data());
     CHECK(pooled == windows);
 }
 

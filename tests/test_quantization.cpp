@@ -286,7 +286,7 @@ std::pair<TypedTensor, TypedTensor> conv_weights_s8(int outputs, int channels, b
 
 }  // namespace
 
-TEST_CASE("the int8 Winograd convolution gives exactly the im2col path's outputs, on every kernel table") {
+TEST_CASE("the int8 conv layer's ways (Winograd, im2col in either order) give the same outputs, on every table") {
     Rng rng(31);
     // Odd sizes (partial tiles), valid and same padding, 16 and 33 input channels, zero points 0 and 70, the
     // extreme weights and activations, requantized and dequantized outputs.
@@ -315,21 +315,22 @@ TEST_CASE("the int8 Winograd convolution gives exactly the im2col path's outputs
         for (const KernelTable* table : available_kernel_tables()) {
             CAPTURE(table->name);
             std::vector<std::vector<unsigned char>> results;
-            for (const bool winograd : {false, true}) {
-                const PackedLayerS8 layer(*table, &g, c.outputs, 0, weights, &bias, input, output, true, 2,
-                                          winograd ? ConvAlgorithm::Winograd : ConvAlgorithm::Im2col);
-                CHECK(layer.uses_winograd() == winograd);
+            for (const ConvAlgorithm algorithm :
+                 {ConvAlgorithm::Im2col, ConvAlgorithm::Im2colByPositions, ConvAlgorithm::Winograd}) {
+                const PackedLayerS8 layer(*table, &g, c.outputs, 0, weights, &bias, input, output, true, 2, algorithm);
+                CHECK(layer.uses_winograd() == (algorithm == ConvAlgorithm::Winograd));
                 std::vector<unsigned char, AlignedAllocator<unsigned char>> workspace(layer.workspace_bytes(batch, 2));
                 std::vector<unsigned char> y(out_bytes, 0xEE);
                 layer.run(x.data(), batch, y.data(), workspace.data(), 2);
                 results.push_back(y);
             }
             CHECK(results[0] == results[1]);
+            CHECK(results[0] == results[2]);
         }
     }
 }
 
-TEST_CASE("int8 conv layer that takes over its 2x2 max pool: the pool of its own output, bit for bit, on every table") {
+TEST_CASE("int8 conv layer that takes over its 2x2 max pool: the pool of its own output, bit for bit, either order") {
     Rng rng(31);
     // Odd and even sizes, one channel (the packed path) and several, requantized and dequantized outputs, ReLU or not.
     struct Case {
@@ -355,17 +356,17 @@ TEST_CASE("int8 conv layer that takes over its 2x2 max pool: the pool of its own
         const int pooled_height = c.height / 2, pooled_width = c.width / 2;
         for (const KernelTable* table : available_kernel_tables()) {
             CAPTURE(table->name);
-            const auto run = [&](bool pool) {
-                PackedLayerS8 layer(*table, &g, c.outputs, 0, weights, &bias, input, output, c.relu, 2,
-                                    ConvAlgorithm::Im2col);
-                if (pool) CHECK(layer.fuse_max_pool_2x2(true));
+            const auto run = [&](bool pool, ConvAlgorithm algorithm) {
+                const PackedLayerS8 layer(*table, &g, c.outputs, 0, weights, &bias, input, output, c.relu, 2,
+                                          algorithm, pool);
+                CHECK(layer.pools() == pool);
                 const std::size_t positions = pool ? pooled_height * pooled_width : c.height * c.width;
                 std::vector<unsigned char, AlignedAllocator<unsigned char>> workspace(layer.workspace_bytes(batch, 2));
                 std::vector<unsigned char> y(batch * c.outputs * positions * value_bytes, 0xEE);
                 layer.run(x.data(), batch, y.data(), workspace.data(), 2);
                 return y;
             };
-            const std::vector<unsigned char> full = run(false), pooled = run(true);
+            const std::vector<unsigned char> full = run(false, ConvAlgorithm::Im2col);
             // The 2x2 windows of the unpooled output, their largest value (compared as bytes or as floats).
             std::vector<unsigned char> expected;
             for (int plane = 0; plane < batch * c.outputs; ++plane)
@@ -384,7 +385,10 @@ TEST_CASE("int8 conv layer that takes over its 2x2 max pool: the pool of its own
                         expected.insert(expected.end(), full.begin() + best * value_bytes,
                                         full.begin() + (best + 1) * value_bytes);
                     }
-            CHECK(pooled == expected);
+            for (const ConvAlgorithm algorithm : {ConvAlgorithm::Im2col, ConvAlgorithm::Im2colByPositions}) {
+                CAPTURE(static_cast<int>(algorithm));
+                CHECK(run(true, algorithm) == expected);
+            }
         }
     }
 }

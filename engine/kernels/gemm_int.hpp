@@ -59,8 +59,15 @@ struct S16Operands {
 //                                                        std::ptrdiff_t group_stride, const std::ptrdiff_t* taps,
 //                                                        std::int32_t* sums);
 // the sums of its first kVectors vectors, vector v's columns at vectors[v] and its group (c, tap t) at vectors[v] +
-// c x group_stride + taps[t], A's groups in that order (channel group by channel group, tap by tap within one). Only
-// declared here: each arch's source specializes it.
+// c x group_stride + taps[t], A's groups in that order (channel group by channel group, tap by tap within one). Such
+// a tile may also compute the product transposed (Conv3x3Order::ByPositions), kPositions positions of C's columns
+// broadcast against vectors of kChannels rows (A packed in panels of kChannels rows, the same depth order):
+//   template <int kVectors> static void position_sums(int channel_groups, const std::uint8_t* const* positions,
+//                                                     std::ptrdiff_t group_stride, const std::ptrdiff_t* taps,
+//                                                     const A* a, std::int32_t* sums);
+// the sums of its first kVectors x (kChannels / 2) rows, row-major by position (kChannels a position), position i's
+// group (c, t) at positions[i] + c x group_stride + taps[t]; and finish_transposed, finish_sums into 7-bit
+// activations for such a tile. Only declared here: each arch's source specializes it.
 template <class Operands, class Arch>
 struct IntTile;
 
@@ -438,12 +445,13 @@ struct PackedGemmInt {
     // from the image (through a copy of it with its padding around each plane) instead of from an im2col matrix, or
     // not packed at all where the tile reads it from a copy four channels innermost (sums_from_planes), its A then
     // in the depth order of that copy.
-    std::size_t pack_conv3x3_a(int m, int channels, const A* a, A* packed) const
+    std::size_t pack_conv3x3_a(int m, int channels, Conv3x3Order order, const A* a, A* packed) const
         requires std::is_same_v<Operands, S8Operands>;
     std::size_t conv3x3_workspace_bytes(int m, int channels, int height, int width) const
         requires std::is_same_v<Operands, S8Operands>;
-    void multiply_conv3x3(int m, int channels, int height, int width, const A* packed_a, const B* x, B padding,
-                          bool max_pool_2x2, const IntegerGemmEpilogue& epilogue, unsigned char* workspace) const
+    void multiply_conv3x3(int m, int channels, int height, int width, Conv3x3Order order, const A* packed_a,
+                          const B* x, B padding, bool max_pool_2x2, const IntegerGemmEpilogue& epilogue,
+                          unsigned char* workspace) const
         requires std::is_same_v<Operands, S8Operands>;
 
 private:
@@ -454,6 +462,14 @@ private:
     template <class Columns>
     void compute(int m, int depth, const A* packed_a, const Columns& columns,
                  const IntegerGemmEpilogue& epilogue) const;
+    // pack_a in panels of kRows rows.
+    template <int kRows>
+    static std::size_t pack_a_panels(int m, int k, const A* a, int lda, A* packed);
+    // multiply_conv3x3's product transposed (ByPositions), from the interleaved planes: every tile, shared out among
+    // the team as compute() shares its own (orphaned, no barrier at the end).
+    void compute_by_positions(int m, int depth, const A* packed_a, const std::uint8_t* planes,
+                              const int_gemm_detail::InterleavedPlanes& geometry, bool max_pool_2x2,
+                              const IntegerGemmEpilogue& epilogue) const;
     // Whether multiply_conv3x3 reads B from the input four channels innermost: where the tile can, unless that
     // multiplies over a quarter more depths than packing (36 for the 9 of a first layer of one channel: conv1 of the
     // reference network took 0.055 ms so against 0.046 packed on a Zen 5).
@@ -462,13 +478,23 @@ private:
         return kTileReadsPlanes && 4 * 36 * int_gemm_detail::InterleavedPlanes::groups(channels) <=
                                        5 * int_gemm_detail::padded_depth<IntTile<Operands, Arch>>(9 * channels);
     }
+    // Whether multiply_conv3x3 runs in `order` ByPositions: where asked, the tile can, and B comes from the planes.
+    static constexpr bool kTileTransposes = requires { IntTile<Operands, Arch>::template position_sums<1>; };
+    static bool conv_by_positions(Conv3x3Order order, int channels) {
+        return kTileTransposes && order == Conv3x3Order::ByPositions && conv_from_planes(channels);
+    }
 };
 
 template <class Operands, class Arch>
 std::size_t PackedGemmInt<Operands, Arch>::pack_a(int m, int k, const A* a, int lda, A* packed) const {
+    return pack_a_panels<IntTile<Operands, Arch>::kRows>(m, k, a, lda, packed);
+}
+
+template <class Operands, class Arch>
+template <int kRows>
+std::size_t PackedGemmInt<Operands, Arch>::pack_a_panels(int m, int k, const A* a, int lda, A* packed) {
     using namespace int_gemm_detail;
     using Tile = IntTile<Operands, Arch>;
-    constexpr int kRows = Tile::kRows;
     if (m <= 0 || k <= 0) return 0;
     const int panels = (m + kRows - 1) / kRows, depth = padded_depth<Tile>(k);
     const std::size_t panel_elements = static_cast<std::size_t>(depth) * kRows;
@@ -633,22 +659,100 @@ void pack_conv3x3_runs(const B* planes, const std::ptrdiff_t* offsets, const int
 }  // namespace
 
 template <class Operands, class Arch>
-std::size_t PackedGemmInt<Operands, Arch>::pack_conv3x3_a(int m, int channels, const A* a, A* packed) const
+void PackedGemmInt<Operands, Arch>::compute_by_positions(int m, int depth, const A* packed_a,
+                                                         const std::uint8_t* planes,
+                                                         const int_gemm_detail::InterleavedPlanes& geometry,
+                                                         bool max_pool_2x2, const IntegerGemmEpilogue& epilogue) const {
+    using namespace int_gemm_detail;
+    using Tile = IntTile<Operands, Arch>;
+    if constexpr (kTileTransposes) {
+        constexpr int kPositions = Tile::kPositions, kChannels = Tile::kChannels;
+        static_assert(kPositions % 4 == 0, "a tile holds whole pooling windows");
+        // The products in tile order: C's columns, or, pooled, each window's four (row-major) in the order of the
+        // pooled outputs, so that a tile's products 4 w to 4 w + 3 pool into its output w.
+        const int unit = max_pool_2x2 ? 4 : 1, step = max_pool_2x2 ? 2 : 1;
+        const int row_length = max_pool_2x2 ? geometry.width / 2 : geometry.width;
+        const int products = unit * (max_pool_2x2 ? geometry.height / 2 : geometry.height) * row_length;
+        // Where products [first, first + count) read the planes (the rest of the tile repeats the last, computed
+        // and never stored): one division for the tile, then steps along the rows.
+        const auto product_planes = [&](int first, int count, const std::uint8_t** at) {
+            int y = first / unit / row_length, x = first / unit % row_length;
+            for (int i = 0; i < count; i += unit) {
+                const std::ptrdiff_t base = step * (y * geometry.stride() + x);  // pooled: 2 y rows down, 2 x along
+                for (int corner = 0; corner < unit; ++corner)
+                    at[i + corner] = planes + 4 * (base + corner / 2 * geometry.stride() + corner % 2);
+                if (++x == row_length) x = 0, ++y;
+            }
+            for (int i = count; i < kPositions; ++i) at[i] = at[count - 1];
+        };
+        std::ptrdiff_t taps[9];
+        for (int t = 0; t < 9; ++t) taps[t] = geometry.tap_bytes(t);
+        // Channel panel by channel panel (its weights staying in cache while the positions pass), each thread an
+        // equal share of the tiles in that order.
+        const int position_tiles = (products + kPositions - 1) / kPositions;
+        const long tiles = static_cast<long>(position_tiles) * ((m + kChannels - 1) / kChannels);
+        const long threads = omp_get_num_threads(), thread = omp_get_thread_num();
+        for (long tile = tiles * thread / threads; tile < tiles * (thread + 1) / threads; ++tile) {
+            const int panel = static_cast<int>(tile / position_tiles);
+            const int first = static_cast<int>(tile % position_tiles) * kPositions;
+            const int channels = std::min(kChannels, m - panel * kChannels);
+            const int count = std::min(kPositions, products - first);
+            const std::uint8_t* positions[kPositions];
+            product_planes(first, count, positions);
+            alignas(64) std::int32_t sums[kPositions * kChannels];
+            const A* weights = packed_a + static_cast<std::ptrdiff_t>(panel) * kChannels * depth;
+            if (2 * channels <= kChannels)
+                Tile::template position_sums<1>(geometry.groups(), positions, geometry.plane_bytes(), taps, weights,
+                                                sums);
+            else
+                Tile::template position_sums<2>(geometry.groups(), positions, geometry.plane_bytes(), taps, weights,
+                                                sums);
+            const int outputs = count / unit, column = first / unit, row = panel * kChannels;
+            if (max_pool_2x2)
+                for (int w = 0; w < outputs; ++w) {
+                    const std::int32_t* window = sums + 4 * w * kChannels;
+                    std::int32_t pooled[kChannels];  // then copied: the window's own sums lie in the way
+                    for (int j = 0; j < kChannels; ++j)
+                        pooled[j] = std::max(std::max(window[j], window[kChannels + j]),
+                                             std::max(window[2 * kChannels + j], window[3 * kChannels + j]));
+                    std::copy_n(pooled, kChannels, sums + w * kChannels);
+                }
+            if (epilogue.quantized) {
+                Tile::finish_transposed(sums, outputs, channels, row, column, epilogue);
+                continue;
+            }
+            for (int j = 0; j < channels; ++j)
+                for (int w = 0; w < outputs; ++w)
+                    finish_sums(sums + w * kChannels + j, 1, row + j, column + w, epilogue);
+        }
+    }
+}
+
+template <class Operands, class Arch>
+std::size_t PackedGemmInt<Operands, Arch>::pack_conv3x3_a(int m, int channels, Conv3x3Order order, const A* a,
+                                                          A* packed) const
     requires std::is_same_v<Operands, S8Operands>
 {
     const int k = 9 * channels;
     if (!conv_from_planes(channels)) return pack_a(m, k, a, k, packed);
     // Depth 36 c + 4 t + q of the packed A is channel 4 c + q at tap t (zero past the last channel): the order in
-    // which sums_from_planes reads the interleaved planes.
+    // which sums_from_planes and position_sums read the interleaved planes. Panels of the tile's rows, or of its
+    // channels where it runs ByPositions.
     const int groups = int_gemm_detail::InterleavedPlanes::groups(channels), depth = 36 * groups;
-    if (!packed || m <= 0) return pack_a(m, depth, nullptr, depth, nullptr);
+    const auto pack = [&](const A* source, A* out) {
+        if constexpr (kTileTransposes)
+            if (conv_by_positions(order, channels))
+                return pack_a_panels<IntTile<Operands, Arch>::kChannels>(m, depth, source, depth, out);
+        return pack_a(m, depth, source, depth, out);
+    };
+    if (!packed || m <= 0) return pack(nullptr, nullptr);
     std::vector<A> reordered(static_cast<std::size_t>(m) * depth, A(0));
     for (int row = 0; row < m; ++row)
         for (int c = 0; c < channels; ++c)
             for (int t = 0; t < 9; ++t)
                 reordered[static_cast<std::size_t>(row) * depth + c / 4 * 36 + t * 4 + c % 4] =
                     a[static_cast<std::size_t>(row) * k + c * 9 + t];
-    return pack_a(m, depth, reordered.data(), depth, packed);
+    return pack(reordered.data(), packed);
 }
 
 template <class Operands, class Arch>
@@ -668,8 +772,8 @@ std::size_t PackedGemmInt<Operands, Arch>::conv3x3_workspace_bytes(int, int chan
 }
 
 template <class Operands, class Arch>
-void PackedGemmInt<Operands, Arch>::multiply_conv3x3(int m, int channels, int height, int width, const A* packed_a,
-                                                     const B* x, B padding, bool max_pool_2x2,
+void PackedGemmInt<Operands, Arch>::multiply_conv3x3(int m, int channels, int height, int width, Conv3x3Order order,
+                                                     const A* packed_a, const B* x, B padding, bool max_pool_2x2,
                                                      const IntegerGemmEpilogue& epilogue,
                                                      unsigned char* workspace) const
     requires std::is_same_v<Operands, S8Operands>
@@ -687,8 +791,11 @@ void PackedGemmInt<Operands, Arch>::multiply_conv3x3(int m, int channels, int he
 #pragma omp parallel if (2.0 * m * n * k >= kParallelMinOps && !omp_in_parallel())
             {
                 interleaved.interleave<Tile>(x, padding, workspace);  // its `omp for` ends in a barrier
-                compute(m, padded_depth<Tile>(36 * interleaved.groups()), packed_a,
-                        PlaneColumns<Tile>(workspace, interleaved, max_pool_2x2), epilogue);
+                const int depth = padded_depth<Tile>(36 * interleaved.groups());
+                if (conv_by_positions(order, channels))
+                    compute_by_positions(m, depth, packed_a, workspace, interleaved, max_pool_2x2, epilogue);
+                else
+                    compute(m, depth, packed_a, PlaneColumns<Tile>(workspace, interleaved, max_pool_2x2), epilogue);
             }
             return;
         }

@@ -61,8 +61,9 @@ void gemm_packed_a_s16_reference(bool transpose_b, int m, int n, int k, const st
     gemm_reference(transpose_b, m, n, k, packed_a, b, ldb, epilogue);
 }
 
-// The reference's conv A is its im2col GEMM's.
-std::size_t gemm_conv3x3_pack_a_s8_reference(int m, int channels, const std::int8_t* a, std::int8_t* packed) {
+// The reference's conv A is its im2col GEMM's, in either order (it has one).
+std::size_t gemm_conv3x3_pack_a_s8_reference(int m, int channels, Conv3x3Order, const std::int8_t* a,
+                                             std::int8_t* packed) {
     return pack_a_reference(m, 9 * channels, a, 9 * channels, packed);
 }
 
@@ -71,7 +72,7 @@ std::size_t gemm_conv3x3_workspace_s8_reference(int, int channels, int height, i
     return static_cast<std::size_t>(9) * channels * height * width;
 }
 
-void gemm_conv3x3_s8_reference(int m, int channels, int height, int width, const std::int8_t* packed_a,
+void gemm_conv3x3_s8_reference(int m, int channels, int height, int width, Conv3x3Order, const std::int8_t* packed_a,
                                const std::uint8_t* x, std::uint8_t padding, bool max_pool_2x2,
                                const IntegerGemmEpilogue& epilogue, unsigned char* workspace) {
     const int n = height * width;
