@@ -17,6 +17,7 @@
 #include "engine/kernels.hpp"
 #include "engine/kernels/padded_planes.hpp"
 #include "engine/kernels/simd_arch.hpp"
+#include "engine/kernels/team.hpp"
 #include "engine/kernels/transpose_f32.hpp"
 
 namespace edgeqc {
@@ -463,13 +464,12 @@ void PackedGemmF32<Arch, Operands>::multiply_blocks(bool transpose_a, int m, int
     float* a_workspace = prepacked_a ? nullptr : workspace;
     float* b_packed = workspace + blocking.a_floats(prepacked_a != nullptr);
     // Inside an outer parallel loop (e.g. one GEMM per thread) the GEMM runs on its caller's thread alone.
-    const bool parallel = 2.0 * m * n * k >= kParallelMinFlops && !omp_in_parallel();
+    const bool parallel = 2.0 * m * n * k >= kParallelMinFlops;
 
     const int row_panels = (m + kRows - 1) / kRows;
     const int row_blocks = (m + row_block - 1) / row_block;
 
-#pragma omp parallel if (parallel)
-    {
+    run_in_team(parallel, [&] {
         const int threads = omp_get_num_threads(), thread = omp_get_thread_num();
         prepare();
         for (int jc = 0; jc < n; jc += column_block) {
@@ -548,7 +548,7 @@ void PackedGemmF32<Arch, Operands>::multiply_blocks(bool transpose_a, int m, int
 #pragma omp barrier
             }
         }
-    }
+    });
 }
 
 template <class Arch, class Operands>
@@ -722,12 +722,11 @@ void PackedGemmF32<Arch, Operands>::multiply_thin(bool transpose_a, int m, int n
     static constexpr auto kTiles = narrow_tiles<Arch>(std::make_index_sequence<kColumns>{});
     const int depth_block = balanced_block(k, kDepthBlock, 1);
     const int panels = (m + kRows - 1) / kRows, tiles = (n + kColumns - 1) / kColumns;
-    const bool parallel = 2.0 * m * n * k >= kParallelMinFlops && !omp_in_parallel();
+    const bool parallel = 2.0 * m * n * k >= kParallelMinFlops;
     // Each thread packs its own panels of A, a depth block at a time, and keeps their sums in a buffer of its own: no
     // workspace and no barrier. B is read where it lies; the thread's panels pass each depth block of it in turn, so
     // that the block (k x n floats of at most 256 x 160) stays in L2 and B comes from memory once per thread.
-#pragma omp parallel if (parallel)
-    {
+    run_in_team(parallel, [&] {
         const int threads = omp_get_num_threads(), thread = omp_get_thread_num();
         const int first = panels * thread / threads, last = panels * (thread + 1) / threads;
         const std::size_t panel_sums = static_cast<std::size_t>(tiles) * kColumns * kRows;
@@ -757,7 +756,7 @@ void PackedGemmF32<Arch, Operands>::multiply_thin(bool transpose_a, int m, int n
                                                c + static_cast<std::ptrdiff_t>(row) * ldc + column, ldc, rows, merge);
             }
         }
-    }
+    });
 }
 
 EDGEQC_EXTERN_SIMD_KERNEL(PackedGemmF32)

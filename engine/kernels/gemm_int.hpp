@@ -29,6 +29,7 @@
 #include "engine/kernels.hpp"
 #include "engine/kernels/padded_planes.hpp"
 #include "engine/kernels/simd_arch.hpp"
+#include "engine/kernels/team.hpp"
 
 namespace edgeqc {
 
@@ -594,11 +595,10 @@ void PackedGemmInt<Operands, Arch>::multiply(bool transpose_b, int m, int n, int
     if (k <= 0) return finish_empty_product(m, n, epilogue);
     auto* b_packed = reinterpret_cast<B*>(workspace);
     const int depth = padded_depth<IntTile<Operands, Arch>>(k);
-#pragma omp parallel if (2.0 * m * n * k >= kParallelMinOps && !omp_in_parallel())
-    {
+    run_in_team(2.0 * m * n * k >= kParallelMinOps, [&] {
         pack_b_panels(transpose_b, n, k, b, ldb, b_packed);
         compute(m, depth, packed_a, PackedColumns<IntTile<Operands, Arch>, Operands>{b_packed, n, depth}, epilogue);
-    }
+    });
 }
 
 template <class Operands, class Arch>
@@ -607,8 +607,8 @@ std::size_t PackedGemmInt<Operands, Arch>::pack_b(bool transpose_b, int n, int k
     using namespace int_gemm_detail;
     const std::size_t elements = workspace_bytes(1, n, k) / sizeof(B);
     if (!packed || elements == 0) return elements;
-#pragma omp parallel if (static_cast<double>(elements) >= kParallelMinOps && !omp_in_parallel())
-    pack_b_panels(transpose_b, n, k, b, ldb, packed);
+    run_in_team(static_cast<double>(elements) >= kParallelMinOps,
+                [&] { pack_b_panels(transpose_b, n, k, b, ldb, packed); });
     return elements;
 }
 
@@ -619,8 +619,9 @@ void PackedGemmInt<Operands, Arch>::multiply_packed(int m, int n, int k, const A
     if (m <= 0 || n <= 0) return;
     if (k <= 0) return finish_empty_product(m, n, epilogue);
     const int depth = padded_depth<IntTile<Operands, Arch>>(k);
-#pragma omp parallel if (2.0 * m * n * k >= kParallelMinOps && !omp_in_parallel())
-    compute(m, depth, packed_a, PackedColumns<IntTile<Operands, Arch>, Operands>{packed_b, n, depth}, epilogue);
+    run_in_team(2.0 * m * n * k >= kParallelMinOps, [&] {
+        compute(m, depth, packed_a, PackedColumns<IntTile<Operands, Arch>, Operands>{packed_b, n, depth}, epilogue);
+    });
 }
 
 namespace {
@@ -788,15 +789,14 @@ void PackedGemmInt<Operands, Arch>::multiply_conv3x3(int m, int channels, int he
     if constexpr (kTileReadsPlanes)
         if (conv_from_planes(channels)) {
             const InterleavedPlanes interleaved{channels, height, width};
-#pragma omp parallel if (2.0 * m * n * k >= kParallelMinOps && !omp_in_parallel())
-            {
+            run_in_team(2.0 * m * n * k >= kParallelMinOps, [&] {
                 interleaved.interleave<Tile>(x, padding, workspace);  // its `omp for` ends in a barrier
                 const int depth = padded_depth<Tile>(36 * interleaved.groups());
                 if (conv_by_positions(order, channels))
                     compute_by_positions(m, depth, packed_a, workspace, interleaved, max_pool_2x2, epilogue);
                 else
                     compute(m, depth, packed_a, PlaneColumns<Tile>(workspace, interleaved, max_pool_2x2), epilogue);
-            }
+            });
             return;
         }
     const PaddedPlanes padded{channels, height, width};
@@ -807,8 +807,7 @@ void PackedGemmInt<Operands, Arch>::multiply_conv3x3(int m, int channels, int he
     const PackedColumns<Tile, Operands> columns_source{
         packed_b, n, depth, max_pool_2x2 ? std::optional(MaxPool2x2Panels<kColumns>(height, width)) : std::nullopt};
     const int column_panels = columns_source.panels();
-#pragma omp parallel if (2.0 * m * n * k >= kParallelMinOps && !omp_in_parallel())
-    {
+    run_in_team(2.0 * m * n * k >= kParallelMinOps, [&] {
 #pragma omp for schedule(static) nowait
         for (int p = 0; p < depth; ++p) offsets[p] = p < k ? padded.offset(p) : -1;
         pad_planes(padded, x, padding, planes);  // its `omp for` ends in a barrier: planes and offsets are complete
@@ -845,7 +844,7 @@ void PackedGemmInt<Operands, Arch>::multiply_conv3x3(int m, int channels, int he
                 pack_conv3x3_runs<kColumns, kGroup>(planes, offsets, base, columns, depth, out);
         }
         compute(m, depth, packed_a, columns_source, epilogue);
-    }
+    });
 }
 
 // Arch tags of tiles for instructions xsimd 8 has no arch for, each in its own source with its own flags.
