@@ -65,7 +65,9 @@ struct InferencePlan::Step {
                 else global_avg_pool_f32(x, batch * in[0], plane, y);
                 return;
             }
-            case Kind::Quantize: quantize_activations(x, in.elements() * batch, quantization, yq); return;
+            case Kind::Quantize:
+                table.quantize_u8(x, in.elements() * batch, quantization.scale, quantization.zero_point, yq);
+                return;
             case Kind::Dense: {
                 // C (out x batch) = W x^T, bias and ReLU fused, then transposed into y (batch x out).
                 const int outputs = out[0], inputs = in[0];

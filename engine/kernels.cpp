@@ -19,6 +19,7 @@
 #include "engine/kernels/gemm_int.hpp"
 #include "engine/kernels/max_pool_f32.hpp"
 #include "engine/kernels/max_pool_u8.hpp"
+#include "engine/kernels/quantize_u8.hpp"
 #include "engine/kernels/winograd_f32.hpp"
 #include "engine/tensor.hpp"
 
@@ -37,6 +38,7 @@ void gemm_conv3x3_f32_reference(int, int, int, int, int, const float*, const flo
                                 float*);
 void max_pool_2x2_f32_reference(const float*, int, int, int, float*, std::uint32_t*);
 void max_pool_2x2_u8_reference(const std::uint8_t*, int, int, int, std::uint8_t*);
+void quantize_u8_reference(const float*, std::size_t, float, int, std::uint8_t*);
 void winograd_input_row_f32_reference(const float*, int, int, int, int, int, std::ptrdiff_t, float*, float*);
 void winograd_output_row_f32_reference(const float*, std::ptrdiff_t, int, int, float, bool, bool, float*, int, int,
                                        int, float*);
@@ -118,6 +120,11 @@ void max_pool_2x2_u8(const std::uint8_t* x, int planes, int height, int width, s
 }
 
 template <class Arch>
+void quantize_u8(const float* x, std::size_t count, float scale, int zero_point, std::uint8_t* q) {
+    SimdQuantizeU8<Arch>{}(x, count, scale, zero_point, q);
+}
+
+template <class Arch>
 FmaPeakResult fma_peak_f32(long iterations, float start) {
     return FmaChainsF32<Arch>{}(iterations, start);
 }
@@ -188,6 +195,8 @@ void install_max_pool_2x2_f32(KernelTable& t) { t.max_pool_2x2_f32 = max_pool_2x
 template <class Arch>
 void install_max_pool_2x2_u8(KernelTable& t) { t.max_pool_2x2_u8 = max_pool_2x2_u8<Arch>; }
 template <class Arch>
+void install_quantize_u8(KernelTable& t) { t.quantize_u8 = quantize_u8<Arch>; }
+template <class Arch>
 void install_winograd_rows_f32(KernelTable& t) {
     t.winograd_input_row_f32 = WinogradRowsF32<Arch>::input;
     t.winograd_output_row_f32 = WinogradRowsF32<Arch>::output;
@@ -228,6 +237,7 @@ void install_gemm_f32_reference(KernelTable& t) {
 }
 void install_max_pool_2x2_f32_reference(KernelTable& t) { t.max_pool_2x2_f32 = max_pool_2x2_f32_reference; }
 void install_max_pool_2x2_u8_reference(KernelTable& t) { t.max_pool_2x2_u8 = max_pool_2x2_u8_reference; }
+void install_quantize_u8_reference(KernelTable& t) { t.quantize_u8 = quantize_u8_reference; }
 void install_winograd_rows_f32_reference(KernelTable& t) {
     t.winograd_input_row_f32 = winograd_input_row_f32_reference;
     t.winograd_output_row_f32 = winograd_output_row_f32_reference;
@@ -258,6 +268,7 @@ void list_simd_kernels(std::vector<KernelListing<KernelTable>>& list, const char
     list.push_back({"gemm", DataType::F32, arch, cpu_supports, install_gemm_f32<Arch>});
     list.push_back({"max_pool_2x2", DataType::F32, arch, cpu_supports, install_max_pool_2x2_f32<Arch>});
     list.push_back({"max_pool_2x2", DataType::U8, arch, cpu_supports, install_max_pool_2x2_u8<Arch>});
+    list.push_back({"quantize", DataType::U8, arch, cpu_supports, install_quantize_u8<Arch>});
     list.push_back({"winograd_rows", DataType::F32, arch, cpu_supports, install_winograd_rows_f32<Arch>});
     list.push_back({"fma_peak", DataType::F32, arch, cpu_supports, install_fma_peak_f32<Arch>});
 }
@@ -288,6 +299,7 @@ std::vector<KernelListing<KernelTable>> build_kernel_list() {
     list.push_back({"gemm", DataType::F32, "scalar", any_cpu, install_gemm_f32_reference});
     list.push_back({"max_pool_2x2", DataType::F32, "scalar", any_cpu, install_max_pool_2x2_f32_reference});
     list.push_back({"max_pool_2x2", DataType::U8, "scalar", any_cpu, install_max_pool_2x2_u8_reference});
+    list.push_back({"quantize", DataType::U8, "scalar", any_cpu, install_quantize_u8_reference});
     list.push_back({"winograd_rows", DataType::F32, "scalar", any_cpu, install_winograd_rows_f32_reference});
     list.push_back({"fma_peak", DataType::F32, "scalar", any_cpu, install_fma_peak_f32_reference});
     list.push_back({"gemm", DataType::S8, "scalar", any_cpu, install_gemm_s8_reference});

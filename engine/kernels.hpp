@@ -71,6 +71,9 @@ using GemmConv3x3F32 = void (*)(int m, int channels, int height, int width, int 
 using MaxPool2x2F32 = void (*)(const float* x, int planes, int height, int width, float* y, std::uint32_t* winners);
 // The same for 7-bit quantized activations (max commutes with the monotonic quantization: no scale needed).
 using MaxPool2x2U8 = void (*)(const std::uint8_t* x, int planes, int height, int width, std::uint8_t* y);
+// Float activations to 7-bit ones: q = clamp(round(x / scale) + zero_point, 0, kActivationMax), ties to even; NaN
+// becomes the zero point.
+using QuantizeU8 = void (*)(const float* x, std::size_t count, float scale, int zero_point, std::uint8_t* q);
 
 // Winograd F(2x2, 3x3) and F(4x4, 3x3) tile transforms of one row of tiles (engine/kernels/winograd_f32.hpp says
 // what each computes).
@@ -174,6 +177,7 @@ struct KernelTable {
     GemmConv3x3F32 gemm_conv3x3_f32;
     MaxPool2x2F32 max_pool_2x2_f32;
     MaxPool2x2U8 max_pool_2x2_u8;
+    QuantizeU8 quantize_u8;
     WinogradInputRowF32 winograd_input_row_f32;
     WinogradOutputRowF32 winograd_output_row_f32;
     WinogradGradientRowF32 winograd_gradient_row_f32;

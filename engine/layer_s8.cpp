@@ -29,23 +29,6 @@ double best_of_three(std::size_t workspace_bytes, const Step& step) {
 
 }  // namespace
 
-void quantize_activations(const float* x, std::size_t count, const ActivationQuantization& quantization,
-                          std::uint8_t* q) {
-    const auto low = static_cast<float>(-quantization.zero_point);
-    const auto high = static_cast<float>(kActivationMax - quantization.zero_point);
-    const float scale = quantization.scale;
-    const int zero_point = quantization.zero_point;
-    const float* __restrict in = x;
-    std::uint8_t* __restrict out = q;
-    for (std::size_t i = 0; i < count; ++i) {
-        float steps = in[i] / scale;
-        steps = steps == steps ? steps : 0.0f;  // NaN
-        steps = steps < low ? low : steps;
-        steps = steps > high ? high : steps;
-        out[i] = static_cast<std::uint8_t>(static_cast<int>(int_gemm_detail::round_to_even(steps)) + zero_point);
-    }
-}
-
 PackedLayerS8::PackedLayerS8(const KernelTable& table, const ConvGeometry* conv, int outputs, int inputs,
                              const TypedTensor& weights, const TypedTensor* bias, const ActivationQuantization& input,
                              const std::optional<ActivationQuantization>& output, bool relu, int threads,

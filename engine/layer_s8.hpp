@@ -18,10 +18,6 @@
 
 namespace edgeqc {
 
-// q = clamp(round(x / scale) + zero_point, 0, kActivationMax), ties to even; NaN becomes the zero point.
-void quantize_activations(const float* x, std::size_t count, const ActivationQuantization& quantization,
-                          std::uint8_t* q);
-
 // How an int8 convolution computes its sums: every way gives the same bits, so the choice is one of speed alone,
 // made by timing the ways the layer allows on its shape at build time unless a caller fixes it. Im2col: the GEMM
 // (for a 3x3, stride-1, padding-1 layer, B read from the image, in Conv3x3Order::ByColumns), or Im2colByPositions

@@ -135,6 +135,11 @@ constexpr DataType data_type_of<std::int16_t>() { return DataType::S16; }
 // symmetric in [-kWeightMax, kWeightMax]: -128 is never used, for the same reason.
 inline constexpr int kActivationMax = 127;
 inline constexpr int kWeightMax = 127;
+// Quantizing rounds to nearest, ties to even (as std::nearbyint in the default rounding mode), by adding and then
+// subtracting 1.5 x 2^23: for |value| <= 2^22 the sum has no fraction bits, the FPU rounds, and the difference is
+// exact. Unlike nearbyint it needs no SSE4.1 (roundps) to vectorize, so every arch computes it in vectors, and all
+// get the same bits.
+inline constexpr float kRoundToEvenShifter = 12582912.0f;
 
 // A tensor of any DataType. Quantized tensors (s8, s32) carry one f32 scale per index of their first axis (the
 // output channel): real value = scale[channel] * stored integer. Float tensors carry no scales.

@@ -979,6 +979,46 @@ TEST_CASE("int8 3x3 convolution GEMM: the reference equals im2col and the refere
     CHECK(pooled == windows);
 }
 
+TEST_CASE("quantizing to 7-bit activations: the reference rounds ties to even and clamps, every table gives its bits") {
+    const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+    // x / 0.5 + 10: ties at 0.5, 1.5 and 2.5 steps, the clamps at 0 and 127 from inside and past them, NaN and both
+    // infinities.
+    const float scale = 0.5f;
+    const int zero_point = 10;
+    const std::vector<float> special = {0.25f, 0.75f, 1.25f, -0.25f, -5.0f, -5.5f, 58.5f, 60.0f, nan, inf, -inf, 3.3f};
+    const auto expected_of = [&](float x) {
+        if (std::isnan(x)) return zero_point;
+        const float steps = std::clamp(x / scale, static_cast<float>(-zero_point),
+                                       static_cast<float>(kActivationMax - zero_point));
+        return static_cast<int>(std::nearbyint(steps)) + zero_point;
+    };
+    std::vector<std::uint8_t> q(special.size());
+    reference_kernels().quantize_u8(special.data(), special.size(), scale, zero_point, q.data());
+    for (std::size_t i = 0; i < special.size(); ++i) {
+        CAPTURE(special[i]);
+        CHECK(q[i] == expected_of(special[i]));
+    }
+    // Every length up to a few vectors (below one, whole ones, and a last one that overlaps), the reference
+    // network's first layer at batch 1, and an unaligned start; nothing written past the end.
+    Rng rng(37);
+    std::vector<float> x(9601);
+    for (float& v : x) v = 40.0f * rng.normal();
+    for (std::size_t i = 0; i < x.size(); i += 97) x[i] = special[i / 97 % special.size()];
+    for_each_fast_table([&](const KernelTable& table) {
+        for (const std::size_t count : {std::size_t{0}, std::size_t{1}, std::size_t{3}, std::size_t{15},
+                                        std::size_t{16}, std::size_t{17}, std::size_t{33}, std::size_t{70},
+                                        std::size_t{9600}}) {
+            CAPTURE(count);
+            for (const int zp : {0, 64, 127}) {
+                std::vector<std::uint8_t> expected(count + 8, 0xEE), actual(count + 8, 0xEE);
+                reference_kernels().quantize_u8(x.data() + 1, count, 0.7f, zp, expected.data());
+                table.quantize_u8(x.data() + 1, count, 0.7f, zp, actual.data());
+                CHECK(actual == expected);
+            }
+        }
+    });
+}
+
 TEST_CASE("int8 GEMM: the reference sums exactly at the extremes (-127 and 127 weights, activations at 127)") {
     // 4608 products of 127 x 127 and of -127 x 127, summed: well inside int32, and exact.
     const int k = 4608;

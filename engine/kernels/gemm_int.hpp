@@ -140,10 +140,8 @@ void pack_panel(const T* source, std::ptrdiff_t line_stride, std::ptrdiff_t dept
     }
 }
 
-// Round to nearest, ties to even, of |value| <= 2^22 (as std::nearbyint in the default rounding mode): adding
-// 1.5 x 2^23 leaves no fraction bits, the FPU rounds, and subtracting it back is exact. Unlike nearbyint it needs
-// no SSE4.1 (roundps) to vectorize, so every arch's build computes it in vectors, and all get the same bits.
-constexpr float kRoundingShifter = 12582912.0f;  // 1.5 x 2^23
+// Round to nearest, ties to even, of |value| <= 2^22, by kRoundToEvenShifter (engine/tensor.hpp).
+constexpr float kRoundingShifter = kRoundToEvenShifter;
 inline float round_to_even(float value) {
     return (value + kRoundingShifter) - kRoundingShifter;
 }
