@@ -63,9 +63,9 @@ struct S16Operands {
 // c x group_stride + taps[t], A's groups in that order (channel group by channel group, tap by tap within one). Such
 // a tile may also compute the product transposed (Conv3x3Order::ByPositions), kPositions positions of C's columns
 // broadcast against vectors of kChannels rows (A packed in panels of kChannels rows, the same depth order):
-//   template <int kVectors> static void position_sums(int channel_groups, const std::uint8_t* const* positions,
-//                                                     std::ptrdiff_t group_stride, const std::ptrdiff_t* taps,
-//                                                     const A* a, std::int32_t* sums);
+//   template <int kVectors>
+//   static void position_sums(int channel_groups, const std::uint8_t* const* positions, std::ptrdiff_t group_stride,
+//                             const std::ptrdiff_t* taps, const A* a, std::int32_t* sums);
 // the sums of its first kVectors x (kChannels / 2) rows, row-major by position (kChannels a position), position i's
 // group (c, t) at positions[i] + c x group_stride + taps[t]; and finish_transposed, finish_sums into 7-bit
 // activations for such a tile. Only declared here: each arch's source specializes it.
