@@ -94,8 +94,10 @@ PackedLayerS8::PackedLayerS8(const KernelTable& table, const ConvGeometry* conv,
     std::vector<unsigned char, AlignedAllocator<unsigned char>> y(
         static_cast<std::size_t>(outputs_) * g.positions() * out_size),
         pooled(static_cast<std::size_t>(outputs_) * (g.height / 2) * (g.width / 2) * out_size);
+    // Only where the layer could pool its sums instead (its output then the size of its input, as y and pooled are
+    // here); elsewhere the pass after costs every way the same.
     const auto pool_pass = [&] {
-        if (!max_pool_follows) return;
+        if (!can_pool) return;
         if (output) max_pool_u8(table, y.data(), outputs_, g.height, g.width, 2, 2, pooled.data());
         else
             max_pool_f32(table, reinterpret_cast<const float*>(y.data()), outputs_, g.height, g.width, 2, 2,

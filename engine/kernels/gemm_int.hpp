@@ -707,14 +707,15 @@ void PackedGemmInt<Operands, Arch>::compute_by_positions(int m, int depth, const
                 Tile::template position_sums<2>(geometry.groups(), positions, geometry.plane_bytes(), taps, weights,
                                                 sums);
             const int outputs = count / unit, column = first / unit, row = panel * kChannels;
+            const int lanes = 2 * channels <= kChannels ? kChannels / 2 : kChannels;  // the sums position_sums wrote
             if (max_pool_2x2)
                 for (int w = 0; w < outputs; ++w) {
                     const std::int32_t* window = sums + 4 * w * kChannels;
                     std::int32_t pooled[kChannels];  // then copied: the window's own sums lie in the way
-                    for (int j = 0; j < kChannels; ++j)
+                    for (int j = 0; j < lanes; ++j)
                         pooled[j] = std::max(std::max(window[j], window[kChannels + j]),
                                              std::max(window[2 * kChannels + j], window[3 * kChannels + j]));
-                    std::copy_n(pooled, kChannels, sums + w * kChannels);
+                    std::copy_n(pooled, lanes, sums + w * kChannels);
                 }
             if (epilogue.quantized) {
                 Tile::finish_transposed(sums, outputs, channels, row, column, epilogue);

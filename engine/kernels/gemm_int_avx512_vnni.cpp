@@ -22,9 +22,6 @@ __m512i broadcast_group(const void* group) {
 template <class A, class B, __m512i (*Dot)(__m512i, __m512i, __m512i)>
 struct VnniTile : Avx512QuantizedEpilogue<32> {
     static constexpr int kRows = 12, kColumns = 32;
-    // One group at a time, so the depth pads to a whole group alone: a 3x3 convolution of one channel multiplies
-    // 12 deep, where the default multiple of 8 made it 16.
-    static constexpr int kDepthMultiple = 4;
 
     static void sums(int groups, const A* a, const B* b, std::int32_t* out) { vector_sums<2>(groups, a, b, out); }
     static void sums_half(int groups, const A* a, const B* b, std::int32_t* out) {
