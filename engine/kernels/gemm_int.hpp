@@ -141,9 +141,8 @@ void pack_panel(const T* source, std::ptrdiff_t line_stride, std::ptrdiff_t dept
 }
 
 // Round to nearest, ties to even, of |value| <= 2^22, by kRoundToEvenShifter (engine/tensor.hpp).
-constexpr float kRoundingShifter = kRoundToEvenShifter;
 inline float round_to_even(float value) {
-    return (value + kRoundingShifter) - kRoundingShifter;
+    return (value + kRoundToEvenShifter) - kRoundToEvenShifter;
 }
 
 // The epilogue of `count` sums of row `row`, columns [column, column + count): the one definition every arch and

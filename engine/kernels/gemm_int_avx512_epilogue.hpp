@@ -18,7 +18,7 @@ public:
     explicit Requantize16(const IntegerGemmEpilogue& e)
         : low_(_mm512_set1_ps(static_cast<float>(e.relu ? 0 : -e.zero_point))),
           high_(_mm512_set1_ps(static_cast<float>(kActivationMax - e.zero_point))),
-          shifter_(_mm512_set1_ps(int_gemm_detail::kRoundingShifter)), zero_point_(_mm512_set1_epi32(e.zero_point)) {}
+          shifter_(_mm512_set1_ps(kRoundToEvenShifter)), zero_point_(_mm512_set1_epi32(e.zero_point)) {}
     __m128i operator()(__m512i sums, __m512i bias, __m512 scale) const {
         __m512 value = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(sums, bias)), scale);
         // x86 returns the second operand where either is NaN: the value, which then passes, as in finish_sums.
