@@ -64,7 +64,13 @@ PackedConv2dF32::PackedConv2dF32(const KernelTable& table, const ConvGeometry& g
         winograd_->prepare(table, weights, out_channels, geometry.channels, tile, threads, narrow);
         return;
     }
+    // The convolution GEMM from the image reads A packed its own way; the GEMM on im2col as gemm_pack_a_f32 packs it.
     const int rows = geometry.rows();
+    if (packs_from_image(table, geometry)) {
+        packed_weights_.resize(table.gemm_conv3x3_pack_a_f32(out_channels, geometry.channels, nullptr, nullptr));
+        table.gemm_conv3x3_pack_a_f32(out_channels, geometry.channels, weights, packed_weights_.data());
+        return;
+    }
     packed_weights_.resize(table.gemm_pack_a_f32(false, out_channels, rows, nullptr, rows, nullptr));
     table.gemm_pack_a_f32(false, out_channels, rows, weights, rows, packed_weights_.data());
 }

@@ -33,6 +33,7 @@ void gemm_packed_a_f32_reference(bool, int, int, int, float, const float*, const
                                  const GemmEpilogue&, float*);
 std::size_t gemm_pack_a_narrow_f32_reference(int, int, const float*, int, float*);
 void gemm_narrow_f32_reference(int, int, int, const float*, const float*, int, float*, int, const GemmEpilogue&);
+std::size_t gemm_conv3x3_pack_a_f32_reference(int, int, const float*, float*);
 std::size_t gemm_conv3x3_workspace_f32_reference(int, int, int, int, int);
 void gemm_conv3x3_f32_reference(int, int, int, int, int, const float*, const float*, float*, const GemmEpilogue&,
                                 float*);
@@ -96,6 +97,11 @@ template <class Arch>
 void gemm_narrow_f32(int m, int n, int k, const float* packed_a, const float* b, int ldb, float* c, int ldc,
                      const GemmEpilogue& epilogue) {
     PackedGemmF32<Arch>{}.multiply_narrow(m, n, k, packed_a, b, ldb, c, ldc, epilogue);
+}
+
+template <class Arch>
+std::size_t gemm_conv3x3_pack_a_f32(int m, int channels, const float* a, float* packed) {
+    return PackedGemmF32<Arch>{}.conv3x3_pack_a(m, channels, a, packed);
 }
 
 template <class Arch>
@@ -187,6 +193,7 @@ void install_gemm_f32(KernelTable& t) {
     t.gemm_pack_a_narrow_f32 = gemm_pack_a_narrow_f32<Arch>;
     t.gemm_narrow_f32 = gemm_narrow_f32<Arch>;
     t.gemm_narrow_rows_f32 = PackedGemmF32<Arch>::kNarrowRows;
+    t.gemm_conv3x3_pack_a_f32 = gemm_conv3x3_pack_a_f32<Arch>;
     t.gemm_conv3x3_workspace_f32 = gemm_conv3x3_workspace_f32<Arch>;
     t.gemm_conv3x3_f32 = gemm_conv3x3_f32<Arch>;
 }
@@ -232,6 +239,7 @@ void install_gemm_f32_reference(KernelTable& t) {
     t.gemm_pack_a_narrow_f32 = gemm_pack_a_narrow_f32_reference;
     t.gemm_narrow_f32 = gemm_narrow_f32_reference;
     t.gemm_narrow_rows_f32 = 1;
+    t.gemm_conv3x3_pack_a_f32 = gemm_conv3x3_pack_a_f32_reference;
     t.gemm_conv3x3_workspace_f32 = gemm_conv3x3_workspace_f32_reference;
     t.gemm_conv3x3_f32 = gemm_conv3x3_f32_reference;
 }

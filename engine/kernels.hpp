@@ -56,11 +56,12 @@ using GemmNarrowF32 = void (*)(int m, int n, int k, const float* packed_a, const
                                int ldc, const GemmEpilogue& epilogue);
 
 // The packed-A GEMM of a 3x3 convolution with stride 1 and padding 1: C = A x im2col(x) + row bias, ReLU as the
-// epilogue asks, x `channels` planes of height x width (zero outside the image), packed_a from GemmPackAF32 with
-// k = 9 x channels; B is packed straight from x, without an im2col matrix in between, and the bits are those of
-// GemmPackedAF32 on that matrix. x holds `images` images, which make one product (fewer passes over A where an image
-// has few positions); C is images x m x (height x width). The workspace's floats (64-byte aligned) come from
-// GemmConv3x3WorkspaceF32.
+// epilogue asks, x `channels` planes of height x width (zero outside the image), packed_a from GemmConv3x3PackAF32
+// (A: m x 9 channels, row-major; returns the floats, computes only them when packed is null); B is read straight from
+// x, without an im2col matrix in between, and the bits are those of GemmPackedAF32 on that matrix. x holds `images`
+// images, which make one product (fewer passes over A where an image has few positions); C is images x m x (height x
+// width). The workspace's floats (64-byte aligned) come from GemmConv3x3WorkspaceF32.
+using GemmConv3x3PackAF32 = std::size_t (*)(int m, int channels, const float* a, float* packed);
 using GemmConv3x3WorkspaceF32 = std::size_t (*)(int m, int channels, int height, int width, int images);
 using GemmConv3x3F32 = void (*)(int m, int channels, int height, int width, int images, const float* packed_a,
                                 const float* x, float* c, const GemmEpilogue& epilogue, float* workspace);
@@ -173,6 +174,7 @@ struct KernelTable {
     GemmPackANarrowF32 gemm_pack_a_narrow_f32;
     GemmNarrowF32 gemm_narrow_f32;
     int gemm_narrow_rows_f32 = 1;  // rows of a narrow panel: rows from a multiple of it on start at packed_a + row x k
+    GemmConv3x3PackAF32 gemm_conv3x3_pack_a_f32;
     GemmConv3x3WorkspaceF32 gemm_conv3x3_workspace_f32;
     GemmConv3x3F32 gemm_conv3x3_f32;
     MaxPool2x2F32 max_pool_2x2_f32;

@@ -185,9 +185,9 @@ void Conv2d::forward(const Tensor& x, Tensor& y, Mode) {
 void Conv2d::forward_from_image(const float* weights, const float* bias, const Tensor& x, Tensor& y) {
     const KernelTable& table = this->table();
     const int batch = x.shape()[0], channels = x.shape()[1], height = x.shape()[2], width = x.shape()[3];
-    const int cout = config_.out_channels, k = 9 * channels, threads = omp_get_max_threads();
-    float* packed = context_->packed_weights.floats(table.gemm_pack_a_f32(false, cout, k, nullptr, k, nullptr));
-    table.gemm_pack_a_f32(false, cout, k, weights, k, packed);
+    const int cout = config_.out_channels, threads = omp_get_max_threads();
+    float* packed = context_->packed_weights.floats(table.gemm_conv3x3_pack_a_f32(cout, channels, nullptr, nullptr));
+    table.gemm_conv3x3_pack_a_f32(cout, channels, weights, packed);
     const int group = images_per_gemm(height * width, batch, threads);
     const std::size_t per_group =
         aligned_floats(table.gemm_conv3x3_workspace_f32(cout, channels, height, width, group));

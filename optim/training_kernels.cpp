@@ -83,6 +83,7 @@ KernelTable with_bf16_products(const KernelTable& base, const TrainingKernelTabl
     // packed GEMM (and im2col).
     table.gemm_pack_a_narrow_f32 = nullptr;
     table.gemm_narrow_f32 = nullptr;
+    table.gemm_conv3x3_pack_a_f32 = nullptr;
     table.gemm_conv3x3_workspace_f32 = nullptr;
     table.gemm_conv3x3_f32 = nullptr;
     table.name += " (bf16 products)";

@@ -928,7 +928,9 @@ TEST_CASE("f32 3x3 convolution GEMM (B packed from the image): the bits of the p
             AlignedFloats workspace(workspace_floats + 64);
             std::fill(workspace.begin(), workspace.end(), kGuardValue);
             std::vector<float> actual(expected.size(), -1.0f);
-            table.gemm_conv3x3_f32(m, channels, height, width, images, packed.data(), x.data(), actual.data(),
+            std::vector<float> conv_packed(table.gemm_conv3x3_pack_a_f32(m, channels, weights.data(), nullptr));
+            table.gemm_conv3x3_pack_a_f32(m, channels, weights.data(), conv_packed.data());
+            table.gemm_conv3x3_f32(m, channels, height, width, images, conv_packed.data(), x.data(), actual.data(),
                                    epilogue, workspace.data());
             CHECK(std::memcmp(actual.data(), expected.data(), actual.size() * sizeof(float)) == 0);
             CHECK(std::all_of(workspace.begin() + static_cast<std::ptrdiff_t>(workspace_floats), workspace.end(),

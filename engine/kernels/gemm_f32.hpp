@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cstddef>
 #include <type_traits>
 #include <utility>
@@ -37,9 +38,14 @@ struct GemmTileShape {
 // 32, an image per thread, measured 3-11 % faster (1152 about the same, the whole depth slower), the batch-1 plan
 // and bf16 training the same; GEMMs that pack A as they go (training's, shared by the threads) measured 1-6 %
 // slower with 576 and keep 256.
+// 3x3 convolutions from the image go by positions (multiply_conv3x3): the reference network's conv layers, 2
+// threads, batch 32, ran 1.04x (conv3, 64 -> 512 at 20x30) to 1.4x (conv2, 32 -> 64 at 40x60) as fast as on B
+// packed from the image, and 1.2-2.1x at batch 1. (With AVX2's 16 registers, conv1 and conv5 ran 35 % and 12 %
+// slower at batch 32: rows narrower than its 6-column tile leave too few accumulators; AVX2 keeps the packed B.)
 template <>
 struct GemmTileShape<xsimd::avx512bw> {
     static constexpr int rows = 12, vectors = 2, packed_a_depth_block = 576;
+    static constexpr bool conv3x3_by_positions = true;
 };
 // 32 vector registers (AArch64): 8 x 3 = 24 accumulators + 3 B vectors + broadcasts.
 template <>
@@ -86,10 +92,13 @@ struct PackedGemmF32 {
     void multiply_narrow(int m, int n, int k, const float* packed_a, const float* b, int ldb, float* c, int ldc,
                          const GemmEpilogue& epilogue) const
         requires std::is_same_v<Operands, F32Operands<Arch>>;
-    // The GemmConv3x3WorkspaceF32 and GemmConv3x3F32 contracts: multiply() with prepacked A and B = im2col of a 3x3,
-    // stride-1, padding-1 convolution's input, packed straight from a copy of the images with a zero border around
-    // each plane instead of from an im2col matrix: the same blocks, hence the same bits. Several images make one
-    // product, its columns image after image, then C is copied out image by image.
+    // The GemmConv3x3PackAF32, GemmConv3x3WorkspaceF32 and GemmConv3x3F32 contracts: multiply() with B = im2col of a
+    // 3x3, stride-1, padding-1 convolution's input, read from a copy of the images with a zero border around each
+    // plane instead of from an im2col matrix, in the same depth blocks, hence the same bits. Where the tile shape
+    // says so (kConv3x3ByPositions), on the narrow tile: A's rows in vectors, B's values broadcast from the planes
+    // where they lie, nothing packed and no row panel part empty. Otherwise multiply() on B packed from the planes.
+    std::size_t conv3x3_pack_a(int m, int channels, const float* a, float* packed) const
+        requires std::is_same_v<Operands, F32Operands<Arch>>;
     std::size_t conv3x3_workspace_floats(int m, int channels, int height, int width, int images) const
         requires std::is_same_v<Operands, F32Operands<Arch>>;
     void multiply_conv3x3(int m, int channels, int height, int width, int images, const float* packed_a,
@@ -114,6 +123,15 @@ private:
     void multiply_thin(bool transpose_a, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
                        int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue) const
         requires std::is_same_v<Operands, F32Operands<Arch>>;
+    static constexpr bool kConv3x3ByPositions = requires { GemmTileShape<Arch>::conv3x3_by_positions; };
+    // multiply_conv3x3 once there is a product: A as pack_a_narrow() packs it, each thread on its share of the
+    // narrow panels against bands of output rows; or multiply() on B packed from the planes, A as pack_a() packs it.
+    void multiply_conv3x3_by_positions(int m, int channels, int height, int width, int images, const float* packed_a,
+                                       const float* x, float* c, const GemmEpilogue& epilogue, float* workspace) const
+        requires std::is_same_v<Operands, F32Operands<Arch>>;
+    void multiply_conv3x3_by_columns(int m, int channels, int height, int width, int images, const float* packed_a,
+                                     const float* x, float* c, const GemmEpilogue& epilogue, float* workspace) const
+        requires std::is_same_v<Operands, F32Operands<Arch>>;
 };
 
 // Unnamed: each per-arch source compiles these helpers with its own flags, and a helper with external linkage would
@@ -128,6 +146,8 @@ constexpr double kParallelMinFlops = 2e6;  // smaller products lose more to thre
 // Thin products: at most this many columns (their sums stay on the stack) and this much of B (4 MiB, from L2 and L3).
 constexpr int kThinMaxColumns = 160;
 constexpr std::size_t kThinMaxBFloats = 1024 * 1024;
+// The convolution GEMM from the image passes a depth block of A over bands of about this many outputs.
+constexpr int kBandPositions = 256;
 
 inline int round_up(int value, int multiple) { return (value + multiple - 1) / multiple * multiple; }
 
@@ -293,6 +313,24 @@ inline void merge_tile(const xsimd::batch<float, Arch> (&acc)[kRows][kVectors], 
     }
 }
 
+// One step of the register tiles: acc[i][v] += broadcasts[i] x vectors[v], kBroadcasts values and kVectors SIMD
+// vectors.
+template <class Arch, int kBroadcasts, int kVectors>
+inline void outer_product_step(const float* broadcasts, const float* vectors,
+                               xsimd::batch<float, Arch> (&acc)[kBroadcasts][kVectors]) {
+    using Batch = xsimd::batch<float, Arch>;
+    constexpr int kWidth = static_cast<int>(Batch::size);
+    Batch vector_row[kVectors];
+#pragma GCC unroll 4
+    for (int v = 0; v < kVectors; ++v) vector_row[v] = Batch::load_unaligned(vectors + v * kWidth);
+#pragma GCC unroll 16
+    for (int i = 0; i < kBroadcasts; ++i) {
+        const Batch value(broadcasts[i]);
+#pragma GCC unroll 4
+        for (int v = 0; v < kVectors; ++v) acc[i][v] = xsimd::fma(value, vector_row[v], acc[i][v]);
+    }
+}
+
 // The register tile of both GEMMs: acc[i][v] += the sum over `depth` steps of broadcasts[i] x vectors[v], each
 // step's kBroadcasts values and kVectors SIMD vectors read at the operands' next stride. Step p also asks for the
 // cache line prefetch + 64 p into L2, while p < prefetch_lines.
@@ -301,19 +339,9 @@ inline void outer_product_sums(int depth, const float* broadcasts, std::ptrdiff_
                                const float* vectors, std::ptrdiff_t vector_stride,
                                xsimd::batch<float, Arch> (&acc)[kBroadcasts][kVectors],
                                const char* prefetch = nullptr, int prefetch_lines = 0) {
-    using Batch = xsimd::batch<float, Arch>;
-    constexpr int kWidth = static_cast<int>(Batch::size);
 #pragma GCC unroll 4
     for (int p = 0; p < depth; ++p) {
-        Batch vector_row[kVectors];
-#pragma GCC unroll 4
-        for (int v = 0; v < kVectors; ++v) vector_row[v] = Batch::load_unaligned(vectors + v * kWidth);
-#pragma GCC unroll 16
-        for (int i = 0; i < kBroadcasts; ++i) {
-            const Batch value(broadcasts[i]);
-#pragma GCC unroll 4
-            for (int v = 0; v < kVectors; ++v) acc[i][v] = xsimd::fma(value, vector_row[v], acc[i][v]);
-        }
+        outer_product_step<Arch>(broadcasts, vectors, acc);
         if (p < prefetch_lines) __builtin_prefetch(prefetch + 64 * static_cast<std::ptrdiff_t>(p), 0, 2);
         broadcasts += broadcast_stride;
         vectors += vector_stride;
@@ -551,51 +579,6 @@ void PackedGemmF32<Arch, Operands>::multiply_blocks(bool transpose_a, int m, int
     });
 }
 
-template <class Arch, class Operands>
-std::size_t PackedGemmF32<Arch, Operands>::conv3x3_workspace_floats(int m, int channels, int height, int width,
-                                                                    int images) const
-    requires std::is_same_v<Operands, F32Operands<Arch>>
-{
-    const gemm_detail::PaddedPlanes padded{channels, height, width, images};
-    const int n = height * width * images;
-    return padded.elements() + gemm_detail::conv3x3_product_floats(m, n, images) +
-           workspace_floats(m, n, 9 * channels, true);
-}
-
-template <class Arch, class Operands>
-void PackedGemmF32<Arch, Operands>::multiply_conv3x3(int m, int channels, int height, int width, int images,
-                                                     const float* packed_a, const float* x, float* c,
-                                                     const GemmEpilogue& epilogue, float* workspace) const
-    requires std::is_same_v<Operands, F32Operands<Arch>>
-{
-    using namespace gemm_detail;
-    constexpr int kColumns = GemmTileShape<Arch>::vectors * static_cast<int>(xsimd::batch<float, Arch>::size);
-    const int positions = height * width, n = positions * images, k = 9 * channels;
-    const std::size_t image_out = static_cast<std::size_t>(m) * positions;
-    if (m <= 0 || n <= 0 || k <= 0) {  // no product: multiply() leaves C or sets it to the bias
-        for (int image = 0; image < images; ++image)
-            multiply(false, false, m, positions, 0, 1.0f, nullptr, 0, packed_a, x, positions, 0.0f,
-                     c + image * image_out, positions, epilogue, workspace);
-        return;
-    }
-    const PaddedPlanes padded{channels, height, width, images};
-    float* planes = workspace;  // 64 floats a multiple: what follows stays 64-byte aligned
-    // One image: C itself; several: their product, m x n, then each image's columns copied out to C.
-    float* product = images > 1 ? workspace + padded.elements() : c;
-    float* gemm_workspace = workspace + padded.elements() + conv3x3_product_floats(m, n, images);
-    multiply_blocks(
-        false, m, n, k, 1.0f, nullptr, 0, packed_a, 0.0f, product, n, epilogue, gemm_workspace,
-        [&] { pad_planes(padded, x, 0.0f, planes); },  // its `omp for` ends in a barrier: the planes are complete
-        [&](int depth, int kc, int column, int columns, float* packed) {
-            pack_conv3x3<Arch>(padded, planes, depth, kc, column, columns, kColumns, packed);
-        });
-    if (images > 1)
-        for (int image = 0; image < images; ++image)
-            for (int row = 0; row < m; ++row)
-                std::copy_n(product + static_cast<std::size_t>(row) * n + static_cast<std::size_t>(image) * positions,
-                            positions, c + image * image_out + static_cast<std::size_t>(row) * positions);
-}
-
 namespace {
 namespace gemm_detail {
 
@@ -628,6 +611,43 @@ using NarrowSums = void (*)(int, const float*, const float*, int, float*, bool, 
 template <class Arch, std::size_t... kColumns>
 constexpr std::array<NarrowSums, sizeof...(kColumns)> narrow_tiles(std::index_sequence<kColumns...>) {
     return {narrow_sums<Arch, static_cast<int>(kColumns) + 1>...};
+}
+
+// One tile of multiply_conv3x3: the sums over depth [0, kc) of kColumns outputs side by side in a row by a narrow
+// panel's kRows = kVectors SIMD vectors of rows, kept as narrow_sums() keeps them. The outputs' values at depth p are
+// read at b + offsets[p] (b: the first output's place in the padded planes). With `accumulate` the block is summed on
+// its own and then added to the sums there, as the packed GEMM merges a depth block into C: the same bits.
+template <class Arch, int kColumns>
+void plane_sums(int kc, const float* a_block, const float* b, const std::int32_t* offsets, float* sums,
+                bool accumulate) {
+    using Batch = xsimd::batch<float, Arch>;
+    constexpr int kVectors = GemmTileShape<Arch>::vectors, kWidth = static_cast<int>(Batch::size);
+    constexpr int kRows = kVectors * kWidth;
+    Batch acc[kColumns][kVectors];
+#pragma GCC unroll 16
+    for (int j = 0; j < kColumns; ++j)
+#pragma GCC unroll 4
+        for (int v = 0; v < kVectors; ++v) acc[j][v] = Batch(0.0f);
+#pragma GCC unroll 4
+    for (int p = 0; p < kc; ++p) {
+        outer_product_step<Arch>(b + offsets[p], a_block, acc);
+        a_block += kRows;
+    }
+#pragma GCC unroll 16
+    for (int j = 0; j < kColumns; ++j)
+#pragma GCC unroll 4
+        for (int v = 0; v < kVectors; ++v) {
+            float* to = sums + j * kRows + v * kWidth;
+            (accumulate ? acc[j][v] + Batch::load_aligned(to) : acc[j][v]).store_aligned(to);
+        }
+}
+
+using PlaneSums = void (*)(int, const float*, const float*, const std::int32_t*, float*, bool);
+
+// plane_sums for 1 ... GemmTileShape<Arch>::rows columns, indexed by columns - 1.
+template <class Arch, std::size_t... kColumns>
+constexpr std::array<PlaneSums, sizeof...(kColumns)> plane_tiles(std::index_sequence<kColumns...>) {
+    return {plane_sums<Arch, static_cast<int>(kColumns) + 1>...};
 }
 
 // Merges narrow sums (`columns` columns of kRows, as narrow_sums() leaves them) into C[rows x columns], a vector's
@@ -699,6 +719,141 @@ void PackedGemmF32<Arch, Operands>::multiply_narrow(int m, int n, int k, const f
             gemm_detail::merge_narrow_sums<Arch, kRows>(sums, columns, c_tile, ldc, std::min(kRows, m - row), tile_merge);
         }
     }
+}
+
+template <class Arch, class Operands>
+std::size_t PackedGemmF32<Arch, Operands>::conv3x3_pack_a(int m, int channels, const float* a, float* packed) const
+    requires std::is_same_v<Operands, F32Operands<Arch>>
+{
+    const int k = 9 * channels;
+    return kConv3x3ByPositions ? pack_a_narrow(m, k, a, k, packed) : pack_a(false, m, k, a, k, packed);
+}
+
+template <class Arch, class Operands>
+std::size_t PackedGemmF32<Arch, Operands>::conv3x3_workspace_floats(int m, int channels, int height, int width,
+                                                                    int images) const
+    requires std::is_same_v<Operands, F32Operands<Arch>>
+{
+    const gemm_detail::PaddedPlanes padded{channels, height, width, images};
+    // By positions: the padded planes, then each depth's offset in them. By columns: the planes, the product of
+    // several images, the GEMM's packing space.
+    if constexpr (kConv3x3ByPositions)
+        return padded.elements() + static_cast<std::size_t>(gemm_detail::round_up(9 * std::max(channels, 0), 16));
+    const int n = height * width * images;
+    return padded.elements() + gemm_detail::conv3x3_product_floats(m, n, images) +
+           workspace_floats(m, n, 9 * channels, true);
+}
+
+template <class Arch, class Operands>
+void PackedGemmF32<Arch, Operands>::multiply_conv3x3(int m, int channels, int height, int width, int images,
+                                                     const float* packed_a, const float* x, float* c,
+                                                     const GemmEpilogue& epilogue, float* workspace) const
+    requires std::is_same_v<Operands, F32Operands<Arch>>
+{
+    const int positions = height * width, k = 9 * channels;
+    if (m <= 0 || positions <= 0 || images <= 0) return;
+    if (k <= 0) {  // no product: multiply() sets C to the bias
+        const std::size_t image_out = static_cast<std::size_t>(m) * positions;
+        for (int image = 0; image < images; ++image)
+            multiply(false, false, m, positions, 0, 1.0f, nullptr, 0, packed_a, x, positions, 0.0f,
+                     c + image * image_out, positions, epilogue, workspace);
+        return;
+    }
+    if constexpr (kConv3x3ByPositions)
+        multiply_conv3x3_by_positions(m, channels, height, width, images, packed_a, x, c, epilogue, workspace);
+    else
+        multiply_conv3x3_by_columns(m, channels, height, width, images, packed_a, x, c, epilogue, workspace);
+}
+
+template <class Arch, class Operands>
+void PackedGemmF32<Arch, Operands>::multiply_conv3x3_by_positions(int m, int channels, int height, int width,
+                                                                  int images, const float* packed_a, const float* x,
+                                                                  float* c, const GemmEpilogue& epilogue,
+                                                                  float* workspace) const
+    requires std::is_same_v<Operands, F32Operands<Arch>>
+{
+    using namespace gemm_detail;
+    constexpr int kColumns = GemmTileShape<Arch>::rows, kRows = kNarrowRows;
+    static constexpr auto kTiles = plane_tiles<Arch>(std::make_index_sequence<kColumns>{});
+    const int positions = height * width, k = 9 * channels;
+    const std::size_t image_out = static_cast<std::size_t>(m) * positions;
+    const PaddedPlanes padded{channels, height, width, images};
+    float* planes = workspace;
+    auto* offsets = reinterpret_cast<std::int32_t*>(workspace + padded.elements());
+    // The packed GEMM's depth blocks: each output's sums are then its sums on im2col, bit for bit.
+    const int depth_block = Blocking<Arch, typename F32Operands<Arch>::Shape>(m, 1, k, true).depth_block;
+    // A row of outputs in as few tiles as the tile's width allows, of about equal widths (15 as 7 + 8, not 12 + 3).
+    const int row_tiles = (width + kColumns - 1) / kColumns;
+    // A unit of work: one narrow panel of A against a band of rows of outputs (the images' rows one after the
+    // other), a depth block at a time, so that a block of A serves every tile of the band while it is in cache (where
+    // each tile went through the whole depth, conv4 of the reference network streamed its 590 KB panel of A once per
+    // tile). Units go panel by panel: a thread's panel stays in cache while it passes the bands.
+    const int rows = images * height, band_rows = std::clamp(kBandPositions / width, 1, rows);
+    const int bands = (rows + band_rows - 1) / band_rows, panels = (m + kRows - 1) / kRows, units = panels * bands;
+    const bool parallel = 2.0 * m * positions * images * k >= kParallelMinFlops;
+    run_in_team(parallel, [&] {
+        pad_planes(padded, x, 0.0f, planes);
+#pragma omp for schedule(static)
+        for (int p = 0; p < k; ++p) offsets[p] = static_cast<std::int32_t>(padded.offset(p));
+        const int threads = omp_get_num_threads(), thread = omp_get_thread_num();
+        const int tile_floats = kColumns * kRows;
+        std::vector<float, xsimd::aligned_allocator<float, 64>> sums(
+            static_cast<std::size_t>(band_rows) * row_tiles * tile_floats);
+        for (int unit = units * thread / threads; unit < units * (thread + 1) / threads; ++unit) {
+            const int panel = unit / bands, first_row = unit % bands * band_rows;
+            const int last_row = std::min(rows, first_row + band_rows), first_output = panel * kRows;
+            const float* a_panel = packed_a + static_cast<std::ptrdiff_t>(first_output) * k;
+            const TileMerge merge{1.0f, 0.0f, epilogue.row_bias ? epilogue.row_bias + first_output : nullptr,
+                                  epilogue.relu};
+            for (int pc = 0; pc < k; pc += depth_block) {
+                const int kc = std::min(depth_block, k - pc);
+                for (int row = first_row; row < last_row; ++row)
+                    for (int tile = 0; tile < row_tiles; ++tile) {
+                        const int image = row / height, y = row % height;
+                        const int first = width * tile / row_tiles, columns = width * (tile + 1) / row_tiles - first;
+                        float* tile_sums = sums.data() + ((row - first_row) * row_tiles + tile) * tile_floats;
+                        kTiles[columns - 1](kc, a_panel + static_cast<std::ptrdiff_t>(pc) * kRows,
+                                            planes + padded.base(image * positions + y * width + first), offsets + pc,
+                                            tile_sums, pc > 0);
+                        if (pc + kc == k)
+                            merge_narrow_sums<Arch, kRows>(tile_sums, columns,
+                                                           c + image * image_out +
+                                                               static_cast<std::size_t>(first_output) * positions +
+                                                               y * width + first,
+                                                           positions, std::min(kRows, m - first_output), merge);
+                    }
+            }
+        }
+    });
+}
+
+template <class Arch, class Operands>
+void PackedGemmF32<Arch, Operands>::multiply_conv3x3_by_columns(int m, int channels, int height, int width,
+                                                                int images, const float* packed_a, const float* x,
+                                                                float* c, const GemmEpilogue& epilogue,
+                                                                float* workspace) const
+    requires std::is_same_v<Operands, F32Operands<Arch>>
+{
+    using namespace gemm_detail;
+    constexpr int kColumns = GemmTileShape<Arch>::vectors * static_cast<int>(xsimd::batch<float, Arch>::size);
+    const int positions = height * width, n = positions * images, k = 9 * channels;
+    const std::size_t image_out = static_cast<std::size_t>(m) * positions;
+    const PaddedPlanes padded{channels, height, width, images};
+    float* planes = workspace;  // 64 floats a multiple: what follows stays 64-byte aligned
+    // One image: C itself; several: their product, m x n, then each image's columns copied out to C.
+    float* product = images > 1 ? workspace + padded.elements() : c;
+    float* gemm_workspace = workspace + padded.elements() + conv3x3_product_floats(m, n, images);
+    multiply_blocks(
+        false, m, n, k, 1.0f, nullptr, 0, packed_a, 0.0f, product, n, epilogue, gemm_workspace,
+        [&] { pad_planes(padded, x, 0.0f, planes); },  // its `omp for` ends in a barrier: the planes are complete
+        [&](int depth, int kc, int column, int columns, float* packed) {
+            pack_conv3x3<Arch>(padded, planes, depth, kc, column, columns, kColumns, packed);
+        });
+    if (images > 1)
+        for (int image = 0; image < images; ++image)
+            for (int row = 0; row < m; ++row)
+                std::copy_n(product + static_cast<std::size_t>(row) * n + static_cast<std::size_t>(image) * positions,
+                            positions, c + image * image_out + static_cast<std::size_t>(row) * positions);
 }
 
 template <class Arch, class Operands>

@@ -56,6 +56,11 @@ void gemm_narrow_f32_reference(int m, int n, int k, const float* packed_a, const
     gemm_f32_reference(false, false, m, n, k, 1.0f, packed_a, k, b, ldb, 0.0f, c, ldc, epilogue, nullptr);
 }
 
+// The reference convolution GEMM reads A plain, as its packed-A GEMM does.
+std::size_t gemm_conv3x3_pack_a_f32_reference(int m, int channels, const float* a, float* packed) {
+    return gemm_pack_a_f32_reference(false, m, 9 * channels, a, 9 * channels, packed);
+}
+
 // The reference's workspace is one image's im2col matrix, k x n.
 std::size_t gemm_conv3x3_workspace_f32_reference(int, int channels, int height, int width, int) {
     return static_cast<std::size_t>(9) * channels * height * width;
