@@ -101,7 +101,7 @@ std::size_t PackedConv2dF32::workspace_floats(int batch, int threads) const {
     return floats;
 }
 
-// Several images a GEMM where B is packed from them, else one (im2col makes one image's columns).
+// Several images a GEMM where B is read from them, else one (im2col makes one image's columns).
 int PackedConv2dF32::gemm_images(int batch, int threads) const {
     return packs_from_image(table_, geometry_) ? edgeqc::images_per_gemm(geometry_.positions(), batch, threads) : 1;
 }

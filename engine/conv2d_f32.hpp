@@ -3,7 +3,7 @@
 // (Winograd-transformed where that pays) with bias and ReLU fused into its GEMM.
 // Column layout: row r = (c * k + ky) * k + kx, column = image_in_chunk * Ho * Wo + oy * Wo + ox, so one GEMM
 // W[Cout x K] * col[K x chunk*Ho*Wo] computes a whole chunk (training's backward pass); a 3x3 "same" convolution's
-// GEMM packs those columns straight from the image instead (packs_from_image()).
+// GEMM reads those columns straight from the image instead (packs_from_image()).
 #pragma once
 
 #include <omp.h>
@@ -31,7 +31,7 @@ struct ConvGeometry {
 template <class T>
 void im2col(const ConvGeometry& g, const T* x, int count, T* col, T padding = T(0));
 
-// Whether a convolution's GEMM can pack B straight from the image with `table` (a 3x3 "same" convolution: no im2col
+// Whether a convolution's GEMM can read B straight from the image with `table` (a 3x3 "same" convolution: no im2col
 // matrix, one pass less over 9 x the input and 9 x less memory), which bf16 products cannot.
 inline bool packs_from_image(const KernelTable& table, const ConvGeometry& g) {
     return g.kernel == 3 && g.stride == 1 && g.padding == 1 && table.gemm_conv3x3_f32 != nullptr;

@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cstdint>
 #include <cstddef>
 #include <type_traits>
 #include <utility>
@@ -40,8 +39,9 @@ struct GemmTileShape {
 // slower with 576 and keep 256.
 // 3x3 convolutions from the image go by positions (multiply_conv3x3): the reference network's conv layers, 2
 // threads, batch 32, ran 1.04x (conv3, 64 -> 512 at 20x30) to 1.4x (conv2, 32 -> 64 at 40x60) as fast as on B
-// packed from the image, and 1.2-2.1x at batch 1. (With AVX2's 16 registers, conv1 and conv5 ran 35 % and 12 %
-// slower at batch 32: rows narrower than its 6-column tile leave too few accumulators; AVX2 keeps the packed B.)
+// packed from the image, and 1.2-2.1x at batch 1. (AVX2's narrow tile, 16 channels by 6 outputs, ran conv1 21 %
+// and conv5 11 % slower at batch 32: conv1's 9 depths are too few to repay merging the turned-around sums, conv5's
+// rows of 7 become tiles of 3 and 4 outputs, too few accumulators. AVX2 keeps the packed B.)
 template <>
 struct GemmTileShape<xsimd::avx512bw> {
     static constexpr int rows = 12, vectors = 2, packed_a_depth_block = 576;
@@ -95,8 +95,9 @@ struct PackedGemmF32 {
     // The GemmConv3x3PackAF32, GemmConv3x3WorkspaceF32 and GemmConv3x3F32 contracts: multiply() with B = im2col of a
     // 3x3, stride-1, padding-1 convolution's input, read from a copy of the images with a zero border around each
     // plane instead of from an im2col matrix, in the same depth blocks, hence the same bits. Where the tile shape
-    // says so (kConv3x3ByPositions), on the narrow tile: A's rows in vectors, B's values broadcast from the planes
-    // where they lie, nothing packed and no row panel part empty. Otherwise multiply() on B packed from the planes.
+    // says so (kConv3x3ByPositions), on the narrow tile: A's rows in vectors (A packed once in narrow panels), B's
+    // values broadcast from the planes where they lie, not packed, and no outputs computed past a row's end.
+    // Otherwise multiply() on B packed from the planes.
     std::size_t conv3x3_pack_a(int m, int channels, const float* a, float* packed) const
         requires std::is_same_v<Operands, F32Operands<Arch>>;
     std::size_t conv3x3_workspace_floats(int m, int channels, int height, int width, int images) const
@@ -123,7 +124,11 @@ private:
     void multiply_thin(bool transpose_a, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
                        int ldb, float beta, float* c, int ldc, const GemmEpilogue& epilogue) const
         requires std::is_same_v<Operands, F32Operands<Arch>>;
-    static constexpr bool kConv3x3ByPositions = requires { GemmTileShape<Arch>::conv3x3_by_positions; };
+    static constexpr bool kConv3x3ByPositions = [] {
+        if constexpr (requires { GemmTileShape<Arch>::conv3x3_by_positions; })
+            return GemmTileShape<Arch>::conv3x3_by_positions;
+        return false;
+    }();
     // multiply_conv3x3 once there is a product: A as pack_a_narrow() packs it, each thread on its share of the
     // narrow panels against bands of output rows; or multiply() on B packed from the planes, A as pack_a() packs it.
     void multiply_conv3x3_by_positions(int m, int channels, int height, int width, int images, const float* packed_a,
@@ -146,7 +151,7 @@ constexpr double kParallelMinFlops = 2e6;  // smaller products lose more to thre
 // Thin products: at most this many columns (their sums stay on the stack) and this much of B (4 MiB, from L2 and L3).
 constexpr int kThinMaxColumns = 160;
 constexpr std::size_t kThinMaxBFloats = 1024 * 1024;
-// The convolution GEMM from the image passes a depth block of A over bands of about this many outputs.
+// The convolution GEMM from the image passes a depth block of A over bands of tiles of at most this many outputs.
 constexpr int kBandPositions = 256;
 
 inline int round_up(int value, int multiple) { return (value + multiple - 1) / multiple * multiple; }
@@ -618,7 +623,7 @@ constexpr std::array<NarrowSums, sizeof...(kColumns)> narrow_tiles(std::index_se
 // read at b + offsets[p] (b: the first output's place in the padded planes). With `accumulate` the block is summed on
 // its own and then added to the sums there, as the packed GEMM merges a depth block into C: the same bits.
 template <class Arch, int kColumns>
-void plane_sums(int kc, const float* a_block, const float* b, const std::int32_t* offsets, float* sums,
+void plane_sums(int kc, const float* a_block, const float* b, const std::ptrdiff_t* offsets, float* sums,
                 bool accumulate) {
     using Batch = xsimd::batch<float, Arch>;
     constexpr int kVectors = GemmTileShape<Arch>::vectors, kWidth = static_cast<int>(Batch::size);
@@ -642,7 +647,7 @@ void plane_sums(int kc, const float* a_block, const float* b, const std::int32_t
         }
 }
 
-using PlaneSums = void (*)(int, const float*, const float*, const std::int32_t*, float*, bool);
+using PlaneSums = void (*)(int, const float*, const float*, const std::ptrdiff_t*, float*, bool);
 
 // plane_sums for 1 ... GemmTileShape<Arch>::rows columns, indexed by columns - 1.
 template <class Arch, std::size_t... kColumns>
@@ -726,7 +731,8 @@ std::size_t PackedGemmF32<Arch, Operands>::conv3x3_pack_a(int m, int channels, c
     requires std::is_same_v<Operands, F32Operands<Arch>>
 {
     const int k = 9 * channels;
-    return kConv3x3ByPositions ? pack_a_narrow(m, k, a, k, packed) : pack_a(false, m, k, a, k, packed);
+    if constexpr (kConv3x3ByPositions) return pack_a_narrow(m, k, a, k, packed);
+    return pack_a(false, m, k, a, k, packed);
 }
 
 template <class Arch, class Operands>
@@ -735,10 +741,9 @@ std::size_t PackedGemmF32<Arch, Operands>::conv3x3_workspace_floats(int m, int c
     requires std::is_same_v<Operands, F32Operands<Arch>>
 {
     const gemm_detail::PaddedPlanes padded{channels, height, width, images};
-    // By positions: the padded planes, then each depth's offset in them. By columns: the planes, the product of
-    // several images, the GEMM's packing space.
-    if constexpr (kConv3x3ByPositions)
-        return padded.elements() + static_cast<std::size_t>(gemm_detail::round_up(9 * std::max(channels, 0), 16));
+    // By positions: the padded planes. By columns: the planes, the product of several images, the GEMM's packing
+    // space.
+    if constexpr (kConv3x3ByPositions) return padded.elements();
     const int n = height * width * images;
     return padded.elements() + gemm_detail::conv3x3_product_floats(m, n, images) +
            workspace_floats(m, n, 9 * channels, true);
@@ -779,7 +784,7 @@ void PackedGemmF32<Arch, Operands>::multiply_conv3x3_by_positions(int m, int cha
     const std::size_t image_out = static_cast<std::size_t>(m) * positions;
     const PaddedPlanes padded{channels, height, width, images};
     float* planes = workspace;
-    auto* offsets = reinterpret_cast<std::int32_t*>(workspace + padded.elements());
+    std::vector<std::ptrdiff_t> offsets(static_cast<std::size_t>(k));  // where each depth reads, in the planes
     // The packed GEMM's depth blocks: each output's sums are then its sums on im2col, bit for bit.
     const int depth_block = Blocking<Arch, typename F32Operands<Arch>::Shape>(m, 1, k, true).depth_block;
     // A row of outputs in as few tiles as the tile's width allows, of about equal widths (15 as 7 + 8, not 12 + 3).
@@ -788,13 +793,14 @@ void PackedGemmF32<Arch, Operands>::multiply_conv3x3_by_positions(int m, int cha
     // other), a depth block at a time, so that a block of A serves every tile of the band while it is in cache (where
     // each tile went through the whole depth, conv4 of the reference network streamed its 590 KB panel of A once per
     // tile). Units go panel by panel: a thread's panel stays in cache while it passes the bands.
-    const int rows = images * height, band_rows = std::clamp(kBandPositions / width, 1, rows);
+    const int rows = images * height;
+    const int band_rows = std::clamp(kBandPositions / (row_tiles * kColumns), 1, rows);
     const int bands = (rows + band_rows - 1) / band_rows, panels = (m + kRows - 1) / kRows, units = panels * bands;
     const bool parallel = 2.0 * m * positions * images * k >= kParallelMinFlops;
     run_in_team(parallel, [&] {
         pad_planes(padded, x, 0.0f, planes);
 #pragma omp for schedule(static)
-        for (int p = 0; p < k; ++p) offsets[p] = static_cast<std::int32_t>(padded.offset(p));
+        for (int p = 0; p < k; ++p) offsets[p] = padded.offset(p);
         const int threads = omp_get_num_threads(), thread = omp_get_thread_num();
         const int tile_floats = kColumns * kRows;
         std::vector<float, xsimd::aligned_allocator<float, 64>> sums(
@@ -813,7 +819,7 @@ void PackedGemmF32<Arch, Operands>::multiply_conv3x3_by_positions(int m, int cha
                         const int first = width * tile / row_tiles, columns = width * (tile + 1) / row_tiles - first;
                         float* tile_sums = sums.data() + ((row - first_row) * row_tiles + tile) * tile_floats;
                         kTiles[columns - 1](kc, a_panel + static_cast<std::ptrdiff_t>(pc) * kRows,
-                                            planes + padded.base(image * positions + y * width + first), offsets + pc,
+                                            planes + padded.base(image * positions + y * width + first), &offsets[pc],
                                             tile_sums, pc > 0);
                         if (pc + kc == k)
                             merge_narrow_sums<Arch, kRows>(tile_sums, columns,
