@@ -481,6 +481,10 @@ private:
     static bool conv_by_positions(Conv3x3Order order, int channels) {
         return kTileTransposes && order == Conv3x3Order::ByPositions && conv_from_planes(channels);
     }
+    // Whether multiply_conv3x3 runs the tile's own convolution of one input channel (conv3x3_one_channel), its A in
+    // panels of kOneChannelRows rows, each the three tap rows' groups (the taps of a row and a zero) row by row.
+    static constexpr bool kTileHasOneChannel = requires { IntTile<Operands, Arch>::conv3x3_one_channel; };
+    static bool conv_one_channel(int channels) { return kTileHasOneChannel && channels == 1; }
 };
 
 template <class Operands, class Arch>
@@ -733,6 +737,21 @@ std::size_t PackedGemmInt<Operands, Arch>::pack_conv3x3_a(int m, int channels, C
     requires std::is_same_v<Operands, S8Operands>
 {
     const int k = 9 * channels;
+    if constexpr (kTileHasOneChannel)
+        if (conv_one_channel(channels)) {
+            constexpr int kRows = IntTile<Operands, Arch>::kOneChannelRows;
+            const int panels = (m + kRows - 1) / kRows;
+            if (packed && m > 0)
+                for (int panel = 0; panel < panels; ++panel)
+                    for (int ky = 0; ky < 3; ++ky)
+                        for (int i = 0; i < kRows; ++i)
+                            for (int kx = 0; kx < 4; ++kx) {
+                                const int row = panel * kRows + i;
+                                packed[((panel * 3 + ky) * kRows + i) * 4 + kx] =
+                                    row < m && kx < 3 ? a[row * 9 + ky * 3 + kx] : A(0);
+                            }
+            return static_cast<std::size_t>(std::max(m, 0) + kRows - 1) / kRows * 3 * kRows * 4;
+        }
     if (!conv_from_planes(channels)) return pack_a(m, k, a, k, packed);
     // Depth 36 c + 4 t + q of the packed A is channel 4 c + q at tap t (zero past the last channel): the order in
     // which sums_from_planes and position_sums read the interleaved planes. Panels of the tile's rows, or of its
@@ -762,6 +781,7 @@ std::size_t PackedGemmInt<Operands, Arch>::conv3x3_workspace_bytes(int, int chan
     using Tile = IntTile<Operands, Arch>;
     constexpr int kColumns = Tile::kColumns;
     if (conv_from_planes(channels)) return InterleavedPlanes{channels, height, width}.bytes();
+    if (conv_one_channel(channels)) return PaddedPlanes{channels, height, width}.elements() * sizeof(B);
     const std::size_t planes = PaddedPlanes{channels, height, width}.elements() * sizeof(B);
     const int depth = padded_depth<Tile>(9 * channels);
     // B's panels in either order of its columns (the pooled one may take more: it computes whole half rows).
@@ -798,8 +818,16 @@ void PackedGemmInt<Operands, Arch>::multiply_conv3x3(int m, int channels, int he
             return;
         }
     const PaddedPlanes padded{channels, height, width};
-    const int depth = padded_depth<Tile>(k);
     auto* planes = reinterpret_cast<B*>(workspace);
+    if constexpr (kTileHasOneChannel)
+        if (conv_one_channel(channels)) {
+            run_in_team(2.0 * m * n * k >= kParallelMinOps, [&] {
+                pad_planes(padded, x, padding, planes);  // its `omp for` ends in a barrier
+                Tile::conv3x3_one_channel(m, planes, padded.stride(), height, width, packed_a, max_pool_2x2, epilogue);
+            });
+            return;
+        }
+    const int depth = padded_depth<Tile>(k);
     auto* offsets = reinterpret_cast<std::ptrdiff_t*>(workspace + padded.elements() * sizeof(B));
     auto* packed_b = reinterpret_cast<B*>(workspace + padded.elements() * sizeof(B) + offsets_bytes(depth));
     const PackedColumns<Tile, Operands> columns_source{

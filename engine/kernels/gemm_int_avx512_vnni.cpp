@@ -179,6 +179,83 @@ struct IntTile<S8Operands, Avx512Vnni> : VnniTile<std::int8_t, std::uint8_t, dot
             _mm512_mask_storeu_epi32(words + j, lanes, word);
         }
     }
+    // A 3x3 convolution of one input channel (a first layer on grey images) with B made in registers: a group is one
+    // tap row's three inputs and the input after them (its weight zero) at 16 positions of a row, which a vpermd and
+    // a vpshufb gather from one load of the padded plane. A unit is two output rows by 16 positions (a pooled unit
+    // their 8 outputs, the even positions in lanes 0-7 and the odd ones in 8-15) for every panel of
+    // kOneChannelRows output channels, finished in registers. Packed as B (depth 9 padded to 16, 12 output channels
+    // a tile and 36 for 32) and finished through memory, conv1 of the reference network computed for a fifth of its
+    // time on a Zen 5. Orphaned: each thread of the team takes an equal share of the units.
+    static constexpr int kOneChannelRows = 8;
+    static void conv3x3_one_channel(int m, const std::uint8_t* planes, std::ptrdiff_t stride, int height, int width,
+                                    const std::int8_t* packed_a, bool max_pool_2x2, const IntegerGemmEpilogue& e) {
+        const int out_height = max_pool_2x2 ? height / 2 : height, out_width = max_pool_2x2 ? width / 2 : width;
+        const int unit_outputs = max_pool_2x2 ? 8 : 16, blocks = (out_width + unit_outputs - 1) / unit_outputs;
+        const int pairs = (out_height + (max_pool_2x2 ? 0 : 1)) / (max_pool_2x2 ? 1 : 2);
+        const int panels = (m + kOneChannelRows - 1) / kOneChannelRows;
+        // 128-bit lane k takes four dwords of the load and shuffles its 16 bytes into the groups of its four
+        // positions: unpooled 4k to 4k + 3, pooled the even (lanes 0 and 1) or odd (2 and 3) ones of 8 (k % 2).
+        const __m512i dwords = max_pool_2x2 ? _mm512_setr_epi32(0, 1, 2, 3, 2, 3, 4, 5, 0, 1, 2, 3, 2, 3, 4, 5)
+                                            : _mm512_setr_epi32(0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6);
+        const __m512i consecutive =
+            _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6));
+        const __m512i even = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7, 8, 9));
+        const __m512i bytes =
+            max_pool_2x2 ? _mm512_mask_add_epi8(even, 0xFFFFFFFF00000000ull, even, _mm512_set1_epi8(1)) : consecutive;
+        const Requantize16 requantize(e);
+        // 16 sums of channel `row` that are C's columns column to column + count - 1.
+        const auto finish = [&](__m512i sums, int count, int row, int column) {
+            if (!e.quantized) {
+                alignas(64) std::int32_t lanes[16];
+                _mm512_store_si512(lanes, sums);
+                return int_gemm_detail::finish_sums(lanes, count, row, column, e);
+            }
+            const __m128i out = requantize(sums, _mm512_set1_epi32(e.row_bias ? e.row_bias[row] : 0),
+                                           _mm512_set1_ps(e.row_scale[row]));
+            _mm_mask_storeu_epi8(e.quantized + static_cast<std::ptrdiff_t>(row) * e.ldc + column,
+                                 static_cast<__mmask16>((1u << count) - 1), out);
+        };
+        const long units = static_cast<long>(pairs) * blocks;
+        const long threads = omp_get_num_threads(), thread = omp_get_thread_num();
+        for (long unit = units * thread / threads; unit < units * (thread + 1) / threads; ++unit) {
+            const int pair = static_cast<int>(unit / blocks), first = static_cast<int>(unit % blocks) * unit_outputs;
+            const int y = 2 * pair, x = max_pool_2x2 ? 2 * first : first;
+            // The groups of padded rows y to y + 3 (output row y reads rows y to y + 2); an unpooled last row alone
+            // repeats row y + 2 for y + 3, past the planes.
+            __m512i groups[4];
+            const int rows = max_pool_2x2 || y + 1 < height ? 4 : 3;
+            for (int r = 0; r < 4; ++r) {
+                const __m256i window = _mm256_loadu_si256(
+                    reinterpret_cast<const __m256i*>(planes + (y + std::min(r, rows - 1)) * stride + x));
+                groups[r] = _mm512_shuffle_epi8(_mm512_permutexvar_epi32(dwords, _mm512_zextsi256_si512(window)),
+                                                bytes);
+            }
+            const int count = std::min(unit_outputs, out_width - first);
+            for (int panel = 0; panel < panels; ++panel) {
+                const std::int8_t* a = packed_a + panel * 3 * kOneChannelRows * 4;
+                __m512i acc[kOneChannelRows][2] = {};
+                for (int ky = 0; ky < 3; ++ky)
+#pragma GCC unroll 8
+                    for (int i = 0; i < kOneChannelRows; ++i) {
+                        const __m512i weights = broadcast_group(a + (ky * kOneChannelRows + i) * 4);
+                        acc[i][0] = dot_u8_s8(acc[i][0], groups[ky], weights);
+                        acc[i][1] = dot_u8_s8(acc[i][1], groups[ky + 1], weights);
+                    }
+                const int channels = std::min(kOneChannelRows, m - panel * kOneChannelRows);
+                for (int i = 0; i < channels; ++i) {
+                    const int row = panel * kOneChannelRows + i;
+                    if (max_pool_2x2) {
+                        const __m512i rows_max = _mm512_max_epi32(acc[i][0], acc[i][1]);
+                        finish(_mm512_max_epi32(rows_max, _mm512_shuffle_i32x4(rows_max, rows_max, 0x4E)), count, row,
+                               pair * out_width + first);
+                        continue;
+                    }
+                    finish(acc[i][0], count, row, y * width + x);
+                    if (y + 1 < height) finish(acc[i][1], count, row, (y + 1) * width + x);
+                }
+            }
+        }
+    }
     // Where the convolution packs its B after all (a first layer of one or two channels): in vpermb shuffles where
     // the CPU has VBMI (Ice Lake and later, Zen 4 and later), else run by run (the int8 network at batch 1 ran 14-26 %
     // faster with the shuffles on a Xeon with AMX left out).
