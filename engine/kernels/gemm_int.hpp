@@ -68,7 +68,8 @@ struct S16Operands {
 //                             const std::ptrdiff_t* taps, const A* a, std::int32_t* sums);
 // the sums of its first kVectors x (kChannels / 2) rows, row-major by position (kChannels a position), position i's
 // group (c, t) at positions[i] + c x group_stride + taps[t]; and finish_transposed, finish_sums into 7-bit
-// activations for such a tile. Only declared here: each arch's source specializes it.
+// activations for such a tile, or for the 2x2 max pool of its positions taken four at a time. Only declared here:
+// each arch's source specializes it.
 template <class Operands, class Arch>
 struct IntTile;
 
@@ -710,6 +711,10 @@ void PackedGemmInt<Operands, Arch>::compute_by_positions(int m, int depth, const
                 Tile::template position_sums<2>(geometry.groups(), positions, geometry.plane_bytes(), taps, weights,
                                                 sums);
             const int outputs = count / unit, column = first / unit, row = panel * kChannels;
+            if (epilogue.quantized) {
+                Tile::finish_transposed(sums, max_pool_2x2, outputs, channels, row, column, epilogue);
+                continue;
+            }
             const int lanes = 2 * channels <= kChannels ? kChannels / 2 : kChannels;  // the sums position_sums wrote
             if (max_pool_2x2)
                 for (int w = 0; w < outputs; ++w) {
@@ -720,10 +725,6 @@ void PackedGemmInt<Operands, Arch>::compute_by_positions(int m, int depth, const
                                              std::max(window[2 * kChannels + j], window[3 * kChannels + j]));
                     std::copy_n(pooled, lanes, sums + w * kChannels);
                 }
-            if (epilogue.quantized) {
-                Tile::finish_transposed(sums, outputs, channels, row, column, epilogue);
-                continue;
-            }
             for (int j = 0; j < channels; ++j)
                 for (int w = 0; w < outputs; ++w)
                     finish_sums(sums + w * kChannels + j, 1, row + j, column + w, epilogue);

@@ -122,13 +122,22 @@ struct IntTile<S8Operands, Avx512Vnni> : VnniTile<std::int8_t, std::uint8_t, dot
             for (int v = 0; v < kVectors; ++v) _mm512_storeu_si512(out + i * kChannels + v * 16, acc[i][v]);
     }
     // finish_sums into 7-bit activations for position_sums' tile: its first `outputs` positions (row-major sums,
-    // kChannels a position) are C's columns column, column + 1, ...; its first `channels` lanes C's rows row, row +
-    // 1, .... Requantize16 takes 16 channels at a time, each lane its channel's bias and scale; a channel's outputs
-    // are then a run in C, written from a small transpose: for up to 4 outputs (a pooled tile's 3), unpacks that
-    // make a word of each channel's outputs and a masked store of it (96 byte moves a tile were a twentieth of
-    // conv3's time), else byte by byte.
-    static void finish_transposed(const std::int32_t* sums, int outputs, int channels, int row, int column,
-                                  const IntegerGemmEpilogue& e) {
+    // kChannels a position), or with `pooled` the maxima of each four of them (the pool of their sums, taken here in
+    // vectors: a loop over the lanes before was 8 % of conv3's time on a Zen 5), are C's columns column, column + 1,
+    // ...; its first `channels` lanes C's rows row, row + 1, .... Requantize16 takes 16 channels at a time, each lane
+    // its channel's bias and scale; a channel's outputs are then a run in C, written from a small transpose: for up to
+    // 4 outputs (a pooled tile's 3), unpacks that make a word of each channel's outputs and a masked store of it (96
+    // byte moves a tile were a twentieth of conv3's time), else byte by byte.
+    static void finish_transposed(const std::int32_t* sums, bool pooled, int outputs, int channels, int row,
+                                  int column, const IntegerGemmEpilogue& e) {
+        const int window = pooled ? 4 : 1;
+        const auto output_sums = [&](int w, int v) {
+            const std::int32_t* at = sums + window * w * kChannels + 16 * v;
+            if (!pooled) return _mm512_loadu_si512(at);
+            return _mm512_max_epi32(_mm512_max_epi32(_mm512_loadu_si512(at), _mm512_loadu_si512(at + kChannels)),
+                                    _mm512_max_epi32(_mm512_loadu_si512(at + 2 * kChannels),
+                                                     _mm512_loadu_si512(at + 3 * kChannels)));
+        };
         const Requantize16 requantize(e);
         for (int v = 0; 16 * v < channels; ++v) {
             const int lanes_here = std::min(16, channels - 16 * v);
@@ -139,7 +148,7 @@ struct IntTile<S8Operands, Avx512Vnni> : VnniTile<std::int8_t, std::uint8_t, dot
             alignas(16) std::uint8_t bytes[kPositions][16];
             for (int w = 0; w < outputs; ++w)
                 _mm_store_si128(reinterpret_cast<__m128i*>(bytes[w]),
-                                requantize(_mm512_loadu_si512(sums + w * kChannels + 16 * v), bias, scale));
+                                requantize(output_sums(w, v), bias, scale));
             if (outputs <= 4) {
                 __m128i b[4];
                 for (int w = 0; w < 4; ++w)
