@@ -854,15 +854,18 @@ TEST_CASE("int8 3x3 convolution GEMM (B packed from the image): every table equa
     // positions of one vector spanning several rows, rows of one vector (15 wide) and of two (31 wide), an odd count
     // of them, and images one output wide or high. Pooled, besides: both rows of a pair in one vector (7 or fewer
     // wide with AVX-512, 3 with AVX2), an odd count of pairs, from the input as it is and packed (one and two
-    // channels: a vector of each row of a pair, its halves two rows apart for the VBMI packer, and a pair a vector).
+    // channels, one packed only where the tile has no kernel of its own for it: a vector of each row of a pair, its
+    // halves two rows apart for the VBMI packer, and a pair a vector).
     // One channel, which AVX-512 VNNI convolves in panels of 8 output channels and units of two rows by 16
-    // positions: a part panel, rows of 1 and of more than a unit with a part one at their end, an odd row count.
+    // positions: a part panel, an image one row high and a 2-row one, rows more than a unit long with a part unit
+    // at their end, an odd row count, images 2 and 3 wide (pooled: one output a row).
     const int shapes[][4] = {{1, 1, 1, 1},     {5, 1, 7, 1},      {3, 2, 40, 1},    {33, 13, 5, 2},
                              {31, 7, 11, 13},  {64, 32, 40, 60},  {40, 64, 20, 30}, {17, 512, 10, 15},
                              {256, 512, 5, 7}, {3, 3, 3, 97},     {20, 8, 9, 31},   {12, 16, 9, 15},
                              {9, 8, 40, 1},    {7, 3, 1, 23},     {20, 8, 7, 6},    {9, 2, 6, 5},
                              {7, 3, 7, 3},     {32, 1, 9, 61},    {5, 2, 7, 50},    {9, 1, 8, 9},
-                             {32, 1, 80, 120}, {17, 1, 2, 17},    {8, 1, 1, 33}};
+                             {32, 1, 80, 120}, {17, 1, 2, 17},    {8, 1, 1, 33},    {9, 1, 5, 3},
+                             {5, 1, 6, 2}};
     for_each_fast_table([&](const KernelTable& table) {
         for (const auto& shape : shapes)
             for (const bool extreme : {false, true})
@@ -877,7 +880,7 @@ TEST_CASE("int8 GEMMs on 1 to 4 threads: the shares of the tiles, whole and half
     // Products large enough to run in parallel, in few row blocks or many, with a last panel of 16 columns or fewer
     // (a half tile where the tile has one) or more, and fewer columns than one panel.
     const int gemm_sizes[][3] = {{130, 35, 2305}, {61, 45, 999}, {97, 16, 1300}, {200, 20, 700}, {13, 300, 800}};
-    const int conv_shapes[][4] = {{256, 512, 5, 7}, {40, 64, 20, 30}, {77, 96, 9, 9}, {32, 1, 40, 61}};
+    const int conv_shapes[][4] = {{256, 512, 5, 7}, {40, 64, 20, 30}, {77, 96, 9, 9}, {33, 1, 61, 67}};
     for_each_fast_table([&](const KernelTable& table) {
         for (int threads = 1; threads <= 4; ++threads) {
             CAPTURE(threads);

@@ -332,13 +332,14 @@ TEST_CASE("the int8 conv layer's ways (Winograd, im2col in either order) give th
 
 TEST_CASE("int8 conv layer that takes over its 2x2 max pool: the pool of its own output, bit for bit, either order") {
     Rng rng(31);
-    // Odd and even sizes, one channel (the packed path) and several, requantized and dequantized outputs, ReLU or not.
+    // Odd and even sizes, one channel (a path of its own with AVX-512 VNNI, packed elsewhere) and several, requantized
+    // and dequantized outputs, ReLU or not.
     struct Case {
         int channels, height, width, outputs;
         bool requantize, relu;
     };
-    const Case cases[] = {{1, 9, 13, 7, true, true}, {16, 8, 10, 33, true, false}, {6, 5, 7, 40, false, true},
-                          {33, 11, 30, 12, false, false}};
+    const Case cases[] = {{1, 9, 13, 7, true, true},   {16, 8, 10, 33, true, false}, {6, 5, 7, 40, false, true},
+                          {33, 11, 30, 12, false, false}, {1, 7, 19, 10, false, true}};
     const int batch = 3;
     for (const Case& c : cases) {
         CAPTURE(c.channels);

@@ -68,8 +68,12 @@ struct S16Operands {
 //                             const std::ptrdiff_t* taps, const A* a, std::int32_t* sums);
 // the sums of its first kVectors x (kChannels / 2) rows, row-major by position (kChannels a position), position i's
 // group (c, t) at positions[i] + c x group_stride + taps[t]; and finish_transposed, finish_sums into 7-bit
-// activations for such a tile, or for the 2x2 max pool of its positions taken four at a time. Only declared here:
-// each arch's source specializes it.
+// activations for such a tile, or for the 2x2 max pool of its positions taken four at a time. A tile may also
+// convolve one input channel in a kernel of its own (a first layer on grey images), from the padded plane, A in
+// panels of kOneChannelRows rows:
+//   static void conv3x3_one_channel(int m, const std::uint8_t* planes, std::ptrdiff_t stride, int height, int width,
+//                                   const A* packed_a, bool max_pool_2x2, const IntegerGemmEpilogue& epilogue);
+// Only declared here: each arch's source specializes it.
 template <class Operands, class Arch>
 struct IntTile;
 
@@ -443,7 +447,8 @@ struct PackedGemmInt {
     // The GemmConv3x3S8 contracts: B = im2col of a 3x3, stride-1, padding-1 convolution's input, packed straight
     // from the image (through a copy of it with its padding around each plane) instead of from an im2col matrix, or
     // not packed at all where the tile reads it from a copy four channels innermost (sums_from_planes), its A then
-    // in the depth order of that copy.
+    // in the depth order of that copy, or, for one input channel, where the tile has a kernel of its own for it
+    // (conv3x3_one_channel), its A then in that kernel's layout.
     std::size_t pack_conv3x3_a(int m, int channels, Conv3x3Order order, const A* a, A* packed) const
         requires std::is_same_v<Operands, S8Operands>;
     std::size_t conv3x3_workspace_bytes(int m, int channels, int height, int width) const
@@ -470,8 +475,8 @@ private:
                               const int_gemm_detail::InterleavedPlanes& geometry, bool max_pool_2x2,
                               const IntegerGemmEpilogue& epilogue) const;
     // Whether multiply_conv3x3 reads B from the input four channels innermost: where the tile can, unless that
-    // multiplies over a quarter more depths than packing (36 for the 9 of a first layer of one channel: conv1 of the
-    // reference network took 0.055 ms so against 0.046 packed on a Zen 5).
+    // multiplies over a quarter more depths than packing (36 for the 9 of a first layer of one channel, or the 18 of
+    // two: conv1 of the reference network took 0.055 ms so against 0.046 packed on a Zen 5).
     static constexpr bool kTileReadsPlanes = requires { IntTile<Operands, Arch>::template sums_from_planes<1>; };
     static bool conv_from_planes(int channels) {
         return kTileReadsPlanes && 4 * 36 * int_gemm_detail::InterleavedPlanes::groups(channels) <=
@@ -746,12 +751,12 @@ std::size_t PackedGemmInt<Operands, Arch>::pack_conv3x3_a(int m, int channels, C
                 for (int panel = 0; panel < panels; ++panel)
                     for (int ky = 0; ky < 3; ++ky)
                         for (int i = 0; i < kRows; ++i)
-                            for (int kx = 0; kx < 4; ++kx) {
+                            for (int kx = 0; kx < Operands::kGroup; ++kx) {
                                 const int row = panel * kRows + i;
-                                packed[((panel * 3 + ky) * kRows + i) * 4 + kx] =
-                                    row < m && kx < 3 ? a[row * 9 + ky * 3 + kx] : A(0);
+                                packed[static_cast<std::size_t>((panel * 3 + ky) * kRows + i) * Operands::kGroup + kx] =
+                                    row < m && kx < 3 ? a[static_cast<std::size_t>(row) * 9 + ky * 3 + kx] : A(0);
                             }
-            return static_cast<std::size_t>(std::max(m, 0) + kRows - 1) / kRows * 3 * kRows * 4;
+            return static_cast<std::size_t>(std::max(m, 0) + kRows - 1) / kRows * 3 * kRows * Operands::kGroup;
         }
     if (!conv_from_planes(channels)) return pack_a(m, k, a, k, packed);
     // Depth 36 c + 4 t + q of the packed A is channel 4 c + q at tap t (zero past the last channel): the order in

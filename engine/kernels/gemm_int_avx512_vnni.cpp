@@ -130,9 +130,9 @@ struct IntTile<S8Operands, Avx512Vnni> : VnniTile<std::int8_t, std::uint8_t, dot
     // byte moves a tile were a twentieth of conv3's time), else byte by byte.
     static void finish_transposed(const std::int32_t* sums, bool pooled, int outputs, int channels, int row,
                                   int column, const IntegerGemmEpilogue& e) {
-        const int window = pooled ? 4 : 1;
+        const int positions_per_output = pooled ? 4 : 1;
         const auto output_sums = [&](int w, int v) {
-            const std::int32_t* at = sums + window * w * kChannels + 16 * v;
+            const std::int32_t* at = sums + positions_per_output * w * kChannels + 16 * v;
             if (!pooled) return _mm512_loadu_si512(at);
             return _mm512_max_epi32(_mm512_max_epi32(_mm512_loadu_si512(at), _mm512_loadu_si512(at + kChannels)),
                                     _mm512_max_epi32(_mm512_loadu_si512(at + 2 * kChannels),
@@ -193,17 +193,19 @@ struct IntTile<S8Operands, Avx512Vnni> : VnniTile<std::int8_t, std::uint8_t, dot
     // a vpshufb gather from one load of the padded plane. A unit is two output rows by 16 positions (a pooled unit
     // their 8 outputs, the even positions in lanes 0-7 and the odd ones in 8-15) for every panel of
     // kOneChannelRows output channels, finished in registers. Packed as B (depth 9 padded to 16, 12 output channels
-    // a tile and 36 for 32) and finished through memory, conv1 of the reference network computed for a fifth of its
-    // time on a Zen 5. Orphaned: each thread of the team takes an equal share of the units.
+    // a tile and 36 for 32) and finished through memory, conv1 of the reference network spent a fifth of its time
+    // on its products on a Zen 5. Orphaned: each thread of the team takes an equal share of the units (no barrier at
+    // the end).
     static constexpr int kOneChannelRows = 8;
     static void conv3x3_one_channel(int m, const std::uint8_t* planes, std::ptrdiff_t stride, int height, int width,
                                     const std::int8_t* packed_a, bool max_pool_2x2, const IntegerGemmEpilogue& e) {
         const int out_height = max_pool_2x2 ? height / 2 : height, out_width = max_pool_2x2 ? width / 2 : width;
         const int unit_outputs = max_pool_2x2 ? 8 : 16, blocks = (out_width + unit_outputs - 1) / unit_outputs;
-        const int pairs = (out_height + (max_pool_2x2 ? 0 : 1)) / (max_pool_2x2 ? 1 : 2);
+        const int pairs = max_pool_2x2 ? out_height : (height + 1) / 2;
         const int panels = (m + kOneChannelRows - 1) / kOneChannelRows;
         // 128-bit lane k takes four dwords of the load and shuffles its 16 bytes into the groups of its four
-        // positions: unpooled 4k to 4k + 3, pooled the even (lanes 0 and 1) or odd (2 and 3) ones of 8 (k % 2).
+        // positions: unpooled 4k to 4k + 3, pooled the even (lanes 0 and 1) or odd (2 and 3) ones of positions 0-7
+        // (k % 2 = 0) or 8-15.
         const __m512i dwords = max_pool_2x2 ? _mm512_setr_epi32(0, 1, 2, 3, 2, 3, 4, 5, 0, 1, 2, 3, 2, 3, 4, 5)
                                             : _mm512_setr_epi32(0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6);
         const __m512i consecutive =
@@ -232,21 +234,21 @@ struct IntTile<S8Operands, Avx512Vnni> : VnniTile<std::int8_t, std::uint8_t, dot
             // The groups of padded rows y to y + 3 (output row y reads rows y to y + 2); an unpooled last row alone
             // repeats row y + 2 for y + 3, past the planes.
             __m512i groups[4];
-            const int rows = max_pool_2x2 || y + 1 < height ? 4 : 3;
+            const int padded_rows = max_pool_2x2 || y + 1 < height ? 4 : 3;
             for (int r = 0; r < 4; ++r) {
-                const __m256i window = _mm256_loadu_si256(
-                    reinterpret_cast<const __m256i*>(planes + (y + std::min(r, rows - 1)) * stride + x));
-                groups[r] = _mm512_shuffle_epi8(_mm512_permutexvar_epi32(dwords, _mm512_zextsi256_si512(window)),
+                const __m256i inputs = _mm256_loadu_si256(
+                    reinterpret_cast<const __m256i*>(planes + (y + std::min(r, padded_rows - 1)) * stride + x));
+                groups[r] = _mm512_shuffle_epi8(_mm512_permutexvar_epi32(dwords, _mm512_zextsi256_si512(inputs)),
                                                 bytes);
             }
             const int count = std::min(unit_outputs, out_width - first);
             for (int panel = 0; panel < panels; ++panel) {
-                const std::int8_t* a = packed_a + panel * 3 * kOneChannelRows * 4;
+                const std::int8_t* a = packed_a + panel * 3 * kOneChannelRows * kGroup;
                 __m512i acc[kOneChannelRows][2] = {};
                 for (int ky = 0; ky < 3; ++ky)
 #pragma GCC unroll 8
                     for (int i = 0; i < kOneChannelRows; ++i) {
-                        const __m512i weights = broadcast_group(a + (ky * kOneChannelRows + i) * 4);
+                        const __m512i weights = broadcast_group(a + (ky * kOneChannelRows + i) * kGroup);
                         acc[i][0] = dot_u8_s8(acc[i][0], groups[ky], weights);
                         acc[i][1] = dot_u8_s8(acc[i][1], groups[ky + 1], weights);
                     }
@@ -265,7 +267,7 @@ struct IntTile<S8Operands, Avx512Vnni> : VnniTile<std::int8_t, std::uint8_t, dot
             }
         }
     }
-    // Where the convolution packs its B after all (a first layer of one or two channels): in vpermb shuffles where
+    // Where the convolution packs its B after all (a first layer of two channels): in vpermb shuffles where
     // the CPU has VBMI (Ice Lake and later, Zen 4 and later), else run by run (the int8 network at batch 1 ran 14-26 %
     // faster with the shuffles on a Xeon with AMX left out).
     static bool pack_conv3x3_panel(const std::uint8_t* planes, const std::ptrdiff_t* offsets, const int* base,
