@@ -123,11 +123,11 @@ struct IntTile<S8Operands, Avx512Vnni> : VnniTile<std::int8_t, std::uint8_t, dot
     }
     // finish_sums into 7-bit activations for position_sums' tile: its first `outputs` positions (row-major sums,
     // kChannels a position), or with `pooled` the maxima of each four of them (the pool of their sums, taken here in
-    // vectors: a loop over the lanes before was 8 % of conv3's time on a Zen 5), are C's columns column, column + 1,
-    // ...; its first `channels` lanes C's rows row, row + 1, .... Requantize16 takes 16 channels at a time, each lane
-    // its channel's bias and scale; a channel's outputs are then a run in C, written from a small transpose: for up to
-    // 4 outputs (a pooled tile's 3), unpacks that make a word of each channel's outputs and a masked store of it (96
-    // byte moves a tile were a twentieth of conv3's time), else byte by byte.
+    // vectors: a loop over the lanes before made conv3 about 1 % slower on a Zen 5), are C's columns column,
+    // column + 1, ...; its first `channels` lanes C's rows row, row + 1, .... Requantize16 takes 16 channels at a
+    // time, each lane its channel's bias and scale; a channel's outputs are then a run in C, written from a small
+    // transpose: for up to 4 outputs (a pooled tile's 3), unpacks that make a word of each channel's outputs and a
+    // masked store of it (96 byte moves a tile were a twentieth of conv3's time), else byte by byte.
     static void finish_transposed(const std::int32_t* sums, bool pooled, int outputs, int channels, int row,
                                   int column, const IntegerGemmEpilogue& e) {
         const int positions_per_output = pooled ? 4 : 1;
